@@ -1,0 +1,59 @@
+"""The library's own exceptions. The CLI turns each into one clear line and a non-zero exit.
+
+Every error names the file it is about (and the line or segment where it applies), so a
+user can act on it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class NarrateError(Exception):
+    """A problem the user can fix: bad input, bad configuration, a failed clip."""
+
+    exit_code = 1
+
+
+class InputError(NarrateError):
+    """A seed file that cannot be read or segmented."""
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path = Path(path)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(NarrateError):
+    """voices.yaml or podcast.yaml is invalid; lists every problem at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            text = str(problems[0])
+        else:
+            text = f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
+        super().__init__(text)
+
+
+class SynthesisError(NarrateError):
+    """A clip that could not be rendered and verified, even after retries."""
+
+
+class OutputError(NarrateError):
+    """Output that could not be written (disk full, permissions, a path outside the project)."""

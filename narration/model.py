@@ -1,0 +1,180 @@
+"""The values passed from one pipeline stage to the next.
+
+Every stage takes and returns these frozen dataclasses, so no stage can change what an
+earlier one decided, and each stage can be tested on its own by building them by hand.
+
+    segment.py   seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
+    cast.py      Book + voices.yaml       -> CastChapters (each part with its Voice and Lines)
+    synth.py     CastChapters             -> Clips (one verified WAV per Line, cached)
+    assemble.py  CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters)
+    feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+SegmentKind = Literal["narration", "heading", "quote", "list_item"]
+SEGMENT_KINDS: tuple[str, ...] = ("narration", "heading", "quote", "list_item")
+
+#: Longest utterance sent to the engine in one piece. pyttsx3's espeak driver silently
+#: writes no file for the first utterance of a new engine when it is longer than about
+#: 250 characters; the segmenter splits longer sentences at clause boundaries.
+MAX_UTTERANCE = 240
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who a quote block is from, as far as the text names it."""
+
+    author: str | None = None
+    work: str | None = None
+    year: str | None = None
+
+    def label(self) -> str:
+        """'Victor Serge, Memoirs of a Revolutionary (1963)', leaving out what is unknown."""
+        head = ", ".join(p for p in (self.author, self.work) if p)
+        if self.year:
+            return f"{head} ({self.year})" if head else self.year
+        return head
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a segment's text, by character offsets: a quotation inside a sentence."""
+
+    start: int
+    end: int
+    kind: Literal["dialogue"] = "dialogue"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One paragraph-sized piece of a chapter, with its text as it is to be spoken."""
+
+    id: str  # stable: derived from the chapter and the segment's own words, not its position
+    kind: SegmentKind
+    text: str  # as spoken: lines joined, markup dropped, never empty
+    sentences: tuple[str, ...]  # text split for synthesis, each at most MAX_UTTERANCE chars
+    source: Source | None = None  # quote blocks only
+    spans: tuple[Span, ...] = ()  # dialogue and other inline quotations
+    line: int = 0  # 1-based line of the seed file where the segment starts
+
+
+@dataclass(frozen=True)
+class Chapter:
+    id: str  # stable slug, unique in the book
+    number: int  # 1-based, in listening order
+    title: str
+    author: str | None
+    file: str  # seed file name, relative to seeds/
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A piece of an input file that is not spoken, and why."""
+
+    file: str
+    line: int
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Book:
+    chapters: tuple[Chapter, ...]
+    removed: tuple[Removed, ...]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A named voice from voices.yaml, with everything the engine needs to render it."""
+
+    name: str  # key in voices.yaml, e.g. "serge"
+    label: str  # who the listener hears, for transcripts: "Victor Serge"
+    engine_voice: str  # engine id with optional variant, e.g. "gmw/en-us+f3"
+    rate: int  # words per minute
+    pitch: int  # 0-100
+    volume: float  # 0-1
+
+
+@dataclass(frozen=True)
+class Line:
+    """One utterance: what the transcript shows and what the engine is given."""
+
+    text: str  # as shown in the transcript
+    spoken: str  # as sent to the engine, after the lexicon
+
+
+@dataclass(frozen=True)
+class CastSegment:
+    """A segment, or an announcement, with the voice that reads it."""
+
+    id: str  # the segment's id; announcements use "<segment id>.announce"
+    kind: str  # a SegmentKind, or "announcement"
+    voice: Voice
+    rule: str  # which rule chose the voice, e.g. "rules[2]" or "default"
+    lines: tuple[Line, ...]
+    source: Source | None = None
+    segment: Segment | None = None  # None for announcements
+
+
+@dataclass(frozen=True)
+class CastChapter:
+    chapter: Chapter
+    parts: tuple[CastSegment, ...]
+
+    @property
+    def voices(self) -> tuple[Voice, ...]:
+        """The voices heard in this chapter, in order of first appearance."""
+        seen: dict[str, Voice] = {}
+        for part in self.parts:
+            seen.setdefault(part.voice.name, part.voice)
+        return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A verified WAV of one Line in one Voice (mono, 16-bit)."""
+
+    key: str  # content address: text, voice settings, engine and espeak-ng versions
+    path: Path
+    frames: int
+    sample_rate: int
+    rendered: bool  # True if this build synthesised it, False if it came from the cache
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One chapter as published: the MP3 and its sidecar files in output/."""
+
+    number: int
+    chapter_id: str
+    title: str
+    author: str | None
+    mp3: Path
+    vtt: Path
+    chapters_json: Path
+    seconds: float  # audio length
+    size: int  # bytes of the MP3
+    voices: tuple[str, ...]  # voice labels heard
+    description: str  # first lines and sources, plain text
+
+
+@dataclass(frozen=True)
+class Show:
+    """The book as a whole, resolved from podcast.yaml and the seeds; used for tags and feed."""
+
+    title: str
+    author: str
+    description: str
+    language: str  # ISO 639-1, e.g. "en"
+    year: int  # first publication year, for tags (never the wall clock: builds are deterministic)
+    cover: Path  # the cover image written into output/ (JPEG or PNG, square, >= 1400 px)
