@@ -152,7 +152,9 @@ def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")])
+        raise ConfigError(
+            [Problem(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -171,8 +173,12 @@ def _closest(word: str, choices: Iterable[str]) -> str | None:
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """The valid keys of the model found at `loc` (for 'did you mean' suggestions)."""
     current: Any = model
+    skip_key = False  # inside a dict of models, the next string is a user's key
     for part in loc:
         if isinstance(part, int):
+            continue
+        if skip_key:
+            skip_key = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
@@ -180,9 +186,9 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
         if field is None:
             return []
         annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
+        skip_key = getattr(annotation, "__origin__", None) is dict
         nxt = None
-        for candidate in (annotation, *args):
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                 nxt = candidate
         current = nxt
@@ -191,8 +197,50 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     return []
 
 
+_BOUND_MESSAGES = {
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+}
+
+
+def _bounds(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[Any, Any] | None:
+    """The (ge, le) bounds declared for the field at `loc`, if any."""
+    current: Any = model
+    field = None
+    skip_key = False
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if skip_key:
+            skip_key = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        skip_key = getattr(annotation, "__origin__", None) is dict
+        current = next(
+            (
+                c
+                for c in (annotation, *getattr(annotation, "__args__", ()))
+                if isinstance(c, type) and issubclass(c, BaseModel)
+            ),
+            None,
+        )
+    if field is None:
+        return None
+    ge = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    le = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    return (ge, le) if ge is not None and le is not None else None
+
+
 def _validation_problems(
-    path: Path, model: type[BaseModel], exc: ValidationError, lines: dict[tuple[str | int, ...], int]
+    path: Path,
+    model: type[BaseModel],
+    exc: ValidationError,
+    lines: dict[tuple[str | int, ...], int],
 ) -> list[Problem]:
     problems = []
     for err in exc.errors():
@@ -202,20 +250,28 @@ def _validation_problems(
             if loc[:i] in lines:
                 line = lines[loc[:i]]
                 break
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = _where(loc)
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
             hint = _closest(key, _fields_at(model, loc[:-1]))
             msg = f"unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
-            where = ".".join(str(p) for p in loc[:-1]) or "(top level)"
+            where = _where(loc[:-1])
         elif err["type"] == "missing":
             msg = "is required"
+        elif err["type"] in _BOUND_MESSAGES and (bounds := _bounds(model, loc)):
+            msg = f"must be between {bounds[0]} and {bounds[1]} (got {err['input']!r})"
         else:
             msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and not isinstance(err["input"], dict | list):
                 msg += f" (got {err['input']!r})"
         problems.append(Problem(path, line, f"{where}: {msg}"))
     return problems
+
+
+def _where(loc: tuple[str | int, ...]) -> str:
+    """A location as users write it: rules[1].kind, voices.serge.rate."""
+    text = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    return text or "(top level)"
 
 
 def _regex_of(pattern: str) -> re.Pattern[str] | None:
@@ -235,66 +291,117 @@ def text_matches(pattern: str, value: str | None) -> bool:
     return pattern.casefold() in value.casefold()
 
 
-def load_voices(path: Path, engine_voice_ids: Iterable[str] | None = None) -> VoicesConfig:
-    """Load and validate voices.yaml; raise ConfigError listing every problem found."""
-    if not path.is_file():
-        raise ConfigError([Problem(path, None, "not found (run `narrate init` to create one)")])
-    data, lines = _load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(path, 1, "expected a mapping with 'voices', 'default', 'rules'")])
-    try:
-        config = VoicesConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_validation_problems(path, VoicesConfig, exc, lines)) from None
-
+def _semantic_problems(
+    path: Path,
+    data: dict[str, Any],
+    lines: dict[tuple[str | int, ...], int],
+    engine_voice_ids: Iterable[str] | None,
+    engine_variants: Iterable[str] | None,
+) -> list[Problem]:
+    """Checks across fields, run on the raw mapping so they report even when the schema fails."""
     problems: list[Problem] = []
-    names = list(config.voices)
+    voices = data.get("voices") if isinstance(data.get("voices"), dict) else {}
+    names = [str(n) for n in voices]
 
-    def check_voice_ref(name: str, loc: tuple[str | int, ...]) -> None:
-        if name not in config.voices:
-            hint = _closest(name, names)
-            msg = f"{'.'.join(map(str, loc))}: voice '{name}' is not defined under 'voices'"
-            msg += f" (did you mean '{hint}'?)" if hint else f" (defined: {', '.join(names)})"
-            problems.append(Problem(path, lines.get(loc), msg))
+    def check_ref(name: Any, loc: tuple[str | int, ...]) -> None:
+        if not isinstance(name, str) or name in voices:
+            return
+        hint = _closest(name, names)
+        msg = f"{_where(loc)}: voice '{name}' is not defined under 'voices'"
+        msg += f" (did you mean '{hint}'?)" if hint else f" (defined: {', '.join(names) or 'none'})"
+        problems.append(Problem(path, lines.get(loc), msg))
 
-    check_voice_ref(config.default, ("default",))
-    if config.announce.voice:
-        check_voice_ref(config.announce.voice, ("announce", "voice"))
-    for i, rule in enumerate(config.rules):
-        check_voice_ref(rule.voice, ("rules", i, "voice"))
+    check_ref(data.get("default"), ("default",))
+    announce = data.get("announce") if isinstance(data.get("announce"), dict) else {}
+    check_ref(announce.get("voice"), ("announce", "voice"))
+    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        check_ref(rule.get("voice"), ("rules", i, "voice"))
         for key in ("author", "work"):
-            pattern = getattr(rule, key)
-            if pattern is None:
+            pattern = rule.get(key)
+            if not isinstance(pattern, str):
                 continue
             try:
                 _regex_of(pattern)
             except re.error as exc:
                 problems.append(
-                    Problem(path, lines.get(("rules", i, key)),
-                            f"rules[{i}].{key}: regular expression {pattern} does not compile: {exc}")
+                    Problem(
+                        path,
+                        lines.get(("rules", i, key)),
+                        f"rules[{i}].{key}: regular expression {pattern} does not compile: {exc}",
+                    )
                 )
-    for tmpl_key in ("chapter", "quote"):
-        tmpl = getattr(config.announce, tmpl_key)
-        if tmpl is None:
+    for key in ("chapter", "quote"):
+        tmpl = announce.get(key)
+        if not isinstance(tmpl, str):
             continue
         try:
             tmpl.format(number=1, title="t", author="a", work="w", year="y")
         except (KeyError, IndexError, ValueError) as exc:
             problems.append(
-                Problem(path, lines.get(("announce", tmpl_key)),
-                        f"announce.{tmpl_key}: bad template ({exc!s}); "
-                        "use {number} {title} {author} {work} {year}")
+                Problem(
+                    path,
+                    lines.get(("announce", key)),
+                    f"announce.{key}: bad template ({exc!s}); "
+                    "use {number} {title} {author} {work} {year}",
+                )
             )
-    if engine_voice_ids is not None:
-        known = {v.lower() for v in engine_voice_ids}
-        for name, voice in config.voices.items():
-            if voice.voice.lower() not in known:
-                close = difflib.get_close_matches(voice.voice.lower(), sorted(known), n=3, cutoff=0.5)
-                msg = f"voices.{name}.voice: the engine has no voice '{voice.voice}'"
-                msg += f" (close: {', '.join(close)})" if close else " (see `narrate voices`)"
-                problems.append(Problem(path, lines.get(("voices", name, "voice")), msg))
+    known = {v.lower() for v in engine_voice_ids} if engine_voice_ids is not None else None
+    variants = {v.lower() for v in engine_variants} if engine_variants is not None else None
+    for name, voice in voices.items():
+        if not isinstance(voice, dict):
+            continue
+        vid = voice.get("voice")
+        if known is not None and isinstance(vid, str) and vid.lower() not in known:
+            close = difflib.get_close_matches(vid.lower(), sorted(known), n=3, cutoff=0.5)
+            msg = f"voices.{name}.voice: the engine has no voice '{vid}'"
+            msg += f" (close: {', '.join(close)})" if close else " (see `narrate voices`)"
+            problems.append(Problem(path, lines.get(("voices", name, "voice")), msg))
+        variant = voice.get("variant")
+        if (
+            variants is not None
+            and isinstance(variant, str)
+            and variant.lstrip("+").lower() not in variants
+        ):
+            close = difflib.get_close_matches(
+                variant.lstrip("+").lower(), sorted(variants), n=3, cutoff=0.5
+            )
+            msg = f"voices.{name}.variant: the engine has no variant '{variant}'"
+            msg += f" (close: {', '.join(close)})" if close else ""
+            problems.append(Problem(path, lines.get(("voices", name, "variant")), msg))
+    return problems
+
+
+def load_voices(
+    path: Path,
+    engine_voice_ids: Iterable[str] | None = None,
+    engine_variants: Iterable[str] | None = None,
+) -> VoicesConfig:
+    """Load and validate voices.yaml; raise ConfigError listing every problem found.
+
+    With the engine's voice ids (and variants), unknown voices are reported too, with the
+    closest ids the engine has.
+    """
+    if not path.is_file():
+        raise ConfigError([Problem(path, None, "not found (run `narrate init` to create one)")])
+    data, lines = _load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Problem(path, 1, "expected a mapping with 'voices', 'default', 'rules'")]
+        )
+    problems: list[Problem] = []
+    config = None
+    try:
+        config = VoicesConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += _validation_problems(path, VoicesConfig, exc, lines)
+    problems += _semantic_problems(path, data, lines, engine_voice_ids, engine_variants)
     if problems:
+        problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(problems)
+    assert config is not None
     return config
 
 
@@ -306,7 +413,9 @@ def load_podcast(path: Path) -> PodcastConfig:
     if data is None:
         return PodcastConfig()
     if not isinstance(data, dict):
-        raise ConfigError([Problem(path, 1, "expected a mapping of show settings (title, author, ...)")])
+        raise ConfigError(
+            [Problem(path, 1, "expected a mapping of show settings (title, author, ...)")]
+        )
     try:
         return PodcastConfig.model_validate(data)
     except ValidationError as exc:

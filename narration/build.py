@@ -1,0 +1,436 @@
+"""The build: every stage in order, from seeds/ to a published podcast in output/.
+
+Everything that can refuse (configuration, seeds, casting, cover, base URL) is checked
+before anything is written, so a refused build leaves output/ exactly as it was. Then, under
+a lock on output/: synthesis (cached), assembly (skipped for unchanged chapters), the feed,
+the show page and output/build.json. Every file is written beside its final name and
+renamed into place, so an interrupted build never leaves a truncated file that looks done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .cast import cast_book, unused_rules
+from .config import PodcastConfig, VoicesConfig, _line_index
+from .errors import InputError, NarrateError, OutputError
+from .model import Book, CastChapter, Clip, Episode, Show
+from .project import DEFAULT_BASE_URL, Project, load_book, load_config
+
+Say = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A project that passed every check: ready to build, nothing written yet."""
+
+    project: Project
+    voices: VoicesConfig
+    podcast: PodcastConfig
+    book: Book
+    cast: list[CastChapter]
+
+
+def check_project(project: Project, warn: Say = _quiet) -> Checked:
+    """Validate configuration and seeds, segment and cast. Writes nothing."""
+    from .engines import get_engine
+
+    engine = get_engine()
+    variants = getattr(engine, "list_variants", None)
+    voices, podcast = load_config(
+        project,
+        engine_voice_ids=[v.id for v in engine.list_voices()],
+        engine_variants=variants() if variants else None,
+    )
+    book = load_book(project)
+    lines = _line_index(project.voices_file.read_text(encoding="utf-8-sig"))
+    for problem in unused_rules(book, voices, project.voices_file, lines):
+        warn(str(problem))
+    return Checked(project, voices, podcast, book, cast_book(book, voices))
+
+
+def resolve_show(checked: Checked) -> Show:
+    """The book as a whole: podcast.yaml, falling back on what the seeds say."""
+    podcast, book = checked.podcast, checked.book
+    first = book.chapters[0]
+    title = podcast.title or first.title
+    author = (
+        podcast.author or next((c.author for c in book.chapters if c.author), None) or "Unknown"
+    )
+    description = podcast.description or f"{title}, read by narrate."
+    year = podcast.year or 2000
+    return Show(
+        title=title,
+        author=author,
+        description=description,
+        language=podcast.language,
+        year=year,
+        cover=Path("cover.jpg"),
+    )
+
+
+def resolve_base_url(podcast: PodcastConfig, override: str | None) -> tuple[str, bool]:
+    """The URL output/ is published at, ending in '/'; and whether the user configured it."""
+    url = override or podcast.base_url
+    configured = url is not None
+    url = url or DEFAULT_BASE_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        where = "--base-url" if override else "podcast.yaml: base_url"
+        raise InputError(where, f"'{url}' is not an http(s) URL like https://example.org/book/")
+    return (url if url.endswith("/") else url + "/"), configured
+
+
+@dataclass
+class BuildReport:
+    """What a build did, as written to output/build.json."""
+
+    engine: dict[str, str]
+    stages: dict[str, float] = field(default_factory=dict)
+    chapters: list[dict[str, Any]] = field(default_factory=list)
+    base_url: str = ""
+    output: Path = Path("output")
+
+    def to_json(self) -> dict[str, Any]:
+        totals = {
+            "chapters": len(self.chapters),
+            "segments": sum(c["segments"] for c in self.chapters),
+            "clips": sum(c["clips"] for c in self.chapters),
+            "rendered": sum(c["rendered"] for c in self.chapters),
+            "cached": sum(c["cached"] for c in self.chapters),
+            "encoded": sum(1 for c in self.chapters if c["encoded"]),
+            "seconds": round(sum(c["seconds"] for c in self.chapters), 3),
+        }
+        return {
+            "engine": self.engine,
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "totals": totals,
+            "base_url": self.base_url,
+            "chapters": self.chapters,
+        }
+
+    def summary(self) -> str:
+        t = self.to_json()["totals"]
+        minutes = t["seconds"] / 60
+        took = sum(self.stages.values())
+        return (
+            f"Built {t['chapters']} chapters, {minutes:.1f} min of audio, in {took:.1f} s: "
+            f"{t['rendered']} clips rendered, {t['cached']} from cache, "
+            f"{t['encoded']} chapters encoded. Feed: {self.output / 'feed.xml'}"
+        )
+
+
+class _Stages:
+    def __init__(self, report: BuildReport) -> None:
+        self.report = report
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report.stages[name] = (
+                self.report.stages.get(name, 0.0) + time.perf_counter() - start
+            )
+
+
+@contextmanager
+def build_lock(output: Path) -> Iterator[None]:
+    """One build per project at a time; a second one says so and stops."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(output / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise OutputError(
+            f"{output}: another narrate build is running on this project; "
+            "wait for it to finish, then build again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _os_error(exc: OSError) -> OutputError:
+    name = exc.filename or "output"
+    return OutputError(f"{name}: {exc.strerror or exc}")
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write beside the final name and rename into place; unchanged content is not rewritten."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return True
+
+
+def build_project(
+    project: Project,
+    *,
+    jobs: int | None = None,
+    base_url: str | None = None,
+    quiet: bool = False,
+    say: Say = _quiet,
+    warn: Say = _quiet,
+) -> BuildReport:
+    from .engines import get_engine
+
+    engine = get_engine()
+    report = BuildReport(
+        engine={"name": engine.name, "version": engine.version}, output=project.output
+    )
+    stage = _Stages(report)
+    with stage("check"):
+        checked = check_project(project, warn)
+        url, configured = resolve_base_url(checked.podcast, base_url)
+        report.base_url = url
+        show = resolve_show(checked)
+        cover_source = _cover_source(project, checked.podcast)
+    try:
+        project.output.mkdir(parents=True, exist_ok=True)
+        with build_lock(project.output):
+            _build_locked(checked, show, cover_source, url, engine, report, stage, jobs, quiet, say)
+    except OSError as exc:
+        raise _os_error(exc) from None
+    if not configured:
+        say(
+            f"No base URL configured: the feed points at {url} (`narrate serve`). "
+            "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
+        )
+    return report
+
+
+def _cover_source(project: Project, podcast: PodcastConfig) -> Path | None:
+    """The user's cover image, checked now so a bad one refuses the build before writing."""
+    if podcast.cover is None:
+        return None
+    path = (project.root / podcast.cover).resolve()
+    if not path.is_file():
+        raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
+    return path
+
+
+def _build_locked(
+    checked: Checked,
+    show: Show,
+    cover_source: Path | None,
+    base_url: str,
+    engine: Any,
+    report: BuildReport,
+    stage: _Stages,
+    jobs: int | None,
+    quiet: bool,
+    say: Say,
+) -> None:
+    from .assemble import assemble_book
+    from .cover import prepare_cover
+    from .feed import write_feed
+    from .page import write_page
+    from .synth import ClipCache, ProgressReporter, synthesize
+
+    project, cast = checked.project, checked.cast
+    out = project.output
+
+    with stage("synthesis"):
+        requests = [
+            (line, part.voice, part.id) for cc in cast for part in cc.parts for line in part.lines
+        ]
+        progress = ProgressReporter(quiet=quiet)
+        try:
+            flat = synthesize(
+                requests,
+                engine=engine,
+                cache=ClipCache(project.cache),
+                jobs=jobs,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+    grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
+    it = iter(flat)
+    for cc in cast:
+        grouped.append((cc, [[next(it) for _ in part.lines] for part in cc.parts]))
+
+    with stage("cover"):
+        cover = prepare_cover(project.seeds, show.title, show.author, out, explicit=cover_source)
+        show = Show(**{**show.__dict__, "cover": cover})
+
+    with stage("assembly"):
+        say(f"Assembling {len(grouped)} chapters...")
+        episodes = assemble_book(
+            grouped,
+            show=show,
+            pauses=checked.voices.pauses,
+            audio=checked.voices.audio,
+            out_dir=out,
+            jobs=jobs,
+        )
+        _remove_stale(out, episodes)
+
+    with stage("feed"):
+        write_feed(
+            episodes,
+            show=show,
+            podcast=checked.podcast,
+            out_dir=out,
+            base_url=base_url,
+            lock_path=project.lock_file,
+        )
+        write_page(episodes, show=show, out_dir=out)
+
+    for (cc, clips), ep in zip(grouped, episodes, strict=True):
+        flat_clips = [c for part in clips for c in part]
+        report.chapters.append(
+            {
+                "id": cc.chapter.id,
+                "file": cc.chapter.file,
+                "mp3": ep.mp3.name,
+                "segments": len(cc.chapter.segments),
+                "clips": len(flat_clips),
+                "rendered": sum(1 for c in flat_clips if c.rendered),
+                "cached": sum(1 for c in flat_clips if not c.rendered),
+                "encoded": bool(getattr(ep, "encoded", True)),
+                "seconds": round(ep.seconds, 3),
+                "voices": list(ep.voices),
+            }
+        )
+    data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    write_atomic(out / "build.json", data.encode("utf-8"))
+
+
+_PRODUCTS = (".mp3", ".vtt", ".chapters.json")
+
+
+def _remove_stale(out: Path, episodes: list[Episode]) -> None:
+    """Chapter files a previous build made for chapters that no longer exist."""
+    keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
+    for path in out.iterdir():
+        ours = path.name[:2].isdigit() and path.name[2:3] == "-" and path.name.endswith(_PRODUCTS)
+        if ours and path.is_file() and path.name not in keep:
+            path.unlink()
+
+
+def preview_clip(
+    project: Project,
+    *,
+    segment_id: str | None,
+    text: str | None,
+    voice_name: str | None,
+    out: Path | None,
+) -> Path:
+    """Render one segment, or some text in a named voice, for auditioning."""
+    from .cast import Lexicon, make_voice
+    from .engines import get_engine
+    from .segment import split_sentences
+    from .synth import preview_text
+
+    engine = get_engine()
+    checked_voices, _ = load_config(project, engine_voice_ids=[v.id for v in engine.list_voices()])
+    if voice_name is not None:
+        if text is None:
+            text, segment_id = segment_id, None
+        if not text:
+            raise InputError(
+                "preview", 'give the text to read: narrate preview --voice NAME "text"'
+            )
+        if voice_name not in checked_voices.voices:
+            raise InputError(
+                project.voices_file,
+                f"no voice '{voice_name}' (defined: {', '.join(checked_voices.voices)})",
+            )
+        vc = checked_voices.voices[voice_name]
+        voice = make_voice(voice_name, vc)
+        spoken = Lexicon({**checked_voices.lexicon, **vc.lexicon}).apply(
+            " ".join(split_sentences(text))
+        )
+        name = f"preview-{voice_name}"
+    else:
+        if not segment_id:
+            raise InputError(
+                "preview", 'give a segment id (see `narrate cast`) or --voice NAME "text"'
+            )
+        checked = check_project(project)
+        part = next((p for cc in checked.cast for p in cc.parts if p.id == segment_id), None)
+        if part is None:
+            raise InputError("seeds", f"no segment '{segment_id}' (see `narrate cast` for ids)")
+        voice = part.voice
+        spoken = " ".join(line.spoken for line in part.lines)
+        name = f"preview-{segment_id}"
+    target = out or (project.output / "previews" / f"{_safe(name)}.wav")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return preview_text(spoken, voice, engine, target)
+    except OSError as exc:
+        raise _os_error(exc) from None
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80]
+
+
+def serve_project(project: Project, *, host: str, port: int, echo: Say, warn: Say) -> None:
+    from .serve import serve
+
+    out = project.output
+    if not (out / "feed.xml").is_file():
+        raise OutputError(f"{out / 'feed.xml'}: not built yet; run `narrate build` first")
+    podcast = load_config_podcast(project)
+    if host in ("0.0.0.0", "::"):
+        warn(
+            f"serving on {host}: anyone on your network can download output/; "
+            "use the default 127.0.0.1 to keep it to this machine"
+        )
+    serve(out, host=host, port=port, feed_base_url=podcast.base_url, echo=echo)
+
+
+def load_config_podcast(project: Project) -> PodcastConfig:
+    from .config import load_podcast
+
+    return load_podcast(project.podcast_file)
+
+
+def clean_project(project: Project, *, everything: bool) -> list[str]:
+    """Empty the clip cache, or all of output/."""
+    from .synth import ClipCache
+
+    done = []
+    try:
+        if everything:
+            if project.output.exists():
+                shutil.rmtree(project.output)
+                done.append(f"removed {project.display(project.output)}")
+            return done
+        cache = ClipCache(project.cache)
+        count = cache.clear()
+        done.append(f"removed {count} cached clips from {project.display(project.cache)}")
+    except OSError as exc:
+        raise _os_error(exc) from None
+    return done
+
+
+__all__ = ["BuildReport", "Checked", "NarrateError", "build_project", "check_project"]

@@ -1,0 +1,265 @@
+"""The `narrate` command: a thin layer over the library.
+
+Each command calls the library and turns its NarrateError into a one-line (or one-list)
+click error with a non-zero exit; nothing here knows how a stage works.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import NarrateError
+
+if TYPE_CHECKING:
+    from .project import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NarrateClickError(click.ClickException):
+    """A library error as click shows it: 'Error: <message>' on stderr, the error's exit code."""
+
+    def __init__(self, error: NarrateError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+def handle_errors(func: F) -> F:
+    """Turn the library's exceptions into click errors: no tracebacks for user mistakes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except NarrateError as exc:
+            raise NarrateClickError(exc) from exc
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                "interrupted; the next build resumes from the cache"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def project_option(func: F) -> F:
+    return click.option(
+        "--project",
+        "-p",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default="current directory",
+        help="Book directory holding seeds/, voices.yaml and output/.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def jobs_option(func: F) -> F:
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Worker processes (default: one per core).",
+    )(func)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="narrate")
+def main() -> None:
+    """Turn a folder of texts into a multi-voice audiobook published as a podcast."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@handle_errors
+def init(directory: Path) -> None:
+    """Create a new book project in DIRECTORY with a commented voices.yaml."""
+    from .scaffold import init_project
+
+    for path in init_project(directory):
+        click.echo(f"created {path}")
+    click.echo(f"Put your texts in {directory / 'seeds'} and run: narrate build -p {directory}")
+
+
+@main.command()
+@project_option
+@json_option
+@handle_errors
+def segments(project_dir: Path, as_json: bool) -> None:
+    """Show how the seeds split into chapters, headings and quote blocks."""
+    from .project import load_book, open_project
+    from .segment import book_to_json, outline
+
+    book = load_book(open_project(project_dir))
+    if as_json:
+        _echo_json(book_to_json(book))
+    else:
+        click.echo(outline(book))
+
+
+@main.command()
+@project_option
+@json_option
+@handle_errors
+def cast(project_dir: Path, as_json: bool) -> None:
+    """Show who reads what: each segment's voice and the rule that chose it."""
+    from .build import check_project
+    from .cast import cast_outline, cast_to_json
+
+    checked = check_project(open_project_dir(project_dir), warn=_warn)
+    if as_json:
+        _echo_json(cast_to_json(checked.cast))
+    else:
+        click.echo(cast_outline(checked.cast))
+
+
+def open_project_dir(project_dir: Path) -> Project:
+    from .project import open_project
+
+    return open_project(project_dir)
+
+
+@main.command()
+@click.option("--lang", default=None, help="Only voices whose language starts with this, e.g. en.")
+@json_option
+@handle_errors
+def voices(lang: str | None, as_json: bool) -> None:
+    """List the engine's voices, to pick from in voices.yaml."""
+    from .engines import get_engine
+
+    engine = get_engine()
+    found = [
+        v
+        for v in engine.list_voices()
+        if lang is None or any(lg.lower().startswith(lang.lower()) for lg in v.languages)
+    ]
+    if as_json:
+        _echo_json([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found])
+        return
+    for v in found:
+        click.echo(f"{v.id:<28} {v.name:<36} {', '.join(v.languages)}")
+    variants = getattr(engine, "list_variants", None)
+    if variants is not None and not as_json:
+        click.echo(
+            f"\n{len(found)} voices. Variants (voices.yaml `variant:`): " + ", ".join(variants())
+        )
+
+
+@main.command()
+@click.argument("segment_id", required=False)
+@click.argument("text", required=False)
+@click.option("--voice", "voice_name", default=None, help="Voice from voices.yaml to read TEXT.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the clip (.wav or .mp3).",
+)
+@click.option("--play", is_flag=True, help="Play the clip when a player is available.")
+@project_option
+@handle_errors
+def preview(
+    segment_id: str | None,
+    text: str | None,
+    voice_name: str | None,
+    out: Path | None,
+    play: bool,
+    project_dir: Path,
+) -> None:
+    """Render one segment (SEGMENT_ID) or some text (--voice NAME "text") to hear a voice."""
+    from .build import preview_clip
+
+    path = preview_clip(
+        open_project_dir(project_dir),
+        segment_id=segment_id,
+        text=text,
+        voice_name=voice_name,
+        out=out,
+    )
+    click.echo(str(path))
+    if play:
+        from .synth import play as play_clip
+
+        message = play_clip(path)
+        if message:
+            click.echo(message, err=True)
+
+
+@main.command()
+@project_option
+@jobs_option
+@click.option(
+    "--base-url", default=None, help="Where output/ will be published (overrides podcast.yaml)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@handle_errors
+def build(project_dir: Path, jobs: int | None, base_url: str | None, quiet: bool) -> None:
+    """Build the audiobook and podcast into output/."""
+    from .build import build_project
+
+    say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    report = build_project(
+        open_project_dir(project_dir),
+        jobs=jobs,
+        base_url=base_url,
+        quiet=quiet,
+        say=say,
+        warn=_warn,
+    )
+    if not quiet:
+        click.echo(report.summary())
+
+
+@main.command()
+@project_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@handle_errors
+def serve(project_dir: Path, host: str, port: int) -> None:
+    """Serve output/ over HTTP so podcast apps can subscribe."""
+    from .build import serve_project
+
+    serve_project(open_project_dir(project_dir), host=host, port=port, echo=click.echo, warn=_warn)
+
+
+@main.command()
+@project_option
+@click.option(
+    "--all", "everything", is_flag=True, help="Remove all of output/, not just the clip cache."
+)
+@handle_errors
+def clean(project_dir: Path, everything: bool) -> None:
+    """Empty the clip cache (and with --all, the whole output/)."""
+    from .build import clean_project
+
+    for line in clean_project(open_project_dir(project_dir), everything=everything):
+        click.echo(line)
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main(prog_name="narrate")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

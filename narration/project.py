@@ -1,0 +1,104 @@
+"""Where a book project keeps its files, and the read-only steps every command shares.
+
+A project directory holds `seeds/`, `voices.yaml`, `podcast.yaml` (optional),
+`narrate.lock` (episode guids and dates, committed like a lock file) and `output/`.
+Loading a project validates everything and writes nothing, so a command that refuses
+leaves `output/` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import (
+    PODCAST_FILE,
+    VOICES_FILE,
+    PodcastConfig,
+    VoicesConfig,
+    load_podcast,
+    load_voices,
+)
+from .errors import OutputError, Problem
+from .model import Book
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @property
+    def seeds(self) -> Path:
+        return self.root / "seeds"
+
+    @property
+    def voices_file(self) -> Path:
+        return self.root / VOICES_FILE
+
+    @property
+    def podcast_file(self) -> Path:
+        return self.root / PODCAST_FILE
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "narrate.lock"
+
+    @property
+    def cache(self) -> Path:
+        """Rendered clips: output/.cache/clips, or $NARRATE_CACHE_DIR."""
+        env = os.environ.get("NARRATE_CACHE_DIR")
+        return Path(env) if env else self.output / ".cache" / "clips"
+
+    def display(self, path: Path) -> str:
+        """A path as the user should see it: relative to the project when inside it."""
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+
+def open_project(root: Path) -> Project:
+    root = Path(root)
+    if not root.is_dir():
+        raise OutputError(f"{root}: project directory not found")
+    project = Project(root.resolve())
+    out = project.output
+    # output/ must be a real directory inside the project, never a link elsewhere
+    if out.is_symlink() or (out.exists() and not out.resolve().is_relative_to(project.root)):
+        raise OutputError(f"{out}: output path escapes the project; refusing to write there")
+    return project
+
+
+def load_config(
+    project: Project, engine_voice_ids: list[str] | None = None
+) -> tuple[VoicesConfig, PodcastConfig]:
+    """Both configuration files, validated together: all their problems in one error."""
+    from .errors import ConfigError
+
+    problems: list[Problem] = []
+    voices = podcast = None
+    try:
+        voices = load_voices(project.voices_file, engine_voice_ids)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        podcast = load_podcast(project.podcast_file)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    assert voices is not None and podcast is not None
+    return voices, podcast
+
+
+def load_book(project: Project) -> Book:
+    from .segment import segment_book
+
+    return segment_book(project.seeds)
