@@ -199,11 +199,11 @@ def _dialogue_parts(
     caster: _Caster, chapter: Chapter, segment: Segment, base: Voice, base_rule: str
 ) -> list[CastSegment] | None:
     """Split a narration segment at its dialogue spans when a dialogue rule applies."""
-    from .segment import split_sentences
-
     for i, rule in enumerate(caster.config.rules):
         if not _dialogue_rule_matches(rule, chapter, segment):
             continue
+        from .segment import split_sentences
+
         voice, label = caster.voices[rule.voice], rule_label(i, rule)
         parts: list[CastSegment] = []
         cursor = 0

@@ -264,14 +264,14 @@ def _validation_problems(
             msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and not isinstance(err["input"], dict | list):
                 msg += f" (got {err['input']!r})"
-        problems.append(Problem(path, line, f"{where}: {msg}"))
+        problems.append(Problem(path, line, f"{where}: {msg}" if where else msg))
     return problems
 
 
 def _where(loc: tuple[str | int, ...]) -> str:
     """A location as users write it: rules[1].kind, voices.serge.rate."""
     text = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    return text or "(top level)"
+    return text
 
 
 def _regex_of(pattern: str) -> re.Pattern[str] | None:

@@ -10,6 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def shown(path: Path | str) -> str:
+    """A path as the user should see it: relative to the working directory when inside it."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+    return str(p)
+
+
 class NarrateError(Exception):
     """A problem the user can fix: bad input, bad configuration, a failed clip."""
 
@@ -20,7 +31,7 @@ class InputError(NarrateError):
     """A seed file that cannot be read or segmented."""
 
     def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line else f"{path}"
+        where = f"{shown(path)}:{line}" if line else shown(path)
         super().__init__(f"{where}: {message}")
         self.path = Path(path)
         self.line = line
@@ -33,7 +44,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
+        where = f"{shown(self.path)}:{self.line}" if self.line else shown(self.path)
         return f"{where}: {self.message}"
 
 

@@ -1,0 +1,245 @@
+"""voices.yaml and podcast.yaml validation: every problem at once, with file and line, and a
+refused build leaves output/ untouched (exit code 2)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from narration.cli import main
+from narration.config import load_podcast, load_voices
+from narration.errors import ConfigError
+
+from .conftest import tree_digest
+
+GOOD = """\
+voices:
+  narrator:
+    voice: gmw/en-us
+    rate: 170
+  serge:
+    voice: gmw/en-gb-scotland
+    variant: m7
+default: narrator
+rules:
+  - voice: serge
+    kind: quote
+    author: serge
+"""
+
+
+def _problems(text: str, tmp_path: Path, ids: list[str] | None = None) -> list[str]:
+    path = tmp_path / "voices.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_voices(path, ids)
+    return [str(p) for p in info.value.problems]
+
+
+def test_good_config_loads(tmp_path: Path) -> None:
+    path = tmp_path / "voices.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    config = load_voices(path, ["gmw/en-us", "gmw/en-gb-scotland"])
+    assert config.voices["serge"].engine_voice == "gmw/en-gb-scotland+m7"
+    assert config.pauses.sentence == 350 and config.audio.loudness == -16
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    (msg,) = _problems("voices:\n  narrator:\n    voice: [gmw/en-us\ndefault: narrator\n", tmp_path)
+    assert re.search(r"voices\.yaml:\d+: YAML syntax error", msg)
+
+
+def test_unknown_key_suggests_closest(tmp_path: Path) -> None:
+    (msg,) = _problems(GOOD.replace("    rate: 170", "    rte: 170"), tmp_path)
+    assert "voices.yaml:4: voices.narrator: unknown key 'rte' (did you mean 'rate'?)" in msg
+
+
+def test_undefined_voice_in_rule(tmp_path: Path) -> None:
+    (msg,) = _problems(GOOD.replace("  - voice: serge", "  - voice: sergei"), tmp_path)
+    assert "voices.yaml:10: rules[0].voice: voice 'sergei' is not defined" in msg
+    assert "did you mean 'serge'?" in msg
+
+
+def test_unknown_engine_voice_lists_close_matches(tmp_path: Path) -> None:
+    text = GOOD.replace("gmw/en-gb-scotland", "gmw/en-gb-scotlnd")
+    (msg,) = _problems(text, tmp_path, ["gmw/en-us", "gmw/en-gb-scotland", "gmw/en"])
+    assert "voices.yaml:6: voices.serge.voice: the engine has no voice 'gmw/en-gb-scotlnd'" in msg
+    assert "close: gmw/en-gb-scotland" in msg
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("    rate: 5000", "voices.narrator.rate: must be between 80 and 450 (got 5000)"),
+        (
+            "    rate: 170\n    pitch: -3",
+            "voices.narrator.pitch: must be between 0 and 100 (got -3)",
+        ),
+        (
+            "    rate: 170\n    volume: 1.5",
+            "voices.narrator.volume: must be between 0.0 and 1.0 (got 1.5)",
+        ),
+    ],
+)
+def test_out_of_range(tmp_path: Path, line: str, expected: str) -> None:
+    (msg,) = _problems(GOOD.replace("    rate: 170", line), tmp_path)
+    assert expected in msg
+
+
+def test_bad_regex(tmp_path: Path) -> None:
+    (msg,) = _problems(GOOD.replace("author: serge", "author: /serge(/"), tmp_path)
+    assert "voices.yaml:12: rules[0].author: regular expression /serge(/ does not compile" in msg
+
+
+def test_all_problems_at_once(tmp_path: Path) -> None:
+    text = (
+        GOOD.replace("    rate: 170", "    rte: 170\n    pitch: 400")
+        .replace("default: narrator", "default: nobody")
+        .replace("author: serge", "author: /(/")
+    )
+    msgs = _problems(text, tmp_path)
+    assert len(msgs) == 4, msgs
+    lines = [int(re.match(r".*voices\.yaml:(\d+):", m).group(1)) for m in msgs]
+    assert lines == sorted(lines)
+
+
+def test_podcast_yaml_unknown_key(tmp_path: Path) -> None:
+    path = tmp_path / "podcast.yaml"
+    path.write_text("title: A Book\nexplict: true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_podcast(path)
+    assert "podcast.yaml:2: unknown key 'explict' (did you mean 'explicit'?)" in str(info.value)
+
+
+def test_missing_podcast_yaml_gives_defaults(tmp_path: Path) -> None:
+    config = load_podcast(tmp_path / "podcast.yaml")
+    assert config.language == "en" and config.category == "Arts" and config.explicit is False
+
+
+BROKEN = {
+    "syntax": (
+        "default: narrator\nvoices: {narrator: {voice: gmw/en-us\n",
+        r"voices\.yaml:\d+: YAML syntax error",
+    ),
+    "unknown-key": (
+        GOOD.replace("    rate: 170", "    rtae: 170"),
+        r"voices\.yaml:4: voices\.narrator: unknown key 'rtae' \(did you mean 'rate'\?\)",
+    ),
+    "undefined-voice": (
+        GOOD.replace("  - voice: serge", "  - voice: ghost"),
+        r"voices\.yaml:10: rules\[0\]\.voice: voice 'ghost' is not defined",
+    ),
+    "engine-voice": (
+        GOOD.replace("gmw/en-gb-scotland", "gmw/en-gb-scotlnd"),
+        r"voices\.yaml:6: voices\.serge\.voice: the engine has no voice 'gmw/en-gb-scotlnd' \(close: gmw/en-gb-scotland",
+    ),
+    "range": (
+        GOOD.replace("rate: 170", "rate: 9"),
+        r"voices\.yaml:4: voices\.narrator\.rate: must be between 80 and 450",
+    ),
+    "regex": (
+        GOOD.replace("author: serge", "author: /[/"),
+        r"voices\.yaml:12: rules\[0\]\.author: regular expression",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_voices_yaml_builds_nothing(make_project, case: str) -> None:
+    text, pattern = BROKEN[case]
+    root = make_project()
+    (root / "voices.yaml").write_text(text, encoding="utf-8")
+    out = root / "output"
+    out.mkdir()
+    (out / "feed.xml").write_text("<rss>previous build</rss>", encoding="utf-8")
+    before = tree_digest(out)
+    result = CliRunner().invoke(main, ["build", "--project", str(root), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert re.search(pattern, result.output), result.output
+    assert "Traceback" not in result.output
+    assert tree_digest(out) == before
+
+
+def test_broken_config_leaves_no_output_dir(make_project) -> None:
+    root = make_project()
+    (root / "voices.yaml").write_text("voices: {}\ndefault: x\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", "--project", str(root), "--quiet"])
+    assert result.exit_code == 2
+    assert "voices.yaml" in result.output
+    assert not (root / "output").exists()
+
+
+def test_rule_that_matches_nothing_is_a_warning(make_project) -> None:
+    root = make_project()
+    text = (root / "voices.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "rules:\n", "rules:\n  - name: tolstoy\n    author: tolstoy\n    voice: serge\n", 1
+    )
+    (root / "voices.yaml").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["cast", "--project", str(root)])
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"Warning: .*voices\.yaml:\d+: rules\[0\] tolstoy matches no segment", result.output
+    )
+    assert not (root / "output").exists()
+
+
+_yaml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "voice",
+                    "rate",
+                    "pitch",
+                    "voices",
+                    "rules",
+                    "default",
+                    "kind",
+                    "author",
+                    "narrator",
+                    "x",
+                    "lexicon",
+                    "announce",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(doc=_yaml_values | st.text(max_size=80))
+def test_loader_never_crashes(tmp_path: Path, doc: object) -> None:
+    """Whatever the file holds: a valid config or a ConfigError, never another exception."""
+    import yaml
+
+    path = tmp_path / "voices.yaml"
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_voices(path, ["gmw/en-us"])
+    except ConfigError as exc:
+        assert str(exc)
+    ppath = tmp_path / "podcast.yaml"
+    ppath.write_text(text, encoding="utf-8")
+    try:
+        load_podcast(ppath)
+    except ConfigError as exc:
+        assert str(exc)
