@@ -63,8 +63,14 @@ def _render_and_encode(args: tuple[list[str], int, int, str]) -> tuple[float, in
         text = " ".join(words[i : i + CHUNK_WORDS]).encode()
         chunks.clear()
         lib.espeak_Synth(
-            ctypes.c_char_p(text), len(text) + 1, 0, 0, 0, ESPEAK_CHARS_UTF8 | ESPEAK_ENDPAUSE,
-            None, None,
+            ctypes.c_char_p(text),
+            len(text) + 1,
+            0,
+            0,
+            0,
+            ESPEAK_CHARS_UTF8 | ESPEAK_ENDPAUSE,
+            None,
+            None,
         )
         pcm = np.frombuffer(b"".join(chunks), dtype=np.int16)
         up = soxr.resample(pcm, sr, 44100)
@@ -79,7 +85,9 @@ def measure(files: list[Path], jobs: int, rate: int = 175, bitrate: int = 64) ->
     for f in files:
         words += f.read_text(encoding="utf-8", errors="replace").split()
     share = -(-len(words) // jobs)
-    parts = [(words[i : i + share], rate, bitrate, "gmw/en-us") for i in range(0, len(words), share)]
+    parts = [
+        (words[i : i + share], rate, bitrate, "gmw/en-us") for i in range(0, len(words), share)
+    ]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(_render_and_encode, parts))
