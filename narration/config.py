@@ -7,6 +7,7 @@ fixes them all in one pass. Unknown keys are errors, with the closest valid key 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 from collections.abc import Iterable
@@ -121,6 +122,7 @@ class PodcastConfig(_Strict):
     link: str | None = None
     year: int | None = None  # for tags; defaults to the first publication year
     locked: bool = True
+    published: datetime.date | None = None  # first episodes' pubDate; default 2000-01-01
 
 
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
