@@ -12,7 +12,7 @@ earlier one decided, and each stage can be tested on its own by building them by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +32,9 @@ class Source:
     author: str | None = None
     work: str | None = None
     year: str | None = None
+    #: 1-based line of the attribution the source was read from (its words are accounted
+    #: there); 0 when inferred from the narration around the quote. Not part of equality.
+    line: int = field(default=0, compare=False)
 
     def label(self) -> str:
         """'Victor Serge, Memoirs of a Revolutionary (1963)', leaving out what is unknown."""
@@ -71,6 +74,9 @@ class Chapter:
     author: str | None
     file: str  # seed file name, relative to seeds/
     segments: tuple[Segment, ...]
+    #: 1-based line of the heading or title line the title was read from; 0 when the title
+    #: comes from the file name (the segmenter's word accounting needs to tell them apart).
+    line: int = 0
 
 
 @dataclass(frozen=True)
