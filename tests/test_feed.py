@@ -1,0 +1,495 @@
+"""The feed: read back by two independent parsers, checked against the real files, stable.
+
+Test episodes are real: sentences spoken by espeak-ng (pyttsx3, in a subprocess), encoded
+to MP3 with lameenc, with a WebVTT transcript and JSON chapters written beside them. The
+helpers here are shared with test_page.py and test_serve.py.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import feedparser
+import lameenc
+import mutagen.mp3
+import podcastparser
+import pytest
+from lxml import etree
+from PIL import Image
+
+from narration.config import PodcastConfig
+from narration.errors import ConfigError, InputError, OutputError
+from narration.feed import (
+    ITUNES_NS,
+    PODCAST_NS,
+    load_lock,
+    podcast_guid_for,
+    write_feed,
+)
+from narration.model import Episode, Show
+from narration.page import write_page
+
+LOOPBACK = "http://127.0.0.1:8000/"
+NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": "http://www.w3.org/2005/Atom"}
+
+# Titles and names with every character XML and HTML escape, and a few others.
+TRICKY_TITLE = "Bread & Roses: <the> \"strike\" at O'Brien's — été"
+TRICKY_AUTHOR = "Kollontai & <Serge> \"A\" 'B'"
+
+SENTENCES = (
+    "Chapter one. The meeting at the factory gate.",
+    "The workers and their unions must decide, said the opposition.",
+    "I had long discussions with the comrades that winter.",
+    "Bread and roses, they sang, and the hall went quiet.",
+)
+VOICES = ("Narrator", "Alexandra Kollontai", "Victor Serge", "Narrator")
+
+_SPEAK = r"""
+import ctypes, os, sys
+import espeakng_loader
+ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
+os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
+import pyttsx3
+engine = pyttsx3.init("espeak")
+out = sys.argv[1]
+for i, text in enumerate(sys.argv[2:]):
+    path = os.path.join(out, f"{i}.wav")
+    for attempt in range(4):  # the driver sometimes writes nothing, or an empty file
+        engine.save_to_file(text, path)
+        engine.runAndWait()
+        if os.path.exists(path) and os.path.getsize(path) > 1000:
+            break
+"""
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """16-bit mono PCM at 22,050 Hz of each of SENTENCES, spoken by the real engine."""
+    out = tmp_path_factory.mktemp("speech")
+    subprocess.run(
+        [sys.executable, "-c", _SPEAK, str(out), *SENTENCES],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    clips = []
+    for i in range(len(SENTENCES)):
+        with wave.open(str(out / f"{i}.wav")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (22050, 1, 2)
+            clips.append(w.readframes(w.getnframes()))
+    return clips
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = 22050) -> bytes:
+    """A sine tone as 16-bit mono PCM (for tests that need audio but not speech)."""
+    n = int(seconds * rate)
+    return b"".join(
+        int(6000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(2, "little", signed=True)
+        for i in range(n)
+    )
+
+
+def encode_mp3(pcm: bytes, rate: int = 22050, kbps: int = 64) -> bytes:
+    enc = lameenc.Encoder()
+    enc.set_bit_rate(kbps)
+    enc.set_in_sample_rate(rate)
+    enc.set_channels(1)
+    enc.set_quality(2)
+    return bytes(enc.encode(pcm) + enc.flush())
+
+
+def _stamp(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@dataclass(frozen=True)
+class ChapterSpec:
+    """An episode to make: which spoken clips it is made of, in order."""
+
+    chapter_id: str
+    title: str
+    clips: tuple[int, ...]
+    author: str | None = TRICKY_AUTHOR
+    slug: str | None = None  # file name stem; default: "<number>-<chapter_id>"
+
+
+def make_episode(
+    out_dir: Path, number: int, spec: ChapterSpec, pcm: list[bytes], gap: float = 0.4
+) -> Episode:
+    """Write one episode's MP3, VTT and JSON chapters into out_dir and describe it."""
+    rate = 22050
+    silence = b"\0\0" * int(gap * rate)
+    audio = b""
+    marks, cues = [], []
+    for k, idx in enumerate(spec.clips):
+        start = len(audio) / 2 / rate
+        audio += pcm[idx]
+        end = len(audio) / 2 / rate
+        audio += silence
+        marks.append(
+            {"startTime": round(start, 3), "title": f"Part {k + 1}: {SENTENCES[idx][:20]}"}
+        )
+        cues.append(
+            f"{_stamp(start)} --> {_stamp(end)}\n"
+            f"<v {VOICES[idx]}>{SENTENCES[idx].replace('&', '&amp;').replace('<', '&lt;')}"
+        )
+    stem = spec.slug or f"{number:02d}-{spec.chapter_id}"
+    mp3 = out_dir / f"{stem}.mp3"
+    mp3.write_bytes(encode_mp3(audio))
+    vtt = out_dir / f"{stem}.vtt"
+    vtt.write_text("WEBVTT\n\n" + "\n\n".join(cues) + "\n", encoding="utf-8")
+    chapters = out_dir / f"{stem}.chapters.json"
+    chapters.write_text(
+        json.dumps({"version": "1.2.0", "chapters": marks}, indent=2), encoding="utf-8"
+    )
+    return Episode(
+        number=number,
+        chapter_id=spec.chapter_id,
+        title=spec.title,
+        author=spec.author,
+        mp3=mp3,
+        vtt=vtt,
+        chapters_json=chapters,
+        seconds=len(audio) / 2 / rate,
+        size=mp3.stat().st_size,
+        voices=tuple(dict.fromkeys(VOICES[i] for i in spec.clips)),
+        description=f"{SENTENCES[spec.clips[0]]}\nSources: {TRICKY_AUTHOR}, The <Workers'> & Co.",
+    )
+
+
+DEFAULT_SPECS = (
+    ChapterSpec("workers-opposition", TRICKY_TITLE, (0, 1)),
+    ChapterSpec("memoirs", "Memoirs of a Revolutionary", (2, 3), author="Victor Serge"),
+    ChapterSpec("statement", "The statement of 27 February", (1, 2)),
+)
+
+
+def make_show(out_dir: Path, title: str = TRICKY_TITLE) -> Show:
+    """A show with a real 1400 px JPEG cover in out_dir."""
+    cover = out_dir / "cover.jpg"
+    if not cover.exists():
+        Image.new("RGB", (1400, 1400), (138, 45, 28)).save(cover, "JPEG", quality=80)
+    return Show(
+        title=title,
+        author=TRICKY_AUTHOR,
+        description=f"{TRICKY_TITLE}, read in full.\nEach source in its own voice & <tone>.",
+        language="en",
+        year=1921,
+        cover=cover,
+    )
+
+
+def build_podcast(
+    root: Path,
+    pcm: list[bytes],
+    specs: tuple[ChapterSpec, ...] = DEFAULT_SPECS,
+    *,
+    base_url: str = LOOPBACK,
+    podcast: PodcastConfig | None = None,
+    page: bool = True,
+) -> tuple[list[Episode], Show, PodcastConfig, Path]:
+    """A project at root: output/ with episodes, cover, feed.xml (and index.html), narrate.lock."""
+    out = root / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    episodes = [make_episode(out, n, spec, pcm) for n, spec in enumerate(specs, 1)]
+    show = make_show(out)
+    podcast = podcast or PodcastConfig(owner_name="A & B", owner_email="owner@example.org")
+    write_feed(
+        episodes,
+        show=show,
+        podcast=podcast,
+        out_dir=out,
+        base_url=base_url,
+        lock_path=root / "narrate.lock",
+    )
+    if page:
+        write_page(episodes, show=show, out_dir=out)
+    return episodes, show, podcast, out
+
+
+def items_by_guid(feed_xml: Path) -> dict[str, dict[str, str]]:
+    tree = etree.parse(str(feed_xml))
+    return {
+        item.findtext("guid"): {
+            "title": item.findtext("title"),
+            "pubDate": item.findtext("pubDate"),
+            "episode": item.findtext("itunes:episode", namespaces=NS),
+        }
+        for item in tree.iterfind("channel/item")
+    }
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_feed_read_back_by_feedparser_matches_the_files(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    episodes, _, _, out = build_podcast(tmp_path, speech)
+    parsed = feedparser.parse(str(out / "feed.xml"))
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == "rss20"
+    feed = parsed.feed
+    assert feed.title == TRICKY_TITLE
+    # feedparser folds itunes:author and itunes:owner into one author; read the XML too
+    tree = etree.parse(str(out / "feed.xml"))
+    assert tree.findtext("channel/itunes:author", namespaces=NS) == TRICKY_AUTHOR
+    assert feed.publisher_detail == {"name": "A & B", "email": "owner@example.org"}
+    assert feed.link == LOOPBACK
+    assert feed.language == "en"
+    assert feed.image.href == LOOPBACK + "cover.jpg"
+    assert feed.itunes_type == "serial"
+    assert feed.podcast_guid == podcast_guid_for(LOOPBACK + "feed.xml")
+    assert {t.term for t in feed.tags} == {"Arts", "Books"}
+    # descriptions are HTML to feedparser (as to Apple): markup comes back escaped
+    assert html.unescape(feed.subtitle).startswith(TRICKY_TITLE)
+    assert "&lt;the&gt;" in feed.subtitle
+
+    assert len(parsed.entries) == len(episodes)
+    for entry, ep in zip(parsed.entries, episodes, strict=True):
+        assert entry.title == ep.title
+        assert entry.summary_detail.type == "text/html"
+        assert html.unescape(entry.summary) == ep.description
+        (enclosure,) = entry.enclosures
+        assert enclosure.href == LOOPBACK + ep.mp3.name
+        assert enclosure.type == "audio/mpeg"
+        assert int(enclosure.length) == ep.mp3.stat().st_size == len(ep.mp3.read_bytes())
+        assert int(entry.itunes_episode) == ep.number
+        assert entry.itunes_episodetype == "full"
+        audio = mutagen.mp3.MP3(ep.mp3)
+        assert abs(int(entry.itunes_duration) - audio.info.length) <= 1.0
+        assert entry.podcast_chapters == {
+            "url": LOOPBACK + ep.chapters_json.name,
+            "type": "application/json+chapters",
+        }
+        assert entry.podcast_transcript["url"] == LOOPBACK + ep.vtt.name
+        assert entry.podcast_transcript["type"] == "text/vtt"
+        assert uuid.UUID(entry.guid)
+        assert entry.published_parsed.tm_year == 2000
+
+
+def test_feed_read_back_by_podcastparser(tmp_path: Path, speech: list[bytes]) -> None:
+    episodes, _, _, out = build_podcast(tmp_path, speech)
+    with open(out / "feed.xml", "rb") as fh:
+        parsed = podcastparser.parse(LOOPBACK + "feed.xml", fh)
+    assert parsed["title"] == TRICKY_TITLE
+    assert parsed["itunes_author"] == TRICKY_AUTHOR
+    assert parsed["itunes_owner"] == {"name": "A & B", "email": "owner@example.org"}
+    assert parsed["cover_url"] == LOOPBACK + "cover.jpg"
+    assert parsed["itunes_categories"] == [["Arts", "Books"]]
+    assert parsed["explicit"] is False
+    assert parsed["type"] == "serial"
+    # podcastparser lists items newest first
+    got = sorted(parsed["episodes"], key=lambda e: e["number"])
+    assert [e["number"] for e in got] == [1, 2, 3]
+    previous = 0
+    for item, ep in zip(got, episodes, strict=True):
+        assert item["title"] == ep.title
+        assert item["type"] == "full"
+        assert item["explicit"] is False
+        assert item["enclosures"] == [
+            {
+                "url": LOOPBACK + ep.mp3.name,
+                "file_size": ep.mp3.stat().st_size,
+                "mime_type": "audio/mpeg",
+            }
+        ]
+        assert abs(item["total_time"] - mutagen.mp3.MP3(ep.mp3).info.length) <= 1.0
+        assert item["published"] > previous  # one episode a day, in listening order
+        previous = item["published"]
+        # plain text to podcastparser: the ampersand stays as written, markup is escaped
+        assert item["description"] == ep.description.replace("<", "&lt;").replace(">", "&gt;")
+        assert html.unescape(item["description_html"]) == "".join(
+            f"<p>{line}</p>" for line in ep.description.split("\n")
+        )
+
+
+def test_channel_tags_are_exactly_what_apple_and_podcasting_2_list(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    _, _, _, out = build_podcast(
+        tmp_path,
+        speech,
+        base_url="https://example.org/my book/",
+        podcast=PodcastConfig(explicit=True, owner_email="me@example.org", locked=False),
+    )
+    tree = etree.parse(str(out / "feed.xml"))
+    ch = tree.find("channel")
+    assert ch.findtext("itunes:explicit", namespaces=NS) == "true"
+    assert ch.find("itunes:image", NS).get("href") == "https://example.org/my book/cover.jpg"
+    cat = ch.find("itunes:category", NS)
+    assert cat.get("text") == "Arts" and cat.find("itunes:category", NS).get("text") == "Books"
+    assert ch.findtext("podcast:locked", namespaces=NS) == "no"
+    assert ch.find("podcast:locked", NS).get("owner") == "me@example.org"
+    assert ch.findtext("podcast:guid", namespaces=NS) == str(
+        uuid.uuid5(
+            uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), "example.org/my book/feed.xml"
+        )
+    )
+    assert ch.find("atom:link", NS).get("href") == "https://example.org/my book/feed.xml"
+    for item in ch.iterfind("item"):
+        url = item.find("enclosure").get("url")
+        assert url.startswith("https://example.org/my book/") and " " not in url[28:]
+        assert item.findtext("itunes:explicit", namespaces=NS) == "true"
+        assert not any(ch.isdigit() for ch in item.findtext("title")[:2])  # no number in titles
+    # the official namespace URI, not the old GitHub one podcastparser looks for
+    assert tree.getroot().nsmap["podcast"] == "https://podcastindex.org/namespace/1.0"
+
+
+def test_file_names_with_spaces_and_accents_are_url_quoted(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    specs = (ChapterSpec("ete", "Été", (0,), slug="01 été & co"),)
+    episodes, _, _, out = build_podcast(tmp_path, speech, specs)
+    enclosure = feedparser.parse(str(out / "feed.xml")).entries[0].enclosures[0]
+    assert enclosure.href == LOOPBACK + "01%20%C3%A9t%C3%A9%20%26%20co.mp3"
+    assert int(enclosure.length) == episodes[0].mp3.stat().st_size
+
+
+def test_two_clean_builds_are_byte_identical_and_carry_no_wall_clock(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    build_podcast(tmp_path / "a", speech)
+    time.sleep(1.1)  # a wall-clock timestamp anywhere would now differ
+    build_podcast(tmp_path / "b", speech)
+    for name in ("output/feed.xml", "narrate.lock", "output/index.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    tree = etree.parse(str(tmp_path / "a" / "output" / "feed.xml"))
+    dates = [d.text for d in tree.iterfind("channel/item/pubDate")]
+    assert tree.findtext("channel/lastBuildDate") == dates[-1]
+
+
+def test_guids_and_dates_survive_recasting_typos_and_new_chapters(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    build_podcast(tmp_path, speech)
+    before = items_by_guid(tmp_path / "output" / "feed.xml")
+    lock_before = json.loads((tmp_path / "narrate.lock").read_text())
+
+    # re-cast (other audio), fix a typo in a title, and add a chapter in the middle
+    specs = (
+        replace(DEFAULT_SPECS[0], clips=(1, 0)),
+        ChapterSpec("new-appendix", "An appendix", (3,)),
+        replace(DEFAULT_SPECS[1], title="Memoirs of a Revolutionary (fixed)"),
+        DEFAULT_SPECS[2],
+    )
+    build_podcast(tmp_path, speech, specs)
+    after = items_by_guid(tmp_path / "output" / "feed.xml")
+    lock_after = json.loads((tmp_path / "narrate.lock").read_text())
+
+    for guid, item in before.items():
+        assert guid in after, f"guid of {item['title']} changed"
+        assert after[guid]["pubDate"] == item["pubDate"]
+    (new_guid,) = set(after) - set(before)
+    assert after[new_guid]["title"] == "An appendix" and after[new_guid]["episode"] == "2"
+    new_date = parsedate_to_datetime(after[new_guid]["pubDate"])
+    assert all(new_date > parsedate_to_datetime(i["pubDate"]) for i in before.values())
+    for cid, entry in lock_before["episodes"].items():
+        assert lock_after["episodes"][cid] == entry
+    assert lock_after["episodes"]["new-appendix"]["guid"] == new_guid
+
+    # a chapter removed and later restored comes back as the same episode
+    build_podcast(tmp_path, speech, DEFAULT_SPECS[:1])
+    build_podcast(tmp_path, speech, specs)
+    assert items_by_guid(tmp_path / "output" / "feed.xml") == after
+
+
+def test_podcast_guid_is_fixed_once_published_and_kept_when_the_feed_moves(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    build_podcast(tmp_path, speech)  # only served on this machine: nothing fixed yet
+    assert load_lock(tmp_path / "narrate.lock").podcast_guid is None
+    first = "https://example.org/book/"
+    build_podcast(tmp_path, speech, base_url=first)
+    expected = str(
+        uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), "example.org/book/feed.xml")
+    )
+    assert load_lock(tmp_path / "narrate.lock").podcast_guid == expected
+    build_podcast(tmp_path, speech, base_url="https://podcasts.example.net/")
+    parsed = feedparser.parse(str(tmp_path / "output" / "feed.xml"))
+    assert parsed.feed.podcast_guid == expected
+    assert parsed.entries[0].enclosures[0].href.startswith("https://podcasts.example.net/")
+
+
+def test_published_date_sets_the_first_episodes_dates(tmp_path: Path, speech: list[bytes]) -> None:
+    from datetime import date
+
+    build_podcast(tmp_path, speech, podcast=PodcastConfig(published=date(2024, 5, 1)))
+    dates = [e.published for e in feedparser.parse(str(tmp_path / "output/feed.xml")).entries]
+    assert dates == [
+        "Wed, 01 May 2024 00:00:00 +0000",
+        "Thu, 02 May 2024 00:00:00 +0000",
+        "Fri, 03 May 2024 00:00:00 +0000",
+    ]
+
+
+def test_broken_lock_names_the_file_and_line_and_writes_nothing(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    episodes, show, podcast, out = build_podcast(tmp_path, speech)
+    feed_before = (out / "feed.xml").read_bytes()
+    lock = tmp_path / "narrate.lock"
+    lock.write_text('{\n  "episodes": {\n<<<<<<< HEAD\n', encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        write_feed(
+            episodes, show=show, podcast=podcast, out_dir=out, base_url=LOOPBACK, lock_path=lock
+        )
+    assert "narrate.lock:3:" in str(err.value) and "not valid JSON" in str(err.value)
+    assert (out / "feed.xml").read_bytes() == feed_before
+    assert lock.read_text(encoding="utf-8").startswith('{\n  "episodes"')
+
+
+def test_bad_category_is_a_config_error_with_a_suggestion(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    (tmp_path / "podcast.yaml").write_text("title: x\ncategory: Art\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        build_podcast(tmp_path, speech, podcast=PodcastConfig(category="Art"))
+    assert "podcast.yaml:2: category: 'Art' is not an Apple Podcasts category" in str(err.value)
+    assert "did you mean 'Arts'" in str(err.value)
+    assert not (tmp_path / "output" / "feed.xml").exists()
+    with pytest.raises(ConfigError, match="'Literature' is not a subcategory of Arts"):
+        build_podcast(tmp_path, speech, podcast=PodcastConfig(subcategory="Literature"))
+
+
+def test_missing_episode_file_refuses_the_feed(tmp_path: Path, speech: list[bytes]) -> None:
+    episodes, show, podcast, out = build_podcast(tmp_path, speech)
+    before = (out / "feed.xml").read_bytes()
+    os.unlink(episodes[1].vtt)
+    with pytest.raises(OutputError, match="transcript is missing"):
+        write_feed(
+            episodes,
+            show=show,
+            podcast=podcast,
+            out_dir=out,
+            base_url=LOOPBACK,
+            lock_path=tmp_path / "narrate.lock",
+        )
+    assert (out / "feed.xml").read_bytes() == before
+
+
+def test_control_characters_and_markup_in_text_still_give_a_valid_feed(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    specs = (ChapterSpec("odd", "Bell\x07 and <speak><break/></speak> ]]> \u202eRTL", (0,)),)
+    _, _, _, out = build_podcast(tmp_path, speech, specs)
+    raw = (out / "feed.xml").read_bytes()
+    assert b"\x07" not in raw and b"<speak>" not in raw and b"]]>" not in raw
+    entry = feedparser.parse(io.BytesIO(raw)).entries[0]
+    assert entry.title == "Bell and <speak><break/></speak> ]]> \u202eRTL"
