@@ -1,0 +1,434 @@
+"""Synthesis: keys, the clip cache, parallel deterministic rendering, verification, retries."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import wave
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mutagen.mp3 import MP3
+
+from narration.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
+from narration.errors import OutputError, SynthesisError
+from narration.model import Clip, Line, Voice
+from narration.progress import ProgressReporter, format_duration
+from narration.synth import (
+    CACHE_ENV,
+    ClipCache,
+    ClipProblem,
+    check_clip,
+    clip_key,
+    default_cache_dir,
+    play,
+    preview_text,
+    speech_bounds,
+    speech_seconds,
+    synthesize,
+    wav_info,
+)
+
+NARRATOR = Voice("narrator", "The Narrator", "gmw/en-us", 175, 50, 1.0)
+SERGE = Voice("serge", "Victor Serge", "gmw/en+m3", 190, 40, 0.9)
+
+TEXTS = [
+    "What is the Workers' Opposition?",
+    "In 1921 Alexandra Kollontai published a pamphlet.",
+    "Comrades, preserve revolutionary order!",
+    'Wait <break time="5s"/> and <speak>read</speak> the tags.',
+    "The unions have been depopulated.",
+    "Yes.",
+]
+
+
+def line(text: str) -> Line:
+    return Line(text=text, spoken=text)
+
+
+def book_jobs() -> list[tuple[Line, Voice, str]]:
+    """Six lines in two voices, and the first line again (a duplicate)."""
+    jobs = [(line(t), SERGE if i % 2 else NARRATOR, f"ch1-{i:04d}") for i, t in enumerate(TEXTS)]
+    return [*jobs, (line(TEXTS[0]), NARRATOR, "ch2-0000")]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Pyttsx3Engine:
+    return Pyttsx3Engine()
+
+
+@pytest.fixture(scope="module")
+def first_build(engine: Pyttsx3Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple[ClipCache, list[Clip], list]:
+    cache = ClipCache(tmp_path_factory.mktemp("cache") / "clips")
+    calls: list[tuple[int, int, int]] = []
+    clips = synthesize(book_jobs(), engine=engine, cache=cache, jobs=2, progress=lambda *a: calls.append(a))
+    return cache, clips, calls
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_clip_key_covers_every_setting_that_changes_the_audio(engine: Pyttsx3Engine) -> None:
+    base = clip_key("Hello there.", NARRATOR, engine)
+    assert len(base) == 64 and base == clip_key("Hello there.", NARRATOR, engine)
+    changed = [
+        clip_key("Hello there!", NARRATOR, engine),
+        clip_key("Hello there. ", NARRATOR, engine),  # the exact text, no normalising
+        clip_key("Hello there.", replace(NARRATOR, engine_voice="gmw/en-us+f3"), engine),
+        clip_key("Hello there.", replace(NARRATOR, rate=176), engine),
+        clip_key("Hello there.", replace(NARRATOR, pitch=51), engine),
+        clip_key("Hello there.", replace(NARRATOR, volume=0.99), engine),
+        clip_key("Hello there.", NARRATOR, FakeEngine()),
+    ]
+    assert len({base, *changed}) == len(changed) + 1
+    # renaming a voice or relabelling it in transcripts re-renders nothing
+    assert clip_key("Hello there.", replace(NARRATOR, name="reader", label="Reader"), engine) == base
+    assert clip_key("Hello there.", replace(NARRATOR, volume=1), engine) == base
+
+
+def test_engine_version_is_part_of_the_key() -> None:
+    class Upgraded(FakeEngine):
+        version = "fake 2"
+
+    assert clip_key("Hi.", NARRATOR, FakeEngine()) != clip_key("Hi.", NARRATOR, Upgraded())
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def test_wav_problems_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.wav"
+    with pytest.raises(ClipProblem, match="no WAV written"):
+        check_clip(path, "Hello.", 175)
+    path.write_bytes(b"")
+    with pytest.raises(ClipProblem, match="zero-length file"):
+        check_clip(path, "Hello.", 175)
+    path.write_bytes(b"<html>oops</html>")
+    with pytest.raises(ClipProblem, match="not a WAV file"):
+        check_clip(path, "Hello.", 175)
+    write_wav(path, b"")
+    with pytest.raises(ClipProblem, match="empty WAV"):
+        check_clip(path, "Hello.", 175)
+    write_wav(path, b"\x00\x10" * 22050, sample_rate=44100)
+    with pytest.raises(ClipProblem, match="expected 22,050 Hz mono 16-bit, got 44,100 Hz"):
+        check_clip(path, "Hello.", 175)
+    write_wav(path, b"\x00\x00" * 22050)
+    with pytest.raises(ClipProblem, match=r"^silent; expected 0\.10-"):
+        check_clip(path, "Hello.", 175)
+    write_wav(path, b"\x00\x10" * 22050)
+    full = path.read_bytes()
+    path.write_bytes(full[:-1000])
+    with pytest.raises(ClipProblem, match="truncated WAV"):
+        wav_info(path)
+    # a stereo file
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(22050)
+        out.writeframes(b"\x00\x10" * 44100)
+    with pytest.raises(ClipProblem, match="2 channel"):
+        check_clip(path, "Hello.", 175)
+
+
+def test_speech_bounds_allow_numbers_abbreviations_and_wordless_text() -> None:
+    low, high = speech_bounds("Yes.", 175)
+    assert 0 < low < 0.2 and high > 2.0
+    assert speech_bounds("…", 175)[0] == 0  # nothing to say: silence is fine
+    assert speech_bounds("* * *", 175)[1] >= 1.65 * 1.2  # espeak-ng names the stars: 1.65 s
+    # "1921" and "NKVD" take longer to say than one word each
+    assert speech_bounds("In 1921 the NKVD.", 175)[1] > speech_bounds("In the old house.", 175)[1]
+    slow, fast = speech_bounds("one two three four", 80), speech_bounds("one two three four", 450)
+    assert slow[0] > fast[0] * 5
+
+
+def test_speech_seconds_spans_first_to_last_sound() -> None:
+    silence, tone = b"\x00\x00" * 1000, struct.pack("<h", 3000) * 2205
+    assert speech_seconds(silence + tone + silence + tone + silence) == pytest.approx(
+        (2 * 2205 + 1000) / 22050
+    )
+    quiet = struct.pack("<h", -40) * 441  # below the usual threshold: still sound
+    assert speech_seconds(silence + quiet + silence) == pytest.approx(441 / 22050)
+    assert speech_seconds(silence) == 0.0
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_directory_default_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert default_cache_dir(tmp_path) == tmp_path / "output" / ".cache" / "clips"
+    assert ClipCache.for_project(tmp_path).root == tmp_path / "output" / ".cache" / "clips"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
+    assert default_cache_dir(tmp_path) == (tmp_path / "elsewhere").resolve()
+
+
+def test_cache_stores_atomically_and_treats_damage_as_missing(tmp_path: Path) -> None:
+    cache = ClipCache(tmp_path / "clips")
+    fake = FakeEngine()
+    key = clip_key("Some words here.", NARRATOR, fake)
+    assert cache.get(key) is None and key not in cache
+    tmp = cache.temp_path(key)
+    assert tmp.parent == cache.path_for(key).parent and tmp.name.startswith(".")
+    fake.render("Some words here.", NARRATOR, tmp)
+    clip = cache.put(key, tmp)
+    assert not tmp.exists() and clip.rendered and clip.path == cache.path_for(key)
+    got = cache.get(key)
+    assert got is not None and not got.rendered and got.frames == clip.frames > 22050
+    assert got.seconds == pytest.approx(clip.frames / 22050)
+    data = clip.path.read_bytes()
+    clip.path.write_bytes(data[: len(data) // 2])  # a killed copy, a full disk
+    assert cache.get(key) is None
+    clip.path.write_bytes(b"\x00" * len(data))
+    assert cache.get(key) is None
+    clip.path.write_bytes(data)
+    assert cache.get(key) is not None
+    cache.temp_path(key).write_bytes(b"partial")  # leftover of a killed render
+    assert list(cache.keys()) == [key]
+    assert cache.clear() == 1
+    assert list(cache.keys()) == [] and cache.get(key) is None
+    assert not any(p.is_file() for p in cache.root.rglob("*"))
+    assert ClipCache(tmp_path / "never").clear() == 0
+    with pytest.raises(ValueError):
+        cache.path_for("../../etc/passwd")
+
+
+def test_unwritable_cache_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "output"
+    blocker.write_text("a file where the cache folder should be")
+    cache = ClipCache(blocker / ".cache" / "clips")
+    with pytest.raises(OutputError, match=r"output/\.cache/clips: cannot create the clip cache \(Not a directory\)"):
+        synthesize([(line("Hello."), NARRATOR)], engine=FakeEngine(), cache=cache)
+
+
+# --------------------------------------------------------------------------- real synthesis
+
+
+def test_every_line_gets_a_verified_clip_in_order(first_build: tuple, capfd: pytest.CaptureFixture[str]) -> None:
+    cache, clips, calls = first_build
+    jobs = book_jobs()
+    assert len(clips) == len(jobs)
+    for (ln, voice, _), clip in zip(jobs, clips, strict=True):
+        assert clip.key == clip_key(ln.spoken, voice, Pyttsx3Engine())
+        assert clip.path == cache.path_for(clip.key) and clip.sample_rate == 22050
+        check_clip(clip.path, ln.spoken, voice.rate)
+        low, high = speech_bounds(ln.spoken, voice.rate)
+        assert low < clip.seconds < high + 1
+    # the duplicate line is rendered once: only its first occurrence counts as rendered
+    assert [c.rendered for c in clips] == [True] * 6 + [False]
+    assert clips[6].path == clips[0].path
+    assert calls[0] == (0, 0, 6) and calls[-1] == (6, 0, 6) and len(calls) == 7
+    assert capfd.readouterr().out == ""  # no "Audio saved to ..." from any worker
+
+
+def test_second_build_renders_nothing_and_starts_no_worker(engine: Pyttsx3Engine, first_build: tuple) -> None:
+    cache, clips, _ = first_build
+    calls: list[tuple[int, int, int]] = []
+    started = time.monotonic()
+    again = synthesize(book_jobs(), engine=engine, cache=cache, progress=lambda *a: calls.append(a))
+    assert time.monotonic() - started < 0.5
+    assert [c.rendered for c in again] == [False] * 7
+    assert [c.path for c in again] == [c.path for c in clips]
+    assert calls == [(6, 6, 6)]
+
+
+def test_builds_are_byte_identical_whatever_the_jobs_or_order(
+    engine: Pyttsx3Engine, first_build: tuple, tmp_path: Path
+) -> None:
+    _, clips, _ = first_build
+    other = ClipCache(tmp_path / "other")
+    jobs = list(reversed(book_jobs()))
+    fresh = synthesize(jobs, engine=engine, cache=other, jobs=1)
+    expected = {c.key: c.path.read_bytes() for c in clips}
+    assert {c.key: c.path.read_bytes() for c in fresh} == expected
+    # and a clip rendered alone, after other texts in the same worker, is the same too
+    alone = ClipCache(tmp_path / "alone")
+    mixed = [(line("Something else entirely, first."), SERGE), (line(TEXTS[2]), NARRATOR)]
+    got = synthesize(mixed, engine=engine, cache=alone, jobs=1)[1]
+    assert got.path.read_bytes() == expected[got.key]
+
+
+def test_renamed_voice_reuses_clips_and_changed_rate_renders_only_its_lines(
+    engine: Pyttsx3Engine, first_build: tuple
+) -> None:
+    cache, clips, _ = first_build
+    renamed = [(ln, replace(v, name="kibalchich", label="V. S."), s) if v is SERGE else (ln, v, s) for ln, v, s in book_jobs()]
+    assert not any(c.rendered for c in synthesize(renamed, engine=engine, cache=cache))
+    faster = replace(SERGE, rate=220)
+    changed = [(ln, faster if v is SERGE else v, s) for ln, v, s in book_jobs()]
+    result = synthesize(changed, engine=engine, cache=cache, jobs=2)
+    assert [c.rendered for c in result] == [v is faster for _, v, _ in changed]
+    for old, new, (_, voice, _) in zip(clips, result, changed, strict=True):
+        if voice is faster:
+            assert new.seconds < old.seconds  # really re-rendered at the new rate
+        else:
+            assert new.path == old.path
+
+
+def test_a_corrupt_cache_entry_is_rendered_again(engine: Pyttsx3Engine, first_build: tuple) -> None:
+    cache, clips, _ = first_build
+    victim = clips[3].path
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) // 3])
+    again = synthesize(book_jobs(), engine=engine, cache=cache)
+    assert [c.rendered for c in again] == [i == 3 for i in range(7)]
+    assert victim.read_bytes() == good
+
+
+def test_unknown_voice_fails_at_once_naming_segment_voice_and_text(engine: Pyttsx3Engine, tmp_path: Path) -> None:
+    bad = replace(NARRATOR, name="ghost", engine_voice="gmw/en-us+nosuch")
+    with pytest.raises(SynthesisError) as err:
+        synthesize([(line("Hello."), bad, "ch3-0001")], engine=engine, cache=ClipCache(tmp_path))
+    message = str(err.value)
+    assert message.startswith("segment ch3-0001: no usable clip after 1 attempt: voice 'ghost': ")
+    assert "no variant 'nosuch'" in message and "text: 'Hello.'" in message
+
+
+def test_empty_spoken_text_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SynthesisError, match=r"segment ch1-0002: nothing to say for 'UN'"):
+        synthesize([(Line("UN", "  "), NARRATOR, "ch1-0002")], engine=FakeEngine(), cache=ClipCache(tmp_path))
+
+
+# --------------------------------------------------------------------------- failures and retries
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        ("missing", "no WAV written"),
+        ("empty", "empty WAV (no samples)"),
+        ("short", "speech lasts"),
+        ("silent", "silent; expected"),
+        ("garbage", "not a WAV file"),
+        ("error", "SynthesisError: fake engine: forced failure"),
+        ("crash", "the engine crashed (SIGSEGV)"),
+    ],
+)
+def test_a_bad_clip_is_rendered_again_until_it_is_good(mode: str, why: str, tmp_path: Path) -> None:
+    text = "The unions have been depopulated, and only the strongest remained."
+    fake = FakeEngine([Fault("unions", mode, times=2)], state_dir=tmp_path / "state")  # type: ignore[arg-type]
+    retried: list[str] = []
+    jobs = [(line("Fine words first."), NARRATOR, "ch1-0001"), (line(text), SERGE, "ch1-0002")]
+    clips = synthesize(jobs, engine=fake, cache=ClipCache(tmp_path / "c"), jobs=2, on_retry=retried.append)
+    assert fake.attempts(text) == 3
+    assert all(c.rendered for c in clips)
+    check_clip(clips[1].path, text, SERGE.rate)
+    assert len(retried) == 1 and retried[0].startswith("segment ch1-0002: clip needed 3 attempts (")
+    assert why in retried[0]
+
+
+def test_when_retries_run_out_the_error_names_segment_voice_and_text(tmp_path: Path) -> None:
+    text = "Workers, that part of the advanced guard."
+    fake = FakeEngine([Fault("advanced", "empty")], state_dir=tmp_path / "state")
+    jobs = [(line("Fine."), NARRATOR, "ch1-0001"), (line(text), SERGE, "ch1-0007")]
+    with pytest.raises(SynthesisError) as err:
+        synthesize(jobs, engine=fake, cache=ClipCache(tmp_path / "c"), retries=3)
+    assert fake.attempts(text) == 4
+    assert str(err.value) == (
+        "segment ch1-0007: no usable clip after 4 attempts: empty WAV (no samples); "
+        "voice 'serge' (gmw/en+m3, 190 wpm, pitch 40, volume 0.9); "
+        "text: 'Workers, that part of the advanced guard.'"
+    )
+    assert err.value.exit_code != 0
+    fewer = FakeEngine([Fault("advanced", "missing")], state_dir=tmp_path / "state2")
+    with pytest.raises(SynthesisError, match="after 2 attempts: no WAV written"):
+        synthesize(jobs, engine=fewer, cache=ClipCache(tmp_path / "c"), retries=1)
+    assert fewer.attempts(text) == 2
+    # nothing half-written was left in the cache, and the good clip was kept
+    cached = [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    assert len(cached) == 1 and cached[0].endswith(".wav") and not cached[0].startswith(".")
+
+
+def test_fake_engine_builds_are_deterministic_across_worker_counts(tmp_path: Path) -> None:
+    jobs = [(line(f"Sentence number {i} of the fake book."), NARRATOR) for i in range(12)]
+    one = synthesize(jobs, engine=FakeEngine(), cache=ClipCache(tmp_path / "a"), jobs=1)
+    two = synthesize(jobs[::-1], engine=FakeEngine(), cache=ClipCache(tmp_path / "b"), jobs=2)
+    assert [c.path.read_bytes() for c in one] == [c.path.read_bytes() for c in two[::-1]]
+
+
+# --------------------------------------------------------------------------- preview and play
+
+
+def test_preview_renders_like_a_build_to_wav_or_mp3(engine: Pyttsx3Engine, first_build: tuple, tmp_path: Path) -> None:
+    cache, clips, _ = first_build
+    wav = preview_text(TEXTS[1], SERGE, engine, tmp_path / "out" / "preview.wav")
+    assert wav.read_bytes() == clips[1].path.read_bytes()  # same bytes as the build's clip
+    mp3 = preview_text(TEXTS[1], SERGE, engine, tmp_path / "preview.mp3", cache=cache)
+    audio = MP3(mp3)
+    assert audio.info.sample_rate == 22050 and audio.info.channels == 1
+    assert audio.info.length == pytest.approx(clips[1].seconds, abs=0.1)
+    with pytest.raises(OutputError, match=r"preview.ogg: a preview is written as \.wav or \.mp3"):
+        preview_text("Hi.", SERGE, engine, tmp_path / "preview.ogg")
+
+
+def test_play_uses_an_available_player_or_says_there_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = tmp_path / "clip.wav"
+    write_wav(clip, b"\x00\x10" * 2205)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", str(bindir))
+    message = play(clip)
+    assert message is not None and message.startswith(f"no audio player found to play {clip}")
+    assert "aplay" in message
+    log = tmp_path / "played.txt"
+    player = bindir / "aplay"
+    player.write_text(f'#!/bin/sh\necho "$@" > {log}\n')
+    player.chmod(0o755)
+    assert play(clip) is None
+    assert log.read_text().split() == ["-q", str(clip)]
+    player.write_text("#!/bin/sh\necho 'no such device' >&2\nexit 1\n")
+    assert play(clip) == f"could not play {clip}: aplay exited with 1: no such device"
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_prints_periodic_lines_in_a_log() -> None:
+    out, clock = io.StringIO(), Clock()
+    report = ProgressReporter(out, interval=10, clock=clock)
+    report(40, 40, 100)
+    for done in range(41, 101):
+        clock.now += 0.5
+        report(done, 40, 100)
+    report.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "synthesis: 40/100 clips (0 rendered, 40 from cache, 60 left, ETA --)"
+    assert lines[1] == "synthesis: 60/100 clips (20 rendered, 40 from cache, 40 left, ETA 0:20)"
+    assert lines[-1] == "synthesis: 100/100 clips (60 rendered, 40 from cache, 0 left, done)"
+    assert len(lines) == 4  # start, every 10 s, the end: a short log
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_nothing_when_quiet() -> None:
+    tty, clock = Tty(), Clock()
+    with ProgressReporter(tty, clock=clock, width=10) as report:
+        report(0, 0, 4)
+        for done in range(1, 5):
+            clock.now += 30
+            report(done, 0, 4)
+    text = tty.getvalue()
+    assert text.startswith("\r[----------] synthesis: 0/4 clips")
+    assert "\r[#####-----] synthesis: 2/4 clips (2 rendered, 0 from cache, 2 left, ETA 1:00)" in text
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert text.rstrip().endswith("] synthesis: 4/4 clips (4 rendered, 0 from cache, 0 left, done)")
+    quiet = Tty()
+    with ProgressReporter(quiet, quiet=True) as report:
+        report(1, 0, 2)
+        report(2, 0, 2)
+    assert quiet.getvalue() == ""
+    assert format_duration(3723) == "1:02:03" and format_duration(42) == "0:42"
