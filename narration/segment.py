@@ -1,0 +1,1694 @@
+"""The segmenter: seed texts in, a Book of chapters and segments out, and nothing lost.
+
+Every later stage trusts this one for structure (chapters, headings, quote blocks, dialogue
+spans) and for the text as it is to be spoken. Listeners complain most about chapters split
+wrongly, words silently missing and licence text read aloud, so the rules are explicit:
+
+* a file is one chapter unless it has chapter headings (``CHAPTER I: TITLE``, ``Chapter 12``,
+  ``CHAPTER IV.`` or a roman numeral followed by a title line, ``PREFACE``, ``INTRODUCTION``;
+  in Markdown ``#``);
+* what is not spoken (Gutenberg header and licence, web boilerplate, separators, transcriber
+  notes, illustration and footnote markers, tables of contents, title pages, control
+  characters) is listed in ``Book.removed`` with its reason;
+* every word of every input is accounted for exactly once, which :func:`words_accounted`
+  checks: in a spoken segment, a chapter title or author, a quote's source, or the removed
+  list.
+
+Everything here is pure and linear in the size of the input: the same seeds always give the
+same Book, byte for byte.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .model import (
+    MAX_UTTERANCE,
+    SEGMENT_KINDS,
+    Book,
+    Chapter,
+    Removed,
+    Segment,
+    SegmentKind,
+    Source,
+    Span,
+)
+
+SEED_SUFFIXES = (".txt", ".md")
+
+# --------------------------------------------------------------------------------------------
+# Reading and decoding
+
+
+_BOMS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+
+#: Files people drop into seeds/ by mistake, recognised by their first bytes.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (EPUB, DOCX or ODT are ZIP files)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\xd0\xcf\x11\xe0", "a Microsoft Office document"),
+    (b"ID3", "an MP3 file"),
+    (b"RIFF", "a RIFF (WAV) file"),
+    (b"\x7fELF", "a program"),
+)
+
+_DECLARED = re.compile(rb"^[ \t]*Character set encoding:[ \t]*([^\r\n]*)", re.I | re.M)
+_EMACS_CODING = re.compile(rb"-\*-.*?coding[:=][ \t]*([-\w.]+)")
+_ENCODING_ALIASES = {
+    "iso-646-us": "ascii",
+    "iso646-us": "ascii",
+    "us-ascii": "ascii",
+    "iso latin-1": "latin-1",
+    "iso latin 1": "latin-1",
+    "unicode utf-8": "utf-8",
+}
+
+
+def seed_files(seeds_dir: Path) -> list[Path]:
+    """The seed files of a book in listening order: *.txt and *.md, by name, no hidden files."""
+    if not seeds_dir.is_dir():
+        raise InputError(seeds_dir, "no seeds directory: put the texts to read in it")
+    files = sorted(
+        (
+            p
+            for p in seeds_dir.iterdir()
+            if not p.name.startswith(".")
+            and p.suffix.lower() in SEED_SUFFIXES
+            and p.is_file()
+        ),
+        key=lambda p: p.name,
+    )
+    if not files:
+        raise InputError(seeds_dir, "no seed files: add *.txt or *.md texts to read")
+    return files
+
+
+def read_seed(path: Path) -> str:
+    """The text of one seed file, decoded strictly (never a silent replacement character)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    return decode_seed(data, path)
+
+
+def decode_seed(data: bytes, path: Path | str) -> str:
+    """Decode a seed's bytes: BOM first, then a declared encoding, else strict UTF-8."""
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            return _decode(data, codec, name, path)
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            raise InputError(
+                path, f"this is {what}, not a text file: save it as plain text (.txt) or .md"
+            )
+    declared = _declared_encoding(data, path)
+    nul = data.find(b"\x00")
+    if nul >= 0 and (declared is None or not declared[0].startswith("utf-16")):
+        raise InputError(
+            path,
+            f"binary data (a NUL byte at byte offset {nul}), not text; if it is UTF-16, "
+            "save it with a byte-order mark or as UTF-8",
+            _line_at(data, nul),
+        )
+    if declared is not None:
+        codec, name = declared
+        # ASCII is a subset of UTF-8: a file that declares ASCII but has UTF-8 quotes is fine.
+        return _decode(data, "utf-8" if codec == "ascii" else codec, name, path)
+    return _decode(data, "utf-8", "UTF-8", path)
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _declared_encoding(data: bytes, path: Path | str) -> tuple[str, str] | None:
+    """(codec, name as declared) from a Project Gutenberg or Emacs header, if the file has one."""
+    head = data[:16384]
+    m = _DECLARED.search(head) or _EMACS_CODING.search(head[:400])
+    if not m:
+        return None
+    value = m.group(1).decode("latin-1").strip()
+    candidates = [value, value.split(" ")[0] if value else "", *re.findall(r"\(([^)]*)\)", value)]
+    for cand in candidates:
+        cand = cand.strip().rstrip(".").strip()
+        if not cand:
+            continue
+        name = _ENCODING_ALIASES.get(cand.lower(), cand)
+        try:
+            return codecs.lookup(name).name, value
+        except LookupError:
+            continue
+    raise InputError(
+        path,
+        f"declares the encoding '{value}', which Python does not know; "
+        "convert the file to UTF-8 or fix the declaration",
+        _line_at(data, m.start(1)),
+    )
+
+
+def _decode(data: bytes, codec: str, name: str, path: Path | str) -> str:
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start] if exc.start < len(data) else 0
+        raise InputError(
+            path,
+            f"not valid {name} at byte offset {exc.start} (byte 0x{bad:02X}); save the file "
+            "as UTF-8, or declare its encoding in a line such as "
+            "'Character set encoding: ISO-8859-1'",
+            _line_at(data, exc.start),
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def segment_book(seeds_dir: Path) -> Book:
+    """Segment every seed file of a book, in file-name order, into one Book."""
+    chapters: list[Chapter] = []
+    removed: list[Removed] = []
+    used: set[str] = set()
+    for path in seed_files(seeds_dir):
+        text = read_seed(path)
+        file_chapters, file_removed = _segment(text, path.name, len(chapters) + 1, path)
+        for ch in file_chapters:
+            chapter_id = _unique_id(ch.id, used, _slug(Path(ch.file).stem))
+            chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
+        removed.extend(file_removed)
+    return Book(chapters=tuple(chapters), removed=tuple(removed))
+
+
+def segment_text(
+    text: str, file: str, number_from: int = 1
+) -> tuple[list[Chapter], list[Removed]]:
+    """Segment one decoded seed text; `file` names it in the chapters and in errors."""
+    return _segment(text, file, number_from, file)
+
+
+# --------------------------------------------------------------------------------------------
+# Text as spoken
+
+
+_NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
+#: Invisible formatting characters: dropped from the spoken text (and by the word checker).
+_INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+_SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
+
+_WORD = re.compile(r"[^\W_]+")
+
+_ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![^\W_])viz\.", re.I), "namely"),
+    (re.compile(r"(?<![^\W_])i\.[ \t]?e\.", re.I), "that is"),
+    (re.compile(r"(?<![^\W_])e\.[ \t]?g\.", re.I), "for example"),
+    (re.compile(r"(?<![^\W_])etc\.", re.I), "et cetera"),
+    (re.compile(r"&c\.", re.I), "et cetera"),
+    (re.compile(r"(?<![^\W_])cf\.", re.I), "compare"),
+    (re.compile(r"(?<![^\W_])N\.[ \t]?B\.", re.I), "note well"),
+)
+_SENTENCE_START = re.compile(r"\s+[\"“‘'(\[]*[A-Z0-9À-ÖØ-Þ]")
+
+
+def expand_abbreviations(text: str) -> str:
+    """viz. -> namely, i.e. -> that is, e.g. -> for example, etc. -> et cetera (read as words).
+
+    'etc.' at the end of a sentence keeps its full stop, so sentence splitting still sees it.
+    """
+
+    def sub(pattern: re.Pattern[str], words: str, s: str) -> str:
+        def repl(m: re.Match[str]) -> str:
+            out = words.capitalize() if m.group(0)[0].isupper() else words
+            if words == "et cetera":
+                rest = s[m.end() :]
+                if not rest.strip() or _SENTENCE_START.match(rest):
+                    out += "."
+            return out
+
+        return pattern.sub(repl, s)
+
+    for pattern, words in _ABBREVIATIONS:
+        if pattern.search(text):
+            text = sub(pattern, words, text)
+    return text
+
+
+_UNDERSCORE = re.compile(r"(?<![^\W_])_+|_+(?![^\W_])")
+_BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
+_BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
+_STAR_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)\*+(?=[^\s*])")
+_STAR_CLOSE = re.compile(r"(?<=[^\s*])\*+(?=[\s.,;:!?)\]\"”’]|$)")
+_DASHES = re.compile(r"[ \t]*-{2,3}[ \t]*|[ \t]+-[ \t]+")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _markup_dropped(text: str) -> str:
+    """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes."""
+    if "_" in text:
+        text = _UNDERSCORE.sub("", text)
+    if "=" in text:
+        text = _BOLD_CLOSE.sub("", _BOLD_OPEN.sub("", text))
+    if "*" in text:
+        text = _STAR_CLOSE.sub("", _STAR_OPEN.sub("", text))
+    text = text.replace("`", "")
+    if "-" in text:
+        text = _DASHES.sub(" — ", text)
+    return text
+
+
+def _spoken_text(text: str) -> str:
+    """Markup dropped, abbreviations read as words, whitespace collapsed, NFC."""
+    text = _markup_dropped(text)
+    text = expand_abbreviations(text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    return unicodedata.normalize("NFC", text)
+
+
+def _join_lines(parts: Iterable[str]) -> str:
+    """Hard-wrapped lines joined: a word broken after a hyphen is rejoined, hyphen kept.
+
+    Project Gutenberg texts keep only real hyphens at line ends ("after-/lecture",
+    "subject-/matter"), so the hyphen stays and no space is added.
+    """
+    out: list[str] = []
+    prev = ""
+    for raw in parts:
+        part = raw.strip()
+        if not part:
+            continue
+        if prev:
+            glued = (
+                prev.endswith("-")
+                and not prev.endswith("--")
+                and len(prev) > 1
+                and prev[-2].isalpha()
+                and part[0].isalpha()
+            )
+            out.append("" if glued else " ")
+        out.append(part)
+        prev = part
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Sentences and utterances
+
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s)")
+_NO_SPLIT_AFTER = frozenset(
+    "mr mrs ms messrs dr prof rev hon st mt gen col capt lt sgt cpl gov sen rep jr sr vs "
+    "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme mlle "
+    "mons esq".split()
+)
+_NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "op"})
+_CLAUSE_LEVELS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?<=;)\s+"),
+    re.compile(r"(?<=:)\s+"),
+    re.compile(r"(?<=,)\s+"),
+    re.compile(r"\s+(?=[—–])|(?<=[—–])\s*|(?<=\s-)\s+"),
+    re.compile(r"\s+"),
+)
+
+
+def _sentence_bounds(text: str) -> list[str]:
+    """Split at sentence ends followed by a capital or digit, not after Mr., initials, etc."""
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        rest = text[m.end() :].lstrip()
+        nxt = rest.lstrip("\"“‘'([«")[:1]
+        if not nxt or not (nxt.isupper() or nxt.isdigit()):
+            continue
+        if m.group(0)[0] == ".":
+            word = re.search(r"([^\W\d_]+)$", text[start : m.start()])
+            token = word.group(1) if word else ""
+            if token.lower() in _NO_SPLIT_AFTER:
+                continue
+            if token.lower() in _NUMBER_ABBREVIATIONS and nxt.isdigit():
+                continue
+            if len(token) == 1 and token.isupper() and token != "I":
+                continue  # an initial: "A. Kolontay"
+        piece = text[start : m.end()].strip()
+        if piece:
+            out.append(piece)
+        start = m.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def _fit(text: str, limit: int, level: int = 0) -> list[str]:
+    """Cut one sentence into utterances of at most `limit` characters, at the strongest
+    clause boundary available (; then : then , then dashes, then spaces); a single word
+    longer than the limit is the only thing ever cut mid-word. Linear in len(text)."""
+    if len(text) <= limit:
+        return [text]
+    if level == len(_CLAUSE_LEVELS):
+        return [text[i : i + limit] for i in range(0, len(text), limit)]
+    parts = [p for p in _CLAUSE_LEVELS[level].split(text) if p]
+    if len(parts) == 1:
+        return _fit(text, limit, level + 1)
+    out: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for part in parts:
+        if len(part) > limit:
+            if cur:
+                out.append(" ".join(cur))
+                cur, size = [], 0
+            out.extend(_fit(part, limit, level + 1))
+            continue
+        if cur and size + 1 + len(part) > limit:
+            out.append(" ".join(cur))
+            cur, size = [], 0
+        size += len(part) + (1 if cur else 0)
+        cur.append(part)
+    if cur:
+        out.append(" ".join(cur))
+    return out
+
+
+def split_sentences(text: str, limit: int = MAX_UTTERANCE) -> tuple[str, ...]:
+    """The text as utterances for the engine: sentences, long ones cut at clause boundaries,
+    each at most `limit` characters (the driver drops longer first utterances silently)."""
+    text = _WHITESPACE.sub(" ", text).strip()
+    out: list[str] = []
+    for sentence in _sentence_bounds(text):
+        out.extend(p for p in (s.strip() for s in _fit(sentence, limit)) if p)
+    return tuple(out)
+
+
+_OPENERS = "“„«"
+_CLOSERS = "”»"
+_QUOTE_CHARS = re.compile("[\"“”„«»]")
+
+
+def dialogue_spans(text: str) -> tuple[Span, ...]:
+    """Quotations inside a segment (dialogue, quoted words), quote marks included.
+
+    Straight and curly double quotes are handled alike; a quotation still open at the end
+    of a paragraph (the usual way to continue a speech) runs to the end of the text.
+    """
+    spans: list[Span] = []
+    start: int | None = None
+    for m in _QUOTE_CHARS.finditer(text):
+        c = m.group(0)
+        if start is None:
+            if c in _CLOSERS:
+                continue
+            start = m.start()
+        elif c in _OPENERS:
+            start = m.start()  # an unclosed quotation: the new one starts here
+        else:
+            spans.append(Span(start, m.end()))
+            start = None
+    if start is not None and start < len(text) - 1:
+        spans.append(Span(start, len(text)))
+    return tuple(s for s in spans if _WORD.search(text[s.start : s.end]))
+
+
+# --------------------------------------------------------------------------------------------
+# Raw text with line numbers
+
+
+@dataclass
+class _Raw:
+    """A piece of the seed file's text with the line number of every character."""
+
+    text: str
+    starts: list[int]  # offsets where a line begins
+    nos: list[int]  # its 1-based line number
+
+    @classmethod
+    def of(cls, lines: list[tuple[int, str]]) -> _Raw:
+        starts, nos, pos = [], [], 0
+        for no, t in lines:
+            starts.append(pos)
+            nos.append(no)
+            pos += len(t) + 1
+        return cls("\n".join(t for _, t in lines), starts, nos)
+
+    def line(self, offset: int) -> int:
+        if not self.nos:
+            return 0
+        return self.nos[max(0, bisect.bisect_right(self.starts, offset) - 1)]
+
+    def slice(self, a: int, b: int) -> _Raw:
+        i = max(0, bisect.bisect_right(self.starts, a) - 1)
+        starts = [0] + [s - a for s in self.starts[i + 1 :] if s < b]
+        return _Raw(self.text[a:b], starts, self.nos[i : i + len(starts)])
+
+
+@dataclass
+class _Block:
+    """A run of non-blank lines (a paragraph, a heading, a list item)."""
+
+    lines: list[tuple[int, str]]
+
+    @property
+    def line(self) -> int:
+        return self.lines[0][0]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(t for _, t in self.lines)
+
+    @property
+    def single(self) -> str | None:
+        return self.lines[0][1].strip() if len(self.lines) == 1 else None
+
+
+# --------------------------------------------------------------------------------------------
+# Recognisers
+
+
+_PG_START = re.compile(
+    r"^\s*\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG|^\s*\*END\*\s*THE SMALL PRINT", re.I
+)
+_PG_END = re.compile(
+    r"^\s*\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG|^\s*End of (?:the |this )?Project "
+    r"Gutenberg",
+    re.I,
+)
+_SEPARATOR = re.compile(r"^\s*(?:[*\-=_~#•·+]\s*){3,}$")
+_WEB = re.compile(
+    r"^(?:top of (?:the )?page|back to (?:the )?top|return to (?:the )?top|go to top"
+    r"|last (?:updated|modified|revised)\b.*|page last (?:updated|modified)\b.*"
+    r"|print (?:this )?page|share this(?: page| article)?|share on \w+"
+    r"|skip to (?:main )?content|click here\b.*|copyright\s*(?:©|\(c\))?.*\d{4}.*"
+    r"|©.*\d{4}.*|all rights reserved|privacy policy|terms of (?:use|service)"
+    r"|cookie (?:policy|settings)|subscribe to (?:our|the) newsletter|follow us on \w+"
+    r"|(?:«|<<)?\s*previous\s*[|·•]\s*next\s*(?:»|>>)?|site ?map|main page"
+    r"|(?:home|index)(?:\s*[|»>·•/]\s*[\w '’-]+)+)\W*$",
+    re.I,
+)
+_TRANSCRIBER = re.compile(
+    r"^\[?\s*(?:transcriber['’]?s?\s+notes?\b|transcribed\s+(?:from|by)\b|produced\s+by\b"
+    r"|e-?text\s+(?:prepared|produced)\s+by\b|this\s+e-?(?:text|book)\s+was\s+"
+    r"(?:prepared|produced|created)\b|scanned\s+(?:and\s+proofed\s+)?by\b"
+    r"|html\s+version\s+by\b|proofread\s+by\b)",
+    re.I,
+)
+_ILLUSTRATION_BLOCK = re.compile(r"^\s*\[\s*Illustration\b", re.I)
+_FOOTNOTE_BLOCK = re.compile(r"^\s*(?:\{\d{1,3}\}|\[\d{1,3}\]|\[\s*Footnote\b)", re.I)
+_FOOTNOTES_HEADING = re.compile(r"^\s*(?:FOOT-?NOTES|Foot-?notes|END-?NOTES|End-?notes|NOTES)\s*:?\s*$")
+_CONTENTS = re.compile(r"^\s*(?:TABLE OF CONTENTS|CONTENTS|Table of Contents|Contents)\.?:?\s*$")
+_ATTRIBUTION = re.compile(
+    r"^\s*\((?P<n>\d{1,3})\)\s+(?P<author>[^\W\d_][^,()]{1,80}?),\s+(?P<work>[^()]{2,200}?)"
+    r"\s*\((?P<year>\d{4})\)\s*\.?\s*$"
+)
+_MD_HEADING = re.compile(r"^\s{0,3}(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
+_SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:(?P<num>\d{1,3}[.)])|(?P<bullet>[-*+•]))\s+\S")
+_QUOTE_LINE = re.compile(r"^\s{0,3}>")
+_SOURCE_LINE = re.compile(r"^\s*(?:--|—|–|―)\s*(?P<rest>\S.*)$")
+_FENCE = re.compile(r"^\s{0,3}(?:```|~~~)")
+
+_NUMBER_WORDS = (
+    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four"
+    r"|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven"
+    r"|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|hundred)"
+)
+_CHAPTER = re.compile(
+    r"^(?P<label>CHAPTER|Chapter|CHAP\.|Chap\.)\s+(?P<num>[IVXLCDM]+|[ivxlcdm]+|\d{1,4}|"
+    + _NUMBER_WORDS
+    + r")(?![\w'’])\.?\s*(?:[:.\-—–]+\s*)?(?P<rest>.*)$",
+    re.I,
+)
+_ROMAN = re.compile(r"^M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})$")
+_ROMAN_ALONE = re.compile(r"^(?P<num>[IVXLCDM]+)\.?$")
+_SPECIAL_CHAPTERS = ("preface", "introduction", "prologue", "epilogue", "foreword", "afterword")
+_SPECIAL = re.compile(
+    r"^(?:(?:THE\s+)?AUTHOR['’]S\s+)?(?:"
+    + "|".join(w.upper() for w in _SPECIAL_CHAPTERS)
+    + r")(?:\s+TO\s+THE\s+[A-Z ]+EDITION)?\.?$|^(?:"
+    + "|".join(w.capitalize() for w in _SPECIAL_CHAPTERS)
+    + r")\.?$"
+)
+
+_SMALL_WORDS = frozenset(
+    "a an the and but or nor for so yet as at by in of off on per to up via from into with "
+    "over upon than is are was be de la le du von van der et".split()
+)
+_NOT_NAME = frozenset(
+    "the a an of and in on to for with what who how why is are was this that from by "
+    "chapter part book page top last updated".split()
+)
+_NAME_PARTICLES = frozenset("de da di del della der van von le la du bin ibn ten ter".split())
+_BY = re.compile(r"^\s*by\s*(?P<name>.*?)\s*$", re.I)
+_DOC_NOUNS = (
+    "statement|declaration|letter|manifesto|resolution|appeal|leaflet|proclamation|telegram"
+    "|programme|program|platform|petition|memorandum|circular|open letter|decree|order"
+)
+_DOCUMENT_INTRO = re.compile(
+    r"^(?P<subject>.*?)\s*\b(?:also\s+|then\s+|later\s+|subsequently\s+|jointly\s+)?"
+    r"(?:published|issued|wrote|sent|signed|adopted|released|distributed|circulated|"
+    r"drew up|put out|produced)\b.*?\b(?P<noun>" + _DOC_NOUNS + r")\b(?P<after>.*)$",
+    re.I | re.S,
+)
+_GROUP_SUBJECT = re.compile(
+    r"^(?:the|this|that|its|their)\s+(?:group|party|faction|organi[sz]ation|movement|"
+    r"opposition|committee|union|congress|council|conference|leadership|members)$|^(?:it|they)$",
+    re.I,
+)
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+_DATE = re.compile(
+    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>" + "|".join(_MONTHS) + r"),?\s+"
+    r"(?P<year>\d{4})|(?P<month2>" + "|".join(_MONTHS) + r")\s+(?P<day2>\d{1,2})(?:st|nd|rd|th)?"
+    r",?\s+(?P<year2>\d{4})|(?P<year3>\d{4})",
+    re.I,
+)
+
+
+def _is_roman(s: str) -> bool:
+    return bool(s) and _ROMAN.match(s.upper()) is not None
+
+
+def _cased(s: str) -> list[str]:
+    return [c for c in s if c.isupper() or c.islower()]
+
+
+def _all_caps(s: str) -> bool:
+    cased = _cased(s)
+    return bool(cased) and all(c.isupper() for c in cased)
+
+
+def _title_like(s: str) -> bool:
+    """A short line that reads as a title or heading (title case or all capitals)."""
+    s = s.strip()
+    if not s or len(s) > 100 or len(s.split()) > 14:
+        return False
+    if not (s[0].isupper() or s[0].isdigit()):
+        return False
+    if not _cased(s):
+        return False
+    if _all_caps(s):
+        return not s.endswith((",", ";"))
+    if s.endswith((".", ",", ";", ":")):
+        return False
+    for w in re.findall(r"[^\W\d_][\w'’\-]*", s):
+        if len(w) >= 4 and w.lower() not in _SMALL_WORDS and not w[0].isupper():
+            return False
+    return True
+
+
+def _name_like(s: str) -> bool:
+    """'A. Kolontay', 'WILLIAM MORRIS', 'Victor Serge': a person's name and nothing else."""
+    toks = s.strip().rstrip(",").split()
+    if not 2 <= len(toks) <= 5:
+        return False
+    initials = 0
+    for t in toks:
+        bare = t.strip(".")
+        if re.fullmatch(r"(?:[^\W\d_]\.)+", t) and t[0].isupper():
+            initials += 1
+            continue
+        if bare.lower() in _NOT_NAME:
+            return False
+        if t.lower() in _NAME_PARTICLES:
+            continue
+        if not (bare and bare[0].isupper() and re.fullmatch(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*'?", bare)):
+            return False
+        if t.endswith(".") and t.lower() not in ("jr.", "sr."):
+            return False
+    return initials < len(toks)
+
+
+def _display(s: str) -> str:
+    """A title or heading as shown: `--` as a dash, markup dropped, ALL CAPS in title case."""
+    s = _WHITESPACE.sub(" ", _markup_dropped(s)).strip()
+    if not _all_caps(s):
+        return unicodedata.normalize("NFC", s)
+    out: list[str] = []
+    first = True
+    for tok in re.split(r"(\s+)", s):
+        if not tok or tok.isspace():
+            out.append(tok)
+            continue
+        core = tok.strip("\"“”‘’'([{:;,.!?")
+        if tok == "I" or (len(core) > 1 and _is_roman(core)):
+            new = tok
+        elif not first and core.lower() in _SMALL_WORDS:
+            new = tok.lower()
+        else:
+            new = "-".join(p[:1].upper() + p[1:].lower() for p in tok.split("-"))
+            new = re.sub(r"^([\"“‘'(\[]+)([^\W\d_])", lambda m: m.group(1) + m.group(2).upper(), new)
+        out.append(new)
+        first = tok.endswith((":", "—", ".", "?", "!")) or tok in ("—", "–")
+    result = unicodedata.normalize("NFC", "".join(out))
+    # Title case must never change a word: if some script's case rules would, keep it.
+    return result if words(result) == words(s) else unicodedata.normalize("NFC", s)
+
+
+def _chapter_heading(line: str) -> tuple[str, bool, bool] | None:
+    """(title, may take a title line, must have one) when `line` is a chapter heading."""
+    s = line.strip()
+    if not s or len(s) > 120:
+        return None
+    m = _CHAPTER.match(s)
+    if m and s[0].isupper():
+        num = m.group("num")
+        if num.isalpha() and re.fullmatch(r"[ivxlcdm]+", num, re.I) and not _is_roman(num):
+            return None
+        label = m.group("label").rstrip(".").capitalize()
+        label = f"{label}. {num}" if label == "Chap" else f"{label} {num.upper() if _is_roman(num) and num.isupper() else num}"
+        rest = m.group("rest").strip()
+        if not rest:
+            return label, True, False
+        if not _title_like(rest) and not (
+            rest.endswith(".") and _title_like(rest.rstrip("."))
+        ):
+            return None
+        return f"{label}: {_display(rest.rstrip('.') if not _all_caps(rest) else rest.rstrip('.'))}", False, False
+    m = _ROMAN_ALONE.match(s)
+    if m and _is_roman(m.group("num")):
+        return m.group("num"), True, True
+    if _SPECIAL.match(s):
+        return _display(s.rstrip(".")), False, False
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Items: what each block of the file is
+
+
+@dataclass
+class _Item:
+    kind: str  # removed, chapter, short, para, list, quote, heading, attribution, contents
+    block: _Block
+    reason: str = ""
+    title: str = ""
+    title_line: int = 0
+    source: Source | None = None
+    extra: list[_Block] = field(default_factory=list)  # a chapter's consumed title line
+
+    @property
+    def line(self) -> int:
+        return self.block.line
+
+
+class _File:
+    """One seed file being segmented: its name, the removed pieces, whether it is Markdown."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.markdown = name.lower().endswith(".md")
+        self.removed: list[Removed] = []
+
+    def remove(self, line: int, text: str, reason: str) -> None:
+        text = text.strip("\n")
+        if text.strip():
+            self.removed.append(Removed(file=self.name, line=line, text=text, reason=reason))
+
+    def remove_lines(self, lines: list[tuple[int, str]], reason: str) -> None:
+        while lines and not lines[0][1].strip():
+            lines = lines[1:]
+        if lines:
+            self.remove(lines[0][0], "\n".join(t for _, t in lines).rstrip(), reason)
+
+
+def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
+    """Lines with control characters removed (and reported) and odd spaces made plain."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = _NEWLINES.sub("\n", text)
+    out: list[tuple[int, str]] = []
+    for no, line in enumerate(text.split("\n"), 1):
+        if not line.isascii():
+            line = _INVISIBLE.sub("", line)
+        if _SUSPECT.search(line):
+            bad: dict[str, list[str]] = {}
+            chars = []
+            for ch in line:
+                cat = unicodedata.category(ch)
+                if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd"):
+                    chars.append(ch)
+                    continue
+                reason = (
+                    "replacement character: a character was already lost before this file "
+                    "was saved"
+                    if ch == "\ufffd"
+                    else "lone surrogate (not a character)"
+                    if cat == "Cs"
+                    else "control character"
+                )
+                bad.setdefault(reason, []).append(f"U+{ord(ch):04X}")
+                chars.append(" ")
+            line = "".join(chars)
+            for reason, codes in bad.items():
+                f.remove(no, " ".join(codes), reason)
+        if "\t" in line or not line.isascii():
+            line = _SPACES.sub(" ", line)
+        out.append((no, line.rstrip()))
+    return out
+
+
+def _strip_gutenberg(lines: list[tuple[int, str]], f: _File) -> list[tuple[int, str]]:
+    """Project Gutenberg's header, footer and licence, removed whole."""
+    start = next(
+        (i for i, (_, t) in enumerate(lines[:2000]) if _PG_START.match(t)), None
+    )
+    end_from = start + 1 if start is not None else 0
+    end = next(
+        (i for i in range(end_from, len(lines)) if _PG_END.match(lines[i][1])), None
+    )
+    if end is not None and start is None and end < len(lines) // 2:
+        end = None  # a mention near the top is not the footer
+    if end is not None:
+        f.remove_lines(lines[end:], "Project Gutenberg footer and licence")
+        lines = lines[:end]
+    if start is not None:
+        f.remove_lines(lines[: start + 1], "Project Gutenberg header")
+        lines = lines[start + 1 :]
+    return lines
+
+
+def _blocks(lines: list[tuple[int, str]]) -> list[_Block]:
+    """Paragraph blocks, with list items, attribution lines, Markdown headings and quote
+    runs split out even when no blank line separates them."""
+    blocks: list[_Block] = []
+    cur: list[tuple[int, str]] = []
+    fence = False
+    for no, t in lines:
+        if _FENCE.match(t):
+            fence = not fence
+            cur.append((no, t))
+            if not fence:
+                blocks.append(_Block(cur))
+                cur = []
+            continue
+        if fence:
+            cur.append((no, t))
+            continue
+        if not t.strip():
+            if cur:
+                blocks.append(_Block(cur))
+                cur = []
+            continue
+        cur.append((no, t))
+    if cur:
+        blocks.append(_Block(cur))
+    out: list[_Block] = []
+    for b in blocks:
+        if _FENCE.match(b.lines[0][1]):
+            out.append(b)
+            continue
+        out.extend(_split_block(b))
+    return out
+
+
+def _split_block(b: _Block) -> list[_Block]:
+    listy = _LIST_ITEM.match(b.lines[0][1]) is not None
+    pieces: list[list[tuple[int, str]]] = [[]]
+    prev_quote = None
+    for no, t in b.lines:
+        alone = (
+            _ATTRIBUTION.match(t)
+            or _MD_HEADING.match(t)
+            or (_SEPARATOR.match(t) and not (_SETEXT.match(t) and len(pieces[-1]) == 1))
+        )
+        is_quote = _QUOTE_LINE.match(t) is not None
+        starts = (
+            alone
+            or (listy and _LIST_ITEM.match(t))
+            or (prev_quote is not None and is_quote and not prev_quote)
+            or (prev_quote and not is_quote and _SOURCE_LINE.match(t))
+        )
+        if starts and pieces[-1]:
+            pieces.append([])
+        pieces[-1].append((no, t))
+        if alone:
+            pieces.append([])
+        prev_quote = is_quote
+    return [_Block(p) for p in pieces if p]
+
+
+def _bracketed(blocks: list[_Block], i: int) -> int:
+    """Index of the block that closes a bracket opened at block i (for multi-block notes)."""
+    depth = 0
+    for j in range(i, min(len(blocks), i + 40)):
+        text = blocks[j].text
+        depth += text.count("[") - text.count("]")
+        if depth <= 0:
+            return j
+    return i
+
+
+def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
+    items: list[_Item] = []
+    i = 0
+    footnotes = False
+    while i < len(blocks):
+        b = blocks[i]
+        first = b.lines[0][1].strip()
+        single = b.single
+        heading = _chapter_heading(single) if single else None
+        if heading is None and len(b.lines) == 2:
+            two = _chapter_heading(b.lines[0][1])
+            if two and two[1] and _title_like(b.lines[1][1]) and not _chapter_heading(b.lines[1][1]):
+                items.append(
+                    _Item("chapter", b, title=f"{two[0]}{'. ' if two[2] else ': '}"
+                          f"{_display(b.lines[1][1].strip().rstrip('.'))}")
+                )
+                footnotes = False
+                i += 1
+                continue
+        if footnotes and not heading and not (f.markdown and _MD_HEADING.match(first)):
+            items.append(_Item("removed", b, reason="footnotes"))
+            i += 1
+            continue
+        if _FENCE.match(first):
+            items.append(_Item("removed", b, reason="code block"))
+        elif all(_SEPARATOR.match(t) for _, t in b.lines) and not (
+            f.markdown and items and items[-1].kind == "short"
+        ):
+            items.append(_Item("removed", b, reason="separator"))
+        elif f.markdown and len(b.lines) == 2 and _SETEXT.match(b.lines[1][1]):
+            level = 1 if b.lines[1][1].strip().startswith("=") else 2
+            kind = "chapter" if level == 1 else "heading"
+            items.append(_Item(kind, b, title=_display(b.lines[0][1])))
+            footnotes = False
+        elif first.startswith("<!--"):
+            j = i
+            while j + 1 < len(blocks) and "-->" not in blocks[j].text:
+                j += 1
+            for k in range(i, j + 1):
+                items.append(_Item("removed", blocks[k], reason="comment"))
+            i = j
+        elif _ILLUSTRATION_BLOCK.match(first) or (
+            first.startswith("[") and _TRANSCRIBER.match(first)
+        ):
+            j = _bracketed(blocks, i)
+            reason = "illustration marker" if _ILLUSTRATION_BLOCK.match(first) else "transcriber's note"
+            for k in range(i, j + 1):
+                items.append(_Item("removed", blocks[k], reason=reason))
+            i = j
+        elif _TRANSCRIBER.match(first) and len(b.lines) <= 8:
+            items.append(_Item("removed", b, reason="transcriber's note"))
+        elif len(b.lines) <= 2 and len(b.text) <= 150 and _WEB.match(_WHITESPACE.sub(" ", b.text).strip()):
+            items.append(_Item("removed", b, reason="web page boilerplate"))
+        elif single and _FOOTNOTES_HEADING.match(single):
+            items.append(_Item("removed", b, reason="footnotes"))
+            footnotes = True
+        elif _FOOTNOTE_BLOCK.match(first):
+            j = _bracketed(blocks, i) if first.startswith("[") else i
+            for k in range(i, j + 1):
+                items.append(_Item("removed", blocks[k], reason="footnote"))
+            i = j
+        elif single and _CONTENTS.match(single):
+            items.append(_Item("contents", b))
+        elif heading is not None:
+            title, wants, must = heading
+            item = _Item("chapter", b, title=title)
+            nxt = blocks[i + 1].single if i + 1 < len(blocks) else None
+            if (
+                wants
+                and nxt
+                and _title_like(nxt)
+                and _chapter_heading(nxt) is None
+                and not _WEB.match(nxt)
+            ):
+                sep = ". " if must else ": "
+                item.title = f"{title}{sep}{_display(nxt.rstrip('.'))}"
+                item.extra.append(blocks[i + 1])
+                i += 1
+            elif must:
+                item = _Item("short", b)  # a numeral alone: a section number, not a chapter
+            items.append(item)
+            footnotes = False
+        elif f.markdown and _MD_HEADING.match(first) and len(b.lines) == 1:
+            m = _MD_HEADING.match(first)
+            assert m is not None
+            kind = "chapter" if len(m.group("hashes")) == 1 else "heading"
+            if m.group("text").strip():
+                items.append(_Item(kind, b, title=_display(m.group("text"))))
+            else:
+                items.append(_Item("removed", b, reason="empty heading"))
+            footnotes = False
+        elif single and _ATTRIBUTION.match(single):
+            items.append(_Item("attribution", b))
+        elif _QUOTE_LINE.match(first):
+            items.append(_Item("quote", b))
+        elif (
+            single is None
+            and items
+            and items[-1].kind == "quote"
+            and items[-1].source is None
+            and items[-1].block.lines[-1][0] == b.line - 1
+            and _SOURCE_LINE.match(first)
+        ):
+            items.append(_Item("quote", b))  # the `-- Author` line right below a blockquote
+        elif single and _SOURCE_LINE.match(single) and items and items[-1].kind == "quote":
+            items.append(_Item("quote", b))
+        elif _LIST_ITEM.match(first):
+            items.append(_Item("list", b))
+        elif len(b.lines) >= 2 and _toc_block(b):
+            items.append(_Item("removed", b, reason="table of contents"))
+        elif single and _title_like(single):
+            items.append(_Item("short", b))
+        else:
+            items.append(_Item("para", b))
+        i += 1
+    _merge_quote_sources(items)
+    _mark_contents(items)
+    return items
+
+
+def _toc_block(b: _Block) -> bool:
+    """A block of chapter-heading lines (or lines with page numbers): a table of contents."""
+    lines = [t.strip() for _, t in b.lines]
+    hits = sum(
+        1
+        for t in lines
+        if _chapter_heading(t) is not None
+        or re.search(r"(?:\.{3,}|\s{2,}|\t)\s*(?:\d{1,4}|[ivxlc]+)$", t)
+        or (_CHAPTER.match(t) is not None)
+    )
+    return hits >= 2 and hits * 2 >= len(lines)
+
+
+def _merge_quote_sources(items: list[_Item]) -> None:
+    """Fold a `-- Author, Work (Year)` line into the blockquote above it."""
+    out: list[_Item] = []
+    for item in items:
+        if (
+            item.kind == "quote"
+            and out
+            and out[-1].kind == "quote"
+            and not _QUOTE_LINE.match(item.block.lines[0][1])
+        ):
+            out[-1].extra.append(item.block)
+            continue
+        out.append(item)
+    items[:] = out
+
+
+def _is_prose(b: _Block) -> bool:
+    """A paragraph of running text (mostly lower-case words), not a title page line."""
+    ws = re.findall(r"[^\W\d_]+", b.text)
+    if len(ws) < 12:
+        return False
+    lower = sum(1 for w in ws if w[0].islower())
+    return lower * 2 >= len(ws)
+
+
+def _mark_contents(items: list[_Item]) -> None:
+    """Tables of contents: removed. A chapter heading is real when text follows it; runs of
+    headings with nothing between them, and what follows a CONTENTS line, are the table."""
+    n = len(items)
+
+    def next_kind(i: int) -> str | None:
+        for j in range(i + 1, n):
+            if items[j].kind != "removed":
+                return items[j].kind
+        return None
+
+    real = [it.kind == "chapter" and next_kind(i) not in ("chapter", None) for i, it in enumerate(items)]
+    in_contents = False
+    for i, it in enumerate(items):
+        if it.kind == "contents":
+            in_contents = True
+            it.kind, it.reason = "removed", "table of contents"
+            continue
+        if in_contents:
+            if (it.kind == "chapter" and real[i]) or (it.kind == "para" and _is_prose(it.block)):
+                in_contents = False
+            elif it.kind != "removed":
+                it.kind, it.reason = "removed", "table of contents"
+                continue
+        if it.kind == "chapter" and not real[i]:
+            it.kind = "removed"
+            it.reason = (
+                "chapter heading with no text after it"
+                if next_kind(i) is None
+                else "table of contents"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Segments
+
+
+@dataclass
+class _Draft:
+    kind: SegmentKind
+    text: str
+    line: int
+    source: Source | None = None
+
+
+@dataclass
+class _ChapterDraft:
+    title: str
+    line: int
+    items: list[_Item]
+    drafts: list[_Draft] = field(default_factory=list)
+
+
+_INLINE = re.compile(
+    r"(?P<illustration>\[\s*Illustration\b[^\]]{0,2000}\])"
+    r"|(?P<note>\[\s*(?:Transcriber|Editor|TN)['’]?s?\s*[Nn]ote[^\]]{0,2000}\])"
+    r"|(?P<footnote>\[\s*Footnote\b[^\]]{0,2000}\])"
+    r"|(?P<marker>\{\d{1,3}\}|\[\d{1,3}\])"
+    r"|(?P<image>!\[[^\]\n]{0,500}\]\([^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?\))"
+    r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500})(?:\s+\"[^\"\n]{0,200}\")?\))"
+    r"|(?P<comment><!--.{0,2000}?-->)",
+    re.I | re.S,
+)
+_INLINE_REASONS = {
+    "illustration": "illustration marker",
+    "note": "transcriber's note",
+    "footnote": "footnote",
+    "marker": "footnote marker",
+    "image": "image",
+    "comment": "comment",
+}
+_INLINE_HINT = re.compile(r"[\[{]|<!--")
+
+
+def _spoken(raw: _Raw, f: _File) -> str:
+    """A block's raw text as spoken: inline markers removed (reported), lines joined."""
+    text = raw.text
+    if _INLINE_HINT.search(text):
+
+        def repl(m: re.Match[str]) -> str:
+            kind = m.lastgroup
+            if kind == "link" or (kind == "label"):
+                if not f.markdown:
+                    return m.group(0)
+                f.remove(raw.line(m.start("url")), m.group("url"), "link target (a web address)")
+                return m.group("label")
+            if kind in ("image", "link", "comment") and not f.markdown:
+                return m.group(0)
+            assert kind is not None
+            f.remove(raw.line(m.start()), m.group(0), _INLINE_REASONS[kind])
+            return " "
+
+        text = _INLINE.sub(repl, text)
+    return _spoken_text(_join_lines(text.split("\n")))
+
+
+def _lines_raw(lines: list[tuple[int, str]], strip: Callable[[str], str] | None = None) -> _Raw:
+    return _Raw.of([(no, strip(t) if strip else t) for no, t in lines])
+
+
+def _strip_quote_marker(t: str) -> str:
+    return re.sub(r"^\s{0,3}>+ ?", "", t)
+
+
+def _strip_bullet(t: str) -> str:
+    return re.sub(r"^(\s*)[-*+•](\s+)", r"\1\2", t)
+
+
+def _parse_source(rest: str, line: int) -> Source:
+    """'Author, Work (Year)' -> Source; whatever the text names is kept, nothing invented."""
+    rest = rest.strip()
+    year = None
+    m = re.search(r"\(([^()]*)\)\s*\.?$", rest)
+    if m and m.group(1).strip():
+        year = m.group(1).strip()
+        rest = rest[: m.start()].strip()
+    author, _, work = rest.partition(",")
+    return Source(
+        author=author.strip() or None, work=work.strip() or None, year=year, line=line
+    )
+
+
+def _document_split(raw: _Raw) -> tuple[_Raw, _Raw, str, str] | None:
+    """A long quotation introduced as a document ('... published a statement on 27th
+    February, 1921: "..."'): (intro, quotation, intro sentence, quotation text)."""
+    m = re.search(r":[ \t\n]*([\"“])(?P<body>[^\"“”]{80,})[\"”][ \t\n]*$", raw.text)
+    if not m:
+        return None
+    body = m.group("body")
+    if len(_WORD.findall(body)) < 25 or len(_sentence_bounds(_WHITESPACE.sub(" ", body))) < 2:
+        return None
+    intro_text = raw.text[: m.start() + 1]
+    sentences = _sentence_bounds(_WHITESPACE.sub(" ", intro_text))
+    last = sentences[-1] if sentences else ""
+    if _QUOTE_CHARS.search(last) or not _DOCUMENT_INTRO.match(last):
+        return None
+    return raw.slice(0, m.start() + 1), raw.slice(m.start("body"), m.end("body")), last, body
+
+
+def _document_source(intro: str, chapter_title: str) -> Source:
+    """Who issued the document, what it is, and when, from the sentence introducing it."""
+    m = _DOCUMENT_INTRO.match(intro)
+    assert m is not None
+    subject = re.sub(r"[,;]\s*$", "", m.group("subject").strip())
+    subject = re.sub(r"^(?:in \d{4},?\s+|on [^,]+,\s+|then,?\s+)", "", subject, flags=re.I)
+    if _GROUP_SUBJECT.match(subject):
+        author: str | None = chapter_title  # "the group": the subject of the article
+    elif _name_like(subject) or re.fullmatch(r"[A-Z][\w'’\-]+", subject):
+        author = subject
+    else:
+        author = None
+    noun = m.group("noun").lower()
+    work = noun[:1].upper() + noun[1:]
+    year = None
+    d = _DATE.search(m.group("after")) or _DATE.search(intro)
+    if d:
+        if d.group("year") or d.group("year2"):
+            day = d.group("day") or d.group("day2")
+            month = (d.group("month") or d.group("month2")).capitalize()
+            year = d.group("year") or d.group("year2")
+            work = f"{work} of {int(day)} {month} {year}"
+        else:
+            year = d.group("year3")
+            work = f"{work} of {year}"
+    return Source(author=author, work=work, year=year, line=0)
+
+
+def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | None) -> list[_Draft]:
+    """The segments one item gives: a paragraph, a list item, a quote, a heading."""
+    lines = item.block.lines
+    if item.kind in ("short", "heading"):
+        text = _spoken(_Raw.of(lines), f) if item.kind == "short" else ""
+        if item.kind == "heading":
+            m = _MD_HEADING.match(lines[0][1])
+            raw_title = m.group("text") if m and len(lines) == 1 else lines[0][1]
+            text = _spoken(_Raw.of([(lines[0][0], raw_title)]), f)
+            for no, t in lines[1:]:
+                if not _SETEXT.match(t):
+                    text = f"{text} {_spoken(_Raw.of([(no, t)]), f)}"
+        shown = _display(text)
+        return [_Draft("heading", shown, item.line)] if shown else []
+    if item.kind == "list":
+        text = _spoken(_lines_raw(lines, _strip_bullet), f)
+        kind: SegmentKind = "quote" if source else "list_item"
+        return [_Draft(kind, text, item.line, source)] if text else []
+    if item.kind == "quote":
+        body = list(lines)
+        src: Source | None = None
+        for extra in item.extra:
+            body.extend(extra.lines)
+        stripped = [(no, _strip_quote_marker(t)) for no, t in body]
+        while stripped and not stripped[-1][1].strip():
+            stripped.pop()
+        if stripped and _SOURCE_LINE.match(stripped[-1][1]):
+            no, t = stripped.pop()
+            sm = _SOURCE_LINE.match(t)
+            assert sm is not None
+            src = _parse_source(_spoken_text(sm.group("rest")), no)
+        text = _spoken(_Raw.of(stripped), f)
+        return [_Draft("quote", text, item.line, src)] if text else []
+    # a paragraph
+    raw = _Raw.of(lines)
+    if source is not None:
+        text = _spoken(raw, f)
+        return [_Draft("quote", text, item.line, source)] if text else []
+    split = _document_split(raw)
+    if split is not None:
+        intro_raw, body_raw, intro, _ = split
+        out: list[_Draft] = []
+        intro_text = _spoken(intro_raw, f)
+        if intro_text:
+            out.append(_Draft("narration", intro_text, item.line))
+        body_text = _spoken(body_raw, f)
+        if body_text:
+            out.append(
+                _Draft("quote", body_text, body_raw.nos[0], _document_source(intro, chapter_title))
+            )
+        return out
+    text = _spoken(raw, f)
+    return [_Draft("narration", text, item.line)] if text else []
+
+
+def _chapter_drafts(ch: _ChapterDraft, f: _File) -> None:
+    """Turn a chapter's items into segment drafts, applying attribution lines to the
+    excerpts that follow them."""
+    source: Source | None = None
+    for item in ch.items:
+        if item.kind == "removed":
+            f.remove_lines(item.block.lines, item.reason)
+            if item.reason == "separator":
+                source = None
+            continue
+        if item.kind == "attribution":
+            single = item.block.single or ""
+            m = _ATTRIBUTION.match(single)
+            assert m is not None
+            f.remove(item.line, f"({m.group('n')})", "note number of a source's attribution line")
+            source = Source(
+                author=_spoken_text(m.group("author")),
+                work=_spoken_text(m.group("work")),
+                year=m.group("year"),
+                line=item.line,
+            )
+            continue
+        if item.kind in ("short", "heading", "chapter"):
+            source = None
+        ch.drafts.extend(_item_drafts(item, f, ch.title, source))
+
+
+# --------------------------------------------------------------------------------------------
+# Front matter: title, author, title page
+
+
+def _author_from(lines: list[tuple[int, str]]) -> tuple[str, int, int] | None:
+    """(author, index of the first line used, index of the name line) from a 'by' line."""
+    for k, (_, t) in enumerate(lines):
+        m = _BY.match(t)
+        if not m:
+            continue
+        name = m.group("name").rstrip(",.;").strip() if m.group("name") else ""
+        if name and (t.strip()[:2].lower() == "by") and _name_like(name):
+            return name, k, k
+        if not name and k + 1 < len(lines):
+            nxt = lines[k + 1][1].strip().rstrip(",;").strip()
+            if _name_like(nxt):
+                return nxt, k, k + 1
+    return None
+
+
+def _take_author(lines: list[tuple[int, str]], f: _File, reason: str) -> str | None:
+    """Find a 'BY NAME' line: the name becomes the author, the rest is removed."""
+    found = _author_from(lines)
+    if found is None:
+        f.remove_lines(lines, reason)
+        return None
+    name, k, j = found
+    no, t = lines[k]
+    f.remove_lines(lines[:k], reason)
+    if j == k:
+        m = re.match(r"^(\s*by\s*)", t, re.I)
+        assert m is not None
+        f.remove(no, m.group(1).strip(), "'by' before the author's name")
+        tail = t[m.end() :].strip()
+        rest_of_line = tail[len(name) :] if tail.startswith(name) else ""
+    else:
+        f.remove(no, t.strip(), "'by' before the author's name")
+        tail = lines[j][1].strip()
+        rest_of_line = tail[tail.find(name) + len(name) :] if name in tail else ""
+    if _WORD.search(rest_of_line):
+        f.remove(lines[j][0], rest_of_line.strip(), reason)
+    f.remove_lines(lines[j + 1 :], reason)
+    return _display(name)
+
+
+def _front(
+    items: list[_Item], f: _File, has_chapters: bool
+) -> tuple[str | None, int, str | None, list[_Item] | None]:
+    """Resolve the items before the first chapter: (title, title line, author, items of an
+    opening chapter or None when the front is only a title page)."""
+    if has_chapters and not any(
+        it.kind in ("para", "list", "quote") and _is_prose(it.block) for it in items
+    ):
+        # a title page: the book's title, publication details; only the author is kept
+        author = None
+        for it in items:
+            if it.kind == "removed":
+                f.remove_lines(it.block.lines, it.reason)
+            elif author is None:
+                author = _take_author(it.block.lines, f, "title page")
+            else:
+                f.remove_lines(it.block.lines, "title page")
+        return None, 0, author, None
+    title: str | None = None
+    title_line = 0
+    author: str | None = None
+    body: list[_Item] = []
+    shorts: list[int] = []
+    for k, it in enumerate(items):
+        if it.kind == "removed":
+            continue
+        if it.kind != "short":
+            break
+        shorts.append(k)
+    used: set[int] = set()
+    for k in shorts[:3]:
+        single = items[k].block.single or ""
+        if author is None and (_BY.match(single) and _author_from(items[k].block.lines)):
+            author = _take_author(items[k].block.lines, f, "author line")
+            used.add(k)
+    candidates = [k for k in shorts[:2] if k not in used]
+    if author is None and len(shorts) >= 2:
+        names = [k for k in shorts[:2] if _name_like(items[k].block.single or "")]
+        if len(names) == 1:
+            k = names[0]
+            author = _display((items[k].block.single or "").rstrip(","))
+            used.add(k)
+            candidates = [c for c in candidates if c != k]
+    if candidates:
+        k = candidates[0]
+        title = _display(_spoken(_Raw.of(items[k].block.lines), f).rstrip(".")) or None
+        title_line = items[k].line if title else 0
+        used.add(k)
+    body = [it for k, it in enumerate(items) if k not in used]
+    return title, title_line, author, body
+
+
+def _title_from_file(file: str) -> str:
+    """'02-the-workers-opposition-overview.txt' -> 'The Workers Opposition Overview'."""
+    stem = Path(file).stem
+    stem = re.sub(r"^\d+[\s._-]*", "", stem) or stem
+    words_ = [w for w in re.split(r"[\s._-]+", stem) if w]
+    return " ".join(w[:1].upper() + w[1:] for w in words_) or stem
+
+
+# --------------------------------------------------------------------------------------------
+# Assembly
+
+
+def _segment(
+    text: str, file: str, number_from: int, where: Path | str
+) -> tuple[list[Chapter], list[Removed]]:
+    if not text.strip():
+        raise InputError(where, "the file is empty: nothing to read")
+    f = _File(file)
+    lines = _strip_gutenberg(_clean_lines(text, f), f)
+    items = _classify(_blocks(lines), f)
+
+    starts = [k for k, it in enumerate(items) if it.kind == "chapter"]
+    front_items = items[: starts[0]] if starts else items
+    title, title_line, author, opening = _front(front_items, f, bool(starts))
+    drafts: list[_ChapterDraft] = []
+    if opening is not None:
+        drafts.append(_ChapterDraft(title or _title_from_file(file), title_line, opening))
+    for n, k in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(items)
+        drafts.append(_ChapterDraft(items[k].title, items[k].line, items[k + 1 : end]))
+        for extra in items[k].extra:
+            if not extra.lines:
+                continue
+    for ch in drafts:
+        _chapter_drafts(ch, f)
+    chapters: list[Chapter] = []
+    used: set[str] = set()
+    for ch in drafts:
+        if not ch.drafts:
+            if ch.line:
+                heading_item = next(
+                    (it for it in items if it.kind == "chapter" and it.line == ch.line), None
+                )
+                heading_lines = list(heading_item.block.lines) if heading_item else []
+                if heading_item:
+                    for extra in heading_item.extra:
+                        heading_lines.extend(extra.lines)
+                if heading_lines:
+                    f.remove_lines(heading_lines, "chapter heading with no text after it")
+                elif opening is not None and ch is drafts[0] and title:
+                    f.remove(ch.line, title, "title with no text after it")
+            continue
+        chapter_id = _unique_id(_slug(ch.title), used, "")
+        chapters.append(
+            Chapter(
+                id=chapter_id,
+                number=number_from + len(chapters),
+                title=ch.title,
+                author=author,
+                file=file,
+                segments=_segments(chapter_id, ch.drafts),
+                line=ch.line,
+            )
+        )
+    removed = sorted(f.removed, key=lambda r: r.line)
+    if not chapters:
+        reasons = sorted({r.reason for r in removed})
+        raise InputError(
+            where,
+            "nothing to read: every part of the file was removed"
+            + (f" ({', '.join(reasons)})" if reasons else ""),
+        )
+    return chapters, removed
+
+
+def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
+    ids = _segment_ids(chapter_id, [d.text for d in drafts])
+    out = []
+    for sid, d in zip(ids, drafts):
+        out.append(
+            Segment(
+                id=sid,
+                kind=d.kind,
+                text=d.text,
+                sentences=split_sentences(d.text),
+                source=d.source,
+                spans=dialogue_spans(d.text) if d.kind != "heading" else (),
+                line=d.line,
+            )
+        )
+    return tuple(out)
+
+
+def _normalised(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub("[\"“”„«»]", '"', text)
+    text = re.sub("[‘’‚']", "'", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
+
+
+def _segment_ids(chapter_id: str, texts: list[str]) -> list[str]:
+    """Ids from the chapter and each segment's own words, so an edit elsewhere changes none;
+    a repeated paragraph gets -2, -3 in order."""
+    seen: Counter[str] = Counter()
+    out = []
+    for text in texts:
+        base = f"{chapter_id}-{_short_hash(_normalised(text))}"
+        seen[base] += 1
+        out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return out
+
+
+def _slug(title: str) -> str:
+    """A stable ASCII slug: 'Chapter I: Discussion and Bed' -> 'chapter-i-discussion-and-bed'."""
+    ascii_ = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
+    if len(s) > 60:
+        s = s[:60].rsplit("-", 1)[0] or s[:60]
+    return s or f"chapter-{_short_hash(_normalised(title))}"
+
+
+def _unique_id(base: str, used: set[str], hint: str) -> str:
+    candidate = base
+    if candidate in used and hint:
+        candidate = f"{base}-{hint}"
+    n = 2
+    stem = candidate
+    while candidate in used:
+        candidate = f"{stem}-{n}"
+        n += 1
+    used.add(candidate)
+    return candidate
+
+
+def _rename_chapter(ch: Chapter, chapter_id: str) -> Chapter:
+    segments = tuple(
+        replace(s, id=chapter_id + s.id[len(ch.id) :]) for s in ch.segments
+    )
+    return replace(ch, id=chapter_id, segments=segments)
+
+
+# --------------------------------------------------------------------------------------------
+# Inspecting it
+
+
+def _source_json(source: Source | None) -> dict[str, str | None] | None:
+    if source is None:
+        return None
+    return {"author": source.author, "work": source.work, "year": source.year}
+
+
+def book_to_json(book: Book) -> dict[str, Any]:
+    """The `narrate segments --json` shape other tools rely on (extra keys only added)."""
+    return {
+        "chapters": [
+            {
+                "id": ch.id,
+                "title": ch.title,
+                "author": ch.author,
+                "file": ch.file,
+                "number": ch.number,
+                "line": ch.line,
+                "segments": [
+                    {
+                        "id": s.id,
+                        "kind": s.kind,
+                        "text": s.text,
+                        "source": _source_json(s.source),
+                        "line": s.line,
+                        "sentences": list(s.sentences),
+                        "spans": [
+                            {"start": sp.start, "end": sp.end, "kind": sp.kind} for sp in s.spans
+                        ],
+                    }
+                    for s in ch.segments
+                ],
+            }
+            for ch in book.chapters
+        ],
+        "removed": [
+            {"file": r.file, "text": r.text, "reason": r.reason, "line": r.line}
+            for r in book.removed
+        ],
+    }
+
+
+def _count_words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def _excerpt(text: str, width: int) -> str:
+    text = _WHITESPACE.sub(" ", text).strip()
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _counts(segments: Iterable[Segment]) -> tuple[Counter[str], int]:
+    kinds: Counter[str] = Counter()
+    n_words = 0
+    for s in segments:
+        kinds[s.kind] += 1
+        n_words += _count_words(s.text)
+    return kinds, n_words
+
+
+def _kinds_line(kinds: Counter[str], n_words: int) -> str:
+    parts = [f"{kinds[k]} {k}" for k in SEGMENT_KINDS if kinds[k]]
+    return f"{sum(kinds.values())} segments ({', '.join(parts)}), {n_words:,} words"
+
+
+def outline(book: Book) -> str:
+    """A readable outline: chapters, headings, quote blocks with sources, counts, removals."""
+    out: list[str] = []
+    total: Counter[str] = Counter()
+    total_words = 0
+    for ch in book.chapters:
+        by = f" — {ch.author}" if ch.author else ""
+        out.append(f"{ch.number}. {ch.title}{by}  [{ch.file}]  ({ch.id})")
+        for s in ch.segments:
+            if s.kind == "heading":
+                out.append(f"     § {s.text}")
+            elif s.kind == "quote":
+                label = s.source.label() if s.source else "unattributed"
+                out.append(f"     ❝ quote from {label}: {_excerpt(s.text, 60)}")
+        kinds, n_words = _counts(ch.segments)
+        total.update(kinds)
+        total_words += n_words
+        out.append(f"     {_kinds_line(kinds, n_words)}")
+        out.append("")
+    files = len({ch.file for ch in book.chapters})
+    out.append(
+        f"Total: {len(book.chapters)} chapters from {files} files, {_kinds_line(total, total_words)}"
+    )
+    if book.removed:
+        removed_words = sum(_count_words(r.text) for r in book.removed)
+        out.append("")
+        out.append(f"Not spoken: {len(book.removed)} pieces, {removed_words:,} words")
+        by_reason: dict[str, list[Removed]] = {}
+        for r in book.removed:
+            by_reason.setdefault(r.reason, []).append(r)
+        for reason, pieces in by_reason.items():
+            n_words = sum(_count_words(p.text) for p in pieces)
+            out.append(f"  {reason}: {len(pieces)} ({n_words:,} words)")
+            for p in pieces[:5]:
+                out.append(f"     {p.file}:{p.line}  {_excerpt(p.text, 70)}")
+            if len(pieces) > 5:
+                out.append(f"     … and {len(pieces) - 5} more")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Never a word lost
+
+
+def words(text: str) -> list[str]:
+    """The words of a text for accounting: alphanumeric runs after NFKC, case folding and
+    reading abbreviations as words (so 'i.e.' and 'that is' are the same two words).
+
+    Quotes, dashes, markup characters and punctuation are not words, so dropping `_italic_`
+    markers or reading `--` as a dash changes nothing here; a hyphenated compound is two
+    words whether or not a line break fell inside it.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    text = expand_abbreviations(text).casefold()
+    return _WORD.findall(text)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Per file: words of the input not accounted for, and words accounted too often."""
+
+    missing: dict[str, Counter[str]]
+    extra: dict[str, Counter[str]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.missing.values()) and not any(self.extra.values())
+
+    def __str__(self) -> str:
+        if self.ok:
+            return "every word accounted for exactly once"
+        lines = []
+        for label, table in (("missing", self.missing), ("extra", self.extra)):
+            for file, counter in sorted(table.items()):
+                if counter:
+                    common = ", ".join(f"{w}×{n}" for w, n in counter.most_common(12))
+                    lines.append(f"{file}: {sum(counter.values())} {label}: {common}")
+        return "\n".join(lines)
+
+
+def accounted_words(book: Book) -> dict[str, Counter[str]]:
+    """Per file, the words the Book accounts for: spoken segments, titles read from the text
+    (Chapter.line > 0), each distinct author once per file, sources read from an attribution
+    line (Source.line > 0), and the removed pieces."""
+    out: dict[str, Counter[str]] = {}
+    authors: dict[str, set[str]] = {}
+    for ch in book.chapters:
+        counter = out.setdefault(ch.file, Counter())
+        if ch.line > 0:
+            counter.update(words(ch.title))
+        if ch.author and ch.author not in authors.setdefault(ch.file, set()):
+            authors[ch.file].add(ch.author)
+            counter.update(words(ch.author))
+        for s in ch.segments:
+            counter.update(words(s.text))
+            if s.source is not None and s.source.line > 0:
+                for part in (s.source.author, s.source.work, s.source.year):
+                    if part:
+                        counter.update(words(part))
+    for r in book.removed:
+        out.setdefault(r.file, Counter()).update(words(r.text))
+    return out
+
+
+def words_accounted(book: Book, texts: dict[str, str]) -> Coverage:
+    """Prove that every word of every input text (file name -> decoded text) is accounted
+    for exactly once in the Book; any word dropped or duplicated shows in the result."""
+    accounted = accounted_words(book)
+    missing: dict[str, Counter[str]] = {}
+    extra: dict[str, Counter[str]] = {}
+    for file in sorted(set(texts) | set(accounted)):
+        want = Counter(words(texts.get(file, "")))
+        got = accounted.get(file, Counter())
+        missing[file] = want - got
+        extra[file] = got - want
+    return Coverage(missing=missing, extra=extra)
