@@ -1,0 +1,307 @@
+"""The show page: output/index.html, a static page to listen in a browser.
+
+It must work opened from disk (file://) as well as from `narrate serve`, so it uses only
+relative URLs and no external assets, and it fetches nothing: fetch() and <track> both
+fail on file:// in Chromium. Chapter times are read from each episode's JSON chapters
+file and the transcript from its WebVTT file at build time, and written into the page;
+a few lines of inline script make chapter and transcript times seek the player.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import OutputError
+from .feed import FEED_FILE, _atomic_write
+from .model import Episode, Show
+
+PAGE_FILE = "index.html"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A chapter mark: where it starts (seconds) and its title."""
+
+    start: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One transcript cue: its time span, who speaks (from <v Name>) and the text."""
+
+    start: float
+    end: float
+    speaker: str | None
+    text: str
+
+
+def read_chapters(path: Path) -> list[Mark]:
+    """The chapter marks of a JSON chapters file (Podcasting 2.0, v1.2), sorted by time."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OutputError(f"{path}: cannot read the chapters file ({exc})") from None
+    items = data.get("chapters", []) if isinstance(data, dict) else []
+    marks = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("toc") is False:
+            continue
+        start = item.get("startTime")
+        if isinstance(start, int | float) and not isinstance(start, bool) and start >= 0:
+            marks.append(Mark(float(start), str(item.get("title") or "").strip()))
+    return sorted(marks, key=lambda m: m.start)
+
+
+_TIMING = re.compile(
+    r"^\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})"
+)
+_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*)>")
+_TAG = re.compile(r"</?[^>]*>")
+
+
+def _seconds(stamp: str) -> float:
+    parts = stamp.replace(",", ".").split(":")
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    return total
+
+
+def _vtt_unescape(text: str) -> str:
+    """WebVTT's character references; html.unescape knows them all (&amp; &lrm; &nbsp; ...)."""
+    return html.unescape(text)
+
+
+def read_vtt(path: Path) -> list[Cue]:
+    """The cues of a WebVTT file, with the speaker of a <v> span and the text without tags."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputError(f"{path}: cannot read the transcript ({exc})") from None
+    cues = []
+    for block in re.split(r"\r?\n\s*\r?\n", text.replace("\r\n", "\n")):
+        lines = block.strip("\n").split("\n")
+        for i, line in enumerate(lines):
+            m = _TIMING.match(line)
+            if m is None:
+                continue
+            body = "\n".join(lines[i + 1 :])
+            voice = _VOICE.search(body)
+            speaker = _vtt_unescape(voice.group(1)).strip() if voice else None
+            words = _vtt_unescape(_TAG.sub("", body))
+            words = " ".join(words.split())
+            if words:
+                cues.append(Cue(_seconds(m.group(1)), _seconds(m.group(2)), speaker, words))
+            break
+    return cues
+
+
+def clock(seconds: float) -> str:
+    """1:02:03 or 2:03, as players show times (whole seconds elapsed, not rounded)."""
+    s = max(0, int(seconds + 1e-6))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _e(text: str | None) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def _href(path: Path, out_dir: Path) -> str:
+    """A relative URL for a file in output/, escaped for an attribute."""
+    try:
+        rel = path.resolve().relative_to(out_dir.resolve()).as_posix()
+    except ValueError:
+        raise OutputError(f"{path}: not inside {out_dir}; the page cannot link to it") from None
+    return _e(quote(rel))
+
+
+def _paragraphs(text: str) -> str:
+    return "\n".join(f"<p>{_e(p.strip())}</p>" for p in text.split("\n") if p.strip())
+
+
+def _episode_html(ep: Episode, out_dir: Path) -> str:
+    marks = read_chapters(ep.chapters_json)
+    cues = read_vtt(ep.vtt)
+    anchor = _e(f"ep-{ep.chapter_id}")
+    voices = ", ".join(ep.voices)
+    meta = [clock(ep.seconds)]
+    if ep.author:
+        meta.append(_e(ep.author))
+    if voices:
+        meta.append("read by " + _e(voices))
+    chapter_items = "\n".join(
+        f'<li><button type="button" class="mark" data-start="{m.start:.3f}">'
+        f'<span class="at">{clock(m.start)}</span> {_e(m.title) or "(untitled)"}</button></li>'
+        for m in marks
+    )
+    cue_items = "\n".join(
+        f'<li><button type="button" class="at" data-start="{c.start:.3f}" '
+        f'aria-label="Play from {clock(c.start)}">{clock(c.start)}</button> '
+        + (f'<span class="who">{_e(c.speaker)}:</span> ' if c.speaker else "")
+        + f"{_e(c.text)}</li>"
+        for c in cues
+    )
+    chapters_html = (
+        f'<nav aria-label="Chapters of {_e(ep.title)}"><h3>Chapters</h3>\n'
+        f'<ol class="marks">\n{chapter_items}\n</ol></nav>'
+        if marks
+        else ""
+    )
+    transcript_html = (
+        f'<details class="transcript"><summary>Transcript</summary>\n'
+        f'<ol class="cues">\n{cue_items}\n</ol>\n'
+        f'<p class="files"><a href="{_href(ep.vtt, out_dir)}">WebVTT</a></p></details>'
+        if cues
+        else ""
+    )
+    return f"""<section class="episode" id="{anchor}">
+<h2><span class="num">{ep.number}.</span> {_e(ep.title)}</h2>
+<p class="meta">{" · ".join(meta)}</p>
+<audio controls preload="metadata" src="{_href(ep.mp3, out_dir)}"></audio>
+<p class="files"><a href="{_href(ep.mp3, out_dir)}" download>Download MP3</a></p>
+{chapters_html}
+{transcript_html}
+</section>"""
+
+
+_CSS = """
+:root { color-scheme: light dark; --accent: #8a2d1c; }
+body { font: 17px/1.5 Georgia, "Times New Roman", serif; max-width: 46rem; margin: 0 auto;
+  padding: 1rem; }
+header { display: flex; gap: 1.25rem; align-items: flex-start; flex-wrap: wrap; }
+header img { width: 12rem; height: 12rem; object-fit: cover; border-radius: 4px; }
+header div { flex: 1 1 18rem; }
+h1 { margin: 0 0 .25rem; line-height: 1.2; }
+h2 { font-size: 1.3rem; margin: 2rem 0 .25rem; }
+h3 { font-size: 1rem; margin: .75rem 0 .25rem; }
+.author, .meta, .files { color: #666; margin: .25rem 0; }
+audio { width: 100%; margin: .5rem 0; }
+ol.marks, ol.cues { padding-left: 0; list-style: none; }
+button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
+  cursor: pointer; text-align: left; }
+.mark { padding: .15rem .3rem; border-radius: 3px; }
+.mark:hover, .mark:focus, .at:hover, .at:focus { text-decoration: underline; }
+.now { background: rgba(138, 45, 28, .15); }
+.at { font-variant-numeric: tabular-nums; color: var(--accent); }
+.who { font-weight: bold; }
+ol.cues li { margin: .2rem 0; }
+.subscribe code { word-break: break-all; }
+"""
+
+_JS = """
+(function () {
+  "use strict";
+  function current(list, t) {
+    var found = null;
+    for (var i = 0; i < list.length; i++) {
+      if (parseFloat(list[i].getAttribute("data-start")) <= t + 0.05) { found = list[i]; }
+    }
+    return found;
+  }
+  var sections = document.querySelectorAll("section.episode");
+  Array.prototype.forEach.call(sections, function (section) {
+    var audio = section.querySelector("audio");
+    var marks = section.querySelectorAll(".mark");
+    var cues = section.querySelectorAll("ol.cues li");
+    section.addEventListener("click", function (event) {
+      var el = event.target.closest("[data-start]");
+      if (!el || !audio) { return; }
+      event.preventDefault();
+      audio.currentTime = parseFloat(el.getAttribute("data-start"));
+      var playing = audio.play();
+      if (playing && playing.catch) { playing.catch(function () {}); }
+    });
+    if (!audio) { return; }
+    var lastMark = null, lastCue = null;
+    audio.addEventListener("timeupdate", function () {
+      var mark = current(marks, audio.currentTime);
+      if (mark !== lastMark) {
+        if (lastMark) { lastMark.classList.remove("now"); }
+        if (mark) { mark.classList.add("now"); }
+        lastMark = mark;
+      }
+      var cue = null;
+      for (var i = 0; i < cues.length; i++) {
+        var at = cues[i].querySelector("[data-start]");
+        if (at && parseFloat(at.getAttribute("data-start")) <= audio.currentTime + 0.05) {
+          cue = cues[i];
+        }
+      }
+      if (cue !== lastCue) {
+        if (lastCue) { lastCue.classList.remove("now"); }
+        if (cue) { cue.classList.add("now"); }
+        lastCue = cue;
+      }
+    });
+  });
+  var sub = document.getElementById("feed-url");
+  if (sub && /^https?:$/.test(location.protocol)) {
+    sub.textContent = new URL(sub.getAttribute("data-href"), location.href).href;
+  }
+})();
+"""
+
+
+def render_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> str:
+    """The page's HTML. Every text is escaped; every URL is relative to output/."""
+    ordered = sorted(episodes, key=lambda e: e.number)
+    cover = out_dir / show.cover.name
+    cover_html = (
+        f'<img src="{_href(cover, out_dir)}" alt="Cover of {_e(show.title)}" '
+        f'width="1400" height="1400">'
+        if cover.is_file()
+        else ""
+    )
+    total = sum(ep.seconds for ep in ordered)
+    body = "\n".join(_episode_html(ep, out_dir) for ep in ordered)
+    feed = _e(FEED_FILE)
+    count = f"{len(ordered)} episode{'s' if len(ordered) != 1 else ''}, {clock(total)}"
+    return f"""<!DOCTYPE html>
+<html lang="{_e(show.language)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(show.title)}</title>
+<link rel="icon" href="data:,">
+<link rel="alternate" type="application/rss+xml" title="{_e(show.title)}" href="{feed}">
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+{cover_html}
+<div>
+<h1>{_e(show.title)}</h1>
+<p class="author">{_e(show.author)}</p>
+{_paragraphs(show.description)}
+<p class="meta">{count}</p>
+<p class="subscribe">Listen in your podcast app: add the feed
+<a href="{feed}" type="application/rss+xml"><code id="feed-url" data-href="{feed}">{feed}</code></a>
+</p>
+</div>
+</header>
+<main>
+{body}
+</main>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+def write_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> Path:
+    """Write out_dir/index.html atomically and return its path."""
+    target = out_dir / PAGE_FILE
+    _atomic_write(target, render_page(episodes, show=show, out_dir=out_dir).encode("utf-8"))
+    return target
+
+
+__all__ = ["PAGE_FILE", "Cue", "Mark", "clock", "read_chapters", "read_vtt", "write_page"]
