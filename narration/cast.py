@@ -264,8 +264,10 @@ def cast_chapter(
             and (rule is None or rule.announce)
         ):
             src = segment.source
+            # "Statement of 27 February 1921, 1921" says the year twice
+            year = None if src.year and src.work and src.year in src.work else src.year
             text = render_template(
-                announce.quote, {"author": src.author, "work": src.work, "year": src.year}
+                announce.quote, {"author": src.author, "work": src.work, "year": year}
             )
             if text:
                 parts.append(

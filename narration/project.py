@@ -77,7 +77,9 @@ def open_project(root: Path) -> Project:
 
 
 def load_config(
-    project: Project, engine_voice_ids: list[str] | None = None
+    project: Project,
+    engine_voice_ids: list[str] | None = None,
+    engine_variants: list[str] | None = None,
 ) -> tuple[VoicesConfig, PodcastConfig]:
     """Both configuration files, validated together: all their problems in one error."""
     from .errors import ConfigError
@@ -85,7 +87,7 @@ def load_config(
     problems: list[Problem] = []
     voices = podcast = None
     try:
-        voices = load_voices(project.voices_file, engine_voice_ids)
+        voices = load_voices(project.voices_file, engine_voice_ids, engine_variants)
     except ConfigError as exc:
         problems += exc.problems
     try:

@@ -36,6 +36,7 @@ def seg(id: str, kind: str, text: str, source: Source | None = None, spans=()) -
     return Segment(id=id, kind=kind, text=text, sentences=(text,), source=source, spans=spans)
 
 
+O1 = 'The US group said "harmful" twice.'
 BOOK = Book(
     chapters=(
         Chapter(
@@ -56,7 +57,7 @@ BOOK = Book(
             author=None,
             file="02-o.txt",
             segments=(
-                seg("o1", "narration", 'The US group said "harmful" twice.', spans=(Span(15, 24),)),
+                seg("o1", "narration", O1, spans=(Span(O1.index('"'), O1.rindex('"') + 1),)),
                 seg(
                     "o2",
                     "quote",
