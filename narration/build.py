@@ -251,7 +251,8 @@ def _build_locked(
     from .cover import prepare_cover
     from .feed import write_feed
     from .page import write_page
-    from .synth import ClipCache, ProgressReporter, synthesize
+    from .progress import ProgressReporter
+    from .synth import ClipCache, synthesize
 
     project, cast = checked.project, checked.cast
     out = project.output

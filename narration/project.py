@@ -94,6 +94,10 @@ def load_config(
         podcast = load_podcast(project.podcast_file)
     except ConfigError as exc:
         problems += exc.problems
+    if podcast is not None:
+        from .feed import check_podcast
+
+        problems += check_podcast(podcast, project.podcast_file)
     if problems:
         raise ConfigError(problems)
     assert voices is not None and podcast is not None
