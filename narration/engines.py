@@ -330,7 +330,9 @@ class Pyttsx3Engine:
 
 # --------------------------------------------------------------------------- fake engine
 
-FaultMode = Literal["missing", "empty", "short", "silent", "garbage", "error", "crash"]
+FaultMode = Literal[
+    "missing", "empty", "short", "silent", "garbage", "error", "crash", "kill-worker"
+]
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,8 @@ class Fault:
 
     missing: no file; empty: a WAV with no samples; short: a tenth of the speech; silent:
     only zeros; garbage: not a WAV; error: raise; crash: the rendering process dies of
-    SIGSEGV (only for use through synthesize(), which renders each clip in a child).
+    SIGSEGV; kill-worker: its parent is killed (as the OOM killer might). The last two only
+    make sense through synthesize(), which renders each clip in a child of a worker.
     """
 
     match: str
@@ -423,6 +426,8 @@ class FakeEngine:
             raise SynthesisError("fake engine: forced failure")
         if mode == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
+        if mode == "kill-worker":
+            os.kill(os.getppid(), signal.SIGKILL)
         if mode == "garbage":
             path.write_bytes(b"this is not a WAV file")
             return

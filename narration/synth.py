@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -409,24 +409,34 @@ def _render_task(engine: Engine, cache: ClipCache, task: _Task, retries: int) ->
     return (_FAILED, task.index, attempt, problems)
 
 
-def _worker_main(engine: Engine, conn: Connection, cache_root: str, retries: int) -> None:
-    """A worker process: warm the engine once, then render each task in a forked child."""
+def _worker_main(task_fd: int, result_fd: int) -> None:
+    """A worker process: warm the engine once, then render each task in a forked child.
+
+    Started by _Pool as `python -c` with two pipe descriptors: tasks come in on one (first
+    the caller's sys.path, then the engine, the cache folder and the retries), results go
+    out on the other. Its stdout is not the channel, so nothing an engine prints can corrupt it.
+    """
     # The worker forks per clip: keep an engine's numpy (FakeEngine) from starting threads.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    tasks = Connection(task_fd, writable=False)
+    results = Connection(result_fd, readable=False)
     try:
+        # the caller's import path first, so an engine class defined in its script unpickles
+        sys.path[:] = [*tasks.recv(), *(p for p in sys.path if p)]
+        engine, cache_root, retries = tasks.recv()
         warm_up = getattr(engine, "warm_up", None)
         if callable(warm_up):
             warm_up()
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            conn.send((_FATAL, f"{type(exc).__name__}: {exc}"))
+            results.send((_FATAL, f"{type(exc).__name__}: {exc}"))
         return
     cache = ClipCache(Path(cache_root))
     while True:
         try:
-            task = conn.recv()
+            task = tasks.recv()
         except (EOFError, OSError):
             return
         if task is None:
@@ -436,39 +446,69 @@ def _worker_main(engine: Engine, conn: Connection, cache_root: str, retries: int
         except (OutputError, OSError) as exc:  # e.g. the cache's disk is full
             result = (_FAILED, task.index, 1, [str(exc)])
         try:
-            conn.send(result)
+            results.send(result)
         except OSError:
             return
 
 
+@dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    tasks: Connection  # we send
+    results: Connection  # we receive
+
+
 class _Pool:
-    """Worker processes started fresh (spawn), so no engine state leaks in from the caller."""
+    """Worker processes started fresh, so no engine state leaks in from the caller.
+
+    Plain `python -c` subprocesses rather than multiprocessing's spawn, which would run the
+    caller's main script again in each worker (a trap for unguarded scripts).
+    """
 
     def __init__(self, engine: Engine, cache: ClipCache, size: int, retries: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.workers: list[tuple[Any, Connection]] = []
-        for _ in range(size):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker_main,
-                args=(engine, child, str(cache.root), retries),
-                daemon=True,
-                name="narrate-synth",
-            )
-            proc.start()
-            child.close()
-            self.workers.append((proc, parent))
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(size):
+                task_r, task_w = os.pipe()
+                result_r, result_w = os.pipe()
+                code = (
+                    "import sys; from narration.synth import _worker_main; "
+                    "_worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+                )
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-c", code, str(task_r), str(result_w)],
+                        pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL, env=env,
+                    )
+                finally:
+                    os.close(task_r)
+                    os.close(result_w)
+                worker = _Worker(
+                    proc, Connection(task_w, readable=False), Connection(result_r, writable=False)
+                )
+                self.workers.append(worker)
+                with contextlib.suppress(BrokenPipeError):  # died at start: seen at recv
+                    worker.tasks.send([p for p in sys.path if p])
+                    worker.tasks.send((engine, str(cache.root), retries))
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        for _, conn in self.workers:
+        for worker in self.workers:
             with contextlib.suppress(OSError, ValueError):
-                conn.send(None)
-            conn.close()
-        for proc, _ in self.workers:
-            proc.join(timeout=2)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=2)
+                worker.tasks.send(None)
+            worker.tasks.close()
+        for worker in self.workers:
+            try:
+                worker.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            worker.results.close()
 
 
 @dataclass(frozen=True)
@@ -574,14 +614,15 @@ def _render_all(
     pending = deque(task for task, _ in todo)
     owner = {task.index: (task, job) for task, job in todo}
     pool = _Pool(engine, cache, size, max(0, retries))
-    inflight: dict[Connection, list[int]] = {conn: [] for _, conn in pool.workers}
-    procs = {conn: proc for proc, conn in pool.workers}
+    inflight: dict[Connection, list[int]] = {w.results: [] for w in pool.workers}
+    worker_of = {w.results: w for w in pool.workers}
 
     def feed(conn: Connection) -> None:
         if pending:
             task = pending.popleft()
-            conn.send(task)
             inflight[conn].append(task.index)
+            with contextlib.suppress(BrokenPipeError):  # a dead worker: its recv says so
+                worker_of[conn].tasks.send(task)
 
     try:
         for conn in inflight:
@@ -593,10 +634,11 @@ def _render_all(
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
-                    proc = procs[conn]
-                    proc.join(timeout=1)
+                    proc = worker_of[conn].proc
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=1)
                     job = owner[inflight[conn][0]][1]
-                    why = f"synthesis worker died (exit code {proc.exitcode})"
+                    why = f"synthesis worker died (exit code {proc.returncode})"
                     raise _failure(job, 1, [why]) from None
                 if message[0] == _FATAL:
                     raise SynthesisError(f"engine '{engine.name}' could not start: {message[1]}")

@@ -340,6 +340,22 @@ def test_when_retries_run_out_the_error_names_segment_voice_and_text(tmp_path: P
     assert len(cached) == 1 and cached[0].endswith(".wav") and not cached[0].startswith(".")
 
 
+class BrokenEngine(FakeEngine):
+    """Defined here: the workers must find this module through the caller's sys.path."""
+
+    def warm_up(self) -> None:
+        raise RuntimeError("no sound card in this test")
+
+
+def test_an_engine_that_cannot_start_or_a_dying_worker_is_a_clear_error(tmp_path: Path) -> None:
+    jobs = [(line("Hello there."), NARRATOR, "ch1-0001")]
+    with pytest.raises(SynthesisError, match=r"^engine 'fake' could not start: RuntimeError: no sound card in this test$"):
+        synthesize(jobs, engine=BrokenEngine(), cache=ClipCache(tmp_path / "a"))
+    killer = FakeEngine([Fault("Hello", "kill-worker")], state_dir=tmp_path / "state")
+    with pytest.raises(SynthesisError, match=r"^segment ch1-0001: no usable clip after 1 attempt: synthesis worker died \(exit code -9\); voice 'narrator'"):
+        synthesize(jobs, engine=killer, cache=ClipCache(tmp_path / "b"))
+
+
 def test_fake_engine_builds_are_deterministic_across_worker_counts(tmp_path: Path) -> None:
     jobs = [(line(f"Sentence number {i} of the fake book."), NARRATOR) for i in range(12)]
     one = synthesize(jobs, engine=FakeEngine(), cache=ClipCache(tmp_path / "a"), jobs=1)
