@@ -227,11 +227,25 @@ def build_project(
 
 def _cover_source(project: Project, podcast: PodcastConfig) -> Path | None:
     """The user's cover image, checked now so a bad one refuses the build before writing."""
-    if podcast.cover is None:
-        return None
-    path = (project.root / podcast.cover).resolve()
-    if not path.is_file():
-        raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
+    if podcast.cover is not None:
+        path = (project.root / podcast.cover).resolve()
+        if not path.is_file():
+            raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
+    else:
+        found = [project.seeds / f"cover.{ext}" for ext in ("jpg", "jpeg", "png")]
+        path = next((p for p in found if p.is_file()), None)
+        if path is None:
+            return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+            kind = image.format
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputError(path, "not an image (a cover must be a JPEG or PNG file)") from None
+    if kind not in ("JPEG", "PNG"):
+        raise InputError(path, f"a {kind} image; podcast apps take a JPEG or PNG cover")
     return path
 
 

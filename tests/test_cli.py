@@ -1,0 +1,160 @@
+"""The command line: a clear one-line error naming the file for bad input, a non-zero exit,
+no traceback, and output/ untouched. These refuse before synthesis, so they are quick."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from narration.cli import main
+
+from .conftest import tree_digest
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def with_previous_output(root: Path) -> dict[str, str]:
+    out = root / "output"
+    out.mkdir()
+    (out / "01-previous.mp3").write_bytes(b"ID3previous")
+    (out / "feed.xml").write_text("<rss/>", encoding="utf-8")
+    return tree_digest(out)
+
+
+def refused(root: Path, pattern: str, code: int = 1) -> None:
+    before = with_previous_output(root)
+    result = run("build", "-p", str(root), "--quiet")
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    assert re.search(pattern, message), message
+    assert tree_digest(root / "output") == before
+
+
+def test_no_seeds_folder(make_project) -> None:
+    refused(make_project(seeds=False), r"seeds: no seeds directory")
+
+
+def test_empty_seeds_folder(make_project) -> None:
+    root = make_project(seeds=False)
+    (root / "seeds").mkdir()
+    refused(root, r"seeds: no seed files")
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"", r"03-extra\.txt: .*empty"),
+        (b"   \n\n\t  \r\n", r"03-extra\.txt: .*(empty|nothing)"),
+        (
+            b"Top of the page\n\nLast updated on 1 February 2023\n",
+            r"03-extra\.txt: .*(nothing|boilerplate)",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"03-extra\.txt: this is .*not a text file"),
+        (
+            b"Caf\xe9 au lait, cr\xe8me br\xfbl\xe9e.\n",
+            r"03-extra\.txt:1: not valid UTF-8 at byte offset 3",
+        ),
+        (
+            "Good text.\n\nMore good text, then ".encode() + b"\xff\xfe bad.\n",
+            r"03-extra\.txt:3: not valid UTF-8 at byte offset 33",
+        ),
+        (b"ELF\x00\x01\x02binary", r"03-extra\.txt(:\d+)?: binary data"),
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "boilerplate",
+        "png",
+        "latin1-undeclared",
+        "invalid-utf8-middle",
+        "nul",
+    ],
+)
+def test_bad_seed_file(make_project, content: bytes, pattern: str) -> None:
+    root = make_project()
+    (root / "seeds" / "03-extra.txt").write_bytes(content)
+    refused(root, pattern)
+
+
+def test_utf16_with_bom_is_read(make_project) -> None:
+    root = make_project()
+    (root / "seeds" / "03-extra.txt").write_bytes(
+        "\ufeffA Title\n\nSome text in UTF-16.\n".encode("utf-16-le")
+    )
+    result = run("segments", "--json", "-p", str(root))
+    assert result.exit_code == 0, result.output
+    chapters = json.loads(result.stdout)["chapters"]
+    assert chapters[-1]["segments"][-1]["text"] == "Some text in UTF-16."
+
+
+def test_declared_latin1_is_read(make_project) -> None:
+    root = make_project()
+    (root / "seeds" / "03-extra.txt").write_bytes(
+        b"Title: Caf\xe9\n\nCharacter set encoding: ISO-8859-1\n\nThe caf\xe9 was open.\n"
+    )
+    result = run("segments", "--json", "-p", str(root))
+    assert result.exit_code == 0, result.output
+    assert "café" in result.stdout
+
+
+def test_output_symlink_escaping_project_is_refused(make_project, tmp_path: Path) -> None:
+    root = make_project()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "output").symlink_to(elsewhere)
+    result = run("build", "-p", str(root), "--quiet")
+    assert result.exit_code == 1
+    assert re.search(r"output.*escapes the project", result.output)
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://example.org/", "http://", "https://exa mple.org/"]
+)
+def test_bad_base_url_is_refused(make_project, url: str) -> None:
+    root = make_project()
+    before = with_previous_output(root)
+    result = run("build", "-p", str(root), "--quiet", "--base-url", url)
+    assert result.exit_code == 1, result.output
+    assert "--base-url" in result.output and "is not an http(s) URL" in result.output
+    assert tree_digest(root / "output") == before
+
+
+def test_cover_that_is_not_an_image_is_refused(make_project) -> None:
+    root = make_project()
+    (root / "seeds" / "cover.jpg").write_bytes(b"this is not a jpeg")
+    refused(root, r"cover\.jpg: .*(not|cannot).*image")
+
+
+def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
+    root = tmp_path / "newbook"
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    assert (root / "voices.yaml").read_text(encoding="utf-8").startswith("# voices.yaml")
+    assert (root / "seeds" / "01-example.md").is_file()
+    cast = run("cast", "--json", "-p", str(root))
+    assert cast.exit_code == 0, cast.output
+    kinds = {
+        s["kind"]: s["voice"] for c in json.loads(cast.stdout)["chapters"] for s in c["segments"]
+    }
+    assert kinds["quote"] == "quotes" and kinds["narration"] == "narrator"
+    again = run("init", str(root))
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_voices_lists_english(tmp_path: Path) -> None:
+    result = run("voices", "--lang", "en", "--json")
+    assert result.exit_code == 0, result.output
+    ids = {v["id"] for v in json.loads(result.stdout)}
+    assert {"gmw/en-us", "gmw/en-gb-scotland"} <= ids
+    assert all(
+        any(lang.startswith("en") for lang in v["languages"]) for v in json.loads(result.stdout)
+    )
