@@ -63,7 +63,7 @@ def test_empty_seeds_folder(make_project) -> None:
             r"03-extra\.txt:1: not valid UTF-8 at byte offset 3",
         ),
         (
-            "Good text.\n\nMore good text, then ".encode() + b"\xff\xfe bad.\n",
+            b"Good text.\n\nMore good text, then " + b"\xff\xfe bad.\n",
             r"03-extra\.txt:3: not valid UTF-8 at byte offset 33",
         ),
         (b"ELF\x00\x01\x02binary", r"03-extra\.txt(:\d+)?: binary data"),
