@@ -493,3 +493,66 @@ def test_control_characters_and_markup_in_text_still_give_a_valid_feed(
     assert b"\x07" not in raw and b"<speak>" not in raw and b"]]>" not in raw
     entry = feedparser.parse(io.BytesIO(raw)).entries[0]
     assert entry.title == "Bell and <speak><break/></speak> ]]> \u202eRTL"
+
+
+def test_a_chapter_from_assemble_is_published(tmp_path: Path, speech: list[bytes]) -> None:
+    """The real assembly stage's MP3, VTT and chapters go into the feed and the page."""
+    assemble = pytest.importorskip("narration.assemble")
+    from narration.config import AudioConfig, PausesConfig
+    from narration.model import CastChapter, CastSegment, Chapter, Clip, Line, Segment, Voice
+    from narration.page import read_chapters, read_vtt
+
+    out = tmp_path / "output"
+    out.mkdir()
+    show = make_show(out)
+    segments, parts, clips = [], [], []
+    for i, pcm in enumerate(speech[:3]):
+        wav = tmp_path / f"clip{i}.wav"
+        with wave.open(str(wav), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(22050)
+            w.writeframes(pcm)
+        seg = Segment(id=f"s{i}", kind="narration", text=SENTENCES[i], sentences=(SENTENCES[i],))
+        voice = Voice(f"v{i}", VOICES[i], "gmw/en-us", 175, 50, 1.0)
+        segments.append(seg)
+        parts.append(
+            CastSegment(
+                id=seg.id,
+                kind="narration",
+                voice=voice,
+                rule="default",
+                lines=(Line(SENTENCES[i], SENTENCES[i]),),
+                segment=seg,
+            )
+        )
+        clips.append([Clip(f"k{i}", wav, len(pcm) // 2, 22050, True)])
+    chapter = Chapter("workers", 1, TRICKY_TITLE, TRICKY_AUTHOR, "01.txt", tuple(segments))
+    episode = assemble.assemble_chapter(
+        CastChapter(chapter, tuple(parts)),
+        clips,
+        number=1,
+        total=1,
+        show=show,
+        pauses=PausesConfig(),
+        audio=AudioConfig(),
+        out_dir=out,
+    )
+    write_feed(
+        [episode],
+        show=show,
+        podcast=PodcastConfig(),
+        out_dir=out,
+        base_url=LOOPBACK,
+        lock_path=tmp_path / "narrate.lock",
+    )
+    write_page([episode], show=show, out_dir=out)
+    entry = feedparser.parse(str(out / "feed.xml")).entries[0]
+    assert int(entry.enclosures[0].length) == episode.mp3.stat().st_size
+    assert abs(int(entry.itunes_duration) - mutagen.mp3.MP3(episode.mp3).info.length) <= 1.0
+    assert entry.podcast_transcript["url"] == LOOPBACK + episode.vtt.name
+    cues = read_vtt(episode.vtt)
+    assert [c.speaker for c in cues] == list(VOICES[:3])
+    assert read_chapters(episode.chapters_json)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert all(html.escape(c.text) in page for c in cues)
