@@ -1,0 +1,395 @@
+"""Signal processing for chapter assembly: clips in, loud-enough, peak-safe MP3 out.
+
+Everything here works on bounded chunks so a 30-minute chapter never needs more than its
+own 16-bit timeline in memory (about 80 MB): the loudness meter is a streaming version of
+ITU-R BS.1770-4 (pyloudnorm's K-weighting filters, the standard's 400 ms / 75 % gating),
+the limiter looks ahead over a fixed margin, resampling and MP3 encoding are streams.
+Nothing here reads the clock or an unseeded random source: same input, same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d
+from scipy.signal import lfilter, lfilter_zi
+
+from .errors import SynthesisError
+
+#: The working rate: what espeak-ng renders, so clips are used without resampling.
+RATE = 22_050
+#: The published rate (Apple and LibriVox both ask for 44.1 kHz).
+OUT_RATE = 44_100
+#: Samples (at OUT_RATE) that LAME's encoder (576) and every MP3 decoder (529) put before
+#: the first sample we encode. lameenc writes no LAME/Xing tag telling players to skip
+#: them, so the audio a player shows at time t is our sample t - 25.06 ms: chapter marks and
+#: cue times are shifted by this much to match what is heard.
+ENCODER_DELAY = 576 + 529
+
+#: What LAME does to levels: its MP3s decode 0.44 dB quieter than the PCM it was given
+#: (measured here with lameenc and with FFmpeg's libmp3lame, decoded by dr_mp3 and by
+#: FFmpeg, at 64-128 kbps; a 1 kHz tone comes back at 0.950 of its amplitude). PCM is
+#: divided by this before encoding so the levels measured before encoding are the heard ones.
+LAME_GAIN = 0.95
+
+#: Loudness of an empty or silent signal.
+SILENT = -math.inf
+
+
+def read_clip(path: Path) -> np.ndarray:
+    """A clip as mono int16 samples at RATE.
+
+    pydub reads the WAV (it accepts the WAVE_FORMAT_EXTENSIBLE headers that Python 3.11's
+    `wave` refuses); other rates and widths are converted so one odd clip cannot break a
+    chapter.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydub warns about ffmpeg at import; WAV needs none
+        from pydub import AudioSegment
+
+    try:
+        with open(path, "rb") as fh:
+            seg = AudioSegment.from_wav(fh)
+    except FileNotFoundError:
+        raise SynthesisError(f"{path}: clip is missing (clean the cache and build again)") from None
+    except Exception as exc:  # pydub raises bare Exceptions and struct errors on bad headers
+        raise SynthesisError(f"{path}: not a readable WAV clip ({exc})") from None
+    if seg.channels != 1:
+        seg = seg.set_channels(1)
+    if seg.sample_width != 2:
+        seg = seg.set_sample_width(2)
+    samples = np.frombuffer(seg.raw_data, dtype="<i2")
+    if seg.frame_rate != RATE:
+        import soxr
+
+        resampled = soxr.resample(samples.astype(np.float32) / 32768.0, seg.frame_rate, RATE)
+        samples = to_int16(resampled)
+    return samples
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) as int16, rounded to nearest and clipped."""
+    return np.clip(np.rint(x * 32768.0), -32768, 32767).astype("<i2")
+
+
+def speech_bounds(x: np.ndarray, rate: int = RATE) -> tuple[int, int]:
+    """Where a clip's sound starts and ends, leaving its engine-made silence out.
+
+    espeak-ng pads each utterance with about 0.3 s of silence at the end; trimming it makes
+    the pauses in voices.yaml the pauses the listener hears, and cue times exact. A little
+    margin is kept so no consonant onset or decay is cut.
+    """
+    loud = np.flatnonzero(np.abs(x) > 33)  # -60 dBFS
+    if loud.size == 0:
+        return 0, len(x)
+    start = max(0, int(loud[0]) - rate * 5 // 1000)
+    end = min(len(x), int(loud[-1]) + 1 + rate * 30 // 1000)
+    return start, end
+
+
+def db_to_gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def gain_to_db(gain: float) -> float:
+    return 20.0 * math.log10(gain) if gain > 0 else SILENT
+
+
+class LoudnessMeter:
+    """Integrated loudness (ITU-R BS.1770-4) of a signal fed in chunks of any size.
+
+    The K-weighting filters are pyloudnorm's, run with carried state, so feeding a signal
+    in pieces measures the same as feeding it whole; gating is the standard's 400 ms blocks
+    with 75 % overlap, absolute gate -70 LUFS, relative gate -10 LU. A voice's scattered
+    clips can be measured as if concatenated by feeding them one after another.
+    """
+
+    def __init__(self, rate: int) -> None:
+        import pyloudnorm
+
+        meter = pyloudnorm.Meter(rate)
+        # the two K-weighting stages as one fourth-order filter: one pass, same result
+        b, a, gain = np.ones(1), np.ones(1), 1.0
+        for stage in meter._filters.values():
+            b, a = np.convolve(b, stage.b), np.convolve(a, stage.a)
+            gain *= stage.passband_gain
+        self._b, self._a, self._gain = b, a, gain
+        self._zi = lfilter_zi(b, a) * 0.0
+        self.rate = rate
+        self._hop = round(rate * 0.1)
+        self._carry = np.zeros(0, dtype=np.float64)
+        self._energies: list[np.ndarray] = []
+        self.samples = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        """Add the next samples (float, full scale 1.0)."""
+        if x.size == 0:
+            return
+        y, self._zi = lfilter(self._b, self._a, np.asarray(x, dtype=np.float64), zi=self._zi)
+        if self._gain != 1.0:
+            y *= self._gain
+        self.samples += x.size
+        sq = np.concatenate((self._carry, y * y)) if self._carry.size else y * y
+        whole = sq.size // self._hop * self._hop
+        if whole:
+            self._energies.append(sq[:whole].reshape(-1, self._hop).sum(axis=1))
+        self._carry = sq[whole:]
+
+    def integrated(self) -> float:
+        """Gated loudness in LUFS of everything fed so far; -inf when too short or silent."""
+        if not self._energies:
+            return SILENT
+        hops = np.concatenate(self._energies)
+        if hops.size < 4:
+            return SILENT
+        blocks = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * self._hop)
+        with np.errstate(divide="ignore"):
+            levels = -0.691 + 10.0 * np.log10(blocks)
+        gated = blocks[levels >= -70.0]
+        if gated.size == 0:
+            return SILENT
+        relative = -0.691 + 10.0 * math.log10(float(gated.mean())) - 10.0
+        kept = blocks[(levels > relative) & (levels > -70.0)]
+        if kept.size == 0:
+            return SILENT
+        return -0.691 + 10.0 * math.log10(float(kept.mean()))
+
+
+def integrated_loudness(x: np.ndarray, rate: int) -> float:
+    """Loudness of a whole signal in LUFS, in bounded memory."""
+    meter = LoudnessMeter(rate)
+    for start in range(0, len(x), 1 << 20):
+        meter.feed(np.asarray(x[start : start + (1 << 20)], dtype=np.float64))
+    return meter.integrated()
+
+
+#: Input samples of context either side of an oversampled stretch: more than soxr's
+#: filter reaches, so a stretch's peaks do not depend on where it was cut.
+OVERSAMPLE_PAD = 128
+
+
+def oversampled_peaks(x: np.ndarray, factor: int) -> np.ndarray:
+    """Per input sample n, the largest |value| of the `factor`x oversampled signal in
+    [n, n + 1): the true-peak envelope. soxr's band-limited interpolation does the
+    oversampling (several times faster here than a polyphase FIR in SciPy).
+    """
+    import soxr
+
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    up = np.abs(soxr.resample(np.asarray(x, dtype=np.float32), 1000, 1000 * factor))
+    up = up[: n * factor]
+    if up.size < n * factor:
+        up = np.pad(up, (0, n * factor - up.size))
+    step = factor
+    while step > 1:  # pairwise maxima over the sub-samples: cheaper than reshape().max()
+        up = np.maximum(up[0::2], up[1::2])
+        step //= 2
+    return np.maximum(up, np.abs(x))
+
+
+def peak_envelope(x: np.ndarray, factor: int, threshold: float) -> np.ndarray:
+    """|x| with the inter-sample (true) peaks filled in wherever |x| exceeds `threshold`.
+
+    Oversampling everything would cost a good part of what encoding does; inter-sample
+    peaks of speech stay well under the 4 dB callers leave below the ceiling, so only
+    1024-sample blocks that reach `threshold` are oversampled, each run of them with
+    context either side (the result does not depend on where a block starts).
+    """
+    env = np.abs(np.asarray(x, dtype=np.float32))
+    n = len(env)
+    if n == 0:
+        return env
+    block = 1024
+    hot = np.flatnonzero(np.maximum.reduceat(env, np.arange(0, n, block)) > threshold)
+    if hot.size == 0:
+        return env
+    # runs of neighbouring hot blocks: oversample each run once
+    breaks = np.flatnonzero(np.diff(hot) > 1)
+    firsts = np.concatenate(([hot[0]], hot[breaks + 1]))
+    lasts = np.concatenate((hot[breaks], [hot[-1]]))
+    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
+        a, e = first * block, min(n, (last + 1) * block)
+        lo, hi = max(0, a - OVERSAMPLE_PAD), min(n, e + OVERSAMPLE_PAD)
+        # pad with zeros where the signal ends, as a longer signal's silence would
+        piece = np.pad(x[lo:hi], (OVERSAMPLE_PAD - (a - lo), OVERSAMPLE_PAD - (hi - e)))
+        peaks = oversampled_peaks(piece, factor)
+        env[a:e] = peaks[OVERSAMPLE_PAD : OVERSAMPLE_PAD + e - a]
+    return env
+
+
+def true_peak(x: np.ndarray, rate: int) -> float:
+    """True peak in dBTP per BS.1770-4: 4x oversampling at 44.1 kHz (8x at 22.05 kHz)."""
+    if len(x) == 0:
+        return SILENT
+    factor = 4 if rate >= 44_100 else 8
+    env = peak_envelope(x, factor, 0.0)
+    return gain_to_db(float(env.max()))
+
+
+def _causal_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Mean of x over [n - width + 1, n], the start held at x[0]."""
+    if width <= 1:
+        return x
+    c = np.cumsum(np.concatenate((np.full(width, x[0], dtype=np.float64), x)))
+    return (c[width:] - c[:-width]) / width
+
+
+class Limiter:
+    """A look-ahead true-peak limiter fast enough to shave single glottal pulses.
+
+    espeak-ng's speech has a peak-to-loudness ratio of 18-20 dB; -16 LUFS under a -2 dBTP
+    ceiling allows 14. A slow limiter (tens of ms) can only turn whole syllables down, so
+    loudness never reaches the target without 10+ dB of crushing (measured: +13 dB of gain
+    for +2 LU). Gain that moves within one pitch period (2 ms ramps and hold) takes the
+    pulses' tips off instead: +2 dB of gain reaches the target.
+
+    The gain each stretch needs (ceiling / true-peak envelope, at most 1) is held for
+    `hold_ms` and eased in and out by two moving averages (`attack_ms`, `smooth_ms`), each
+    window looking ahead far enough that the smoothed gain is never above what any sample
+    needs: the ceiling holds on the envelope, and the gain never jumps (no clicks). The
+    curve is computed on 32-sample blocks and interpolated, which keeps the limiter a small
+    fraction of the encoder's cost. `process(read, start, stop, total)` limits any range of
+    a longer signal, so a chapter is limited chunk by chunk, the result independent of
+    the chunking.
+    """
+
+    BLOCK = 32
+
+    def __init__(
+        self,
+        rate: int,
+        ceiling_db: float,
+        attack_ms: float = 2.0,
+        smooth_ms: float = 2.0,
+        hold_ms: float = 2.0,
+    ) -> None:
+        d = self.BLOCK
+        self.rate = rate
+        self.ceiling = db_to_gain(ceiling_db)
+        # 4x at 22.05 kHz finds speech peaks within about 0.15 dB of BS.1770's 4x at 44.1
+        self.factor = 4
+        self.a1 = max(1, math.ceil(rate * attack_ms / 1000 / d))
+        self.a2 = max(1, math.ceil(rate * smooth_ms / 1000 / d))
+        self.hold = max(0, math.ceil(rate * hold_ms / 1000 / d))
+        # blocks of context each side, then samples; a multiple of BLOCK keeps the block
+        # grid aligned to the whole signal whatever the chunk
+        self.margin = (self.hold + self.a1 + self.a2 + 4) * d + OVERSAMPLE_PAD // d * d + d
+        self.reduced = 0  # samples whose gain was lowered, for reports
+        self.deepest = 1.0  # smallest gain applied
+
+    def gain_curve(self, x: np.ndarray) -> np.ndarray | None:
+        """The smoothed gain for every sample of x (len(x) a multiple of BLOCK), or None
+        where no sample needs any."""
+        d = self.BLOCK
+        # -4 dB: below it, inter-sample peaks of speech cannot reach the ceiling
+        env = peak_envelope(x, self.factor, self.ceiling * 0.63)
+        peaks = env.reshape(-1, d).max(axis=1).astype(np.float64)
+        need = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
+        if float(need.min()) >= 1.0:
+            return None
+        # min over blocks [k - hold - 1, k + a1 + a2 + 1]: with the two causal means below,
+        # every block's gain, and so every interpolated sample's, is <= what it needs
+        before, ahead = self.hold + 1, self.a1 + self.a2 + 1
+        size = before + ahead + 1
+        held = minimum_filter1d(need, size, mode="nearest", origin=before - size // 2)
+        g = np.minimum(_causal_mean(_causal_mean(held, self.a1), self.a2), need)
+        centres = np.arange(len(g), dtype=np.float64) * d + (d - 1) / 2
+        return np.interp(np.arange(len(x), dtype=np.float64), centres, g).astype(np.float32)
+
+    def process(
+        self, read: Callable[[int, int], np.ndarray], start: int, stop: int, total: int
+    ) -> np.ndarray:
+        """Limited samples [start, stop) of a signal of length `total` read through `read`.
+
+        `start` must be a multiple of BLOCK (chunks from `chunks()` are).
+        """
+        d = self.BLOCK
+        lo = max(0, start - self.margin)
+        end = stop + self.margin
+        end += (-(end - start)) % d  # whole blocks
+        hi = min(total, end)
+        ext = read(lo, hi)
+        # zero-pad beyond the signal's ends so the curve near them is computed the same way
+        before, after = self.margin - (start - lo), end - hi
+        if before or after:
+            ext = np.pad(ext, (before, after))
+        gain = self.gain_curve(ext)
+        mid = slice(self.margin, self.margin + stop - start)
+        if gain is None:
+            return ext[mid]
+        g = gain[mid]
+        low = float(g.min())
+        if low < 1.0:
+            self.reduced += int(np.count_nonzero(g < 1.0))
+            self.deepest = min(self.deepest, low)
+        return ext[mid] * g
+
+
+def room_tone(length: int, level_db: float = -66.0, seed: int = 1770) -> np.ndarray:
+    """Very quiet, soft (red-tinted) noise that loops without a seam: a recording room's floor.
+
+    Digital silence between sentences sounds like a dropout on headphones; a constant floor
+    at -66 dBFS RMS (ACX asks for a floor under -60 dB) sounds like a quiet room. The noise
+    comes from NumPy's legacy RandomState, whose stream is frozen across NumPy versions, so
+    the bytes of every build are the same.
+    """
+    white = np.random.RandomState(seed).standard_normal(length * 2)
+    # one-pole low-pass over two copies: the second is the steady state, and it loops cleanly
+    red = lfilter([1.0], [1.0, -0.9], np.concatenate((white[:length], white[:length])))[length:]
+    red -= red.mean()
+    red *= db_to_gain(level_db) / math.sqrt(float(np.mean(red * red)))
+    return red.astype(np.float32)
+
+
+class Mp3Stream:
+    """MP3 encoding (lameenc, CBR, mono, 44.1 kHz) of a stream of float chunks into a file.
+
+    Chunks are the signal as it is to be heard; LAME's level change (LAME_GAIN) is undone
+    before encoding. The true peak of what goes in is measured on the way (BS.1770-4, 4x).
+    """
+
+    def __init__(self, out: BinaryIO, bitrate: int, quality: int = 2) -> None:
+        import lameenc
+
+        enc = lameenc.Encoder()
+        enc.set_bit_rate(bitrate)
+        enc.set_in_sample_rate(OUT_RATE)
+        enc.set_out_sample_rate(OUT_RATE)  # LAME would drop to 22-32 kHz at <= 56 kbps
+        enc.set_channels(1)
+        enc.set_quality(quality)
+        self._enc = enc
+        self._out = out
+        self.peak = 0.0
+        self.samples = 0
+        self._tail = np.zeros(0, dtype=np.float32)  # context for inter-sample peaks
+
+    def write(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
+        ctx = np.concatenate((self._tail, x))
+        # only stretches within 4 dB of the running peak can raise it
+        env = peak_envelope(ctx, 4, max(self.peak, 0.05) * 0.63)
+        self.peak = max(self.peak, float(env.max()))
+        self._tail = x[-OVERSAMPLE_PAD:]
+        self.samples += len(x)
+        self._out.write(self._enc.encode(to_int16(x * (1.0 / LAME_GAIN)).tobytes()))
+
+    def close(self) -> None:
+        self._out.write(self._enc.flush())
+
+    @property
+    def true_peak(self) -> float:
+        return gain_to_db(self.peak)
+
+
+def chunks(total: int, size: int = 1 << 19) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges covering 0..total."""
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
