@@ -345,8 +345,11 @@ def serve(
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
+        pass
     finally:
         sock.close()
+    echo("Stopped.")
 
 
 __all__ = ["MEDIA_TYPES", "check_range", "make_app", "resolve_request_path", "serve"]

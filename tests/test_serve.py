@@ -455,3 +455,14 @@ def test_check_range_decisions() -> None:
     assert check_range("bytes=0-0", 0) == 416
     assert check_range("Bytes = 1-2", 10) == "bytes=1-2"
     assert check_range("bytes=1-2,x", 10) is None
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+    import signal
+
+    _, _, _, out = build_podcast(tmp_path, speech, page=False)
+    proc, _ = start_server(out)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert rest.strip().endswith("Stopped.") and "Traceback" not in err
