@@ -46,6 +46,15 @@ from .model import (
 
 SEED_SUFFIXES = (".txt", ".md")
 
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+def _wordlist(words: str) -> list[str]:
+    return words.split()
+
+
 # --------------------------------------------------------------------------------------------
 # Reading and decoding
 
@@ -92,9 +101,7 @@ def seed_files(seeds_dir: Path) -> list[Path]:
         (
             p
             for p in seeds_dir.iterdir()
-            if not p.name.startswith(".")
-            and p.suffix.lower() in SEED_SUFFIXES
-            and p.is_file()
+            if not p.name.startswith(".") and p.suffix.lower() in SEED_SUFFIXES and p.is_file()
         ),
         key=lambda p: p.name,
     )
@@ -200,9 +207,7 @@ def segment_book(seeds_dir: Path) -> Book:
     return Book(chapters=tuple(chapters), removed=tuple(removed))
 
 
-def segment_text(
-    text: str, file: str, number_from: int = 1
-) -> tuple[list[Chapter], list[Removed]]:
+def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
     """Segment one decoded seed text; `file` names it in the chapters and in errors."""
     return _segment(text, file, number_from, file)
 
@@ -254,7 +259,8 @@ def expand_abbreviations(text: str) -> str:
     return text
 
 
-_UNDERSCORE = re.compile(r"(?<![^\W_])_+|_+(?![^\W_])")
+_UNDERSCORE = re.compile(r"_+")
+_BACKTICK = re.compile(r"`+")
 _BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
 _BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
 _STAR_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)\*+(?=[^\s*])")
@@ -263,15 +269,23 @@ _DASHES = re.compile(r"[ \t]*-{2,3}[ \t]*|[ \t]+-[ \t]+")
 _WHITESPACE = re.compile(r"\s+")
 
 
+def _drop_outside_words(m: re.Match[str]) -> str:
+    """A marker run is dropped unless it joins two words (snake_case stays as written)."""
+    s, a, b = m.string, m.start(), m.end()
+    inside = a > 0 and b < len(s) and s[a - 1].isalnum() and s[b].isalnum()
+    return m.group(0) if inside else ""
+
+
 def _markup_dropped(text: str) -> str:
     """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes."""
     if "_" in text:
-        text = _UNDERSCORE.sub("", text)
+        text = _UNDERSCORE.sub(_drop_outside_words, text)
     if "=" in text:
         text = _BOLD_CLOSE.sub("", _BOLD_OPEN.sub("", text))
     if "*" in text:
         text = _STAR_CLOSE.sub("", _STAR_OPEN.sub("", text))
-    text = text.replace("`", "")
+    if "`" in text:
+        text = _BACKTICK.sub(_drop_outside_words, text)
     if "-" in text:
         text = _DASHES.sub(" — ", text)
     return text
@@ -316,10 +330,10 @@ def _join_lines(parts: Iterable[str]) -> str:
 
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s)")
-_NO_SPLIT_AFTER = frozenset(
+_NO_SPLIT_AFTER = _wordset(
     "mr mrs ms messrs dr prof rev hon st mt gen col capt lt sgt cpl gov sen rep jr sr vs "
-    "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme mlle "
-    "mons esq".split()
+    "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme "
+    "mlle mons esq"
 )
 _NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "op"})
 _CLAUSE_LEVELS: tuple[re.Pattern[str], ...] = (
@@ -402,7 +416,7 @@ def split_sentences(text: str, limit: int = MAX_UTTERANCE) -> tuple[str, ...]:
 
 _OPENERS = "“„«"
 _CLOSERS = "”»"
-_QUOTE_CHARS = re.compile("[\"“”„«»]")
+_QUOTE_CHARS = re.compile('["“”„«»]')
 
 
 def dialogue_spans(text: str) -> tuple[Span, ...]:
@@ -513,7 +527,9 @@ _TRANSCRIBER = re.compile(
 )
 _ILLUSTRATION_BLOCK = re.compile(r"^\s*\[\s*Illustration\b", re.I)
 _FOOTNOTE_BLOCK = re.compile(r"^\s*(?:\{\d{1,3}\}|\[\d{1,3}\]|\[\s*Footnote\b)", re.I)
-_FOOTNOTES_HEADING = re.compile(r"^\s*(?:FOOT-?NOTES|Foot-?notes|END-?NOTES|End-?notes|NOTES)\s*:?\s*$")
+_FOOTNOTES_HEADING = re.compile(
+    r"^\s*(?:FOOT-?NOTES|Foot-?notes|END-?NOTES|End-?notes|NOTES)\s*:?\s*$"
+)
 _CONTENTS = re.compile(r"^\s*(?:TABLE OF CONTENTS|CONTENTS|Table of Contents|Contents)\.?:?\s*$")
 _ATTRIBUTION = re.compile(
     r"^\s*\((?P<n>\d{1,3})\)\s+(?P<author>[^\W\d_][^,()]{1,80}?),\s+(?P<work>[^()]{2,200}?)"
@@ -548,16 +564,16 @@ _SPECIAL = re.compile(
     + r")\.?$"
 )
 
-_SMALL_WORDS = frozenset(
-    "a an the and but or nor for so yet as at by in of off on per to up via from into with "
-    "over upon than is are was be de la le du von van der et".split()
+_SMALL_WORDS = _wordset(
+    "a an the and but or nor for so yet as at by in of off on per to up via from into "
+    "with over upon than is are was be de la le du von van der et"
 )
-_NOT_NAME = frozenset(
+_NOT_NAME = _wordset(
     "the a an of and in on to for with what who how why is are was this that from by "
-    "chapter part book page top last updated".split()
+    "chapter part book page top last updated"
 )
-_NAME_PARTICLES = frozenset("de da di del della der van von le la du bin ibn ten ter".split())
-_BY = re.compile(r"^\s*by\s*(?P<name>.*?)\s*$", re.I)
+_NAME_PARTICLES = _wordset("de da di del della der van von le la du bin ibn ten ter")
+_BY = re.compile(r"^\s*by(?:\s+(?P<name>.*?))?\s*$", re.I)
 _DOC_NOUNS = (
     "statement|declaration|letter|manifesto|resolution|appeal|leaflet|proclamation|telegram"
     "|programme|program|platform|petition|memorandum|circular|open letter|decree|order"
@@ -573,9 +589,9 @@ _GROUP_SUBJECT = re.compile(
     r"opposition|committee|union|congress|council|conference|leadership|members)$|^(?:it|they)$",
     re.I,
 )
-_MONTHS = (
+_MONTHS = _wordlist(
     "january february march april may june july august september october november december"
-).split()
+)
 _DATE = re.compile(
     r"(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>" + "|".join(_MONTHS) + r"),?\s+"
     r"(?P<year>\d{4})|(?P<month2>" + "|".join(_MONTHS) + r")\s+(?P<day2>\d{1,2})(?:st|nd|rd|th)?"
@@ -631,7 +647,9 @@ def _name_like(s: str) -> bool:
             return False
         if t.lower() in _NAME_PARTICLES:
             continue
-        if not (bare and bare[0].isupper() and re.fullmatch(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*'?", bare)):
+        if not (
+            bare and bare[0].isupper() and re.fullmatch(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*'?", bare)
+        ):
             return False
         if t.endswith(".") and t.lower() not in ("jr.", "sr."):
             return False
@@ -656,7 +674,9 @@ def _display(s: str) -> str:
             new = tok.lower()
         else:
             new = "-".join(p[:1].upper() + p[1:].lower() for p in tok.split("-"))
-            new = re.sub(r"^([\"“‘'(\[]+)([^\W\d_])", lambda m: m.group(1) + m.group(2).upper(), new)
+            new = re.sub(
+                r"^([\"“‘'(\[]+)([^\W\d_])", lambda m: m.group(1) + m.group(2).upper(), new
+            )
         out.append(new)
         first = tok.endswith((":", "—", ".", "?", "!")) or tok in ("—", "–")
     result = unicodedata.normalize("NFC", "".join(out))
@@ -674,16 +694,14 @@ def _chapter_heading(line: str) -> tuple[str, bool, bool] | None:
         num = m.group("num")
         if num.isalpha() and re.fullmatch(r"[ivxlcdm]+", num, re.I) and not _is_roman(num):
             return None
-        label = m.group("label").rstrip(".").capitalize()
-        label = f"{label}. {num}" if label == "Chap" else f"{label} {num.upper() if _is_roman(num) and num.isupper() else num}"
+        word = m.group("label").capitalize()  # "CHAPTER" -> "Chapter", "CHAP." -> "Chap."
+        label = f"{word} {num if _is_roman(num) or num.isdigit() else num.capitalize()}"
         rest = m.group("rest").strip()
         if not rest:
             return label, True, False
-        if not _title_like(rest) and not (
-            rest.endswith(".") and _title_like(rest.rstrip("."))
-        ):
-            return None
-        return f"{label}: {_display(rest.rstrip('.') if not _all_caps(rest) else rest.rstrip('.'))}", False, False
+        if not _title_like(rest.rstrip(".")):
+            return None  # "Chapter 12 describes the war." is a sentence, not a heading
+        return f"{label}: {_display(rest.rstrip('.'))}", False, False
     m = _ROMAN_ALONE.match(s)
     if m and _is_roman(m.group("num")):
         return m.group("num"), True, True
@@ -711,6 +729,14 @@ class _Item:
         return self.block.line
 
 
+def _item_lines(item: _Item) -> list[tuple[int, str]]:
+    """All the lines an item stands for, with a chapter heading's consumed title line."""
+    lines = list(item.block.lines)
+    for extra in item.extra:
+        lines.extend(extra.lines)
+    return lines
+
+
 class _File:
     """One seed file being segmented: its name, the removed pieces, whether it is Markdown."""
 
@@ -721,7 +747,7 @@ class _File:
 
     def remove(self, line: int, text: str, reason: str) -> None:
         text = text.strip("\n")
-        if text.strip():
+        if text:
             self.removed.append(Removed(file=self.name, line=line, text=text, reason=reason))
 
     def remove_lines(self, lines: list[tuple[int, str]], reason: str) -> None:
@@ -749,18 +775,17 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
                     chars.append(ch)
                     continue
                 reason = (
-                    "replacement character: a character was already lost before this file "
-                    "was saved"
+                    "replacement character: a character was already lost before this file was saved"
                     if ch == "\ufffd"
                     else "lone surrogate (not a character)"
                     if cat == "Cs"
                     else "control character"
                 )
-                bad.setdefault(reason, []).append(f"U+{ord(ch):04X}")
+                bad.setdefault(reason, []).append("\ufffd" if cat == "Cs" else ch)
                 chars.append(" ")
             line = "".join(chars)
-            for reason, codes in bad.items():
-                f.remove(no, " ".join(codes), reason)
+            for reason, found in bad.items():
+                f.remove(no, "".join(found), reason)
         if "\t" in line or not line.isascii():
             line = _SPACES.sub(" ", line)
         out.append((no, line.rstrip()))
@@ -769,13 +794,9 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
 
 def _strip_gutenberg(lines: list[tuple[int, str]], f: _File) -> list[tuple[int, str]]:
     """Project Gutenberg's header, footer and licence, removed whole."""
-    start = next(
-        (i for i, (_, t) in enumerate(lines[:2000]) if _PG_START.match(t)), None
-    )
+    start = next((i for i, (_, t) in enumerate(lines[:2000]) if _PG_START.match(t)), None)
     end_from = start + 1 if start is not None else 0
-    end = next(
-        (i for i in range(end_from, len(lines)) if _PG_END.match(lines[i][1])), None
-    )
+    end = next((i for i in range(end_from, len(lines)) if _PG_END.match(lines[i][1])), None)
     if end is not None and start is None and end < len(lines) // 2:
         end = None  # a mention near the top is not the footer
     if end is not None:
@@ -869,10 +890,19 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
         heading = _chapter_heading(single) if single else None
         if heading is None and len(b.lines) == 2:
             two = _chapter_heading(b.lines[0][1])
-            if two and two[1] and _title_like(b.lines[1][1]) and not _chapter_heading(b.lines[1][1]):
+            if (
+                two
+                and two[1]
+                and _title_like(b.lines[1][1])
+                and not _chapter_heading(b.lines[1][1])
+            ):
                 items.append(
-                    _Item("chapter", b, title=f"{two[0]}{'. ' if two[2] else ': '}"
-                          f"{_display(b.lines[1][1].strip().rstrip('.'))}")
+                    _Item(
+                        "chapter",
+                        b,
+                        title=f"{two[0]}{'. ' if two[2] else ': '}"
+                        f"{_display(b.lines[1][1].strip().rstrip('.'))}",
+                    )
                 )
                 footnotes = False
                 i += 1
@@ -903,13 +933,19 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             first.startswith("[") and _TRANSCRIBER.match(first)
         ):
             j = _bracketed(blocks, i)
-            reason = "illustration marker" if _ILLUSTRATION_BLOCK.match(first) else "transcriber's note"
+            reason = (
+                "illustration marker" if _ILLUSTRATION_BLOCK.match(first) else "transcriber's note"
+            )
             for k in range(i, j + 1):
                 items.append(_Item("removed", blocks[k], reason=reason))
             i = j
         elif _TRANSCRIBER.match(first) and len(b.lines) <= 8:
             items.append(_Item("removed", b, reason="transcriber's note"))
-        elif len(b.lines) <= 2 and len(b.text) <= 150 and _WEB.match(_WHITESPACE.sub(" ", b.text).strip()):
+        elif (
+            len(b.lines) <= 2
+            and len(b.text) <= 150
+            and _WEB.match(_WHITESPACE.sub(" ", b.text).strip())
+        ):
             items.append(_Item("removed", b, reason="web page boilerplate"))
         elif single and _FOOTNOTES_HEADING.match(single):
             items.append(_Item("removed", b, reason="footnotes"))
@@ -1027,7 +1063,9 @@ def _mark_contents(items: list[_Item]) -> None:
                 return items[j].kind
         return None
 
-    real = [it.kind == "chapter" and next_kind(i) not in ("chapter", None) for i, it in enumerate(items)]
+    real = [
+        it.kind == "chapter" and next_kind(i) not in ("chapter", None) for i, it in enumerate(items)
+    ]
     in_contents = False
     for i, it in enumerate(items):
         if it.kind == "contents":
@@ -1064,7 +1102,7 @@ class _Draft:
 @dataclass
 class _ChapterDraft:
     title: str
-    line: int
+    heading: list[tuple[int, str]]  # the lines the title was read from; [] for a file name
     items: list[_Item]
     drafts: list[_Draft] = field(default_factory=list)
 
@@ -1097,14 +1135,12 @@ def _spoken(raw: _Raw, f: _File) -> str:
 
         def repl(m: re.Match[str]) -> str:
             kind = m.lastgroup
-            if kind == "link" or (kind == "label"):
-                if not f.markdown:
-                    return m.group(0)
-                f.remove(raw.line(m.start("url")), m.group("url"), "link target (a web address)")
-                return m.group("label")
+            assert kind is not None
             if kind in ("image", "link", "comment") and not f.markdown:
                 return m.group(0)
-            assert kind is not None
+            if kind == "link":
+                f.remove(raw.line(m.start("url")), m.group("url"), "link target (a web address)")
+                return m.group("label")
             f.remove(raw.line(m.start()), m.group(0), _INLINE_REASONS[kind])
             return " "
 
@@ -1133,9 +1169,7 @@ def _parse_source(rest: str, line: int) -> Source:
         year = m.group(1).strip()
         rest = rest[: m.start()].strip()
     author, _, work = rest.partition(",")
-    return Source(
-        author=author.strip() or None, work=work.strip() or None, year=year, line=line
-    )
+    return Source(author=author.strip() or None, work=work.strip() or None, year=year, line=line)
 
 
 def _document_split(raw: _Raw) -> tuple[_Raw, _Raw, str, str] | None:
@@ -1240,29 +1274,46 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
 
 def _chapter_drafts(ch: _ChapterDraft, f: _File) -> None:
     """Turn a chapter's items into segment drafts, applying attribution lines to the
-    excerpts that follow them."""
+    excerpts that follow them (until a heading, a separator or the next attribution)."""
     source: Source | None = None
+    pending: _Item | None = None  # the attribution line in force, until an excerpt uses it
+
+    def drop_source() -> None:
+        nonlocal source, pending
+        if pending is not None:
+            f.remove_lines(pending.block.lines, "attribution line with no excerpt after it")
+        source, pending = None, None
+
     for item in ch.items:
         if item.kind == "removed":
-            f.remove_lines(item.block.lines, item.reason)
+            f.remove_lines(_item_lines(item), item.reason)
             if item.reason == "separator":
-                source = None
+                drop_source()
             continue
         if item.kind == "attribution":
-            single = item.block.single or ""
-            m = _ATTRIBUTION.match(single)
+            drop_source()
+            m = _ATTRIBUTION.match(item.block.single or "")
             assert m is not None
-            f.remove(item.line, f"({m.group('n')})", "note number of a source's attribution line")
             source = Source(
                 author=_spoken_text(m.group("author")),
                 work=_spoken_text(m.group("work")),
                 year=m.group("year"),
                 line=item.line,
             )
+            pending = item
             continue
-        if item.kind in ("short", "heading", "chapter"):
-            source = None
-        ch.drafts.extend(_item_drafts(item, f, ch.title, source))
+        if item.kind in ("short", "heading", "chapter", "quote"):
+            drop_source()
+        drafts = _item_drafts(item, f, ch.title, source)
+        if pending is not None and any(d.source is source for d in drafts):
+            m = _ATTRIBUTION.match(pending.block.single or "")
+            assert m is not None
+            f.remove(
+                pending.line, f"({m.group('n')})", "note number of a source's attribution line"
+            )
+            pending = None
+        ch.drafts.extend(drafts)
+    drop_source()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1275,8 +1326,8 @@ def _author_from(lines: list[tuple[int, str]]) -> tuple[str, int, int] | None:
         m = _BY.match(t)
         if not m:
             continue
-        name = m.group("name").rstrip(",.;").strip() if m.group("name") else ""
-        if name and (t.strip()[:2].lower() == "by") and _name_like(name):
+        name = (m.group("name") or "").rstrip(",.;").strip()
+        if name and _name_like(name):
             return name, k, k
         if not name and k + 1 < len(lines):
             nxt = lines[k + 1][1].strip().rstrip(",;").strip()
@@ -1312,9 +1363,9 @@ def _take_author(lines: list[tuple[int, str]], f: _File, reason: str) -> str | N
 
 def _front(
     items: list[_Item], f: _File, has_chapters: bool
-) -> tuple[str | None, int, str | None, list[_Item] | None]:
-    """Resolve the items before the first chapter: (title, title line, author, items of an
-    opening chapter or None when the front is only a title page)."""
+) -> tuple[str | None, list[tuple[int, str]], str | None, list[_Item] | None]:
+    """Resolve the items before the first chapter: (title, the lines it was read from,
+    author, items of an opening chapter or None when the front is only a title page)."""
     if has_chapters and not any(
         it.kind in ("para", "list", "quote") and _is_prose(it.block) for it in items
     ):
@@ -1322,14 +1373,14 @@ def _front(
         author = None
         for it in items:
             if it.kind == "removed":
-                f.remove_lines(it.block.lines, it.reason)
+                f.remove_lines(_item_lines(it), it.reason)
             elif author is None:
                 author = _take_author(it.block.lines, f, "title page")
             else:
-                f.remove_lines(it.block.lines, "title page")
-        return None, 0, author, None
+                f.remove_lines(_item_lines(it), "title page")
+        return None, [], author, None
     title: str | None = None
-    title_line = 0
+    title_lines: list[tuple[int, str]] = []
     author: str | None = None
     body: list[_Item] = []
     shorts: list[int] = []
@@ -1356,10 +1407,11 @@ def _front(
     if candidates:
         k = candidates[0]
         title = _display(_spoken(_Raw.of(items[k].block.lines), f).rstrip(".")) or None
-        title_line = items[k].line if title else 0
-        used.add(k)
+        if title:
+            title_lines = items[k].block.lines
+            used.add(k)
     body = [it for k, it in enumerate(items) if k not in used]
-    return title, title_line, author, body
+    return title, title_lines, author, body
 
 
 def _title_from_file(file: str) -> str:
@@ -1385,34 +1437,20 @@ def _segment(
 
     starts = [k for k, it in enumerate(items) if it.kind == "chapter"]
     front_items = items[: starts[0]] if starts else items
-    title, title_line, author, opening = _front(front_items, f, bool(starts))
+    title, title_lines, author, opening = _front(front_items, f, bool(starts))
     drafts: list[_ChapterDraft] = []
     if opening is not None:
-        drafts.append(_ChapterDraft(title or _title_from_file(file), title_line, opening))
+        drafts.append(_ChapterDraft(title or _title_from_file(file), title_lines, opening))
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(items)
-        drafts.append(_ChapterDraft(items[k].title, items[k].line, items[k + 1 : end]))
-        for extra in items[k].extra:
-            if not extra.lines:
-                continue
+        drafts.append(_ChapterDraft(items[k].title, _item_lines(items[k]), items[k + 1 : end]))
     for ch in drafts:
         _chapter_drafts(ch, f)
     chapters: list[Chapter] = []
     used: set[str] = set()
     for ch in drafts:
         if not ch.drafts:
-            if ch.line:
-                heading_item = next(
-                    (it for it in items if it.kind == "chapter" and it.line == ch.line), None
-                )
-                heading_lines = list(heading_item.block.lines) if heading_item else []
-                if heading_item:
-                    for extra in heading_item.extra:
-                        heading_lines.extend(extra.lines)
-                if heading_lines:
-                    f.remove_lines(heading_lines, "chapter heading with no text after it")
-                elif opening is not None and ch is drafts[0] and title:
-                    f.remove(ch.line, title, "title with no text after it")
+            f.remove_lines(ch.heading, "chapter heading with no text after it")
             continue
         chapter_id = _unique_id(_slug(ch.title), used, "")
         chapters.append(
@@ -1423,7 +1461,7 @@ def _segment(
                 author=author,
                 file=file,
                 segments=_segments(chapter_id, ch.drafts),
-                line=ch.line,
+                line=ch.heading[0][0] if ch.heading else 0,
             )
         )
     removed = sorted(f.removed, key=lambda r: r.line)
@@ -1440,7 +1478,7 @@ def _segment(
 def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
     ids = _segment_ids(chapter_id, [d.text for d in drafts])
     out = []
-    for sid, d in zip(ids, drafts):
+    for sid, d in zip(ids, drafts, strict=True):
         out.append(
             Segment(
                 id=sid,
@@ -1457,7 +1495,7 @@ def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
 
 def _normalised(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub("[\"“”„«»]", '"', text)
+    text = re.sub('["“”„«»]', '"', text)
     text = re.sub("[‘’‚']", "'", text)
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -1501,9 +1539,7 @@ def _unique_id(base: str, used: set[str], hint: str) -> str:
 
 
 def _rename_chapter(ch: Chapter, chapter_id: str) -> Chapter:
-    segments = tuple(
-        replace(s, id=chapter_id + s.id[len(ch.id) :]) for s in ch.segments
-    )
+    segments = tuple(replace(s, id=chapter_id + s.id[len(ch.id) :]) for s in ch.segments)
     return replace(ch, id=chapter_id, segments=segments)
 
 
@@ -1556,8 +1592,16 @@ def _count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+def _printable(text: str) -> str:
+    """Control and invisible characters shown as U+XXXX, so the outline stays readable."""
+    return "".join(
+        f"U+{ord(c):04X}" if unicodedata.category(c) in ("Cc", "Cs", "Cf") or c == "\ufffd" else c
+        for c in text
+    )
+
+
 def _excerpt(text: str, width: int) -> str:
-    text = _WHITESPACE.sub(" ", text).strip()
+    text = _printable(_WHITESPACE.sub(" ", text).strip())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
@@ -1595,9 +1639,8 @@ def outline(book: Book) -> str:
         out.append(f"     {_kinds_line(kinds, n_words)}")
         out.append("")
     files = len({ch.file for ch in book.chapters})
-    out.append(
-        f"Total: {len(book.chapters)} chapters from {files} files, {_kinds_line(total, total_words)}"
-    )
+    counts = _kinds_line(total, total_words)
+    out.append(f"Total: {len(book.chapters)} chapters from {files} files, {counts}")
     if book.removed:
         removed_words = sum(_count_words(r.text) for r in book.removed)
         out.append("")
@@ -1659,9 +1702,10 @@ class Coverage:
 def accounted_words(book: Book) -> dict[str, Counter[str]]:
     """Per file, the words the Book accounts for: spoken segments, titles read from the text
     (Chapter.line > 0), each distinct author once per file, sources read from an attribution
-    line (Source.line > 0), and the removed pieces."""
+    line (Source.line > 0, once per line), and the removed pieces."""
     out: dict[str, Counter[str]] = {}
     authors: dict[str, set[str]] = {}
+    sources: set[tuple[str, int]] = set()  # an excerpt of several paragraphs shares one source
     for ch in book.chapters:
         counter = out.setdefault(ch.file, Counter())
         if ch.line > 0:
@@ -1671,7 +1715,12 @@ def accounted_words(book: Book) -> dict[str, Counter[str]]:
             counter.update(words(ch.author))
         for s in ch.segments:
             counter.update(words(s.text))
-            if s.source is not None and s.source.line > 0:
+            if (
+                s.source is not None
+                and s.source.line > 0
+                and (ch.file, s.source.line) not in sources
+            ):
+                sources.add((ch.file, s.source.line))
                 for part in (s.source.author, s.source.work, s.source.year):
                     if part:
                         counter.update(words(part))
