@@ -1375,7 +1375,7 @@ def _front(
             if it.kind == "removed":
                 f.remove_lines(_item_lines(it), it.reason)
             elif author is None:
-                author = _take_author(it.block.lines, f, "title page")
+                author = _take_author(_item_lines(it), f, "title page")
             else:
                 f.remove_lines(_item_lines(it), "title page")
         return None, [], author, None
