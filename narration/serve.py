@@ -59,7 +59,8 @@ MEDIA_TYPES = {
 #: Browser players fetch transcripts and chapters cross-origin; web podcast apps the feed.
 CORS_SUFFIXES = (".vtt", ".json", ".xml")
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# ASCII digits, and few enough that int() stays cheap (a 5,000-digit one would raise)
+_RANGE_SPEC = re.compile(r"^[ \t]*([0-9]{0,19})[ \t]*-[ \t]*([0-9]{0,19})[ \t]*$")
 _HOST = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
 )

@@ -195,6 +195,7 @@ def test_unsatisfiable_ranges_get_416(site: Site, header: str) -> None:
         "bytes=--5",
         "bytes=0x10-20",
         "bytes=",
+        "bytes=0-" + "9" * 5000,  # too long for int(): must not crash the server
         ",".join(["bytes=0-0"] + [f"{i}-{i}" for i in range(1, 500)]),  # many ranges
     ],
 )
