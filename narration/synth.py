@@ -564,6 +564,11 @@ def synthesize(
     """
     items = _normalize(jobs_in)
     for job in items:
+        if job.voice.volume <= 0:
+            raise SynthesisError(
+                f"segment {job.label}: voice '{job.voice.name}' has volume {job.voice.volume}: "
+                "its clips would be silent gaps (set a volume above 0 in voices.yaml)"
+            )
         if not job.line.spoken.strip():
             raise SynthesisError(
                 f"segment {job.label}: nothing to say for {job.line.text!r} "
@@ -599,6 +604,14 @@ def synthesize(
     return result
 
 
+def _cores() -> int:
+    """Cores this process may use (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _render_all(
     todo: list[tuple[_Task, _Job]],
     engine: Engine,
@@ -609,7 +622,7 @@ def _render_all(
     on_retry: Callable[[str], None] | None,
 ) -> None:
     """Feed the tasks to the workers, two in flight each; stop at the first failed clip."""
-    size = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    size = max(1, min(jobs or _cores(), len(todo)))
     cache.ensure()
     pending = deque(task for task, _ in todo)
     owner = {task.index: (task, job) for task, job in todo}

@@ -285,9 +285,14 @@ def test_unknown_voice_fails_at_once_naming_segment_voice_and_text(engine: Pytts
     assert "no variant 'nosuch'" in message and "text: 'Hello.'" in message
 
 
-def test_empty_spoken_text_is_refused(tmp_path: Path) -> None:
+def test_empty_text_or_a_silent_voice_is_refused_before_rendering(tmp_path: Path) -> None:
+    cache = ClipCache(tmp_path / "c")
     with pytest.raises(SynthesisError, match=r"segment ch1-0002: nothing to say for 'UN'"):
-        synthesize([(Line("UN", "  "), NARRATOR, "ch1-0002")], engine=FakeEngine(), cache=ClipCache(tmp_path))
+        synthesize([(Line("UN", "  "), NARRATOR, "ch1-0002")], engine=FakeEngine(), cache=cache)
+    mute = replace(NARRATOR, volume=0.0)
+    with pytest.raises(SynthesisError, match=r"segment ch1-0003: voice 'narrator' has volume 0.0: its clips would be silent gaps"):
+        synthesize([(line("Hi."), mute, "ch1-0003")], engine=FakeEngine(), cache=cache)
+    assert not cache.root.exists()
 
 
 # --------------------------------------------------------------------------- failures and retries
