@@ -565,8 +565,8 @@ _SPECIAL = re.compile(
 )
 
 _SMALL_WORDS = _wordset(
-    "a an the and but or nor for so yet as at by in of off on per to up via from into "
-    "with over upon than is are was be de la le du von van der et"
+    "a an the and but or nor for so yet as at by in of on per to via from into with over "
+    "upon than de la le du von van der et"
 )
 _NOT_NAME = _wordset(
     "the a an of and in on to for with what who how why is are was this that from by "
@@ -1104,6 +1104,7 @@ class _ChapterDraft:
     title: str
     heading: list[tuple[int, str]]  # the lines the title was read from; [] for a file name
     items: list[_Item]
+    author: str | None = None
     drafts: list[_Draft] = field(default_factory=list)
 
 
@@ -1113,7 +1114,7 @@ _INLINE = re.compile(
     r"|(?P<footnote>\[\s*Footnote\b[^\]]{0,2000}\])"
     r"|(?P<marker>\{\d{1,3}\}|\[\d{1,3}\])"
     r"|(?P<image>!\[[^\]\n]{0,500}\]\([^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?\))"
-    r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500})(?:\s+\"[^\"\n]{0,200}\")?\))"
+    r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?)\))"
     r"|(?P<comment><!--.{0,2000}?-->)",
     re.I | re.S,
 )
@@ -1414,6 +1415,25 @@ def _front(
     return title, title_lines, author, body
 
 
+def _chapter_byline(ch: _ChapterDraft, f: _File, seen: set[str]) -> str | None:
+    """A 'by NAME' line opening a chapter names that chapter's author. The checker counts
+    each author once per file, so a byline repeating an author already named is removed."""
+    first = next((it for it in ch.items if it.kind != "removed"), None)
+    if first is None or first.kind not in ("short", "para") or len(first.block.lines) > 2:
+        return None
+    lines = first.block.lines
+    found = _author_from(lines)
+    if found is None or found[1] != 0 or found[2] != len(lines) - 1:
+        return None
+    ch.items.remove(first)
+    name = _display(found[0])
+    if name in seen:
+        f.remove_lines(lines, "author line (the same author as above)")
+        return name
+    seen.add(name)
+    return _take_author(lines, f, "author line")
+
+
 def _title_from_file(file: str) -> str:
     """'02-the-workers-opposition-overview.txt' -> 'The Workers Opposition Overview'."""
     stem = Path(file).stem
@@ -1444,7 +1464,9 @@ def _segment(
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(items)
         drafts.append(_ChapterDraft(items[k].title, _item_lines(items[k]), items[k + 1 : end]))
+    seen_authors = {author} if author else set()
     for ch in drafts:
+        ch.author = _chapter_byline(ch, f, seen_authors) or author
         _chapter_drafts(ch, f)
     chapters: list[Chapter] = []
     used: set[str] = set()
@@ -1458,7 +1480,7 @@ def _segment(
                 id=chapter_id,
                 number=number_from + len(chapters),
                 title=ch.title,
-                author=author,
+                author=ch.author,
                 file=file,
                 segments=_segments(chapter_id, ch.drafts),
                 line=ch.heading[0][0] if ch.heading else 0,
