@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ class AssembledEpisode(Episode):
 
     encoded: bool = True  # False: the files from an earlier build were current and kept
     loudness: float | None = None  # LUFS integrated, measured on the encoded PCM
-    true_peak: float | None = None  # dBTP, 4x oversampled, on the encoded PCM
+    true_peak: float | None = None  # dBTP, 4x oversampled, of the MP3 as players decode it
     voice_gains: dict[str, float] = field(default_factory=dict)  # dB applied per voice label
 
 
@@ -385,6 +385,38 @@ def _render_mp3(
         samples=mp3.samples,
         limited=limiter.reduced / max(1, total),
     )
+
+
+def _encode_checked(
+    source: _Source, tmp: Path, audio_config: AudioConfig, headroom: float, final: Path
+) -> _Rendered:
+    """Encode until the chapter is at its loudness target and, decoded, under its ceiling.
+
+    Usually once: the gain comes from `_chapter_gain`, the headroom per bitrate covers what
+    LAME adds to peaks. When the decoded file still peaks too high (its coding noise is
+    random), the limiter's ceiling is lowered by the excess and the chapter encoded again.
+    """
+    target, ceiling_tp = audio_config.loudness, audio_config.true_peak
+    rendered = None
+    for _attempt in range(4):
+        ceiling = ceiling_tp - headroom
+        source.chapter_gain = _chapter_gain(source, target, ceiling)
+        for _pass in range(2):
+            rendered = _render_mp3(source, tmp, audio_config.bitrate, ceiling, final)
+            off = target - rendered.loudness
+            if not math.isfinite(off) or abs(off) <= LOUDNESS_TOLERANCE:
+                break
+            source.chapter_gain *= sig.db_to_gain(off)
+        try:
+            peak = sig.decoded_true_peak(tmp, ceiling_tp)
+        except OSError as exc:
+            raise OutputError(f"{final}: {exc}") from None
+        rendered = replace(rendered, true_peak=peak)
+        if peak <= ceiling_tp:
+            break
+        headroom += peak - ceiling_tp + 0.3
+    assert rendered is not None
+    return rendered
 
 
 # --------------------------------------------------------------------------- sidecars
@@ -780,17 +812,10 @@ def _assemble(
     layout.voice_audio.clear()
     source = _Source(layout, voice_gain)
     headroom = CODEC_HEADROOM_DB.get(audio_config.bitrate, CODEC_HEADROOM_DEFAULT_DB)
-    ceiling = audio_config.true_peak - headroom
 
     tmp = _tmp_for(mp3_path)
     try:
-        source.chapter_gain = _chapter_gain(source, target, ceiling)
-        for _attempt in range(3):
-            rendered = _render_mp3(source, tmp, audio_config.bitrate, ceiling, mp3_path)
-            off = target - rendered.loudness
-            if not math.isfinite(off) or abs(off) <= LOUDNESS_TOLERANCE:
-                break
-            source.chapter_gain *= sig.db_to_gain(off)
+        rendered = _encode_checked(source, tmp, audio_config, headroom, mp3_path)
         duration = (rendered.samples + sig.ENCODER_DELAY) / sig.OUT_RATE
         marks = [(0.0 if m.start == 0 else _seconds(m.start), m.title) for m in layout.markers]
         _write_tags(
