@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mutagen.mp3 import MP3
 
+from narration import synth
 from narration.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
 from narration.errors import OutputError, SynthesisError
 from narration.model import Clip, Line, Voice
@@ -222,9 +223,16 @@ def test_every_line_gets_a_verified_clip_in_order(first_build: tuple, capfd: pyt
     assert capfd.readouterr().out == ""  # no "Audio saved to ..." from any worker
 
 
-def test_second_build_renders_nothing_and_starts_no_worker(engine: Pyttsx3Engine, first_build: tuple) -> None:
+def test_second_build_renders_nothing_and_starts_no_worker(
+    engine: Pyttsx3Engine, first_build: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache, clips, _ = first_build
     calls: list[tuple[int, int, int]] = []
+
+    def no_workers(*args: object) -> None:
+        raise AssertionError("a worker was started for a fully cached build")
+
+    monkeypatch.setattr(synth, "_Pool", no_workers)
     started = time.monotonic()
     again = synthesize(book_jobs(), engine=engine, cache=cache, progress=lambda *a: calls.append(a))
     assert time.monotonic() - started < 0.5
