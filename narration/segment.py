@@ -259,7 +259,6 @@ def expand_abbreviations(text: str) -> str:
     return text
 
 
-_UNDERSCORE = re.compile(r"_+")
 _BACKTICK = re.compile(r"`+")
 _BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
 _BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
@@ -277,9 +276,12 @@ def _drop_outside_words(m: re.Match[str]) -> str:
 
 
 def _markup_dropped(text: str) -> str:
-    """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes."""
-    if "_" in text:
-        text = _UNDERSCORE.sub(_drop_outside_words, text)
+    """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes.
+
+    Every underscore goes: Gutenberg italics mark parts of words too ("They _mis_managed
+    it"), and an underscore read aloud is never what a listener wants.
+    """
+    text = text.replace("_", "")  # _italic_, and _mis_managed: emphasis inside a word
     if "=" in text:
         text = _BOLD_CLOSE.sub("", _BOLD_OPEN.sub("", text))
     if "*" in text:
@@ -1688,12 +1690,13 @@ def words(text: str) -> list[str]:
     """The words of a text for accounting: alphanumeric runs after NFKC, case folding and
     reading abbreviations as words (so 'i.e.' and 'that is' are the same two words).
 
-    Quotes, dashes, markup characters and punctuation are not words, so dropping `_italic_`
-    markers or reading `--` as a dash changes nothing here; a hyphenated compound is two
-    words whether or not a line break fell inside it.
+    Quotes, dashes, markup characters and punctuation are not words, so dropping `=bold=`
+    markers or reading `--` as a dash changes nothing here; underscores are dropped before
+    counting, as the spoken text drops them ("_mis_managed" is "mismanaged"); a hyphenated
+    compound is two words whether or not a line break fell inside it.
     """
     text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
+    text = _INVISIBLE.sub("", text).replace("_", "")
     text = expand_abbreviations(text).casefold()
     return _WORD.findall(text)
 
