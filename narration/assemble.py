@@ -600,6 +600,7 @@ def _write_tags(
             sub_frames=[TIT2(encoding=_enc(title), text=[title])],
         )
     )
+    tags.update_to_v23()  # TDRC -> TYER and so on: mutagen saves frames as they are
     try:
         tags.save(path, v2_version=3, v23_sep="/", padding=lambda info: 0)
     except (MutagenError, OSError) as exc:

@@ -53,11 +53,15 @@ def read_clip(path: Path) -> np.ndarray:
         from pydub import AudioSegment
 
     try:
-        with open(path, "rb") as fh:
-            seg = AudioSegment.from_wav(fh)
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise SynthesisError(f"{path}: clip is missing (clean the cache and build again)") from None
-    except Exception as exc:  # pydub raises bare Exceptions and struct errors on bad headers
+    except OSError as exc:
+        raise SynthesisError(f"{path}: clip unreadable ({exc.strerror or exc})") from None
+    try:
+        # parsing bytes: pydub's WAV reader only, never its ffmpeg fallback
+        seg = AudioSegment(data=raw)
+    except Exception as exc:  # pydub raises CouldntDecodeError, struct and index errors
         raise SynthesisError(f"{path}: not a readable WAV clip ({exc})") from None
     if seg.channels != 1:
         seg = seg.set_channels(1)
@@ -200,7 +204,7 @@ def peak_envelope(x: np.ndarray, factor: int, threshold: float) -> np.ndarray:
     Oversampling everything would cost a good part of what encoding does; inter-sample
     peaks of speech stay well under the 4 dB callers leave below the ceiling, so only
     1024-sample blocks that reach `threshold` are oversampled, each run of them with
-    context either side (the result does not depend on where a block starts).
+    context either side (so the result hardly depends on where a block starts).
     """
     env = np.abs(np.asarray(x, dtype=np.float32))
     n = len(env)
@@ -257,7 +261,8 @@ class Limiter:
     curve is computed on 32-sample blocks and interpolated, which keeps the limiter a small
     fraction of the encoder's cost. `process(read, start, stop, total)` limits any range of
     a longer signal, so a chapter is limited chunk by chunk, the result independent of
-    the chunking.
+    the chunking but for float rounding (soxr's last bit varies with context); a build's
+    chunking is fixed, so its bytes are too.
     """
 
     BLOCK = 32

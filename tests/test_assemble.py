@@ -1,0 +1,691 @@
+"""Assembly on real speech: the MP3s read back by mutagen, eyeD3 and a decoder, and measured.
+
+Clips are rendered by espeak-ng through the project's pyttsx3 engine, one voice deliberately
+at a third of the others' volume so that voice matching has something to do. The MP3 is
+decoded with miniaudio (dr_mp3, pip-only) and measured with pyloudnorm and an independent
+4x polyphase true-peak meter (SciPy), not with the code under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import eyed3
+import miniaudio
+import mutagen.id3
+import mutagen.mp3
+import numpy as np
+import pyloudnorm
+import pytest
+from PIL import Image
+from scipy.signal import resample_poly
+
+from narration import assemble, audio
+from narration.assemble import assemble_book, assemble_chapter, chapter_stem, iso639_2
+from narration.config import AudioConfig, PausesConfig
+from narration.errors import OutputError, SynthesisError
+from narration.model import (
+    CastChapter,
+    CastSegment,
+    Chapter,
+    Clip,
+    Line,
+    Segment,
+    Show,
+    Source,
+    Voice,
+)
+
+NARRATOR = Voice("narrator", "Narrator", "gmw/en-us", 175, 45, 1.0)
+KOLLONTAI = Voice("kollontai", "Alexandra Kollontai", "gmw/en-gb-x-rp+f2", 165, 62, 1.0)
+# a third of the others' amplitude: about 10 dB quieter before matching
+SERGE = Voice("serge", "Victor Serge", "gmw/en-gb-scotland+m7", 160, 32, 0.3)
+SERGE_SOURCE = Source("Victor Serge", "Memoirs of a Revolutionary", "1963")
+
+# (part id, kind, voice, lines); the quote's announcement precedes it, as cast.py makes it
+SCRIPT: tuple[tuple[str, str, Voice, tuple[str, ...]], ...] = (
+    ("ch.announce", "announcement", NARRATOR, ("Chapter 1. The Workers' Opposition.",)),
+    (
+        "p1",
+        "narration",
+        KOLLONTAI,
+        (
+            "The trade unions have a part to play in building the new society.",
+            "They must not be reduced to schools of communism & nothing more.",
+        ),
+    ),
+    ("h1", "heading", KOLLONTAI, ("What is the Workers' Opposition?",)),
+    ("p2", "narration", KOLLONTAI, ("It is the part of the party tied to the factories.",)),
+    ("q1.announce", "announcement", NARRATOR, ("From Victor Serge, Memoirs of a Revolutionary.",)),
+    (
+        "q1",
+        "quote",
+        SERGE,
+        (
+            "The discussion on the trade unions raged through the whole party.",
+            "Kollontai and Shlyapnikov <led> the opposition that winter.",
+        ),
+    ),
+    ("p3", "narration", KOLLONTAI, ("Let us return to the unions.", "Yes.")),
+)
+
+
+def _render(engine: object, text: str, voice: Voice, path: Path) -> None:
+    for _ in range(3):
+        engine.render(text, voice, path)  # type: ignore[attr-defined]
+        with wave.open(str(path)) as w:
+            if w.getnframes() > 0:
+                return
+    raise RuntimeError(f"engine gave an empty clip for {text!r}")
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Clip]:
+    """Every line of SCRIPT as a real espeak-ng WAV, keyed by (part id, line)."""
+    from narration.engines import get_engine
+
+    engine = get_engine("pyttsx3")
+    folder = tmp_path_factory.mktemp("clips")
+    clips = {}
+    for pid, _kind, voice, lines in SCRIPT:
+        for j, text in enumerate(lines):
+            path = folder / f"{pid}-{j}.wav"
+            _render(engine, text, voice, path)
+            with wave.open(str(path)) as w:
+                frames, rate = w.getnframes(), w.getframerate()
+            key = hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()
+            clips[(pid, j)] = Clip(key, path, frames, rate, True)
+    return clips
+
+
+def make_cast(
+    script: tuple[tuple[str, str, Voice, tuple[str, ...]], ...] = SCRIPT,
+    chapter_id: str = "workers-opposition",
+    title: str = "The Workers' Opposition",
+) -> CastChapter:
+    parts = []
+    for pid, kind, voice, lines in script:
+        source = SERGE_SOURCE if pid.startswith("q1") else None
+        segment = None
+        if kind != "announcement":
+            segment = Segment(pid, kind, " ".join(lines), lines, source=source)  # type: ignore[arg-type]
+        parts.append(
+            CastSegment(
+                id=pid,
+                kind=kind,
+                voice=voice,
+                rule="test",
+                lines=tuple(Line(t, t) for t in lines),
+                source=source,
+                segment=segment,
+            )
+        )
+    chapter = Chapter(chapter_id, 1, title, "Alexandra Kollontai", "01.txt", ())
+    return CastChapter(chapter, tuple(parts))
+
+
+def clips_for(cast: CastChapter, rendered: dict[tuple[str, int], Clip]) -> list[list[Clip]]:
+    return [[rendered[(p.id, j)] for j in range(len(p.lines))] for p in cast.parts]
+
+
+def make_show(folder: Path, year: int = 1921) -> Show:
+    cover = folder / "cover.png"
+    if not cover.exists():
+        Image.new("RGB", (1400, 1400), (120, 20, 30)).save(cover)
+    return Show(
+        title="The Workers' Opposition & Other Writings",
+        author="Alexandra Kollontai",
+        description="Pamphlets.",
+        language="en",
+        year=year,
+        cover=cover,
+    )
+
+
+def decode(path: Path) -> np.ndarray:
+    """The MP3 as a player decodes it: float samples at 44.1 kHz, LAME's delay included."""
+    decoded = miniaudio.decode_file(
+        str(path), output_format=miniaudio.SampleFormat.FLOAT32, nchannels=1, sample_rate=44100
+    )
+    return np.asarray(decoded.samples, dtype=np.float32)
+
+
+def true_peak_db(x: np.ndarray) -> float:
+    """BS.1770-4 true peak, 4x oversampled with SciPy's polyphase filter (not narrate's)."""
+    up = resample_poly(x.astype(np.float64), 4, 1)
+    return 20 * math.log10(float(np.max(np.abs(up))))
+
+
+def lufs(x: np.ndarray, rate: int = 44100) -> float:
+    return float(pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64)))
+
+
+@dataclass
+class VttCue:
+    ident: str
+    start: float
+    end: float
+    voice: str
+    text: str
+
+
+def read_vtt(path: Path) -> list[VttCue]:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("WEBVTT\n\n")
+    cues = []
+    for block in text.strip().split("\n\n")[1:]:
+        ident, timing, payload = block.split("\n")
+        m = re.fullmatch(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})", timing)
+        assert m, timing
+        g = [int(v) for v in m.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        v = re.fullmatch(r"<v ([^>]+)>(.*)", payload)
+        assert v, payload
+        cues.append(VttCue(ident, start, end, v.group(1), v.group(2)))
+    return cues
+
+
+@dataclass
+class Built:
+    episode: assemble.AssembledEpisode
+    show: Show
+    cast: CastChapter
+    clips: list[list[Clip]]
+    pcm: np.ndarray  # what was handed to LAME, at the heard level
+    decoded: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def built(
+    tmp_path_factory: pytest.TempPathFactory, rendered: dict[tuple[str, int], Clip]
+) -> Iterator[Built]:
+    """One chapter assembled with the defaults; the encoded PCM captured on its way to LAME."""
+    out = tmp_path_factory.mktemp("out")
+    show = make_show(out)
+    cast = make_cast()
+    clips = clips_for(cast, rendered)
+    captured: list[list[np.ndarray]] = []
+    original = audio.Mp3Stream.write
+
+    def capture(self: audio.Mp3Stream, x: np.ndarray) -> None:
+        if self.samples == 0:
+            captured.append([])
+        captured[-1].append(np.array(x, dtype=np.float32))
+        original(self, x)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(audio.Mp3Stream, "write", capture)
+    try:
+        episode = assemble_chapter(
+            cast,
+            clips,
+            number=1,
+            total=2,
+            show=show,
+            pauses=PausesConfig(),
+            audio=AudioConfig(),
+            out_dir=out,
+        )
+    finally:
+        mp.undo()
+    pcm = np.concatenate(captured[-1])  # the last encoding is the one kept
+    yield Built(episode, show, cast, clips, pcm, decode(episode.mp3))
+
+
+# --------------------------------------------------------------------------- files and tags
+
+
+def test_files_are_named_in_book_order_with_ascii_names(built: Built) -> None:
+    ep = built.episode
+    assert ep.mp3.name == "01-workers-opposition.mp3"
+    assert ep.vtt.name == "01-workers-opposition.vtt"
+    assert ep.chapters_json.name == "01-workers-opposition.chapters.json"
+    assert ep.size == ep.mp3.stat().st_size
+    assert ep.voices == ("Narrator", "Alexandra Kollontai", "Victor Serge")
+    assert "Victor Serge, Memoirs of a Revolutionary (1963)" in ep.description
+    assert not [p for p in ep.mp3.parent.iterdir() if ".tmp" in p.name]
+    assert chapter_stem(3, 120, "Les Misérables: Tome I") == "003-les-miserables-tome-i"
+
+
+def test_id3v23_tags_read_back_with_mutagen(built: Built) -> None:
+    tags = mutagen.id3.ID3(built.episode.mp3)
+    assert tags.version[:2] == (2, 3)
+    assert str(tags["TIT2"]) == "The Workers' Opposition"
+    assert str(tags["TPE1"]) == "Alexandra Kollontai"
+    assert str(tags["TALB"]) == built.show.title
+    assert str(tags["TRCK"]) == "1/2"
+    assert tags["TCON"].genres == ["Audiobook"]
+    assert str(tags["TDRC"]) == "1921"
+    assert str(tags["TLAN"]) == "eng"
+    comment = tags.getall("COMM")[0]
+    assert "Narrator" in comment.text[0] and "Victor Serge" in comment.text[0]
+    apic = tags.getall("APIC")[0]
+    assert apic.mime == "image/png" and apic.type == 3
+    assert apic.data == built.show.cover.read_bytes()
+    info = mutagen.mp3.MP3(built.episode.mp3).info
+    assert info.sample_rate == 44100 and info.channels == 1 and info.bitrate == 64000
+
+
+def test_ctoc_is_top_level_ordered_titled_and_lists_every_chap(built: Built) -> None:
+    tags = mutagen.id3.ID3(built.episode.mp3)
+    (ctoc,) = tags.getall("CTOC")
+    flags = mutagen.id3.CTOCFlags
+    assert ctoc.flags & flags.TOP_LEVEL and ctoc.flags & flags.ORDERED
+    assert str(ctoc.sub_frames["TIT2"]) == "The Workers' Opposition"
+    chaps = {c.element_id: c for c in tags.getall("CHAP")}
+    assert sorted(chaps) == sorted(ctoc.child_element_ids)
+    ordered = [chaps[i] for i in ctoc.child_element_ids]
+    titles = [str(c.sub_frames["TIT2"]) for c in ordered]
+    assert titles == [
+        "The Workers' Opposition",
+        "What is the Workers' Opposition?",
+        "Victor Serge, Memoirs of a Revolutionary (1963)",
+        "What is the Workers' Opposition?",  # the narration after the quote
+    ]
+    starts = [c.start_time for c in ordered]
+    assert starts[0] == 0 and starts == sorted(starts)
+    for a, b in itertools.pairwise(ordered):
+        assert a.end_time == b.start_time  # contiguous: no gap a player cannot name
+    assert ordered[-1].end_time == round(built.episode.seconds * 1000)
+
+    data = json.loads(built.episode.chapters_json.read_text(encoding="utf-8"))
+    assert data["version"] == "1.2.0"
+    assert [c["title"] for c in data["chapters"]] == titles
+    json_starts = [c["startTime"] for c in data["chapters"]]
+    assert json_starts == sorted(json_starts)
+    assert all(isinstance(t, float) for t in json_starts)
+    assert [round(t * 1000) for t in json_starts] == starts
+
+
+def test_eyed3_reads_tags_and_chapters(built: Built) -> None:
+    mp3 = eyed3.load(str(built.episode.mp3))
+    assert mp3 is not None and mp3.tag is not None
+    tag = mp3.tag
+    assert tag.version == (2, 3, 0)
+    assert tag.title == "The Workers' Opposition"
+    assert tag.artist == "Alexandra Kollontai"
+    assert tag.album == built.show.title
+    assert tuple(tag.track_num) == (1, 2)
+    assert tag.genre.name == "Audiobook"
+    assert str(tag.getBestDate()) == "1921"
+    (toc,) = list(tag.table_of_contents)
+    assert toc.toplevel and toc.ordered and toc.description == "The Workers' Opposition"
+    chapters = {c.element_id: c for c in tag.chapters}
+    assert [chapters[i].title for i in toc.child_ids][2] == (
+        "Victor Serge, Memoirs of a Revolutionary (1963)"
+    )
+    assert mp3.info.sample_freq == 44100 and mp3.info.mode == "Mono"
+    assert mp3.info.bit_rate == (False, 64)  # CBR
+    assert tag.images[0].image_data == built.show.cover.read_bytes()
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def test_vtt_cues_name_voices_escape_text_and_follow_the_real_audio(built: Built) -> None:
+    cues = read_vtt(built.episode.vtt)
+    lines = [(p, line) for p in built.cast.parts for line in p.lines]
+    assert len(cues) == len(lines)
+    assert [c.voice for c in cues] == [p.voice.label for p, _ in lines]
+    by_id = {c.ident: c for c in cues}
+    assert (
+        by_id["p1.1"].text == "They must not be reduced to schools of communism &amp; nothing more."
+    )
+    assert by_id["q1.1"].text == "Kollontai and Shlyapnikov &lt;led&gt; the opposition that winter."
+    for a, b in itertools.pairwise(cues):
+        assert a.start < a.end <= b.start
+    # each cue is where its speech is in the decoded MP3 (LAME's delay included): quiet
+    # just before it starts, sound inside it
+    x = built.decoded
+    rate = 44100
+
+    def rms_db(t0: float, t1: float) -> float:
+        seg = x[int(t0 * rate) : int(t1 * rate)]
+        return 10 * math.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-20)
+
+    for cue in cues:
+        assert rms_db(cue.start - 0.15, cue.start - 0.01) < -45, cue
+        assert rms_db(cue.start + 0.02, cue.start + 0.25) > -40, cue
+    # the MP3's duration, as two readers see it, against the last cue's end
+    assert abs(mutagen.mp3.MP3(built.episode.mp3).info.length - cues[-1].end) < 1.0
+    assert abs(eyed3.load(str(built.episode.mp3)).info.time_secs - cues[-1].end) < 1.0
+    assert abs(built.episode.seconds - cues[-1].end) < 0.01
+
+
+def test_chap_times_match_vtt_cue_times(built: Built) -> None:
+    cues = read_vtt(built.episode.vtt)
+    tags = mutagen.id3.ID3(built.episode.mp3)
+    for chap in tags.getall("CHAP"):
+        if chap.start_time == 0:
+            continue
+        nearest = min(abs(c.start * 1000 - chap.start_time) for c in cues)
+        assert nearest <= 50, str(chap.sub_frames["TIT2"])
+    starts = {c.ident: c.start for c in cues}
+    chaps = sorted(tags.getall("CHAP"), key=lambda c: c.start_time)
+    assert abs(chaps[2].start_time - starts["q1.announce.0"] * 1000) <= 1  # the quote block
+    assert abs(chaps[1].start_time - starts["h1.0"] * 1000) <= 1  # the heading
+
+
+def test_pauses_follow_the_configuration(built: Built) -> None:
+    cues = {c.ident: c for c in read_vtt(built.episode.vtt)}
+    p = PausesConfig()
+
+    def gap(a: str, b: str) -> float:
+        return round((cues[b].start - cues[a].end) * 1000)
+
+    assert abs(cues["ch.announce.0"].start * 1000 - (p.head + 25)) <= 2  # + LAME's delay
+    assert abs(gap("p1.0", "p1.1") - p.sentence) <= 2
+    assert abs(gap("ch.announce.0", "p1.0") - p.heading) <= 2  # after the chapter opening
+    assert abs(gap("p1.1", "h1.0") - p.heading) <= 2
+    assert abs(gap("h1.0", "p2.0") - p.heading) <= 2
+    assert abs(gap("p2.0", "q1.announce.0") - p.quote) <= 2
+    assert abs(gap("q1.announce.0", "q1.0") - p.paragraph) <= 2
+    assert abs(gap("q1.1", "p3.0") - p.quote) <= 2
+    # the tail's room tone follows the last utterance (the last cue is held over it)
+    last_speech = sum(c.frames for c in built.clips[-1][-1:])
+    assert built.episode.seconds - cues["p3.1"].start >= p.tail / 1000
+    assert last_speech > 0
+
+
+def test_custom_pauses_are_heard(tmp_path: Path, rendered: dict[tuple[str, int], Clip]) -> None:
+    script = SCRIPT[1:4]  # p1 (two sentences), heading, p2
+    cast = make_cast(script)
+    pauses = PausesConfig(sentence=120, paragraph=1500, heading=2500, head=200, tail=500)
+    ep = assemble_chapter(
+        cast,
+        clips_for(cast, rendered),
+        number=1,
+        total=1,
+        show=make_show(tmp_path),
+        pauses=pauses,
+        audio=AudioConfig(),
+        out_dir=tmp_path,
+    )
+    cues = {c.ident: c for c in read_vtt(ep.vtt)}
+    assert abs(cues["p1.0"].start - 0.225) <= 0.002
+    assert abs((cues["p1.1"].start - cues["p1.0"].end) - 0.120) <= 0.002
+    assert abs((cues["h1.0"].start - cues["p1.1"].end) - 2.5) <= 0.002
+
+
+# --------------------------------------------------------------------------- loudness
+
+
+def test_loudness_and_true_peak_of_the_decoded_mp3_and_the_encoded_pcm(built: Built) -> None:
+    target = AudioConfig().loudness
+    pcm = built.pcm
+    decoded = built.decoded
+    pcm_lufs = lufs(pcm)
+    mp3_lufs = lufs(decoded)
+    assert abs(pcm_lufs - target) <= 0.5, pcm_lufs
+    assert abs(mp3_lufs - target) <= 1.0, mp3_lufs
+    assert true_peak_db(pcm) <= AudioConfig().true_peak
+    assert true_peak_db(decoded) <= AudioConfig().true_peak, true_peak_db(decoded)
+    assert built.episode.loudness is not None and abs(built.episode.loudness - pcm_lufs) < 0.1
+    assert built.episode.true_peak is not None and built.episode.true_peak <= -1.0
+    # without limiting the target is out of reach: espeak-ng's peaks would be over 0 dBFS
+    raw = np.concatenate([audio.read_clip(c.path) for g in built.clips for c in g])
+    raw = raw.astype(np.float64) / 32768
+    gain = target - lufs(raw, 22050)
+    assert 20 * math.log10(np.abs(raw).max()) + gain > 0
+
+
+def test_room_tone_is_quiet_but_not_digital_silence(built: Built) -> None:
+    x = built.decoded
+    head = x[int(0.05 * 44100) : int(0.7 * 44100)].astype(np.float64)
+    level = 10 * math.log10(float(np.mean(head**2)))
+    assert -80 < level < -55, level
+    assert np.count_nonzero(head) > 0.9 * head.size
+    tail = x[-int(2.0 * 44100) : -int(0.5 * 44100)].astype(np.float64)
+    assert -80 < 10 * math.log10(float(np.mean(tail**2))) < -55
+
+
+def test_voices_are_matched_within_one_lu(built: Built) -> None:
+    cues = read_vtt(built.episode.vtt)
+    x = built.decoded
+    per_voice: dict[str, list[np.ndarray]] = {}
+    for cue in cues[:-1]:  # the last cue runs on over the tail
+        per_voice.setdefault(cue.voice, []).append(x[int(cue.start * 44100) : int(cue.end * 44100)])
+    levels = {v: lufs(np.concatenate(parts)) for v, parts in per_voice.items()}
+    assert len(levels) == 3
+    assert max(levels.values()) - min(levels.values()) <= 1.0, levels
+    # and they were far apart before: the test has something to catch
+    raw = {}
+    for part, group in zip(built.cast.parts, built.clips, strict=True):
+        for clip in group:
+            raw.setdefault(part.voice.label, []).append(audio.read_clip(clip.path))
+    raw_levels = {
+        v: lufs(np.tile(np.concatenate(p).astype(np.float64) / 32768, 2), 22050)
+        for v, p in raw.items()
+    }
+    assert max(raw_levels.values()) - min(raw_levels.values()) > 6, raw_levels
+    assert built.episode.voice_gains["Victor Serge"] > built.episode.voice_gains["Narrator"] + 6
+
+
+def test_low_bitrate_stays_44k_cbr_and_under_the_ceiling(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    cast = make_cast(SCRIPT[:2])
+    config = AudioConfig(bitrate=32, loudness=-18.0, true_peak=-1.5)
+    ep = assemble_chapter(
+        cast,
+        clips_for(cast, rendered),
+        number=1,
+        total=1,
+        show=make_show(tmp_path),
+        pauses=PausesConfig(),
+        audio=config,
+        out_dir=tmp_path,
+    )
+    info = mutagen.mp3.MP3(ep.mp3).info
+    assert (info.sample_rate, info.bitrate) == (44100, 32000)
+    x = decode(ep.mp3)
+    assert abs(lufs(x) - config.loudness) <= 1.0
+    assert true_peak_db(x) <= config.true_peak
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def _products(ep: assemble.AssembledEpisode) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (ep.mp3, ep.vtt, ep.chapters_json)}
+
+
+def _small(
+    rendered: dict[tuple[str, int], Clip], out: Path, pauses: PausesConfig | None = None
+) -> assemble.AssembledEpisode:
+    cast = make_cast(SCRIPT[3:6], chapter_id="serge")
+    return assemble_chapter(
+        cast,
+        clips_for(cast, rendered),
+        number=2,
+        total=2,
+        show=make_show(out.parent),
+        pauses=pauses or PausesConfig(),
+        audio=AudioConfig(),
+        out_dir=out,
+    )
+
+
+def test_same_inputs_same_bytes_and_a_rebuild_touches_nothing(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first = _small(rendered, a)
+    second = _small(rendered, b)
+    assert first.encoded and second.encoded
+    assert _products(first) == _products(second)
+    mtimes = {p: p.stat().st_mtime_ns for p in a.iterdir() if p.is_file()}
+    again = _small(rendered, a)
+    assert not again.encoded
+    assert {p: p.stat().st_mtime_ns for p in a.iterdir() if p.is_file()} == mtimes
+    assert (again.mp3, again.seconds, again.size, again.voices, again.description) == (
+        first.mp3,
+        first.seconds,
+        first.size,
+        first.voices,
+        first.description,
+    )
+    # a changed input, a touched file: encoded again
+    changed = _small(rendered, a, PausesConfig(sentence=500))
+    assert changed.encoded and changed.seconds > first.seconds
+    changed.mp3.write_bytes(changed.mp3.read_bytes())  # same bytes, new mtime
+    assert _small(rendered, a, PausesConfig(sentence=500)).encoded
+
+
+def test_an_interrupted_build_leaves_no_truncated_mp3(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _small(rendered, tmp_path)
+    before = _products(first)
+
+    def broken(self: audio.Mp3Stream, x: np.ndarray) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audio.Mp3Stream, "write", broken)
+    with pytest.raises(OutputError, match=r"02-serge\.mp3: No space left on device"):
+        _small(rendered, tmp_path, PausesConfig(sentence=600))
+    assert _products(first) == before  # the earlier build's files are whole
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_assemble_book_in_parallel_matches_one_process(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    chapters = []
+    for cid, script in (("one", SCRIPT[:2]), ("two", SCRIPT[2:4]), ("three", SCRIPT[4:6])):
+        cast = make_cast(script, chapter_id=cid, title=cid.title())
+        chapters.append((cast, clips_for(cast, rendered)))
+    show = make_show(tmp_path)
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        out.mkdir()
+        eps = assemble_book(
+            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=jobs
+        )
+        assert [e.mp3.name for e in eps] == ["01-one.mp3", "02-two.mp3", "03-three.mp3"]
+        assert [str(mutagen.id3.ID3(e.mp3)["TRCK"]) for e in eps] == ["1/3", "2/3", "3/3"]
+        results[jobs] = [_products(e) for e in eps]
+    assert results[1] == results[2]
+    # a rebuild with the book one chapter shorter keeps the others and forgets the third
+    eps = assemble_book(
+        chapters[:2],
+        show=show,
+        pauses=PausesConfig(),
+        audio=AudioConfig(),
+        out_dir=tmp_path / "jobs2",
+        jobs=2,
+    )
+    assert [e.encoded for e in eps] == [True, True]  # "n/2" in TRCK: new tags, new files
+    assert sorted(p.name for p in (tmp_path / "jobs2" / ".state").iterdir()) == [
+        "01-one.json",
+        "02-two.json",
+    ]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_a_missing_or_broken_clip_is_a_clear_error(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    cast = make_cast(SCRIPT[:2])
+    clips = clips_for(cast, rendered)
+    gone = Clip("x", tmp_path / "gone.wav", 100, 22050, True)
+    with pytest.raises(SynthesisError, match=r"gone\.wav: clip is missing"):
+        assemble_chapter(
+            cast,
+            [[gone], clips[1]],
+            number=1,
+            total=1,
+            show=make_show(tmp_path),
+            pauses=PausesConfig(),
+            audio=AudioConfig(),
+            out_dir=tmp_path,
+        )
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(SynthesisError, match=r"junk\.wav: not a readable WAV clip"):
+        assemble_chapter(
+            cast,
+            [[Clip("y", junk, 100, 22050, True)], clips[1]],
+            number=1,
+            total=1,
+            show=make_show(tmp_path),
+            pauses=PausesConfig(),
+            audio=AudioConfig(),
+            out_dir=tmp_path,
+        )
+    assert not list(tmp_path.glob("*.mp3"))
+
+
+def test_an_unwritable_output_is_an_output_error_naming_the_file(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    blocker = tmp_path / "output"
+    blocker.write_text("a file where the output folder should be")
+    cast = make_cast(SCRIPT[:2])
+    with pytest.raises(OutputError, match=r"output/01-workers-opposition\.mp3"):
+        assemble_chapter(
+            cast,
+            clips_for(cast, rendered),
+            number=1,
+            total=1,
+            show=make_show(tmp_path),
+            pauses=PausesConfig(),
+            audio=AudioConfig(),
+            out_dir=blocker,
+        )
+
+
+def test_language_codes_for_id3() -> None:
+    assert iso639_2("en") == "eng"
+    assert iso639_2("en-GB") == "eng"
+    assert iso639_2("de") == "ger"
+    assert iso639_2("fra") == "fra"
+    assert iso639_2("xx") == "und"
+
+
+# --------------------------------------------------------------------------- signal helpers
+
+
+def test_streaming_meter_agrees_with_pyloudnorm(rendered: dict[tuple[str, int], Clip]) -> None:
+    x = np.concatenate([audio.read_clip(c.path) for c in rendered.values()]).astype(np.float64)
+    x /= 32768
+    meter = audio.LoudnessMeter(22050)
+    for start in range(0, x.size, 7777):  # odd chunks: the filter state carries over
+        meter.feed(x[start : start + 7777])
+    assert abs(meter.integrated() - lufs(x, 22050)) < 0.01
+    assert audio.LoudnessMeter(22050).integrated() == audio.SILENT
+
+
+def test_limiter_holds_the_ceiling_and_ignores_chunking(
+    rendered: dict[tuple[str, int], Clip],
+) -> None:
+    x = np.concatenate([audio.read_clip(c.path) for c in rendered.values()]).astype(np.float32)
+    x *= np.float32(audio.db_to_gain(8.0) / 32768)  # peaks well over full scale
+    n = x.size
+
+    def run(size: int) -> np.ndarray:
+        lim = audio.Limiter(22050, -2.0)
+        read: Callable[[int, int], np.ndarray] = lambda lo, hi: x[lo:hi]  # noqa: E731
+        return np.concatenate([lim.process(read, a, b, n) for a, b in audio.chunks(n, size)])
+
+    y = run(1 << 19)
+    assert np.max(np.abs(y - run(1 << 14))) < 1e-5  # the same but for float rounding
+    assert true_peak_db(x) > 4.0
+    assert true_peak_db(y) <= -2.0 + 0.15  # 4x at 22.05 kHz vs SciPy's 4x: within 0.15 dB
+    # quiet stretches pass unchanged
+    quiet = np.abs(x) < 0.05
+    assert np.mean(np.isclose(y[quiet], x[quiet])) > 0.3
