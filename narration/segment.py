@@ -226,14 +226,15 @@ _WORD = re.compile(r"[^\W_]+")
 
 _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![^\W_])viz\.", re.I), "namely"),
-    (re.compile(r"(?<![^\W_])i\.[ \t]?e\.", re.I), "that is"),
-    (re.compile(r"(?<![^\W_])e\.[ \t]?g\.", re.I), "for example"),
+    (re.compile(r"(?<![^\W_])i\.e\.", re.I), "that is"),
+    (re.compile(r"(?<![^\W_])e\.g\.", re.I), "for example"),
     (re.compile(r"(?<![^\W_])etc\.", re.I), "et cetera"),
     (re.compile(r"&c\.", re.I), "et cetera"),
     (re.compile(r"(?<![^\W_])cf\.", re.I), "compare"),
-    (re.compile(r"(?<![^\W_])N\.[ \t]?B\.", re.I), "note well"),
+    (re.compile(r"(?<![^\W_])N\.B\.", re.I), "note well"),
 )
 _SENTENCE_START = re.compile(r"\s+[\"“‘'(\[]*[A-Z0-9À-ÖØ-Þ]")
+_ONLY_SPACE = re.compile(r"\s*\Z")
 
 
 def expand_abbreviations(text: str) -> str:
@@ -245,10 +246,10 @@ def expand_abbreviations(text: str) -> str:
     def sub(pattern: re.Pattern[str], words: str, s: str) -> str:
         def repl(m: re.Match[str]) -> str:
             out = words.capitalize() if m.group(0)[0].isupper() else words
-            if words == "et cetera":
-                rest = s[m.end() :]
-                if not rest.strip() or _SENTENCE_START.match(rest):
-                    out += "."
+            if words == "et cetera" and (
+                _ONLY_SPACE.match(s, m.end()) or _SENTENCE_START.match(s, m.end())
+            ):
+                out += "."
             return out
 
         return pattern.sub(repl, s)
@@ -259,7 +260,7 @@ def expand_abbreviations(text: str) -> str:
     return text
 
 
-_BACKTICK = re.compile(r"`+")
+_MARKERS = re.compile(r"[_`]+")
 _BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
 _BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
 _STAR_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)\*+(?=[^\s*])")
@@ -268,26 +269,17 @@ _DASHES = re.compile(r"[ \t]*-{2,3}[ \t]*|[ \t]+-[ \t]+")
 _WHITESPACE = re.compile(r"\s+")
 
 
-def _drop_outside_words(m: re.Match[str]) -> str:
-    """A marker run is dropped unless it joins two words (snake_case stays as written)."""
-    s, a, b = m.string, m.start(), m.end()
-    inside = a > 0 and b < len(s) and s[a - 1].isalnum() and s[b].isalnum()
-    return m.group(0) if inside else ""
-
-
 def _markup_dropped(text: str) -> str:
     """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes.
 
-    Every underscore goes: Gutenberg italics mark parts of words too ("They _mis_managed
-    it"), and an underscore read aloud is never what a listener wants.
+    Every underscore and backtick goes: Gutenberg italics mark parts of words too ("They
+    _mis_managed it"), and an underscore read aloud is never what a listener wants.
     """
-    text = text.replace("_", "")  # _italic_, and _mis_managed: emphasis inside a word
+    text = _MARKERS.sub("", text)  # _italic_, and _mis_managed: emphasis inside a word
     if "=" in text:
         text = _BOLD_CLOSE.sub("", _BOLD_OPEN.sub("", text))
     if "*" in text:
         text = _STAR_CLOSE.sub("", _STAR_OPEN.sub("", text))
-    if "`" in text:
-        text = _BACKTICK.sub(_drop_outside_words, text)
     if "-" in text:
         text = _DASHES.sub(" — ", text)
     return text
@@ -337,6 +329,8 @@ _NO_SPLIT_AFTER = _wordset(
     "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme "
     "mlle mons esq"
 )
+_NEXT_CHAR = re.compile(r"\s+[\"“‘'(\[«]*(.)")
+_LAST_WORD = re.compile(r"([^\W\d_]+)\Z")
 _NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "op"})
 _CLAUSE_LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?<=;)\s+"),
@@ -352,12 +346,12 @@ def _sentence_bounds(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        rest = text[m.end() :].lstrip()
-        nxt = rest.lstrip("\"“‘'([«")[:1]
-        if not nxt or not (nxt.isupper() or nxt.isdigit()):
+        after = _NEXT_CHAR.match(text, m.end())
+        nxt = after.group(1) if after else ""
+        if not (nxt.isupper() or nxt.isdigit()):
             continue
         if m.group(0)[0] == ".":
-            word = re.search(r"([^\W\d_]+)$", text[start : m.start()])
+            word = _LAST_WORD.search(text, max(start, m.start() - 40), m.start())
             token = word.group(1) if word else ""
             if token.lower() in _NO_SPLIT_AFTER:
                 continue
@@ -1417,9 +1411,8 @@ def _front(
     return title, title_lines, author, body
 
 
-def _chapter_byline(ch: _ChapterDraft, f: _File, seen: set[str]) -> str | None:
-    """A 'by NAME' line opening a chapter names that chapter's author. The checker counts
-    each author once per file, so a byline repeating an author already named is removed."""
+def _chapter_byline(ch: _ChapterDraft) -> tuple[_Item, str] | None:
+    """A 'by NAME' line opening a chapter: taken out of the chapter's items, with the name."""
     first = next((it for it in ch.items if it.kind != "removed"), None)
     if first is None or first.kind not in ("short", "para") or len(first.block.lines) > 2:
         return None
@@ -1428,12 +1421,25 @@ def _chapter_byline(ch: _ChapterDraft, f: _File, seen: set[str]) -> str | None:
     if found is None or found[1] != 0 or found[2] != len(lines) - 1:
         return None
     ch.items.remove(first)
-    name = _display(found[0])
+    return first, _display(found[0])
+
+
+def _chapter_author(
+    ch: _ChapterDraft, byline: tuple[_Item, str] | None, f: _File, seen: set[str]
+) -> str | None:
+    """The author a chapter's byline names. The checker counts each author once per file,
+    so a byline repeating an author already named is listed as removed."""
+    if byline is None:
+        return None
+    item, name = byline
+    if not ch.drafts:
+        f.remove_lines(item.block.lines, "author line of a chapter with no text")
+        return None
     if name in seen:
-        f.remove_lines(lines, "author line (the same author as above)")
+        f.remove_lines(item.block.lines, "author line (the same author as above)")
         return name
     seen.add(name)
-    return _take_author(lines, f, "author line")
+    return _take_author(item.block.lines, f, "author line")
 
 
 def _title_from_file(file: str) -> str:
@@ -1468,8 +1474,9 @@ def _segment(
         drafts.append(_ChapterDraft(items[k].title, _item_lines(items[k]), items[k + 1 : end]))
     seen_authors = {author} if author else set()
     for ch in drafts:
-        ch.author = _chapter_byline(ch, f, seen_authors) or author
+        byline = _chapter_byline(ch)
         _chapter_drafts(ch, f)
+        ch.author = _chapter_author(ch, byline, f, seen_authors) or author
     chapters: list[Chapter] = []
     used: set[str] = set()
     for ch in drafts:
@@ -1692,11 +1699,13 @@ def words(text: str) -> list[str]:
 
     Quotes, dashes, markup characters and punctuation are not words, so dropping `=bold=`
     markers or reading `--` as a dash changes nothing here; underscores are dropped before
-    counting, as the spoken text drops them ("_mis_managed" is "mismanaged"); a hyphenated
+    counting, as the spoken text drops them ("_mis_managed" is "mismanaged"), and so are
+    backticks; abbreviations are expanded only when written compactly ("i.e."), so no
+    removed marker or markup can make one appear in the spoken text alone; a hyphenated
     compound is two words whether or not a line break fell inside it.
     """
     text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text).replace("_", "")
+    text = _MARKERS.sub("", _INVISIBLE.sub("", text))
     text = expand_abbreviations(text).casefold()
     return _WORD.findall(text)
 

@@ -520,7 +520,9 @@ def test_markers_boilerplate_and_control_characters_are_removed_and_reported() -
 
 
 def test_expand_abbreviations_reads_them_as_words() -> None:
-    assert expand_abbreviations("Viz. one; e. g. two") == "Namely one; for example two"
+    assert expand_abbreviations("Viz. one; e.g. two; i. e. three") == (
+        "Namely one; for example two; i. e. three"  # only written compactly: see words()
+    )
     assert expand_abbreviations("deviz. stays") == "deviz. stays"
     assert words("i.e.") == words("that is") == ["that", "is"]
 
