@@ -843,17 +843,17 @@ def _split_block(b: _Block) -> list[_Block]:
     pieces: list[list[tuple[int, str]]] = [[]]
     prev_quote = None
     for no, t in b.lines:
+        is_quote = _QUOTE_LINE.match(t) is not None
         alone = (
             _ATTRIBUTION.match(t)
             or _MD_HEADING.match(t)
             or (_SEPARATOR.match(t) and not (_SETEXT.match(t) and len(pieces[-1]) == 1))
+            or (prev_quote and not is_quote and _SOURCE_LINE.match(t))  # `-- Author` below
         )
-        is_quote = _QUOTE_LINE.match(t) is not None
         starts = (
             alone
             or (listy and _LIST_ITEM.match(t))
             or (prev_quote is not None and is_quote and not prev_quote)
-            or (prev_quote and not is_quote and _SOURCE_LINE.match(t))
         )
         if starts and pieces[-1]:
             pieces.append([])
@@ -909,11 +909,14 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             continue
         if _FENCE.match(first):
             items.append(_Item("removed", b, reason="code block"))
-        elif all(_SEPARATOR.match(t) for _, t in b.lines) and not (
-            f.markdown and items and items[-1].kind == "short"
-        ):
+        elif all(_SEPARATOR.match(t) for _, t in b.lines):
             items.append(_Item("removed", b, reason="separator"))
-        elif f.markdown and len(b.lines) == 2 and _SETEXT.match(b.lines[1][1]):
+        elif (
+            len(b.lines) == 2
+            and _SETEXT.match(b.lines[1][1])
+            and len(b.lines[1][1].strip()) >= 3
+            and (f.markdown or _title_like(first))
+        ):
             level = 1 if b.lines[1][1].strip().startswith("=") else 2
             kind = "chapter" if level == 1 else "heading"
             items.append(_Item(kind, b, title=_display(b.lines[0][1])))
@@ -985,17 +988,8 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             items.append(_Item("attribution", b))
         elif _QUOTE_LINE.match(first):
             items.append(_Item("quote", b))
-        elif (
-            single is None
-            and items
-            and items[-1].kind == "quote"
-            and items[-1].source is None
-            and items[-1].block.lines[-1][0] == b.line - 1
-            and _SOURCE_LINE.match(first)
-        ):
-            items.append(_Item("quote", b))  # the `-- Author` line right below a blockquote
         elif single and _SOURCE_LINE.match(single) and items and items[-1].kind == "quote":
-            items.append(_Item("quote", b))
+            items.append(_Item("quote", b))  # the `-- Author, Work (Year)` line below a quote
         elif _LIST_ITEM.match(first):
             items.append(_Item("list", b))
         elif len(b.lines) >= 2 and _toc_block(b):
