@@ -235,21 +235,24 @@ _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 _SENTENCE_START = re.compile(r"\s+[\"“‘'(\[]*[A-Z0-9À-ÖØ-Þ]")
 _ONLY_SPACE = re.compile(r"\s*\Z")
+_WORD_NEXT = re.compile(r"\s+[^\W_]")
 
 
 def expand_abbreviations(text: str) -> str:
     """viz. -> namely, i.e. -> that is, e.g. -> for example, etc. -> et cetera (read as words).
 
-    'etc.' at the end of a sentence keeps its full stop, so sentence splitting still sees it.
+    'etc.' ending a sentence keeps its full stop, so sentence splitting still sees it; the
+    others get the comma a reader pauses on ("i.e. the rest" -> "that is, the rest").
     """
 
     def sub(pattern: re.Pattern[str], words: str, s: str) -> str:
         def repl(m: re.Match[str]) -> str:
             out = words.capitalize() if m.group(0)[0].isupper() else words
-            if words == "et cetera" and (
-                _ONLY_SPACE.match(s, m.end()) or _SENTENCE_START.match(s, m.end())
-            ):
-                out += "."
+            if words == "et cetera":
+                if _ONLY_SPACE.match(s, m.end()) or _SENTENCE_START.match(s, m.end()):
+                    out += "."
+            elif _WORD_NEXT.match(s, m.end()):
+                out += ","
             return out
 
         return pattern.sub(repl, s)

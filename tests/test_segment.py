@@ -309,6 +309,40 @@ def test_novel_accounts_for_every_word_quickly(novel: tuple[Book, str, float]) -
     assert seconds < 2.0, f"segmenting the novel took {seconds:.2f} s"
 
 
+def test_a_latin1_gutenberg_book_with_contents_illustrations_and_notes() -> None:
+    path = DATA / "segment" / "gutenberg-latin1.txt"
+    assert b"\r\n" in path.read_bytes() and "é".encode("latin-1") in path.read_bytes()
+    text = read_seed(path)
+    book = book_of(text, path.name)
+    assert [(ch.title, ch.author, ch.line) for ch in book.chapters] == [
+        ("Chapter I: The Café", "Jane Roe", 40),
+        ("Chapter II: Señor García", "Jane Roe", 54),
+    ]
+    assert [ch.id for ch in book.chapters] == ["chapter-i-the-cafe", "chapter-ii-senor-garcia"]
+    first, second, third = all_segments(book)
+    assert first.line == 44 and second.line == 51 and third.line == 58
+    assert first.text.startswith(
+        "The café on the corner was where the señores met every morning, and the talk "
+        "there — so the waiter said — was of nothing but the harvest, the rain, the price "
+        'of bread, et cetera. "Good morning," said the first of them; "is it true, that is, '
+        "is it really true,"
+    )
+    assert [(r.line, r.reason) for r in book.removed] == [
+        (1, "Project Gutenberg header"),
+        (21, "transcriber's note"),
+        (27, "title page"),
+        (29, "'by' before the author's name"),
+        (31, "illustration marker"),
+        (34, "table of contents"),
+        (36, "table of contents"),
+        (49, "illustration marker"),
+        (61, "transcriber's note"),
+        (64, "Project Gutenberg footer and licence"),
+    ]
+    assert_covered(book, {path.name: text})
+    assert_well_formed(book)
+
+
 # ------------------------------------------------------------------------------------------
 # Markdown
 
@@ -469,7 +503,7 @@ def test_a_file_without_a_title_line_is_titled_from_its_name() -> None:
         ("_italic_ and =bold= and *stars* stay words", "italic and bold and stars stay words"),
         ("they _mis_managed it, a = b and x=y", "they mismanaged it, a = b and x=y"),
         ("viz. this, i.e. that, e.g. those, etc. and so on", None),
-        ("I.e. this", "That is this"),
+        ("I.e. this; e.g., that", "That is, this; for example, that"),
         ("apples, pears, etc. Then more.", "apples, pears, et cetera. Then more."),
         ("<speak>hello</speak> <break/>", "<speak>hello</speak> <break/>"),
         ("tabs\tand\u00a0no-break  spaces", "tabs and no-break spaces"),
@@ -480,7 +514,7 @@ def test_text_as_spoken(raw: str, spoken: str | None) -> None:
     book = book_of(f"{raw}\n")
     (segment,) = book.chapters[0].segments
     if spoken is None:
-        spoken = "namely this, that is that, for example those, et cetera and so on"
+        spoken = "namely, this, that is, that, for example, those, et cetera and so on"
     assert segment.text == spoken
     assert_covered(book, {"book.txt": f"{raw}\n"})
 
@@ -500,7 +534,8 @@ def test_markers_boilerplate_and_control_characters_are_removed_and_reported() -
         "[Transcriber's Note: obvious typos have been corrected.]\n\n"
         "* * *\n\n"
         "Back to top\n\n"
-        f"bell\x07 and escape\x1b here, {PROSE}\n"
+        f"bell\x07 and escape\x1b here, {PROSE}\n\n"
+        f"lost \ufffd character, {PROSE}\n"
     )
     book = book_of(text)
     reasons = [(r.line, r.reason, r.text) for r in book.removed]
@@ -512,16 +547,25 @@ def test_markers_boilerplate_and_control_characters_are_removed_and_reported() -
         (8, "separator", "* * *"),
         (10, "web page boilerplate", "Back to top"),
         (12, "control character", "\x07\x1b"),
+        (
+            14,
+            "replacement character: a character was already lost before this file was saved",
+            "\ufffd",
+        ),
     ]
     texts = [s.text for s in all_segments(book)]
-    assert texts == [f"{PROSE} more words.", f"bell and escape here, {PROSE}"]
+    assert texts == [
+        f"{PROSE} more words.",
+        f"bell and escape here, {PROSE}",
+        f"lost character, {PROSE}",
+    ]
     assert_covered(book, {"book.txt": text})
     assert "U+0007" in outline(book)  # shown readably, not sent to the terminal raw
 
 
 def test_expand_abbreviations_reads_them_as_words() -> None:
     assert expand_abbreviations("Viz. one; e.g. two; i. e. three") == (
-        "Namely one; for example two; i. e. three"  # only written compactly: see words()
+        "Namely, one; for example, two; i. e. three"  # only written compactly: see words()
     )
     assert expand_abbreviations("deviz. stays") == "deviz. stays"
     assert words("i.e.") == words("that is") == ["that", "is"]
