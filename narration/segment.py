@@ -807,6 +807,20 @@ def _strip_gutenberg(lines: list[tuple[int, str]], f: _File) -> list[tuple[int, 
     return lines
 
 
+def _strip_front_matter(lines: list[tuple[int, str]], f: _File) -> list[tuple[int, str]]:
+    """A Markdown file's YAML metadata block (between `---` lines at the top): not read."""
+    if not lines or lines[0][1].strip() != "---":
+        return lines
+    for k in range(1, min(len(lines), 80)):
+        t = lines[k][1]
+        if t.strip() in ("---", "..."):
+            f.remove_lines(lines[: k + 1], "metadata block (front matter)")
+            return lines[k + 1 :]
+        if t.strip() and not re.match(r"^(?:[\w-]+\s*:|\s+\S|-\s)", t):
+            return lines  # not YAML: a separator line and text
+    return lines
+
+
 def _blocks(lines: list[tuple[int, str]]) -> list[_Block]:
     """Paragraph blocks, with list items, attribution lines, Markdown headings and quote
     runs split out even when no blank line separates them."""
@@ -1458,6 +1472,8 @@ def _segment(
         raise InputError(where, "the file is empty: nothing to read")
     f = _File(file)
     lines = _strip_gutenberg(_clean_lines(text, f), f)
+    if f.markdown:
+        lines = _strip_front_matter(lines, f)
     items = _classify(_blocks(lines), f)
 
     starts = [k for k, it in enumerate(items) if it.kind == "chapter"]

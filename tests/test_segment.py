@@ -388,6 +388,14 @@ def test_markdown_chapters_headings_quotes_lists_and_emphasis() -> None:
     assert_well_formed(book)
 
 
+def test_markdown_front_matter_is_not_read() -> None:
+    text = f"---\ntitle: Essays\ntags:\n  - work\n---\n\n# First\n\n{PROSE}\n"
+    book = book_of(text, "essays.md")
+    assert [ch.title for ch in book.chapters] == ["First"]
+    assert [(r.line, r.reason) for r in book.removed] == [(1, "metadata block (front matter)")]
+    assert_covered(book, {"essays.md": text})
+
+
 def test_markdown_blockquote_without_source_and_setext_headings() -> None:
     text = f"Title\n=====\n\n{PROSE}\n\nA Part\n------\n\n> Quoted words here.\n"
     book = book_of(text, "notes.md")
