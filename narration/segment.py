@@ -1251,7 +1251,8 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
         stripped = [(no, _strip_quote_marker(t)) for no, t in body]
         while stripped and not stripped[-1][1].strip():
             stripped.pop()
-        if stripped and _SOURCE_LINE.match(stripped[-1][1]):
+        has_text = any(t.strip() for _, t in stripped[:-1])
+        if has_text and _SOURCE_LINE.match(stripped[-1][1]):
             no, t = stripped.pop()
             sm = _SOURCE_LINE.match(t)
             assert sm is not None

@@ -921,7 +921,9 @@ boilerplate = st.sampled_from(
     ["* * *", "*  * *", "-----", "Top of the page", "Last updated on 1 February 2023",
      "[Illustration: A picture\nof the river]", "[Transcriber's Note: typos fixed]",
      "Produced by Someone Else", "Back to top", "{1}  A footnote here.", "<!-- a comment -->",
-     "*** START OF THE PROJECT GUTENBERG EBOOK X ***", "*** END OF THE PROJECT GUTENBERG EBOOK X ***"]
+     "*** START OF THE PROJECT GUTENBERG EBOOK X ***", "*** END OF THE PROJECT GUTENBERG EBOOK X ***",
+     "> -- Victor Serge, Memoirs (1963)", "---\ntitle: x\n---", "A Title\n=======", "by Jane Doe",
+     "CONTENTS\n\nChapter 1\nChapter 2", "Character set encoding: ISO-8859-1"]
 )  # fmt: skip
 attribution = st.builds(
     lambda n, a, w, y: f"({n}) {a}, {w} ({y})",
