@@ -51,6 +51,8 @@ LOUDNESS_TOLERANCE = 0.4
 VOICE_SAMPLE_SECONDS = 240.0
 #: The chapter's gain is found on at most this much of it (evenly spread chunks).
 CHAPTER_SAMPLE_SECONDS = 120.0
+#: And at least this much of each voice's speech (or all of it) is among those chunks.
+VOICE_CHECK_SECONDS = 30.0
 #: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
 MAX_VOICE_GAIN_DB = 30.0
 #: LAME's quality setting (2: high; the floor in benchmarks uses the same).
@@ -69,7 +71,8 @@ class AssembledEpisode(Episode):
     encoded: bool = True  # False: the files from an earlier build were current and kept
     loudness: float | None = None  # LUFS integrated, measured on the encoded PCM
     true_peak: float | None = None  # dBTP, 4x oversampled, of the MP3 as players decode it
-    voice_gains: dict[str, float] = field(default_factory=dict)  # dB applied per voice label
+    voice_gains: dict[str, float] = field(default_factory=dict)  # dB applied, per voice label
+    voice_loudness: dict[str, float] = field(default_factory=dict)  # LUFS heard, per voice
 
 
 # --------------------------------------------------------------------------- names
@@ -290,12 +293,24 @@ def _voice_loudness(chunks: list[np.ndarray]) -> float:
 class _Source:
     """The chapter's samples with each voice's gain and the chapter gain applied, by range."""
 
-    def __init__(self, layout: _Layout, voice_gain: dict[str, float]) -> None:
+    def __init__(self, layout: _Layout, voice_db: dict[str, float]) -> None:
         self.timeline = layout.timeline
+        self.regions = layout.regions
         self.starts = np.array([r[0] for r in layout.regions], dtype=np.int64)
         self.ends = np.array([r[1] for r in layout.regions], dtype=np.int64)
-        self.gains = np.array([voice_gain[r[2]] for r in layout.regions], dtype=np.float32)
-        self.chapter_gain = 1.0
+        self.voice_db = dict(voice_db)
+        self.chapter_db = 0.0
+        self._apply()
+
+    def _apply(self) -> None:
+        self.gains = np.array(
+            [sig.db_to_gain(self.voice_db[r[2]]) for r in self.regions], dtype=np.float32
+        )
+        self.chapter_gain = sig.db_to_gain(self.chapter_db)
+
+    def set_gains(self, voice_db: dict[str, float], chapter_db: float) -> None:
+        self.voice_db, self.chapter_db = dict(voice_db), chapter_db
+        self._apply()
 
     def __len__(self) -> int:
         return int(self.timeline.size)
@@ -310,46 +325,91 @@ class _Source:
                 x[a - lo : b - lo] *= self.gains[k]
         return x
 
+    def feed_voices(self, meters: dict[str, sig.LoudnessMeter], y: np.ndarray, a: int) -> None:
+        """Feed each voice's meter with its stretches of y, the output for [a, a + len(y))."""
+        b = a + len(y)
+        first = int(np.searchsorted(self.ends, a, side="right"))
+        last = int(np.searchsorted(self.starts, b, side="left"))
+        for k in range(first, last):
+            lo, hi = max(int(self.starts[k]), a), min(int(self.ends[k]), b)
+            if hi > lo:
+                meters[self.regions[k][2]].feed(y[lo - a : hi - a])
 
-def _chapter_gain(source: _Source, target: float, ceiling_db: float) -> float:
-    """The chapter gain (linear) that puts the limited chapter at the target loudness.
 
-    Limiting takes some loudness away, and how much depends on the gain, so it is found by
-    a few rounds on evenly spread chunks (at most CHAPTER_SAMPLE_SECONDS of audio): the
-    chunks are limited exactly as in the final pass, so the estimate is the real result
-    on them, at a small fraction of a full pass's cost.
+def _sample_chunks(source: _Source) -> list[tuple[int, int]]:
+    """Chunks to tune the gains on: evenly spread ones (at most CHAPTER_SAMPLE_SECONDS in
+    all) and, for each voice, the ones holding some of its passages (VOICE_CHECK_SECONDS),
+    so that even a voice heard once is measured after limiting."""
+    size = 1 << 17
+    total = len(source)
+    count = max(1, math.ceil(total / size))
+    keep = max(1, math.ceil(count * size / sig.RATE / CHAPTER_SAMPLE_SECONDS))
+    chosen = set(range(0, count, keep))
+    by_voice: dict[str, list[tuple[int, int]]] = {}
+    for a, b, name in source.regions:
+        by_voice.setdefault(name, []).append((a, b))
+    for regions in by_voice.values():
+        seconds = sum(b - a for a, b in regions) / sig.RATE
+        stride = max(1, math.ceil(seconds / VOICE_CHECK_SECONDS))
+        for a, b in regions[::stride]:
+            chosen.update(range(a // size, (b - 1) // size + 1))
+    return [(k * size, min(total, (k + 1) * size)) for k in sorted(chosen)]
+
+
+def _balance(source: _Source, target: float, ceiling_db: float) -> None:
+    """Set the voices' gains so that, after limiting, every voice is as loud as the others
+    and the chapter as a whole is at the target loudness.
+
+    Voices are first matched on their clips; but the limiter takes more from a peaky voice
+    than from a smooth one, and takes more the louder it is pushed, so the gains are
+    finished on limited audio: a few rounds on sample chunks (limited exactly as in the
+    final pass), each moving every voice towards the level that puts the chapter at the
+    target, by a secant step on its own loudness-versus-gain curve. It starts from the
+    gains it is given, so a second call (a lower ceiling) converges in a round or two.
     """
     total = len(source)
-    all_chunks = list(sig.chunks(total, 1 << 17))
-    keep = max(1, math.ceil(len(all_chunks) * (1 << 17) / sig.RATE / CHAPTER_SAMPLE_SECONDS))
-    sample = all_chunks[::keep]
+    sample = _sample_chunks(source)
+    names = list(source.voice_db)
 
-    def measure(gain_db: float) -> float:
-        source.chapter_gain = sig.db_to_gain(gain_db)
+    def measure(voice_db: dict[str, float]) -> tuple[float, dict[str, float]]:
+        source.set_gains(voice_db, 0.0)
         limiter = sig.Limiter(sig.RATE, ceiling_db)
         meter = sig.LoudnessMeter(sig.RATE)
+        voices = {name: sig.LoudnessMeter(sig.RATE) for name in names}
         for a, b in sample:
-            meter.feed(limiter.process(source.read, a, b, total))
-        return meter.integrated()
+            y = limiter.process(source.read, a, b, total)
+            meter.feed(y)
+            source.feed_voices(voices, y, a)
+        return meter.integrated(), {n: m.integrated() for n, m in voices.items()}
 
-    # secant steps on loudness(gain): limiting makes the slope well under 1
-    g0, l0 = 0.0, measure(0.0)
-    if not math.isfinite(l0):
-        return 1.0
-    g1 = g0 + (target - l0)
-    for _ in range(8):
-        l1 = measure(g1)
-        if abs(target - l1) < 0.05:
+    gains = {n: source.voice_db[n] + source.chapter_db for n in names}
+    level, levels = measure(gains)
+    slopes = dict.fromkeys(names, 0.8)
+    for _ in range(6):
+        heard = {n: v for n, v in levels.items() if math.isfinite(v)}
+        if not math.isfinite(level) or not heard:
             break
-        slope = (l1 - l0) / (g1 - g0) if g1 != g0 else 1.0
-        slope = min(1.0, max(0.1, slope))
-        g0, l0, g1 = g1, l1, g1 + (target - l1) / slope
-    return sig.db_to_gain(g1)
+        spread = max(heard.values()) - min(heard.values())
+        if abs(level - target) < 0.1 and spread < 0.25:
+            break
+        # voices sit this far above the chapter's level (pauses lower it); aim them there
+        aim = target + sum(heard.values()) / len(heard) - level
+        new = dict(gains)
+        for n, v in heard.items():
+            new[n] = gains[n] + (aim - v) / slopes[n]
+        new_level, new_levels = measure(new)
+        for n in heard:
+            dv, dg = new_levels[n] - levels[n], new[n] - gains[n]
+            if math.isfinite(dv) and abs(dg) > 0.05:
+                slopes[n] = min(1.0, max(0.2, dv / dg))
+        gains, level, levels = new, new_level, new_levels
+    source.set_gains(gains, 0.0)
 
 
 @dataclass(frozen=True)
 class _Rendered:
     loudness: float
+    voices: dict[str, float]  # LUFS per voice name, measured on the limited audio
     true_peak: float
     samples: int  # at OUT_RATE
     limited: float  # fraction of samples the limiter turned down
@@ -369,6 +429,7 @@ def _render_mp3(
     total = len(source)
     limiter = sig.Limiter(sig.RATE, ceiling_db)
     meter = sig.LoudnessMeter(sig.RATE)
+    voices = {name: sig.LoudnessMeter(sig.RATE) for name in source.voice_db}
     tone = sig.room_tone(1 << 17)
     resampler = soxr.ResampleStream(sig.RATE, sig.OUT_RATE, 1, dtype="float32")
     pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=2)
@@ -397,6 +458,7 @@ def _render_mp3(
                     if failed:
                         break
                     x = limiter.process(source.read, a, b, total)
+                    source.feed_voices(voices, x, a)
                     x += tone[np.arange(a, b) % tone.size]
                     meter.feed(x)
                     pending.put(resampler.resample_chunk(x, last=k == len(spans) - 1))
@@ -411,6 +473,7 @@ def _render_mp3(
         raise OutputError(f"{final}: {exc.strerror or exc}") from None
     return _Rendered(
         loudness=meter.integrated(),
+        voices={name: m.integrated() for name, m in voices.items()},
         true_peak=math.nan,
         samples=mp3.samples,
         limited=limiter.reduced / max(1, total),
@@ -422,7 +485,7 @@ def _encode_checked(
 ) -> _Rendered:
     """Encode until the chapter is at its loudness target and, decoded, under its ceiling.
 
-    Usually once: the gain comes from `_chapter_gain`, the headroom per bitrate covers what
+    Usually once: the gains come from `_balance`, the headroom per bitrate covers what
     LAME adds to peaks. When the decoded file still peaks too high (its coding noise is
     random), the limiter's ceiling is lowered by the excess and the chapter encoded again.
     """
@@ -430,13 +493,13 @@ def _encode_checked(
     rendered = None
     for _attempt in range(4):
         ceiling = ceiling_tp - headroom
-        source.chapter_gain = _chapter_gain(source, target, ceiling)
+        _balance(source, target, ceiling)
         for _pass in range(2):
             rendered = _render_mp3(source, tmp, audio_config.bitrate, ceiling, final)
             off = target - rendered.loudness
             if not math.isfinite(off) or abs(off) <= LOUDNESS_TOLERANCE:
                 break
-            source.chapter_gain *= sig.db_to_gain(off)
+            source.set_gains(source.voice_db, source.chapter_db + off)
         try:
             peak = sig.decoded_true_peak(tmp, ceiling_tp)
         except OSError as exc:
@@ -751,6 +814,7 @@ def _current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
             loudness=ep.get("loudness"),
             true_peak=ep.get("true_peak"),
             voice_gains=ep.get("voice_gains", {}),
+            voice_loudness=ep.get("voice_loudness", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -831,17 +895,13 @@ def _assemble(
         raise SynthesisError(f"chapter {cast.chapter.id}: nothing to read aloud")
 
     target = audio_config.loudness
-    voice_gain: dict[str, float] = {}
-    gains_db: dict[str, float] = {}
-    labels = {p.voice.name: p.voice.label for p in cast.parts}
-    for name in labels:
+    voice_db: dict[str, float] = {}
+    for name in {p.voice.name: None for p in cast.parts}:
         level = _voice_loudness(layout.voice_audio.get(name, []))
         db = 0.0 if not math.isfinite(level) else target - level
-        db = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
-        voice_gain[name] = sig.db_to_gain(db)
-        gains_db[labels[name]] = round(db, 2)
+        voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
     layout.voice_audio.clear()
-    source = _Source(layout, voice_gain)
+    source = _Source(layout, voice_db)
     headroom = CODEC_HEADROOM_DB.get(audio_config.bitrate, CODEC_HEADROOM_DEFAULT_DB)
 
     tmp = _tmp_for(mp3_path)
@@ -871,6 +931,7 @@ def _assemble(
             tmp.unlink()
 
     chapter = cast.chapter
+    labels = {p.voice.name: p.voice.label for p in cast.parts}
     episode = AssembledEpisode(
         number=number,
         chapter_id=chapter.id,
@@ -886,7 +947,12 @@ def _assemble(
         encoded=True,
         loudness=round(rendered.loudness, 2),
         true_peak=round(rendered.true_peak, 2),
-        voice_gains=gains_db,
+        voice_gains={
+            labels[n]: round(db + source.chapter_db, 2) for n, db in source.voice_db.items()
+        },
+        voice_loudness={
+            labels[n]: round(v, 2) for n, v in rendered.voices.items() if math.isfinite(v)
+        },
     )
     _save_state(out_dir, stem, digest, episode)
     return episode
