@@ -1,11 +1,12 @@
 """Assembly: a cast chapter and its verified clips become a published episode.
 
-For each chapter: the clips are laid out on a timeline with the pauses from voices.yaml
-(sentence, paragraph, heading, quote, head and tail room tone); each voice is gain-matched
-to the loudness target so no voice is louder than another; the chapter is brought to the
-target with a look-ahead true-peak limiter under the ceiling; then it is resampled to
-44.1 kHz, encoded to CBR MP3, tagged (ID3v2.3 with CHAP/CTOC chapter marks and the cover),
-and written with a WebVTT transcript and Podcasting 2.0 JSON chapters beside it.
+For each chapter: the clips are trimmed of the engine's silence and laid out on a timeline
+with the pauses from voices.yaml (sentence, paragraph, heading, quote, head and tail room
+tone); a fast look-ahead limiter keeps true peaks under the ceiling, and each voice's gain
+is set so that, limited, every voice and the chapter are at the loudness target; then the
+chapter is resampled to 44.1 kHz, encoded to CBR MP3 (its decoded true peak checked),
+tagged (ID3v2.3 with CHAP/CTOC chapter marks and the cover), and written with a WebVTT
+transcript and Podcasting 2.0 JSON chapters beside it.
 
 Every output is deterministic (same inputs, same bytes) and written atomically. A digest of
 all of a chapter's inputs is kept in out_dir/.state/, so a chapter whose inputs did not
@@ -25,6 +26,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -42,9 +44,11 @@ FORMAT_VERSION = 1
 
 #: How far under the configured true-peak ceiling the limiter aims, per bitrate, for what
 #: MP3 coding adds to peaks. Measured on limited espeak-ng speech, decoded: up to 1.8 dB at
-#: 32-40 kbps, 1.0 at 48-64, 0.65 at 80, 0.2 at 96 and above.
-CODEC_HEADROOM_DB = {32: 2.5, 40: 2.5, 48: 2.0, 56: 2.0, 64: 1.5, 80: 1.2}
-CODEC_HEADROOM_DEFAULT_DB = 1.0
+#: 32-40 kbps; at 64 kbps 1.0-1.4 dB on most chapters of a novel and over 1.5 on its
+#: longest (52 min); 0.65 at 80, 0.2 at 96 and above. A chapter that still peaks over is
+#: encoded again with a lower ceiling: these keep that rare, as it doubles its cost.
+CODEC_HEADROOM_DB = {32: 3.0, 40: 3.0, 48: 2.5, 56: 2.5, 64: 2.0, 80: 1.6}
+CODEC_HEADROOM_DEFAULT_DB = 1.2
 #: Accepted distance from the loudness target before the chapter is encoded again.
 LOUDNESS_TOLERANCE = 0.4
 #: Per voice, at most this much of its speech is measured (evenly spread over its clips).
@@ -69,10 +73,12 @@ class AssembledEpisode(Episode):
     """
 
     encoded: bool = True  # False: the files from an earlier build were current and kept
+    encodes: int = 0  # MP3 encodings this build made of it (2+: a check sent it back)
     loudness: float | None = None  # LUFS integrated, measured on the encoded PCM
     true_peak: float | None = None  # dBTP, 4x oversampled, of the MP3 as players decode it
-    voice_gains: dict[str, float] = field(default_factory=dict)  # dB applied, per voice label
-    voice_loudness: dict[str, float] = field(default_factory=dict)  # LUFS heard, per voice
+    # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
+    voice_gains: dict[str, float] = field(default_factory=dict, hash=False)
+    voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
 
 
 # --------------------------------------------------------------------------- names
@@ -325,15 +331,16 @@ class _Source:
                 x[a - lo : b - lo] *= self.gains[k]
         return x
 
-    def feed_voices(self, meters: dict[str, sig.LoudnessMeter], y: np.ndarray, a: int) -> None:
-        """Feed each voice's meter with its stretches of y, the output for [a, a + len(y))."""
-        b = a + len(y)
+    def feed_voices(self, gates: dict[str, sig.Gate], sq: np.ndarray, a: int) -> None:
+        """Feed each voice's gate with its stretches of sq: the output for [a, a + len(sq)),
+        K-weighted and squared (one filter pass serves the chapter and every voice)."""
+        b = a + len(sq)
         first = int(np.searchsorted(self.ends, a, side="right"))
         last = int(np.searchsorted(self.starts, b, side="left"))
         for k in range(first, last):
             lo, hi = max(int(self.starts[k]), a), min(int(self.ends[k]), b)
             if hi > lo:
-                meters[self.regions[k][2]].feed(y[lo - a : hi - a])
+                gates[self.regions[k][2]].feed_squares(sq[lo - a : hi - a])
 
 
 def _sample_chunks(source: _Source) -> list[tuple[int, int]]:
@@ -375,11 +382,10 @@ def _balance(source: _Source, target: float, ceiling_db: float) -> None:
         source.set_gains(voice_db, 0.0)
         limiter = sig.Limiter(sig.RATE, ceiling_db)
         meter = sig.LoudnessMeter(sig.RATE)
-        voices = {name: sig.LoudnessMeter(sig.RATE) for name in names}
+        voices = {name: sig.Gate(sig.RATE) for name in names}
         for a, b in sample:
-            y = limiter.process(source.read, a, b, total)
-            meter.feed(y)
-            source.feed_voices(voices, y, a)
+            sq = meter.feed(limiter.process(source.read, a, b, total))
+            source.feed_voices(voices, sq, a)
         return meter.integrated(), {n: m.integrated() for n, m in voices.items()}
 
     gains = {n: source.voice_db[n] + source.chapter_db for n in names}
@@ -413,6 +419,7 @@ class _Rendered:
     true_peak: float
     samples: int  # at OUT_RATE
     limited: float  # fraction of samples the limiter turned down
+    encodes: int = 1  # MP3 encodings it took (more when a check sent it back)
 
 
 def _render_mp3(
@@ -429,23 +436,25 @@ def _render_mp3(
     total = len(source)
     limiter = sig.Limiter(sig.RATE, ceiling_db)
     meter = sig.LoudnessMeter(sig.RATE)
-    voices = {name: sig.LoudnessMeter(sig.RATE) for name in source.voice_db}
+    voices = {name: sig.Gate(sig.RATE) for name in source.voice_db}
     tone = sig.room_tone(1 << 17)
     resampler = soxr.ResampleStream(sig.RATE, sig.OUT_RATE, 1, dtype="float32")
     pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=2)
     failed: list[BaseException] = []
 
     def encode(mp3: sig.Mp3Stream) -> None:
+        done = False
         try:
-            while (item := pending.get()) is not None:
-                if not failed:
+            while not done:
+                item = pending.get()
+                done = item is None
+                if item is not None:
                     mp3.write(item)
-            if not failed:
-                mp3.close()
+            mp3.close()
         except BaseException as exc:  # handed to the producing thread below
             failed.append(exc)
-            while pending.get() is not None:  # let the producer finish
-                pass
+            while not done:  # take what the producer still sends, up to its end mark
+                done = pending.get() is None
 
     try:
         with open(tmp, "wb") as fh:
@@ -458,9 +467,8 @@ def _render_mp3(
                     if failed:
                         break
                     x = limiter.process(source.read, a, b, total)
-                    source.feed_voices(voices, x, a)
                     x += tone[np.arange(a, b) % tone.size]
-                    meter.feed(x)
+                    source.feed_voices(voices, meter.feed(x), a)
                     pending.put(resampler.resample_chunk(x, last=k == len(spans) - 1))
             finally:
                 pending.put(None)
@@ -491,11 +499,13 @@ def _encode_checked(
     """
     target, ceiling_tp = audio_config.loudness, audio_config.true_peak
     rendered = None
+    encodes = 0
     for _attempt in range(4):
         ceiling = ceiling_tp - headroom
         _balance(source, target, ceiling)
         for _pass in range(2):
             rendered = _render_mp3(source, tmp, audio_config.bitrate, ceiling, final)
+            encodes += 1
             off = target - rendered.loudness
             if not math.isfinite(off) or abs(off) <= LOUDNESS_TOLERANCE:
                 break
@@ -504,7 +514,7 @@ def _encode_checked(
             peak = sig.decoded_true_peak(tmp, ceiling_tp)
         except OSError as exc:
             raise OutputError(f"{final}: {exc}") from None
-        rendered = replace(rendered, true_peak=peak)
+        rendered = replace(rendered, true_peak=peak, encodes=encodes)
         if peak <= ceiling_tp:
             break
         headroom += peak - ceiling_tp + 0.3
@@ -945,6 +955,7 @@ def _assemble(
         voices=tuple(v.label for v in cast.voices),
         description=_description(cast),
         encoded=True,
+        encodes=rendered.encodes,
         loudness=round(rendered.loudness, 2),
         true_peak=round(rendered.true_peak, 2),
         voice_gains={
@@ -1020,15 +1031,22 @@ def assemble_book(
         todo.sort(key=lambda t: (-t[0], t[1]))
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {k: pool.submit(_job, args) for _, k, args in todo}
+            k = todo[0][1]
             try:
                 for _, k, _args in todo:
                     results[k] = futures[k].result()
                     if progress:
                         progress(results[k])  # type: ignore[arg-type]
-            except NarrateError:
+            except (NarrateError, BrokenProcessPool) as exc:
                 for f in futures.values():
                     f.cancel()
-                raise
+                if isinstance(exc, NarrateError):
+                    raise
+                stem = chapter_stem(k + 1, total, chapters[k][0].chapter.id)
+                raise OutputError(
+                    f"{out_dir / stem}.mp3: the process assembling it died "
+                    "(out of memory?); build again with --jobs 1"
+                ) from None
     return [r for r in results if r is not None]
 
 

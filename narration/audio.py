@@ -104,41 +104,26 @@ def gain_to_db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0 else SILENT
 
 
-class LoudnessMeter:
-    """Integrated loudness (ITU-R BS.1770-4) of a signal fed in chunks of any size.
+class Gate:
+    """BS.1770-4 gating over K-weighted squared samples fed in pieces: 400 ms blocks with
+    75 % overlap, absolute gate -70 LUFS, relative gate -10 LU.
 
-    The K-weighting filters are pyloudnorm's, run with carried state, so feeding a signal
-    in pieces measures the same as feeding it whole; gating is the standard's 400 ms blocks
-    with 75 % overlap, absolute gate -70 LUFS, relative gate -10 LU. A voice's scattered
-    clips can be measured as if concatenated by feeding them one after another.
+    Separate from the filter so one K-weighting pass can feed several gates: a chapter's,
+    and each voice's with the stretches where it speaks.
     """
 
     def __init__(self, rate: int) -> None:
-        import pyloudnorm
-
-        meter = pyloudnorm.Meter(rate)
-        # the two K-weighting stages as one fourth-order filter: one pass, same result
-        b, a, gain = np.ones(1), np.ones(1), 1.0
-        for stage in meter._filters.values():
-            b, a = np.convolve(b, stage.b), np.convolve(a, stage.a)
-            gain *= stage.passband_gain
-        self._b, self._a, self._gain = b, a, gain
-        self._zi = lfilter_zi(b, a) * 0.0
         self.rate = rate
         self._hop = round(rate * 0.1)
         self._carry = np.zeros(0, dtype=np.float64)
         self._energies: list[np.ndarray] = []
-        self.samples = 0
 
-    def feed(self, x: np.ndarray) -> None:
-        """Add the next samples (float, full scale 1.0)."""
-        if x.size == 0:
+    def feed_squares(self, sq: np.ndarray) -> None:
+        """Add K-weighted samples, squared."""
+        if sq.size == 0:
             return
-        y, self._zi = lfilter(self._b, self._a, np.asarray(x, dtype=np.float64), zi=self._zi)
-        if self._gain != 1.0:
-            y *= self._gain
-        self.samples += x.size
-        sq = np.concatenate((self._carry, y * y)) if self._carry.size else y * y
+        if self._carry.size:
+            sq = np.concatenate((self._carry, sq))
         whole = sq.size // self._hop * self._hop
         if whole:
             self._energies.append(sq[:whole].reshape(-1, self._hop).sum(axis=1))
@@ -164,6 +149,45 @@ class LoudnessMeter:
         return -0.691 + 10.0 * math.log10(float(kept.mean()))
 
 
+class LoudnessMeter(Gate):
+    """Integrated loudness (ITU-R BS.1770-4) of a signal fed in chunks of any size.
+
+    The K-weighting filters are pyloudnorm's, run with carried state, so feeding a signal
+    in pieces measures the same as feeding it whole. A voice's scattered clips can be
+    measured as if concatenated by feeding them one after another.
+    """
+
+    def __init__(self, rate: int) -> None:
+        import pyloudnorm
+
+        super().__init__(rate)
+        meter = pyloudnorm.Meter(rate)
+        # the two K-weighting stages as one fourth-order filter: one pass, same result
+        b, a, gain = np.ones(1), np.ones(1), 1.0
+        for stage in meter._filters.values():
+            b, a = np.convolve(b, stage.b), np.convolve(a, stage.a)
+            gain *= stage.passband_gain
+        self._b, self._a, self._gain = b, a, gain
+        self._zi = lfilter_zi(b, a) * 0.0
+        self.samples = 0
+
+    def weigh(self, x: np.ndarray) -> np.ndarray:
+        """The next samples K-weighted and squared (the filter's state carries on)."""
+        y, self._zi = lfilter(self._b, self._a, np.asarray(x, dtype=np.float64), zi=self._zi)
+        if self._gain != 1.0:
+            y *= self._gain
+        self.samples += x.size
+        return y * y
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """Add the next samples (float, full scale 1.0); returns them weighted and squared."""
+        if x.size == 0:
+            return np.zeros(0)
+        sq = self.weigh(x)
+        self.feed_squares(sq)
+        return sq
+
+
 def integrated_loudness(x: np.ndarray, rate: int) -> float:
     """Loudness of a whole signal in LUFS, in bounded memory."""
     meter = LoudnessMeter(rate)
@@ -177,56 +201,51 @@ def integrated_loudness(x: np.ndarray, rate: int) -> float:
 OVERSAMPLE_PAD = 128
 
 
-def oversampled_peaks(x: np.ndarray, factor: int) -> np.ndarray:
-    """Per input sample n, the largest |value| of the `factor`x oversampled signal in
-    [n, n + 1): the true-peak envelope. soxr's band-limited interpolation does the
-    oversampling (several times faster here than a polyphase FIR in SciPy).
+def block_peaks(
+    x: np.ndarray, block: int, factor: int, threshold: float, lo: int = 0, hi: int | None = None
+) -> np.ndarray:
+    """Per block of `block` samples of x[lo:hi], its true peak (|x| oversampled `factor`x).
+
+    Oversampling everything would cost a good part of what encoding does, and true peaks
+    exceed sample peaks by well under the margin callers leave below `threshold`: so only
+    runs of blocks whose sample peak reaches `threshold` are oversampled (by soxr, with
+    context from x on both sides, zeros beyond its ends); elsewhere the sample peak stands.
+    A last partial block is measured as far as it goes.
     """
     import soxr
 
-    n = len(x)
+    hi = len(x) if hi is None else hi
+    ax = np.abs(np.asarray(x[lo:hi], dtype=np.float32))
+    n = ax.size
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    up = np.abs(soxr.resample(np.asarray(x, dtype=np.float32), 1000, 1000 * factor))
-    up = up[: n * factor]
-    if up.size < n * factor:
-        up = np.pad(up, (0, n * factor - up.size))
-    step = factor
-    while step > 1:  # pairwise maxima over the sub-samples: cheaper than reshape().max()
-        up = np.maximum(up[0::2], up[1::2])
-        step //= 2
-    return np.maximum(up, np.abs(x))
-
-
-def peak_envelope(x: np.ndarray, factor: int, threshold: float) -> np.ndarray:
-    """|x| with the inter-sample (true) peaks filled in wherever |x| exceeds `threshold`.
-
-    Oversampling everything would cost a good part of what encoding does; inter-sample
-    peaks of speech stay well under the 4 dB callers leave below the ceiling, so only
-    1024-sample blocks that reach `threshold` are oversampled, each run of them with
-    context either side (so the result hardly depends on where a block starts).
-    """
-    env = np.abs(np.asarray(x, dtype=np.float32))
-    n = len(env)
-    if n == 0:
-        return env
-    block = 1024
-    hot = np.flatnonzero(np.maximum.reduceat(env, np.arange(0, n, block)) > threshold)
+    nb = -(-n // block)
+    if nb * block != n:
+        ax = np.pad(ax, (0, nb * block - n))
+    peaks = ax.reshape(nb, block).max(axis=1)
+    hot = np.flatnonzero(peaks > threshold)
     if hot.size == 0:
-        return env
-    # runs of hot blocks, bridging gaps of up to 16 blocks: soxr's cost per call outweighs
-    # oversampling a few quiet blocks along
-    breaks = np.flatnonzero(np.diff(hot) > 16)
+        return peaks
+    # runs of hot blocks, bridging short gaps: soxr's cost per call outweighs oversampling
+    # a few quiet blocks along
+    breaks = np.flatnonzero(np.diff(hot) > max(1, 8192 // block))
     firsts = np.concatenate(([hot[0]], hot[breaks + 1]))
     lasts = np.concatenate((hot[breaks], [hot[-1]]))
+    pad = OVERSAMPLE_PAD
     for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
-        a, e = first * block, min(n, (last + 1) * block)
-        lo, hi = max(0, a - OVERSAMPLE_PAD), min(n, e + OVERSAMPLE_PAD)
-        # pad with zeros where the signal ends, as a longer signal's silence would
-        piece = np.pad(x[lo:hi], (OVERSAMPLE_PAD - (a - lo), OVERSAMPLE_PAD - (hi - e)))
-        peaks = oversampled_peaks(piece, factor)
-        env[a:e] = peaks[OVERSAMPLE_PAD : OVERSAMPLE_PAD + e - a]
-    return env
+        a, e = lo + first * block, min(hi, lo + (last + 1) * block)
+        c0, c1 = max(0, a - pad), min(len(x), e + pad)
+        piece = np.asarray(x[c0:c1], dtype=np.float32)
+        if c0 > a - pad or c1 < e + pad:  # the signal ends: silence beyond it
+            piece = np.pad(piece, (pad - (a - c0), pad - (c1 - e)))
+        up = np.abs(soxr.resample(piece, 1000, 1000 * factor))
+        up = up[pad * factor : (pad + e - a) * factor]
+        width = (last - first + 1) * block * factor
+        if up.size < width:
+            up = np.pad(up, (0, width - up.size))
+        run = up.reshape(last - first + 1, block * factor).max(axis=1)
+        peaks[first : last + 1] = np.maximum(peaks[first : last + 1], run)
+    return peaks
 
 
 def true_peak(x: np.ndarray, rate: int) -> float:
@@ -234,8 +253,7 @@ def true_peak(x: np.ndarray, rate: int) -> float:
     if len(x) == 0:
         return SILENT
     factor = 4 if rate >= 44_100 else 8
-    env = peak_envelope(x, factor, 0.0)
-    return gain_to_db(float(env.max()))
+    return gain_to_db(float(block_peaks(x, 1024, factor, 0.0).max()))
 
 
 def _causal_mean(x: np.ndarray, width: int) -> np.ndarray:
@@ -289,26 +307,26 @@ class Limiter:
         self.margin = (self.hold + self.a1 + self.a2 + 4) * d + OVERSAMPLE_PAD // d * d + d
         self.reduced = 0  # samples whose gain was lowered, for reports
         self.deepest = 1.0  # smallest gain applied
+        self._ramp = np.arange(d, dtype=np.float64) / d
 
     def gain_curve(self, x: np.ndarray) -> np.ndarray | None:
-        """The smoothed gain for every sample of x (len(x) a multiple of BLOCK), or None
-        where no sample needs any."""
+        """The smoothed gain at the start of every block of x (len(x) a multiple of BLOCK),
+        one knot more at the end; None where no block needs any."""
         d = self.BLOCK
         # -3 dB: an inter-sample peak that far over its neighbours needs most of its energy
         # above 5.5 kHz, which espeak-ng's loudest moments (voiced pulses) never have
-        env = peak_envelope(x, self.factor, self.ceiling * 0.71)
-        peaks = env.reshape(-1, d).max(axis=1).astype(np.float64)
+        peaks = block_peaks(x, d, self.factor, self.ceiling * 0.71).astype(np.float64)
         need = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
         if float(need.min()) >= 1.0:
             return None
         # min over blocks [k - hold - 1, k + a1 + a2 + 1]: with the two causal means below,
-        # every block's gain, and so every interpolated sample's, is <= what it needs
+        # every knot k and k + 1 is <= what block k needs, so the straight line between
+        # them is, for every sample of the block
         before, ahead = self.hold + 1, self.a1 + self.a2 + 1
         size = before + ahead + 1
         held = minimum_filter1d(need, size, mode="nearest", origin=before - size // 2)
         g = np.minimum(_causal_mean(_causal_mean(held, self.a1), self.a2), need)
-        centres = np.arange(len(g), dtype=np.float64) * d + (d - 1) / 2
-        return np.interp(np.arange(len(x), dtype=np.float64), centres, g).astype(np.float32)
+        return np.append(g, g[-1])
 
     def process(
         self, read: Callable[[int, int], np.ndarray], start: int, stop: int, total: int
@@ -327,16 +345,31 @@ class Limiter:
         before, after = self.margin - (start - lo), end - hi
         if before or after:
             ext = np.pad(ext, (before, after))
-        gain = self.gain_curve(ext)
-        mid = slice(self.margin, self.margin + stop - start)
-        if gain is None:
-            return ext[mid]
-        g = gain[mid]
+        knots = self.gain_curve(ext)
+        out = ext[self.margin : self.margin + stop - start]
+        if knots is None:
+            return out
+        first = self.margin // d
+        g = knots[first : first + -(-(stop - start) // d) + 1]
         low = float(g.min())
-        if low < 1.0:
-            self.reduced += int(np.count_nonzero(g < 1.0))
-            self.deepest = min(self.deepest, low)
-        return ext[mid] * g
+        if low >= 1.0:
+            return out
+        self.deepest = min(self.deepest, low)
+        out = np.array(out, dtype=np.float32)  # `read` may have handed out a view
+        # straight lines between knots, only over the runs of blocks that need gain
+        active = np.flatnonzero(np.minimum(g[:-1], g[1:]) < 1.0)
+        breaks = np.flatnonzero(np.diff(active) > 1)
+        firsts = np.concatenate(([active[0]], active[breaks + 1]))
+        lasts = np.concatenate((active[breaks], [active[-1]]))
+        ramp = self._ramp
+        for b0, b1 in zip(firsts.tolist(), lasts.tolist(), strict=True):
+            k = b1 - b0 + 1
+            left, step = g[b0 : b1 + 1], g[b0 + 1 : b1 + 2] - g[b0 : b1 + 1]
+            curve = (left[:, None] + step[:, None] * ramp[None, :]).astype(np.float32)
+            a, e = b0 * d, min(len(out), (b1 + 1) * d)
+            out[a:e] *= curve.reshape(k * d)[: e - a]
+            self.reduced += e - a
+        return out
 
 
 def room_tone(length: int, level_db: float = -66.0, seed: int = 1770) -> np.ndarray:
@@ -393,22 +426,31 @@ def decoded_true_peak(path: Path, threshold_db: float) -> float:
     and content), so the encoded file itself is checked. Only stretches whose sample peak
     is within 1.5 dB of `threshold_db` are oversampled: elsewhere the true peak cannot reach
     it (at 44.1 kHz that would take a peak made of content above 8 kHz), and the sample peak
-    stands in.
+    stands in. Each stretch is measured with the decoded samples either side as context.
     """
     import miniaudio
 
     limit = db_to_gain(threshold_db - 1.5)
+    pad = OVERSAMPLE_PAD
     peak = 0.0
-    tail = np.zeros(0, dtype=np.float32)
+    left = np.zeros(pad, dtype=np.float32)  # context before what is measured next
+    held = np.zeros(0, dtype=np.float32)  # decoded but not yet measured: no context after
     try:
-        stream = miniaudio.mp3_stream_file(str(path), frames_to_read=1 << 15)
-        for chunk in stream:
+        for chunk in miniaudio.mp3_stream_file(str(path), frames_to_read=1 << 15):
             y = np.frombuffer(chunk, dtype=np.int16).astype(np.float32) * (1.0 / 32768.0)
-            env = peak_envelope(np.concatenate((tail, y)), 4, limit)
-            peak = max(peak, float(env.max()))
-            tail = y[-OVERSAMPLE_PAD:]
+            data = np.concatenate((held, y))
+            if data.size <= pad:
+                held = data
+                continue
+            window = np.concatenate((left, data))
+            stop = window.size - pad
+            peak = max(peak, float(block_peaks(window, 1024, 4, limit, pad, stop).max()))
+            left, held = window[stop - pad : stop], window[stop:]
     except miniaudio.DecodeError as exc:
         raise OSError(f"the MP3 just written does not decode ({exc})") from None
+    if held.size:
+        window = np.concatenate((left, held))
+        peak = max(peak, float(block_peaks(window, 1024, 4, limit, pad).max()))
     return gain_to_db(peak)
 
 

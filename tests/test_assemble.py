@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import re
+import threading
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -557,6 +558,42 @@ def test_an_interrupted_build_leaves_no_truncated_mp3(
         _small(rendered, tmp_path, PausesConfig(sentence=600))
     assert _products(first) == before  # the earlier build's files are whole
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_an_encoder_failing_at_the_end_is_an_error_not_a_hang(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: audio.Mp3Stream) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(audio.Mp3Stream, "close", broken)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _small(rendered, tmp_path)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "assembly hung when the encoder failed"
+    assert isinstance(outcome[0], OutputError)
+    assert "02-serge.mp3: Input/output error" in str(outcome[0])
+    assert not list(tmp_path.glob("*.mp3"))
+
+
+def test_a_decoded_peak_over_the_ceiling_sends_the_chapter_back(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no headroom for what MP3 coding adds, the first encoding peaks over -1 dBTP
+    once decoded; the check catches it and the chapter is encoded again, lower."""
+    monkeypatch.setitem(assemble.CODEC_HEADROOM_DB, 64, -0.5)
+    ep = _small(rendered, tmp_path)
+    assert ep.encodes >= 2
+    assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
+    assert ep.true_peak is not None and ep.true_peak <= AudioConfig().true_peak
 
 
 def test_assemble_book_in_parallel_matches_one_process(
