@@ -16,6 +16,7 @@ chapters over processes, each holding one chapter's 16-bit timeline at a time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -733,6 +734,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     out = {}
     for name in ("lameenc", "soxr", "mutagen", "numpy", "scipy", "pydub", "pyloudnorm"):
