@@ -88,7 +88,7 @@ def speech_bounds(x: np.ndarray, rate: int = RATE) -> tuple[int, int]:
     the pauses in voices.yaml the pauses the listener hears, and cue times exact. A little
     margin is kept so no consonant onset or decay is cut.
     """
-    loud = np.flatnonzero(np.abs(x) > 33)  # -60 dBFS
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 33)  # -60 dBFS
     if loud.size == 0:
         return 0, len(x)
     start = max(0, int(loud[0]) - rate * 5 // 1000)

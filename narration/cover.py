@@ -63,6 +63,16 @@ def prepare_cover(
     return target
 
 
+def check_cover(seeds_dir: Path, explicit: Path | None = None) -> Path | None:
+    """The user's cover that `prepare_cover` would use, checked now (InputError naming the
+    file if it is unusable), so a build can refuse before it writes anything; None when a
+    cover will be generated."""
+    source = explicit if explicit is not None else find_seed_cover(seeds_dir)
+    if source is not None:
+        _from_image(source)
+    return source
+
+
 def find_seed_cover(seeds_dir: Path) -> Path | None:
     """seeds/cover.jpg, cover.jpeg or cover.png, in any letter case."""
     if not seeds_dir.is_dir():

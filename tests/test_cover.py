@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from narration.cover import generate_cover, prepare_cover
+from narration.cover import check_cover, generate_cover, prepare_cover
 from narration.errors import InputError
 
 TITLE = "The Workers' Opposition in Russia"
@@ -117,6 +117,9 @@ def test_the_explicit_cover_wins_over_the_seeds(tmp_path: Path) -> None:
     out.mkdir()
     _image(seeds / "cover.png", (1400, 1400))
     explicit = _image(tmp_path / "mine.jpg", (1400, 1400), quality=90)
+    assert check_cover(seeds, explicit) == explicit
+    assert check_cover(seeds) == seeds / "cover.png"
+    assert check_cover(tmp_path / "no-seeds") is None
     assert prepare_cover(seeds, TITLE, AUTHOR, out, explicit=explicit).read_bytes() == (
         explicit.read_bytes()
     )
@@ -141,6 +144,8 @@ def test_a_bad_cover_is_refused_naming_the_file(
         _image(seeds / "cover.jpg", size)
     else:
         (seeds / "cover.jpg").write_bytes(content or b"")
+    with pytest.raises(InputError, match=message):
+        check_cover(seeds)  # what a build checks before it writes anything
     with pytest.raises(InputError, match=message):
         prepare_cover(seeds, TITLE, AUTHOR, out)
     assert list(out.iterdir()) == []
