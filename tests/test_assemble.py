@@ -726,6 +726,33 @@ def test_an_unwritable_output_is_an_output_error_naming_the_file(
         )
 
 
+def test_titles_beyond_latin1_survive_id3v23(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip]
+) -> None:
+    """ID3v2.3 has no UTF-8: such titles go out as UTF-16 and read back whole."""
+    title = "Réforme ou révolution — Роза Люксембург"
+    cast = make_cast(SCRIPT[:2], chapter_id="reforme", title=title)
+    ep = assemble_chapter(
+        cast,
+        clips_for(cast, rendered),
+        number=1,
+        total=1,
+        show=make_show(tmp_path),
+        pauses=PausesConfig(),
+        audio=AudioConfig(),
+        out_dir=tmp_path,
+    )
+    assert ep.mp3.name == "01-reforme.mp3"
+    tags = mutagen.id3.ID3(ep.mp3)
+    assert str(tags["TIT2"]) == title
+    assert str(tags.getall("CTOC")[0].sub_frames["TIT2"]) == title
+    tag = eyed3.load(str(ep.mp3)).tag
+    assert tag.title == title
+    assert [c.title for c in tag.chapters] == [title]
+    data = json.loads(ep.chapters_json.read_text(encoding="utf-8"))
+    assert data["chapters"][0]["title"] == title
+
+
 def test_language_codes_for_id3() -> None:
     assert iso639_2("en") == "eng"
     assert iso639_2("en-GB") == "eng"
