@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.signal import sosfilt
 
 from . import audio as sig
 from .config import AudioConfig, PausesConfig
@@ -41,7 +42,7 @@ from .errors import NarrateError, OutputError, SynthesisError
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: How far under the configured true-peak ceiling the limiter aims, per bitrate, for what
 #: MP3 coding adds to peaks. Measured on limited espeak-ng speech, decoded: up to 1.8 dB at
@@ -64,6 +65,26 @@ MAX_VOICE_GAIN_DB = 30.0
 LAME_QUALITY = 2
 
 STATE_DIR = ".state"
+
+#: Full scale of the int16 timeline: half of int16's, so the phase rotator (which can
+#: raise a clip's peak a little) never clips.
+TIMELINE_SCALE = 16384.0
+
+
+def _allpass(fc: float, q: float) -> np.ndarray:
+    """A second-order all-pass section at `fc` Hz (RBJ cookbook), as an SOS row."""
+    w = 2 * math.pi * fc / sig.RATE
+    alpha = math.sin(w) / (2 * q)
+    b = [1 - alpha, -2 * math.cos(w), 1 + alpha]
+    a = [1 + alpha, -2 * math.cos(w), 1 - alpha]
+    return np.array([*(c / a[0] for c in b), *(c / a[0] for c in a)])
+
+
+#: A phase rotator: all-pass sections that leave every frequency's level alone but smear
+#: the lopsided glottal pulses of synthetic speech in time, taking about 1 dB off its
+#: peaks for nothing (measured on espeak-ng voices: the same loudness, 10-20 % fewer
+#: samples limited). Broadcast processors do the same to voices.
+PHASE_ROTATOR = np.array([_allpass(fc, 0.5) for fc in (100.0, 200.0, 400.0, 800.0)])
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,7 @@ class _Marker:
 
 @dataclass
 class _Layout:
-    timeline: np.ndarray  # int16 at sig.RATE, the whole chapter without gains
+    timeline: np.ndarray  # int16 at sig.RATE (full scale TIMELINE_SCALE), without gains
     cues: list[_Cue]
     regions: list[tuple[int, int, str]]  # (start, end, voice name) per part, for gains
     voice_audio: dict[str, list[np.ndarray]]  # per voice, the clips measured for loudness
@@ -261,7 +282,9 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
             if samples.size == 0:
                 raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
             a, b = sig.speech_bounds(samples)
-            speech = samples[a:b]
+            rotated = sosfilt(PHASE_ROTATOR, samples[a:b].astype(np.float64))
+            scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
+            speech = np.clip(scaled, -32768, 32767).astype(np.int16)
             if pos + speech.size > timeline.size:  # a clip longer than declared
                 timeline = np.concatenate((timeline, np.zeros(speech.size + bound // 8, np.int16)))
             timeline[pos : pos + speech.size] = speech
@@ -293,7 +316,7 @@ def _voice_loudness(chunks: list[np.ndarray]) -> float:
     repeat = max(1, math.ceil(3 * sig.RATE / total))
     for _ in range(repeat):
         for c in chunks:
-            meter.feed(c.astype(np.float64) / 32768.0)
+            meter.feed(c.astype(np.float64) / TIMELINE_SCALE)
     return meter.integrated()
 
 
@@ -323,7 +346,8 @@ class _Source:
         return int(self.timeline.size)
 
     def read(self, lo: int, hi: int) -> np.ndarray:
-        x = self.timeline[lo:hi].astype(np.float32) * np.float32(self.chapter_gain / 32768.0)
+        x = self.timeline[lo:hi].astype(np.float32)
+        x *= np.float32(self.chapter_gain / TIMELINE_SCALE)
         first = int(np.searchsorted(self.ends, lo, side="right"))
         last = int(np.searchsorted(self.starts, hi, side="left"))
         for k in range(first, last):
