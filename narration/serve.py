@@ -333,19 +333,18 @@ def serve(
         where = feed_base_url or built
         echo(f"(the feed's episode URLs point at {where}, where it is published)")
     echo("Press Ctrl-C to stop.")
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        http="h11",
-        lifespan="off",
-        server_header=False,
-        date_header=True,
-        limit_concurrency=256,
-        timeout_keep_alive=15,
-    )
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
+    try:  # Ctrl-C may come while uvicorn is still starting, before its own handler is in place
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            http="h11",
+            lifespan="off",
+            server_header=False,
+            date_header=True,
+            limit_concurrency=256,
+            timeout_keep_alive=15,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
         pass
     finally:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -462,8 +463,21 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path, speech: list[bytes]) ->
     import signal
 
     _, _, _, out = build_podcast(tmp_path, speech, page=False)
-    proc, _ = start_server(out)
-    proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert rest.strip().endswith("Stopped.") and "Traceback" not in err
+    # At once (uvicorn may still be starting) and once it answers requests.
+    for wait_until_serving in (False, True):
+        proc, printed = start_server(out)
+        if wait_until_serving:
+            url = printed[0].split(": ", 1)[1]
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        assert response.status == 200
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "server never answered"
+                    time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert rest.strip().endswith("Stopped.") and "Traceback" not in err
