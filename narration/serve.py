@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import socket
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -332,9 +334,8 @@ def serve(
     if feed_base_url is not None or (built is not None and not is_loopback_url(built)):
         where = feed_base_url or built
         echo(f"(the feed's episode URLs point at {where}, where it is published)")
-    echo("Press Ctrl-C to stop.")
-    try:  # Ctrl-C may come while uvicorn is still starting, before its own handler is in place
-        config = uvicorn.Config(
+    server = uvicorn.Server(
+        uvicorn.Config(
             app,
             log_level="warning",
             http="h11",
@@ -344,11 +345,23 @@ def serve(
             limit_concurrency=256,
             timeout_keep_alive=15,
         )
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
-        pass
+    )
+
+    def _stop(signum: int, frame: object) -> None:
+        # Ctrl-C before uvicorn has put its own handler in place (or after it took it away):
+        # ask the server to stop rather than raise KeyboardInterrupt into its start-up.
+        server.should_exit = True
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGINT, signal.SIGTERM) if main_thread else ()
+    previous = {sig: signal.signal(sig, _stop) for sig in signals}
+    echo("Press Ctrl-C to stop.")
+    try:
+        server.run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     echo("Stopped.")
 
 
