@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from .cast import cast_book, unused_rules
 from .config import PodcastConfig, VoicesConfig, _line_index
 from .errors import InputError, NarrateError, OutputError
+from .feed import load_lock
 from .model import Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
@@ -211,6 +213,7 @@ def build_project(
         report.base_url = url
         show = resolve_show(checked)
         cover_source = _cover_source(project, checked.podcast)
+        load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
     try:
         project.output.mkdir(parents=True, exist_ok=True)
         with build_lock(project.output):
@@ -232,21 +235,10 @@ def _cover_source(project: Project, podcast: PodcastConfig) -> Path | None:
         if not path.is_file():
             raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
     else:
-        found = [project.seeds / f"cover.{ext}" for ext in ("jpg", "jpeg", "png")]
-        path = next((p for p in found if p.is_file()), None)
-        if path is None:
-            return None
-    from PIL import Image, UnidentifiedImageError
+        path = None  # seeds/cover.jpg or .png, if there is one
+    from .cover import check_cover
 
-    try:
-        with Image.open(path) as image:
-            image.verify()
-            kind = image.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError(path, "not an image (a cover must be a JPEG or PNG file)") from None
-    if kind not in ("JPEG", "PNG"):
-        raise InputError(path, f"a {kind} image; podcast apps take a JPEG or PNG cover")
-    return path
+    return check_cover(project.seeds, explicit=path)
 
 
 def _build_locked(
@@ -339,13 +331,14 @@ def _build_locked(
 
 
 _PRODUCTS = (".mp3", ".vtt", ".chapters.json")
+_CHAPTER_FILE = re.compile(r"\d{2,}-[a-z0-9-]+\.")  # NN-slug.*, as chapter_stem names them
 
 
 def _remove_stale(out: Path, episodes: list[Episode]) -> None:
     """Chapter files a previous build made for chapters that no longer exist."""
     keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
     for path in out.iterdir():
-        ours = path.name[:2].isdigit() and path.name[2:3] == "-" and path.name.endswith(_PRODUCTS)
+        ours = _CHAPTER_FILE.match(path.name) is not None and path.name.endswith(_PRODUCTS)
         if ours and path.is_file() and path.name not in keep:
             path.unlink()
 
@@ -408,18 +401,13 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80]
 
 
-def serve_project(project: Project, *, host: str, port: int, echo: Say, warn: Say) -> None:
+def serve_project(project: Project, *, host: str, port: int, echo: Say) -> None:
     from .serve import serve
 
     out = project.output
     if not (out / "feed.xml").is_file():
         raise OutputError(f"{out / 'feed.xml'}: not built yet; run `narrate build` first")
     podcast = load_config_podcast(project)
-    if host in ("0.0.0.0", "::"):
-        warn(
-            f"serving on {host}: anyone on your network can download output/; "
-            "use the default 127.0.0.1 to keep it to this machine"
-        )
     serve(out, host=host, port=port, feed_base_url=podcast.base_url, echo=echo)
 
 

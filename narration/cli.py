@@ -240,7 +240,7 @@ def serve(project_dir: Path, host: str, port: int) -> None:
     """Serve output/ over HTTP so podcast apps can subscribe."""
     from .build import serve_project
 
-    serve_project(open_project_dir(project_dir), host=host, port=port, echo=click.echo, warn=_warn)
+    serve_project(open_project_dir(project_dir), host=host, port=port, echo=click.echo)
 
 
 @main.command()
