@@ -59,7 +59,9 @@ CHANNELS = 1
 
 #: Bumped when narrate changes how it drives an engine (flags, warm-up), so that old clips,
 #: rendered differently, are not reused: it is part of every engine's version string.
-RENDER_REVISION = 1
+RENDER_REVISION = 2
+#: The seed for espeak-ng's noise generator before each utterance.
+RAND_SEED = 1921
 
 #: Default voice of the pyttsx3 engine, also used to warm it up.
 DEFAULT_VOICE = "gmw/en-us"
@@ -226,6 +228,9 @@ class _Espeak:
             self.select(voice)
             self._chunks = []
             clean = text.replace("\x00", " ")
+            # espeak-ng seeds the noise of breathy variants (f2's "breath") from the clock
+            # when it starts: a fixed seed before every utterance makes clips repeatable.
+            self._cdll.espeak_ng_SetRandSeed(ctypes.c_long(RAND_SEED))
             status = api.Synth(clean.encode("utf-8"), flags=api.ENDPAUSE | api.CHARS_UTF8)
             if status != api.EE_OK:
                 raise SynthesisError(f"espeak_Synth failed with status {status}")

@@ -1,0 +1,149 @@
+"""The whole pipeline on the real seeds with the real engine, through the command line.
+
+One project is built once for the module; the tests then rebuild it the way users do (nothing
+changed, one voice's rate changed, changed back) and compare a second project built from
+scratch with its own clip cache and one synthesis worker: the same inputs must give the same
+bytes, whatever the engine rendered before and however the work was spread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import feedparser
+import mutagen.mp3
+import pytest
+from click.testing import CliRunner
+
+from narration.cli import main
+
+from .conftest import REPO
+
+#: Written by every build (its timings) or internal to output/: not part of the product.
+NOT_PRODUCT = {"build.json", ".lock"}
+
+
+def build(root: Path, *args: str) -> dict:
+    result = CliRunner().invoke(main, ["build", "-p", str(root), *args])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Built \d+ chapters, [\d.]+ min of audio", result.output), result.output
+    return json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
+
+
+def products(out: Path) -> dict[str, tuple[str, int]]:
+    """Every file the build delivers (not the cache or state), with sha256 and mtime."""
+    found = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if p.is_file() and rel.parts[0] not in (".cache", ".state") and rel.name not in NOT_PRODUCT:
+            found[str(rel)] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+    return found
+
+
+def new_project(root: Path) -> Path:
+    root.mkdir()
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    for name in ("voices.yaml", "podcast.yaml"):
+        shutil.copy(REPO / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = new_project(tmp_path_factory.mktemp("e2e") / "book")
+    return root, build(root)
+
+
+def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path, dict]) -> None:
+    root, report = built
+    out = root / "output"
+    totals = report["totals"]
+    assert totals["chapters"] == 2 and totals["encoded"] == 2
+    assert totals["clips"] == totals["rendered"] > 50 and totals["cached"] == 0
+    assert set(report["stages"]) == {"check", "synthesis", "cover", "assembly", "feed"}
+    assert report["engine"]["name"] == "pyttsx3" and "espeak-ng" in report["engine"]["version"]
+    for chapter in report["chapters"]:
+        mp3 = out / chapter["mp3"]
+        stem = mp3.name[: -len(".mp3")]
+        assert (out / f"{stem}.vtt").is_file() and (out / f"{stem}.chapters.json").is_file()
+        length = mutagen.mp3.MP3(mp3).info.length
+        assert abs(length - chapter["seconds"]) < 0.1, (mp3.name, length, chapter["seconds"])
+    # ten minutes of speech at 160-175 wpm plus pauses: no chapter silently lost or cut short
+    assert 9 * 60 < totals["seconds"] < 15 * 60
+    assert {"Narrator", "Alexandra Kollontai", "Victor Serge"} <= {
+        v for c in report["chapters"] for v in c["voices"]
+    }
+    feed = feedparser.parse((out / "feed.xml").read_bytes())
+    assert not feed.bozo, feed.bozo_exception
+    assert len(feed.entries) == 2
+    for entry in feed.entries:
+        name = entry.enclosures[0].href.rsplit("/", 1)[1]
+        assert int(entry.enclosures[0].length) == (out / name).stat().st_size
+    assert (out / "index.html").is_file()
+
+
+def test_rebuilds_do_only_what_changed(built: tuple[Path, dict]) -> None:
+    root, first = built
+    out = root / "output"
+    before = products(out)
+
+    again = build(root)
+    assert again["totals"]["rendered"] == 0 and again["totals"]["encoded"] == 0
+    assert products(out) == before, "a no-op rebuild rewrote files"
+
+    # Serge reads a little faster: only his clips are rendered again, only chapter 2 encoded.
+    voices = root / "voices.yaml"
+    original = voices.read_text(encoding="utf-8")
+    serge = original.index("  serge:")
+    rate = re.compile(r"rate: (\d+)")
+    m = rate.search(original, serge)
+    assert m is not None
+    voices.write_text(
+        original[: m.start()] + f"rate: {int(m.group(1)) + 15}" + original[m.end() :],
+        encoding="utf-8",
+    )
+    changed = build(root)
+    serge_clips = sum(
+        1
+        for line in (root / "output" / "02-workers-opposition.vtt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.startswith("<v Victor Serge>")
+    )
+    assert serge_clips > 0
+    assert changed["totals"]["rendered"] == serge_clips
+    encoded = [c["mp3"] for c in changed["chapters"] if c["encoded"]]
+    assert encoded == ["02-workers-opposition.mp3"]
+    now = products(out)
+    ch1 = [k for k in before if k.startswith("01-")]
+    assert ch1 and all(now[k] == before[k] for k in ch1), "chapter 1 was rewritten"
+    assert now["02-workers-opposition.mp3"][0] != before["02-workers-opposition.mp3"][0]
+
+    # Back to the original rate: every clip is in the cache, and the bytes are the first build's.
+    voices.write_text(original, encoding="utf-8")
+    back = build(root)
+    assert back["totals"]["rendered"] == 0
+    assert {k: v[0] for k, v in products(out).items()} == {k: v[0] for k, v in before.items()}
+    assert first["totals"]["seconds"] == back["totals"]["seconds"]
+
+
+def test_a_fresh_build_elsewhere_is_byte_identical(
+    built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Own clip cache, one synthesis worker instead of one per core: the same bytes."""
+    root, _ = built
+    other = new_project(tmp_path / "elsewhere")
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(tmp_path / "cache"))
+    report = build(other, "--jobs", "1")
+    assert report["totals"]["rendered"] == report["totals"]["clips"]
+    assert any((tmp_path / "cache").rglob("*.wav"))
+    mine = {k: v[0] for k, v in products(root / "output").items()}
+    theirs = {k: v[0] for k, v in products(other / "output").items()}
+    assert mine.keys() == theirs.keys()
+    differ = [k for k in mine if mine[k] != theirs[k]]
+    assert not differ, f"differ between two clean builds: {differ}"
+    assert not any((other / "output").rglob("*.wav")), "NARRATE_CACHE_DIR was ignored"
