@@ -10,8 +10,9 @@ user commits like a lock file:
   feed moves. A feed built for `narrate serve` on this machine (a loopback URL) does not
   fix it: it is computed afresh until the show is published somewhere.
 - An episode's guid is the UUIDv5 of its chapter id under the podcast guid; its first
-  pubDate is podcast.yaml's `published` date (default 2000-01-01) plus one day per episode
-  number, and never earlier than a day after the newest episode already in the lock. Both
+  pubDate is podcast.yaml's `published` date (default 2000-01-01) plus one minute per
+  episode number (in order, and none in the future when the show is published the day it
+  is dated), and never earlier than a minute after the newest episode already in the lock. Both
   are written to the lock the first time the chapter is built and read from it after, so
   re-casting, fixing a typo or adding a seed changes no existing episode.
 
@@ -353,6 +354,9 @@ def _is_uuid(value: Any) -> bool:
     return isinstance(value, str)
 
 
+#: Between the first publication dates of consecutive episodes.
+EPISODE_STEP = timedelta(minutes=1)
+
 def update_lock(
     lock: Lock,
     episodes: Sequence[Episode],
@@ -370,9 +374,9 @@ def update_lock(
     for ep in sorted(episodes, key=lambda e: e.number):
         if ep.chapter_id in entries:
             continue
-        when = base + timedelta(days=max(ep.number - 1, 0))
+        when = base + EPISODE_STEP * max(ep.number - 1, 0)
         if latest is not None and when <= latest:
-            when = latest + timedelta(days=1)
+            when = latest + EPISODE_STEP
         entries[ep.chapter_id] = EpisodeLock(str(uuid.uuid5(namespace, ep.chapter_id)), when)
         latest = when if latest is None else max(latest, when)
     return Lock(podcast_guid=keep_guid, episodes=entries), podcast_guid

@@ -434,8 +434,8 @@ def test_published_date_sets_the_first_episodes_dates(tmp_path: Path, speech: li
     dates = [e.published for e in feedparser.parse(str(tmp_path / "output/feed.xml")).entries]
     assert dates == [
         "Wed, 01 May 2024 00:00:00 +0000",
-        "Thu, 02 May 2024 00:00:00 +0000",
-        "Fri, 03 May 2024 00:00:00 +0000",
+        "Wed, 01 May 2024 00:01:00 +0000",
+        "Wed, 01 May 2024 00:02:00 +0000",
     ]
 
 
