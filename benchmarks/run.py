@@ -1,0 +1,292 @@
+"""narrate's speed and memory against the floor, in one run on this machine.
+
+    .venv/bin/python benchmarks/run.py            # the seeds: floor, cold, no-op, one voice changed
+    .venv/bin/python benchmarks/run.py --novel    # also News from Nowhere (80k words; minutes)
+    make bench                                    # the same as the first line
+
+Every figure comes from this run, so the ratios compare like with like on this machine. The
+floor (benchmarks/floor.py) is espeak-ng through its C API plus soxr and LAME at the build's
+default encoder settings, split evenly over one process per core, with nothing else. Each
+build runs `narrate build` as a user would, in a scratch copy of the project with its own
+clip cache. Peak memory is the largest sum of the resident memory of the build and all its
+worker processes, sampled every 20 ms from /proc; CPU use is user+system time over wall time.
+Prints a table with each goal of issue 7 checked, and writes the figures as JSON
+(benchmarks/results.json, or --json PATH). Exit status 1 if a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NARRATE = Path(sys.executable).parent / "narrate"
+NOVEL = REPO / "tests" / "data" / "news-from-nowhere.txt"
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dict:
+    """Wall seconds, CPU seconds and peak tree memory of one command, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: {' '.join(map(str, cmd))} failed:\n{err}{out}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "cores_busy": round(cpu / wall, 2),
+        "peak_mb": round(peak / 2**20, 1),
+        "stdout": out,
+    }
+
+
+def floor(files: list[Path]) -> dict:
+    result = run_measured([sys.executable, str(REPO / "benchmarks" / "floor.py"), *map(str, files)])
+    figures = json.loads(result.pop("stdout"))
+    return {**result, **{k: figures[k] for k in ("words", "audio_seconds", "realtime")}}
+
+
+def product_files(out: Path) -> dict[str, tuple[str, int]]:
+    """Files a build delivers (not its cache, state or report), with sha256 and mtime."""
+    found = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if p.is_file() and rel.parts[0] not in (".cache", ".state") and rel.name != "build.json":
+            found[str(rel)] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+    return found
+
+
+def build(project: Path) -> dict:
+    env = {**os.environ, "NARRATE_CACHE_DIR": str(project / "cache")}
+    result = run_measured([str(NARRATE), "build", "-p", str(project), "--quiet"], env=env)
+    result.pop("stdout")
+    report = json.loads((project / "output" / "build.json").read_text(encoding="utf-8"))
+    result["stages"] = report["stages"]
+    result["totals"] = report["totals"]
+    result["encoded"] = [c["mp3"] for c in report["chapters"] if c["encoded"]]
+    return result
+
+
+def make_project(root: Path, seeds: list[Path]) -> Path:
+    (root / "seeds").mkdir(parents=True)
+    for seed in seeds:
+        shutil.copy(seed, root / "seeds" / seed.name)
+    for name in ("voices.yaml", "podcast.yaml"):
+        shutil.copy(REPO / name, root / name)
+    return root
+
+
+def change_rate(project: Path, voice: str, delta: int) -> None:
+    path = project / "voices.yaml"
+    text = path.read_text(encoding="utf-8")
+    at = text.index(f"  {voice}:")
+    m = re.compile(r"rate: (\d+)").search(text, at)
+    assert m is not None
+    text = text[: m.start()] + f"rate: {int(m.group(1)) + delta}" + text[m.end() :]
+    path.write_text(text, encoding="utf-8")
+
+
+def voice_lines(project: Path, label: str) -> dict[str, int]:
+    """Per chapter file, how many transcript cues the voice labelled `label` reads."""
+    counts = {}
+    for vtt in sorted((project / "output").glob("*.vtt")):
+        lines = vtt.read_text(encoding="utf-8").splitlines()
+        counts[vtt.stem + ".mp3"] = sum(1 for line in lines if line.startswith(f"<v {label}>"))
+    return counts
+
+
+def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool) -> dict:
+    print(f"[{name}] floor...", file=sys.stderr, flush=True)
+    result: dict = {"floor": floor(seeds)}
+    project = make_project(scratch / name, seeds)
+    print(f"[{name}] cold build...", file=sys.stderr, flush=True)
+    result["cold"] = build(project)
+    before = product_files(project / "output")
+    print(f"[{name}] no-op rebuild...", file=sys.stderr, flush=True)
+    result["noop"] = build(project)
+    result["noop"]["files_rewritten"] = sorted(
+        k for k, v in product_files(project / "output").items() if before.get(k) != v
+    )
+    if rebuilds:
+        serge = voice_lines(project, "Victor Serge")
+        print(f"[{name}] rebuild after Serge's rate changed...", file=sys.stderr, flush=True)
+        change_rate(project, "serge", 15)
+        changed = build(project)
+        changed["expected_rendered"] = sum(serge.values())
+        changed["expected_encoded"] = sorted(k for k, n in serge.items() if n)
+        result["one_voice"] = changed
+    return result
+
+
+def goals(results: dict) -> list[tuple[str, str, bool]]:
+    """(goal, measured, met) for each of issue 7's goals that this run measured."""
+    rows = []
+    for name, r in results.items():
+        cold, base = r["cold"], r["floor"]
+        ratio = cold["seconds"] / base["seconds"]
+        rows.append((f"{name}: cold build <= 1.25x floor", f"{ratio:.2f}x", ratio <= 1.25))
+        noop = r["noop"]
+        if name == "seeds":
+            rows.append(
+                (f"{name}: no-op rebuild < 1 s", f"{noop['seconds']:.2f} s", noop["seconds"] < 1)
+            )
+        else:
+            share = noop["seconds"] / cold["seconds"]
+            rows.append((f"{name}: no-op rebuild < 3% of cold", f"{share:.1%}", share < 0.03))
+        idle = noop["totals"]["rendered"] == 0 and not noop["encoded"]
+        rows.append(
+            (
+                f"{name}: no-op renders, encodes, rewrites nothing",
+                f"{noop['totals']['rendered']} rendered, {len(noop['encoded'])} encoded, "
+                f"{len(noop['files_rewritten'])} rewritten",
+                idle and not noop["files_rewritten"],
+            )
+        )
+        if "one_voice" in r:
+            ov = r["one_voice"]
+            rows.append(
+                (
+                    f"{name}: one voice changed: only its clips and chapters",
+                    f"{ov['totals']['rendered']} rendered (its lines: {ov['expected_rendered']}), "
+                    f"encoded {ov['encoded']}",
+                    ov["totals"]["rendered"] == ov["expected_rendered"]
+                    and ov["encoded"] == ov["expected_encoded"],
+                )
+            )
+        rows.append(
+            (
+                f"{name}: peak memory < 1 GB",
+                f"{cold['peak_mb']:.0f} MB (floor {base['peak_mb']:.0f} MB)",
+                cold["peak_mb"] < 1024,
+            )
+        )
+        if len(cold["encoded"]) > 1:
+            busy = cold["cores_busy"] / CORES
+            rows.append(
+                (
+                    f"{name}: all {CORES} cores busy (CPU time / wall / cores)",
+                    f"{busy:.0%} (floor {base['cores_busy'] / CORES:.0%})",
+                    busy >= 0.8,
+                )
+            )
+    return rows
+
+
+def table(results: dict) -> str:
+    lines = [
+        f"{'run':<22}{'seconds':>9}{'x floor':>9}{'peak MB':>9}{'cores':>7}"
+        f"{'rendered':>10}{'encoded':>9}",
+    ]
+    for name, r in results.items():
+        base = r["floor"]["seconds"]
+        for run in ("floor", "cold", "noop", "one_voice"):
+            if run not in r:
+                continue
+            m = r[run]
+            rendered = str(m["totals"]["rendered"]) if "totals" in m else "-"
+            encoded = str(len(m["encoded"])) if "encoded" in m else "-"
+            lines.append(
+                f"{name + ' ' + run:<22}{m['seconds']:>9.2f}{m['seconds'] / base:>9.2f}"
+                f"{m['peak_mb']:>9.0f}{m['cores_busy']:>7.2f}{rendered:>10}{encoded:>9}"
+            )
+        cold = r["cold"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in cold["stages"].items())
+        lines.append(f"  cold build stages (s): {stages}")
+        lines.append(
+            f"  audio: {cold['totals']['seconds'] / 60:.1f} min from {r['floor']['words']} words "
+            f"(floor at 175 wpm: {r['floor']['audio_seconds'] / 60:.1f} min)"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--novel", action="store_true", help="also the 80k-word novel (minutes)")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results.json")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch projects")
+    args = parser.parse_args()
+
+    seeds = sorted(p for p in (REPO / "seeds").iterdir() if p.suffix in (".txt", ".md"))
+    scratch = Path(tempfile.mkdtemp(prefix="narrate-bench-"))
+    try:
+        results = {"seeds": bench_book("seeds", seeds, scratch, rebuilds=True)}
+        if args.novel:
+            results["novel"] = bench_book("novel", [NOVEL], scratch, rebuilds=False)
+    finally:
+        if args.keep:
+            print(f"scratch projects kept in {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(table(results))
+    print()
+    rows = goals(results)
+    width = max(len(g) for g, _, _ in rows)
+    for goal, measured, met in rows:
+        print(f"{'PASS' if met else 'MISS'}  {goal:<{width}}  {measured}")
+    payload = {
+        "machine": {"cores": CORES, "python": sys.version.split()[0]},
+        "results": results,
+        "goals": [{"goal": g, "measured": m, "met": ok} for g, m, ok in rows],
+    }
+    args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"\nfigures written to {args.json}")
+    sys.exit(0 if all(ok for _, _, ok in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
