@@ -1685,7 +1685,9 @@ def outline(book: Book) -> str:
         out.append("")
     files = len({ch.file for ch in book.chapters})
     counts = _kinds_line(total, total_words)
-    out.append(f"Total: {len(book.chapters)} chapters from {files} files, {counts}")
+    chapters = f"{len(book.chapters)} chapter{'s' if len(book.chapters) != 1 else ''}"
+    sources = f"{files} file{'s' if files != 1 else ''}"
+    out.append(f"Total: {chapters} from {sources}, {counts}")
     if book.removed:
         removed_words = sum(_count_words(r.text) for r in book.removed)
         out.append("")
