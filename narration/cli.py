@@ -218,6 +218,8 @@ def build(project_dir: Path, jobs: int | None, base_url: str | None, quiet: bool
     """Build the audiobook and podcast into output/."""
     from .build import build_project
 
+    if base_url is not None:
+        _check_base_url(base_url)
     say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     report = build_project(
         open_project_dir(project_dir),
@@ -229,6 +231,20 @@ def build(project_dir: Path, jobs: int | None, base_url: str | None, quiet: bool
     )
     if not quiet:
         click.echo(report.summary())
+
+
+def _check_base_url(url: str) -> None:
+    """Refuse a --base-url that urllib cannot even split ("http://[x"), as an InputError."""
+    from urllib.parse import urlsplit
+
+    from .errors import InputError
+
+    try:
+        urlsplit(url)
+    except ValueError:
+        raise InputError(
+            "--base-url", f"'{url}' is not an http(s) URL like https://example.org/book/"
+        ) from None
 
 
 @main.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
+import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -126,28 +127,80 @@ class PodcastConfig(_Strict):
 
 
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
-    """Map each path in a YAML document (keys and list indexes) to its 1-based line."""
+    """Map each path in a YAML document (keys and list indexes) to its 1-based line.
+
+    Walked without recursion and each node once: an alias is not followed again, so a
+    document whose aliases nest (or contain themselves) cannot make this slow or crash.
+    """
     index: dict[tuple[str | int, ...], int] = {}
     try:
         root = yaml.compose(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return index
-
-    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        index[path] = node.start_mark.line + 1
+    if root is None:
+        return index
+    index[()] = root.start_mark.line + 1
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
                 index[(*path, k)] = key.start_mark.line + 1
-                walk(value, (*path, k))
-                index[(*path, k)] = key.start_mark.line + 1
+                stack.append((value, (*path, k)))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    if root is not None:
-        walk(root, ())
+                index[(*path, i)] = item.start_mark.line + 1
+                stack.append((item, (*path, i)))
     return index
+
+
+#: A configuration is small and flat; deeper nesting or more values than this (YAML aliases
+#: can multiply a few lines into billions of values, or contain themselves) is refused.
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 200_000
+
+
+def _check_shape(root: yaml.Node, path: Path) -> None:
+    """ConfigError if the document, aliases expanded, nests too deep or holds too much."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        line = node.start_mark.line + 1
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                [
+                    Problem(
+                        path,
+                        line,
+                        f"nested more than {MAX_YAML_DEPTH} levels deep "
+                        "(or a YAML alias that contains itself)",
+                    )
+                ]
+            )
+        if count > MAX_YAML_VALUES:
+            raise ConfigError(
+                [
+                    Problem(
+                        path,
+                        line,
+                        f"too large: more than {MAX_YAML_VALUES:,} values once its YAML "
+                        "aliases are expanded",
+                    )
+                ]
+            )
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
 
 
 def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
@@ -158,12 +211,23 @@ def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
             [Problem(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
         ) from None
     try:
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_shape(node, path)  # before building it: aliases can expand without end
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(path, line, f"YAML syntax error: {what}")]) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(path, None, f"nested more than {MAX_YAML_DEPTH} levels deep")]
+        ) from None
     return data, _line_index(text)
 
 
@@ -293,6 +357,31 @@ def text_matches(pattern: str, value: str | None) -> bool:
     return pattern.casefold() in value.casefold()
 
 
+TEMPLATE_FIELDS = ("number", "title", "author", "work", "year")
+
+
+def _template_problem(template: str) -> str | None:
+    """What is wrong with an announcement template, or None.
+
+    Only plain fields are filled in (cast.render_template): a format spec, a conversion or
+    an attribute would be read aloud as written, or worse, run (`{number:>999999999}` makes
+    a gigabyte, `{title.upper}` says a memory address), so they are refused here.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return str(exc)
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS:
+            return f"unknown field {{{name}}}"
+        if spec or conversion:
+            written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            return f"{{{written}}}: write the field alone, as {{{name}}}"
+    return None
+
+
 def _semantic_problems(
     path: Path,
     data: dict[str, Any],
@@ -339,14 +428,13 @@ def _semantic_problems(
         tmpl = announce.get(key)
         if not isinstance(tmpl, str):
             continue
-        try:
-            tmpl.format(number=1, title="t", author="a", work="w", year="y")
-        except (KeyError, IndexError, ValueError) as exc:
+        why = _template_problem(tmpl)
+        if why:
             problems.append(
                 Problem(
                     path,
                     lines.get(("announce", key)),
-                    f"announce.{key}: bad template ({exc!s}); "
+                    f"announce.{key}: bad template ({why}); "
                     "use {number} {title} {author} {work} {year}",
                 )
             )

@@ -250,13 +250,27 @@ def check_podcast(podcast: PodcastConfig, path: Path) -> list[Problem]:
             )
     if podcast.owner_email is not None and not _EMAIL.match(podcast.owner_email.strip()):
         problem("owner_email", f"'{podcast.owner_email}' is not an e-mail address")
-    if podcast.link is not None:
-        parts = urlsplit(podcast.link.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            problem("link", f"'{podcast.link}' is not an http(s) URL")
+    if podcast.link is not None and not _is_http_url(podcast.link.strip()):
+        problem("link", f"'{podcast.link}' is not an http(s) URL")
+    if podcast.base_url is not None and not _is_http_url(podcast.base_url):
+        problem(
+            "base_url",
+            f"'{podcast.base_url}' is not an http(s) URL like https://example.org/book/",
+        )
     if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", podcast.language.strip()):
         problem("language", f"'{podcast.language}' is not a language code like en or en-US")
     return problems
+
+
+def _is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host and no spaces (urlsplit raises on some bad ones)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1", an unclosed IPv6 literal
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(
+        c.isspace() for c in url
+    )
 
 
 def _closest(word: str, choices: Iterable[str]) -> str | None:

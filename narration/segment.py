@@ -45,6 +45,30 @@ from .model import (
 )
 
 SEED_SUFFIXES = (".txt", ".md")
+#: What counts as a file extension: "notes.docx", "cover.jpg" and "01.txt~" have one and are
+#: not read; "Chapter 3. The End" and "README" have none and are read as plain text.
+_EXTENSION = re.compile(r"\.\S{1,10}")
+
+
+def is_seed_name(name: str) -> bool:
+    """A seed: *.txt, *.md, or a name with no extension; never a hidden or backup file.
+
+    A text saved without an extension would otherwise be left out of the book without a
+    word. Editors' backups ("ch1~", "#ch1#") and names with control characters (macOS's
+    "Icon\\r") are never texts.
+    """
+    if name.startswith((".", "#", "~")) or name.endswith(("~", "#")):
+        return False
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return False
+    suffix = Path(name).suffix
+    return suffix.lower() in SEED_SUFFIXES or not _EXTENSION.fullmatch(suffix)
+
+
+def seed_stem(name: str) -> str:
+    """The file name without its .txt or .md: "Chapter 3. The End" keeps its whole name."""
+    path = Path(name)
+    return path.stem if path.suffix.lower() in SEED_SUFFIXES else path.name
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -94,15 +118,11 @@ _ENCODING_ALIASES = {
 
 
 def seed_files(seeds_dir: Path) -> list[Path]:
-    """The seed files of a book in listening order: *.txt and *.md, by name, no hidden files."""
+    """The seed files of a book in listening order (see is_seed_name), by name."""
     if not seeds_dir.is_dir():
         raise InputError(seeds_dir, "no seeds directory: put the texts to read in it")
     files = sorted(
-        (
-            p
-            for p in seeds_dir.iterdir()
-            if not p.name.startswith(".") and p.suffix.lower() in SEED_SUFFIXES and p.is_file()
-        ),
+        (p for p in seeds_dir.iterdir() if is_seed_name(p.name) and p.is_file()),
         key=lambda p: p.name,
     )
     if not files:
@@ -201,7 +221,7 @@ def segment_book(seeds_dir: Path) -> Book:
         text = read_seed(path)
         file_chapters, file_removed = _segment(text, path.name, len(chapters) + 1, path)
         for ch in file_chapters:
-            chapter_id = _unique_id(ch.id, used, _slug(Path(ch.file).stem))
+            chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
             chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
         removed.extend(file_removed)
     return Book(chapters=tuple(chapters), removed=tuple(removed))
@@ -1456,7 +1476,7 @@ def _chapter_author(
 
 def _title_from_file(file: str) -> str:
     """'02-the-workers-opposition-overview.txt' -> 'The Workers Opposition Overview'."""
-    stem = Path(file).stem
+    stem = seed_stem(file)
     stem = re.sub(r"^\d+[\s._-]*", "", stem) or stem
     words_ = [w for w in re.split(r"[\s._-]+", stem) if w]
     return " ".join(w[:1].upper() + w[1:] for w in words_) or stem
