@@ -288,15 +288,28 @@ def _build_locked(
         show = Show(**{**show.__dict__, "cover": cover})
 
     with stage("assembly"):
-        say(f"Assembling {len(grouped)} chapters...")
-        episodes = assemble_book(
-            grouped,
-            show=show,
-            pauses=checked.voices.pauses,
-            audio=checked.voices.audio,
-            out_dir=out,
-            jobs=jobs,
+        chapters = ProgressReporter(
+            quiet=quiet, label="assembly", unit="chapters", made="encoded", kept="unchanged"
         )
+        counts = {"done": 0, "kept": 0}
+
+        def assembled(episode: Episode) -> None:
+            counts["done"] += 1
+            counts["kept"] += not getattr(episode, "encoded", True)
+            chapters(counts["done"], counts["kept"], len(grouped))
+
+        try:
+            episodes = assemble_book(
+                grouped,
+                show=show,
+                pauses=checked.voices.pauses,
+                audio=checked.voices.audio,
+                out_dir=out,
+                jobs=jobs,
+                progress=assembled,
+            )
+        finally:
+            chapters.close()
         _remove_stale(out, episodes)
 
     with stage("feed"):

@@ -24,7 +24,10 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressReporter:
-    """Callable as progress(done, cached, total); `close()` ends the display."""
+    """Callable as progress(done, cached, total); `close()` ends the display.
+
+    Counts clips by default; `unit`, `made` and `kept` name other work (chapters encoded or
+    unchanged)."""
 
     def __init__(
         self,
@@ -32,6 +35,9 @@ class ProgressReporter:
         *,
         quiet: bool = False,
         label: str = "synthesis",
+        unit: str = "clips",
+        made: str = "rendered",
+        kept: str = "from cache",
         interval: float = 10.0,
         width: int = 24,
         clock: Callable[[], float] = time.monotonic,
@@ -39,6 +45,7 @@ class ProgressReporter:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         self.label = label
+        self.unit, self.made, self.kept = unit, made, kept
         self.interval = interval
         self.width = width
         self.clock = clock
@@ -92,8 +99,8 @@ class ProgressReporter:
         if left == 0:
             when = "done"
         return (
-            f"{self.label}: {done}/{total} clips ({done - cached} rendered, "
-            f"{cached} from cache, {left} left, {when})"
+            f"{self.label}: {done}/{total} {self.unit} ({done - cached} {self.made}, "
+            f"{cached} {self.kept}, {left} left, {when})"
         )
 
     def _draw(self, now: float) -> None:
