@@ -337,10 +337,20 @@ def _build_locked(
                 "encoded": bool(getattr(ep, "encoded", True)),
                 "seconds": round(ep.seconds, 3),
                 "voices": list(ep.voices),
+                # measured when it was encoded (kept chapters: by the build that encoded them)
+                "loudness_lufs": _rounded(getattr(ep, "loudness", None)),
+                "true_peak_dbtp": _rounded(getattr(ep, "true_peak", None)),
+                "voice_loudness_lufs": {
+                    k: _rounded(v) for k, v in getattr(ep, "voice_loudness", {}).items()
+                },
             }
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / "build.json", data.encode("utf-8"))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 _PRODUCTS = (".mp3", ".vtt", ".chapters.json")
