@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter, sos2tf
 
 from . import audio as sig
 from .config import AudioConfig, PausesConfig
@@ -85,8 +84,19 @@ def _allpass(fc: float, q: float) -> np.ndarray:
 #: peaks for nothing (measured on espeak-ng voices: the same loudness, 10-20 % fewer
 #: samples limited). Broadcast processors do the same to voices.
 PHASE_ROTATOR = np.array([_allpass(fc, 0.5) for fc in (100.0, 200.0, 400.0, 800.0)])
+
+
+def _sos2tf(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order sections as one (b, a): scipy.signal.sos2tf, which is a product of
+    polynomials, without importing scipy.signal."""
+    b, a = np.ones(1), np.ones(1)
+    for row in sos:
+        b, a = np.polymul(b, row[:3]), np.polymul(a, row[3:])
+    return b, a
+
+
 #: The same as one eighth-order filter: 2.4x faster than the sections, within 1e-5 of them
-_ROTATOR_B, _ROTATOR_A = sos2tf(PHASE_ROTATOR)
+_ROTATOR_B, _ROTATOR_A = _sos2tf(PHASE_ROTATOR)
 
 
 @dataclass(frozen=True)
@@ -284,7 +294,7 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
             if samples.size == 0:
                 raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
             a, b = sig.speech_bounds(samples)
-            rotated = lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b].astype(np.float64))
+            rotated = sig.lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b])
             scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
             speech = np.clip(scaled, -32768, 32767).astype(np.int16)
             if pos + speech.size > timeline.size:  # a clip longer than declared

@@ -9,15 +9,15 @@ Nothing here reads the clock or an unseeded random source: same input, same byte
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
-from scipy.signal import lfilter, lfilter_zi
 
 from .errors import SynthesisError
 
@@ -41,6 +41,81 @@ LAME_GAIN = 0.95
 SILENT = -math.inf
 
 
+@functools.lru_cache(maxsize=1)
+def _linear_filter() -> Callable[..., Any]:
+    """SciPy's compiled IIR filter (what `scipy.signal.lfilter` calls), loaded on its own.
+
+    `import scipy.signal` takes 0.6-1 s (it imports scipy.stats, interpolate, optimize...),
+    a sixth of a whole build of a short book, for one C function. So the extension module
+    that holds it is loaded from SciPy's folder without running the package's __init__;
+    if SciPy ever moves it, the public `lfilter` is used instead (same numbers, slower start).
+    """
+    import importlib.machinery
+    import importlib.util
+
+    try:
+        import scipy
+
+        folder = Path(scipy.__file__).parent / "signal"
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = folder / f"_sigtools{suffix}"
+            if path.is_file():
+                spec = importlib.util.spec_from_file_location("scipy.signal._sigtools", path)
+                if spec is None or spec.loader is None:
+                    break
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module._linear_filter  # type: ignore[no-any-return]
+    except (ImportError, OSError, AttributeError):
+        pass
+    from scipy.signal import lfilter as public
+
+    def linear_filter(b: Any, a: Any, x: Any, axis: int, zi: Any = None) -> Any:
+        return public(b, a, x, axis=axis) if zi is None else public(b, a, x, axis=axis, zi=zi)
+
+    return linear_filter
+
+
+def lfilter(
+    b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None
+) -> Any:
+    """`scipy.signal.lfilter(b, a, x[, zi])` for 1-D float64 signals (a[0] need not be 1),
+    without importing scipy.signal. Returns y, or (y, final state) when zi is given."""
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if zi is None:
+        return _linear_filter()(b, a, x, -1)
+    return _linear_filter()(b, a, x, -1, np.ascontiguousarray(zi, dtype=np.float64))
+
+
+def _biquad(kind: str, gain_db: float, q: float, fc: float, rate: int) -> np.ndarray:
+    """An RBJ-cookbook biquad as pyloudnorm designs it (b0 b1 b2 a0 a1 a2, over a0)."""
+    big_a = 10 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * (fc / rate)
+    alpha = np.sin(w0) / (2.0 * q)
+    cos, root = np.cos(w0), np.sqrt(big_a)
+    if kind == "high_shelf":
+        b0 = big_a * ((big_a + 1) + (big_a - 1) * cos + 2 * root * alpha)
+        b1 = -2 * big_a * ((big_a - 1) + (big_a + 1) * cos)
+        b2 = big_a * ((big_a + 1) + (big_a - 1) * cos - 2 * root * alpha)
+        a0 = (big_a + 1) - (big_a - 1) * cos + 2 * root * alpha
+        a1 = 2 * ((big_a - 1) - (big_a + 1) * cos)
+        a2 = (big_a + 1) - (big_a - 1) * cos - 2 * root * alpha
+    else:  # high_pass
+        b0, b1, b2 = (1 + cos) / 2, -(1 + cos), (1 + cos) / 2
+        a0, a1, a2 = 1 + alpha, -2 * cos, 1 - alpha
+    return np.array([b0, b1, b2, a0, a1, a2]) / a0
+
+
+def k_weighting(rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """BS.1770's K-weighting (pyloudnorm's two stages: a 4 dB shelf at 1.5 kHz, a high-pass
+    at 38 Hz) as one fourth-order filter (b, a), so it is one pass over the signal."""
+    shelf = _biquad("high_shelf", 4.0, 1 / np.sqrt(2), 1500.0, rate)
+    high_pass = _biquad("high_pass", 0.0, 0.5, 38.0, rate)
+    return np.convolve(shelf[:3], high_pass[:3]), np.convolve(shelf[3:], high_pass[3:])
+
+
 def read_clip(path: Path) -> np.ndarray:
     """A clip as mono int16 samples at RATE.
 
@@ -48,16 +123,19 @@ def read_clip(path: Path) -> np.ndarray:
     `wave` refuses); other rates and widths are converted so one odd clip cannot break a
     chapter.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydub warns about ffmpeg at import; WAV needs none
-        from pydub import AudioSegment
-
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise SynthesisError(f"{path}: clip is missing (clean the cache and build again)") from None
     except OSError as exc:
         raise SynthesisError(f"{path}: clip unreadable ({exc.strerror or exc})") from None
+    plain = _plain_pcm(raw)
+    if plain is not None:  # what the engines write: read in place, no copy
+        return plain
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydub warns about ffmpeg at import; WAV needs none
+        from pydub import AudioSegment
+
     try:
         # parsing bytes: pydub's WAV reader only, never its ffmpeg fallback
         seg = AudioSegment(data=raw)
@@ -74,6 +152,25 @@ def read_clip(path: Path) -> np.ndarray:
         resampled = soxr.resample(samples.astype(np.float32) / 32768.0, seg.frame_rate, RATE)
         samples = to_int16(resampled)
     return samples
+
+
+def _plain_pcm(raw: bytes) -> np.ndarray | None:
+    """The samples of a canonical WAV (a PCM `fmt ` chunk, then `data`) that is already mono
+    16-bit at RATE; None for anything else, left to pydub."""
+    if len(raw) < 44 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE" or raw[12:16] != b"fmt ":
+        return None
+    (fmt_size,) = struct.unpack_from("<I", raw, 16)
+    if fmt_size < 16:
+        return None
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", raw, 20)
+    data = 20 + fmt_size + (fmt_size & 1)
+    if (tag, channels, rate, bits) != (1, 1, RATE, 16) or raw[data : data + 4] != b"data":
+        return None
+    (size,) = struct.unpack_from("<I", raw, data + 4)
+    body = raw[data + 8 : data + 8 + size]
+    if len(body) != size or size % 2:
+        return None
+    return np.frombuffer(body, dtype="<i2")
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
@@ -133,51 +230,87 @@ class Gate:
         """Gated loudness in LUFS of everything fed so far; -inf when too short or silent."""
         if not self._energies:
             return SILENT
-        hops = np.concatenate(self._energies)
-        if hops.size < 4:
-            return SILENT
-        blocks = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * self._hop)
-        with np.errstate(divide="ignore"):
-            levels = -0.691 + 10.0 * np.log10(blocks)
-        gated = blocks[levels >= -70.0]
-        if gated.size == 0:
-            return SILENT
-        relative = -0.691 + 10.0 * math.log10(float(gated.mean())) - 10.0
-        kept = blocks[(levels > relative) & (levels > -70.0)]
-        if kept.size == 0:
-            return SILENT
-        return -0.691 + 10.0 * math.log10(float(kept.mean()))
+        return gated_loudness(np.concatenate(self._energies), self._hop)
+
+
+def gated_loudness(hops: np.ndarray, hop: int) -> float:
+    """BS.1770-4 gated loudness from the energies (sums of K-weighted squares) of
+    consecutive 100 ms hops of `hop` samples; -inf when under one block or silent."""
+    if hops.size < 4:
+        return SILENT
+    blocks = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * hop)
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10.0 * np.log10(blocks)
+    gated = blocks[levels >= -70.0]
+    if gated.size == 0:
+        return SILENT
+    relative = -0.691 + 10.0 * math.log10(float(gated.mean())) - 10.0
+    kept = blocks[(levels > relative) & (levels > -70.0)]
+    if kept.size == 0:
+        return SILENT
+    return -0.691 + 10.0 * math.log10(float(kept.mean()))
+
+
+class HopSums:
+    """Hop energies of a signal measured in separate stretches, on a grid fixed to the
+    signal's own start: stretches measured by different processes add up to what one
+    meter fed the whole signal would gate (a hop cut by a stretch's end is completed by
+    the next stretch)."""
+
+    def __init__(self, rate: int) -> None:
+        self.hop = round(rate * 0.1)
+        self.parts: list[tuple[int, np.ndarray]] = []  # (first hop, energies), in any order
+
+    def add(self, sq: np.ndarray, offset: int) -> None:
+        """K-weighted squares of the signal's samples [offset, offset + len(sq))."""
+        if sq.size == 0:
+            return
+        hop = self.hop
+        first = offset // hop
+        head = min(sq.size, (first + 1) * hop - offset)  # up to the end of the first hop
+        sums = [np.array([sq[:head].sum()])]
+        rest = sq[head:]
+        whole = rest.size // hop * hop
+        if whole:
+            sums.append(rest[:whole].reshape(-1, hop).sum(axis=1))
+        if rest.size > whole:
+            sums.append(np.array([rest[whole:].sum()]))
+        self.parts.append((first, np.concatenate(sums)))
+
+    def merge(self, other: HopSums) -> None:
+        self.parts.extend(other.parts)
+
+    def loudness(self, length: int) -> float:
+        """Gated loudness of the signal's first `length` samples, in whole hops (the last,
+        partial hop is left out, as a streaming meter leaves it)."""
+        count = length // self.hop
+        hops = np.zeros(count + 1)
+        for first, sums in sorted(self.parts, key=lambda p: p[0]):
+            end = min(count + 1, first + sums.size)
+            if end > first:
+                hops[first:end] += sums[: end - first]
+        return gated_loudness(hops[:count], self.hop)
 
 
 class LoudnessMeter(Gate):
     """Integrated loudness (ITU-R BS.1770-4) of a signal fed in chunks of any size.
 
-    The K-weighting filters are pyloudnorm's, run with carried state, so feeding a signal
-    in pieces measures the same as feeding it whole. A voice's scattered clips can be
-    measured as if concatenated by feeding them one after another.
+    The K-weighting filters are pyloudnorm's (designed here the same way), run with carried
+    state, so feeding a signal in pieces measures the same as feeding it whole. A voice's
+    scattered clips can be measured as if concatenated by feeding them one after another.
     """
 
     def __init__(self, rate: int) -> None:
-        import pyloudnorm
-
         super().__init__(rate)
-        meter = pyloudnorm.Meter(rate)
-        # the two K-weighting stages as one fourth-order filter: one pass, same result
-        b, a, gain = np.ones(1), np.ones(1), 1.0
-        for stage in meter._filters.values():
-            b, a = np.convolve(b, stage.b), np.convolve(a, stage.a)
-            gain *= stage.passband_gain
-        self._b, self._a, self._gain = b, a, gain
-        self._zi = lfilter_zi(b, a) * 0.0
+        self._b, self._a = k_weighting(rate)
+        self._zi = np.zeros(len(self._a) - 1)
         self.samples = 0
 
     def weigh(self, x: np.ndarray) -> np.ndarray:
         """The next samples K-weighted and squared (the filter's state carries on)."""
-        y, self._zi = lfilter(self._b, self._a, np.asarray(x, dtype=np.float64), zi=self._zi)
-        if self._gain != 1.0:
-            y *= self._gain
+        y, self._zi = lfilter(self._b, self._a, x, zi=self._zi)
         self.samples += x.size
-        return y * y
+        return np.square(y, out=y)
 
     def feed(self, x: np.ndarray) -> np.ndarray:
         """Add the next samples (float, full scale 1.0); returns them weighted and squared."""
@@ -256,6 +389,12 @@ def true_peak(x: np.ndarray, rate: int) -> float:
     return gain_to_db(float(block_peaks(x, 1024, factor, 0.0).max()))
 
 
+def _window_min(x: np.ndarray, before: int, ahead: int) -> np.ndarray:
+    """min(x[k - before : k + ahead + 1]) for every k, the ends held (edge values repeated)."""
+    padded = np.concatenate((np.full(before, x[0]), x, np.full(ahead, x[-1])))
+    return np.lib.stride_tricks.sliding_window_view(padded, before + ahead + 1).min(axis=1)
+
+
 def _causal_mean(x: np.ndarray, width: int) -> np.ndarray:
     """Mean of x over [n - width + 1, n], the start held at x[0]."""
     if width <= 1:
@@ -323,8 +462,7 @@ class Limiter:
         # every knot k and k + 1 is <= what block k needs, so the straight line between
         # them is, for every sample of the block
         before, ahead = self.hold + 1, self.a1 + self.a2 + 1
-        size = before + ahead + 1
-        held = minimum_filter1d(need, size, mode="nearest", origin=before - size // 2)
+        held = _window_min(need, before, ahead)
         g = np.minimum(_causal_mean(_causal_mean(held, self.a1), self.a2), need)
         return np.append(g, g[-1])
 
@@ -452,6 +590,46 @@ def decoded_true_peak(path: Path, threshold_db: float) -> float:
         window = np.concatenate((left, held))
         peak = max(peak, float(block_peaks(window, 1024, 4, limit, pad).max()))
     return gain_to_db(peak)
+
+
+def decoded_peak_of(data: bytes, threshold_db: float) -> float:
+    """`decoded_true_peak` of an MP3 stream held in memory (a piece of a chapter)."""
+    import miniaudio
+
+    try:
+        decoded = miniaudio.mp3_read_s16(data)
+    except miniaudio.DecodeError as exc:
+        raise OSError(f"the MP3 just encoded does not decode ({exc})") from None
+    x = np.frombuffer(decoded.samples, dtype=np.int16).astype(np.float32) * (1.0 / 32768.0)
+    if x.size == 0:
+        return SILENT
+    return gain_to_db(float(block_peaks(x, 1024, 4, db_to_gain(threshold_db - 1.5)).max()))
+
+
+#: MPEG-1 Layer III bitrates by header index, kbit/s.
+_MP3_BITRATES = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+def mp3_frames(data: bytes) -> int:
+    """How many frames an MPEG-1 Layer III 44.1 kHz stream (as LAME writes it) holds;
+    ValueError if anything in it is not such a frame."""
+    count = pos = 0
+    size = len(data)
+    while pos < size:
+        if pos + 4 > size:
+            raise ValueError(f"{size - pos} stray bytes after frame {count}")
+        (head,) = struct.unpack_from(">I", data, pos)
+        index = (head >> 12) & 0xF
+        # sync, MPEG-1, Layer III, 44.1 kHz
+        if head >> 21 != 0x7FF or (head >> 17) & 0xF != 0b1101 or (head >> 10) & 3 != 0:
+            raise ValueError(f"no MPEG-1 Layer III 44.1 kHz frame at byte {pos}")
+        if not 0 < index < 15:
+            raise ValueError(f"bad bitrate in frame {count}")
+        pos += 144_000 * _MP3_BITRATES[index] // OUT_RATE + ((head >> 9) & 1)
+        count += 1
+    if pos != size:
+        raise ValueError("the last frame is cut short")
+    return count
 
 
 def chunks(total: int, size: int = 1 << 19) -> Iterator[tuple[int, int]]:
