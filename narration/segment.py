@@ -1425,8 +1425,11 @@ def _front(
         if author is None and (_BY.match(single) and _author_from(items[k].block.lines)):
             author = _take_author(items[k].block.lines, f, "author line")
             used.add(k)
-    candidates = [k for k in shorts[:2] if k not in used]
-    if author is None and len(shorts) >= 2:
+    # a 'by' line whose name could not be read ("By Kollontai & Serge") still says where
+    # the author is: the other line is not taken for the author, nor the 'by' line for the title
+    by_lines = {k for k in shorts[:2] if _BY.match(items[k].block.single or "")}
+    candidates = [k for k in shorts[:2] if k not in used and k not in by_lines]
+    if author is None and len(shorts) >= 2 and not by_lines:
         names = [k for k in shorts[:2] if _name_like(items[k].block.single or "")]
         if len(names) == 1:
             k = names[0]
