@@ -16,19 +16,22 @@ chapters over processes, each holding one chapter's 16-bit timeline at a time.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import functools
 import hashlib
+import io
+import itertools
 import json
 import math
 import os
-import queue
 import re
-import threading
 import unicodedata
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ import numpy as np
 
 from . import audio as sig
 from .config import AudioConfig, PausesConfig
-from .errors import NarrateError, OutputError, SynthesisError
+from .errors import OutputError, SynthesisError
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -62,6 +65,16 @@ VOICE_CHECK_SECONDS = 30.0
 MAX_VOICE_GAIN_DB = 30.0
 #: LAME's quality setting (2: high; the floor in benchmarks uses the same).
 LAME_QUALITY = 2
+
+#: Chapters are encoded in pieces of about this many seconds, spread over the processes.
+PIECE_SECONDS = 45.0
+#: Context either side of a piece for its limiter, loudness filter and resampler (samples
+#: at RATE, a multiple of the limiter's block): their responses have died out well before.
+PIECE_CONTEXT = 4096
+#: Timeline samples per MP3 frame (1152 samples at OUT_RATE).
+FRAME_SPAN = sig.SAMPLES_PER_FRAME * sig.RATE // sig.OUT_RATE
+#: Room tone kept between speech and a cut between pieces, milliseconds.
+CUT_GUARD_MS = 20
 
 STATE_DIR = ".state"
 
@@ -332,16 +345,39 @@ def _voice_loudness(chunks: list[np.ndarray]) -> float:
     return meter.integrated()
 
 
-class _Source:
-    """The chapter's samples with each voice's gain and the chapter gain applied, by range."""
+def _voice_offsets(
+    regions: Sequence[tuple[int, int, str]],
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Per region, how much of its voice comes before it (where it sits in that voice's
+    own measurement, its stretches heard back to back); and each voice's total."""
+    heard: dict[str, int] = {}
+    before = np.zeros(len(regions), dtype=np.int64)
+    for k, (a, b, name) in enumerate(regions):
+        before[k] = heard.get(name, 0)
+        heard[name] = heard.get(name, 0) + (b - a)
+    return before, heard
 
-    def __init__(self, layout: _Layout, voice_db: dict[str, float]) -> None:
-        self.timeline = layout.timeline
-        self.regions = layout.regions
-        self.starts = np.array([r[0] for r in layout.regions], dtype=np.int64)
-        self.ends = np.array([r[1] for r in layout.regions], dtype=np.int64)
+
+class _Source:
+    """The chapter's samples with each voice's gain and the chapter gain applied, by range.
+
+    `timeline` may be the layout's array or a read-only map of the file a plan wrote.
+    """
+
+    def __init__(
+        self,
+        timeline: np.ndarray,
+        regions: Sequence[tuple[int, int, str]],
+        voice_db: dict[str, float],
+        chapter_db: float = 0.0,
+    ) -> None:
+        self.timeline = timeline
+        self.regions = list(regions)
+        self.starts = np.array([r[0] for r in self.regions], dtype=np.int64)
+        self.ends = np.array([r[1] for r in self.regions], dtype=np.int64)
+        self.before, self.voice_samples = _voice_offsets(self.regions)
         self.voice_db = dict(voice_db)
-        self.chapter_db = 0.0
+        self.chapter_db = chapter_db
         self._apply()
 
     def _apply(self) -> None:
@@ -368,16 +404,27 @@ class _Source:
                 x[a - lo : b - lo] *= self.gains[k]
         return x
 
-    def feed_voices(self, gates: dict[str, sig.Gate], sq: np.ndarray, a: int) -> None:
-        """Feed each voice's gate with its stretches of sq: the output for [a, a + len(sq)),
-        K-weighted and squared (one filter pass serves the chapter and every voice)."""
-        b = a + len(sq)
+    def _stretches(self, a: int, b: int) -> Iterator[tuple[int, int, int]]:
+        """(region, start, stop) of every region's part inside [a, b)."""
         first = int(np.searchsorted(self.ends, a, side="right"))
         last = int(np.searchsorted(self.starts, b, side="left"))
         for k in range(first, last):
             lo, hi = max(int(self.starts[k]), a), min(int(self.ends[k]), b)
             if hi > lo:
-                gates[self.regions[k][2]].feed_squares(sq[lo - a : hi - a])
+                yield k, lo, hi
+
+    def feed_voices(self, gates: dict[str, sig.Gate], sq: np.ndarray, a: int) -> None:
+        """Feed each voice's gate with its stretches of sq: the output for [a, a + len(sq)),
+        K-weighted and squared (one filter pass serves the chapter and every voice)."""
+        for k, lo, hi in self._stretches(a, a + len(sq)):
+            gates[self.regions[k][2]].feed_squares(sq[lo - a : hi - a])
+
+    def add_voice_hops(self, hops: dict[str, sig.HopSums], sq: np.ndarray, a: int) -> None:
+        """Like feed_voices, for a stretch of the chapter measured on its own: each voice's
+        squares go where they fall in that voice's whole measurement."""
+        for k, lo, hi in self._stretches(a, a + len(sq)):
+            start = int(self.before[k]) + lo - int(self.starts[k])
+            hops[self.regions[k][2]].add(sq[lo - a : hi - a], start)
 
 
 def _sample_chunks(source: _Source) -> list[tuple[int, int]]:
@@ -449,122 +496,239 @@ def _balance(source: _Source, target: float, ceiling_db: float) -> None:
     source.set_gains(gains, 0.0)
 
 
+# --------------------------------------------------------------------------- pieces
+
+
 @dataclass(frozen=True)
-class _Rendered:
-    loudness: float
-    voices: dict[str, float]  # LUFS per voice name, measured on the limited audio
-    true_peak: float
-    samples: int  # at OUT_RATE
-    limited: float  # fraction of samples the limiter turned down
-    encodes: int = 1  # MP3 encodings it took (more when a check sent it back)
+class _Piece:
+    """A stretch of a chapter encoded on its own: the MP3 streams of a chapter's pieces,
+    joined, are its MP3.
+
+    LAME puts 576 samples of delay before a stream and pads its end with 576 to 1727 more
+    (measured: frames = ceil(samples / 1152) + 1). A piece that encodes a whole number of
+    frames' worth of samples ends with exactly 576 of padding, and the next piece's delay
+    adds 576: one frame (FRAME_SPAN timeline samples) that the join inserts. So each piece
+    starts on a frame boundary, and the frame of room tone before that start is left out:
+    every later sample is heard exactly where one continuous encoding would put it, and
+    the pause at the cut lasts as configured (its middle 26 ms are LAME's near-silence).
+    """
+
+    start: int  # timeline samples: the first encoded (a multiple of FRAME_SPAN)
+    stop: int  # the end of what is encoded (start + a multiple of FRAME_SPAN, but the last)
+    end: int  # the end of what it measures: the next piece's start (stop + FRAME_SPAN)
 
 
-def _render_mp3(
-    source: _Source, tmp: Path, bitrate: int, ceiling_db: float, final: Path
-) -> _Rendered:
-    """Limit, add room tone, resample, encode: one streaming pass into `tmp`.
+def _pieces(cues: Sequence[_Cue], total: int) -> tuple[_Piece, ...]:
+    """Cut a chapter into pieces of about PIECE_SECONDS, at pauses only.
 
-    LAME runs on a thread of its own (lameenc releases the GIL) fed through a short queue,
-    so when a core is free the limiting and resampling of the next chunk overlap the
-    encoding of this one; the order of chunks, and so the bytes, are the same either way.
+    A cut needs a pause with room for the frame left out and a guard on either side; near
+    each ideal cut (within a quarter of a piece) the longest such pause is taken, a heading
+    or paragraph break before a sentence's. Cuts depend on the chapter alone, never on the
+    number of processes, so the bytes do not either.
+    """
+    span = FRAME_SPAN
+    target = PIECE_SECONDS * sig.RATE
+    count = round(total / target)
+    if count < 2:
+        return (_Piece(0, total, total),)
+    guard = _ms(CUT_GUARD_MS)
+    places: list[tuple[int, int]] = []  # (pause length, cut)
+    for a, b in itertools.pairwise(cues):
+        lo = -(-(a.end + span + guard) // span) * span
+        hi = (b.start - guard) // span * span
+        if lo <= hi:
+            middle = (a.end + b.start + span) // 2 // span * span  # the left-out frame centred
+            places.append((b.start - a.end, min(max(middle, lo), hi)))
+    cuts: list[int] = []
+    least = target / 4
+    for k in range(1, count):
+        ideal = total * k / count
+        last = cuts[-1] if cuts else 0
+        usable = [(g, c) for g, c in places if last + least <= c <= total - least]
+        near = [(g, c) for g, c in usable if abs(c - ideal) <= least]
+        if near:
+            cuts.append(max(near, key=lambda p: (p[0], -abs(p[1] - ideal)))[1])
+        elif usable:
+            cuts.append(min(usable, key=lambda p: abs(p[1] - ideal))[1])
+    starts = [0, *cuts]
+    pieces = [_Piece(s, c - span, c) for s, c in zip(starts, cuts, strict=False)]
+    pieces.append(_Piece(starts[-1], total, total))
+    return tuple(pieces)
+
+
+@dataclass(frozen=True)
+class _Mix:
+    """What a process needs to limit and encode any piece of a chapter: the timeline's
+    file, where each voice speaks, and the gains and ceiling."""
+
+    timeline: Path  # raw int16 samples at sig.RATE, written by the chapter's plan
+    total: int
+    regions: tuple[tuple[int, int, str], ...]
+    voice_db: dict[str, float]
+    chapter_db: float
+    ceiling_db: float  # the limiter's (the true-peak ceiling less codec headroom)
+    true_peak: float  # the configured ceiling, checked on the decoded MP3
+    bitrate: int
+    final: Path  # the MP3 the pieces become, for messages
+
+    def source(self) -> _Source:
+        try:
+            timeline = np.memmap(self.timeline, dtype=np.int16, mode="r", shape=(self.total,))
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{self.final}: chapter audio unreadable ({exc})") from None
+        return _Source(timeline, self.regions, self.voice_db, self.chapter_db)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One piece, encoded and measured."""
+
+    index: int
+    mp3: bytes
+    frames: int
+    hops: sig.HopSums  # loudness of [start, end), on the chapter's hop grid
+    voices: dict[str, sig.HopSums]  # each voice's, on its own grid
+    true_peak: float  # dBTP of the piece's MP3 as decoded
+
+
+@functools.lru_cache(maxsize=1)
+def _tone() -> np.ndarray:
+    return sig.room_tone(1 << 17)
+
+
+def _encode_piece(job: tuple[_Mix, int, _Piece]) -> _Encoded:
+    """Limit, add room tone, resample, encode and measure one piece (in any process).
+
+    Its limiter, K-weighting filter and resampler start PIECE_CONTEXT samples before it and
+    run on as far after, so what they give inside the piece does not depend on the cut.
     """
     import soxr
 
-    total = len(source)
-    limiter = sig.Limiter(sig.RATE, ceiling_db)
-    meter = sig.LoudnessMeter(sig.RATE)
-    voices = {name: sig.Gate(sig.RATE) for name in source.voice_db}
-    tone = sig.room_tone(1 << 17)
+    mix, index, piece = job
+    source = mix.source()
+    total = mix.total
+    lo = max(0, piece.start - PIECE_CONTEXT)
+    hi = min(total, piece.end + PIECE_CONTEXT)
+    limiter = sig.Limiter(sig.RATE, mix.ceiling_db)
+    weigh = sig.LoudnessMeter(sig.RATE).weigh
+    hops = sig.HopSums(sig.RATE)
+    voices = {name: sig.HopSums(sig.RATE) for name in mix.voice_db}
+    tone = _tone()
     resampler = soxr.ResampleStream(sig.RATE, sig.OUT_RATE, 1, dtype="float32")
-    pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=2)
-    failed: list[BaseException] = []
-
-    def encode(mp3: sig.Mp3Stream) -> None:
-        done = False
-        try:
-            while not done:
-                item = pending.get()
-                done = item is None
-                if item is not None:
-                    mp3.write(item)
-            mp3.close()
-        except BaseException as exc:  # handed to the producing thread below
-            failed.append(exc)
-            while not done:  # take what the producer still sends, up to its end mark
-                done = pending.get() is None
-
+    ratio = sig.OUT_RATE // sig.RATE
+    keep_lo, keep_hi = ratio * (piece.start - lo), ratio * (piece.stop - lo)
+    out = io.BytesIO()
+    made = 0  # resampled samples so far, from lo
     try:
-        with open(tmp, "wb") as fh:
-            mp3 = sig.Mp3Stream(fh, bitrate, LAME_QUALITY)
-            worker = threading.Thread(target=encode, args=(mp3,), daemon=True)
-            worker.start()
-            try:
-                spans = list(sig.chunks(total))
-                for k, (a, b) in enumerate(spans):
-                    if failed:
-                        break
-                    x = limiter.process(source.read, a, b, total)
-                    x += tone[np.arange(a, b) % tone.size]
-                    source.feed_voices(voices, meter.feed(x), a)
-                    pending.put(resampler.resample_chunk(x, last=k == len(spans) - 1))
-            finally:
-                pending.put(None)
-                worker.join()
-            if failed:
-                raise failed[0]
-            fh.flush()
-            os.fsync(fh.fileno())
+        mp3 = sig.Mp3Stream(out, mix.bitrate, LAME_QUALITY)
+        spans = list(sig.chunks(hi - lo))
+        for k, (a, b) in enumerate(spans):
+            a, b = a + lo, b + lo
+            x = limiter.process(source.read, a, b, total)
+            x += tone[np.arange(a, b) % tone.size]
+            sq = weigh(x)
+            m0, m1 = max(a, piece.start), min(b, piece.end)
+            if m1 > m0:
+                hops.add(sq[m0 - a : m1 - a], m0)
+                source.add_voice_hops(voices, sq[m0 - a : m1 - a], m0)
+            y = resampler.resample_chunk(x, last=k == len(spans) - 1)
+            y0, y1 = max(made, keep_lo), min(made + y.size, keep_hi)
+            if y1 > y0:
+                mp3.write(y[y0 - made : y1 - made])
+            made += y.size
+        mp3.close()
+        data = out.getvalue()
+        frames = sig.mp3_frames(data)
+        peak = sig.decoded_peak_of(data, mix.true_peak)
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{mix.final}: {getattr(exc, 'strerror', None) or exc}") from None
+    return _Encoded(index, data, frames, hops, voices, peak)
+
+
+@dataclass(frozen=True)
+class _PlanJob:
+    cast: CastChapter
+    clips: Sequence[Sequence[Clip]]
+    pauses: PausesConfig
+    audio: AudioConfig
+    timeline: Path
+    final: Path
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A chapter laid out and its gains set: what its pieces are encoded from."""
+
+    total: int
+    cues: list[_Cue]
+    markers: list[_Marker]
+    regions: tuple[tuple[int, int, str], ...]
+    voice_db: dict[str, float]
+    headroom: float
+    pieces: tuple[_Piece, ...]
+
+
+def _plan_chapter(job: _PlanJob) -> _Plan:
+    """Lay out the clips, match the voices, find the gains; leave the timeline in a file."""
+    layout = _layout(job.cast, job.clips, job.pauses)
+    if not layout.cues:
+        raise SynthesisError(f"chapter {job.cast.chapter.id}: nothing to read aloud")
+    target = job.audio.loudness
+    voice_db: dict[str, float] = {}
+    for name in {p.voice.name: None for p in job.cast.parts}:
+        level = _voice_loudness(layout.voice_audio.get(name, []))
+        db = 0.0 if not math.isfinite(level) else target - level
+        voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
+    layout.voice_audio.clear()
+    source = _Source(layout.timeline, layout.regions, voice_db)
+    headroom = CODEC_HEADROOM_DB.get(job.audio.bitrate, CODEC_HEADROOM_DEFAULT_DB)
+    _balance(source, target, job.audio.true_peak - headroom)
+    try:
+        layout.timeline.tofile(job.timeline)
     except OSError as exc:
-        raise OutputError(f"{final}: {exc.strerror or exc}") from None
-    return _Rendered(
-        loudness=meter.integrated(),
-        voices={name: m.integrated() for name, m in voices.items()},
-        true_peak=math.nan,
-        samples=mp3.samples,
-        limited=limiter.reduced / max(1, total),
+        raise OutputError(f"{job.final}: {exc.strerror or exc}") from None
+    return _Plan(
+        total=int(layout.timeline.size),
+        cues=layout.cues,
+        markers=layout.markers,
+        regions=tuple(layout.regions),
+        voice_db=source.voice_db,
+        headroom=headroom,
+        pieces=_pieces(layout.cues, int(layout.timeline.size)),
     )
 
 
-def _encode_checked(
-    source: _Source, tmp: Path, audio_config: AudioConfig, headroom: float, final: Path
-) -> _Rendered:
-    """Encode until the chapter is at its loudness target and, decoded, under its ceiling.
-
-    Usually once: the gains come from `_balance`, the headroom per bitrate covers what
-    LAME adds to peaks. When the decoded file still peaks too high (its coding noise is
-    random), the limiter's ceiling is lowered by the excess and the chapter encoded again.
-    """
-    target, ceiling_tp = audio_config.loudness, audio_config.true_peak
-    rendered = None
-    encodes = 0
-    for _attempt in range(4):
-        ceiling = ceiling_tp - headroom
-        _balance(source, target, ceiling)
-        for _pass in range(2):
-            rendered = _render_mp3(source, tmp, audio_config.bitrate, ceiling, final)
-            encodes += 1
-            off = target - rendered.loudness
-            if not math.isfinite(off) or abs(off) <= LOUDNESS_TOLERANCE:
-                break
-            source.set_gains(source.voice_db, source.chapter_db + off)
-        try:
-            peak = sig.decoded_true_peak(tmp, ceiling_tp)
-        except OSError as exc:
-            raise OutputError(f"{final}: {exc}") from None
-        rendered = replace(rendered, true_peak=peak, encodes=encodes)
-        if peak <= ceiling_tp:
-            break
-        headroom += peak - ceiling_tp + 0.3
-    assert rendered is not None
-    return rendered
+def _rebalance(job: tuple[_Mix, float]) -> dict[str, float]:
+    """The voices' gains again, for a lower ceiling (after a decoded peak came out high)."""
+    mix, target = job
+    source = mix.source()
+    _balance(source, target, mix.ceiling_db)
+    return source.voice_db
 
 
 # --------------------------------------------------------------------------- sidecars
 
 
-def _seconds(sample: int) -> float:
-    """Where a timeline sample is heard in the MP3, in seconds (after LAME's delay)."""
-    return sample / sig.RATE + sig.ENCODER_DELAY / sig.OUT_RATE
+@dataclass(frozen=True)
+class _Timing:
+    """Where a timeline sample is heard in the joined MP3, in seconds.
+
+    Each piece's samples come after LAME's and the decoder's delay (ENCODER_DELAY), plus
+    its shift: what the frames of the pieces before it hold beyond their share of the
+    timeline (0 when every piece came out as long as expected, as it does).
+    """
+
+    starts: tuple[int, ...]  # each piece's first timeline sample
+    shifts: tuple[int, ...]  # samples at OUT_RATE
+
+    def seconds(self, sample: int) -> float:
+        k = max(0, bisect.bisect_right(self.starts, sample) - 1)
+        return sample / sig.RATE + (sig.ENCODER_DELAY + self.shifts[k]) / sig.OUT_RATE
+
+    def duration(self, total: int) -> float:
+        """The end of the last sample: the MP3's length as heard."""
+        heard = sig.OUT_RATE // sig.RATE * total + sig.ENCODER_DELAY + self.shifts[-1]
+        return heard / sig.OUT_RATE
 
 
 def _vtt_time(seconds: float) -> str:
@@ -580,14 +744,14 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _vtt(cast: CastChapter, cues: list[_Cue], duration: float) -> str:
+def _vtt(cast: CastChapter, cues: list[_Cue], timing: _Timing, duration: float) -> str:
     """One cue per utterance, naming its voice. The last cue runs to the end of the audio,
     over the tail's room tone, so the transcript covers the whole file."""
     out = ["WEBVTT", ""]
     for k, cue in enumerate(cues):
         part = cast.parts[cue.part]
-        start = _seconds(cue.start)
-        end = duration if k == len(cues) - 1 else _seconds(cue.end)
+        start = timing.seconds(cue.start)
+        end = duration if k == len(cues) - 1 else timing.seconds(cue.end)
         ident = re.sub(r"\s+", "-", f"{part.id}.{cue.line}").replace("-->", "--")
         out.append(ident)
         out.append(f"{_vtt_time(start)} --> {_vtt_time(end)}")
@@ -750,6 +914,12 @@ def _write_tags(
 # --------------------------------------------------------------------------- files
 
 
+def _discard(path: Path) -> None:
+    """Remove a temporary file if it is there (its folder may not even be one)."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
 def _tmp_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
@@ -897,123 +1067,287 @@ def assemble_chapter(
     audio: AudioConfig,
     out_dir: Path,
 ) -> AssembledEpisode:
-    """One chapter's MP3, WebVTT transcript and JSON chapters in out_dir.
+    """One chapter's MP3, WebVTT transcript and JSON chapters in out_dir, in this process.
 
     clips[i][j] is the verified WAV of cast.parts[i].lines[j]. If out_dir already holds
-    this chapter built from the same inputs, nothing is encoded or written.
+    this chapter built from the same inputs, nothing is encoded or written. The bytes are
+    those `assemble_book` writes, whatever its number of processes.
     """
-    audio_config = audio
-    cover = _cover_bytes(show)
-    stem = chapter_stem(number, total, cast.chapter.id)
-    digest = chapter_digest(
-        cast,
-        clips,
-        number=number,
-        total=total,
+    (episode,) = assemble_book(
+        [(cast, clips)],
         show=show,
         pauses=pauses,
-        audio_config=audio_config,
-        cover=cover,
+        audio=audio,
+        out_dir=out_dir,
+        jobs=1,
+        numbering=(number, total),
     )
-    kept = _current(out_dir, stem, digest)
-    if kept is not None:
-        return kept
-    args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover, stem, digest)
-    return _job(args)
-
-
-def _assemble(
-    cast: CastChapter,
-    clips: Sequence[Sequence[Clip]],
-    number: int,
-    total: int,
-    show: Show,
-    pauses: PausesConfig,
-    audio_config: AudioConfig,
-    out_dir: Path,
-    cover: bytes,
-    stem: str,
-    digest: str,
-) -> AssembledEpisode:
-    mp3_path = out_dir / f"{stem}.mp3"
-    vtt_path = out_dir / f"{stem}.vtt"
-    json_path = out_dir / f"{stem}.chapters.json"
-    layout = _layout(cast, clips, pauses)
-    if not layout.cues:
-        raise SynthesisError(f"chapter {cast.chapter.id}: nothing to read aloud")
-
-    target = audio_config.loudness
-    voice_db: dict[str, float] = {}
-    for name in {p.voice.name: None for p in cast.parts}:
-        level = _voice_loudness(layout.voice_audio.get(name, []))
-        db = 0.0 if not math.isfinite(level) else target - level
-        voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
-    layout.voice_audio.clear()
-    source = _Source(layout, voice_db)
-    headroom = CODEC_HEADROOM_DB.get(audio_config.bitrate, CODEC_HEADROOM_DEFAULT_DB)
-
-    tmp = _tmp_for(mp3_path)
-    try:
-        rendered = _encode_checked(source, tmp, audio_config, headroom, mp3_path)
-        duration = (rendered.samples + sig.ENCODER_DELAY) / sig.OUT_RATE
-        marks = [(0.0 if m.start == 0 else _seconds(m.start), m.title) for m in layout.markers]
-        _write_tags(
-            tmp,
-            mp3_path,
-            cast=cast,
-            number=number,
-            total=total,
-            show=show,
-            cover=cover,
-            marks=marks,
-            duration=duration,
-        )
-        _write_atomic(vtt_path, _vtt(cast, layout.cues, duration).encode("utf-8"))
-        _write_atomic(json_path, _chapters_json(marks).encode("utf-8"))
-        try:
-            os.replace(tmp, mp3_path)
-        except OSError as exc:
-            raise OutputError(f"{mp3_path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-    chapter = cast.chapter
-    labels = {p.voice.name: p.voice.label for p in cast.parts}
-    episode = AssembledEpisode(
-        number=number,
-        chapter_id=chapter.id,
-        title=chapter.title,
-        author=chapter.author,
-        mp3=mp3_path,
-        vtt=vtt_path,
-        chapters_json=json_path,
-        seconds=round(duration, 3),
-        size=mp3_path.stat().st_size,
-        voices=tuple(v.label for v in cast.voices),
-        description=_description(cast),
-        encoded=True,
-        encodes=rendered.encodes,
-        loudness=round(rendered.loudness, 2),
-        true_peak=round(rendered.true_peak, 2),
-        voice_gains={
-            labels[n]: round(db + source.chapter_db, 2) for n, db in source.voice_db.items()
-        },
-        voice_loudness={
-            labels[n]: round(v, 2) for n, v in rendered.voices.items() if math.isfinite(v)
-        },
-    )
-    _save_state(out_dir, stem, digest, episode)
     return episode
+
+
+@dataclass
+class _Task:
+    work: _Work
+    run: Callable[[Any], Any]
+    arg: Any
+
+
+class _Work:
+    """One chapter on its way through assembly, driven from the calling process.
+
+    plan (layout, voice matching, gains; timeline to a file) -> its pieces, encoded in any
+    order by any process -> loudness and decoded peak checked over all of them -> either
+    the pieces again (the chapter's gain corrected, or the voices rebalanced under a lower
+    ceiling: rare) or the files written. Each step hands back the tasks it makes ready.
+    """
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        (
+            self.cast,
+            self.clips,
+            self.number,
+            self.total,
+            self.show,
+            self.pauses,
+            self.audio,
+            self.out_dir,
+            self.cover,
+            self.stem,
+            self.digest,
+        ) = args
+        self.mp3 = self.out_dir / f"{self.stem}.mp3"
+        self.timeline = self.out_dir / f".{self.stem}.timeline.tmp{os.getpid()}"
+        self.plan: _Plan | None = None
+        self.voice_db: dict[str, float] = {}
+        self.chapter_db = 0.0
+        self.headroom = 0.0
+        self.attempt = 0  # ceilings tried after the first
+        self.passes = 0  # encodings at this ceiling
+        self.encodes = 0
+        self.encoded: dict[int, _Encoded] = {}
+        self.episode: AssembledEpisode | None = None
+
+    def start(self) -> list[_Task]:
+        job = _PlanJob(self.cast, self.clips, self.pauses, self.audio, self.timeline, self.mp3)
+        return [_Task(self, _run_plan, job)]
+
+    def _mix(self) -> _Mix:
+        assert self.plan is not None
+        return _Mix(
+            timeline=self.timeline,
+            total=self.plan.total,
+            regions=self.plan.regions,
+            voice_db=self.voice_db,
+            chapter_db=self.chapter_db,
+            ceiling_db=self.audio.true_peak - self.headroom,
+            true_peak=self.audio.true_peak,
+            bitrate=self.audio.bitrate,
+            final=self.mp3,
+        )
+
+    def _encode(self) -> list[_Task]:
+        assert self.plan is not None
+        self.encoded = {}
+        mix = self._mix()
+        return [
+            _Task(self, _encode_piece, (mix, k, piece)) for k, piece in enumerate(self.plan.pieces)
+        ]
+
+    def done(self, task: _Task, result: Any) -> list[_Task]:
+        if task.run is _run_plan:
+            self.plan = result
+            self.voice_db, self.headroom = dict(result.voice_db), result.headroom
+            return self._encode()
+        if task.run is _rebalance:
+            self.voice_db, self.chapter_db = dict(result), 0.0
+            return self._encode()
+        self.encoded[result.index] = result
+        assert self.plan is not None
+        if len(self.encoded) < len(self.plan.pieces):
+            return []
+        return self._check()
+
+    def _check(self) -> list[_Task]:
+        """All pieces are in: encode again if the loudness or the decoded peak is off (as
+        one encoder would), else write the files."""
+        assert self.plan is not None
+        self.encodes += 1
+        self.passes += 1
+        hops = sig.HopSums(sig.RATE)
+        for piece in self.encoded.values():
+            hops.merge(piece.hops)
+        loudness = hops.loudness(self.plan.total)
+        off = self.audio.loudness - loudness
+        if math.isfinite(off) and abs(off) > LOUDNESS_TOLERANCE and self.passes < 2:
+            self.chapter_db += off
+            return self._encode()
+        peak = max(p.true_peak for p in self.encoded.values())
+        if peak > self.audio.true_peak and self.attempt < 3:
+            self.attempt += 1
+            self.passes = 0
+            self.headroom += peak - self.audio.true_peak + 0.3
+            return [_Task(self, _rebalance, (self._mix(), self.audio.loudness))]
+        self._write(loudness, peak)
+        return []
+
+    def _write(self, loudness: float, peak: float) -> None:
+        """Join the pieces, tag, write the sidecars, rename into place, remember the inputs."""
+        assert self.plan is not None
+        plan, cast = self.plan, self.cast
+        encoded = [self.encoded[k] for k in range(len(plan.pieces))]
+        ratio = sig.OUT_RATE // sig.RATE
+        shifts, frames = [], 0
+        for piece, enc in zip(plan.pieces, encoded, strict=True):
+            shifts.append(sig.SAMPLES_PER_FRAME * frames - ratio * piece.start)
+            frames += enc.frames
+        timing = _Timing(tuple(p.start for p in plan.pieces), tuple(shifts))
+        duration = timing.duration(plan.total)
+        marks = [(0.0 if m.start == 0 else timing.seconds(m.start), m.title) for m in plan.markers]
+        vtt_path = self.out_dir / f"{self.stem}.vtt"
+        json_path = self.out_dir / f"{self.stem}.chapters.json"
+        tmp = _tmp_for(self.mp3)
+        try:
+            try:
+                with open(tmp, "wb") as fh:
+                    for enc in encoded:
+                        fh.write(enc.mp3)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
+            _write_tags(
+                tmp,
+                self.mp3,
+                cast=cast,
+                number=self.number,
+                total=self.total,
+                show=self.show,
+                cover=self.cover,
+                marks=marks,
+                duration=duration,
+            )
+            _write_atomic(vtt_path, _vtt(cast, plan.cues, timing, duration).encode("utf-8"))
+            _write_atomic(json_path, _chapters_json(marks).encode("utf-8"))
+            try:
+                os.replace(tmp, self.mp3)
+            except OSError as exc:
+                raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
+        finally:
+            _discard(tmp)
+        self.cleanup()
+
+        heard: dict[str, float] = {}
+        for name, samples in _voice_offsets(plan.regions)[1].items():
+            voice = sig.HopSums(sig.RATE)
+            for enc in encoded:
+                voice.merge(enc.voices[name])
+            heard[name] = voice.loudness(samples)
+        chapter = cast.chapter
+        labels = {p.voice.name: p.voice.label for p in cast.parts}
+        self.episode = AssembledEpisode(
+            number=self.number,
+            chapter_id=chapter.id,
+            title=chapter.title,
+            author=chapter.author,
+            mp3=self.mp3,
+            vtt=vtt_path,
+            chapters_json=json_path,
+            seconds=round(duration, 3),
+            size=self.mp3.stat().st_size,
+            voices=tuple(v.label for v in cast.voices),
+            description=_description(cast),
+            encoded=True,
+            encodes=self.encodes,
+            loudness=round(loudness, 2),
+            true_peak=round(peak, 2),
+            voice_gains={
+                labels[n]: round(db + self.chapter_db, 2) for n, db in self.voice_db.items()
+            },
+            voice_loudness={labels[n]: round(v, 2) for n, v in heard.items() if math.isfinite(v)},
+        )
+        _save_state(self.out_dir, self.stem, self.digest, self.episode)
+
+    def cleanup(self) -> None:
+        _discard(self.timeline)
+
+
+def _run_plan(job: _PlanJob) -> _Plan:
+    return _plan_chapter(job)
+
+
+def _run(
+    works: list[_Work], jobs: int, progress: Callable[[AssembledEpisode], None] | None
+) -> None:
+    """Drive the chapters' tasks to the end, in this process (jobs == 1) or on `jobs`
+    processes, never more tasks in flight than processes.
+
+    Ready pieces of chapters already started go first, oldest chapter first, and a new
+    chapter is planned only when no piece is waiting: the processes stay busy (a long
+    chapter's pieces are spread over all of them) while at most a few chapters' timelines
+    exist at once, whatever the book's length.
+    """
+    waiting = deque(works)
+    active: list[_Work] = []
+    ready: dict[int, deque[_Task]] = {}
+
+    def next_task() -> _Task | None:
+        for work in active:
+            if ready[id(work)]:
+                return ready[id(work)].popleft()
+        if waiting:
+            work = waiting.popleft()
+            active.append(work)
+            ready[id(work)] = deque(work.start())
+            return ready[id(work)].popleft()
+        return None
+
+    def finish(task: _Task, result: Any) -> None:
+        work = task.work
+        ready[id(work)].extend(work.done(task, result))
+        if work.episode is not None:
+            active.remove(work)
+            if progress:
+                progress(work.episode)
+
+    try:
+        if jobs <= 1:
+            while (task := next_task()) is not None:
+                finish(task, task.run(task.arg))
+            return
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            inflight: dict[Future[Any], _Task] = {}
+            try:
+                while True:
+                    while len(inflight) < jobs and (task := next_task()) is not None:
+                        inflight[pool.submit(task.run, task.arg)] = task
+                    if not inflight:
+                        break
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for future in [f for f in inflight if f in done]:  # in order sent
+                        task = inflight.pop(future)
+                        finish(task, future.result())
+            except BrokenProcessPool:
+                raise OutputError(
+                    f"{task.work.mp3}: a process assembling it died "
+                    "(out of memory?); build again with --jobs 1"
+                ) from None
+            finally:
+                for future in inflight:
+                    future.cancel()
+    finally:
+        for work in works:
+            work.cleanup()
 
 
 # --------------------------------------------------------------------------- book
 
 
-def _job(args: tuple[Any, ...]) -> AssembledEpisode:
-    """One chapter, in this process or a worker: (cast, clips, number, total, show, pauses,
-    audio, out_dir, cover bytes, stem, digest)."""
-    return _assemble(*args)
+def _cores() -> int:
+    """Cores this process may use (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def assemble_book(
@@ -1025,18 +1359,28 @@ def assemble_book(
     out_dir: Path,
     jobs: int | None = None,
     progress: Callable[[AssembledEpisode], None] | None = None,
+    numbering: tuple[int, int] | None = None,
 ) -> list[AssembledEpisode]:
-    """Every chapter, in book order; unchanged chapters are kept, the others encoded in
-    parallel (one process per core by default, longest chapters first so the cores finish
-    together). Each worker holds one chapter's audio at a time."""
+    """Every chapter, in book order; unchanged chapters are kept, the others made on
+    `jobs` processes (default: one per core).
+
+    Chapters are cut at pauses into pieces of about PIECE_SECONDS, encoded wherever a
+    process is free and joined, so even a book of one long chapter keeps every core busy;
+    the bytes do not depend on `jobs`. A chapter's timeline (16-bit, 2.6 MB a minute) is
+    held by the process planning it, then read from a file by its pieces: memory stays
+    bounded whatever the book's length. `progress` hears of each chapter when it is done,
+    kept ones first. `numbering` (number, total) places a single chapter in a longer book.
+    """
     audio_config = audio
-    total = len(chapters)
+    total = numbering[1] if numbering else len(chapters)
     cover = _cover_bytes(show)
-    results: list[AssembledEpisode | None] = [None] * total
-    todo: list[tuple[float, int, tuple[Any, ...]]] = []
+    results: list[AssembledEpisode | None] = [None] * len(chapters)
+    todo: list[tuple[float, int, _Work]] = []
+    stems: set[str] = set()
     for k, (cast, clips) in enumerate(chapters):
-        number = k + 1
+        number = numbering[0] if numbering else k + 1
         stem = chapter_stem(number, total, cast.chapter.id)
+        stems.add(stem)
         digest = chapter_digest(
             cast,
             clips,
@@ -1055,36 +1399,19 @@ def assemble_book(
             continue
         seconds = sum(c.seconds for group in clips for c in group)
         args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover)
-        todo.append((seconds, k, (*args, stem, digest)))
-    stems = {chapter_stem(k + 1, total, c.chapter.id) for k, (c, _) in enumerate(chapters)}
-    _prune_state(out_dir, stems)
+        todo.append((seconds, k, _Work((*args, stem, digest))))
+    if numbering is None:
+        _prune_state(out_dir, stems)
+    if not todo:
+        return [r for r in results if r is not None]
 
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-    if workers == 1:
-        for _, k, args in todo:
-            results[k] = _job(args)
-            if progress:
-                progress(results[k])  # type: ignore[arg-type]
-    else:
-        todo.sort(key=lambda t: (-t[0], t[1]))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {k: pool.submit(_job, args) for _, k, args in todo}
-            k = todo[0][1]
-            try:
-                for _, k, _args in todo:
-                    results[k] = futures[k].result()
-                    if progress:
-                        progress(results[k])  # type: ignore[arg-type]
-            except (NarrateError, BrokenProcessPool) as exc:
-                for f in futures.values():
-                    f.cancel()
-                if isinstance(exc, NarrateError):
-                    raise
-                stem = chapter_stem(k + 1, total, chapters[k][0].chapter.id)
-                raise OutputError(
-                    f"{out_dir / stem}.mp3: the process assembling it died "
-                    "(out of memory?); build again with --jobs 1"
-                ) from None
+    # longest first: its plan, the one step that cannot be shared, starts at once
+    todo.sort(key=lambda t: (-t[0], t[1]))
+    pieces = sum(max(1, round(t[0] / PIECE_SECONDS)) for t in todo)
+    workers = max(1, min(jobs or _cores(), pieces))
+    _run([w for _, _, w in todo], workers, progress)
+    for _, k, work in todo:
+        results[k] = work.episode
     return [r for r in results if r is not None]
 
 

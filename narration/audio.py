@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ OUT_RATE = 44_100
 #: them, so the audio a player shows at time t is our sample t - 25.06 ms: chapter marks and
 #: cue times are shifted by this much to match what is heard.
 ENCODER_DELAY = 576 + 529
+
+#: Samples per MPEG-1 Layer III frame.
+SAMPLES_PER_FRAME = 1152
 
 #: What LAME does to levels: its MP3s decode 0.44 dB quieter than the PCM it was given
 #: (measured here with lameenc and with FFmpeg's libmp3lame, decoded by dr_mp3 and by
@@ -65,6 +69,9 @@ def _linear_filter() -> Callable[..., Any]:
                     break
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
+                # not left in sys.modules: a later `import scipy.signal` loads it as usual
+                if sys.modules.get(spec.name) is module:
+                    del sys.modules[spec.name]
                 return module._linear_filter  # type: ignore[no-any-return]
     except (ImportError, OSError, AttributeError):
         pass

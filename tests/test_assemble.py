@@ -793,3 +793,187 @@ def test_limiter_holds_the_ceiling_and_ignores_chunking(
     # quiet stretches pass unchanged
     quiet = np.abs(x) < 0.05
     assert np.mean(np.isclose(y[quiet], x[quiet])) > 0.3
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _audio_frames(path: Path) -> bytes:
+    """An MP3's bytes after its ID3v2 tag (whose size is four 7-bit bytes)."""
+    data = path.read_bytes()
+    assert data[:3] == b"ID3"
+    return data[10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10])) :]
+
+
+def _long_cast() -> CastChapter:
+    """The whole script twice over: about a minute, so small pieces cut it several times."""
+    script = SCRIPT + tuple((f"{pid}b", kind, v, lines) for pid, kind, v, lines in SCRIPT[1:])
+    return make_cast(script, chapter_id="long", title="Long")
+
+
+def _long_clips(rendered: dict[tuple[str, int], Clip], cast: CastChapter) -> list[list[Clip]]:
+    return [[rendered[(p.id.removesuffix("b"), j)] for j in range(len(p.lines))] for p in cast.parts]
+
+
+@pytest.fixture(scope="module")
+def pieced(
+    tmp_path_factory: pytest.TempPathFactory, rendered: dict[tuple[str, int], Clip]
+) -> dict[str, object]:
+    """The long chapter encoded whole and in pieces of about 12 s (on 1 and 2 processes)."""
+    cast = _long_cast()
+    clips = _long_clips(rendered, cast)
+    base = tmp_path_factory.mktemp("pieced")
+    show = make_show(base)
+    mp = pytest.MonkeyPatch()
+    eps = {}
+    try:
+        for name, seconds, jobs in (("whole", 1000.0, 1), ("pieces", 12.0, 1), ("pieces2", 12.0, 2)):
+            mp.setattr(assemble, "PIECE_SECONDS", seconds)
+            out = base / name
+            out.mkdir()
+            (eps[name],) = assemble_book(
+                [(cast, clips)],
+                show=show,
+                pauses=PausesConfig(),
+                audio=AudioConfig(),
+                out_dir=out,
+                jobs=jobs,
+            )
+        layout = assemble._layout(cast, clips, PausesConfig())
+    finally:
+        mp.undo()
+    return {"eps": eps, "cast": cast, "layout": layout}
+
+
+def test_cuts_fall_in_pauses_on_frame_boundaries(pieced: dict[str, object]) -> None:
+    layout = pieced["layout"]
+    assert isinstance(layout, assemble._Layout)
+    total = layout.timeline.size
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(assemble, "PIECE_SECONDS", total / 22050 / 1.4)
+        assert len(assemble._pieces(layout.cues, total)) == 1  # no cut for a short last piece
+        mp.setattr(assemble, "PIECE_SECONDS", 12.0)
+        pieces = assemble._pieces(layout.cues, total)
+    finally:
+        mp.undo()
+    assert len(pieces) == round(total / (12.0 * 22050)) >= 4
+    assert pieces[0].start == 0 and pieces[-1].stop == pieces[-1].end == total
+    span = assemble.FRAME_SPAN
+    speech = [(c.start, c.end) for c in layout.cues]
+    for a, b in itertools.pairwise(pieces):
+        assert a.end == b.start and b.start % span == 0
+        assert a.stop == a.end - span and (a.stop - a.start) % span == 0
+        # nothing left out or near a cut is speech
+        guard = 22050 * assemble.CUT_GUARD_MS // 1000
+        for s, e in speech:
+            assert e + guard <= a.stop or s >= b.start + guard, (s, e, a, b)
+
+
+def test_pieces_join_into_one_clean_stream_with_exact_timings(
+    pieced: dict[str, object],
+) -> None:
+    """Frames counted, decoded by dr_mp3, read by mutagen and eyeD3: a joined file is one
+    valid CBR stream, heard exactly where one encoding would put every cue."""
+    eps = pieced["eps"]
+    assert isinstance(eps, dict)
+    whole, parts = eps["whole"], eps["pieces"]
+    assert whole.mp3.read_bytes() != parts.mp3.read_bytes()
+    # the second process count changes nothing
+    assert _products(parts) == _products(eps["pieces2"])
+    raw = mutagen.mp3.MP3(parts.mp3)
+    assert (raw.info.sample_rate, raw.info.bitrate, raw.info.channels) == (44100, 64000, 1)
+    stream = _audio_frames(parts.mp3)
+    frames = audio.mp3_frames(stream)  # every byte after the tag is a frame, in order
+    assert b"Xing" not in stream and b"Info" not in stream
+    # the same number of frames as one encoding, so the same length and the same timings
+    assert frames == audio.mp3_frames(_audio_frames(whole.mp3))
+    assert parts.seconds == whole.seconds
+    assert parts.vtt.read_text() == whole.vtt.read_text()
+    assert parts.chapters_json.read_text() == whole.chapters_json.read_text()
+    x = decode(parts.mp3)
+    assert x.size == decode(whole.mp3).size == frames * 1152
+    cues = read_vtt(parts.vtt)
+    rate = 44100
+
+    def rms_db(t0: float, t1: float) -> float:
+        seg = x[int(t0 * rate) : int(t1 * rate)]
+        return 10 * math.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-20)
+
+    for cue in cues:
+        assert rms_db(cue.start - 0.15, cue.start - 0.01) < -45, cue
+        assert rms_db(cue.start + 0.02, cue.start + 0.25) > -40, cue
+    assert abs(raw.info.length - cues[-1].end) < 1.0
+    assert abs(eyed3.load(str(parts.mp3)).info.time_secs - cues[-1].end) < 1.0
+    # no click where pieces meet: every 10 ms of the decoded file stays at or under the
+    # loudest speech, and the pauses hold only room tone and LAME's near-silence
+    blocks = np.abs(x[: x.size // 441 * 441]).reshape(-1, 441).max(axis=1)
+    speaking = np.zeros(blocks.size, bool)
+    for cue in cues:  # (the last cue runs on to the end)
+        speaking[int(cue.start * 100) : int(cue.end * 100) + 2] = True
+    assert speaking.mean() < 0.8
+    assert blocks[~speaking].max() < 0.01, blocks[~speaking].max()
+
+
+def test_pieces_keep_loudness_peak_and_voice_matching(pieced: dict[str, object]) -> None:
+    eps = pieced["eps"]
+    assert isinstance(eps, dict)
+    for ep in (eps["whole"], eps["pieces"]):
+        x = decode(ep.mp3)
+        assert abs(lufs(x) - AudioConfig().loudness) <= 1.0
+        assert true_peak_db(x) <= AudioConfig().true_peak
+        assert ep.loudness is not None and abs(ep.loudness - lufs(x)) < 0.5
+        per_voice: dict[str, list[np.ndarray]] = {}
+        for cue in read_vtt(ep.vtt)[:-1]:
+            per_voice.setdefault(cue.voice, []).append(x[int(cue.start * 44100) : int(cue.end * 44100)])
+        levels = {v: lufs(np.concatenate(p)) for v, p in per_voice.items()}
+        assert max(levels.values()) - min(levels.values()) <= 1.0, levels
+    # measured in pieces, the figures are those of the whole (to rounding)
+    whole, parts = eps["whole"], eps["pieces"]
+    assert abs(whole.loudness - parts.loudness) < 0.05
+    assert whole.voice_gains == parts.voice_gains
+    for name, level in whole.voice_loudness.items():
+        assert abs(parts.voice_loudness[name] - level) < 0.05
+
+
+def test_hop_sums_of_stretches_gate_like_one_meter(rendered: dict[tuple[str, int], Clip]) -> None:
+    x = np.concatenate([audio.read_clip(c.path) for c in rendered.values()]).astype(np.float64)
+    x /= 32768
+    whole = audio.LoudnessMeter(22050)
+    whole.feed(x)
+    sq = audio.LoudnessMeter(22050).weigh(x)
+    hops = audio.HopSums(22050)
+    cuts = [0, 5000, 5001, 77777, 200000, x.size]
+    for a, b in reversed(list(itertools.pairwise(cuts))):  # any order, cut anywhere
+        part = audio.HopSums(22050)
+        part.add(sq[a:b], a)
+        hops.merge(part)
+    assert abs(hops.loudness(x.size) - whole.integrated()) < 1e-9
+
+
+def test_scipy_signal_is_not_imported_and_lfilter_matches_it() -> None:
+    """`import scipy.signal` costs most of a second; assembly's filters do without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from narration import assemble, audio\n"
+        "m = audio.LoudnessMeter(22050); m.feed(np.ones(5000)); audio.room_tone(1000)\n"
+        "print(sorted(k for k in sys.modules if k.startswith(('scipy.signal', 'scipy.ndimage',"
+        " 'pyloudnorm'))))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout
+    from scipy.signal import lfilter
+
+    x = np.random.default_rng(1).standard_normal(10_000)
+    b, a = audio.k_weighting(22050)
+    assert np.array_equal(audio.lfilter(b, a, x), lfilter(b, a, x))
+    y, z = audio.lfilter(b, a, x, zi=np.ones(4))
+    y2, z2 = lfilter(b, a, x, zi=np.ones(4))
+    assert np.array_equal(y, y2) and np.array_equal(z, z2)
+    kb, ka = np.ones(1), np.ones(1)  # pyloudnorm's two biquads, multiplied
+    for stage in pyloudnorm.Meter(22050)._filters.values():
+        kb, ka = np.convolve(kb, stage.b), np.convolve(ka, stage.a)
+    assert np.allclose(kb, b, rtol=1e-14) and np.allclose(ka, a, rtol=1e-14)
