@@ -44,7 +44,7 @@ from .errors import OutputError, SynthesisError
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: How far under the configured true-peak ceiling the limiter aims, per bitrate, for what
 #: MP3 coding adds to peaks. Measured on limited espeak-ng speech, decoded: up to 1.8 dB at
@@ -61,6 +61,9 @@ VOICE_SAMPLE_SECONDS = 240.0
 CHAPTER_SAMPLE_SECONDS = 120.0
 #: And at least this much of each voice's speech (or all of it) is among those chunks.
 VOICE_CHECK_SECONDS = 30.0
+#: The chunks those samples are made of (samples at RATE, a multiple of the limiter's block):
+#: small, so a voice heard for a few seconds brings little else with it.
+SAMPLE_CHUNK = 1 << 15
 #: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
 MAX_VOICE_GAIN_DB = 30.0
 #: LAME's quality setting (2: high; the floor in benchmarks uses the same).
@@ -431,7 +434,7 @@ def _sample_chunks(source: _Source) -> list[tuple[int, int]]:
     """Chunks to tune the gains on: evenly spread ones (at most CHAPTER_SAMPLE_SECONDS in
     all) and, for each voice, the ones holding some of its passages (VOICE_CHECK_SECONDS),
     so that even a voice heard once is measured after limiting."""
-    size = 1 << 17
+    size = SAMPLE_CHUNK
     total = len(source)
     count = max(1, math.ceil(total / size))
     keep = max(1, math.ceil(count * size / sig.RATE / CHAPTER_SAMPLE_SECONDS))
@@ -625,7 +628,7 @@ def _encode_piece(job: tuple[_Mix, int, _Piece]) -> _Encoded:
         for k, (a, b) in enumerate(spans):
             a, b = a + lo, b + lo
             x = limiter.process(source.read, a, b, total)
-            x += tone[np.arange(a, b) % tone.size]
+            sig.add_looped(x, tone, a)
             sq = weigh(x)
             m0, m1 = max(a, piece.start), min(b, piece.end)
             if m1 > m0:

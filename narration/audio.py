@@ -192,11 +192,13 @@ def speech_bounds(x: np.ndarray, rate: int = RATE) -> tuple[int, int]:
     the pauses in voices.yaml the pauses the listener hears, and cue times exact. A little
     margin is kept so no consonant onset or decay is cut.
     """
-    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 33)  # -60 dBFS
-    if loud.size == 0:
+    loud = (x > 33) | (x < -33)  # -60 dBFS
+    first = int(loud.argmax()) if loud.size else 0
+    if not loud.size or not loud[first]:
         return 0, len(x)
-    start = max(0, int(loud[0]) - rate * 5 // 1000)
-    end = min(len(x), int(loud[-1]) + 1 + rate * 30 // 1000)
+    last = len(x) - 1 - int(loud[::-1].argmax())
+    start = max(0, first - rate * 5 // 1000)
+    end = min(len(x), last + 1 + rate * 30 // 1000)
     return start, end
 
 
@@ -531,6 +533,16 @@ def room_tone(length: int, level_db: float = -66.0, seed: int = 1770) -> np.ndar
     red -= red.mean()
     red *= db_to_gain(level_db) / math.sqrt(float(np.mean(red * red)))
     return red.astype(np.float32)
+
+
+def add_looped(x: np.ndarray, loop: np.ndarray, start: int) -> None:
+    """x += loop[(start + i) % len(loop)] for every i: a looped signal laid under x."""
+    pos, size = 0, loop.size
+    while pos < x.size:
+        at = (start + pos) % size
+        n = min(x.size - pos, size - at)
+        x[pos : pos + n] += loop[at : at + n]
+        pos += n
 
 
 class Mp3Stream:
