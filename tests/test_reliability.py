@@ -21,9 +21,10 @@ must be byte-identical (sha256 of every file; build.json without its timings and
 nothing under .cache/ or .state/) to a clean build made in a separate project with its
 own cache, and narrate.lock identical too.
 
-* default (CI): 6 trials, about 35 s.
-* long: ``NARRATE_LONG_TESTS=1 pytest tests/test_reliability.py`` runs 24 trials (six of
-  each kind of moment), about 2 minutes.
+* default (CI): 6 trials, one of each kind of moment, about 15-20 s (the whole file about
+  50-70 s on 2 cores).
+* long: ``NARRATE_LONG_TESTS=1 pytest tests/test_reliability.py`` runs 24 trials (four of
+  each kind of moment), about 45-60 s more.
 * ``NARRATE_KILL_SEED=<int>`` draws another reproducible series of moments (default 8).
 """
 
