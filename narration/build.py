@@ -262,6 +262,7 @@ def _build_locked(
 
     project, cast = checked.project, checked.cast
     out = project.output
+    _remove_leftovers(out, project.lock_file)
 
     with stage("synthesis"):
         requests = [
@@ -310,7 +311,6 @@ def _build_locked(
             )
         finally:
             chapters.close()
-        _remove_stale(out, episodes)
 
     with stage("feed"):
         write_feed(
@@ -322,6 +322,9 @@ def _build_locked(
             lock_path=project.lock_file,
         )
         write_page(episodes, show=show, out_dir=out)
+        # Only now that the feed and page no longer name them: a build killed before this
+        # point leaves a feed whose every file is still there.
+        _remove_stale(out, episodes)
 
     for (cc, clips), ep in zip(grouped, episodes, strict=True):
         flat_clips = [c for part in clips for c in part]
@@ -347,6 +350,21 @@ def _build_locked(
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / "build.json", data.encode("utf-8"))
+
+
+def _remove_leftovers(out: Path, lock_file: Path) -> None:
+    """Temporary files of a build that was killed (.NAME.tmpPID beside each final name): under
+    the lock no other build is writing them, and left alone they would be published."""
+    for folder in (out, out / ".state"):
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp*"):
+                if path.is_file() and _TEMP_FILE.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
+    for path in lock_file.parent.glob(f".{lock_file.name}.tmp*"):
+        path.unlink(missing_ok=True)
+
+
+_TEMP_FILE = re.compile(r"\..+\.tmp\d*")
 
 
 def _rounded(value: float | None) -> float | None:

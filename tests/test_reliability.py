@@ -618,11 +618,6 @@ def test_sigkill_at_random_moments_then_resume(
 # --------------------------------------------------------------------------- precise kills
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build.py removes a dropped chapter's files (_remove_stale) during assembly, "
-    "before the new feed is written: killed in between, the old feed names a deleted MP3",
-)
 def test_killed_just_before_the_feed_the_old_feed_names_only_files_still_there(
     tmp_path: Path, fake_engine: None
 ) -> None:
@@ -641,12 +636,6 @@ def test_killed_just_before_the_feed_the_old_feed_names_only_files_still_there(
         assert (out / name).is_file(), f"{document} names {name}, which is not there"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a build killed while assembling leaves its temporary files (.NN-name.mp3.tmpPID, "
-    ".NN-name.timeline.tmpPID) in output/, and no later build removes them: they pile up, "
-    "and get published with output/",
-)
 def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     tmp_path: Path, fake_engine: None
 ) -> None:
