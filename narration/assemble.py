@@ -20,12 +20,12 @@ import bisect
 import contextlib
 import functools
 import hashlib
-import io
 import itertools
 import json
 import math
 import os
 import re
+import shutil
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -161,7 +161,8 @@ class _Marker:
 
 @dataclass
 class _Layout:
-    timeline: np.ndarray  # int16 at sig.RATE (full scale TIMELINE_SCALE), without gains
+    total: int  # samples of the timeline (int16 at sig.RATE, full scale TIMELINE_SCALE,
+    #             no gains), which _layout wrote to a file
     cues: list[_Cue]
     regions: list[tuple[int, int, str]]  # (start, end, voice name) per part, for gains
     voice_audio: dict[str, list[np.ndarray]]  # per voice, the clips measured for loudness
@@ -264,8 +265,11 @@ def _markers(cast: CastChapter, cues: list[_Cue]) -> list[_Marker]:
     return marks
 
 
-def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesConfig) -> _Layout:
-    """Read and trim every clip and place it on one int16 timeline with the pauses."""
+def _layout(
+    cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesConfig, out: BinaryIO
+) -> _Layout:
+    """Read and trim every clip and lay it out with the pauses on one int16 timeline,
+    written to `out` as it goes: a chapter's audio is never all in memory."""
     parts = cast.parts
     if len(clips) != len(parts):
         raise SynthesisError(
@@ -276,14 +280,6 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
             raise SynthesisError(
                 f"segment {part.id}: {len(group)} clips for {len(part.lines)} lines"
             )
-    # an upper bound from the clips' declared lengths; trimmed clips only make it shorter
-    bound = _ms(pauses.head) + _ms(pauses.tail)
-    for i, group in enumerate(clips):
-        bound += _ms(max(pauses.paragraph, pauses.heading, pauses.quote)) if i else 0
-        for j, clip in enumerate(group):
-            bound += _ms(pauses.sentence) if j else 0
-            bound += math.ceil(clip.frames * sig.RATE / max(1, clip.sample_rate)) + 1
-    timeline = np.zeros(bound, dtype=np.int16)
 
     # which clips to measure per voice: evenly spread, at most VOICE_SAMPLE_SECONDS each
     per_voice: dict[str, list[tuple[int, int]]] = {}
@@ -298,6 +294,15 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
     voice_audio: dict[str, list[np.ndarray]] = {}
     cues: list[_Cue] = []
     regions: list[tuple[int, int, str]] = []
+    written = 0
+
+    def silence_to(pos: int) -> None:
+        nonlocal written
+        while written < pos:
+            n = min(pos - written, _ZEROS.size)
+            out.write(_ZEROS[:n].tobytes())
+            written += n
+
     pos = _ms(pauses.head)
     for i, (part, group) in enumerate(zip(parts, clips, strict=True)):
         if i:
@@ -312,20 +317,22 @@ def _layout(cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesCo
             a, b = sig.speech_bounds(samples)
             rotated = sig.lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b])
             scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
-            speech = np.clip(scaled, -32768, 32767).astype(np.int16)
-            if pos + speech.size > timeline.size:  # a clip longer than declared
-                timeline = np.concatenate((timeline, np.zeros(speech.size + bound // 8, np.int16)))
-            timeline[pos : pos + speech.size] = speech
+            speech = np.clip(scaled, -32768, 32767).astype("<i2")
+            silence_to(pos)
+            out.write(speech.tobytes())
+            written += speech.size
             cues.append(_Cue(i, j, pos, pos + speech.size))
             if (i, j) in measured:
                 voice_audio.setdefault(part.voice.name, []).append(speech)
             pos += speech.size
         regions.append((region_start, pos, part.voice.name))
     pos += _ms(pauses.tail)
-    if pos > timeline.size:
-        timeline = np.concatenate((timeline, np.zeros(pos - timeline.size, np.int16)))
-    timeline = timeline[:pos]
-    return _Layout(timeline, cues, regions, voice_audio, _markers(cast, cues))
+    silence_to(pos)
+    return _Layout(pos, cues, regions, voice_audio, _markers(cast, cues))
+
+
+#: Silence to write between clips.
+_ZEROS = np.zeros(1 << 16, dtype="<i2")
 
 
 # --------------------------------------------------------------------------- loudness
@@ -574,6 +581,10 @@ class _Mix:
     bitrate: int
     final: Path  # the MP3 the pieces become, for messages
 
+    def piece_path(self, index: int) -> Path:
+        """Where piece `index` is encoded to, beside the timeline."""
+        return self.timeline.with_name(f"{self.timeline.name}.{index}")
+
     def source(self) -> _Source:
         try:
             timeline = np.memmap(self.timeline, dtype=np.int16, mode="r", shape=(self.total,))
@@ -587,7 +598,7 @@ class _Encoded:
     """One piece, encoded and measured."""
 
     index: int
-    mp3: bytes
+    mp3: Path  # the piece's MP3 stream (no tags)
     frames: int
     hops: sig.HopSums  # loudness of [start, end), on the chapter's hop grid
     voices: dict[str, sig.HopSums]  # each voice's, on its own grid
@@ -620,32 +631,32 @@ def _encode_piece(job: tuple[_Mix, int, _Piece]) -> _Encoded:
     resampler = soxr.ResampleStream(sig.RATE, sig.OUT_RATE, 1, dtype="float32")
     ratio = sig.OUT_RATE // sig.RATE
     keep_lo, keep_hi = ratio * (piece.start - lo), ratio * (piece.stop - lo)
-    out = io.BytesIO()
+    path = mix.piece_path(index)
     made = 0  # resampled samples so far, from lo
     try:
-        mp3 = sig.Mp3Stream(out, mix.bitrate, LAME_QUALITY)
-        spans = list(sig.chunks(hi - lo))
-        for k, (a, b) in enumerate(spans):
-            a, b = a + lo, b + lo
-            x = limiter.process(source.read, a, b, total)
-            sig.add_looped(x, tone, a)
-            sq = weigh(x)
-            m0, m1 = max(a, piece.start), min(b, piece.end)
-            if m1 > m0:
-                hops.add(sq[m0 - a : m1 - a], m0)
-                source.add_voice_hops(voices, sq[m0 - a : m1 - a], m0)
-            y = resampler.resample_chunk(x, last=k == len(spans) - 1)
-            y0, y1 = max(made, keep_lo), min(made + y.size, keep_hi)
-            if y1 > y0:
-                mp3.write(y[y0 - made : y1 - made])
-            made += y.size
-        mp3.close()
-        data = out.getvalue()
-        frames = sig.mp3_frames(data)
-        peak = sig.decoded_peak_of(data, mix.true_peak)
+        with open(path, "wb") as out:
+            mp3 = sig.Mp3Stream(out, mix.bitrate, LAME_QUALITY)
+            spans = list(sig.chunks(hi - lo))
+            for k, (a, b) in enumerate(spans):
+                a, b = a + lo, b + lo
+                x = limiter.process(source.read, a, b, total)
+                sig.add_looped(x, tone, a)
+                sq = weigh(x)
+                m0, m1 = max(a, piece.start), min(b, piece.end)
+                if m1 > m0:
+                    hops.add(sq[m0 - a : m1 - a], m0)
+                    source.add_voice_hops(voices, sq[m0 - a : m1 - a], m0)
+                y = resampler.resample_chunk(x, last=k == len(spans) - 1)
+                y0, y1 = max(made, keep_lo), min(made + y.size, keep_hi)
+                if y1 > y0:
+                    mp3.write(y[y0 - made : y1 - made])
+                made += y.size
+            mp3.close()
+        frames = sig.mp3_frames(path.read_bytes())
+        peak = sig.decoded_true_peak(path, mix.true_peak)
     except (OSError, ValueError) as exc:
         raise OutputError(f"{mix.final}: {getattr(exc, 'strerror', None) or exc}") from None
-    return _Encoded(index, data, frames, hops, voices, peak)
+    return _Encoded(index, path, frames, hops, voices, peak)
 
 
 @dataclass(frozen=True)
@@ -672,8 +683,12 @@ class _Plan:
 
 
 def _plan_chapter(job: _PlanJob) -> _Plan:
-    """Lay out the clips, match the voices, find the gains; leave the timeline in a file."""
-    layout = _layout(job.cast, job.clips, job.pauses)
+    """Lay out the clips into the timeline's file, match the voices, find the gains."""
+    try:
+        with open(job.timeline, "wb") as out:
+            layout = _layout(job.cast, job.clips, job.pauses, out)
+    except OSError as exc:
+        raise OutputError(f"{job.final}: {exc.strerror or exc}") from None
     if not layout.cues:
         raise SynthesisError(f"chapter {job.cast.chapter.id}: nothing to read aloud")
     target = job.audio.loudness
@@ -683,26 +698,32 @@ def _plan_chapter(job: _PlanJob) -> _Plan:
         db = 0.0 if not math.isfinite(level) else target - level
         voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
     layout.voice_audio.clear()
-    source = _Source(layout.timeline, layout.regions, voice_db)
     headroom = CODEC_HEADROOM_DB.get(job.audio.bitrate, CODEC_HEADROOM_DEFAULT_DB)
-    _balance(source, target, job.audio.true_peak - headroom)
-    try:
-        layout.timeline.tofile(job.timeline)
-    except OSError as exc:
-        raise OutputError(f"{job.final}: {exc.strerror or exc}") from None
+    mix = _Mix(
+        timeline=job.timeline,
+        total=layout.total,
+        regions=tuple(layout.regions),
+        voice_db=voice_db,
+        chapter_db=0.0,
+        ceiling_db=job.audio.true_peak - headroom,
+        true_peak=job.audio.true_peak,
+        bitrate=job.audio.bitrate,
+        final=job.final,
+    )
     return _Plan(
-        total=int(layout.timeline.size),
+        total=layout.total,
         cues=layout.cues,
         markers=layout.markers,
-        regions=tuple(layout.regions),
-        voice_db=source.voice_db,
+        regions=mix.regions,
+        voice_db=_rebalance((mix, target)),
         headroom=headroom,
-        pieces=_pieces(layout.cues, int(layout.timeline.size)),
+        pieces=_pieces(layout.cues, layout.total),
     )
 
 
 def _rebalance(job: tuple[_Mix, float]) -> dict[str, float]:
-    """The voices' gains again, for a lower ceiling (after a decoded peak came out high)."""
+    """The voices' gains matched on audio limited at the mix's ceiling: from the clips'
+    levels when planned, again under a lower ceiling when a decoded peak came out high."""
     mix, target = job
     source = mix.source()
     _balance(source, target, mix.ceiling_db)
@@ -1119,7 +1140,8 @@ class _Work:
             self.digest,
         ) = args
         self.mp3 = self.out_dir / f"{self.stem}.mp3"
-        self.timeline = self.out_dir / f".{self.stem}.timeline.tmp{os.getpid()}"
+        # scratch files (the timeline, then piece k's MP3 at ...timeline.k), removed at the end
+        self.timeline = self.out_dir / f".{self.stem}.tmp{os.getpid()}.timeline"
         self.plan: _Plan | None = None
         self.voice_db: dict[str, float] = {}
         self.chapter_db = 0.0
@@ -1213,7 +1235,8 @@ class _Work:
             try:
                 with open(tmp, "wb") as fh:
                     for enc in encoded:
-                        fh.write(enc.mp3)
+                        with open(enc.mp3, "rb") as piece:
+                            shutil.copyfileobj(piece, fh, 1 << 20)
                     fh.flush()
                     os.fsync(fh.fileno())
             except OSError as exc:
@@ -1272,6 +1295,8 @@ class _Work:
 
     def cleanup(self) -> None:
         _discard(self.timeline)
+        for k in range(len(self.plan.pieces) if self.plan else 0):
+            _discard(self.timeline.with_name(f"{self.timeline.name}.{k}"))
 
 
 def _run_plan(job: _PlanJob) -> _Plan:

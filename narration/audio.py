@@ -611,20 +611,6 @@ def decoded_true_peak(path: Path, threshold_db: float) -> float:
     return gain_to_db(peak)
 
 
-def decoded_peak_of(data: bytes, threshold_db: float) -> float:
-    """`decoded_true_peak` of an MP3 stream held in memory (a piece of a chapter)."""
-    import miniaudio
-
-    try:
-        decoded = miniaudio.mp3_read_s16(data)
-    except miniaudio.DecodeError as exc:
-        raise OSError(f"the MP3 just encoded does not decode ({exc})") from None
-    x = np.frombuffer(decoded.samples, dtype=np.int16).astype(np.float32) * (1.0 / 32768.0)
-    if x.size == 0:
-        return SILENT
-    return gain_to_db(float(block_peaks(x, 1024, 4, db_to_gain(threshold_db - 1.5)).max()))
-
-
 #: MPEG-1 Layer III bitrates by header index, kbit/s.
 _MP3_BITRATES = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 

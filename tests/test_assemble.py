@@ -839,7 +839,8 @@ def pieced(
                 out_dir=out,
                 jobs=jobs,
             )
-        layout = assemble._layout(cast, clips, PausesConfig())
+        with open(base / "timeline", "wb") as timeline:
+            layout = assemble._layout(cast, clips, PausesConfig(), timeline)
     finally:
         mp.undo()
     return {"eps": eps, "cast": cast, "layout": layout}
@@ -848,7 +849,7 @@ def pieced(
 def test_cuts_fall_in_pauses_on_frame_boundaries(pieced: dict[str, object]) -> None:
     layout = pieced["layout"]
     assert isinstance(layout, assemble._Layout)
-    total = layout.timeline.size
+    total = layout.total
     mp = pytest.MonkeyPatch()
     try:
         mp.setattr(assemble, "PIECE_SECONDS", total / 22050 / 1.4)
