@@ -83,9 +83,7 @@ def _linear_filter() -> Callable[..., Any]:
     return linear_filter
 
 
-def lfilter(
-    b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None
-) -> Any:
+def lfilter(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> Any:
     """`scipy.signal.lfilter(b, a, x[, zi])` for 1-D float64 signals (a[0] need not be 1),
     without importing scipy.signal. Returns y, or (y, final state) when zi is given."""
     b = np.ascontiguousarray(b, dtype=np.float64)

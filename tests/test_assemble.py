@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import threading
 import wave
@@ -812,7 +813,9 @@ def _long_cast() -> CastChapter:
 
 
 def _long_clips(rendered: dict[tuple[str, int], Clip], cast: CastChapter) -> list[list[Clip]]:
-    return [[rendered[(p.id.removesuffix("b"), j)] for j in range(len(p.lines))] for p in cast.parts]
+    return [
+        [rendered[(p.id.removesuffix("b"), j)] for j in range(len(p.lines))] for p in cast.parts
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -827,7 +830,11 @@ def pieced(
     mp = pytest.MonkeyPatch()
     eps = {}
     try:
-        for name, seconds, jobs in (("whole", 1000.0, 1), ("pieces", 12.0, 1), ("pieces2", 12.0, 2)):
+        for name, seconds, jobs in (
+            ("whole", 1000.0, 1),
+            ("pieces", 12.0, 1),
+            ("pieces2", 12.0, 2),
+        ):
             mp.setattr(assemble, "PIECE_SECONDS", seconds)
             out = base / name
             out.mkdir()
@@ -926,7 +933,9 @@ def test_pieces_keep_loudness_peak_and_voice_matching(pieced: dict[str, object])
         assert ep.loudness is not None and abs(ep.loudness - lufs(x)) < 0.5
         per_voice: dict[str, list[np.ndarray]] = {}
         for cue in read_vtt(ep.vtt)[:-1]:
-            per_voice.setdefault(cue.voice, []).append(x[int(cue.start * 44100) : int(cue.end * 44100)])
+            per_voice.setdefault(cue.voice, []).append(
+                x[int(cue.start * 44100) : int(cue.end * 44100)]
+            )
         levels = {v: lufs(np.concatenate(p)) for v, p in per_voice.items()}
         assert max(levels.values()) - min(levels.values()) <= 1.0, levels
     # measured in pieces, the figures are those of the whole (to rounding)
@@ -978,3 +987,72 @@ def test_scipy_signal_is_not_imported_and_lfilter_matches_it() -> None:
     for stage in pyloudnorm.Meter(22050)._filters.values():
         kb, ka = np.convolve(kb, stage.b), np.convolve(ka, stage.a)
     assert np.allclose(kb, b, rtol=1e-14) and np.allclose(ka, a, rtol=1e-14)
+
+
+def test_pieces_checked_again_after_a_high_decoded_peak(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoded-peak retry works on a chapter in pieces: all of them encoded again, still
+    one clean stream under the ceiling, on two processes as on one."""
+    monkeypatch.setitem(assemble.CODEC_HEADROOM_DB, 64, -0.5)
+    monkeypatch.setattr(assemble, "PIECE_SECONDS", 15.0)
+    cast = _long_cast()
+    clips = _long_clips(rendered, cast)
+    show = make_show(tmp_path)
+    made = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        out.mkdir()
+        (ep,) = assemble_book(
+            [(cast, clips)],
+            show=show,
+            pauses=PausesConfig(),
+            audio=AudioConfig(),
+            out_dir=out,
+            jobs=jobs,
+        )
+        assert ep.encodes >= 2
+        assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
+        assert audio.mp3_frames(_audio_frames(ep.mp3)) * 1152 == decode(ep.mp3).size
+        assert sorted(p.name for p in out.iterdir()) == [
+            ".state",
+            "01-long.chapters.json",
+            "01-long.mp3",
+            "01-long.vtt",
+        ]
+        made[jobs] = _products(ep)
+    assert made[1] == made[2]
+
+
+def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chapters = []
+    for cid, script in (("one", SCRIPT[:2]), ("two", SCRIPT[2:4])):
+        cast = make_cast(script, chapter_id=cid, title=cid.title())
+        chapters.append((cast, clips_for(cast, rendered)))
+    broken = chapters[1][1][1][:]
+    broken[0] = Clip("x", tmp_path / "gone.wav", 100, 22050, True)
+    chapters[1] = (chapters[1][0], [chapters[1][1][0], broken])
+    show = make_show(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SynthesisError, match=r"gone\.wav: clip is missing"):
+        assemble_book(
+            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=2
+        )
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+    # a worker that dies (as if killed for memory) is reported, not a traceback or a hang
+    def die(job: object) -> None:
+        os._exit(9)
+
+    die.__qualname__ = die.__name__ = "_encode_piece"
+    die.__module__ = assemble.__name__
+    monkeypatch.setattr(assemble, "_encode_piece", die)
+    chapters[1] = (chapters[1][0], clips_for(chapters[1][0], rendered))
+    with pytest.raises(OutputError, match=r"\.mp3: a process assembling it died"):
+        assemble_book(
+            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=2
+        )
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
