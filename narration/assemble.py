@@ -570,6 +570,16 @@ def _pieces(cues: Sequence[_Cue], total: int) -> tuple[_Piece, ...]:
     return tuple(pieces)
 
 
+def _scratch(out_dir: Path, stem: str) -> Path:
+    """A chapter's timeline file while it is assembled; its pieces' MP3s go beside it. Named
+    like every temporary file of a build (.NAME.tmpPID), so a killed build's are removed."""
+    return out_dir / f".{stem}.timeline.tmp{os.getpid()}"
+
+
+def _piece_path(timeline: Path, index: int) -> Path:
+    return timeline.with_name(timeline.name.replace(".timeline.tmp", f".piece{index}.tmp", 1))
+
+
 @dataclass(frozen=True)
 class _Mix:
     """What a process needs to limit and encode any piece of a chapter: the timeline's
@@ -587,7 +597,7 @@ class _Mix:
 
     def piece_path(self, index: int) -> Path:
         """Where piece `index` is encoded to, beside the timeline."""
-        return self.timeline.with_name(f"{self.timeline.name}.{index}")
+        return _piece_path(self.timeline, index)
 
     def source(self) -> _Source:
         try:
@@ -1144,8 +1154,7 @@ class _Work:
             self.digest,
         ) = args
         self.mp3 = self.out_dir / f"{self.stem}.mp3"
-        # scratch files (the timeline, then piece k's MP3 at ...timeline.k), removed at the end
-        self.timeline = self.out_dir / f".{self.stem}.tmp{os.getpid()}.timeline"
+        self.timeline = _scratch(self.out_dir, self.stem)
         self.plan: _Plan | None = None
         self.voice_db: dict[str, float] = {}
         self.chapter_db = 0.0
@@ -1300,7 +1309,7 @@ class _Work:
     def cleanup(self) -> None:
         _discard(self.timeline)
         for k in range(len(self.plan.pieces) if self.plan else 0):
-            _discard(self.timeline.with_name(f"{self.timeline.name}.{k}"))
+            _discard(_piece_path(self.timeline, k))
 
 
 def _run_plan(job: _PlanJob) -> _Plan:

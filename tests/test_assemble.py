@@ -1042,6 +1042,11 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
             chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=2
         )
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    # scratch files are named like every temporary file (.NAME.tmpPID): if a build is
+    # killed, the next one recognises and removes them
+    timeline = assemble._scratch(out, "01-one")
+    for scratch in (timeline, assemble._piece_path(timeline, 12)):
+        assert re.fullmatch(r"\..+\.tmp\d+", scratch.name), scratch.name
 
     # a worker that dies (as if killed for memory) is reported, not a traceback or a hang
     def die(job: object) -> None:
