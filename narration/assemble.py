@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
 import functools
 import hashlib
 import itertools
@@ -26,6 +27,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -1316,6 +1318,22 @@ def _run_plan(job: _PlanJob) -> _Plan:
     return _plan_chapter(job)
 
 
+def _pool_worker(parent: int) -> None:
+    """A pool process dies with the build (on Linux) instead of waiting for work forever,
+    holding its memory, when the build is killed; Ctrl-C is the build's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own end is all there is
+        return
+    if os.getppid() != parent:  # the build died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _run(
     works: list[_Work], jobs: int, progress: Callable[[AssembledEpisode], None] | None
 ) -> None:
@@ -1355,7 +1373,9 @@ def _run(
             while (task := next_task()) is not None:
                 finish(task, task.run(task.arg))
             return
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_pool_worker, initargs=(os.getpid(),)
+        ) as pool:
             inflight: dict[Future[Any], _Task] = {}
             try:
                 while True:
