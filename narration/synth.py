@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -163,7 +164,10 @@ def speech_bounds(spoken: str, rate: int) -> tuple[float, float]:
     and at most 1.6x the generous upper count below. Numbers are read as several words
     ("1921", "$3,000,000"), capitals may be spelled ("NKVD"), symbols may be named ("* * *"):
     the lower count takes each word or number as one word, the upper counts digits, letters
-    of capitalised abbreviations and symbols. Text with no word at all may be silent.
+    of capitalised abbreviations and symbols. A voice may name each letter of a script it
+    does not read ("Hebrew letter shin": 0.7 s a letter measured for Hebrew, 0.65 for Han in
+    an English voice), so letters beyond Latin, Greek and Cyrillic count three words each.
+    Text with no word at all may be silent.
     """
     low_words, high_words = 0, 0.0
     for token in _LETTERS.findall(spoken):
@@ -174,10 +178,19 @@ def speech_bounds(spoken: str, rate: int) -> tuple[float, float]:
             low_words += 1
             spelled = token.isupper() and len(token) > 1
             high_words += len(token) if spelled else max(1.0, len(token) / 3)
+            high_words += 3 * sum(1 for c in token if _foreign_letter(c))
         else:
             high_words += 1
     per_word = 60.0 / max(rate, 1)
     return 0.3 * low_words * per_word, 2.0 + 2.5 * high_words * per_word
+
+
+def _foreign_letter(char: str) -> bool:
+    """A letter outside the Latin, Greek and Cyrillic scripts (which voices read as words)."""
+    if char < "\u0250":  # ASCII and Latin-1, Latin Extended-A and -B
+        return False
+    script = unicodedata.name(char, "").split(" ", 1)[0]
+    return script not in ("LATIN", "GREEK", "CYRILLIC", "MODIFIER", "COMBINING")
 
 
 #: Maps a 16-bit sample's high byte to 1 when the sample is at least 256 away from zero.

@@ -144,6 +144,30 @@ def test_speech_bounds_allow_numbers_abbreviations_and_wordless_text() -> None:
     assert slow[0] > fast[0] * 5
 
 
+def test_a_script_the_voice_spells_letter_by_letter_is_not_refused(
+    engine: Pyttsx3Engine, tmp_path: Path
+) -> None:
+    """An English voice names each Hebrew or Han letter ("Hebrew letter shin"): 9 s for
+    four short Hebrew words, which must pass the check like any other clip."""
+    texts = [
+        "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd, \u05d6\u05d4 \u05d8\u05e7\u05e1\u05d8.",
+        "\u4f60\u597d\u4e16\u754c\uff0c\u8fd9\u662f\u6587\u672c\u3002",
+        "Hebrew \u05e9\u05dc\u05d5\u05dd and Arabic \u0645\u0631\u062d\u0628\u0627 inside.",
+    ]
+    clips = synthesize(
+        [(line(t), NARRATOR, f"rtl-{i}") for i, t in enumerate(texts)],
+        engine=engine,
+        cache=ClipCache(tmp_path),
+        jobs=1,
+    )
+    spoken = []
+    for text, clip in zip(texts, clips, strict=True):
+        spoken.append(speech_seconds(clip.path.read_bytes()[wav_info(clip.path).data_offset :]))
+        low, high = speech_bounds(text, NARRATOR.rate)
+        assert low <= spoken[-1] <= high / 2, text  # and with room to spare
+    assert spoken[0] > 5  # really spelled out
+
+
 def test_speech_seconds_spans_first_to_last_sound() -> None:
     silence, tone = b"\x00\x00" * 1000, struct.pack("<h", 3000) * 2205
     assert speech_seconds(silence + tone + silence + tone + silence) == pytest.approx(
