@@ -10,8 +10,17 @@ transcript and Podcasting 2.0 JSON chapters beside it.
 
 Every output is deterministic (same inputs, same bytes) and written atomically. A digest of
 all of a chapter's inputs is kept in out_dir/.state/, so a chapter whose inputs did not
-change is neither encoded nor rewritten on the next build. `assemble_book` spreads the
-chapters over processes, each holding one chapter's 16-bit timeline at a time.
+change is neither encoded nor rewritten on the next build.
+
+Where the time goes (the two seeds, 11.6 min of audio, 2 cores): LAME is two thirds of
+assembly's CPU and cannot be shared out within one stream, so `assemble_book` cuts each
+chapter at pauses into pieces of about 45 s, encodes them on every core and joins their MP3
+streams into one (see `_Piece` for how the join stays exact). A chapter's plan (clips laid
+out into a scratch file, voices matched) runs on one process while others encode pieces.
+Measured per minute of audio: LAME 460 ms; decoding the MP3 to check its true peak 32 ms,
+the limiter 27 ms, resampling 12 ms, the phase rotator 10 ms, K-weighting 9 ms; and per
+chapter, matching the voices on limited samples, about 0.15 s. Memory is bounded by the
+piece, not the chapter or the book.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from .errors import OutputError, SynthesisError
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 #: How far under the configured true-peak ceiling the limiter aims, per bitrate, for what
 #: MP3 coding adds to peaks. Measured on limited espeak-ng speech, decoded: up to 1.8 dB at
