@@ -268,8 +268,10 @@ def _is_http_url(url: str) -> bool:
         parts = urlsplit(url)
     except ValueError:  # "http://[::1", an unclosed IPv6 literal
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(
-        c.isspace() for c in url
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and not any(c.isspace() for c in url)
     )
 
 
@@ -370,6 +372,7 @@ def _is_uuid(value: Any) -> bool:
 
 #: Between the first publication dates of consecutive episodes.
 EPISODE_STEP = timedelta(minutes=1)
+
 
 def update_lock(
     lock: Lock,

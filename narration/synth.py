@@ -494,7 +494,9 @@ class _Pool:
                 try:
                     proc = subprocess.Popen(
                         [sys.executable, "-c", code, str(task_r), str(result_w)],
-                        pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL, env=env,
+                        pass_fds=(task_r, result_w),
+                        stdin=subprocess.DEVNULL,
+                        env=env,
                     )
                 finally:
                     os.close(task_r)
@@ -758,8 +760,11 @@ def play(path: Path) -> str | None:
             continue
         try:
             run = subprocess.run(
-                [exe, *args, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, check=False,
+                [exe, *args, str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=False,
             )
         except OSError as exc:
             tried.append(f"{cmd}: {exc.strerror}")

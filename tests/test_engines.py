@@ -76,7 +76,9 @@ def test_registry_gives_engines_that_meet_the_interface() -> None:
     assert isinstance(get_engine("fake"), FakeEngine)
     for name in ("pyttsx3", "fake"):
         assert isinstance(get_engine(name), Engine)
-    with pytest.raises(SynthesisError, match=r"unknown engine 'espeak' \(available: fake, pyttsx3\)"):
+    with pytest.raises(
+        SynthesisError, match=r"unknown engine 'espeak' \(available: fake, pyttsx3\)"
+    ):
         get_engine("espeak")
 
 
@@ -139,7 +141,9 @@ def test_rate_pitch_and_volume_take_effect(engine: Pyttsx3Engine, tmp_path: Path
     assert 0.15 < ratio < 0.4
     # a voice change keeps nothing from the previous voice's settings
     again = render(rate=175)
-    assert speech_seconds(again.tobytes()) == pytest.approx(speech_seconds(render().tobytes()), rel=0.05)
+    assert speech_seconds(again.tobytes()) == pytest.approx(
+        speech_seconds(render().tobytes()), rel=0.05
+    )
 
 
 def test_unknown_voice_or_variant_is_an_error_not_the_default_voice(
@@ -179,7 +183,9 @@ def test_a_fresh_engines_first_long_utterance_is_written(tmp_path: Path) -> None
         "Pyttsx3Engine().render(sys.argv[1], Voice('n', 'N', 'gmw/en-us', 175, 50, 1.0),"
         " Path(sys.argv[2]))"
     )
-    run = subprocess.run([sys.executable, "-c", code, text, str(out)], capture_output=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", code, text, str(out)], capture_output=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr.decode()
     assert run.stdout == b""
     check_clip(out, text, 175)
@@ -206,12 +212,18 @@ def test_fake_engine_is_deterministic_speech_like_and_paced_by_rate(tmp_path: Pa
     plain = np.frombuffer(fake.synth(SENTENCE, voice()), "<i2")
     other = np.frombuffer(fake.synth(SENTENCE, voice("gmw/en-us+f3")), "<i2")
     assert fundamental(other) != pytest.approx(fundamental(plain), rel=0.05)
-    assert EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male") in fake.list_voices()
+    assert (
+        EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male") in fake.list_voices()
+    )
 
 
 def test_fake_engine_faults_count_attempts(tmp_path: Path) -> None:
     fake = FakeEngine(
-        [Fault("lost", "missing", times=2), Fault("hollow", "empty"), Fault("boom", "error", times=1)],
+        [
+            Fault("lost", "missing", times=2),
+            Fault("hollow", "empty"),
+            Fault("boom", "error", times=1),
+        ],
         state_dir=tmp_path / "state",
     )
     out = tmp_path / "x.wav"

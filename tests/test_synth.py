@@ -61,10 +61,14 @@ def engine() -> Pyttsx3Engine:
 
 
 @pytest.fixture(scope="module")
-def first_build(engine: Pyttsx3Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple[ClipCache, list[Clip], list]:
+def first_build(
+    engine: Pyttsx3Engine, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ClipCache, list[Clip], list]:
     cache = ClipCache(tmp_path_factory.mktemp("cache") / "clips")
     calls: list[tuple[int, int, int]] = []
-    clips = synthesize(book_jobs(), engine=engine, cache=cache, jobs=2, progress=lambda *a: calls.append(a))
+    clips = synthesize(
+        book_jobs(), engine=engine, cache=cache, jobs=2, progress=lambda *a: calls.append(a)
+    )
     return cache, clips, calls
 
 
@@ -85,7 +89,9 @@ def test_clip_key_covers_every_setting_that_changes_the_audio(engine: Pyttsx3Eng
     ]
     assert len({base, *changed}) == len(changed) + 1
     # renaming a voice or relabelling it in transcripts re-renders nothing
-    assert clip_key("Hello there.", replace(NARRATOR, name="reader", label="Reader"), engine) == base
+    assert (
+        clip_key("Hello there.", replace(NARRATOR, name="reader", label="Reader"), engine) == base
+    )
     assert clip_key("Hello there.", replace(NARRATOR, volume=1), engine) == base
 
 
@@ -181,7 +187,9 @@ def test_speech_seconds_spans_first_to_last_sound() -> None:
 # --------------------------------------------------------------------------- cache
 
 
-def test_cache_directory_default_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_directory_default_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(CACHE_ENV, raising=False)
     assert default_cache_dir(tmp_path) == tmp_path / "output" / ".cache" / "clips"
     assert ClipCache.for_project(tmp_path).root == tmp_path / "output" / ".cache" / "clips"
@@ -223,14 +231,18 @@ def test_unwritable_cache_is_an_output_error(tmp_path: Path) -> None:
     blocker = tmp_path / "output"
     blocker.write_text("a file where the cache folder should be")
     cache = ClipCache(blocker / ".cache" / "clips")
-    with pytest.raises(OutputError, match=r"output/\.cache/clips: cannot create the clip cache \(Not a directory\)"):
+    with pytest.raises(
+        OutputError, match=r"output/\.cache/clips: cannot create the clip cache \(Not a directory\)"
+    ):
         synthesize([(line("Hello."), NARRATOR)], engine=FakeEngine(), cache=cache)
 
 
 # --------------------------------------------------------------------------- real synthesis
 
 
-def test_every_line_gets_a_verified_clip_in_order(first_build: tuple, capfd: pytest.CaptureFixture[str]) -> None:
+def test_every_line_gets_a_verified_clip_in_order(
+    first_build: tuple, capfd: pytest.CaptureFixture[str]
+) -> None:
     cache, clips, calls = first_build
     jobs = book_jobs()
     assert len(clips) == len(jobs)
@@ -285,7 +297,10 @@ def test_renamed_voice_reuses_clips_and_changed_rate_renders_only_its_lines(
     engine: Pyttsx3Engine, first_build: tuple
 ) -> None:
     cache, clips, _ = first_build
-    renamed = [(ln, replace(v, name="kibalchich", label="V. S."), s) if v is SERGE else (ln, v, s) for ln, v, s in book_jobs()]
+    renamed = [
+        (ln, replace(v, name="kibalchich", label="V. S."), s) if v is SERGE else (ln, v, s)
+        for ln, v, s in book_jobs()
+    ]
     assert not any(c.rendered for c in synthesize(renamed, engine=engine, cache=cache))
     faster = replace(SERGE, rate=220)
     changed = [(ln, faster if v is SERGE else v, s) for ln, v, s in book_jobs()]
@@ -308,7 +323,9 @@ def test_a_corrupt_cache_entry_is_rendered_again(engine: Pyttsx3Engine, first_bu
     assert victim.read_bytes() == good
 
 
-def test_unknown_voice_fails_at_once_naming_segment_voice_and_text(engine: Pyttsx3Engine, tmp_path: Path) -> None:
+def test_unknown_voice_fails_at_once_naming_segment_voice_and_text(
+    engine: Pyttsx3Engine, tmp_path: Path
+) -> None:
     bad = replace(NARRATOR, name="ghost", engine_voice="gmw/en-us+nosuch")
     with pytest.raises(SynthesisError) as err:
         synthesize([(line("Hello."), bad, "ch3-0001")], engine=engine, cache=ClipCache(tmp_path))
@@ -322,7 +339,10 @@ def test_empty_text_or_a_silent_voice_is_refused_before_rendering(tmp_path: Path
     with pytest.raises(SynthesisError, match=r"segment ch1-0002: nothing to say for 'UN'"):
         synthesize([(Line("UN", "  "), NARRATOR, "ch1-0002")], engine=FakeEngine(), cache=cache)
     mute = replace(NARRATOR, volume=0.0)
-    with pytest.raises(SynthesisError, match=r"segment ch1-0003: voice 'narrator' has volume 0.0: its clips would be silent gaps"):
+    with pytest.raises(
+        SynthesisError,
+        match=r"segment ch1-0003: voice 'narrator' has volume 0.0: its clips would be silent gaps",
+    ):
         synthesize([(line("Hi."), mute, "ch1-0003")], engine=FakeEngine(), cache=cache)
     assert not cache.root.exists()
 
@@ -347,7 +367,9 @@ def test_a_bad_clip_is_rendered_again_until_it_is_good(mode: str, why: str, tmp_
     fake = FakeEngine([Fault("unions", mode, times=2)], state_dir=tmp_path / "state")  # type: ignore[arg-type]
     retried: list[str] = []
     jobs = [(line("Fine words first."), NARRATOR, "ch1-0001"), (line(text), SERGE, "ch1-0002")]
-    clips = synthesize(jobs, engine=fake, cache=ClipCache(tmp_path / "c"), jobs=2, on_retry=retried.append)
+    clips = synthesize(
+        jobs, engine=fake, cache=ClipCache(tmp_path / "c"), jobs=2, on_retry=retried.append
+    )
     assert fake.attempts(text) == 3
     assert all(c.rendered for c in clips)
     check_clip(clips[1].path, text, SERGE.rate)
@@ -386,10 +408,16 @@ class BrokenEngine(FakeEngine):
 
 def test_an_engine_that_cannot_start_or_a_dying_worker_is_a_clear_error(tmp_path: Path) -> None:
     jobs = [(line("Hello there."), NARRATOR, "ch1-0001")]
-    with pytest.raises(SynthesisError, match=r"^engine 'fake' could not start: RuntimeError: no sound card in this test$"):
+    with pytest.raises(
+        SynthesisError,
+        match=r"^engine 'fake' could not start: RuntimeError: no sound card in this test$",
+    ):
         synthesize(jobs, engine=BrokenEngine(), cache=ClipCache(tmp_path / "a"))
     killer = FakeEngine([Fault("Hello", "kill-worker")], state_dir=tmp_path / "state")
-    with pytest.raises(SynthesisError, match=r"^segment ch1-0001: no usable clip after 1 attempt: synthesis worker died \(exit code -9\); voice 'narrator'"):
+    with pytest.raises(
+        SynthesisError,
+        match=r"^segment ch1-0001: no usable clip after 1 attempt: synthesis worker died \(exit code -9\); voice 'narrator'",
+    ):
         synthesize(jobs, engine=killer, cache=ClipCache(tmp_path / "b"))
 
 
@@ -403,7 +431,9 @@ def test_fake_engine_builds_are_deterministic_across_worker_counts(tmp_path: Pat
 # --------------------------------------------------------------------------- preview and play
 
 
-def test_preview_renders_like_a_build_to_wav_or_mp3(engine: Pyttsx3Engine, first_build: tuple, tmp_path: Path) -> None:
+def test_preview_renders_like_a_build_to_wav_or_mp3(
+    engine: Pyttsx3Engine, first_build: tuple, tmp_path: Path
+) -> None:
     cache, clips, _ = first_build
     wav = preview_text(TEXTS[1], SERGE, engine, tmp_path / "out" / "preview.wav")
     assert wav.read_bytes() == clips[1].path.read_bytes()  # same bytes as the build's clip
@@ -476,7 +506,9 @@ def test_progress_draws_a_bar_on_a_terminal_and_nothing_when_quiet() -> None:
             report(done, 0, 4)
     text = tty.getvalue()
     assert text.startswith("\r[----------] synthesis: 0/4 clips")
-    assert "\r[#####-----] synthesis: 2/4 clips (2 rendered, 0 from cache, 2 left, ETA 1:00)" in text
+    assert (
+        "\r[#####-----] synthesis: 2/4 clips (2 rendered, 0 from cache, 2 left, ETA 1:00)" in text
+    )
     assert text.endswith("\n") and text.count("\n") == 1
     assert text.rstrip().endswith("] synthesis: 4/4 clips (4 rendered, 0 from cache, 0 left, done)")
     quiet = Tty()
