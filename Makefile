@@ -20,6 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check narration tests benchmarks
+	$(BIN)/ruff format --check narration tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
