@@ -52,6 +52,7 @@ import numpy as np
 from . import audio as sig
 from .config import AudioConfig, PausesConfig
 from .errors import OutputError, SynthesisError
+from .files import temp_path, write_atomic
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -970,23 +971,12 @@ def _discard(path: Path) -> None:
 
 
 def _tmp_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+    return temp_path(path)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the final name and rename into place."""
-    tmp = _tmp_for(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write beside the final name and rename into place (the digest already said it changed)."""
+    write_atomic(path, data, skip_unchanged=False)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,6 @@ renamed into place, so an interrupted build never leaves a truncated file that l
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -25,6 +24,7 @@ from .cast import cast_book, unused_rules
 from .config import PodcastConfig, VoicesConfig, _line_index
 from .errors import InputError, NarrateError, OutputError
 from .feed import load_lock
+from .files import write_atomic
 from .model import Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
@@ -172,23 +172,6 @@ def build_lock(output: Path) -> Iterator[None]:
 def _os_error(exc: OSError) -> OutputError:
     name = exc.filename or "output"
     return OutputError(f"{name}: {exc.strerror or exc}")
-
-
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Write beside the final name and rename into place; unchanged content is not rewritten."""
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return False
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return True
 
 
 def build_project(

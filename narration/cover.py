@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
+from .files import write_atomic
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -276,19 +277,4 @@ def generate_cover(title: str, author: str, side: int = GENERATED_SIDE) -> bytes
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    """Atomic write beside the final name; an identical file is left alone."""
-    try:
-        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    except OSError as exc:
-        raise OutputError(f"{path}: {exc.strerror or exc}") from None
+    write_atomic(path, data)

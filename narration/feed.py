@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import html
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -44,6 +43,7 @@ from lxml import etree
 
 from .config import PODCAST_FILE, PodcastConfig, _line_index
 from .errors import ConfigError, InputError, OutputError, Problem
+from .files import write_atomic
 from .model import Episode, Show
 
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -190,23 +190,7 @@ def podcast_guid_for(feed_url: str) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> bool:
-    """Write beside the final name, then rename: never a half-written file. Unchanged: skip."""
-    try:
-        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    except OSError as exc:
-        raise OutputError(f"{exc.filename or path}: {exc.strerror or exc}") from None
-    return True
+    return write_atomic(path, data)
 
 
 # --------------------------------------------------------------------------- podcast.yaml
