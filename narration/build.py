@@ -203,6 +203,11 @@ def build_project(
             _build_locked(checked, show, cover_source, url, engine, report, stage, jobs, quiet, say)
     except OSError as exc:
         raise _os_error(exc) from None
+    if configured and not checked.podcast.owner_email:
+        warn(
+            f"{project.podcast_file.name}: no owner_email; Apple Podcasts and other directories "
+            "ask for the owner's email (itunes:owner) to verify the show"
+        )
     if not configured:
         say(
             f"No base URL configured: the feed points at {url} (`narrate serve`). "

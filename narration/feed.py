@@ -14,7 +14,9 @@ user commits like a lock file:
   episode number (in order, and none in the future when the show is published the day it
   is dated), and never earlier than a minute after the newest episode already in the lock. Both
   are written to the lock the first time the chapter is built and read from it after, so
-  re-casting, fixing a typo or adding a seed changes no existing episode.
+  re-casting, fixing a typo or adding a seed changes no existing episode. A corrected title
+  changes a chapter's id: when a build finds exactly as many new chapter ids as locked ids it
+  no longer has, it takes them for the same chapters renamed and keeps their guids and dates.
 
 The feed is RSS 2.0 written by feedgen, with the `itunes`, `content` and Podcasting 2.0
 namespaces. feedgen's own podcast extension is not used: it rejects `itunes:explicit`
@@ -371,6 +373,21 @@ def update_lock(
     base = datetime.combine(published or DEFAULT_PUBLISHED, datetime.min.time(), timezone.utc)
     entries = dict(lock.episodes)
     latest = max((e.published for e in entries.values()), default=None)
+    # A chapter whose title was corrected gets a new id. When the book gained exactly as
+    # many new ids as it lost locked ones, they are those chapters renamed: they keep their
+    # guids and dates, in book order, so subscribers do not get them twice.
+    current = {ep.chapter_id for ep in episodes}
+    lost = sorted(
+        (cid for cid in entries if cid not in current), key=lambda c: entries[c].published
+    )
+    new = [
+        ep.chapter_id
+        for ep in sorted(episodes, key=lambda e: e.number)
+        if ep.chapter_id not in entries
+    ]
+    if lost and len(lost) == len(new):
+        for old_id, new_id in zip(lost, new, strict=True):
+            entries[new_id] = entries.pop(old_id)
     namespace = uuid.UUID(podcast_guid)
     for ep in sorted(episodes, key=lambda e: e.number):
         if ep.chapter_id in entries:

@@ -410,6 +410,21 @@ def test_guids_and_dates_survive_recasting_typos_and_new_chapters(
     assert items_by_guid(tmp_path / "output" / "feed.xml") == after
 
 
+def test_a_corrected_chapter_title_keeps_its_episode(tmp_path: Path, speech: list[bytes]) -> None:
+    """A new title gives the chapter a new id; it is still the same episode to subscribers."""
+    build_podcast(tmp_path, speech)
+    before = items_by_guid(tmp_path / "output" / "feed.xml")
+    renamed = replace(DEFAULT_SPECS[1], chapter_id="memoirs-of-a-revolutionary", title="Memoirs")
+    build_podcast(tmp_path, speech, (DEFAULT_SPECS[0], renamed, DEFAULT_SPECS[2]))
+    after = items_by_guid(tmp_path / "output" / "feed.xml")
+    assert set(after) == set(before)
+    moved = next(g for g, item in before.items() if item["title"] == "Memoirs of a Revolutionary")
+    assert after[moved]["title"] == "Memoirs"
+    assert after[moved]["pubDate"] == before[moved]["pubDate"]
+    lock = json.loads((tmp_path / "narrate.lock").read_text())["episodes"]
+    assert "memoirs" not in lock and lock["memoirs-of-a-revolutionary"]["guid"] == moved
+
+
 def test_podcast_guid_is_fixed_once_published_and_kept_when_the_feed_moves(
     tmp_path: Path, speech: list[bytes]
 ) -> None:
