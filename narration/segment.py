@@ -240,7 +240,6 @@ _NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
 #: Invisible formatting characters: dropped from the spoken text (and by the word checker).
 _INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 _SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
 
 _WORD = re.compile(r"[^\W_]+")
@@ -786,11 +785,6 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
     for no, line in enumerate(text.split("\n"), 1):
         if not line.isascii():
             line = _INVISIBLE.sub("", line)
-        if "\x1b" in line:  # colours and cursor moves from a terminal log: not text
-            escapes = _ANSI_ESCAPE.findall(line)
-            if escapes:
-                line = _ANSI_ESCAPE.sub("", line)
-                f.remove(no, "".join(escapes), "terminal escape sequence")
         if _SUSPECT.search(line):
             bad: dict[str, list[str]] = {}
             chars = []

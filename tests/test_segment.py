@@ -985,11 +985,3 @@ def test_every_word_is_accounted_for_in_arbitrary_text(text: str, name: str) -> 
         return
     assert_covered(book, {name: text})
     assert_well_formed(book)
-
-
-def test_terminal_escape_sequences_are_removed_whole_and_reported() -> None:
-    text = "A Title\n\nThe log said \x1b[31mred\x1b[0m and then \x1b]0;title\x07 stopped.\n"
-    chapters, removed = segment_text(text, "log.txt")
-    spoken = " ".join(s.text for c in chapters for s in c.segments)
-    assert spoken == "The log said red and then stopped."
-    assert [(r.line, r.reason) for r in removed] == [(3, "terminal escape sequence")]
