@@ -970,10 +970,6 @@ def _discard(path: Path) -> None:
         path.unlink()
 
 
-def _tmp_for(path: Path) -> Path:
-    return temp_path(path)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write beside the final name and rename into place (the digest already said it changed)."""
     write_atomic(path, data, skip_unchanged=False)
@@ -1244,7 +1240,7 @@ class _Work:
         marks = [(0.0 if m.start == 0 else timing.seconds(m.start), m.title) for m in plan.markers]
         vtt_path = self.out_dir / f"{self.stem}.vtt"
         json_path = self.out_dir / f"{self.stem}.chapters.json"
-        tmp = _tmp_for(self.mp3)
+        tmp = temp_path(self.mp3)
         try:
             try:
                 with open(tmp, "wb") as fh:

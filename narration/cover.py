@@ -53,7 +53,7 @@ def prepare_cover(
     else:
         data, ext = generate_cover(title, author), ".png"
     target = out_dir / f"cover{ext}"
-    _write_if_changed(target, data)
+    write_atomic(target, data)
     for name in OUTPUT_NAMES:  # a cover of the other type from an earlier build
         other = out_dir / name
         if other != target and other.is_file():
@@ -274,7 +274,3 @@ def generate_cover(title: str, author: str, side: int = GENERATED_SIDE) -> bytes
     buf = io.BytesIO()
     im.save(buf, "PNG", optimize=True)
     return buf.getvalue()
-
-
-def _write_if_changed(path: Path, data: bytes) -> None:
-    write_atomic(path, data)

@@ -191,10 +191,6 @@ def podcast_guid_for(feed_url: str) -> str:
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
 
 
-def _atomic_write(path: Path, data: bytes) -> bool:
-    return write_atomic(path, data)
-
-
 # --------------------------------------------------------------------------- podcast.yaml
 
 
@@ -620,9 +616,9 @@ def write_feed(
         lock=new_lock,
         podcast_guid=podcast_guid,
     )
-    _atomic_write(lock_path, new_lock.to_json())
+    write_atomic(lock_path, new_lock.to_json())
     target = out_dir / FEED_FILE
-    _atomic_write(target, data)
+    write_atomic(target, data)
     return target
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import OutputError
-from .feed import FEED_FILE, _atomic_write
+from .feed import FEED_FILE
+from .files import write_atomic
 from .model import Episode, Show
 
 PAGE_FILE = "index.html"
@@ -300,7 +301,7 @@ def render_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> st
 def write_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> Path:
     """Write out_dir/index.html atomically and return its path."""
     target = out_dir / PAGE_FILE
-    _atomic_write(target, render_page(episodes, show=show, out_dir=out_dir).encode("utf-8"))
+    write_atomic(target, render_page(episodes, show=show, out_dir=out_dir).encode("utf-8"))
     return target
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,6 +243,19 @@ def built(
     yield Built(episode, show, cast, clips, pcm, decode(episode.mp3))
 
 
+def assert_cues_on_speech(x: np.ndarray, cues: Sequence[VttCue], rate: int = 44100) -> None:
+    """Each cue is where its speech is in the decoded MP3 (LAME's delay included): quiet just
+    before it starts, sound inside it."""
+
+    def rms_db(t0: float, t1: float) -> float:
+        seg = x[int(t0 * rate) : int(t1 * rate)]
+        return 10 * math.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-20)
+
+    for cue in cues:
+        assert rms_db(cue.start - 0.15, cue.start - 0.01) < -45, cue
+        assert rms_db(cue.start + 0.02, cue.start + 0.25) > -40, cue
+
+
 # --------------------------------------------------------------------------- files and tags
 
 
@@ -345,18 +358,7 @@ def test_vtt_cues_name_voices_escape_text_and_follow_the_real_audio(built: Built
     assert by_id["q1.1"].text == "Kollontai and Shlyapnikov &lt;led&gt; the opposition that winter."
     for a, b in itertools.pairwise(cues):
         assert a.start < a.end <= b.start
-    # each cue is where its speech is in the decoded MP3 (LAME's delay included): quiet
-    # just before it starts, sound inside it
-    x = built.decoded
-    rate = 44100
-
-    def rms_db(t0: float, t1: float) -> float:
-        seg = x[int(t0 * rate) : int(t1 * rate)]
-        return 10 * math.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-20)
-
-    for cue in cues:
-        assert rms_db(cue.start - 0.15, cue.start - 0.01) < -45, cue
-        assert rms_db(cue.start + 0.02, cue.start + 0.25) > -40, cue
+    assert_cues_on_speech(built.decoded, cues)
     # the MP3's duration, as two readers see it, against the last cue's end
     assert abs(mutagen.mp3.MP3(built.episode.mp3).info.length - cues[-1].end) < 1.0
     assert abs(eyed3.load(str(built.episode.mp3)).info.time_secs - cues[-1].end) < 1.0
@@ -902,15 +904,7 @@ def test_pieces_join_into_one_clean_stream_with_exact_timings(
     x = decode(parts.mp3)
     assert x.size == decode(whole.mp3).size == frames * 1152
     cues = read_vtt(parts.vtt)
-    rate = 44100
-
-    def rms_db(t0: float, t1: float) -> float:
-        seg = x[int(t0 * rate) : int(t1 * rate)]
-        return 10 * math.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-20)
-
-    for cue in cues:
-        assert rms_db(cue.start - 0.15, cue.start - 0.01) < -45, cue
-        assert rms_db(cue.start + 0.02, cue.start + 0.25) > -40, cue
+    assert_cues_on_speech(x, cues)
     assert abs(raw.info.length - cues[-1].end) < 1.0
     assert abs(eyed3.load(str(parts.mp3)).info.time_secs - cues[-1].end) < 1.0
     # no click where pieces meet: every 10 ms of the decoded file stays at or under the
