@@ -988,9 +988,9 @@ TRICKY_SEEDS = {
 
 
 def test_markup_characters_are_escaped_in_feed_page_tags_and_transcripts(
-    tmp_path: Path, fake_engine: None
+    tmp_path: Path,
 ) -> None:
-    root = write_project(tmp_path / "book", TRICKY_SEEDS, FAKE_VOICES_YAML)
+    root = write_project(tmp_path / "book", TRICKY_SEEDS, VOICES_YAML)
     (root / "podcast.yaml").write_text(
         yaml.safe_dump(
             {
