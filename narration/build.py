@@ -14,10 +14,11 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .cast import cast_book, unused_rules
@@ -27,6 +28,9 @@ from .feed import load_lock
 from .files import write_atomic
 from .model import Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
+
+if TYPE_CHECKING:
+    from .synth import WorkerPool
 
 Say = Callable[[str], None]
 
@@ -184,25 +188,32 @@ def build_project(
     warn: Say = _quiet,
 ) -> BuildReport:
     from .engines import get_engine
+    from .synth import ClipCache, WorkerPool
 
     engine = get_engine()
     report = BuildReport(
         engine={"name": engine.name, "version": engine.version}, output=project.output
     )
     stage = _Stages(report)
-    with stage("check"):
-        checked = check_project(project, warn)
-        url, configured = resolve_base_url(checked.podcast, base_url)
-        report.base_url = url
-        show = resolve_show(checked)
-        cover_source = _cover_source(project, checked.podcast)
-        load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
-    try:
-        project.output.mkdir(parents=True, exist_ok=True)
-        with build_lock(project.output):
-            _build_locked(checked, show, cover_source, url, engine, report, stage, jobs, quiet, say)
-    except OSError as exc:
-        raise _os_error(exc) from None
+    # Started first, so that their start-up runs beside the checks; they touch nothing
+    # until they are given clips, and are killed unused if the build refuses or has nothing
+    # to render.
+    with WorkerPool(engine, ClipCache(project.cache), jobs) as workers:
+        with stage("check"):
+            checked = check_project(project, warn)
+            url, configured = resolve_base_url(checked.podcast, base_url)
+            report.base_url = url
+            show = resolve_show(checked)
+            cover_source = _cover_source(project, checked.podcast)
+            load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
+        try:
+            project.output.mkdir(parents=True, exist_ok=True)
+            with build_lock(project.output):
+                _build_locked(
+                    checked, show, cover_source, url, engine, report, stage, workers, quiet, say
+                )
+        except OSError as exc:
+            raise _os_error(exc) from None
     if configured and not checked.podcast.owner_email:
         warn(
             f"{project.podcast_file.name}: no owner_email; Apple Podcasts and other directories "
@@ -237,12 +248,12 @@ def _build_locked(
     engine: Any,
     report: BuildReport,
     stage: _Stages,
-    jobs: int | None,
+    workers: WorkerPool,
     quiet: bool,
     say: Say,
 ) -> None:
     from .assemble import assemble_book
-    from .cover import prepare_cover
+    from .cover import make_cover, write_cover
     from .feed import write_feed
     from .page import write_page
     from .progress import ProgressReporter
@@ -250,31 +261,41 @@ def _build_locked(
 
     project, cast = checked.project, checked.cast
     out = project.output
+    jobs = len(workers.workers)
     _remove_leftovers(out, project.lock_file)
 
-    with stage("synthesis"):
-        requests = [
-            (line, part.voice, part.id) for cc in cast for part in cc.parts for line in part.lines
-        ]
-        progress = ProgressReporter(quiet=quiet)
-        try:
-            flat = synthesize(
-                requests,
-                engine=engine,
-                cache=ClipCache(project.cache),
-                jobs=jobs,
-                progress=progress,
-            )
-        finally:
-            progress.close()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The cover is drawn in a thread while the workers render (this process only waits
+        # on them), and written after synthesis, so a build that fails there writes nothing.
+        cover_job = background.submit(
+            make_cover, project.seeds, show.title, show.author, explicit=cover_source
+        )
+        with stage("synthesis"):
+            requests = [
+                (line, part.voice, part.id)
+                for cc in cast
+                for part in cc.parts
+                for line in part.lines
+            ]
+            progress = ProgressReporter(quiet=quiet)
+            try:
+                flat = synthesize(
+                    requests,
+                    engine=engine,
+                    cache=ClipCache(project.cache),
+                    progress=progress,
+                    workers=workers,
+                )
+            finally:
+                progress.close()
+                workers.close()  # idle from now on: their memory is the encoders'
+        with stage("cover"):
+            cover = write_cover(out, *cover_job.result())
+            show = Show(**{**show.__dict__, "cover": cover})
     grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
     it = iter(flat)
     for cc in cast:
         grouped.append((cc, [[next(it) for _ in part.lines] for part in cc.parts]))
-
-    with stage("cover"):
-        cover = prepare_cover(project.seeds, show.title, show.author, out, explicit=cover_source)
-        show = Show(**{**show.__dict__, "cover": cover})
 
     with stage("assembly"):
         chapters = ProgressReporter(

@@ -47,11 +47,22 @@ def prepare_cover(
     Uses `explicit` (from podcast.yaml), else seeds/cover.jpg|jpeg|png, else generates one.
     A file that is already identical is not rewritten (its mtime is kept).
     """
+    return write_cover(out_dir, *make_cover(seeds_dir, title, author, explicit))
+
+
+def make_cover(
+    seeds_dir: Path, title: str, author: str, explicit: Path | None = None
+) -> tuple[bytes, str]:
+    """The cover's bytes and extension (".jpg" or ".png"), as `prepare_cover` writes them;
+    writes nothing, so a build can make it while other work runs."""
     source = explicit if explicit is not None else find_seed_cover(seeds_dir)
     if source is not None:
-        data, ext = _from_image(source)
-    else:
-        data, ext = generate_cover(title, author), ".png"
+        return _from_image(source)
+    return generate_cover(title, author), ".png"
+
+
+def write_cover(out_dir: Path, data: bytes, ext: str) -> Path:
+    """Write a cover from `make_cover` as out_dir/cover.EXT, removing one of the other type."""
     target = out_dir / f"cover{ext}"
     write_atomic(target, data)
     for name in OUTPUT_NAMES:  # a cover of the other type from an earlier build

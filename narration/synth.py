@@ -56,6 +56,7 @@ __all__ = [
     "Engine",
     "EngineVoice",
     "WavInfo",
+    "WorkerPool",
     "check_clip",
     "clip_key",
     "default_cache_dir",
@@ -71,6 +72,7 @@ __all__ = [
 CACHE_ENV = "NARRATE_CACHE_DIR"
 KEY_SCHEMA = 1  # bump if the key's recipe changes
 CLIP_TIMEOUT = 120  # seconds one child may spend on one utterance before it is killed
+WORKER_NICE = 5  # workers yield to the build's process (its checks) when cores are short
 
 ProgressFn = Callable[[int, int, int], None]
 Job = tuple[Line, Voice] | tuple[Line, Voice, str]
@@ -425,7 +427,7 @@ def _render_task(engine: Engine, cache: ClipCache, task: _Task, retries: int) ->
 def _worker_main(task_fd: int, result_fd: int) -> None:
     """A worker process: warm the engine once, then render each task in a forked child.
 
-    Started by _Pool as `python -c` with two pipe descriptors: tasks come in on one (first
+    Started by WorkerPool as `python -c` with two pipe descriptors: tasks come in on one (first
     the caller's sys.path, then the engine, the cache folder and the retries), results go
     out on the other. Its stdout is not the channel, so nothing an engine prints can corrupt it.
     """
@@ -433,6 +435,9 @@ def _worker_main(task_fd: int, result_fd: int) -> None:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # A build starts us beside its own checks: they go first while both want a core.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICE)
     tasks = Connection(task_fd, writable=False)
     results = Connection(result_fd, readable=False)
     try:
@@ -471,20 +476,29 @@ class _Worker:
     results: Connection  # we receive
 
 
-class _Pool:
-    """Worker processes started fresh, so no engine state leaks in from the caller.
+class WorkerPool:
+    """Synthesis worker processes, each with the engine loaded and warmed, started fresh so
+    no engine state leaks in from the caller.
 
     Plain `python -c` subprocesses rather than multiprocessing's spawn, which would run the
-    caller's main script again in each worker (a trap for unguarded scripts).
+    caller's main script again in each worker (a trap for unguarded scripts). Starting one
+    takes about 0.2 s (an interpreter, this module, the engine's warm-up), so a build starts
+    them before its checks and hands them to `synthesize`: their start-up overlaps the
+    checks. A context manager; workers that never got a task are killed on the way out
+    rather than waited for.
     """
 
-    def __init__(self, engine: Engine, cache: ClipCache, size: int, retries: int) -> None:
+    def __init__(
+        self, engine: Engine, cache: ClipCache, size: int | None = None, retries: int = 3
+    ) -> None:
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        self.engine, self.cache_root = engine, cache.root
+        self.used = False
         self.workers: list[_Worker] = []
         try:
-            for _ in range(size):
+            for _ in range(max(1, size or _cores())):
                 task_r, task_w = os.pipe()
                 result_r, result_w = os.pipe()
                 code = (
@@ -507,13 +521,23 @@ class _Pool:
                 self.workers.append(worker)
                 with contextlib.suppress(BrokenPipeError):  # died at start: seen at recv
                     worker.tasks.send([p for p in sys.path if p])
-                    worker.tasks.send((engine, str(cache.root), retries))
+                    worker.tasks.send((engine, str(cache.root), max(0, retries)))
         except BaseException:
             self.close()
             raise
 
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Stop the workers: each finishes the clip it is on, unless none was ever sent."""
         for worker in self.workers:
+            if not self.used:
+                with contextlib.suppress(OSError):
+                    worker.proc.kill()
             with contextlib.suppress(OSError, ValueError):
                 worker.tasks.send(None)
             worker.tasks.close()
@@ -524,6 +548,7 @@ class _Pool:
                 worker.proc.kill()
                 worker.proc.wait()
             worker.results.close()
+        self.workers = []
 
 
 @dataclass(frozen=True)
@@ -568,6 +593,7 @@ def synthesize(
     progress: ProgressFn | None = None,
     retries: int = 3,
     on_retry: Callable[[str], None] | None = None,
+    workers: WorkerPool | None = None,
 ) -> list[Clip]:
     """One verified Clip per (Line, Voice[, segment id]), in order; renders only what's missing.
 
@@ -576,6 +602,8 @@ def synthesize(
     `jobs` worker processes (default: one per core, never more than clips to render);
     `retries` re-renders after a failed attempt; `progress(done, cached, total)` counts
     unique clips; `on_retry(message)` hears about clips that needed more than one attempt.
+    `workers`, started earlier with the same engine and cache, are used instead of new ones
+    (and `jobs` and `retries` are theirs); the caller closes them.
     """
     items = _normalize(jobs_in)
     for job in items:
@@ -611,7 +639,7 @@ def synthesize(
             progress(len(clips), cached, total)
 
     if todo:
-        _render_all(todo, engine, cache, jobs, retries, finished, on_retry)
+        _render_all(todo, engine, cache, jobs, retries, finished, on_retry, workers)
     result = []
     for i, key in enumerate(keys):
         clip = clips[key]
@@ -635,13 +663,24 @@ def _render_all(
     retries: int,
     finished: Callable[[_Task, Clip], None],
     on_retry: Callable[[str], None] | None,
+    workers: WorkerPool | None = None,
 ) -> None:
-    """Feed the tasks to the workers, two in flight each; stop at the first failed clip."""
-    size = max(1, min(jobs or _cores(), len(todo)))
+    """Feed the tasks to the workers, two in flight each; stop at the first failed clip.
+
+    The longest clips go first, so the last ones to finish are short and no worker waits
+    long for another at the end (the bytes do not depend on the order).
+    """
     cache.ensure()
-    pending = deque(task for task, _ in todo)
+    pending = deque(
+        sorted(
+            (task for task, _ in todo),
+            key=lambda t: (-len(t.text) / max(1, t.voice.rate), t.index),
+        )
+    )
     owner = {task.index: (task, job) for task, job in todo}
-    pool = _Pool(engine, cache, size, max(0, retries))
+    size = max(1, min(jobs or _cores(), len(todo)))
+    pool = workers if workers is not None else WorkerPool(engine, cache, size, retries)
+    pool.used = True
     inflight: dict[Connection, list[int]] = {w.results: [] for w in pool.workers}
     worker_of = {w.results: w for w in pool.workers}
 
@@ -686,7 +725,8 @@ def _render_all(
                 finished(task, replace(hit, rendered=True))
                 feed(conn)
     finally:
-        pool.close()
+        if workers is None:
+            pool.close()
 
 
 # --------------------------------------------------------------------------- preview and play

@@ -268,7 +268,7 @@ def test_second_build_renders_nothing_and_starts_no_worker(
     def no_workers(*args: object) -> None:
         raise AssertionError("a worker was started for a fully cached build")
 
-    monkeypatch.setattr(synth, "_Pool", no_workers)
+    monkeypatch.setattr(synth, "WorkerPool", no_workers)
     started = time.monotonic()
     again = synthesize(book_jobs(), engine=engine, cache=cache, progress=lambda *a: calls.append(a))
     assert time.monotonic() - started < 0.5
@@ -291,6 +291,38 @@ def test_builds_are_byte_identical_whatever_the_jobs_or_order(
     mixed = [(line("Something else entirely, first."), SERGE), (line(TEXTS[2]), NARRATOR)]
     got = synthesize(mixed, engine=engine, cache=alone, jobs=1)[1]
     assert got.path.read_bytes() == expected[got.key]
+
+
+def test_workers_started_early_render_the_same_bytes_and_are_the_callers_to_close(
+    engine: Pyttsx3Engine, first_build: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, clips, _ = first_build
+    cache = ClipCache(tmp_path / "early")
+    with synth.WorkerPool(engine, cache, 2) as workers:
+
+        def no_new_workers(*args: object) -> None:
+            raise AssertionError("synthesize started workers of its own")
+
+        monkeypatch.setattr(synth, "WorkerPool", no_new_workers)
+        fresh = synthesize(book_jobs(), engine=engine, cache=cache, workers=workers)
+        assert all(w.proc.poll() is None for w in workers.workers)  # still the caller's
+        procs = [w.proc for w in workers.workers]
+    assert all(p.returncode is not None for p in procs)
+    assert [c.path.read_bytes() for c in fresh] == [c.path.read_bytes() for c in clips]
+
+
+def test_workers_never_given_a_clip_are_stopped_at_once(
+    engine: Pyttsx3Engine, tmp_path: Path
+) -> None:
+    """A build starts its workers before its checks: a refused or fully cached build must
+    not wait for them to finish starting, nor leave them behind."""
+    workers = synth.WorkerPool(engine, ClipCache(tmp_path / "unused"), 2)
+    procs = [w.proc for w in workers.workers]
+    started = time.monotonic()
+    workers.close()
+    assert time.monotonic() - started < 0.5
+    assert all(p.returncode is not None for p in procs)
+    assert not (tmp_path / "unused").exists()  # nothing written
 
 
 def test_renamed_voice_reuses_clips_and_changed_rate_renders_only_its_lines(
