@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .cast import cast_book, unused_rules
-from .config import PodcastConfig, VoicesConfig, _line_index
 from .errors import InputError, NarrateError, OutputError
-from .feed import load_lock
 from .files import write_atomic
 from .model import Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
+# The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
+# a build starts its synthesis workers before paying for those imports.
 if TYPE_CHECKING:
+    from .config import PodcastConfig, VoicesConfig
     from .synth import WorkerPool
 
 Say = Callable[[str], None]
@@ -52,6 +52,8 @@ class Checked:
 
 def check_project(project: Project, warn: Say = _quiet) -> Checked:
     """Validate configuration and seeds, segment and cast. Writes nothing."""
+    from .cast import cast_book, unused_rules
+    from .config import _line_index
     from .engines import get_engine
 
     engine = get_engine()
@@ -205,6 +207,8 @@ def build_project(
             report.base_url = url
             show = resolve_show(checked)
             cover_source = _cover_source(project, checked.podcast)
+            from .feed import load_lock
+
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
         try:
             project.output.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError, Problem
 
-VOICES_FILE = "voices.yaml"
-PODCAST_FILE = "podcast.yaml"
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

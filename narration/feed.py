@@ -43,10 +43,11 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from .config import PODCAST_FILE, PodcastConfig, _line_index
+from .config import PodcastConfig, _line_index
 from .errors import ConfigError, InputError, OutputError, Problem
 from .files import write_atomic
 from .model import Episode, Show
+from .project import PODCAST_FILE
 
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"

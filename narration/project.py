@@ -11,19 +11,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import (
-    PODCAST_FILE,
-    VOICES_FILE,
-    PodcastConfig,
-    VoicesConfig,
-    load_podcast,
-    load_voices,
-)
 from .errors import OutputError, Problem
-from .model import Book
+
+if TYPE_CHECKING:  # the configuration's pydantic models load only when a command reads it
+    from .config import PodcastConfig, VoicesConfig
+    from .model import Book
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
+VOICES_FILE = "voices.yaml"
+PODCAST_FILE = "podcast.yaml"
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,7 @@ def load_config(
     engine_variants: list[str] | None = None,
 ) -> tuple[VoicesConfig, PodcastConfig]:
     """Both configuration files, validated together: all their problems in one error."""
+    from .config import load_podcast, load_voices
     from .errors import ConfigError
 
     problems: list[Problem] = []
