@@ -47,6 +47,19 @@ LAME_GAIN = 0.95
 SILENT = -math.inf
 
 
+def preload() -> None:
+    """Load the native libraries assembly uses (encoder, resampler, decoder, IIR filter).
+
+    A build calls this while it waits on synthesis, so the processes it then forks for
+    assembly inherit them instead of each loading them (about 0.1 s apiece).
+    """
+    import lameenc  # noqa: F401
+    import miniaudio  # noqa: F401
+    import soxr  # noqa: F401
+
+    _linear_filter()
+
+
 @functools.lru_cache(maxsize=1)
 def _linear_filter() -> Callable[..., Any]:
     """SciPy's compiled IIR filter (what `scipy.signal.lfilter` calls), loaded on its own.

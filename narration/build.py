@@ -256,10 +256,7 @@ def _build_locked(
     quiet: bool,
     say: Say,
 ) -> None:
-    from .assemble import assemble_book
     from .cover import make_cover, write_cover
-    from .feed import write_feed
-    from .page import write_page
     from .progress import ProgressReporter
     from .synth import ClipCache, synthesize
 
@@ -274,6 +271,7 @@ def _build_locked(
         cover_job = background.submit(
             make_cover, project.seeds, show.title, show.author, explicit=cover_source
         )
+        background.submit(_preload_assembly)
         with stage("synthesis"):
             requests = [
                 (line, part.voice, part.id)
@@ -300,6 +298,10 @@ def _build_locked(
     it = iter(flat)
     for cc in cast:
         grouped.append((cc, [[next(it) for _ in part.lines] for part in cc.parts]))
+
+    from .assemble import assemble_book
+    from .feed import write_feed
+    from .page import write_page
 
     with stage("assembly"):
         chapters = ProgressReporter(
@@ -363,6 +365,16 @@ def _build_locked(
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / "build.json", data.encode("utf-8"))
+
+
+def _preload_assembly() -> None:
+    """Assembly's modules and native libraries, loaded while the workers render, so they
+    are off the path from synthesis to assembly and the processes that assembly forks
+    inherit them instead of each loading its own."""
+    from . import assemble  # noqa: F401 - loading it is the point
+    from .audio import preload
+
+    preload()
 
 
 def _remove_leftovers(out: Path, lock_file: Path) -> None:

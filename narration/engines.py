@@ -43,7 +43,6 @@ import threading
 import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -137,6 +136,8 @@ def write_wav(path: Path, pcm: bytes, sample_rate: int = SAMPLE_RATE) -> None:
 
 
 def _package_version(name: str) -> str:
+    from importlib import metadata  # 20 ms of imports that synthesis workers do not need
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
