@@ -19,8 +19,8 @@ streams into one (see `_Piece` for how the join stays exact). A chapter's plan (
 out into a scratch file, voices matched) runs on one process while others encode pieces.
 Measured per minute of audio: LAME 460 ms; decoding the MP3 to check its true peak 32 ms,
 the limiter 27 ms, resampling 12 ms, the phase rotator 10 ms, K-weighting 9 ms; and per
-chapter, matching the voices on limited samples, about 0.15 s. Memory is bounded by the
-piece, not the chapter or the book.
+chapter, matching the voices on limited samples, 0.15-0.45 s (more voices take more
+rounds). Memory is bounded by the piece, not the chapter or the book.
 """
 
 from __future__ import annotations
