@@ -38,9 +38,9 @@ import io
 import os
 import re
 import signal
+import struct
 import tempfile
 import threading
-import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,16 +119,45 @@ def list_voices(engine: Engine, lang: str | None = None) -> list[EngineVoice]:
     return sorted(voices, key=lambda v: v.id)
 
 
+def wav_header(frames: int, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV, as Python's `wave` writes it."""
+    size = frames * SAMPLE_WIDTH * CHANNELS
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + size,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,  # PCM
+        CHANNELS,
+        sample_rate,
+        sample_rate * SAMPLE_WIDTH * CHANNELS,
+        SAMPLE_WIDTH * CHANNELS,
+        8 * SAMPLE_WIDTH,
+        b"data",
+        size,
+    )
+
+
 def write_wav(path: Path, pcm: bytes, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write mono 16-bit PCM as a WAV atomically: a temp file beside `path`, then os.replace."""
+    """Write mono 16-bit PCM as a WAV atomically: a temp file beside `path`, then os.replace.
+
+    Plain system calls rather than `wave`: this runs in the child forked for each clip, where
+    every page of Python objects it touches is copied, and `wave` touched enough to cost more
+    than the write itself.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    pcm = pcm[: len(pcm) - len(pcm) % (SAMPLE_WIDTH * CHANNELS)]
     try:
-        with wave.open(str(tmp), "wb") as out:
-            out.setnchannels(CHANNELS)
-            out.setsampwidth(SAMPLE_WIDTH)
-            out.setframerate(sample_rate)
-            out.writeframes(pcm)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            with memoryview(wav_header(len(pcm) // SAMPLE_WIDTH, sample_rate) + pcm) as data:
+                while data:
+                    data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -201,7 +230,10 @@ class _Espeak:
         return sorted(p.name for p in folder.iterdir() if p.is_file())
 
     def select(self, voice: Voice) -> None:
-        """Voice (with its +variant), rate, pitch and volume, through the driver's setProperty."""
+        """Voice (with its +variant), rate, pitch and volume: the calls pyttsx3's driver makes
+        for setProperty, made directly (the driver also formats log messages each time, which
+        in a child forked per clip costs more than the calls)."""
+        api = self.api
         engine_voice = voice.engine_voice.strip()
         base, _, variant = engine_voice.partition("+")
         known = variant.isdigit() or (self.data_path / "voices" / "!v" / variant).is_file()
@@ -211,16 +243,14 @@ class _Espeak:
                 f"voice '{voice.name}': espeak-ng has no variant '{variant}' "
                 f"(in '{engine_voice}'; see `narrate voices`)"
             )
-        try:
-            self.driver.setProperty("voice", engine_voice)
-        except ValueError:
+        if api.SetVoiceByName(engine_voice.encode("utf-8")) != api.EE_OK:
             raise VoiceNotFound(
                 f"voice '{voice.name}': espeak-ng has no voice '{base}' (see `narrate voices`)"
-            ) from None
+            )
         # A voice change keeps the previous rate, pitch and volume: set all of them each time.
-        self.driver.setProperty("rate", int(voice.rate))
-        self.driver.setProperty("pitch", int(voice.pitch))
-        self.driver.setProperty("volume", float(voice.volume))
+        api.SetParameter(api.RATE, int(voice.rate), 0)
+        api.SetParameter(api.PITCH, int(voice.pitch), 0)
+        api.SetParameter(api.VOLUME, int(round(float(voice.volume) * 100, 2)), 0)
 
     def synth(self, text: str, voice: Voice) -> bytes:
         api = self.api
