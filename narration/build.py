@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,8 +199,12 @@ def build_project(
     stage = _Stages(report)
     # Started first, so that their start-up runs beside the checks; they touch nothing
     # until they are given clips, and are killed unused if the build refuses or has nothing
-    # to render.
-    with WorkerPool(engine, ClipCache(project.cache), jobs) as workers:
+    # to render. When nothing changed since the last build they would only compete with
+    # the checks: synthesis then starts its own, should it find clips missing after all.
+    workers = None
+    if not _unchanged_since_last_build(project):
+        workers = WorkerPool(engine, ClipCache(project.cache), jobs)
+    with workers or nullcontext():
         with stage("check"):
             checked = check_project(project, warn)
             url, configured = resolve_base_url(checked.podcast, base_url)
@@ -214,7 +218,17 @@ def build_project(
             project.output.mkdir(parents=True, exist_ok=True)
             with build_lock(project.output):
                 _build_locked(
-                    checked, show, cover_source, url, engine, report, stage, workers, quiet, say
+                    checked,
+                    show,
+                    cover_source,
+                    url,
+                    engine,
+                    report,
+                    stage,
+                    jobs,
+                    workers,
+                    quiet,
+                    say,
                 )
         except OSError as exc:
             raise _os_error(exc) from None
@@ -229,6 +243,19 @@ def build_project(
             "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
         )
     return report
+
+
+def _unchanged_since_last_build(project: Project) -> bool:
+    """Whether output/build.json, the last file a build writes, is newer than every input
+    (seeds, voices.yaml, podcast.yaml, narrate.lock): then the build most likely renders
+    nothing. Only a guess about where to spend start-up time, never about what to build."""
+    try:
+        built = (project.output / "build.json").stat().st_mtime_ns
+        inputs = [project.voices_file, project.podcast_file, project.lock_file]
+        inputs += [p for p in project.seeds.rglob("*") if p.is_file()]
+        return all(not p.exists() or p.stat().st_mtime_ns < built for p in inputs)
+    except OSError:
+        return False
 
 
 def _cover_source(project: Project, podcast: PodcastConfig) -> Path | None:
@@ -252,7 +279,8 @@ def _build_locked(
     engine: Any,
     report: BuildReport,
     stage: _Stages,
-    workers: WorkerPool,
+    jobs: int | None,
+    workers: WorkerPool | None,
     quiet: bool,
     say: Say,
 ) -> None:
@@ -262,7 +290,6 @@ def _build_locked(
 
     project, cast = checked.project, checked.cast
     out = project.output
-    jobs = len(workers.workers)
     _remove_leftovers(out, project.lock_file)
 
     with ThreadPoolExecutor(max_workers=1) as background:
@@ -285,12 +312,14 @@ def _build_locked(
                     requests,
                     engine=engine,
                     cache=ClipCache(project.cache),
+                    jobs=jobs,
                     progress=progress,
                     workers=workers,
                 )
             finally:
                 progress.close()
-                workers.close()  # idle from now on: their memory is the encoders'
+                if workers is not None:
+                    workers.close()  # idle from now on: their memory is the encoders'
         with stage("cover"):
             cover = write_cover(out, *cover_job.result())
             show = Show(**{**show.__dict__, "cover": cover})

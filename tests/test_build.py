@@ -13,12 +13,14 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import mutagen.mp3
 import pytest
 from click.testing import CliRunner
 
+from narration import synth
 from narration.cli import main
 
 from .conftest import REPO
@@ -86,14 +88,25 @@ def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path
     assert (out / "index.html").is_file()
 
 
-def test_rebuilds_do_only_what_changed(built: tuple[Path, dict]) -> None:
+def test_rebuilds_do_only_what_changed(
+    built: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, first = built
     out = root / "output"
     before = products(out)
+    started: list[int] = []
+
+    class CountedPool(synth.WorkerPool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(len(self.workers))
+
+    monkeypatch.setattr(synth, "WorkerPool", CountedPool)
 
     again = build(root)
     assert again["totals"]["rendered"] == 0 and again["totals"]["encoded"] == 0
     assert products(out) == before, "a no-op rebuild rewrote files"
+    assert started == [], "a build with nothing changed started synthesis workers"
 
     # Serge reads a little faster: only his clips are rendered again, only chapter 2 encoded.
     voices = root / "voices.yaml"
@@ -107,6 +120,7 @@ def test_rebuilds_do_only_what_changed(built: tuple[Path, dict]) -> None:
         encoding="utf-8",
     )
     changed = build(root)
+    assert len(started) == 1, "the workers start once, before the checks, for the changed voice"
     serge_clips = sum(
         1
         for line in (root / "output" / "02-workers-opposition.vtt")
