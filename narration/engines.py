@@ -153,9 +153,10 @@ def write_wav(path: Path, pcm: bytes, sample_rate: int = SAMPLE_RATE) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with memoryview(wav_header(len(pcm) // SAMPLE_WIDTH, sample_rate) + pcm) as data:
-                while data:
-                    data = data[os.write(fd, data) :]
+            for part in (wav_header(len(pcm) // SAMPLE_WIDTH, sample_rate), pcm):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, path)

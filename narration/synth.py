@@ -494,7 +494,7 @@ class WorkerPool:
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-        self.engine, self.cache_root = engine, cache.root
+        self.cache_root = cache.root
         self.used = False
         self.workers: list[_Worker] = []
         try:
@@ -679,6 +679,8 @@ def _render_all(
     )
     owner = {task.index: (task, job) for task, job in todo}
     size = max(1, min(jobs or _cores(), len(todo)))
+    if workers is not None and Path(workers.cache_root) != Path(cache.root):
+        raise ValueError(f"workers started for {workers.cache_root}, not for {cache.root}")
     pool = workers if workers is not None else WorkerPool(engine, cache, size, retries)
     pool.used = True
     inflight: dict[Connection, list[int]] = {w.results: [] for w in pool.workers}
