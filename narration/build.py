@@ -9,6 +9,7 @@ renamed into place, so an interrupted build never leaves a truncated file that l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -203,7 +204,8 @@ def build_project(
     # the checks: synthesis then starts its own, should it find clips missing after all.
     workers = None
     if not _unchanged_since_last_build(project):
-        workers = WorkerPool(engine, ClipCache(project.cache), jobs)
+        with contextlib.suppress(OSError):  # cannot start now: synthesis tries again itself
+            workers = WorkerPool(engine, ClipCache(project.cache), jobs)
     with workers or nullcontext():
         with stage("check"):
             checked = check_project(project, warn)
@@ -399,7 +401,8 @@ def _build_locked(
 def _preload_assembly() -> None:
     """Assembly's modules and native libraries, loaded while the workers render, so they
     are off the path from synthesis to assembly and the processes that assembly forks
-    inherit them instead of each loading its own."""
+    inherit them instead of each loading its own. Nobody reads its outcome: if a library
+    cannot load, assembly's own import of it fails with the error."""
     from . import assemble  # noqa: F401 - loading it is the point
     from .audio import preload
 

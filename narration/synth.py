@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -484,8 +485,9 @@ class WorkerPool:
     caller's main script again in each worker (a trap for unguarded scripts). Starting one
     takes about 0.2 s (an interpreter, this module, the engine's warm-up), so a build starts
     them before its checks and hands them to `synthesize`: their start-up overlaps the
-    checks. A context manager; workers that never got a task are killed on the way out
-    rather than waited for.
+    checks. They start with Ctrl-C ignored (the build handles it and stops them), so one
+    pressed while they load prints no traceback of theirs. A context manager; a pool that
+    was never given a clip is killed on the way out rather than waited for.
     """
 
     def __init__(
@@ -506,12 +508,13 @@ class WorkerPool:
                     "_worker_main(int(sys.argv[1]), int(sys.argv[2]))"
                 )
                 try:
-                    proc = subprocess.Popen(
-                        [sys.executable, "-c", code, str(task_r), str(result_w)],
-                        pass_fds=(task_r, result_w),
-                        stdin=subprocess.DEVNULL,
-                        env=env,
-                    )
+                    with _sigint_ignored():
+                        proc = subprocess.Popen(
+                            [sys.executable, "-c", code, str(task_r), str(result_w)],
+                            pass_fds=(task_r, result_w),
+                            stdin=subprocess.DEVNULL,
+                            env=env,
+                        )
                 finally:
                     os.close(task_r)
                     os.close(result_w)
@@ -533,7 +536,8 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
-        """Stop the workers: each finishes the clip it is on, unless none was ever sent."""
+        """Stop the workers: each first finishes the clips it was sent (at most two, within
+        5 s); a pool that was never sent one is killed at once."""
         for worker in self.workers:
             if not self.used:
                 with contextlib.suppress(OSError):
@@ -549,6 +553,20 @@ class WorkerPool:
                 worker.proc.wait()
             worker.results.close()
         self.workers = []
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a worker is started (from the main thread; signal dispositions
+    belong to it): the worker inherits that, so Ctrl-C cannot interrupt it mid-import."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,31 @@ def test_rebuilds_do_only_what_changed(
     assert first["totals"]["seconds"] == back["totals"]["seconds"]
 
 
+def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers start before the checks: when the checks refuse, they must be gone, and
+    neither output/ nor the clip cache may exist."""
+    root = new_project(tmp_path / "book")
+    voices = root / "voices.yaml"
+    voices.write_text(voices.read_text(encoding="utf-8") + "\nsurprise: 1\n", encoding="utf-8")
+    procs: list[Any] = []
+
+    class RecordedPool(synth.WorkerPool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            procs.extend(w.proc for w in self.workers)
+
+    monkeypatch.setattr(synth, "WorkerPool", RecordedPool)
+    monkeypatch.delenv(synth.CACHE_ENV, raising=False)  # the cache is output/.cache/clips
+    result = CliRunner().invoke(main, ["build", "-p", str(root)])
+    assert result.exit_code != 0 and "voices.yaml" in result.output, result.output
+    assert "surprise" in result.output
+    assert procs, "no workers were started early"
+    assert all(p.poll() is not None for p in procs), "a worker outlived the refused build"
+    assert not (root / "output").exists()
+
+
 def test_a_fresh_build_elsewhere_is_byte_identical(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

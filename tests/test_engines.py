@@ -21,6 +21,7 @@ from narration.engines import (
     VoiceNotFound,
     get_engine,
     list_voices,
+    write_wav,
 )
 from narration.errors import SynthesisError
 from narration.model import Voice
@@ -240,3 +241,18 @@ def test_fake_engine_faults_count_attempts(tmp_path: Path) -> None:
         fake.render("boom", voice(), out)
     fake.render("boom", voice(), out)
     assert fake.attempts("fine words") == 0
+
+
+@pytest.mark.parametrize("frames", [0, 1, 11_025, 220_500])
+def test_write_wav_writes_what_the_wave_module_writes(tmp_path: Path, frames: int) -> None:
+    """The WAV writer packs its own header (the child forked per clip avoids `wave`): the
+    file must be byte for byte what `wave` makes of the same samples."""
+    pcm = np.random.RandomState(frames).randint(-32768, 32767, frames).astype("<i2").tobytes()
+    write_wav(tmp_path / "ours.wav", pcm)
+    with wave.open(str(tmp_path / "theirs.wav"), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(22_050)
+        out.writeframes(pcm)
+    assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "theirs.wav").read_bytes()
+    assert not list(tmp_path.glob(".*"))  # no temporary file left beside it

@@ -661,6 +661,21 @@ def test_killed_just_before_the_feed_the_old_feed_names_only_files_still_there(
         assert (out / name).is_file(), f"{document} names {name}, which is not there"
 
 
+def test_ctrl_c_while_the_workers_start_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """A build starts its synthesis workers first: Ctrl-C (SIGINT to the whole process group,
+    as a terminal sends it) while they load must still end in the one-line message."""
+    for n, delay in enumerate((0.15, 0.25, 0.4)):
+        root = write_project(tmp_path / f"book{n}")
+        run = start_build(root, cache=tmp_path / f"cache{n}")
+        time.sleep(delay)
+        os.killpg(run.proc.pid, signal.SIGINT)
+        code = run.finish()
+        assert "Traceback" not in run.stderr, f"Ctrl-C {delay} s in:\n{run.stderr}"
+        if code != 0:  # unless the signal came in the instant a worker was being started
+            assert "interrupted; the next build resumes from the cache" in run.stderr
+            assert not (root / "output" / "feed.xml").exists()
+
+
 def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     tmp_path: Path, fake_engine: None
 ) -> None:
