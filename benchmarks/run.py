@@ -10,8 +10,11 @@ default encoder settings, split evenly over one process per core, with nothing e
 build runs `narrate build` as a user would, in a scratch copy of the project with its own
 clip cache. Peak memory is the largest sum of the resident memory of the build and all its
 worker processes, sampled every 20 ms from /proc; CPU use is user+system time over wall time.
-Prints a table with each goal of issue 7 checked, and writes the figures as JSON
-(benchmarks/results.json, or --json PATH). Exit status 1 if a goal is missed.
+The floor and the cold build are measured in pairs, back to back, three times for the seeds
+(--repeat N): this machine's speed drifts by 10% from minute to minute, and the pair with
+the median ratio is reported. Prints a table with each goal of issue 7 checked, and writes
+the figures as JSON (benchmarks/results.json, or --json PATH). Exit status 1 if a goal is
+missed.
 """
 
 from __future__ import annotations
@@ -149,12 +152,25 @@ def voice_lines(project: Path, label: str) -> dict[str, int]:
     return counts
 
 
-def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool) -> dict:
-    print(f"[{name}] floor...", file=sys.stderr, flush=True)
-    result: dict = {"floor": floor(seeds)}
-    project = make_project(scratch / name, seeds)
-    print(f"[{name}] cold build...", file=sys.stderr, flush=True)
-    result["cold"] = build(project)
+def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool, repeat: int) -> dict:
+    """The floor and a cold build, `repeat` times in turn (each pair back to back, so a
+    slow spell of the machine weighs on both); the pair with the median ratio is reported,
+    and the rebuilds are measured on its project."""
+    pairs = []
+    for i in range(repeat):
+        step = f" ({i + 1}/{repeat})" if repeat > 1 else ""
+        print(f"[{name}] floor{step}...", file=sys.stderr, flush=True)
+        base = floor(seeds)
+        project = make_project(scratch / f"{name}-{i}", seeds)
+        print(f"[{name}] cold build{step}...", file=sys.stderr, flush=True)
+        cold = build(project)
+        pairs.append((cold["seconds"] / base["seconds"], i, base, cold, project))
+    ratios = [round(p[0], 3) for p in pairs]
+    _, _, base, cold, project = sorted(pairs, key=lambda p: p[:2])[len(pairs) // 2]
+    for other in pairs:
+        if other[4] != project:
+            shutil.rmtree(other[4], ignore_errors=True)  # a novel's clips take a gigabyte
+    result: dict = {"floor": base, "cold": cold, "ratios": ratios}
     before = product_files(project / "output")
     print(f"[{name}] no-op rebuild...", file=sys.stderr, flush=True)
     result["noop"] = build(project)
@@ -250,6 +266,9 @@ def table(results: dict) -> str:
             f"  audio: {cold['totals']['seconds'] / 60:.1f} min from {r['floor']['words']} words "
             f"(floor at 175 wpm: {r['floor']['audio_seconds'] / 60:.1f} min)"
         )
+        if len(r["ratios"]) > 1:
+            each = ", ".join(f"{x:.2f}" for x in r["ratios"])
+            lines.append(f"  cold / floor, {len(r['ratios'])} pairs: {each} (the median shown)")
     return "\n".join(lines)
 
 
@@ -258,14 +277,23 @@ def main() -> None:
     parser.add_argument("--novel", action="store_true", help="also the 80k-word novel (minutes)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch projects")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="floor and cold build pairs per book, the median reported "
+        "(default: 3 for the seeds, 1 for the novel)",
+    )
     args = parser.parse_args()
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     seeds = sorted(p for p in (REPO / "seeds").iterdir() if p.suffix in (".txt", ".md"))
     scratch = Path(tempfile.mkdtemp(prefix="narrate-bench-"))
     try:
-        results = {"seeds": bench_book("seeds", seeds, scratch, rebuilds=True)}
+        results = {"seeds": bench_book("seeds", seeds, scratch, True, args.repeat or 3)}
         if args.novel:
-            results["novel"] = bench_book("novel", [NOVEL], scratch, rebuilds=False)
+            results["novel"] = bench_book("novel", [NOVEL], scratch, False, args.repeat or 1)
     finally:
         if args.keep:
             print(f"scratch projects kept in {scratch}", file=sys.stderr)
