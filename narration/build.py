@@ -212,7 +212,7 @@ def build_project(
             url, configured = resolve_base_url(checked.podcast, base_url)
             report.base_url = url
             show = resolve_show(checked)
-            cover_source = _cover_source(project, checked.podcast)
+            cover = _user_cover(project, checked.podcast)
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
@@ -222,7 +222,7 @@ def build_project(
                 _build_locked(
                     checked,
                     show,
-                    cover_source,
+                    cover,
                     url,
                     engine,
                     report,
@@ -260,23 +260,23 @@ def _unchanged_since_last_build(project: Project) -> bool:
         return False
 
 
-def _cover_source(project: Project, podcast: PodcastConfig) -> Path | None:
-    """The user's cover image, checked now so a bad one refuses the build before writing."""
+def _user_cover(project: Project, podcast: PodcastConfig) -> tuple[bytes, str] | None:
+    """The user's cover, prepared now so a bad one refuses the build before writing."""
     if podcast.cover is not None:
         path = (project.root / podcast.cover).resolve()
         if not path.is_file():
             raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
     else:
         path = None  # seeds/cover.jpg or .png, if there is one
-    from .cover import check_cover
+    from .cover import user_cover
 
-    return check_cover(project.seeds, explicit=path)
+    return user_cover(project.seeds, explicit=path)
 
 
 def _build_locked(
     checked: Checked,
     show: Show,
-    cover_source: Path | None,
+    cover: tuple[bytes, str] | None,
     base_url: str,
     engine: Any,
     report: BuildReport,
@@ -295,11 +295,12 @@ def _build_locked(
     _remove_leftovers(out, project.lock_file)
 
     with ThreadPoolExecutor(max_workers=1) as background:
-        # The cover is drawn in a thread while the workers render (this process only waits
-        # on them), and written after synthesis, so a build that fails there writes nothing.
-        cover_job = background.submit(
-            make_cover, project.seeds, show.title, show.author, explicit=cover_source
-        )
+        # Without a cover of the user's, one is drawn in a thread while the workers render
+        # (this process only waits on them); either is written after synthesis, so a build
+        # that fails there writes nothing.
+        drawn = None
+        if cover is None:
+            drawn = background.submit(make_cover, project.seeds, show.title, show.author)
         background.submit(_preload_assembly)
         with stage("synthesis"):
             requests = [
@@ -323,8 +324,8 @@ def _build_locked(
                 if workers is not None:
                     workers.close()  # idle from now on: their memory is the encoders'
         with stage("cover"):
-            cover = write_cover(out, *cover_job.result())
-            show = Show(**{**show.__dict__, "cover": cover})
+            data, ext = cover if drawn is None else drawn.result()
+            show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
     grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
     it = iter(flat)
     for cc in cast:

@@ -53,12 +53,9 @@ def prepare_cover(
 def make_cover(
     seeds_dir: Path, title: str, author: str, explicit: Path | None = None
 ) -> tuple[bytes, str]:
-    """The cover's bytes and extension (".jpg" or ".png"), as `prepare_cover` writes them;
-    writes nothing, so a build can make it while other work runs."""
-    source = explicit if explicit is not None else find_seed_cover(seeds_dir)
-    if source is not None:
-        return _from_image(source)
-    return generate_cover(title, author), ".png"
+    """The cover's bytes and extension (".jpg" or ".png"), as `prepare_cover` writes them:
+    the user's (see `user_cover`), else one generated; writes nothing."""
+    return user_cover(seeds_dir, explicit) or (generate_cover(title, author), ".png")
 
 
 def write_cover(out_dir: Path, data: bytes, ext: str) -> Path:
@@ -75,14 +72,13 @@ def write_cover(out_dir: Path, data: bytes, ext: str) -> Path:
     return target
 
 
-def check_cover(seeds_dir: Path, explicit: Path | None = None) -> Path | None:
-    """The user's cover that `prepare_cover` would use, checked now (InputError naming the
-    file if it is unusable), so a build can refuse before it writes anything; None when a
-    cover will be generated."""
+def user_cover(seeds_dir: Path, explicit: Path | None = None) -> tuple[bytes, str] | None:
+    """The user's cover (`explicit`, from podcast.yaml, else seeds/cover.jpg|jpeg|png) as it
+    goes to output/, or None when one will be generated. InputError naming the file if it
+    is unusable: a build calls this among its checks, so a bad cover refuses it before
+    anything is written, and then writes what it returned."""
     source = explicit if explicit is not None else find_seed_cover(seeds_dir)
-    if source is not None:
-        _from_image(source)
-    return source
+    return None if source is None else _from_image(source)
 
 
 def find_seed_cover(seeds_dir: Path) -> Path | None:

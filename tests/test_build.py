@@ -145,6 +145,27 @@ def test_rebuilds_do_only_what_changed(
     assert first["totals"]["seconds"] == back["totals"]["seconds"]
 
 
+def test_the_users_cover_goes_out_as_given(
+    built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cover in seeds/ is checked before the build writes anything and then published as
+    it is: output/cover.jpg, the MP3s' embedded picture and the feed's image."""
+    from PIL import Image
+
+    root = new_project(tmp_path / "book")
+    Image.new("RGB", (1400, 1400), (150, 30, 30)).save(root / "seeds" / "cover.jpg", quality=90)
+    mine = (root / "seeds" / "cover.jpg").read_bytes()
+    monkeypatch.setenv(synth.CACHE_ENV, str(built[0] / "output" / ".cache" / "clips"))
+    report = build(root)
+    assert report["totals"]["rendered"] == 0  # the first project's clips
+    out = root / "output"
+    assert (out / "cover.jpg").read_bytes() == mine and not (out / "cover.png").exists()
+    for chapter in report["chapters"]:
+        tags = mutagen.mp3.MP3(out / chapter["mp3"]).tags
+        assert tags is not None and tags.getall("APIC")[0].data == mine
+    assert feedparser.parse(str(out / "feed.xml")).feed.image.href.endswith("/cover.jpg")
+
+
 def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

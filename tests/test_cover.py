@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from narration.cover import check_cover, generate_cover, prepare_cover
+from narration.cover import generate_cover, prepare_cover, user_cover
 from narration.errors import InputError
 
 TITLE = "The Workers' Opposition in Russia"
@@ -117,9 +117,9 @@ def test_the_explicit_cover_wins_over_the_seeds(tmp_path: Path) -> None:
     out.mkdir()
     _image(seeds / "cover.png", (1400, 1400))
     explicit = _image(tmp_path / "mine.jpg", (1400, 1400), quality=90)
-    assert check_cover(seeds, explicit) == explicit
-    assert check_cover(seeds) == seeds / "cover.png"
-    assert check_cover(tmp_path / "no-seeds") is None
+    assert user_cover(seeds, explicit) == (explicit.read_bytes(), ".jpg")
+    assert user_cover(seeds) == ((seeds / "cover.png").read_bytes(), ".png")
+    assert user_cover(tmp_path / "no-seeds") is None
     assert prepare_cover(seeds, TITLE, AUTHOR, out, explicit=explicit).read_bytes() == (
         explicit.read_bytes()
     )
@@ -145,7 +145,7 @@ def test_a_bad_cover_is_refused_naming_the_file(
     else:
         (seeds / "cover.jpg").write_bytes(content or b"")
     with pytest.raises(InputError, match=message):
-        check_cover(seeds)  # what a build checks before it writes anything
+        user_cover(seeds)  # what a build checks before it writes anything
     with pytest.raises(InputError, match=message):
         prepare_cover(seeds, TITLE, AUTHOR, out)
     assert list(out.iterdir()) == []
