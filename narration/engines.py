@@ -90,7 +90,9 @@ class Engine(Protocol):
     """What synth.py needs from a speech engine.
 
     `render` writes a 22,050 Hz mono 16-bit WAV to `path` (atomically) or raises; it may be
-    called in a forked child of a process that called `warm_up` (optional) once.
+    called in a forked child of a process that called `warm_up` (optional) once. That child
+    is forked without Python's at-fork hooks (`os.register_at_fork`) when the worker has a
+    single thread, and leaves with os._exit: `render` must not rely on either.
     """
 
     name: str

@@ -405,7 +405,12 @@ def _fork() -> int:
 def _render_in_child(engine: Engine, text: str, voice: Voice, path: Path) -> tuple[int, str]:
     """Fork a child of this (warmed) process to render one clip; (exit code, message)."""
     read_end, write_end = os.pipe()
-    pid = _fork()
+    try:
+        pid = _fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # child: from here on, only os._exit
         code = 1
         try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
+import os
 import signal
 import struct
 import subprocess
@@ -334,6 +337,31 @@ def test_the_lean_fork_renders_what_os_fork_renders(tmp_path: Path) -> None:
     assert done.stdout.split() == ["0", "1"]  # the lean fork, then os.fork beside a thread
     lean, forked = (tmp_path / "lean.wav").read_bytes(), (tmp_path / "os.wav").read_bytes()
     assert len(lean) > 44 + 22_050 and lean == forked
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the lean fork is Linux's")
+def test_a_failed_fork_is_an_oserror_and_leaks_no_pipe(
+    engine: Pyttsx3Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fork() failing (EAGAIN: too many processes) raises as os.fork() would, and the
+    clip's pipe is closed: a worker that retries does not run out of descriptors."""
+
+    def failing_fork() -> int:
+        ctypes.set_errno(errno.EAGAIN)
+        return -1
+
+    monkeypatch.setattr(synth, "_libc_fork", lambda: failing_fork)
+    monkeypatch.setattr(synth.os, "listdir", lambda path: ["1"])  # one thread: the lean path
+
+    def open_fds() -> int:
+        return sum(1 for _ in os.scandir("/proc/self/fd"))
+
+    before = open_fds()
+    for _ in range(3):
+        with pytest.raises(BlockingIOError):
+            synth._render_in_child(engine, "Yes.", NARRATOR, tmp_path / "x.wav")
+    assert open_fds() == before
+    assert not (tmp_path / "x.wav").exists()
 
 
 def test_workers_started_early_render_the_same_bytes_and_are_the_callers_to_close(
