@@ -539,6 +539,15 @@ def test_low_bitrate_stays_44k_cbr_and_under_the_ceiling(
 # --------------------------------------------------------------------------- determinism
 
 
+def assemble_defaults(
+    chapters: Sequence[tuple[CastChapter, list[list[Clip]]]], show: Show, out: Path, jobs: int
+) -> list[assemble.AssembledEpisode]:
+    """assemble_book with the default pauses and audio settings."""
+    return assemble_book(
+        chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=jobs
+    )
+
+
 def _products(ep: assemble.AssembledEpisode) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (ep.mp3, ep.vtt, ep.chapters_json)}
 
@@ -651,22 +660,13 @@ def test_assemble_book_in_parallel_matches_one_process(
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
         out.mkdir()
-        eps = assemble_book(
-            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=jobs
-        )
+        eps = assemble_defaults(chapters, show, out, jobs)
         assert [e.mp3.name for e in eps] == ["01-one.mp3", "02-two.mp3", "03-three.mp3"]
         assert [str(mutagen.id3.ID3(e.mp3)["TRCK"]) for e in eps] == ["1/3", "2/3", "3/3"]
         results[jobs] = [_products(e) for e in eps]
     assert results[1] == results[2]
     # a rebuild with the book one chapter shorter keeps the others and forgets the third
-    eps = assemble_book(
-        chapters[:2],
-        show=show,
-        pauses=PausesConfig(),
-        audio=AudioConfig(),
-        out_dir=tmp_path / "jobs2",
-        jobs=2,
-    )
+    eps = assemble_defaults(chapters[:2], show, tmp_path / "jobs2", 2)
     assert [e.encoded for e in eps] == [True, True]  # "n/2" in TRCK: new tags, new files
     assert sorted(p.name for p in (tmp_path / "jobs2" / ".state").iterdir()) == [
         "01-one.json",
@@ -840,14 +840,7 @@ def pieced(
             mp.setattr(assemble, "PIECE_SECONDS", seconds)
             out = base / name
             out.mkdir()
-            (eps[name],) = assemble_book(
-                [(cast, clips)],
-                show=show,
-                pauses=PausesConfig(),
-                audio=AudioConfig(),
-                out_dir=out,
-                jobs=jobs,
-            )
+            (eps[name],) = assemble_defaults([(cast, clips)], show, out, jobs)
         with open(base / "timeline", "wb") as timeline:
             layout = assemble._layout(cast, clips, PausesConfig(), timeline)
     finally:
@@ -997,14 +990,7 @@ def test_pieces_checked_again_after_a_high_decoded_peak(
     for jobs in (1, 2):
         out = tmp_path / f"j{jobs}"
         out.mkdir()
-        (ep,) = assemble_book(
-            [(cast, clips)],
-            show=show,
-            pauses=PausesConfig(),
-            audio=AudioConfig(),
-            out_dir=out,
-            jobs=jobs,
-        )
+        (ep,) = assemble_defaults([(cast, clips)], show, out, jobs)
         assert ep.encodes >= 2
         assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
         assert audio.mp3_frames(_audio_frames(ep.mp3)) * 1152 == decode(ep.mp3).size
@@ -1032,9 +1018,7 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(SynthesisError, match=r"gone\.wav: clip is missing"):
-        assemble_book(
-            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=2
-        )
+        assemble_defaults(chapters, show, out, 2)
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
     # scratch files are named like every temporary file (.NAME.tmpPID): if a build is
     # killed, the next one recognises and removes them
@@ -1051,7 +1035,5 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
     monkeypatch.setattr(assemble, "_encode_piece", die)
     chapters[1] = (chapters[1][0], clips_for(chapters[1][0], rendered))
     with pytest.raises(OutputError, match=r"\.mp3: a process assembling it died"):
-        assemble_book(
-            chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=2
-        )
+        assemble_defaults(chapters, show, out, 2)
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
