@@ -286,7 +286,7 @@ def _build_locked(
     quiet: bool,
     say: Say,
 ) -> None:
-    from .cover import make_cover, write_cover
+    from .cover import generate_cover, write_cover
     from .progress import ProgressReporter
     from .synth import ClipCache, synthesize
 
@@ -295,12 +295,12 @@ def _build_locked(
     _remove_leftovers(out, project.lock_file)
 
     with ThreadPoolExecutor(max_workers=1) as background:
-        # Without a cover of the user's, one is drawn in a thread while the workers render
-        # (this process only waits on them); either is written after synthesis, so a build
-        # that fails there writes nothing.
+        # Without a cover of the user's (the checks looked), one is drawn in a thread while
+        # the workers render (this process only waits on them); either is written after
+        # synthesis, so a build that fails there writes nothing.
         drawn = None
         if cover is None:
-            drawn = background.submit(make_cover, project.seeds, show.title, show.author)
+            drawn = background.submit(generate_cover, show.title, show.author)
         background.submit(_preload_assembly)
         with stage("synthesis"):
             requests = [
@@ -324,7 +324,7 @@ def _build_locked(
                 if workers is not None:
                     workers.close()  # idle from now on: their memory is the encoders'
         with stage("cover"):
-            data, ext = cover if drawn is None else drawn.result()
+            data, ext = cover if drawn is None else (drawn.result(), ".png")
             show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
     grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
     it = iter(flat)
