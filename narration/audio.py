@@ -137,7 +137,7 @@ def k_weighting(rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_clip(path: Path) -> np.ndarray:
-    """A clip as mono int16 samples at RATE.
+    """A clip as mono int16 samples at RATE (Kokoro's 24 kHz clips are resampled here).
 
     pydub reads the WAV (it accepts the WAVE_FORMAT_EXTENSIBLE headers that Python 3.11's
     `wave` refuses); other rates and widths are converted so one odd clip cannot break a
@@ -151,7 +151,10 @@ def read_clip(path: Path) -> np.ndarray:
         raise SynthesisError(f"{path}: clip unreadable ({exc.strerror or exc})") from None
     plain = _plain_pcm(raw)
     if plain is not None:  # what the engines write: read in place, no copy
-        return plain
+        samples, rate = plain
+        if rate == RATE:
+            return samples
+        return _resampled(samples, rate)  # Kokoro's 24 kHz
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydub warns about ffmpeg at import; WAV needs none
         from pydub import AudioSegment
@@ -167,16 +170,20 @@ def read_clip(path: Path) -> np.ndarray:
         seg = seg.set_sample_width(2)
     samples = np.frombuffer(seg.raw_data, dtype="<i2")
     if seg.frame_rate != RATE:
-        import soxr
-
-        resampled = soxr.resample(samples.astype(np.float32) / 32768.0, seg.frame_rate, RATE)
-        samples = to_int16(resampled)
+        samples = _resampled(samples, seg.frame_rate)
     return samples
 
 
-def _plain_pcm(raw: bytes) -> np.ndarray | None:
-    """The samples of a canonical WAV (a PCM `fmt ` chunk, then `data`) that is already mono
-    16-bit at RATE; None for anything else, left to pydub."""
+def _resampled(samples: np.ndarray, rate: int) -> np.ndarray:
+    """int16 samples at `rate` as int16 at RATE (soxr's high quality: deterministic)."""
+    import soxr
+
+    return to_int16(soxr.resample(samples.astype(np.float32) / 32768.0, rate, RATE))
+
+
+def _plain_pcm(raw: bytes) -> tuple[np.ndarray, int] | None:
+    """The samples and rate of a canonical WAV (a PCM `fmt ` chunk, then `data`), mono
+    16-bit; None for anything else, left to pydub."""
     if len(raw) < 44 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE" or raw[12:16] != b"fmt ":
         return None
     (fmt_size,) = struct.unpack_from("<I", raw, 16)
@@ -184,13 +191,13 @@ def _plain_pcm(raw: bytes) -> np.ndarray | None:
         return None
     tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", raw, 20)
     data = 20 + fmt_size + (fmt_size & 1)
-    if (tag, channels, rate, bits) != (1, 1, RATE, 16) or raw[data : data + 4] != b"data":
+    if (tag, channels, bits) != (1, 1, 16) or not rate or raw[data : data + 4] != b"data":
         return None
     (size,) = struct.unpack_from("<I", raw, data + 4)
     body = raw[data + 8 : data + 8 + size]
     if len(body) != size or size % 2:
         return None
-    return np.frombuffer(body, dtype="<i2")
+    return np.frombuffer(body, dtype="<i2"), rate
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,8 @@ from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
 # a build starts its synthesis workers before paying for those imports.
 if TYPE_CHECKING:
-    from .config import PodcastConfig, VoicesConfig
+    from .config import EngineCatalog, PodcastConfig, VoicesConfig
+    from .engines import Engine
     from .synth import WorkerPool
 
 Say = Callable[[str], None]
@@ -49,26 +50,68 @@ class Checked:
     podcast: PodcastConfig
     book: Book
     cast: list[CastChapter]
+    engines: dict[str, Engine]  # the engines the cast uses, by name
+
+
+class Engines:
+    """The engines a command needs, each made once; what voices.yaml is checked against."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, Engine] = {}
+        self.why: dict[str, str] = {}
+
+    def get(self, name: str) -> Engine | None:
+        from .engines import get_engine
+        from .errors import SynthesisError
+
+        if name not in self.made and name not in self.why:
+            try:
+                self.made[name] = get_engine(name)
+            except SynthesisError as exc:  # unknown, or its packages are not installed
+                self.why[name] = str(exc)
+        return self.made.get(name)
+
+    def catalog(self, name: str) -> EngineCatalog:
+        from .config import EngineCatalog
+
+        engine = self.get(name)
+        if engine is None:
+            return EngineCatalog(unavailable=self.why[name])
+        variants = getattr(engine, "list_variants", None)
+        return EngineCatalog(
+            voices=frozenset(v.id for v in engine.list_voices()),
+            variants=frozenset(variants()) if callable(variants) else None,
+            blends=bool(getattr(engine, "blends", False)),
+            phonemes=bool(getattr(engine, "phonemes", False)),
+        )
+
+    def used(self, voices: VoicesConfig) -> dict[str, Engine]:
+        """The engines the cast uses, each model checked: a damaged one refuses the build
+        before anything is written."""
+        found = {}
+        for name in voices.engines:
+            engine = self.get(name)
+            assert engine is not None  # the configuration's checks said it is there
+            check = getattr(engine, "check_model", None)
+            if callable(check):
+                check()
+            found[name] = engine
+        return found
 
 
 def check_project(project: Project, warn: Say = _quiet) -> Checked:
     """Validate configuration and seeds, segment and cast. Writes nothing."""
     from .cast import cast_book, unused_rules
     from .config import _line_index
-    from .engines import get_engine
 
-    engine = get_engine()
-    variants = getattr(engine, "list_variants", None)
-    voices, podcast = load_config(
-        project,
-        engine_voice_ids=[v.id for v in engine.list_voices()],
-        engine_variants=variants() if variants else None,
-    )
+    engines = Engines()
+    voices, podcast = load_config(project, catalog=engines.catalog)
     book = load_book(project)
     lines = _line_index(project.voices_file.read_text(encoding="utf-8-sig"))
     for problem in unused_rules(book, voices, project.voices_file, lines):
         warn(str(problem))
-    return Checked(project, voices, podcast, book, cast_book(book, voices))
+    cast = cast_book(book, voices)
+    return Checked(project, voices, podcast, book, cast, engines.used(voices))
 
 
 def resolve_show(checked: Checked) -> Show:
@@ -107,7 +150,7 @@ def resolve_base_url(podcast: PodcastConfig, override: str | None) -> tuple[str,
 class BuildReport:
     """What a build did, as written to output/build.json."""
 
-    engine: dict[str, str]
+    engines: list[dict[str, str]] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
@@ -124,7 +167,7 @@ class BuildReport:
             "seconds": round(sum(c["seconds"] for c in self.chapters), 3),
         }
         return {
-            "engine": self.engine,
+            "engines": self.engines,
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "totals": totals,
             "base_url": self.base_url,
@@ -190,25 +233,22 @@ def build_project(
     say: Say = _quiet,
     warn: Say = _quiet,
 ) -> BuildReport:
-    from .engines import get_engine
-    from .synth import ClipCache, WorkerPool
-
-    engine = get_engine()
-    report = BuildReport(
-        engine={"name": engine.name, "version": engine.version}, output=project.output
-    )
+    report = BuildReport(output=project.output)
     stage = _Stages(report)
-    # Started first, so that their start-up runs beside the checks; they touch nothing
-    # until they are given clips, and are killed unused if the build refuses or has nothing
-    # to render. When nothing changed since the last build they would only compete with
-    # the checks: synthesis then starts its own, should it find clips missing after all.
-    workers = None
-    if not _unchanged_since_last_build(project):
-        with contextlib.suppress(OSError):  # cannot start now: synthesis tries again itself
-            workers = WorkerPool(engine, ClipCache(project.cache), jobs)
-    with workers or nullcontext():
+    # Started first, so that their start-up (Kokoro: loading its model) runs beside the
+    # checks; they touch nothing until they are given clips, and are killed unused if the
+    # build refuses or has nothing to render. When nothing changed since the last build they
+    # would only compete with the checks: synthesis then starts its own, should it find
+    # clips missing after all.
+    with contextlib.ExitStack() as stack:
+        workers = [] if _unchanged_since_last_build(project) else _early_workers(project, jobs)
+        for pool in workers:
+            stack.enter_context(pool)
         with stage("check"):
             checked = check_project(project, warn)
+            report.engines = [
+                {"name": e.name, "version": e.version} for e in checked.engines.values()
+            ]
             url, configured = resolve_base_url(checked.podcast, base_url)
             report.base_url = url
             show = resolve_show(checked)
@@ -224,7 +264,6 @@ def build_project(
                     show,
                     cover,
                     url,
-                    engine,
                     report,
                     stage,
                     jobs,
@@ -245,6 +284,29 @@ def build_project(
             "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
         )
     return report
+
+
+def _early_workers(project: Project, jobs: int | None) -> list[WorkerPool]:
+    """Synthesis workers for each engine the voices file names and this machine has."""
+    from .config import engines_named
+    from .engines import get_engine
+    from .errors import SynthesisError
+    from .synth import ClipCache, WorkerPool
+
+    pools: list[WorkerPool] = []
+    try:
+        for name in engines_named(project.voices_file):
+            try:
+                engine = get_engine(name)
+            except SynthesisError:  # unknown or not installed: the checks will say so
+                continue
+            with contextlib.suppress(OSError):  # cannot start now: synthesis tries again
+                pools.append(WorkerPool(engine, ClipCache(project.cache), jobs))
+    except BaseException:
+        for pool in pools:
+            pool.close()
+        raise
+    return pools
 
 
 def _unchanged_since_last_build(project: Project) -> bool:
@@ -278,11 +340,10 @@ def _build_locked(
     show: Show,
     cover: tuple[bytes, str] | None,
     base_url: str,
-    engine: Any,
     report: BuildReport,
     stage: _Stages,
     jobs: int | None,
-    workers: WorkerPool | None,
+    workers: list[WorkerPool],
     quiet: bool,
     say: Say,
 ) -> None:
@@ -313,7 +374,7 @@ def _build_locked(
             try:
                 flat = synthesize(
                     requests,
-                    engine=engine,
+                    engine=checked.engines,
                     cache=ClipCache(project.cache),
                     jobs=jobs,
                     progress=progress,
@@ -321,8 +382,8 @@ def _build_locked(
                 )
             finally:
                 progress.close()
-                if workers is not None:
-                    workers.close()  # idle from now on: their memory is the encoders'
+                for pool in workers:
+                    pool.close()  # idle from now on: their memory is the encoders'
         with stage("cover"):
             data, ext = cover if drawn is None else (drawn.result(), ".png")
             show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
@@ -452,12 +513,11 @@ def preview_clip(
 ) -> Path:
     """Render one segment, or some text in a named voice, for auditioning."""
     from .cast import Lexicon, make_voice
-    from .engines import get_engine
     from .segment import split_sentences
     from .synth import preview_text
 
-    engine = get_engine()
-    checked_voices, _ = load_config(project, engine_voice_ids=[v.id for v in engine.list_voices()])
+    engines = Engines()
+    checked_voices, _ = load_config(project, catalog=engines.catalog)
     if voice_name is not None:
         if text is None:
             text, segment_id = segment_id, None
@@ -470,9 +530,8 @@ def preview_clip(
                 project.voices_file,
                 f"no voice '{voice_name}' (defined: {', '.join(checked_voices.voices)})",
             )
-        vc = checked_voices.voices[voice_name]
-        voice = make_voice(voice_name, vc)
-        spoken = Lexicon({**checked_voices.lexicon, **vc.lexicon}).apply(
+        voice = make_voice(voice_name, checked_voices.voices[voice_name])
+        spoken = Lexicon(checked_voices.lexicon_for(voice_name)).apply(
             " ".join(split_sentences(text))
         )
         name = f"preview-{voice_name}"
@@ -488,6 +547,7 @@ def preview_clip(
         voice = part.voice
         spoken = " ".join(line.spoken for line in part.lines)
         name = f"preview-{segment_id}"
+    engine = engines.used(checked_voices)[voice.engine]
     target = out or (project.output / "previews" / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

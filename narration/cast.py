@@ -40,6 +40,8 @@ def make_voice(name: str, config: VoiceConfig) -> Voice:
         rate=config.rate,
         pitch=config.pitch,
         volume=config.volume,
+        engine=config.engine,
+        speed=config.speed,
     )
 
 
@@ -189,9 +191,7 @@ class _Caster:
 
 def _build_caster(config: VoicesConfig) -> _Caster:
     voices = {name: make_voice(name, vc) for name, vc in config.voices.items()}
-    lexicons = {
-        name: Lexicon({**config.lexicon, **vc.lexicon}) for name, vc in config.voices.items()
-    }
+    lexicons = {name: Lexicon(config.lexicon_for(name)) for name in config.voices}
     return _Caster(config=config, voices=voices, lexicons=lexicons)
 
 

@@ -61,6 +61,16 @@ def project_option(func: F) -> F:
     )(func)
 
 
+def voices_option(func: F) -> F:
+    return click.option(
+        "--voices",
+        "voices_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Cast file to use instead of voices.yaml, e.g. voices.kokoro.yaml.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
@@ -119,49 +129,68 @@ def segments(project_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @project_option
+@voices_option
 @json_option
 @handle_errors
-def cast(project_dir: Path, as_json: bool) -> None:
+def cast(project_dir: Path, voices_file: Path | None, as_json: bool) -> None:
     """Show who reads what: each segment's voice and the rule that chose it."""
     from .build import check_project
     from .cast import cast_outline, cast_to_json
 
-    checked = check_project(open_project_dir(project_dir), warn=_warn)
+    checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
         _echo_json(cast_to_json(checked.cast))
     else:
         click.echo(cast_outline(checked.cast))
 
 
-def open_project_dir(project_dir: Path) -> Project:
+def open_project_dir(project_dir: Path, voices_file: Path | None = None) -> Project:
     from .project import open_project
 
-    return open_project(project_dir)
+    return open_project(project_dir, voices_file)
 
 
 @main.command()
 @click.option("--lang", default=None, help="Only voices whose language starts with this, e.g. en.")
+@click.option(
+    "--engine",
+    "engine_name",
+    default="pyttsx3",
+    show_default=True,
+    help="Whose voices: pyttsx3 (espeak-ng) or kokoro.",
+)
 @json_option
 @handle_errors
-def voices(lang: str | None, as_json: bool) -> None:
-    """List the engine's voices, to pick from in voices.yaml."""
+def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
+    """List an engine's voices, to pick from in voices.yaml."""
     from .engines import get_engine
 
-    engine = get_engine()
+    engine = get_engine(engine_name)
     found = [
         v
         for v in engine.list_voices()
         if lang is None or any(lg.lower().startswith(lang.lower()) for lg in v.languages)
     ]
     if as_json:
-        _echo_json([{"id": v.id, "name": v.name, "languages": list(v.languages)} for v in found])
+        _echo_json(
+            [
+                {"id": v.id, "name": v.name, "languages": list(v.languages), "gender": v.gender}
+                for v in found
+            ]
+        )
         return
     for v in found:
-        click.echo(f"{v.id:<28} {v.name:<36} {', '.join(v.languages)}")
+        gender = v.gender or ""
+        click.echo(f"{v.id:<28} {v.name:<36} {gender:<7} {', '.join(v.languages)}")
     variants = getattr(engine, "list_variants", None)
-    if variants is not None and not as_json:
+    if variants is not None:
         click.echo(
             f"\n{len(found)} voices. Variants (voices.yaml `variant:`): " + ", ".join(variants())
+        )
+    elif engine_name == "kokoro":
+        click.echo(
+            f"\n{len(found)} voices. In voices.yaml: engine: kokoro, voice: ID (or a blend, "
+            "voice: {bf_emma: 0.7, bf_lily: 0.3}), speed: 0.5-2."
         )
 
 
@@ -178,6 +207,7 @@ def voices(lang: str | None, as_json: bool) -> None:
 )
 @click.option("--play", is_flag=True, help="Play the clip when a player is available.")
 @project_option
+@voices_option
 @handle_errors
 def preview(
     segment_id: str | None,
@@ -186,12 +216,13 @@ def preview(
     out: Path | None,
     play: bool,
     project_dir: Path,
+    voices_file: Path | None,
 ) -> None:
     """Render one segment (SEGMENT_ID) or some text (--voice NAME "text") to hear a voice."""
     from .build import preview_clip
 
     path = preview_clip(
-        open_project_dir(project_dir),
+        open_project_dir(project_dir, voices_file),
         segment_id=segment_id,
         text=text,
         voice_name=voice_name,
@@ -208,13 +239,20 @@ def preview(
 
 @main.command()
 @project_option
+@voices_option
 @jobs_option
 @click.option(
     "--base-url", default=None, help="Where output/ will be published (overrides podcast.yaml)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @handle_errors
-def build(project_dir: Path, jobs: int | None, base_url: str | None, quiet: bool) -> None:
+def build(
+    project_dir: Path,
+    voices_file: Path | None,
+    jobs: int | None,
+    base_url: str | None,
+    quiet: bool,
+) -> None:
     """Build the audiobook and podcast into output/."""
     from .build import build_project
 
@@ -222,7 +260,7 @@ def build(project_dir: Path, jobs: int | None, base_url: str | None, quiet: bool
         _check_base_url(base_url)
     say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     report = build_project(
-        open_project_dir(project_dir),
+        open_project_dir(project_dir, voices_file),
         jobs=jobs,
         base_url=base_url,
         quiet=quiet,

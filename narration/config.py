@@ -11,7 +11,8 @@ import datetime
 import difflib
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,22 +26,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VoiceConfig(_Strict):
-    """One named voice. `voice` is the engine's id, `variant` an optional espeak-ng variant."""
+#: The engine a voice uses when it names none, and its voice when it names none.
+DEFAULT_ENGINE = "pyttsx3"
+DEFAULT_VOICE = "gmw/en-us"
+#: Settings only espeak-ng (pyttsx3) voices have, and only the other engines' voices have.
+ESPEAK_ONLY = ("variant", "rate", "pitch")
+SPEED_ONLY = ("speed",)
 
-    voice: str = "gmw/en-us"
+#: A lexicon entry: a respelling for every engine, or one per engine (`{kokoro: /kəˈlɒntaɪ/,
+#: pyttsx3: Kolontai}`), where a value between slashes gives an engine phonemes.
+LexiconValue = str | dict[str, str]
+
+
+class VoiceConfig(_Strict):
+    """One named voice: its engine, the engine's voice and that engine's settings.
+
+    espeak-ng (pyttsx3, the default): `voice` an id, `variant`, `rate`, `pitch`. Kokoro:
+    `voice` an id or a blend (`{bf_emma: 0.7, bf_lily: 0.3}`), `speed`. Both: `volume`.
+    """
+
+    engine: str = DEFAULT_ENGINE
+    voice: str | dict[str, float] | None = None
     variant: str | None = None  # e.g. "f3" or "+f3"; appended to the id as "+f3"
     label: str | None = None  # who the listener hears, in transcripts; defaults to the name
     rate: int = Field(default=175, ge=80, le=450)
     pitch: int = Field(default=50, ge=0, le=100)
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
     volume: float = Field(default=1.0, ge=0.0, le=1.0)
-    lexicon: dict[str, str] = Field(default_factory=dict)
+    lexicon: dict[str, LexiconValue] = Field(default_factory=dict)
 
     @property
     def engine_voice(self) -> str:
+        """The id the engine is given: "gmw/en-us+f3", "am_michael", "bf_emma*0.7+bf_lily*0.3"."""
+        if isinstance(self.voice, dict):
+            return "+".join(f"{vid}*{weight!r}" for vid, weight in self.voice.items())
+        voice = self.voice or DEFAULT_VOICE
         if not self.variant:
-            return self.voice
-        return f"{self.voice}+{self.variant.lstrip('+')}"
+            return voice
+        return f"{voice}+{self.variant.lstrip('+')}"
+
+
+@dataclass(frozen=True)
+class EngineCatalog:
+    """What voices.yaml is checked against for one engine (the build asks the engines)."""
+
+    voices: frozenset[str] | None = None  # voice ids; None: not checked
+    variants: frozenset[str] | None = None  # espeak-ng variants; None: not checked
+    blends: bool = False  # whether a voice may be a weighted blend of voices
+    phonemes: bool = False  # whether a lexicon entry may give phonemes (/.../)
+    unavailable: str | None = None  # why it cannot be used here (not installed, unknown)
+
+
+Catalog = Callable[[str], EngineCatalog]
 
 
 class RuleConfig(_Strict):
@@ -90,7 +127,7 @@ class VoicesConfig(_Strict):
     voices: dict[str, VoiceConfig]
     default: str
     rules: list[RuleConfig] = Field(default_factory=list)
-    lexicon: dict[str, str] = Field(default_factory=dict)
+    lexicon: dict[str, LexiconValue] = Field(default_factory=dict)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     pauses: PausesConfig = Field(default_factory=PausesConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
@@ -101,6 +138,51 @@ class VoicesConfig(_Strict):
         if not v:
             raise ValueError("define at least one voice")
         return v
+
+    @property
+    def engines(self) -> list[str]:
+        """The engines this cast uses, in order of first use."""
+        return list(dict.fromkeys(vc.engine for vc in self.voices.values()))
+
+    def lexicon_for(self, name: str) -> dict[str, str]:
+        """Voice `name`'s lexicon: the shared entries, then its own, for its engine.
+
+        An entry given per engine applies to the voices of the engines it names; a value
+        between slashes is phonemes, marked for the engine as model.Line describes.
+        """
+        from .model import PHONEMES_CLOSE, PHONEMES_OPEN
+
+        voice = self.voices[name]
+        out: dict[str, str] = {}
+        for word, value in {**self.lexicon, **voice.lexicon}.items():
+            if isinstance(value, dict):
+                if voice.engine not in value:
+                    continue
+                value = value[voice.engine]
+                if _is_phonemes(value):
+                    value = f"{PHONEMES_OPEN}{value.strip()[1:-1].strip()}{PHONEMES_CLOSE}"
+            out[word] = value
+        return out
+
+
+def _is_phonemes(value: str) -> bool:
+    value = value.strip()
+    return len(value) >= 3 and value.startswith("/") and value.endswith("/")
+
+
+def engines_named(path: Path) -> list[str]:
+    """The engines a voices file names, read quickly and leniently (the build uses this to
+    start engines before the checks; the checks then report what is wrong with the file)."""
+    try:
+        data, _ = _load_yaml(path)
+    except (OSError, ConfigError):
+        return []
+    voices = data.get("voices") if isinstance(data, dict) else None
+    found = [
+        v.get("engine", DEFAULT_ENGINE) if isinstance(v, dict) else DEFAULT_ENGINE
+        for v in (voices.values() if isinstance(voices, dict) else ())
+    ]
+    return [e for e in dict.fromkeys(found) if isinstance(e, str)]
 
 
 class PodcastConfig(_Strict):
@@ -383,8 +465,7 @@ def _semantic_problems(
     path: Path,
     data: dict[str, Any],
     lines: dict[tuple[str | int, ...], int],
-    engine_voice_ids: Iterable[str] | None,
-    engine_variants: Iterable[str] | None,
+    catalog: Catalog,
 ) -> list[Problem]:
     """Checks across fields, run on the raw mapping so they report even when the schema fails."""
     problems: list[Problem] = []
@@ -435,29 +516,11 @@ def _semantic_problems(
                     "use {number} {title} {author} {work} {year}",
                 )
             )
-    known = {v.lower() for v in engine_voice_ids} if engine_voice_ids is not None else None
-    variants = {v.lower() for v in engine_variants} if engine_variants is not None else None
     for name, voice in voices.items():
-        if not isinstance(voice, dict):
-            continue
-        vid = voice.get("voice")
-        if known is not None and isinstance(vid, str) and vid.lower() not in known:
-            close = difflib.get_close_matches(vid.lower(), sorted(known), n=3, cutoff=0.5)
-            msg = f"voices.{name}.voice: the engine has no voice '{vid}'"
-            msg += f" (close: {', '.join(close)})" if close else " (see `narrate voices`)"
-            problems.append(Problem(path, lines.get(("voices", name, "voice")), msg))
-        variant = voice.get("variant")
-        if (
-            variants is not None
-            and isinstance(variant, str)
-            and variant.lstrip("+").lower() not in variants
-        ):
-            close = difflib.get_close_matches(
-                variant.lstrip("+").lower(), sorted(variants), n=3, cutoff=0.5
-            )
-            msg = f"voices.{name}.variant: the engine has no variant '{variant}'"
-            msg += f" (close: {', '.join(close)})" if close else ""
-            problems.append(Problem(path, lines.get(("voices", name, "variant")), msg))
+        if isinstance(voice, dict):
+            problems += _voice_problems(path, lines, str(name), voice, catalog)
+    for loc, lexicon in _lexicons(data, voices):
+        problems += _lexicon_problems(path, lines, loc, lexicon, catalog)
     return problems
 
 
@@ -465,14 +528,19 @@ def load_voices(
     path: Path,
     engine_voice_ids: Iterable[str] | None = None,
     engine_variants: Iterable[str] | None = None,
+    catalog: Catalog | None = None,
 ) -> VoicesConfig:
     """Load and validate voices.yaml; raise ConfigError listing every problem found.
 
-    With the engine's voice ids (and variants), unknown voices are reported too, with the
-    closest ids the engine has.
+    With a `catalog` of each engine's voices (or the default engine's voice ids and
+    variants), unknown voices are reported too, with the closest ids the engine has, and so
+    are engines that are not installed.
     """
+    if catalog is None:
+        catalog = _plain_catalog(engine_voice_ids, engine_variants)
     if not path.is_file():
-        raise ConfigError([Problem(path, None, "not found (run `narrate init` to create one)")])
+        hint = " (run `narrate init` to create one)" if path.name == "voices.yaml" else ""
+        raise ConfigError([Problem(path, None, f"not found{hint}")])
     data, lines = _load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
@@ -484,12 +552,160 @@ def load_voices(
         config = VoicesConfig.model_validate(data)
     except ValidationError as exc:
         problems += _validation_problems(path, VoicesConfig, exc, lines)
-    problems += _semantic_problems(path, data, lines, engine_voice_ids, engine_variants)
+    problems += _semantic_problems(path, data, lines, catalog)
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(problems)
     assert config is not None
     return config
+
+
+def _plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> Catalog:
+    """A catalog that knows the default engine's voices (when given) and nothing else."""
+    plain = EngineCatalog(
+        voices=frozenset(ids) if ids is not None else None,
+        variants=frozenset(variants) if variants is not None else None,
+    )
+
+    def catalog(engine: str) -> EngineCatalog:
+        return plain if engine == DEFAULT_ENGINE else EngineCatalog(blends=True, phonemes=True)
+
+    return catalog
+
+
+def _close(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word.lower(), sorted(choices), n=3, cutoff=0.5)
+    return f" (close: {', '.join(close)})" if close else ""
+
+
+def _voice_problems(
+    path: Path,
+    lines: dict[tuple[str | int, ...], int],
+    name: str,
+    voice: dict[str, Any],
+    catalog: Catalog,
+) -> list[Problem]:
+    """One voice's engine, its voice id or blend, and settings its engine does not have."""
+    problems: list[Problem] = []
+    loc = ("voices", name)
+
+    def problem(key: str, message: str) -> None:
+        line = lines.get((*loc, key)) or lines.get(loc)
+        problems.append(Problem(path, line, f"voices.{name}.{key}: {message}"))
+
+    engine = voice.get("engine", DEFAULT_ENGINE)
+    if not isinstance(engine, str):
+        return problems  # the schema says so
+    info = catalog(engine)
+    if info.unavailable:
+        problem("engine", info.unavailable)
+        return problems
+    espeak = engine == DEFAULT_ENGINE
+    for key in ESPEAK_ONLY if not espeak else SPEED_ONLY:
+        if key in voice:
+            other = "speed (0.5-2)" if key == "rate" else None
+            hint = f"; set {other}" if other else ""
+            problem(key, f"{engine} voices have no {key}{hint}")
+    vid = voice.get("voice")
+    if vid is None and not espeak:
+        problem("voice", f"name a {engine} voice (see `narrate voices --engine {engine}`)")
+        return problems
+    if isinstance(vid, dict):
+        if not info.blends:
+            problem("voice", f"{engine} voices cannot be blended; name one voice")
+            return problems
+        if not vid:
+            problem("voice", "a blend needs at least one voice")
+        parts = list(vid.items())
+        for part, weight in parts:
+            if isinstance(weight, int | float) and not isinstance(weight, bool) and weight <= 0:
+                problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
+    elif isinstance(vid, str):
+        parts = [(vid, 1.0)]
+    else:
+        return problems
+    known = {v.lower() for v in info.voices} if info.voices is not None else None
+    for part, _ in parts:
+        if not isinstance(part, str):
+            continue
+        if known is not None and part.lower() not in known:
+            hint = _close(part, known) or f" (see `narrate voices --engine {engine}`)"
+            who = "the engine" if espeak else engine
+            problem("voice", f"{who} has no voice '{part}'{hint}")
+    variant = voice.get("variant")
+    variants = {v.lower() for v in info.variants} if info.variants is not None else None
+    if (
+        espeak
+        and variants is not None
+        and isinstance(variant, str)
+        and variant.lstrip("+").lower() not in variants
+    ):
+        problem(
+            "variant",
+            f"the engine has no variant '{variant}'{_close(variant.lstrip('+'), variants)}",
+        )
+    return problems
+
+
+def _lexicons(
+    data: dict[str, Any], voices: dict[str, Any]
+) -> Iterable[tuple[tuple[str, ...], tuple[dict[str, Any], str | None]]]:
+    """Each lexicon with its location and the engine of the voice it belongs to (None for the
+    shared one)."""
+    if isinstance(data.get("lexicon"), dict):
+        yield ("lexicon",), (data["lexicon"], None)
+    for name, voice in voices.items():
+        if isinstance(voice, dict) and isinstance(voice.get("lexicon"), dict):
+            engine = voice.get("engine", DEFAULT_ENGINE)
+            yield ("voices", str(name), "lexicon"), (voice["lexicon"], str(engine))
+
+
+def _lexicon_problems(
+    path: Path,
+    lines: dict[tuple[str | int, ...], int],
+    loc: tuple[str, ...],
+    lexicon: tuple[dict[str, Any], str | None],
+    catalog: Catalog,
+) -> list[Problem]:
+    """Per-engine entries name engines, and give phonemes only to engines that take them."""
+    entries, own_engine = lexicon
+    problems: list[Problem] = []
+    for word, value in entries.items():
+        if isinstance(value, str):
+            if _is_phonemes(value):
+                where = ".".join((*loc, str(word)))
+                problems.append(
+                    Problem(
+                        path,
+                        lines.get((*loc, word)),
+                        f"{where}: phonemes (/.../) are given per engine, as "
+                        f"{{kokoro: {value.strip()}}}; a plain value is a respelling",
+                    )
+                )
+            continue
+        if not isinstance(value, dict):
+            continue
+        for engine, replacement in value.items():
+            where = ".".join((*loc, str(word), str(engine)))
+            line = lines.get((*loc, word, engine)) or lines.get((*loc, word))
+            info = catalog(str(engine))
+            if info.unavailable and info.unavailable.startswith("unknown engine"):
+                problems.append(Problem(path, line, f"{where}: {info.unavailable}"))
+            elif own_engine is not None and engine != own_engine:
+                problems.append(
+                    Problem(
+                        path, line, f"{where}: this voice is read by {own_engine}, not {engine}"
+                    )
+                )
+            elif isinstance(replacement, str) and _is_phonemes(replacement) and not info.phonemes:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"{where}: {engine} takes a respelling, not phonemes (/.../)",
+                    )
+                )
+    return problems
 
 
 def load_podcast(path: Path) -> PodcastConfig:

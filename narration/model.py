@@ -5,7 +5,8 @@ earlier one decided, and each stage can be tested on its own by building them by
 
     segment.py   seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
     cast.py      Book + voices.yaml       -> CastChapters (each part with its Voice and Lines)
-    synth.py     CastChapters             -> Clips (one verified WAV per Line, cached)
+    synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
+                                             rendered by narration/engines/
     assemble.py  CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters)
     feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
 """
@@ -101,18 +102,37 @@ class Voice:
 
     name: str  # key in voices.yaml, e.g. "serge"
     label: str  # who the listener hears, for transcripts: "Victor Serge"
-    engine_voice: str  # engine id with optional variant, e.g. "gmw/en-us+f3"
-    rate: int  # words per minute
-    pitch: int  # 0-100
+    #: the engine's voice: an espeak-ng id with optional variant ("gmw/en-us+f3"), a Kokoro
+    #: voice ("am_michael") or a Kokoro blend, weights as written ("bf_emma*0.7+bf_lily*0.3")
+    engine_voice: str
+    rate: int  # words per minute (espeak-ng; Kokoro's pace follows `speed`)
+    pitch: int  # 0-100 (espeak-ng only)
     volume: float  # 0-1
+    engine: str = "pyttsx3"  # which engine renders it: "pyttsx3" or "kokoro"
+    speed: float = 1.0  # Kokoro's speed factor, 0.5-2 (espeak-ng uses `rate`)
+
+    def settings(self) -> str:
+        """What shapes its sound, as error messages show it."""
+        if self.engine == "pyttsx3":
+            return f"{self.engine_voice}, {self.rate} wpm, pitch {self.pitch}, volume {self.volume}"
+        return f"{self.engine} {self.engine_voice}, speed {self.speed}, volume {self.volume}"
 
 
 @dataclass(frozen=True)
 class Line:
-    """One utterance: what the transcript shows and what the engine is given."""
+    """One utterance: what the transcript shows and what the engine is given.
+
+    A lexicon entry that gives a Kokoro voice phonemes puts them in `spoken` between
+    PHONEMES_OPEN and PHONEMES_CLOSE (private-use characters no text contains; the
+    segmenter removes them from seeds), so the engine reads them as phonemes, not letters.
+    """
 
     text: str  # as shown in the transcript
     spoken: str  # as sent to the engine, after the lexicon
+
+
+PHONEMES_OPEN = "\ue000"
+PHONEMES_CLOSE = "\ue001"
 
 
 @dataclass(frozen=True)
@@ -146,7 +166,7 @@ class CastChapter:
 class Clip:
     """A verified WAV of one Line in one Voice (mono, 16-bit)."""
 
-    key: str  # content address: text, voice settings, engine and espeak-ng versions
+    key: str  # content address: text, voice settings, engine and its versions
     path: Path
     frames: int
     sample_rate: int

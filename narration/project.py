@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .errors import OutputError, Problem
 
 if TYPE_CHECKING:  # the configuration's pydantic models load only when a command reads it
-    from .config import PodcastConfig, VoicesConfig
+    from .config import Catalog, PodcastConfig, VoicesConfig
     from .model import Book
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
@@ -27,6 +27,8 @@ PODCAST_FILE = "podcast.yaml"
 @dataclass(frozen=True)
 class Project:
     root: Path
+    #: Another cast file in place of voices.yaml (`--voices voices.kokoro.yaml`).
+    cast_file: Path | None = None
 
     @property
     def seeds(self) -> Path:
@@ -34,7 +36,7 @@ class Project:
 
     @property
     def voices_file(self) -> Path:
-        return self.root / VOICES_FILE
+        return self.cast_file or self.root / VOICES_FILE
 
     @property
     def podcast_file(self) -> Path:
@@ -62,11 +64,17 @@ class Project:
             return str(path)
 
 
-def open_project(root: Path) -> Project:
+def open_project(root: Path, voices: Path | None = None) -> Project:
+    """The project in `root`; `voices` names its cast file when it is not voices.yaml: a
+    path, or a file name in the project."""
     root = Path(root)
     if not root.is_dir():
         raise OutputError(f"{root}: project directory not found")
-    project = Project(root.resolve())
+    cast_file = None
+    if voices is not None:
+        cast_file = Path(voices) if Path(voices).is_file() else root / voices
+        cast_file = cast_file.resolve()
+    project = Project(root.resolve(), cast_file)
     out = project.output
     # output/ must be a real directory inside the project, never a link elsewhere
     if out.is_symlink() or (out.exists() and not out.resolve().is_relative_to(project.root)):
@@ -78,15 +86,19 @@ def load_config(
     project: Project,
     engine_voice_ids: list[str] | None = None,
     engine_variants: list[str] | None = None,
+    catalog: Catalog | None = None,
 ) -> tuple[VoicesConfig, PodcastConfig]:
-    """Both configuration files, validated together: all their problems in one error."""
+    """Both configuration files, validated together: all their problems in one error.
+
+    Voices are checked against `catalog` (each engine's voices), or the default engine's
+    voice ids and variants when given."""
     from .config import load_podcast, load_voices
     from .errors import ConfigError
 
     problems: list[Problem] = []
     voices = podcast = None
     try:
-        voices = load_voices(project.voices_file, engine_voice_ids, engine_variants)
+        voices = load_voices(project.voices_file, engine_voice_ids, engine_variants, catalog)
     except ConfigError as exc:
         problems += exc.problems
     try:

@@ -240,7 +240,9 @@ _NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
 #: Invisible formatting characters: dropped from the spoken text (and by the word checker).
 _INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 _SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
+#: ...and U+E000/U+E001, which narrate reserves to mark phonemes in spoken text (model.Line).
+_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001]")
+_RESERVED = "\ue000\ue001"
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -790,12 +792,14 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
             chars = []
             for ch in line:
                 cat = unicodedata.category(ch)
-                if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd"):
+                if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd" or ch in _RESERVED):
                     chars.append(ch)
                     continue
                 reason = (
                     "replacement character: a character was already lost before this file was saved"
                     if ch == "\ufffd"
+                    else "private-use character that narrate reserves for phonemes"
+                    if ch in _RESERVED
                     else "lone surrogate (not a character)"
                     if cat == "Cs"
                     else "control character"

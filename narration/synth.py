@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import functools
@@ -33,7 +34,7 @@ import tempfile
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -45,8 +46,9 @@ from .engines import (
     SAMPLE_WIDTH,
     Engine,
     EngineVoice,
-    VoiceNotFound,
+    Unrecoverable,
     get_engine,
+    key_fields,
     list_voices,
 )
 from .errors import OutputError, SynthesisError
@@ -79,14 +81,19 @@ WORKER_NICE = 5  # workers yield to the build's process (its checks) when cores 
 
 ProgressFn = Callable[[int, int, int], None]
 Job = tuple[Line, Voice] | tuple[Line, Voice, str]
+#: One engine for every voice (tests), or the engine of each voice by its `engine` name.
+Engines = Engine | Mapping[str, Engine]
+#: The lowest sample rate a clip may have (every engine renders at 22,050 Hz or more).
+MIN_CLIP_RATE = 8_000
 
 
 # --------------------------------------------------------------------------- keys and WAVs
 
 
 def clip_key(spoken: str, voice: Voice, engine: Engine) -> str:
-    """sha256 of the exact spoken text, every voice setting, the engine's name and version."""
-    recipe = {
+    """sha256 of the exact spoken text, every voice setting, the engine's name and version,
+    and whatever else the engine says shapes the voice (Kokoro: speed and voice tensors)."""
+    recipe: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "text": spoken,
         "engine_voice": voice.engine_voice,
@@ -96,6 +103,9 @@ def clip_key(spoken: str, voice: Voice, engine: Engine) -> str:
         "engine": engine.name,
         "engine_version": engine.version,
     }
+    extra = key_fields(engine, voice)
+    if extra:  # absent for espeak-ng, so its clips keep their keys
+        recipe["voice_fields"] = extra
     blob = json.dumps(recipe, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -206,7 +216,8 @@ def speech_seconds(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:
     """From the first to the last sound in 16-bit little-endian mono PCM.
 
     A sound is a sample at least 256 from zero (-42 dBFS; espeak-ng's silence is exactly 0,
-    its speech peaks near -4 dBFS); a very quiet clip falls back to any non-zero sample. Done
+    its speech peaks near -4 dBFS, Kokoro's near -6 dBFS as narrate levels it); a very quiet
+    clip falls back to any non-zero sample. Done
     with bytes operations, so the worker, which forks per clip, stays small (no numpy).
     """
     loud = pcm[1::2].translate(_LOUD_HIGH_BYTE)
@@ -221,16 +232,23 @@ def speech_seconds(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:
     return ((len(body) - trail - 1) // 2 - lead // 2 + 1) / sample_rate
 
 
-def _clip_format(info: WavInfo) -> bool:
-    return (info.sample_rate, info.channels, info.sample_width) == (
-        SAMPLE_RATE,
-        CHANNELS,
-        SAMPLE_WIDTH,
-    )
+def _clip_format(info: WavInfo, sample_rate: int | None = None) -> bool:
+    """Mono 16-bit at `sample_rate` (None: at any rate an engine renders)."""
+    if sample_rate is None:
+        rate_ok = info.sample_rate >= MIN_CLIP_RATE
+    else:
+        rate_ok = info.sample_rate == sample_rate
+    return rate_ok and (info.channels, info.sample_width) == (CHANNELS, SAMPLE_WIDTH)
 
 
-def check_clip(path: Path, spoken: str, rate: int) -> WavInfo:
-    """Verify a rendered clip; ClipProblem saying what is wrong with it."""
+#: Share of samples at full scale beyond which a clip is noise, not speech (espeak-ng and
+#: Kokoro as narrate levels them never reach full scale).
+MAX_CLIPPED = 0.001
+
+
+def check_clip(path: Path, spoken: str, rate: int, sample_rate: int = SAMPLE_RATE) -> WavInfo:
+    """Verify a rendered clip (an engine's rate: `sample_rate`); ClipProblem saying what is
+    wrong with it."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -238,9 +256,9 @@ def check_clip(path: Path, spoken: str, rate: int) -> WavInfo:
     except OSError as exc:
         raise ClipProblem(f"cannot read the WAV ({exc.strerror})") from None
     info = _parse_wav(data[:4096], len(data))
-    if not _clip_format(info):
+    if not _clip_format(info, sample_rate):
         raise ClipProblem(
-            f"expected {SAMPLE_RATE:,} Hz mono 16-bit, got {info.sample_rate:,} Hz, "
+            f"expected {sample_rate:,} Hz mono 16-bit, got {info.sample_rate:,} Hz, "
             f"{info.channels} channel(s), {8 * info.sample_width}-bit"
         )
     if info.frames == 0:
@@ -251,6 +269,14 @@ def check_clip(path: Path, spoken: str, rate: int) -> WavInfo:
     if speech < low or speech > high:
         what = "silent" if speech == 0 else f"speech lasts {speech:.2f} s"
         raise ClipProblem(f"{what}; expected {low:.2f}-{high:.2f} s at {rate} wpm")
+    samples = array.array("h", pcm)  # no numpy: the worker forks per clip and stays small
+    if sys.byteorder == "big":
+        samples.byteswap()
+    clipped = samples.count(32767) + samples.count(-32768)
+    if clipped > MAX_CLIPPED * info.frames + 2:
+        raise ClipProblem(
+            f"{clipped / info.frames:.1%} of the samples at full scale: noise, not speech"
+        )
     return info
 
 
@@ -421,7 +447,7 @@ def _render_in_child(engine: Engine, text: str, voice: Voice, path: Path) -> tup
             os.dup2(write_end, 2)  # espeak-ng's complaints become the error message
             engine.render(text, voice, path)
             code = 0
-        except VoiceNotFound as exc:
+        except Unrecoverable as exc:
             os.write(write_end, str(exc).encode("utf-8", "replace"))
             code = _PERMANENT
         except BaseException as exc:
@@ -435,6 +461,18 @@ def _render_in_child(engine: Engine, text: str, voice: Voice, path: Path) -> tup
             message = (message + chunk)[-4000:]
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), message.decode("utf-8", "replace").strip()
+
+
+def _render_here(engine: Engine, text: str, voice: Voice, path: Path) -> tuple[int, str]:
+    """Render one clip in this worker (an engine that needs no fork); (exit code, message)
+    as _render_in_child gives them."""
+    try:
+        engine.render(text, voice, path)
+    except Unrecoverable as exc:
+        return _PERMANENT, str(exc)
+    except Exception as exc:
+        return 1, f"{type(exc).__name__}: {exc}"
+    return 0, ""
 
 
 def _describe_exit(code: int, message: str) -> str:
@@ -452,10 +490,11 @@ def _render_task(engine: Engine, cache: ClipCache, task: _Task, retries: int) ->
     for attempt in range(1, retries + 2):
         tmp = cache.temp_path(task.key, attempt)
         try:
-            code, message = _render_in_child(engine, task.text, task.voice, tmp)
+            render = _render_in_child if engine.fork_per_clip else _render_here
+            code, message = render(engine, task.text, task.voice, tmp)
             if code == 0:
                 try:
-                    check_clip(tmp, task.text, task.voice.rate)
+                    check_clip(tmp, task.text, pace(engine, task.voice), engine.sample_rate)
                     clip = cache.put(task.key, tmp)
                     return (_OK, task.index, clip.frames, attempt, problems)
                 except ClipProblem as exc:
@@ -471,13 +510,16 @@ def _render_task(engine: Engine, cache: ClipCache, task: _Task, retries: int) ->
 
 
 def _worker_main(task_fd: int, result_fd: int) -> None:
-    """A worker process: warm the engine once, then render each task in a forked child.
+    """A worker process: warm the engine once, then render each task (in a forked child when
+    the engine asks for one).
 
     Started by WorkerPool as `python -c` with two pipe descriptors: tasks come in on one (first
-    the caller's sys.path, then the engine, the cache folder and the retries), results go
-    out on the other. Its stdout is not the channel, so nothing an engine prints can corrupt it.
+    the caller's sys.path, then the engine, the cache folder, the retries and the engine's
+    threads), results go out on the other. Its stdout is not the channel, so nothing an
+    engine prints can corrupt it.
     """
-    # The worker forks per clip: keep an engine's numpy (FakeEngine) from starting threads.
+    # A worker may fork per clip: keep an engine's numpy (FakeEngine) from starting threads.
+    # (Kokoro's onnxruntime sets its own thread count.)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -489,13 +531,14 @@ def _worker_main(task_fd: int, result_fd: int) -> None:
     try:
         # the caller's import path first, so an engine class defined in its script unpickles
         sys.path[:] = [*tasks.recv(), *(p for p in sys.path if p)]
-        engine, cache_root, retries = tasks.recv()
+        engine, cache_root, retries, threads = tasks.recv()
         warm_up = getattr(engine, "warm_up", None)
         if callable(warm_up):
-            warm_up()
+            warm_up(threads)
     except BaseException as exc:
+        why = str(exc) if isinstance(exc, SynthesisError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):
-            results.send((_FATAL, f"{type(exc).__name__}: {exc}"))
+            results.send((_FATAL, why))
         return
     cache = ClipCache(Path(cache_root))
     while True:
@@ -523,8 +566,8 @@ class _Worker:
 
 
 class WorkerPool:
-    """Synthesis worker processes, each with the engine loaded and warmed, started fresh so
-    no engine state leaks in from the caller.
+    """Synthesis worker processes of one engine, each with the engine loaded and warmed,
+    started fresh so no engine state leaks in from the caller.
 
     Plain `python -c` subprocesses rather than multiprocessing's spawn, which would run the
     caller's main script again in each worker (a trap for unguarded scripts). Starting one
@@ -533,6 +576,9 @@ class WorkerPool:
     checks. They start with Ctrl-C ignored (the build handles it and stops them), so one
     pressed while they load prints no traceback of theirs. A context manager; a pool that
     was never given a clip is killed on the way out rather than waited for.
+
+    An engine that renders in the worker itself (Kokoro) gets the cores split between the
+    workers as its threads: two workers of one thread on two cores, or one of two with -j 1.
     """
 
     def __init__(
@@ -541,11 +587,14 @@ class WorkerPool:
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        self.engine_name = engine.name
         self.cache_root = cache.root
         self.used = False
         self.workers: list[_Worker] = []
+        count = max(1, size or _cores())
+        threads = max(1, _cores() // count)
         try:
-            for _ in range(max(1, size or _cores())):
+            for _ in range(count):
                 task_r, task_w = os.pipe()
                 result_r, result_w = os.pipe()
                 code = (
@@ -569,7 +618,7 @@ class WorkerPool:
                 self.workers.append(worker)
                 with contextlib.suppress(BrokenPipeError):  # died at start: seen at recv
                     worker.tasks.send([p for p in sys.path if p])
-                    worker.tasks.send((engine, str(cache.root), max(0, retries)))
+                    worker.tasks.send((engine, str(cache.root), max(0, retries), threads))
         except BaseException:
             self.close()
             raise
@@ -642,31 +691,50 @@ def _failure(job: _Job, attempts: int, problems: list[str]) -> SynthesisError:
         history = " (earlier: " + "; ".join(dict.fromkeys(problems[:-1])) + ")"
     return SynthesisError(
         f"segment {job.label}: no usable clip after {tries}: {why}{history}; "
-        f"voice '{voice.name}' ({voice.engine_voice}, {voice.rate} wpm, pitch {voice.pitch}, "
-        f"volume {voice.volume}); text: {job.line.spoken!r}"
+        f"voice '{voice.name}' ({voice.settings()}); text: {job.line.spoken!r}"
     )
+
+
+def pace(engine: Engine, voice: Voice) -> int:
+    """Words per minute the voice speaks at, as the engine says (espeak-ng: its rate)."""
+    words_per_minute = getattr(engine, "words_per_minute", None)
+    return int(words_per_minute(voice)) if callable(words_per_minute) else int(voice.rate)
+
+
+def engine_for(engines: Engines, voice: Voice) -> Engine:
+    """The engine that renders `voice`: the one given, or the voice's own from a mapping."""
+    if not isinstance(engines, Mapping):
+        return engines
+    engine = engines.get(voice.engine)
+    if engine is None:
+        raise SynthesisError(
+            f"voice '{voice.name}': no '{voice.engine}' engine was loaded for this build"
+        )
+    return engine
 
 
 def synthesize(
     jobs_in: Sequence[Job],
     *,
-    engine: Engine,
+    engine: Engines,
     cache: ClipCache,
     jobs: int | None = None,
     progress: ProgressFn | None = None,
     retries: int = 3,
     on_retry: Callable[[str], None] | None = None,
-    workers: WorkerPool | None = None,
+    workers: WorkerPool | Sequence[WorkerPool] | None = None,
 ) -> list[Clip]:
     """One verified Clip per (Line, Voice[, segment id]), in order; renders only what's missing.
 
+    `engine` renders every voice, or maps engine names to engines and each voice is rendered
+    by its own (`Voice.engine`); the engines' workers render side by side.
     Identical lines (same key) are rendered once: the first occurrence carries
     `rendered=True`, the others `rendered=False`, so counting `rendered` counts renders.
-    `jobs` worker processes (default: one per core, never more than clips to render);
-    `retries` re-renders after a failed attempt; `progress(done, cached, total)` counts
-    unique clips; `on_retry(message)` hears about clips that needed more than one attempt.
-    `workers`, started earlier with the same engine and cache, are used instead of new ones
-    (and `jobs` and `retries` are theirs); the caller closes them.
+    `jobs` worker processes per engine (default: one per core, never more than clips to
+    render); `retries` re-renders after a failed attempt; `progress(done, cached, total)`
+    counts unique clips; `on_retry(message)` hears about clips that needed more than one
+    attempt. `workers`, pools started earlier with the same cache, are used for their
+    engines instead of new ones (and `jobs` and `retries` are theirs); the caller closes them.
     """
     items = _normalize(jobs_in)
     for job in items:
@@ -680,18 +748,23 @@ def synthesize(
                 f"segment {job.label}: nothing to say for {job.line.text!r} "
                 f"(voice '{job.voice.name}'; did the lexicon remove every word?)"
             )
-    keys = [clip_key(job.line.spoken, job.voice, engine) for job in items]
+    renderers = [engine_for(engine, job.voice) for job in items]
+    keys = [
+        clip_key(job.line.spoken, job.voice, eng) for job, eng in zip(items, renderers, strict=True)
+    ]
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
         first.setdefault(key, i)
     clips: dict[str, Clip] = {}
-    todo: list[tuple[_Task, _Job]] = []
+    todo: dict[str, tuple[Engine, list[tuple[_Task, _Job]]]] = {}
     for n, (key, i) in enumerate(first.items()):
         hit = cache.get(key)
         if hit is not None:
             clips[key] = hit
         else:
-            todo.append((_Task(n, key, items[i].line.spoken, items[i].voice), items[i]))
+            eng = renderers[i]
+            group = todo.setdefault(eng.name, (eng, []))[1]
+            group.append((_Task(n, key, items[i].line.spoken, items[i].voice), items[i]))
     total, cached = len(first), len(clips)
     if progress:
         progress(cached, cached, total)
@@ -702,7 +775,8 @@ def synthesize(
             progress(len(clips), cached, total)
 
     if todo:
-        _render_all(todo, engine, cache, jobs, retries, finished, on_retry, workers)
+        given = list(workers) if isinstance(workers, list | tuple) else [workers] if workers else []
+        _render_all(todo, cache, jobs, retries, finished, on_retry, given)
     result = []
     for i, key in enumerate(keys):
         clip = clips[key]
@@ -719,44 +793,60 @@ def _cores() -> int:
 
 
 def _render_all(
-    todo: list[tuple[_Task, _Job]],
-    engine: Engine,
+    todo: Mapping[str, tuple[Engine, list[tuple[_Task, _Job]]]],
     cache: ClipCache,
     jobs: int | None,
     retries: int,
     finished: Callable[[_Task, Clip], None],
     on_retry: Callable[[str], None] | None,
-    workers: WorkerPool | None = None,
+    given: Sequence[WorkerPool] = (),
 ) -> None:
-    """Feed the tasks to the workers, two in flight each; stop at the first failed clip.
+    """Feed each engine's tasks to its workers, two in flight each; stop at the first failed
+    clip.
 
     The longest clips go first, so the last ones to finish are short and no worker waits
     long for another at the end (the bytes do not depend on the order).
     """
     cache.ensure()
-    pending = deque(
-        sorted(
-            (task for task, _ in todo),
-            key=lambda t: (-len(t.text) / max(1, t.voice.rate), t.index),
-        )
-    )
-    owner = {task.index: (task, job) for task, job in todo}
-    size = max(1, min(jobs or _cores(), len(todo)))
-    if workers is not None and Path(workers.cache_root) != Path(cache.root):
-        raise ValueError(f"workers started for {workers.cache_root}, not for {cache.root}")
-    pool = workers if workers is not None else WorkerPool(engine, cache, size, retries)
-    pool.used = True
-    inflight: dict[Connection, list[int]] = {w.results: [] for w in pool.workers}
-    worker_of = {w.results: w for w in pool.workers}
-
-    def feed(conn: Connection) -> None:
-        if pending:
-            task = pending.popleft()
-            inflight[conn].append(task.index)
-            with contextlib.suppress(BrokenPipeError):  # a dead worker: its recv says so
-                worker_of[conn].tasks.send(task)
-
+    for pool in given:
+        if Path(pool.cache_root) != Path(cache.root):
+            raise ValueError(f"workers started for {pool.cache_root}, not for {cache.root}")
+    pending: dict[str, deque[_Task]] = {}
+    owner: dict[int, tuple[_Task, _Job]] = {}
+    pools: list[WorkerPool] = []
+    started: list[WorkerPool] = []
+    inflight: dict[Connection, list[int]] = {}
+    worker_of: dict[Connection, _Worker] = {}
+    engine_of: dict[Connection, str] = {}
     try:
+        for name, (engine, group) in todo.items():
+            pending[name] = deque(
+                sorted(
+                    (task for task, _ in group),
+                    key=lambda t, e=engine: (-len(t.text) / max(1, pace(e, t.voice)), t.index),
+                )
+            )
+            owner.update((task.index, (task, job)) for task, job in group)
+            pool = next((p for p in given if p.engine_name == name), None)
+            if pool is None:
+                size = max(1, min(jobs or _cores(), len(group)))
+                pool = WorkerPool(engine, cache, size, retries)
+                started.append(pool)
+            pool.used = True
+            pools.append(pool)
+            for w in pool.workers:
+                inflight[w.results] = []
+                worker_of[w.results] = w
+                engine_of[w.results] = name
+
+        def feed(conn: Connection) -> None:
+            queue = pending[engine_of[conn]]
+            if queue:
+                task = queue.popleft()
+                inflight[conn].append(task.index)
+                with contextlib.suppress(BrokenPipeError):  # a dead worker: its recv says so
+                    worker_of[conn].tasks.send(task)
+
         for conn in inflight:
             feed(conn)  # one rendering and one queued: the worker never waits for us
             feed(conn)
@@ -773,7 +863,9 @@ def _render_all(
                     why = f"synthesis worker died (exit code {proc.returncode})"
                     raise _failure(job, 1, [why]) from None
                 if message[0] == _FATAL:
-                    raise SynthesisError(f"engine '{engine.name}' could not start: {message[1]}")
+                    raise SynthesisError(
+                        f"engine '{engine_of[conn]}' could not start: {message[1]}"
+                    )
                 status, index, attempts, problems = message[0], message[1], message[-2], message[-1]
                 inflight[conn].remove(index)
                 task, job = owner[index]
@@ -790,7 +882,7 @@ def _render_all(
                 finished(task, replace(hit, rendered=True))
                 feed(conn)
     finally:
-        if workers is None:
+        for pool in started:
             pool.close()
 
 

@@ -78,7 +78,7 @@ def test_registry_gives_engines_that_meet_the_interface() -> None:
     for name in ("pyttsx3", "fake"):
         assert isinstance(get_engine(name), Engine)
     with pytest.raises(
-        SynthesisError, match=r"unknown engine 'espeak' \(available: fake, pyttsx3\)"
+        SynthesisError, match=r"unknown engine 'espeak' \(available: fake, kokoro, pyttsx3\)"
     ):
         get_engine("espeak")
 
@@ -248,7 +248,7 @@ def test_write_wav_writes_what_the_wave_module_writes(tmp_path: Path, frames: in
     """The WAV writer packs its own header (the child forked per clip avoids `wave`): the
     file must be byte for byte what `wave` makes of the same samples."""
     pcm = np.random.RandomState(frames).randint(-32768, 32767, frames).astype("<i2").tobytes()
-    write_wav(tmp_path / "ours.wav", pcm)
+    write_wav(tmp_path / "ours.wav", pcm, 22050)
     with wave.open(str(tmp_path / "theirs.wav"), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)

@@ -122,16 +122,16 @@ def test_wav_problems_are_named(tmp_path: Path) -> None:
     path.write_bytes(b"<html>oops</html>")
     with pytest.raises(ClipProblem, match="not a WAV file"):
         check_clip(path, "Hello.", 175)
-    write_wav(path, b"")
+    write_wav(path, b"", 22050)
     with pytest.raises(ClipProblem, match="empty WAV"):
         check_clip(path, "Hello.", 175)
     write_wav(path, b"\x00\x10" * 22050, sample_rate=44100)
     with pytest.raises(ClipProblem, match="expected 22,050 Hz mono 16-bit, got 44,100 Hz"):
         check_clip(path, "Hello.", 175)
-    write_wav(path, b"\x00\x00" * 22050)
+    write_wav(path, b"\x00\x00" * 22050, 22050)
     with pytest.raises(ClipProblem, match=r"^silent; expected 0\.10-"):
         check_clip(path, "Hello.", 175)
-    write_wav(path, b"\x00\x10" * 22050)
+    write_wav(path, b"\x00\x10" * 22050, 22050)
     full = path.read_bytes()
     path.write_bytes(full[:-1000])
     with pytest.raises(ClipProblem, match="truncated WAV"):
@@ -505,7 +505,7 @@ def test_when_retries_run_out_the_error_names_segment_voice_and_text(tmp_path: P
 class BrokenEngine(FakeEngine):
     """Defined here: the workers must find this module through the caller's sys.path."""
 
-    def warm_up(self) -> None:
+    def warm_up(self, threads: int = 1) -> None:
         raise RuntimeError("no sound card in this test")
 
 
@@ -552,7 +552,7 @@ def test_play_uses_an_available_player_or_says_there_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = tmp_path / "clip.wav"
-    write_wav(clip, b"\x00\x10" * 2205)
+    write_wav(clip, b"\x00\x10" * 2205, 22050)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     monkeypatch.setenv("PATH", str(bindir))

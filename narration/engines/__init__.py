@@ -1,0 +1,86 @@
+"""Speech engines, one module each, behind the small interface in base.py.
+
+    espeak.py   pyttsx3 / espeak-ng: the fast default, 22,050 Hz, a fork per clip
+    kokoro.py   Kokoro-82M (the `kokoro` extra): natural voices, 24,000 Hz, a session per worker
+    fake.py     deterministic speech-like audio for unit tests of the later stages
+
+A voice in voices.yaml names its engine (`engine: kokoro`), and engines mix freely within a
+book. Another offline engine is added by implementing `Engine` in a module of its own and
+registering it in `ENGINES`; no other stage changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..errors import SynthesisError
+from .base import (
+    CHANNELS,
+    RENDER_REVISION,
+    SAMPLE_WIDTH,
+    Engine,
+    EngineMissing,
+    EngineVoice,
+    Unrecoverable,
+    VoiceNotFound,
+    key_fields,
+    list_voices,
+    voice_matches_language,
+    wav_header,
+    write_wav,
+)
+from .espeak import DEFAULT_VOICE, RAND_SEED, SAMPLE_RATE, WARM_UP_TEXT, Pyttsx3Engine
+from .fake import FakeEngine, Fault, FaultMode
+from .kokoro import KokoroEngine
+
+#: The engine a voice uses when voices.yaml names none.
+DEFAULT_ENGINE = "pyttsx3"
+
+ENGINES: dict[str, Callable[[], Engine]] = {
+    "pyttsx3": Pyttsx3Engine,
+    "kokoro": KokoroEngine,
+    "fake": FakeEngine,
+}
+
+
+def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
+    """The engine registered under `name`; SynthesisError listing the known ones otherwise,
+    EngineMissing (saying what to install) when its optional packages are not installed."""
+    factory = ENGINES.get(name)
+    if factory is None:
+        raise SynthesisError(f"unknown engine '{name}' (available: {', '.join(sorted(ENGINES))})")
+    return factory()
+
+
+def engine_names() -> Sequence[str]:
+    return sorted(ENGINES)
+
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_ENGINE",
+    "DEFAULT_VOICE",
+    "ENGINES",
+    "RAND_SEED",
+    "RENDER_REVISION",
+    "SAMPLE_RATE",
+    "SAMPLE_WIDTH",
+    "WARM_UP_TEXT",
+    "Engine",
+    "EngineMissing",
+    "EngineVoice",
+    "FakeEngine",
+    "Fault",
+    "FaultMode",
+    "KokoroEngine",
+    "Pyttsx3Engine",
+    "Unrecoverable",
+    "VoiceNotFound",
+    "engine_names",
+    "get_engine",
+    "key_fields",
+    "list_voices",
+    "voice_matches_language",
+    "wav_header",
+    "write_wav",
+]
