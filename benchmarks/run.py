@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # the seeds: floor, cold, no-op, one voice changed
     .venv/bin/python benchmarks/run.py --novel    # also News from Nowhere (80k words; minutes)
+    .venv/bin/python benchmarks/run.py --kokoro   # also the seeds read by Kokoro (15 minutes)
     make bench                                    # the same as the first line
 
 Every figure comes from this run, so the ratios compare like with like on this machine. The
@@ -12,7 +13,10 @@ clip cache. Peak memory is the largest sum of the resident memory of the build a
 worker processes, sampled every 20 ms from /proc; CPU use is user+system time over wall time.
 The floor and the cold build are measured in pairs, back to back, three times for the seeds
 (--repeat N): this machine's speed drifts by 10% from minute to minute, and the pair with
-the median ratio is reported. Prints a table with each goal of issue 7 checked, and writes
+the median ratio is reported. With --kokoro, the seeds are also built with voices.kokoro.yaml
+and measured against the Kokoro floor (benchmarks/kokoro_floor.py: kokoro-onnx alone
+rendering the same sentences with the same voices, in each process/thread split of the
+cores, the fastest taken). Prints a table with each goal of issues 7 and 13 checked, and writes
 the figures as JSON (benchmarks/results.json, or --json PATH). Exit status 1 if a goal is
 missed.
 """
@@ -113,9 +117,10 @@ def product_files(out: Path) -> dict[str, tuple[str, int]]:
     return found
 
 
-def build(project: Path) -> dict:
+def build(project: Path, voices: str | None = None) -> dict:
     env = {**os.environ, "NARRATE_CACHE_DIR": str(project / "cache")}
-    result = run_measured([str(NARRATE), "build", "-p", str(project), "--quiet"], env=env)
+    cast = ["--voices", voices] if voices else []
+    result = run_measured([str(NARRATE), "build", "-p", str(project), *cast, "--quiet"], env=env)
     result.pop("stdout")
     report = json.loads((project / "output" / "build.json").read_text(encoding="utf-8"))
     result["stages"] = report["stages"]
@@ -128,18 +133,20 @@ def make_project(root: Path, seeds: list[Path]) -> Path:
     (root / "seeds").mkdir(parents=True)
     for seed in seeds:
         shutil.copy(seed, root / "seeds" / seed.name)
-    for name in ("voices.yaml", "podcast.yaml"):
+    for name in ("voices.yaml", "voices.kokoro.yaml", "podcast.yaml"):
         shutil.copy(REPO / name, root / name)
     return root
 
 
-def change_rate(project: Path, voice: str, delta: int) -> None:
-    path = project / "voices.yaml"
+def change_rate(project: Path, voice: str, delta: float, key: str = "rate", cast: str = "") -> None:
+    path = project / (cast or "voices.yaml")
     text = path.read_text(encoding="utf-8")
     at = text.index(f"  {voice}:")
-    m = re.compile(r"rate: (\d+)").search(text, at)
+    m = re.compile(key + r": ([0-9.]+)").search(text, at)
     assert m is not None
-    text = text[: m.start()] + f"rate: {int(m.group(1)) + delta}" + text[m.end() :]
+    value = round(float(m.group(1)) + delta, 3)
+    value_text = str(int(value)) if key == "rate" else str(value)
+    text = text[: m.start()] + f"{key}: {value_text}" + text[m.end() :]
     path.write_text(text, encoding="utf-8")
 
 
@@ -188,10 +195,62 @@ def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool, repe
     return result
 
 
+KOKORO_CAST = "voices.kokoro.yaml"
+
+
+def kokoro_floor(project: Path) -> dict:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "kokoro_floor.py"), str(project)]
+    result = run_measured([*cmd, "--voices", KOKORO_CAST])
+    figures = json.loads(result.pop("stdout"))
+    best = figures["best"]
+    return {
+        **result,
+        "seconds": best["seconds"],
+        "all_splits_seconds": result["seconds"],
+        "split": best["split"],
+        "splits": figures["splits"],
+        "utterances": figures["utterances"],
+        "audio_seconds": best["audio_seconds"],
+        "realtime": best["realtime"],
+    }
+
+
+def bench_kokoro(seeds: list[Path], scratch: Path) -> dict:
+    """The seeds with voices.kokoro.yaml: the Kokoro floor, then a cold build, a no-op
+    rebuild and a rebuild after Serge's speed changed, in one project."""
+    project = make_project(scratch / "kokoro", seeds)
+    print("[kokoro] floor (every split)...", file=sys.stderr, flush=True)
+    base = kokoro_floor(project)
+    print("[kokoro] cold build...", file=sys.stderr, flush=True)
+    cold = build(project, KOKORO_CAST)
+    result: dict = {
+        "floor": base,
+        "cold": cold,
+        "ratios": [round(cold["seconds"] / base["seconds"], 3)],
+    }
+    before = product_files(project / "output")
+    print("[kokoro] no-op rebuild...", file=sys.stderr, flush=True)
+    result["noop"] = build(project, KOKORO_CAST)
+    result["noop"]["files_rewritten"] = sorted(
+        k for k, v in product_files(project / "output").items() if before.get(k) != v
+    )
+    serge = voice_lines(project, "Victor Serge")
+    print("[kokoro] rebuild after Serge's speed changed...", file=sys.stderr, flush=True)
+    change_rate(project, "serge", 0.05, key="speed", cast=KOKORO_CAST)
+    changed = build(project, KOKORO_CAST)
+    changed["expected_rendered"] = sum(serge.values())
+    changed["expected_encoded"] = sorted(k for k, n in serge.items() if n)
+    result["one_voice"] = changed
+    return result
+
+
 def goals(results: dict) -> list[tuple[str, str, bool]]:
-    """(goal, measured, met) for each of issue 7's goals that this run measured."""
+    """(goal, measured, met) for each of issue 7's and 13's goals that this run measured."""
     rows = []
     for name, r in results.items():
+        if name == "kokoro":
+            rows += kokoro_goals(r)
+            continue
         cold, base = r["cold"], r["floor"]
         ratio = cold["seconds"] / base["seconds"]
         rows.append((f"{name}: cold build <= 1.25x floor", f"{ratio:.2f}x", ratio <= 1.25))
@@ -242,6 +301,38 @@ def goals(results: dict) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def kokoro_goals(r: dict) -> list[tuple[str, str, bool]]:
+    cold, base, noop, ov = r["cold"], r["floor"], r["noop"], r["one_voice"]
+    ratio = cold["seconds"] / base["seconds"]
+    splits = ", ".join(f"{s['split']} {s['seconds']:.1f} s" for s in base["splits"])
+    idle = noop["totals"]["rendered"] == 0 and not noop["encoded"] and not noop["files_rewritten"]
+    return [
+        (
+            "kokoro: cold build <= 1.15x Kokoro floor",
+            f"{ratio:.2f}x (floor {base['split']}; splits: {splits})",
+            ratio <= 1.15,
+        ),
+        (
+            "kokoro: no-op renders, encodes, rewrites nothing",
+            f"{noop['totals']['rendered']} rendered, {len(noop['encoded'])} encoded, "
+            f"{len(noop['files_rewritten'])} rewritten, {noop['seconds']:.2f} s",
+            idle,
+        ),
+        (
+            "kokoro: one voice changed: only its clips and chapters",
+            f"{ov['totals']['rendered']} rendered (its lines: {ov['expected_rendered']}), "
+            f"encoded {ov['encoded']}",
+            ov["totals"]["rendered"] == ov["expected_rendered"]
+            and ov["encoded"] == ov["expected_encoded"],
+        ),
+        (
+            "kokoro: peak memory of build and workers < 3 GB",
+            f"{cold['peak_mb']:.0f} MB (floor {base['peak_mb']:.0f} MB)",
+            cold["peak_mb"] < 3072,
+        ),
+    ]
+
+
 def table(results: dict) -> str:
     lines = [
         f"{'run':<22}{'seconds':>9}{'x floor':>9}{'peak MB':>9}{'cores':>7}"
@@ -262,10 +353,21 @@ def table(results: dict) -> str:
         cold = r["cold"]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in cold["stages"].items())
         lines.append(f"  cold build stages (s): {stages}")
-        lines.append(
-            f"  audio: {cold['totals']['seconds'] / 60:.1f} min from {r['floor']['words']} words "
-            f"(floor at 175 wpm: {r['floor']['audio_seconds'] / 60:.1f} min)"
-        )
+        if name == "kokoro":
+            splits = ", ".join(
+                f"{s['split']} {s['seconds']:.1f} s ({s['realtime']:.2f}x real time)"
+                for s in r["floor"]["splits"]
+            )
+            lines.append(
+                f"  audio: {cold['totals']['seconds'] / 60:.1f} min; floor "
+                f"{r['floor']['utterances']} utterances, {r['floor']['audio_seconds'] / 60:.1f} "
+                f"min, splits (processes x threads): {splits}"
+            )
+        else:
+            lines.append(
+                f"  audio: {cold['totals']['seconds'] / 60:.1f} min from {r['floor']['words']} "
+                f"words (floor at 175 wpm: {r['floor']['audio_seconds'] / 60:.1f} min)"
+            )
         if len(r["ratios"]) > 1:
             each = ", ".join(f"{x:.2f}" for x in r["ratios"])
             lines.append(f"  cold / floor, {len(r['ratios'])} pairs: {each} (the median shown)")
@@ -275,6 +377,10 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--novel", action="store_true", help="also the 80k-word novel (minutes)")
+    parser.add_argument(
+        "--kokoro", action="store_true", help="also the seeds read by Kokoro (needs make kokoro)"
+    )
+    parser.add_argument("--only-kokoro", action="store_true", help="the Kokoro runs alone")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch projects")
     parser.add_argument(
@@ -291,7 +397,11 @@ def main() -> None:
     seeds = sorted(p for p in (REPO / "seeds").iterdir() if p.suffix in (".txt", ".md"))
     scratch = Path(tempfile.mkdtemp(prefix="narrate-bench-"))
     try:
-        results = {"seeds": bench_book("seeds", seeds, scratch, True, args.repeat or 3)}
+        results = {}
+        if not args.only_kokoro:
+            results["seeds"] = bench_book("seeds", seeds, scratch, True, args.repeat or 3)
+        if args.kokoro or args.only_kokoro:
+            results["kokoro"] = bench_kokoro(seeds, scratch)
         if args.novel:
             results["novel"] = bench_book("novel", [NOVEL], scratch, False, args.repeat or 1)
     finally:

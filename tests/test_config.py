@@ -243,3 +243,163 @@ def test_loader_never_crashes(tmp_path: Path, doc: object) -> None:
         load_podcast(ppath)
     except ConfigError as exc:
         assert str(exc)
+
+
+# --------------------------------------------------------------------------- engines per voice
+
+KOKORO_CAST = """\
+voices:
+  narrator:
+    voice: gmw/en-us
+  serge:
+    engine: kokoro
+    voice: bm_george
+    speed: 0.9
+  kollontai:
+    engine: kokoro
+    voice: {bf_emma: 0.7, bf_isabella: 0.3}
+default: narrator
+lexicon:
+  Kollontai: {kokoro: /kəlˈɒntaɪ/, pyttsx3: Kolontai}
+  Kolontay: Kollontai
+"""
+
+
+def _catalog(installed: bool = True):
+    from narration.config import EngineCatalog
+
+    def catalog(engine: str) -> EngineCatalog:
+        if engine == "pyttsx3":
+            return EngineCatalog(voices=frozenset({"gmw/en-us"}), variants=frozenset({"m3"}))
+        if engine == "kokoro" and installed:
+            ids = {"bm_george", "bf_emma", "bf_isabella", "af_heart", "am_fenrir"}
+            return EngineCatalog(voices=frozenset(ids), blends=True, phonemes=True)
+        if engine == "kokoro":
+            return EngineCatalog(unavailable="the Kokoro engine is not installed: make kokoro")
+        return EngineCatalog(unavailable=f"unknown engine '{engine}' (available: kokoro, pyttsx3)")
+
+    return catalog
+
+
+def _kokoro_problems(text: str, tmp_path: Path, installed: bool = True) -> list[str]:
+    path = tmp_path / "voices.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_voices(path, catalog=_catalog(installed))
+    return [str(p) for p in info.value.problems]
+
+
+def test_kokoro_voices_blends_and_per_engine_lexicon_load(tmp_path: Path) -> None:
+    from narration.model import PHONEMES_CLOSE, PHONEMES_OPEN
+
+    path = tmp_path / "voices.yaml"
+    path.write_text(KOKORO_CAST, encoding="utf-8")
+    config = load_voices(path, catalog=_catalog())
+    assert config.engines == ["pyttsx3", "kokoro"]
+    assert config.voices["serge"].engine_voice == "bm_george"
+    assert config.voices["kollontai"].engine_voice == "bf_emma*0.7+bf_isabella*0.3"
+    assert config.lexicon_for("serge")["Kollontai"] == f"{PHONEMES_OPEN}kəlˈɒntaɪ{PHONEMES_CLOSE}"
+    assert config.lexicon_for("narrator")["Kollontai"] == "Kolontai"
+    assert config.lexicon_for("narrator")["Kolontay"] == "Kollontai"
+
+
+def test_each_engine_keeps_its_own_settings(tmp_path: Path) -> None:
+    text = KOKORO_CAST.replace("    speed: 0.9", "    speed: 0.9\n    pitch: 40\n    rate: 150")
+    text = text.replace("    voice: gmw/en-us\n", "    voice: gmw/en-us\n    speed: 1.2\n")
+    problems = _kokoro_problems(text, tmp_path)
+    assert any(
+        p.endswith("voices.yaml:4: voices.narrator.speed: pyttsx3 voices have no speed")
+        for p in problems
+    )
+    assert any(
+        p.endswith("voices.yaml:9: voices.serge.pitch: kokoro voices have no pitch")
+        for p in problems
+    )
+    assert any(
+        "voices.serge.rate: kokoro voices have no rate; set speed (0.5-2)" in p for p in problems
+    )
+
+
+def test_unknown_kokoro_voice_in_a_blend_and_bad_weight(tmp_path: Path) -> None:
+    text = KOKORO_CAST.replace("{bf_emma: 0.7, bf_isabella: 0.3}", "{bf_ema: 0.7, bf_isabella: 0}")
+    problems = _kokoro_problems(text, tmp_path)
+    assert any(
+        "voices.kollontai.voice: kokoro has no voice 'bf_ema' (close: bf_emma" in p
+        for p in problems
+    )
+    assert any("blend weight of 'bf_isabella' must be above 0 (got 0)" in p for p in problems)
+
+
+def test_espeak_voices_do_not_blend_nor_take_phonemes(tmp_path: Path) -> None:
+    text = KOKORO_CAST.replace("    voice: gmw/en-us\n", "    voice: {gmw/en-us: 1}\n")
+    text = text.replace("pyttsx3: Kolontai", "pyttsx3: /kolontai/")
+    problems = _kokoro_problems(text, tmp_path)
+    assert any(
+        p.endswith(
+            "voices.yaml:3: voices.narrator.voice: pyttsx3 voices cannot be blended; name one voice"
+        )
+        for p in problems
+    )
+    assert any(
+        "lexicon.Kollontai.pyttsx3: pyttsx3 takes a respelling, not phonemes" in p for p in problems
+    )
+
+
+def test_speed_out_of_range_and_unknown_engine(tmp_path: Path) -> None:
+    text = KOKORO_CAST.replace("speed: 0.9", "speed: 3").replace(
+        "  narrator:\n    voice: gmw/en-us", "  narrator:\n    engine: festival\n    voice: x"
+    )
+    problems = _kokoro_problems(text, tmp_path)
+    assert any("voices.serge.speed: must be between 0.5 and 2.0 (got 3)" in p for p in problems)
+    assert any(
+        "voices.narrator.engine: unknown engine 'festival' (available: kokoro, pyttsx3)" in p
+        for p in problems
+    )
+
+
+def test_kokoro_voice_without_the_extra_names_the_install_command(tmp_path: Path) -> None:
+    (msg,) = _kokoro_problems(
+        KOKORO_CAST.replace("    speed: 0.9\n", ""), tmp_path, installed=False
+    )[:1]
+    assert msg.endswith(
+        "voices.yaml:5: voices.serge.engine: the Kokoro engine is not installed: make kokoro"
+    )
+
+
+def test_build_with_kokoro_voice_and_no_extra_is_one_line_per_voice(
+    make_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on an espeak-only install: the real build's checks, with the extra reported missing."""
+    from narration.engines import kokoro
+
+    monkeypatch.setattr(kokoro, "missing_packages", lambda: ["onnxruntime", "kokoro_onnx"])
+    root = make_project()
+    from .conftest import REPO
+
+    (root / "voices.kokoro.yaml").write_text(
+        (REPO / "voices.kokoro.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        main, ["build", "-p", str(root), "--voices", "voices.kokoro.yaml", "--quiet"]
+    )
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.strip().splitlines()]
+    assert lines[0] == "Error: 4 problems:"
+    assert all(
+        "engine: the Kokoro engine is not installed (onnxruntime, kokoro_onnx missing): "
+        "pip install -e '.[kokoro]' (or: make kokoro)" in line
+        for line in lines[1:]
+    )
+    assert not (root / "output").exists()
+
+
+def test_the_seeds_kokoro_cast_gives_four_distinct_kokoro_voices(tmp_path: Path) -> None:
+    from .conftest import REPO
+
+    config = load_voices(REPO / "voices.kokoro.yaml", catalog=_catalog())
+    voices = config.voices
+    assert set(voices) == {"narrator", "kollontai", "serge", "statement"}
+    assert {v.engine for v in voices.values()} == {"kokoro"}
+    assert len({v.engine_voice for v in voices.values()}) == 4
+    plain = load_voices(REPO / "voices.yaml")
+    assert config.rules == plain.rules and config.announce == plain.announce
