@@ -77,8 +77,10 @@ class _Espeak:
 
         self.data_path = Path(espeakng_loader.get_data_path())
         # pyttsx3's _espeak loads "libespeak-ng.so.1" by name when imported: loading the
-        # wheel's copy first, globally, makes that name resolve to it and not to a system copy.
-        self._cdll = ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
+        # wheel's copy first makes that name (its soname) resolve to it, not to a system
+        # copy. Not RTLD_GLOBAL: its symbols would then bind the private copy of the library
+        # that phonemizer (Kokoro's) loads to this instance's state, and break it.
+        self._cdll = ctypes.CDLL(espeakng_loader.get_library_path())
         os.environ["ESPEAK_DATA_PATH"] = str(self.data_path)
         from pyttsx3.drivers import _espeak
         from pyttsx3.drivers.espeak import EspeakDriver
