@@ -229,6 +229,7 @@ def bench_kokoro(seeds: list[Path], scratch: Path) -> dict:
         "ratios": [round(cold["seconds"] / base["seconds"], 3)],
     }
     before = product_files(project / "output")
+    cold["mp3_sha256"] = {k: v[0] for k, v in before.items() if k.endswith(".mp3")}
     print("[kokoro] no-op rebuild...", file=sys.stderr, flush=True)
     result["noop"] = build(project, KOKORO_CAST)
     result["noop"]["files_rewritten"] = sorted(

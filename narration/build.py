@@ -59,6 +59,7 @@ class Engines:
     def __init__(self) -> None:
         self.made: dict[str, Engine] = {}
         self.why: dict[str, str] = {}
+        self.catalogs: dict[str, EngineCatalog] = {}
 
     def get(self, name: str) -> Engine | None:
         from .engines import get_engine
@@ -74,16 +75,19 @@ class Engines:
     def catalog(self, name: str) -> EngineCatalog:
         from .config import EngineCatalog
 
-        engine = self.get(name)
-        if engine is None:
-            return EngineCatalog(unavailable=self.why[name])
-        variants = getattr(engine, "list_variants", None)
-        return EngineCatalog(
-            voices=frozenset(v.id for v in engine.list_voices()),
-            variants=frozenset(variants()) if callable(variants) else None,
-            blends=bool(getattr(engine, "blends", False)),
-            phonemes=bool(getattr(engine, "phonemes", False)),
-        )
+        if name not in self.catalogs:
+            engine = self.get(name)
+            if engine is None:
+                self.catalogs[name] = EngineCatalog(unavailable=self.why[name])
+            else:
+                variants = getattr(engine, "list_variants", None)
+                self.catalogs[name] = EngineCatalog(
+                    voices=frozenset(v.id for v in engine.list_voices()),
+                    variants=frozenset(variants()) if callable(variants) else None,
+                    blends=bool(getattr(engine, "blends", False)),
+                    phonemes=bool(getattr(engine, "phonemes", False)),
+                )
+        return self.catalogs[name]
 
     def used(self, voices: VoicesConfig) -> dict[str, Engine]:
         """The engines the cast uses, each model checked: a damaged one refuses the build

@@ -66,14 +66,14 @@ class Project:
 
 def open_project(root: Path, voices: Path | None = None) -> Project:
     """The project in `root`; `voices` names its cast file when it is not voices.yaml: a
-    path, or a file name in the project."""
+    file in the project (`voices.kokoro.yaml`), or else a path from the working directory."""
     root = Path(root)
     if not root.is_dir():
         raise OutputError(f"{root}: project directory not found")
     cast_file = None
     if voices is not None:
-        cast_file = Path(voices) if Path(voices).is_file() else root / voices
-        cast_file = cast_file.resolve()
+        inside = root / voices
+        cast_file = (inside if inside.is_file() else Path(voices)).resolve()
     project = Project(root.resolve(), cast_file)
     out = project.output
     # output/ must be a real directory inside the project, never a link elsewhere

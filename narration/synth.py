@@ -1,18 +1,22 @@
 """Synthesis: one verified WAV per Line, rendered in parallel, cached by content, never twice.
 
 * `clip_key` addresses a clip by everything that shapes its audio (the exact spoken text,
-  every voice setting, the engine and its versions) and nothing else: renaming a voice or
-  changing its transcript label does not re-render it.
+  every voice setting, the engine and its versions, and what else the engine says matters,
+  such as Kokoro's voice tensors) and nothing else: renaming a voice or changing its
+  transcript label does not re-render it.
 * `ClipCache` keeps the WAVs under `<project>/output/.cache/clips` (or `$NARRATE_CACHE_DIR`),
   written atomically; a truncated or corrupt entry reads as missing and is rendered again.
-* `synthesize` renders what is not cached on one worker process per core. espeak-ng keeps
-  state from one utterance to the next, so each worker loads and warms the engine once and
-  forks a child per clip: every clip starts from the same state, and a build gives the same
-  bytes whatever the order, the number of workers, or what was rendered before. A clip is
-  verified (a real 22,050 Hz mono 16-bit WAV whose speech lasts plausibly long for its words
-  at its rate) before it enters the cache; a bad one is rendered again by a fresh child, and
-  after `retries` more attempts the build stops with a SynthesisError naming the segment,
-  the voice and the text: a build never ships a silent gap.
+* `synthesize` renders what is not cached on worker processes, one pool per engine (a book
+  may mix them), one worker per core. espeak-ng keeps state from one utterance to the next,
+  so each of its workers loads and warms the engine once and forks a child per clip: every
+  clip starts from the same state, and a build gives the same bytes whatever the order, the
+  number of workers, or what was rendered before. An engine that needs no fork (Kokoro)
+  renders in the worker itself, with the cores split between its workers as threads. A
+  clip is verified (a real mono 16-bit WAV at the engine's rate whose speech lasts plausibly
+  long for its words at the voice's pace, and not noise) before it enters the cache; a bad
+  one is rendered again, and after `retries` more attempts the build stops with a
+  SynthesisError naming the segment, the voice and the text: a build never ships a silent
+  gap.
 """
 
 from __future__ import annotations

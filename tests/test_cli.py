@@ -158,3 +158,24 @@ def test_voices_lists_english(tmp_path: Path) -> None:
     assert all(
         any(lang.startswith("en") for lang in v["languages"]) for v in json.loads(result.stdout)
     )
+
+
+def test_voices_option_prefers_the_projects_file_over_one_in_the_working_dir(
+    make_project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project()
+    text = (root / "voices.yaml").read_text(encoding="utf-8")
+    (root / "alt.yaml").write_text(text.replace("label: Narrator", "label: Alt Narrator"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "alt.yaml").write_text("not: a cast\n", encoding="utf-8")
+    (elsewhere / "mine.yaml").write_text(text.replace("rate: 170", "rate: 171"))
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(main, ["cast", "-p", str(root), "--voices", "alt.yaml"])
+    assert result.exit_code == 0, result.output
+    # a path from the working directory when the project has no such file
+    result = CliRunner().invoke(main, ["cast", "-p", str(root), "--voices", "mine.yaml"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "--voices", "missing.yaml"])
+    assert result.exit_code == 2 and "missing.yaml: not found" in result.output
+    assert not (root / "output").exists()
