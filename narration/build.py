@@ -30,7 +30,7 @@ from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
 # a build starts its synthesis workers before paying for those imports.
 if TYPE_CHECKING:
-    from .config import EngineCatalog, PodcastConfig, VoicesConfig
+    from .config import PodcastConfig, VoicesConfig
     from .engines import Engine
     from .synth import WorkerPool
 
@@ -53,62 +53,13 @@ class Checked:
     engines: dict[str, Engine]  # the engines the cast uses, by name
 
 
-class Engines:
-    """The engines a command needs, each made once; what voices.yaml is checked against."""
-
-    def __init__(self) -> None:
-        self.made: dict[str, Engine] = {}
-        self.why: dict[str, str] = {}
-        self.catalogs: dict[str, EngineCatalog] = {}
-
-    def get(self, name: str) -> Engine | None:
-        from .engines import get_engine
-        from .errors import SynthesisError
-
-        if name not in self.made and name not in self.why:
-            try:
-                self.made[name] = get_engine(name)
-            except SynthesisError as exc:  # unknown, or its packages are not installed
-                self.why[name] = str(exc)
-        return self.made.get(name)
-
-    def catalog(self, name: str) -> EngineCatalog:
-        from .config import EngineCatalog
-
-        if name not in self.catalogs:
-            engine = self.get(name)
-            if engine is None:
-                self.catalogs[name] = EngineCatalog(unavailable=self.why[name])
-            else:
-                variants = getattr(engine, "list_variants", None)
-                self.catalogs[name] = EngineCatalog(
-                    voices=frozenset(v.id for v in engine.list_voices()),
-                    variants=frozenset(variants()) if callable(variants) else None,
-                    blends=bool(getattr(engine, "blends", False)),
-                    phonemes=bool(getattr(engine, "phonemes", False)),
-                )
-        return self.catalogs[name]
-
-    def used(self, voices: VoicesConfig) -> dict[str, Engine]:
-        """The engines the cast uses, each model checked: a damaged one refuses the build
-        before anything is written."""
-        found = {}
-        for name in voices.engines:
-            engine = self.get(name)
-            assert engine is not None  # the configuration's checks said it is there
-            check = getattr(engine, "check_model", None)
-            if callable(check):
-                check()
-            found[name] = engine
-        return found
-
-
 def check_project(project: Project, warn: Say = _quiet) -> Checked:
     """Validate configuration and seeds, segment and cast. Writes nothing."""
     from .cast import cast_book, unused_rules
     from .config import _line_index
+    from .engines import EngineSet
 
-    engines = Engines()
+    engines = EngineSet()
     voices, podcast = load_config(project, catalog=engines.catalog)
     book = load_book(project)
     lines = _line_index(project.voices_file.read_text(encoding="utf-8-sig"))
@@ -517,10 +468,11 @@ def preview_clip(
 ) -> Path:
     """Render one segment, or some text in a named voice, for auditioning."""
     from .cast import Lexicon, make_voice
+    from .engines import EngineSet
     from .segment import split_sentences
     from .synth import preview_text
 
-    engines = Engines()
+    engines = EngineSet()
     checked_voices, _ = load_config(project, catalog=engines.catalog)
     if voice_name is not None:
         if text is None:

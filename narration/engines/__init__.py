@@ -12,6 +12,7 @@ registering it in `ENGINES`; no other stage changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import SynthesisError
 from .base import (
@@ -32,6 +33,9 @@ from .base import (
 from .espeak import DEFAULT_VOICE, RAND_SEED, SAMPLE_RATE, WARM_UP_TEXT, Pyttsx3Engine
 from .fake import FakeEngine, Fault, FaultMode
 from .kokoro import KokoroEngine
+
+if TYPE_CHECKING:
+    from ..config import EngineCatalog, VoicesConfig
 
 #: The engine a voice uses when voices.yaml names none.
 DEFAULT_ENGINE = "pyttsx3"
@@ -56,6 +60,53 @@ def engine_names() -> Sequence[str]:
     return sorted(ENGINES)
 
 
+class EngineSet:
+    """The engines a command needs, each made once; what voices.yaml is checked against."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, Engine] = {}
+        self.why: dict[str, str] = {}
+        self.catalogs: dict[str, EngineCatalog] = {}
+
+    def get(self, name: str) -> Engine | None:
+        if name not in self.made and name not in self.why:
+            try:
+                self.made[name] = get_engine(name)
+            except SynthesisError as exc:  # unknown, or its packages are not installed
+                self.why[name] = str(exc)
+        return self.made.get(name)
+
+    def catalog(self, name: str) -> EngineCatalog:
+        from ..config import EngineCatalog
+
+        if name not in self.catalogs:
+            engine = self.get(name)
+            if engine is None:
+                self.catalogs[name] = EngineCatalog(unavailable=self.why[name])
+            else:
+                variants = getattr(engine, "list_variants", None)
+                self.catalogs[name] = EngineCatalog(
+                    voices=frozenset(v.id for v in engine.list_voices()),
+                    variants=frozenset(variants()) if callable(variants) else None,
+                    blends=bool(getattr(engine, "blends", False)),
+                    phonemes=bool(getattr(engine, "phonemes", False)),
+                )
+        return self.catalogs[name]
+
+    def used(self, voices: VoicesConfig) -> dict[str, Engine]:
+        """The engines the cast uses, each model checked: a damaged one refuses the build
+        before anything is written."""
+        found = {}
+        for name in voices.engines:
+            engine = self.get(name)
+            assert engine is not None  # the configuration's checks said it is there
+            check = getattr(engine, "check_model", None)
+            if callable(check):
+                check()
+            found[name] = engine
+        return found
+
+
 __all__ = [
     "CHANNELS",
     "DEFAULT_ENGINE",
@@ -68,6 +119,7 @@ __all__ = [
     "WARM_UP_TEXT",
     "Engine",
     "EngineMissing",
+    "EngineSet",
     "EngineVoice",
     "FakeEngine",
     "Fault",
