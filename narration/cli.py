@@ -187,10 +187,10 @@ def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
         click.echo(
             f"\n{len(found)} voices. Variants (voices.yaml `variant:`): " + ", ".join(variants())
         )
-    elif engine_name == "kokoro":
+    elif getattr(engine, "blends", False):
         click.echo(
             f"\n{len(found)} voices. In voices.yaml: engine: kokoro, voice: ID (or a blend, "
-            "voice: {bf_emma: 0.7, bf_lily: 0.3}), speed: 0.5-2."
+            "voice: {bf_emma: 0.7, bf_isabella: 0.3}), speed: 0.5-2."
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
 import re
 import string
 from collections.abc import Callable, Iterable
@@ -29,9 +30,8 @@ class _Strict(BaseModel):
 #: The engine a voice uses when it names none, and its voice when it names none.
 DEFAULT_ENGINE = "pyttsx3"
 DEFAULT_VOICE = "gmw/en-us"
-#: Settings only espeak-ng (pyttsx3) voices have, and only the other engines' voices have.
-ESPEAK_ONLY = ("variant", "rate", "pitch")
-SPEED_ONLY = ("speed",)
+#: Voice settings that only some engines have (each engine's catalog says which it takes).
+ENGINE_SETTINGS = ("variant", "rate", "pitch", "speed")
 
 #: A lexicon entry: a respelling for every engine, or one per engine (`{kokoro: /kəˈlɒntaɪ/,
 #: pyttsx3: Kolontai}`), where a value between slashes gives an engine phonemes.
@@ -42,7 +42,7 @@ class VoiceConfig(_Strict):
     """One named voice: its engine, the engine's voice and that engine's settings.
 
     espeak-ng (pyttsx3, the default): `voice` an id, `variant`, `rate`, `pitch`. Kokoro:
-    `voice` an id or a blend (`{bf_emma: 0.7, bf_lily: 0.3}`), `speed`. Both: `volume`.
+    `voice` an id or a blend (`{bf_emma: 0.7, bf_isabella: 0.3}`), `speed`. Both: `volume`.
     """
 
     engine: str = DEFAULT_ENGINE
@@ -57,7 +57,8 @@ class VoiceConfig(_Strict):
 
     @property
     def engine_voice(self) -> str:
-        """The id the engine is given: "gmw/en-us+f3", "am_michael", "bf_emma*0.7+bf_lily*0.3"."""
+        """The id the engine is given: "gmw/en-us+f3", "am_michael", or a blend with its
+        weights as written, "bf_emma*0.7+bf_isabella*0.3"."""
         if isinstance(self.voice, dict):
             return "+".join(f"{vid}*{weight!r}" for vid, weight in self.voice.items())
         voice = self.voice or DEFAULT_VOICE
@@ -72,6 +73,10 @@ class EngineCatalog:
 
     voices: frozenset[str] | None = None  # voice ids; None: not checked
     variants: frozenset[str] | None = None  # espeak-ng variants; None: not checked
+    #: which of ENGINE_SETTINGS its voices take
+    settings: frozenset[str] = frozenset({"variant", "rate", "pitch"})
+    ignore_case: bool = True  # whether voice ids match in any case
+    default_voice: bool = True  # whether a voice may leave out `voice` (the engine's default)
     blends: bool = False  # whether a voice may be a weighted blend of voices
     phonemes: bool = False  # whether a lexicon entry may give phonemes (/.../)
     unavailable: str | None = None  # why it cannot be used here (not installed, unknown)
@@ -568,7 +573,9 @@ def _plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) ->
     )
 
     def catalog(engine: str) -> EngineCatalog:
-        return plain if engine == DEFAULT_ENGINE else EngineCatalog(blends=True, phonemes=True)
+        if engine == DEFAULT_ENGINE:
+            return plain
+        return EngineCatalog(settings=frozenset(ENGINE_SETTINGS), blends=True, phonemes=True)
 
     return catalog
 
@@ -600,14 +607,17 @@ def _voice_problems(
     if info.unavailable:
         problem("engine", info.unavailable)
         return problems
-    espeak = engine == DEFAULT_ENGINE
-    for key in ESPEAK_ONLY if not espeak else SPEED_ONLY:
-        if key in voice:
-            other = "speed (0.5-2)" if key == "rate" else None
-            hint = f"; set {other}" if other else ""
+    for key in ENGINE_SETTINGS:
+        if key in voice and key not in info.settings:
+            hint = "; set speed (0.5-2)" if key == "rate" and "speed" in info.settings else ""
+            hint = (
+                "; set rate (words a minute)"
+                if key == "speed" and "rate" in info.settings
+                else hint
+            )
             problem(key, f"{engine} voices have no {key}{hint}")
     vid = voice.get("voice")
-    if vid is None and not espeak:
+    if vid is None and not info.default_voice:
         problem("voice", f"name a {engine} voice (see `narrate voices --engine {engine}`)")
         return problems
     if isinstance(vid, dict):
@@ -618,24 +628,26 @@ def _voice_problems(
             problem("voice", "a blend needs at least one voice")
         parts = list(vid.items())
         for part, weight in parts:
-            if isinstance(weight, int | float) and not isinstance(weight, bool) and weight <= 0:
+            number = isinstance(weight, int | float) and not isinstance(weight, bool)
+            if number and not (math.isfinite(weight) and weight > 0):
                 problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
     elif isinstance(vid, str):
         parts = [(vid, 1.0)]
     else:
         return problems
-    known = {v.lower() for v in info.voices} if info.voices is not None else None
+    fold = str.lower if info.ignore_case else str
+    known = {fold(v) for v in info.voices} if info.voices is not None else None
     for part, _ in parts:
         if not isinstance(part, str):
             continue
-        if known is not None and part.lower() not in known:
+        if known is not None and fold(part) not in known:
             hint = _close(part, known) or f" (see `narrate voices --engine {engine}`)"
-            who = "the engine" if espeak else engine
+            who = "the engine" if engine == DEFAULT_ENGINE else engine
             problem("voice", f"{who} has no voice '{part}'{hint}")
     variant = voice.get("variant")
     variants = {v.lower() for v in info.variants} if info.variants is not None else None
     if (
-        espeak
+        "variant" in info.settings
         and variants is not None
         and isinstance(variant, str)
         and variant.lstrip("+").lower() not in variants
@@ -689,8 +701,10 @@ def _lexicon_problems(
             where = ".".join((*loc, str(word), str(engine)))
             line = lines.get((*loc, word, engine)) or lines.get((*loc, word))
             info = catalog(str(engine))
-            if info.unavailable and info.unavailable.startswith("unknown engine"):
-                problems.append(Problem(path, line, f"{where}: {info.unavailable}"))
+            if info.unavailable:
+                if info.unavailable.startswith("unknown engine"):
+                    problems.append(Problem(path, line, f"{where}: {info.unavailable}"))
+                continue  # not installed: the voices that use it say so
             elif own_engine is not None and engine != own_engine:
                 problems.append(
                     Problem(

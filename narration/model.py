@@ -103,7 +103,7 @@ class Voice:
     name: str  # key in voices.yaml, e.g. "serge"
     label: str  # who the listener hears, for transcripts: "Victor Serge"
     #: the engine's voice: an espeak-ng id with optional variant ("gmw/en-us+f3"), a Kokoro
-    #: voice ("am_michael") or a Kokoro blend, weights as written ("bf_emma*0.7+bf_lily*0.3")
+    #: voice ("am_michael") or a Kokoro blend, weights as written ("bf_emma*0.7+bf_isabella*0.3")
     engine_voice: str
     rate: int  # words per minute (espeak-ng; Kokoro's pace follows `speed`)
     pitch: int  # 0-100 (espeak-ng only)

