@@ -56,7 +56,8 @@ def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
     EngineMissing (saying what to install) when its optional packages are not installed."""
     factory = ENGINES.get(name)
     if factory is None:
-        raise SynthesisError(f"unknown engine '{name}' (available: {', '.join(sorted(ENGINES))})")
+        available = ", ".join(sorted(USER_ENGINES))
+        raise SynthesisError(f"unknown engine '{name}' (available: {available})")
     return factory()
 
 
