@@ -287,7 +287,41 @@ def _check_shape(root: yaml.Node, path: Path) -> None:
             stack.extend((item, depth + 1) for item in node.value)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but date-shaped values stay text (PyYAML's timestamp resolver
+    raises on `2026-13-45` before any check could name the line; pydantic parses the real
+    dates), and a key given twice in one mapping is noted, not silently overwritten."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.duplicates: list[tuple[str, int, int]] = []  # key, first line, repeated line
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append((key, seen[key], line))
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def _duplicate_problems(path: Path, duplicates: list[tuple[str, int, int]]) -> list[Problem]:
+    return [
+        Problem(path, line, f"'{key}' is given twice, on lines {first} and {line}; keep one")
+        for key, first, line in sorted(duplicates, key=lambda d: d[2])
+    ]
+
+
 def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """The document and the line of each key; ConfigError for syntax, shape, or a key given
+    twice (every such key at once)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -295,12 +329,13 @@ def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
             [Problem(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
         ) from None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is not None:
                 _check_shape(node, path)  # before building it: aliases can expand without end
             data = loader.construct_document(node) if node is not None else None
+            duplicates = loader.duplicates
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
@@ -312,6 +347,8 @@ def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
         raise ConfigError(
             [Problem(path, None, f"nested more than {MAX_YAML_DEPTH} levels deep")]
         ) from None
+    if duplicates:
+        raise ConfigError(_duplicate_problems(path, duplicates))
     return data, _line_index(text)
 
 

@@ -435,3 +435,60 @@ def test_the_seeds_kokoro_cast_gives_four_distinct_kokoro_voices(tmp_path: Path)
     assert len({v.engine_voice for v in voices.values()}) == 4
     plain = load_voices(REPO / "voices.yaml")
     assert config.rules == plain.rules and config.announce == plain.announce
+
+
+# --------------------------------------------------------------------------- YAML's own traps
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "podcast.yaml",
+            "title: X\npublished: 2026-13-45\n",
+            "podcast.yaml:2: published: Input should be a valid date or datetime, month value "
+            "is outside expected range of 1-12 (got '2026-13-45')",
+        ),
+        (
+            "voices.yaml",
+            GOOD.replace("    rate: 170", "    rate: 170\n    label: 2026-02-30"),
+            None,  # a date-shaped label is just text
+        ),
+    ],
+)
+def test_a_date_shaped_value_is_checked_not_a_traceback(
+    make_project, name: str, text: str, expected: str | None
+) -> None:
+    root = make_project()
+    (root / name).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["cast", "-p", str(root)])
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)
+    if expected is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and line.endswith(expected), line
+
+
+def test_real_dates_still_parse(tmp_path: Path) -> None:
+    path = tmp_path / "podcast.yaml"
+    path.write_text("published: 2026-11-23\n", encoding="utf-8")
+    assert str(load_podcast(path).published) == "2026-11-23"
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path: Path) -> None:
+    text = GOOD.replace("  serge:\n", "  narrator:\n    voice: gmw/en-gb\n  serge:\n").replace(
+        "default: narrator\n", "default: narrator\ndefault: serge\n"
+    )
+    problems = _problems(text, tmp_path)
+    assert [p.split("voices.yaml:", 1)[1] for p in problems] == [
+        "5: 'narrator' is given twice, on lines 2 and 5; keep one",
+        "11: 'default' is given twice, on lines 10 and 11; keep one",
+    ]
+    podcast = tmp_path / "podcast.yaml"
+    podcast.write_text("title: A\nauthor: B\ntitle: C\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"podcast\.yaml:3: 'title' is given twice, on lines 1 and 3"
+    ):
+        load_podcast(podcast)
