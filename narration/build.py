@@ -133,10 +133,12 @@ class BuildReport:
         t = self.to_json()["totals"]
         minutes = t["seconds"] / 60
         took = sum(self.stages.values())
+        from .progress import count
+
         return (
-            f"Built {t['chapters']} chapters, {minutes:.1f} min of audio, in {took:.1f} s: "
-            f"{t['rendered']} clips rendered, {t['cached']} from cache, "
-            f"{t['encoded']} chapters encoded. Feed: {self.output / 'feed.xml'}"
+            f"Built {count(t['chapters'], 'chapter')}, {minutes:.1f} min of audio, in "
+            f"{took:.1f} s: {count(t['rendered'], 'clip')} rendered, {t['cached']} from cache, "
+            f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / 'feed.xml'}"
         )
 
 
@@ -534,6 +536,7 @@ def load_config_podcast(project: Project) -> PodcastConfig:
 
 def clean_project(project: Project, *, everything: bool) -> list[str]:
     """Empty the clip cache, or all of output/."""
+    from .progress import count as plural
     from .synth import ClipCache
 
     done = []
@@ -545,7 +548,7 @@ def clean_project(project: Project, *, everything: bool) -> list[str]:
             return done
         cache = ClipCache(project.cache)
         count = cache.clear()
-        done.append(f"removed {count} cached clips from {project.display(project.cache)}")
+        done.append(f"removed {plural(count, 'cached clip')} from {project.display(project.cache)}")
     except OSError as exc:
         raise _os_error(exc) from None
     return done

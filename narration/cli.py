@@ -32,6 +32,12 @@ class NarrateClickError(click.ClickException):
         self.exit_code = error.exit_code
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: one line, and the exit status shells expect after SIGINT (128 + 2)."""
+
+    exit_code = 130
+
+
 def handle_errors(func: F) -> F:
     """Turn the library's exceptions into click errors: no tracebacks for user mistakes."""
 
@@ -42,9 +48,7 @@ def handle_errors(func: F) -> F:
         except NarrateError as exc:
             raise NarrateClickError(exc) from exc
         except KeyboardInterrupt:
-            raise click.ClickException(
-                "interrupted; the next build resumes from the cache"
-            ) from None
+            raise Interrupted("interrupted; the next build resumes from the cache") from None
 
     return wrapper  # type: ignore[return-value]
 

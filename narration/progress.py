@@ -15,6 +15,11 @@ from collections.abc import Callable
 from typing import TextIO
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 clip', '2 clips', '0 chapters': a number and its noun, agreeing."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """0:42, 12:05, 1:02:03."""
     seconds = max(0, round(seconds))

@@ -179,3 +179,23 @@ def test_voices_option_prefers_the_projects_file_over_one_in_the_working_dir(
     result = CliRunner().invoke(main, ["build", "-p", str(root), "--voices", "missing.yaml"])
     assert result.exit_code == 2 and "missing.yaml: not found" in result.output
     assert not (root / "output").exists()
+
+
+def test_counts_agree_with_their_nouns(make_project) -> None:
+    from narration.build import BuildReport
+
+    one = {"segments": 1, "clips": 1, "rendered": 1, "cached": 0, "encoded": True, "seconds": 3.0}
+    report = BuildReport(chapters=[one])
+    assert report.summary().startswith(
+        "Built 1 chapter, 0.1 min of audio, in 0.0 s: 1 clip rendered, 0 from cache, "
+        "1 chapter encoded."
+    )
+    report = BuildReport(chapters=[one, {**one, "rendered": 0, "cached": 1, "encoded": False}])
+    assert "Built 2 chapters" in report.summary() and "1 clip rendered" in report.summary()
+    assert "1 chapter encoded" in report.summary()
+    root = make_project()
+    clip = root / "output" / ".cache" / "clips" / "ab" / ("ab" + "0" * 62 + ".wav")
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"RIFF")
+    result = CliRunner().invoke(main, ["clean", "-p", str(root)])
+    assert result.exit_code == 0 and "removed 1 cached clip from" in result.output

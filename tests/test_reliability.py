@@ -673,6 +673,7 @@ def test_ctrl_c_while_the_workers_start_prints_one_line_and_no_traceback(tmp_pat
         assert "Traceback" not in run.stderr, f"Ctrl-C {delay} s in:\n{run.stderr}"
         if code != 0:  # unless the signal came in the instant a worker was being started
             assert "interrupted; the next build resumes from the cache" in run.stderr
+            assert code == 130, f"Ctrl-C {delay} s in: exit {code}, as shells expect 130"
             assert not (root / "output" / "feed.xml").exists()
 
 
