@@ -474,6 +474,8 @@ def preview_clip(
     from .segment import split_sentences
     from .synth import preview_text
 
+    if out is not None and not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: no such folder for the preview (--out {out})")
     engines = EngineSet()
     checked_voices, _ = load_config(project, catalog=engines.catalog)
     if voice_name is not None:

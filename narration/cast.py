@@ -116,6 +116,27 @@ class Lexicon:
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
+#: A title that already says which chapter it is: "Chapter Four", "Part II", "Book the
+#: First", "3. The Union", "XII: Dawn" (not "1921 in Russia", "I Am Legend" or "Letters").
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty first second "
+    "third fourth fifth sixth seventh eighth ninth tenth last the"
+).split()
+_NUMBERED_TITLE = re.compile(
+    r"^\s*(?:"
+    r"(?i:chapter|part|book|section|canto|act|volume|stave|letter)\s+"
+    r"(?:\d+|(?i:[ivxlcdm]+)|(?i:" + "|".join(_NUMBER_WORDS) + r"))\b"
+    r"|\d{1,3}(?:[.:)]\s|[.:)]?$)"
+    r"|[IVXLCDM]+(?:[.:)]\s|[.:)]?$)"
+    r")"
+)
+
+
+def says_its_number(title: str) -> bool:
+    """Whether a chapter's title already names its number (so the announcement does not)."""
+    return _NUMBERED_TITLE.match(title) is not None
+
 
 def render_template(template: str, fields: Mapping[str, Any]) -> str:
     """Fill a template, dropping the clauses whose fields are unknown.
@@ -241,9 +262,11 @@ def cast_chapter(
     narrator = caster.announcer()
     parts: list[CastSegment] = []
     if announce.chapter:
+        # "Chapter Four" is not announced as "Chapter 4. Chapter Four."
+        number = None if says_its_number(chapter.title) else chapter.number
         text = render_template(
             announce.chapter,
-            {"number": chapter.number, "title": chapter.title, "author": chapter.author},
+            {"number": number, "title": chapter.title, "author": chapter.author},
         )
         if text:
             parts.append(

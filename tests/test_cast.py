@@ -215,3 +215,23 @@ def test_editing_one_rule_changes_exactly_its_segments(make_project) -> None:
         if s["source"] and s["source"]["author"] == "Victor Serge" and s["kind"] == "quote"
     ]
     assert changed == [(i, "serge", "statement") for i in serge_ids]
+
+
+@pytest.mark.parametrize(
+    ("title", "announced"),
+    [
+        ("Chapter Four", "Chapter Four. By A. Kollontai."),
+        ("Part II", "Part II. By A. Kollontai."),
+        ("3. The Union", "3. The Union. By A. Kollontai."),
+        ("The Pamphlet", "Chapter 1. The Pamphlet. By A. Kollontai."),
+        ("1921 in Russia", "Chapter 1. 1921 in Russia. By A. Kollontai."),
+    ],
+)
+def test_a_title_that_says_its_number_is_not_numbered_again(
+    config, title: str, announced: str
+) -> None:
+    from dataclasses import replace
+
+    chapter = replace(BOOK.chapters[0], title=title)
+    cast = cast_book(Book(chapters=(chapter,), removed=()), config)
+    assert cast[0].parts[0].lines[0].spoken == announced

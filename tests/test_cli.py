@@ -199,3 +199,14 @@ def test_counts_agree_with_their_nouns(make_project) -> None:
     clip.write_bytes(b"RIFF")
     result = CliRunner().invoke(main, ["clean", "-p", str(root)])
     assert result.exit_code == 0 and "removed 1 cached clip from" in result.output
+
+
+def test_preview_into_a_folder_that_does_not_exist_says_so(make_project, tmp_path: Path) -> None:
+    root = make_project()
+    out = tmp_path / "no" / "such" / "clip.wav"
+    result = CliRunner().invoke(
+        main, ["preview", "-p", str(root), "--voice", "serge", "Hello.", "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {out.parent}: no such folder for the preview (--out {out})"
+    assert not (tmp_path / "no").exists()
