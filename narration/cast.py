@@ -119,14 +119,14 @@ _FIELD = re.compile(r"\{(\w+)\}")
 #: A title that already says which chapter it is: "Chapter Four", "Part II", "Book the
 #: First", "3. The Union", "XII: Dawn" (not "1921 in Russia", "I Am Legend" or "Letters").
 _NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty first second "
-    "third fourth fifth sixth seventh eighth ninth tenth last the"
-).split()
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    "fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|first|second|"
+    "third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|the"
+)
 _NUMBERED_TITLE = re.compile(
     r"^\s*(?:"
     r"(?i:chapter|part|book|section|canto|act|volume|stave|letter)\s+"
-    r"(?:\d+|(?i:[ivxlcdm]+)|(?i:" + "|".join(_NUMBER_WORDS) + r"))\b"
+    r"(?:\d+|(?i:[ivxlcdm]+)|(?i:" + _NUMBER_WORDS + r"))\b"
     r"|\d{1,3}(?:[.:)]\s|[.:)]?$)"
     r"|[IVXLCDM]+(?:[.:)]\s|[.:)]?$)"
     r")"

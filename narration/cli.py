@@ -59,8 +59,8 @@ def project_option(func: F) -> F:
         "-p",
         "project_dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
-        show_default="current directory",
+        default=None,
+        show_default="the current directory, or the project above it",
         help="Book directory holding seeds/, voices.yaml and output/.",
     )(func)
 
@@ -119,12 +119,12 @@ def init(directory: Path) -> None:
 @project_option
 @json_option
 @handle_errors
-def segments(project_dir: Path, as_json: bool) -> None:
+def segments(project_dir: Path | None, as_json: bool) -> None:
     """Show how the seeds split into chapters, headings and quote blocks."""
-    from .project import load_book, open_project
+    from .project import load_book
     from .segment import book_to_json, outline
 
-    book = load_book(open_project(project_dir))
+    book = load_book(open_project_dir(project_dir))
     if as_json:
         _echo_json(book_to_json(book))
     else:
@@ -136,7 +136,7 @@ def segments(project_dir: Path, as_json: bool) -> None:
 @voices_option
 @json_option
 @handle_errors
-def cast(project_dir: Path, voices_file: Path | None, as_json: bool) -> None:
+def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> None:
     """Show who reads what: each segment's voice and the rule that chose it."""
     from .build import check_project
     from .cast import cast_outline, cast_to_json
@@ -148,10 +148,12 @@ def cast(project_dir: Path, voices_file: Path | None, as_json: bool) -> None:
         click.echo(cast_outline(checked.cast))
 
 
-def open_project_dir(project_dir: Path, voices_file: Path | None = None) -> Project:
-    from .project import open_project
+def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) -> Project:
+    """The project given with --project, or else the one this command runs in (from inside
+    its seeds/ too)."""
+    from .project import find_project, open_project
 
-    return open_project(project_dir, voices_file)
+    return open_project(project_dir or find_project(Path.cwd()), voices_file)
 
 
 @main.command()
@@ -219,7 +221,7 @@ def preview(
     voice_name: str | None,
     out: Path | None,
     play: bool,
-    project_dir: Path,
+    project_dir: Path | None,
     voices_file: Path | None,
 ) -> None:
     """Render one segment (SEGMENT_ID) or some text (--voice NAME "text") to hear a voice."""
@@ -251,7 +253,7 @@ def preview(
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @handle_errors
 def build(
-    project_dir: Path,
+    project_dir: Path | None,
     voices_file: Path | None,
     jobs: int | None,
     base_url: str | None,
@@ -294,7 +296,7 @@ def _check_base_url(url: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @handle_errors
-def serve(project_dir: Path, host: str, port: int) -> None:
+def serve(project_dir: Path | None, host: str, port: int) -> None:
     """Serve output/ over HTTP so podcast apps can subscribe."""
     from .build import serve_project
 
@@ -307,7 +309,7 @@ def serve(project_dir: Path, host: str, port: int) -> None:
     "--all", "everything", is_flag=True, help="Remove all of output/, not just the clip cache."
 )
 @handle_errors
-def clean(project_dir: Path, everything: bool) -> None:
+def clean(project_dir: Path | None, everything: bool) -> None:
     """Empty the clip cache (and with --all, the whole output/)."""
     from .build import clean_project
 

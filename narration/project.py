@@ -64,6 +64,15 @@ class Project:
             return str(path)
 
 
+def find_project(start: Path) -> Path:
+    """The nearest folder from `start` up that holds voices.yaml (so a command run inside
+    seeds/ or output/ finds its project); `start` itself when none does."""
+    for folder in (start, *start.parents):
+        if (folder / VOICES_FILE).is_file():
+            return folder
+    return start
+
+
 def open_project(root: Path, voices: Path | None = None) -> Project:
     """The project in `root`; `voices` names its cast file when it is not voices.yaml: a
     file in the project (`voices.kokoro.yaml`), or else a path from the working directory."""

@@ -208,5 +208,21 @@ def test_preview_into_a_folder_that_does_not_exist_says_so(make_project, tmp_pat
         main, ["preview", "-p", str(root), "--voice", "serge", "Hello.", "-o", str(out)]
     )
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {out.parent}: no such folder for the preview (--out {out})"
+    assert (
+        result.output.strip()
+        == f"Error: {out.parent}: no such folder for the preview (--out {out})"
+    )
     assert not (tmp_path / "no").exists()
+
+
+def test_a_command_run_inside_seeds_finds_its_project(
+    make_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project()
+    monkeypatch.chdir(root / "seeds")
+    result = CliRunner().invoke(main, ["segments", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["chapters"]) == 2
+    result = CliRunner().invoke(main, ["cast"])
+    assert result.exit_code == 0, result.output
+    assert not (root / "seeds" / "output").exists()
