@@ -33,7 +33,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from . import fingerprint
 from .config import PodcastConfig, _line_index
 from .errors import ConfigError, InputError, OutputError, Problem
 from .files import write_atomic
@@ -58,7 +59,8 @@ FEED_FILE = "feed.xml"
 LOCK_VERSION = 1
 _LOCK_NOTE = (
     "Written by narrate build: the podcast's guid and each episode's guid and first "
-    "publication date. Commit it: podcast apps rely on them never changing."
+    "publication date, and a fingerprint of its text (to tell an edited chapter from a new "
+    "one). Commit it: podcast apps rely on the guids and dates never changing."
 )
 _MAX_DESCRIPTION = 4000  # Apple: channel and item descriptions up to 4000 characters
 
@@ -273,6 +275,9 @@ class EpisodeLock:
 
     guid: str
     published: datetime
+    #: what the chapter said when last built (fingerprint.sketch of its transcript), so an
+    #: edited or retitled chapter is told from a new one; () in locks of older builds
+    fingerprint: tuple[str, ...] = ()
 
 
 @dataclass
@@ -289,6 +294,7 @@ class Lock:
             "podcast_guid": self.podcast_guid,
             "episodes": {
                 cid: {"guid": e.guid, "published": _iso(e.published)}
+                | ({"fingerprint": " ".join(e.fingerprint)} if e.fingerprint else {})
                 for cid, e in self.episodes.items()
             },
         }
@@ -341,7 +347,14 @@ def load_lock(path: Path) -> Lock:
                 f"episodes.{cid}.published: '{entry.get('published')}' is not a date like "
                 "2000-01-01T00:00:00Z",
             ) from None
-        episodes[str(cid)] = EpisodeLock(entry["guid"], when.replace(tzinfo=timezone.utc))
+        print_ = entry.get("fingerprint", "")
+        if not isinstance(print_, str) or not re.fullmatch(r"(?:[0-9a-f]{16}(?: |$))*", print_):
+            raise InputError(
+                path, f"episodes.{cid}.fingerprint: expected 16-digit hex hashes, space separated"
+            )
+        episodes[str(cid)] = EpisodeLock(
+            entry["guid"], when.replace(tzinfo=timezone.utc), tuple(print_.split())
+        )
     return Lock(podcast_guid=guid, episodes=episodes)
 
 
@@ -370,9 +383,13 @@ def update_lock(
     base = datetime.combine(published or DEFAULT_PUBLISHED, datetime.min.time(), timezone.utc)
     entries = dict(lock.episodes)
     latest = max((e.published for e in entries.values()), default=None)
-    # A chapter whose title was corrected gets a new id. When the book gained exactly as
-    # many new ids as it lost locked ones, they are those chapters renamed: they keep their
-    # guids and dates, in book order, so subscribers do not get them twice.
+    prints = {
+        ep.chapter_id: fingerprint.sketch(fingerprint.transcript_words(ep.vtt)) for ep in episodes
+    }
+    # A chapter whose title was corrected gets a new id; so does one that was edited. Each
+    # new id takes the guid and date of the lost chapter whose text it shares most, so
+    # subscribers do not get it twice; one that shares little with every lost chapter is a
+    # new episode, even when another was removed in the same build.
     current = {ep.chapter_id for ep in episodes}
     lost = sorted(
         (cid for cid in entries if cid not in current), key=lambda c: entries[c].published
@@ -382,9 +399,23 @@ def update_lock(
         for ep in sorted(episodes, key=lambda e: e.number)
         if ep.chapter_id not in entries
     ]
-    if lost and len(lost) == len(new):
-        for old_id, new_id in zip(lost, new, strict=True):
+    printed = [cid for cid in lost if entries[cid].fingerprint]
+    found = fingerprint.match(
+        [(cid, prints[cid]) for cid in new], [(cid, entries[cid].fingerprint) for cid in printed]
+    )
+    for new_id, old_id in found.items():
+        entries[new_id] = entries.pop(old_id)
+    # Lost chapters locked by a narrate that kept no fingerprints: as it did, by count.
+    unprinted = [cid for cid in lost if cid not in printed]
+    unmatched = [cid for cid in new if cid not in found]
+    if unprinted and len(unprinted) == len(unmatched):
+        for old_id, new_id in zip(unprinted, unmatched, strict=True):
             entries[new_id] = entries.pop(old_id)
+    for ep in episodes:
+        if ep.chapter_id in entries:
+            entries[ep.chapter_id] = replace(
+                entries[ep.chapter_id], fingerprint=prints[ep.chapter_id]
+            )
     namespace = uuid.UUID(podcast_guid)
     for ep in sorted(episodes, key=lambda e: e.number):
         if ep.chapter_id in entries:
@@ -392,7 +423,9 @@ def update_lock(
         when = base + EPISODE_STEP * max(ep.number - 1, 0)
         if latest is not None and when <= latest:
             when = latest + EPISODE_STEP
-        entries[ep.chapter_id] = EpisodeLock(str(uuid.uuid5(namespace, ep.chapter_id)), when)
+        entries[ep.chapter_id] = EpisodeLock(
+            str(uuid.uuid5(namespace, ep.chapter_id)), when, prints[ep.chapter_id]
+        )
         latest = when if latest is None else max(latest, when)
     return Lock(podcast_guid=keep_guid, episodes=entries), podcast_guid
 

@@ -400,8 +400,9 @@ def test_guids_and_dates_survive_recasting_typos_and_new_chapters(
     assert after[new_guid]["title"] == "An appendix" and after[new_guid]["episode"] == "2"
     new_date = parsedate_to_datetime(after[new_guid]["pubDate"])
     assert all(new_date > parsedate_to_datetime(i["pubDate"]) for i in before.values())
-    for cid, entry in lock_before["episodes"].items():
-        assert lock_after["episodes"][cid] == entry
+    for cid, entry in lock_before["episodes"].items():  # the fingerprint follows the text
+        kept = lock_after["episodes"][cid]
+        assert (kept["guid"], kept["published"]) == (entry["guid"], entry["published"])
     assert lock_after["episodes"]["new-appendix"]["guid"] == new_guid
 
     # a chapter removed and later restored comes back as the same episode
@@ -423,6 +424,56 @@ def test_a_corrected_chapter_title_keeps_its_episode(tmp_path: Path, speech: lis
     assert after[moved]["pubDate"] == before[moved]["pubDate"]
     lock = json.loads((tmp_path / "narrate.lock").read_text())["episodes"]
     assert "memoirs" not in lock and lock["memoirs-of-a-revolutionary"]["guid"] == moved
+
+
+def test_a_chapter_removed_and_another_added_in_one_build_is_a_new_episode(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    """One chapter out, another in: not a rename. The new one is new to subscribers."""
+    build_podcast(tmp_path, speech)
+    before = items_by_guid(tmp_path / "output" / "feed.xml")
+    memoirs = next(g for g, item in before.items() if item["title"] == "Memoirs of a Revolutionary")
+    added = ChapterSpec("appendix", "An appendix", (0,))
+    build_podcast(tmp_path, speech, (DEFAULT_SPECS[0], added, DEFAULT_SPECS[2]))
+    after = items_by_guid(tmp_path / "output" / "feed.xml")
+    assert memoirs not in after
+    (new_guid,) = set(after) - set(before)
+    assert after[new_guid]["title"] == "An appendix"
+    new_date = parsedate_to_datetime(after[new_guid]["pubDate"])
+    assert all(new_date > parsedate_to_datetime(i["pubDate"]) for i in before.values())
+    lock = json.loads((tmp_path / "narrate.lock").read_text())["episodes"]
+    assert lock["memoirs"]["guid"] == memoirs  # kept: restoring the chapter restores it
+    assert lock["appendix"]["guid"] == new_guid
+
+
+def test_an_edited_and_retitled_chapter_keeps_its_episode(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    build_podcast(tmp_path, speech)
+    before = items_by_guid(tmp_path / "output" / "feed.xml")
+    memoirs = next(g for g, item in before.items() if item["title"] == "Memoirs of a Revolutionary")
+    edited = ChapterSpec("memoirs-1963", "Memoirs, 1963", (2, 3, 1), author="Victor Serge")
+    build_podcast(tmp_path, speech, (DEFAULT_SPECS[0], edited, DEFAULT_SPECS[2]))
+    after = items_by_guid(tmp_path / "output" / "feed.xml")
+    assert set(after) == set(before)
+    assert after[memoirs]["title"] == "Memoirs, 1963"
+    assert after[memoirs]["pubDate"] == before[memoirs]["pubDate"]
+
+
+def test_a_lock_from_before_fingerprints_still_follows_a_rename(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    build_podcast(tmp_path, speech)
+    path = tmp_path / "narrate.lock"
+    lock = json.loads(path.read_text())
+    for entry in lock["episodes"].values():
+        del entry["fingerprint"]
+    path.write_text(json.dumps(lock))
+    before = items_by_guid(tmp_path / "output" / "feed.xml")
+    renamed = replace(DEFAULT_SPECS[1], chapter_id="memoirs-of-a-revolutionary", title="Memoirs")
+    build_podcast(tmp_path, speech, (DEFAULT_SPECS[0], renamed, DEFAULT_SPECS[2]))
+    assert set(items_by_guid(tmp_path / "output" / "feed.xml")) == set(before)
+    assert all(e["fingerprint"] for e in json.loads(path.read_text())["episodes"].values())
 
 
 def test_podcast_guid_is_fixed_once_published_and_kept_when_the_feed_moves(
