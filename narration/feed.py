@@ -10,13 +10,15 @@ user commits like a lock file:
   feed moves. A feed built for `narrate serve` on this machine (a loopback URL) does not
   fix it: it is computed afresh until the show is published somewhere.
 - An episode's guid is the UUIDv5 of its chapter id under the podcast guid; its first
-  pubDate is podcast.yaml's `published` date (default 2000-01-01) plus one minute per
-  episode number (in order, and none in the future when the show is published the day it
-  is dated), and never earlier than a minute after the newest episode already in the lock. Both
-  are written to the lock the first time the chapter is built and read from it after, so
-  re-casting, fixing a typo or adding a seed changes no existing episode. A corrected title
-  changes a chapter's id: when a build finds exactly as many new chapter ids as locked ids it
-  no longer has, it takes them for the same chapters renamed and keeps their guids and dates.
+  pubDate is podcast.yaml's `published` date (default: the day of the project's first
+  build, which the lock records) plus one minute per episode number (in order, and none in
+  the future when the show is published the day it is dated), and never earlier than a
+  minute after the newest episode already in the lock. Both are written to the lock the
+  first time the chapter is built and read from it after, so re-casting, fixing a typo or
+  adding a seed changes no existing episode. A corrected title changes a chapter's id: a
+  new id takes the guid and date of the gone chapter whose text it shares most (the lock
+  keeps a fingerprint of each chapter's transcript), and is a new episode when it shares
+  little with every gone one.
 
 The feed is RSS 2.0 written by feedgen, with the `itunes`, `content` and Podcasting 2.0
 namespaces. feedgen's own podcast extension is not used: it rejects `itunes:explicit`
@@ -54,6 +56,7 @@ ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 #: Podcasting 2.0's namespace for podcast:guid (UUIDv5 of the feed URL).
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
+#: What a lock from before first_build dates its episodes from, when podcast.yaml sets none.
 DEFAULT_PUBLISHED = date(2000, 1, 1)
 FEED_FILE = "feed.xml"
 LOCK_VERSION = 1
@@ -286,12 +289,16 @@ class Lock:
 
     podcast_guid: str | None = None
     episodes: dict[str, EpisodeLock] = field(default_factory=dict)
+    #: the day of the first build: its episodes' date when podcast.yaml sets no `published`
+    #: (None in locks of older builds, whose episodes were dated 2000-01-01)
+    first_build: date | None = None
 
     def to_json(self) -> bytes:
         data: dict[str, Any] = {
             "_note": _LOCK_NOTE,
             "version": LOCK_VERSION,
             "podcast_guid": self.podcast_guid,
+            **({"first_build": self.first_build.isoformat()} if self.first_build else {}),
             "episodes": {
                 cid: {"guid": e.guid, "published": _iso(e.published)}
                 | ({"fingerprint": " ".join(e.fingerprint)} if e.fingerprint else {})
@@ -335,6 +342,11 @@ def load_lock(path: Path) -> Lock:
     guid = data.get("podcast_guid")
     if guid is not None and not _is_uuid(guid):
         raise InputError(path, f"podcast_guid: '{guid}' is not a UUID")
+    first = data.get("first_build")
+    try:
+        first_build = date.fromisoformat(first) if first is not None else None
+    except (TypeError, ValueError):
+        raise InputError(path, f"first_build: '{first}' is not a date like 2026-12-01") from None
     episodes: dict[str, EpisodeLock] = {}
     for cid, entry in data.get("episodes", {}).items():
         if not isinstance(entry, dict) or not isinstance(entry.get("guid"), str):
@@ -355,7 +367,7 @@ def load_lock(path: Path) -> Lock:
         episodes[str(cid)] = EpisodeLock(
             entry["guid"], when.replace(tzinfo=timezone.utc), tuple(print_.split())
         )
-    return Lock(podcast_guid=guid, episodes=episodes)
+    return Lock(podcast_guid=guid, episodes=episodes, first_build=first_build)
 
 
 def _is_uuid(value: Any) -> bool:
@@ -376,11 +388,21 @@ def update_lock(
     *,
     feed_url: str,
     published: date | None,
+    today: date | None = None,
 ) -> tuple[Lock, str]:
-    """The lock with every episode given a guid and date; and the podcast guid to publish."""
+    """The lock with every episode given a guid and date; and the podcast guid to publish.
+
+    New episodes are dated from podcast.yaml's `published`, else from the day of the
+    project's first build, which the lock records (`today`, the UTC date, when it has none):
+    the only time the clock is read, so later builds of the same inputs give the same bytes.
+    """
     podcast_guid = lock.podcast_guid or podcast_guid_for(feed_url)
     keep_guid = lock.podcast_guid or (None if is_loopback_url(feed_url) else podcast_guid)
-    base = datetime.combine(published or DEFAULT_PUBLISHED, datetime.min.time(), timezone.utc)
+    first_build = lock.first_build
+    if first_build is None and not lock.episodes:  # this is the first build
+        first_build = today or datetime.now(timezone.utc).date()
+    start = published or first_build or DEFAULT_PUBLISHED
+    base = datetime.combine(start, datetime.min.time(), timezone.utc)
     entries = dict(lock.episodes)
     latest = max((e.published for e in entries.values()), default=None)
     prints = {
@@ -427,7 +449,7 @@ def update_lock(
             str(uuid.uuid5(namespace, ep.chapter_id)), when, prints[ep.chapter_id]
         )
         latest = when if latest is None else max(latest, when)
-    return Lock(podcast_guid=keep_guid, episodes=entries), podcast_guid
+    return Lock(podcast_guid=keep_guid, episodes=entries, first_build=first_build), podcast_guid
 
 
 # --------------------------------------------------------------------------- feedgen extensions
@@ -611,7 +633,9 @@ def render_feed(
         }
     # the newest episode's date, never the wall clock: same inputs, same bytes
     newest = max(dates, default=None) or datetime.combine(
-        podcast.published or DEFAULT_PUBLISHED, datetime.min.time(), timezone.utc
+        podcast.published or lock.first_build or DEFAULT_PUBLISHED,
+        datetime.min.time(),
+        timezone.utc,
     )
     fg.lastBuildDate(newest)
     data: bytes = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
@@ -626,6 +650,7 @@ def write_feed(
     out_dir: Path,
     base_url: str,
     lock_path: Path,
+    today: date | None = None,
 ) -> Path:
     """Write out_dir/feed.xml (and narrate.lock when it gains entries); return the feed's path.
 
@@ -639,7 +664,7 @@ def write_feed(
         base_url += "/"
     lock = load_lock(lock_path)
     new_lock, podcast_guid = update_lock(
-        lock, episodes, feed_url=base_url + FEED_FILE, published=podcast.published
+        lock, episodes, feed_url=base_url + FEED_FILE, published=podcast.published, today=today
     )
     data = render_feed(
         episodes,

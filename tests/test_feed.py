@@ -18,6 +18,7 @@ import time
 import uuid
 import wave
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -203,6 +204,7 @@ def build_podcast(
     base_url: str = LOOPBACK,
     podcast: PodcastConfig | None = None,
     page: bool = True,
+    today: date | None = None,
 ) -> tuple[list[Episode], Show, PodcastConfig, Path]:
     """A project at root: output/ with episodes, cover, feed.xml (and index.html), narrate.lock."""
     out = root / "output"
@@ -217,6 +219,7 @@ def build_podcast(
         out_dir=out,
         base_url=base_url,
         lock_path=root / "narrate.lock",
+        today=today,
     )
     if page:
         write_page(episodes, show=show, out_dir=out)
@@ -281,7 +284,8 @@ def test_feed_read_back_by_feedparser_matches_the_files(
         assert entry.podcast_transcript["url"] == LOOPBACK + ep.vtt.name
         assert entry.podcast_transcript["type"] == "text/vtt"
         assert uuid.UUID(entry.guid)
-        assert entry.published_parsed.tm_year == 2000
+        first = load_lock(tmp_path / "narrate.lock").first_build  # no `published`: that day
+        assert first is not None and entry.published_parsed[:3] == first.timetuple()[:3]
 
 
 def test_feed_read_back_by_podcastparser(tmp_path: Path, speech: list[bytes]) -> None:
@@ -474,6 +478,28 @@ def test_a_lock_from_before_fingerprints_still_follows_a_rename(
     build_podcast(tmp_path, speech, (DEFAULT_SPECS[0], renamed, DEFAULT_SPECS[2]))
     assert set(items_by_guid(tmp_path / "output" / "feed.xml")) == set(before)
     assert all(e["fingerprint"] for e in json.loads(path.read_text())["episodes"].values())
+
+
+def test_without_a_published_date_the_first_builds_day_dates_the_show(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    """Not 1 January 2000: the day of the first build, kept in narrate.lock, so later builds
+    of the same inputs, on other days, give the same feed."""
+    build_podcast(tmp_path, speech, today=date(2026, 12, 1))
+    lock = json.loads((tmp_path / "narrate.lock").read_text())
+    assert lock["first_build"] == "2026-12-01"
+    feed = (tmp_path / "output" / "feed.xml").read_bytes()
+    items = items_by_guid(tmp_path / "output" / "feed.xml")
+    dates = sorted(parsedate_to_datetime(i["pubDate"]) for i in items.values())
+    assert dates[0] == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    build_podcast(tmp_path, speech, today=date(2027, 3, 9))
+    assert (tmp_path / "output" / "feed.xml").read_bytes() == feed
+    added = ChapterSpec("appendix", "An appendix", (0,))
+    build_podcast(tmp_path, speech, (*DEFAULT_SPECS, added), today=date(2027, 3, 9))
+    after = items_by_guid(tmp_path / "output" / "feed.xml")
+    for guid, item in items.items():
+        assert after[guid]["pubDate"] == item["pubDate"]
+    assert json.loads((tmp_path / "narrate.lock").read_text())["first_build"] == "2026-12-01"
 
 
 def test_podcast_guid_is_fixed_once_published_and_kept_when_the_feed_moves(
