@@ -259,13 +259,24 @@ def make_app(output_dir: Path, *, feed_base_url: str | None) -> Starlette:
 
 
 def _lan_addresses() -> list[str]:
-    """This machine's non-loopback IPv4 addresses, as far as its host name resolves."""
+    """This machine's addresses a phone on its network can reach: every IPv4 address of a
+    network interface that is up, but loopback, read from the interfaces (psutil; nothing
+    is sent, and the host name, which often resolves to 127.0.1.1 only, is not asked)."""
+    import psutil
+
     try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        interfaces = psutil.net_if_addrs()
+        up = {name for name, st in psutil.net_if_stats().items() if st.isup}
     except OSError:
         return []
-    found = sorted({str(i[4][0]) for i in infos})
-    return [a for a in found if not a.startswith("127.")]
+    found = {
+        a.address
+        for name, addresses in interfaces.items()
+        if name in up
+        for a in addresses
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
+    }
+    return sorted(found, key=lambda a: tuple(int(x) for x in a.split(".")))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -439,6 +439,15 @@ def test_wildcard_host_warns(tmp_path: Path, speech: list[bytes]) -> None:  # no
     assert re.fullmatch(
         r"  http://(\d+\.\d+\.\d+\.\d+|<this machine's address>):\d+/feed\.xml", printed[2]
     )
+    # the interfaces' own addresses, as `ip` lists them (never the host name's 127.0.1.1)
+    ip = shutil.which("ip")
+    if ip is None:
+        return
+    listed = subprocess.run([ip, "-o", "-4", "addr", "show", "up"], capture_output=True, text=True)
+    real = [f.split()[3].split("/")[0] for f in listed.stdout.splitlines() if " lo " not in f]
+    urls = [line.strip() for line in printed[2:] if line.startswith("  http://")]
+    if real:
+        assert sorted(urls) == sorted(f"http://{a}:{urls[0].split(':')[2]}" for a in real)
 
 
 def test_port_in_use_is_a_clear_error() -> None:
