@@ -195,7 +195,7 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
 .at { font-variant-numeric: tabular-nums; color: var(--accent); }
 .who { font-weight: bold; }
 ol.cues li { margin: .2rem 0; }
-.subscribe code { word-break: break-all; }
+.subscribe code { overflow-wrap: anywhere; }  /* moves to its own line; splits only if too long */
 """
 
 _JS = """
@@ -246,7 +246,10 @@ _JS = """
   });
   var sub = document.getElementById("feed-url");
   if (sub && /^https?:$/.test(location.protocol)) {
-    sub.textContent = new URL(sub.getAttribute("data-href"), location.href).href;
+    // served: the address to paste into a podcast app, shown and linked in full
+    var feed = new URL(sub.getAttribute("data-href"), location.href).href;
+    sub.textContent = feed;
+    sub.parentNode.setAttribute("href", feed);
   }
 })();
 """

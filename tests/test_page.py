@@ -224,6 +224,31 @@ def test_page_in_chromium_from_the_server(
         stop(proc)
 
 
+def test_page_at_phone_width_links_the_whole_feed_url_on_one_line(
+    browser: object,
+    tmp_path: Path,
+    speech: list[bytes],  # noqa: F811
+) -> None:
+    """Served, the feed's address is absolute (to paste into a podcast app), and at 390 px
+    it is not broken in the middle."""
+    _, _, _, out = build_podcast(tmp_path, speech, SPECS)
+    proc, printed = start_server(out)
+    try:
+        base = re.search(r"http://\S+/", printed[0]).group(0)  # type: ignore[union-attr]
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+        page.goto(base)
+        link = page.locator(".subscribe a")
+        assert link.get_attribute("href") == base + "feed.xml"
+        assert page.locator("#feed-url").inner_text() == base + "feed.xml"
+        lines = page.evaluate("document.getElementById('feed-url').getClientRects().length")
+        assert lines == 1, f"the feed URL is split over {lines} lines at 390 px"
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, f"the page is {wide} px wide at a 390 px viewport"
+        page.close()
+    finally:
+        stop(proc)
+
+
 def test_page_in_chromium_from_disk(
     browser: object,
     tmp_path: Path,
