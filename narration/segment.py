@@ -1536,6 +1536,7 @@ def _segment(
                 line=ch.heading[0][0] if ch.heading else 0,
             )
         )
+    _check_prose(chapters, where)
     removed = sorted(f.removed, key=lambda r: r.line)
     if not chapters:
         reasons = sorted({r.reason for r in removed})
@@ -1545,6 +1546,31 @@ def _segment(
             + (f" ({', '.join(reasons)})" if reasons else ""),
         )
     return chapters, removed
+
+
+#: The longest run of characters without a space that prose contains. The longest words in
+#: print (a chemical name, Aristophanes' 171-letter dish) and long URLs stay under it; the
+#: seeds' longest word is 23 characters, the novel's 43 (a URL).
+MAX_WORD = 250
+_LONG_RUN = re.compile(rf"\S{{{MAX_WORD + 1},}}")
+
+
+def _check_prose(chapters: list[Chapter], where: Path | str) -> None:
+    """InputError at the first run of more than MAX_WORD characters without a space: such a
+    line is not prose (base64, minified code, a binary read as text), and read aloud letter
+    by letter it would make hours of noise."""
+    for chapter in chapters:
+        for segment in chapter.segments:
+            found = _LONG_RUN.search(segment.text)
+            if found is not None:
+                run = found.group(0)
+                raise InputError(
+                    where,
+                    f"{len(run):,} characters without a space ({run[:24]}...): this is not "
+                    f"prose to read aloud (no word in a book is over {MAX_WORD}); is it "
+                    "encoded, minified or binary? Remove it, or break it into words",
+                    line=segment.line or None,
+                )
 
 
 def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:

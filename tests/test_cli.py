@@ -226,3 +226,24 @@ def test_a_command_run_inside_seeds_finds_its_project(
     result = CliRunner().invoke(main, ["cast"])
     assert result.exit_code == 0, result.output
     assert not (root / "seeds" / "output").exists()
+
+
+def test_a_line_that_is_not_prose_is_refused_naming_its_line(make_project) -> None:
+    """A 200 kB line without a space used to build into hours of spelled-out noise."""
+    import base64
+
+    root = make_project()
+    blob = base64.b64encode(bytes(range(256)) * 600).decode()
+    (root / "seeds" / "03-attachment.txt").write_text(
+        f"An Attachment\n\nThe file follows.\n\n{blob}\n\nThe end.\n", encoding="utf-8"
+    )
+    before = tree_digest(root / "output")
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "--quiet"])
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert re.search(
+        r"03-attachment\.txt:5: 204,800 characters without a space \(AAECAwQFBgcICQoLDA0ODxAR\.\.\.\): "
+        r"this is not prose",
+        line,
+    ), line
+    assert tree_digest(root / "output") == before

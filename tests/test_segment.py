@@ -606,7 +606,7 @@ def test_long_sentences_split_at_the_strongest_clause_boundary() -> None:
 
 def test_pathological_paragraphs_segment_quickly_under_the_limit() -> None:
     huge = " ".join(f"word{i % 977}" for i in range(30_000))  # ~250 KB, no punctuation
-    long_word = "x" * 5000
+    long_word = "x" * 250  # the longest a word may be (longer is not prose: refused below)
     text = f"{huge}\n\n{long_word}\n"
     start = time.perf_counter()
     book = book_of(text)
@@ -617,8 +617,10 @@ def test_pathological_paragraphs_segment_quickly_under_the_limit() -> None:
     assert all(not u.startswith(" ") and "word" in u for u in big.sentences)
     # words are never cut, except the one word longer than the limit
     assert " ".join(big.sentences) == huge
-    assert "".join(word.sentences) == long_word and len(word.sentences) == 21
+    assert "".join(word.sentences) == long_word and len(word.sentences) == 2
     assert_covered(book, {"book.txt": text})
+    with pytest.raises(InputError, match=r"^book\.txt:3: 5,000 characters without a space"):
+        book_of(f"{huge}\n\n{'x' * 5000}\n")
 
 
 @settings(max_examples=150, deadline=None)
