@@ -65,10 +65,10 @@ class Project:
 
 
 def find_project(start: Path) -> Path:
-    """The nearest folder from `start` up that holds voices.yaml (so a command run inside
-    seeds/ or output/ finds its project); `start` itself when none does."""
+    """The nearest folder from `start` up that holds voices.yaml or seeds/ (so a command run
+    inside seeds/ or output/ finds its project); `start` itself when none does."""
     for folder in (start, *start.parents):
-        if (folder / VOICES_FILE).is_file():
+        if (folder / VOICES_FILE).is_file() or (folder / "seeds").is_dir():
             return folder
     return start
 
