@@ -52,6 +52,8 @@ def _render(args: tuple[str, str, int, list[Utterance]]) -> float:
     import onnxruntime as rt
     from kokoro_onnx import Kokoro
 
+    from narration.engines import kokoro
+
     options = rt.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -60,27 +62,11 @@ def _render(args: tuple[str, str, int, list[Utterance]]) -> float:
     styles = {}
     seconds = 0.0
     for text, voice, speed, lang in work:
-        if voice not in styles:
-            styles[voice] = _style(engine, voice)
+        if voice not in styles:  # a blend as narrate makes it, from kokoro-onnx's voices
+            styles[voice] = kokoro.blend_style(voice, load=engine.get_voice_style)
         audio, rate = engine.create(text, voice=styles[voice], speed=speed, lang=lang)
         seconds += len(np.asarray(audio)) / rate
     return seconds
-
-
-def _style(engine, voice: str):  # type: ignore[no-untyped-def]
-    """A voice, or a blend as narrate makes it (weighted mean in written order)."""
-    import numpy as np
-
-    parts = [
-        (p.split("*")[0], float(p.split("*")[1]) if "*" in p else 1.0) for p in voice.split("+")
-    ]
-    if len(parts) == 1:
-        return engine.get_voice_style(parts[0][0])
-    total = sum(w for _, w in parts)
-    style = np.zeros((510, 1, 256), dtype=np.float32)
-    for name, weight in parts:
-        style += engine.get_voice_style(name) * np.float32(weight / total)
-    return style
 
 
 def measure(work: list[Utterance], processes: int, threads: int, model: str, voices: str) -> dict:

@@ -507,7 +507,8 @@ def preview_clip(
         voice = part.voice
         spoken = " ".join(line.spoken for line in part.lines)
         name = f"preview-{segment_id}"
-    engine = engines.used(checked_voices)[voice.engine]
+        engines = EngineSet(checked.engines)  # their models were checked with the project
+    engine = engines.ready(voice.engine)  # only the engine that reads it
     target = out or (project.output / "previews" / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

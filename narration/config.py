@@ -30,8 +30,10 @@ class _Strict(BaseModel):
 #: The engine a voice uses when it names none, and its voice when it names none.
 DEFAULT_ENGINE = "pyttsx3"
 DEFAULT_VOICE = "gmw/en-us"
-#: Voice settings that only some engines have (each engine's catalog says which it takes).
+#: Voice settings that only some engines have (each engine's catalog says which it takes),
+#: and those of espeak-ng's voices, which an engine that does not say takes.
 ENGINE_SETTINGS = ("variant", "rate", "pitch", "speed")
+ESPEAK_SETTINGS = frozenset({"variant", "rate", "pitch"})
 
 #: A lexicon entry: a respelling for every engine, or one per engine (`{kokoro: /kəˈlɒntaɪ/,
 #: pyttsx3: Kolontai}`), where a value between slashes gives an engine phonemes.
@@ -74,7 +76,7 @@ class EngineCatalog:
     voices: frozenset[str] | None = None  # voice ids; None: not checked
     variants: frozenset[str] | None = None  # espeak-ng variants; None: not checked
     #: which of ENGINE_SETTINGS its voices take
-    settings: frozenset[str] = frozenset({"variant", "rate", "pitch"})
+    settings: frozenset[str] = ESPEAK_SETTINGS
     ignore_case: bool = True  # whether voice ids match in any case
     default_voice: bool = True  # whether a voice may leave out `voice` (the engine's default)
     blends: bool = False  # whether a voice may be a weighted blend of voices

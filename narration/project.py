@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the configuration's pydantic models load only when a comman
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
 VOICES_FILE = "voices.yaml"
+SEEDS_DIR = "seeds"
 PODCAST_FILE = "podcast.yaml"
 
 
@@ -32,7 +33,7 @@ class Project:
 
     @property
     def seeds(self) -> Path:
-        return self.root / "seeds"
+        return self.root / SEEDS_DIR
 
     @property
     def voices_file(self) -> Path:
@@ -68,7 +69,7 @@ def find_project(start: Path) -> Path:
     """The nearest folder from `start` up that holds voices.yaml or seeds/ (so a command run
     inside seeds/ or output/ finds its project); `start` itself when none does."""
     for folder in (start, *start.parents):
-        if (folder / VOICES_FILE).is_file() or (folder / "seeds").is_dir():
+        if (folder / VOICES_FILE).is_file() or (folder / SEEDS_DIR).is_dir():
             return folder
     return start
 

@@ -221,8 +221,8 @@ def speech_seconds(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:
 
     A sound is a sample at least 256 from zero (-42 dBFS; espeak-ng's silence is exactly 0,
     its speech peaks near -4 dBFS, Kokoro's near -6 dBFS as narrate levels it); a very quiet
-    clip falls back to any non-zero sample. Done
-    with bytes operations, so the worker, which forks per clip, stays small (no numpy).
+    clip falls back to any non-zero sample. Done with bytes operations, so the worker, which
+    forks per clip, stays small (no numpy).
     """
     loud = pcm[1::2].translate(_LOUD_HIGH_BYTE)
     first = loud.find(1)
@@ -817,7 +817,6 @@ def _render_all(
             raise ValueError(f"workers started for {pool.cache_root}, not for {cache.root}")
     pending: dict[str, deque[_Task]] = {}
     owner: dict[int, tuple[_Task, _Job]] = {}
-    pools: list[WorkerPool] = []
     started: list[WorkerPool] = []
     inflight: dict[Connection, list[int]] = {}
     worker_of: dict[Connection, _Worker] = {}
@@ -837,7 +836,6 @@ def _render_all(
                 pool = WorkerPool(engine, cache, size, retries)
                 started.append(pool)
             pool.used = True
-            pools.append(pool)
             for w in pool.workers:
                 inflight[w.results] = []
                 worker_of[w.results] = w

@@ -68,10 +68,12 @@ def engine_names() -> Sequence[str]:
 class EngineSet:
     """The engines a command needs, each made once; what voices.yaml is checked against."""
 
-    def __init__(self) -> None:
-        self.made: dict[str, Engine] = {}
+    def __init__(self, checked: dict[str, Engine] | None = None) -> None:
+        """`checked`: engines already made whose models were already checked."""
+        self.made: dict[str, Engine] = dict(checked or {})
         self.why: dict[str, str] = {}
         self.catalogs: dict[str, EngineCatalog] = {}
+        self.checked: set[str] = set(self.made)
 
     def get(self, name: str) -> Engine | None:
         if name not in self.made and name not in self.why:
@@ -87,7 +89,7 @@ class EngineSet:
         return self.made.get(name)
 
     def catalog(self, name: str) -> EngineCatalog:
-        from ..config import EngineCatalog
+        from ..config import ESPEAK_SETTINGS, EngineCatalog
 
         if name not in self.catalogs:
             engine = self.get(name)
@@ -98,7 +100,7 @@ class EngineSet:
                 self.catalogs[name] = EngineCatalog(
                     voices=frozenset(v.id for v in engine.list_voices()),
                     variants=frozenset(variants()) if callable(variants) else None,
-                    settings=frozenset(getattr(engine, "settings", ("variant", "rate", "pitch"))),
+                    settings=frozenset(getattr(engine, "settings", ESPEAK_SETTINGS)),
                     ignore_case=bool(getattr(engine, "ignore_case", True)),
                     default_voice=bool(getattr(engine, "default_voice", True)),
                     blends=bool(getattr(engine, "blends", False)),
@@ -106,18 +108,21 @@ class EngineSet:
                 )
         return self.catalogs[name]
 
-    def used(self, voices: VoicesConfig) -> dict[str, Engine]:
-        """The engines the cast uses, each model checked: a damaged one refuses the build
-        before anything is written."""
-        found = {}
-        for name in voices.engines:
-            engine = self.get(name)
-            assert engine is not None  # the configuration's checks said it is there
+    def ready(self, name: str) -> Engine:
+        """An engine the configuration's checks found installed, its model checked (once):
+        a damaged one refuses the command before anything is written."""
+        engine = self.get(name)
+        assert engine is not None  # the configuration's checks said it is there
+        if name not in self.checked:
             check = getattr(engine, "check_model", None)
             if callable(check):
                 check()
-            found[name] = engine
-        return found
+            self.checked.add(name)
+        return engine
+
+    def used(self, voices: VoicesConfig) -> dict[str, Engine]:
+        """The engines the cast uses, each ready."""
+        return {name: self.ready(name) for name in voices.engines}
 
 
 __all__ = [
