@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import hashlib
+import html
 import re
 import unicodedata
 from collections import Counter
@@ -243,6 +244,74 @@ _SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 #: ...and U+E000/U+E001, which narrate reserves to mark phonemes in spoken text (model.Line).
 _SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001]")
 _RESERVED = "\ue000\ue001"
+#: ECMA-48 escape sequences (a terminal's colours, cursor moves, window titles): CSI (ESC [
+#: or U+009B, parameters, a final letter), OSC (ESC ] ... BEL or ESC \\) and two-character
+#: escapes. Invisible on a terminal, so removed whole, as if not there (words() too).
+_TERMINAL = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]"
+    "|\x1b\\][^\x07\x1b\n\r\x85\u2028\u2029]{0,2000}(?:\x07|\x1b\\\\)"
+    "|\x1b[@-Z\\\\-_]"
+)
+
+#: Markdown's inline HTML (CommonMark "raw HTML"): a tag is markup, not text to read aloud.
+_HTML_TAG = re.compile(
+    r"</?(?P<tag>[A-Za-z][A-Za-z0-9-]{0,40})"
+    r"(?:[ \t]+[^\s\"'>/=]{1,100}(?:[ \t]*=[ \t]*(?:\"[^\"\n]{0,1000}\"|'[^'\n]{0,1000}'"
+    r"|[^\s\"'=<>`]{1,1000}))?){0,50}[ \t]*/?>"
+)
+#: Tags that end a line of text where they stand (so "one<br>two" is two words, as
+#: rendered), where an inline tag such as <em> leaves its neighbours joined.
+_HTML_BREAKS = frozenset(
+    (
+        *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt"),
+        *("figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header"),
+        *("hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td"),
+        *("tfoot", "th", "thead", "tr", "ul"),
+    )
+)
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _entity(m: re.Match[str]) -> str:
+    """A character reference as the characters it names; left as written if it names none,
+    or a character narrate never reads (a control or private-use character)."""
+    out = html.unescape(m.group(0))
+    bad = any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out)
+    return m.group(0) if bad else out
+
+
+def decode_entities(text: str) -> str:
+    """`&amp;`, `&mdash;`, `&#233;` as the characters they name: Markdown's character
+    references, decoded as the file is read (as an HTML parser would)."""
+    return _ENTITY.sub(_entity, text) if "&" in text else text
+
+
+def source_text(text: str, file: str) -> str:
+    """A seed's decoded text as the segmenter reads it: what every word is accounted
+    against (a Markdown file's character references are characters)."""
+    return decode_entities(text) if file.lower().endswith(".md") else text
+
+
+_TAG_GAP = "\x00"  # where a tag stood (control characters never reach _spoken)
+_TAG_GAPS = re.compile(f"{_TAG_GAP}+")
+
+
+def _close_tag_gaps(text: str) -> str:
+    """Inline tags removed: neighbours join ("<em>word</em>." is "word."), unless that would
+    join two words the source had apart ("un<em>usual" is "un usual"): the text keeps
+    exactly the source's words."""
+
+    def gap(m: re.Match[str]) -> str:
+        a = text[m.start() - 1] if m.start() else " "
+        b = text[m.end()] if m.end() < len(text) else " "
+        return "" if _joins_nothing(a) or _joins_nothing(b) else " "
+
+    return _TAG_GAPS.sub(gap, text)
+
+
+def _joins_nothing(c: str) -> bool:
+    return c.isspace() or (unicodedata.category(c)[0] in "PSZ" and c not in "_`")
+
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -744,6 +813,9 @@ class _Item:
     title_line: int = 0
     source: Source | None = None
     extra: list[_Block] = field(default_factory=list)  # a chapter's consumed title line
+    # what reading a chapter's title removed (inline markup): listed only if the chapter is
+    # kept, for a heading removed whole is listed whole
+    title_removed: list[Removed] = field(default_factory=list)
 
     @property
     def line(self) -> int:
@@ -787,6 +859,11 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
     for no, line in enumerate(text.split("\n"), 1):
         if not line.isascii():
             line = _INVISIBLE.sub("", line)
+        if "\x1b" in line or "\x9b" in line:  # a terminal log's colours: not text
+            escapes = _TERMINAL.findall(line)
+            if escapes:
+                line = _TERMINAL.sub("", line)
+                f.remove(no, "".join(escapes), "terminal escape sequence")
         if _SUSPECT.search(line):
             bad: dict[str, list[str]] = {}
             chars = []
@@ -1020,9 +1097,13 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             m = _MD_HEADING.match(first)
             assert m is not None
             kind = "chapter" if len(m.group("hashes")) == 1 else "heading"
-            if m.group("text").strip():
-                items.append(_Item(kind, b, title=_display(m.group("text"))))
-            else:
+            before = len(f.removed)
+            title = _display(_spoken(_Raw.of([(b.line, m.group("text"))]), f))
+            pieces = f.removed[before:]
+            del f.removed[before:]  # a section heading's are listed with its segment
+            if title:
+                items.append(_Item(kind, b, title=title, title_removed=pieces))
+            else:  # "#" alone, or only markup: the whole line is removed, once
                 items.append(_Item("removed", b, reason="empty heading"))
             footnotes = False
         elif single and _ATTRIBUTION.match(single):
@@ -1137,6 +1218,7 @@ class _ChapterDraft:
     items: list[_Item]
     author: str | None = None
     drafts: list[_Draft] = field(default_factory=list)
+    title_removed: list[Removed] = field(default_factory=list)
 
 
 _INLINE = re.compile(
@@ -1146,7 +1228,10 @@ _INLINE = re.compile(
     r"|(?P<marker>\{\d{1,3}\}|\[\d{1,3}\])"
     r"|(?P<image>!\[[^\]\n]{0,500}\]\([^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?\))"
     r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?)\))"
-    r"|(?P<comment><!--.{0,2000}?-->)",
+    r"|(?P<comment><!--.{0,2000}?-->)"
+    r"|(?P<script><(?P<code>script|style)\b[^>]{0,1000}>.{0,100000}?</(?P=code)[ \t]*>)"
+    r"|(?P<autolink><(?:https?|ftp|mailto):[^\s<>]{1,500}>)"
+    rf"|(?P<html>{_HTML_TAG.pattern})",
     re.I | re.S,
 )
 _INLINE_REASONS = {
@@ -1156,8 +1241,11 @@ _INLINE_REASONS = {
     "marker": "footnote marker",
     "image": "image",
     "comment": "comment",
+    "script": "script or style (not text)",
+    "autolink": "link target (a web address)",
 }
-_INLINE_HINT = re.compile(r"[\[{]|<!--")
+_MARKDOWN_ONLY = frozenset({"image", "link", "comment", "script", "autolink", "html"})
+_INLINE_HINT = re.compile(r"[\[{<]")
 
 
 def _spoken(raw: _Raw, f: _File) -> str:
@@ -1168,15 +1256,21 @@ def _spoken(raw: _Raw, f: _File) -> str:
         def repl(m: re.Match[str]) -> str:
             kind = m.lastgroup
             assert kind is not None
-            if kind in ("image", "link", "comment") and not f.markdown:
+            if kind in _MARKDOWN_ONLY and not f.markdown:
                 return m.group(0)
             if kind == "link":
                 f.remove(raw.line(m.start("url")), m.group("url"), "link target (a web address)")
                 return m.group("label")
+            if kind == "html":
+                tag = m.group("tag").lower()
+                f.remove(raw.line(m.start()), m.group(0), "image" if tag == "img" else "HTML tag")
+                return " " if tag in _HTML_BREAKS else _TAG_GAP
             f.remove(raw.line(m.start()), m.group(0), _INLINE_REASONS[kind])
             return " "
 
         text = _INLINE.sub(repl, text)
+        if _TAG_GAP in text:
+            text = _close_tag_gaps(text)
     return _spoken_text(_join_lines(text.split("\n")))
 
 
@@ -1499,7 +1593,7 @@ def _segment(
     if not text.strip():
         raise InputError(where, "the file is empty: nothing to read")
     f = _File(file)
-    lines = _strip_gutenberg(_clean_lines(text, f), f)
+    lines = _strip_gutenberg(_clean_lines(source_text(text, file), f), f)
     if f.markdown:
         lines = _strip_front_matter(lines, f)
     items = _classify(_blocks(lines), f)
@@ -1512,7 +1606,12 @@ def _segment(
         drafts.append(_ChapterDraft(title or _title_from_file(file), title_lines, opening))
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(items)
-        drafts.append(_ChapterDraft(items[k].title, _item_lines(items[k]), items[k + 1 : end]))
+        heading = _item_lines(items[k])
+        drafts.append(
+            _ChapterDraft(
+                items[k].title, heading, items[k + 1 : end], title_removed=items[k].title_removed
+            )
+        )
     seen_authors = {author} if author else set()
     for ch in drafts:
         byline = _chapter_byline(ch)
@@ -1524,6 +1623,7 @@ def _segment(
         if not ch.drafts:
             f.remove_lines(ch.heading, "chapter heading with no text after it")
             continue
+        f.removed.extend(ch.title_removed)
         chapter_id = _unique_id(_slug(ch.title), used, "")
         chapters.append(
             Chapter(
@@ -1771,8 +1871,12 @@ def words(text: str) -> list[str]:
     counting, as the spoken text drops them ("_mis_managed" is "mismanaged"), and so are
     backticks; abbreviations are expanded only when written compactly ("i.e."), so no
     removed marker or markup can make one appear in the spoken text alone; a hyphenated
-    compound is two words whether or not a line break fell inside it.
+    compound is two words whether or not a line break fell inside it. Terminal escape
+    sequences are not words either: invisible on a terminal, they are removed (and
+    listed) whole, even inside a word ("fo<ESC>[1mo" is "foo").
     """
+    if "\x1b" in text or "\x9b" in text:
+        text = _TERMINAL.sub("", _INVISIBLE.sub("", text))
     text = unicodedata.normalize("NFKC", text)
     text = _MARKERS.sub("", _INVISIBLE.sub("", text))
     text = expand_abbreviations(text).casefold()
@@ -1839,7 +1943,7 @@ def words_accounted(book: Book, texts: dict[str, str]) -> Coverage:
     missing: dict[str, Counter[str]] = {}
     extra: dict[str, Counter[str]] = {}
     for file in sorted(set(texts) | set(accounted)):
-        want = Counter(words(texts.get(file, "")))
+        want = Counter(words(source_text(texts.get(file, ""), file)))
         got = accounted.get(file, Counter())
         missing[file] = want - got
         extra[file] = got - want

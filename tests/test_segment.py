@@ -10,6 +10,7 @@ import codecs
 import json
 import shutil
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -972,12 +973,25 @@ def test_every_word_is_accounted_for_in_generated_books(text: str, name: str) ->
     assert_well_formed(book)
 
 
+#: Inline HTML, character references and terminal escapes, with words and the characters
+#: around them, for the coverage invariant.
+MARKUP_PIECES = [
+    *("<em>", "</em>", "<br>", "<br/>", "<p>", "</div>", '<a href="x">', "<img alt='A cat'>"),
+    *("<script>x = 1</script>", "<style>p{}</style>", "<https://a.example/b>", "<b", "c>"),
+    *("&amp;", "&#233;", "&nbsp;", "&#8203;", "&#0;", "&#57344;", "&NotEqualTilde;", "&bogus;"),
+    *("\x1b[31m", "\x1b[0m", "\x1b]0;t\x07", "\x1bM", "\x1b", "\x9b2J", "[", "]"),
+    *("word", "Two", "un", "able", " ", "\n", "\n\n", "# ", "> ", "[1]", "_", "&", "<"),
+    *(">", ";", "#", ".", "-- ", "CHAPTER I", "<!-- c -->", "`"),
+]
+
+
 @settings(max_examples=250, deadline=None)
 @given(
     st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
     | st.text(
         st.sampled_from('ab\n "“”-_=*#>()[]{}:.,!?1IVXCHAPTER\t\r\u00a0\x07\u2028'), max_size=300
-    ),
+    )
+    | st.lists(st.sampled_from(MARKUP_PIECES), max_size=60).map("".join),
     st.sampled_from(["any.txt", "any.md"]),
 )
 def test_every_word_is_accounted_for_in_arbitrary_text(text: str, name: str) -> None:
@@ -987,3 +1001,46 @@ def test_every_word_is_accounted_for_in_arbitrary_text(text: str, name: str) -> 
         return
     assert_covered(book, {name: text})
     assert_well_formed(book)
+
+
+def test_terminal_escape_sequences_are_removed_whole_and_listed() -> None:
+    text = (
+        "A Title\n\nThe log said \x1b[31mred\x1b[0m and then \x1b]0;title\x07 stopped;"
+        " grep marked fo\x1b[01;31mo\x1b[0mbar.\n"
+    )
+    book = book_of(text, "log.txt")
+    spoken = " ".join(s.text for s in all_segments(book))
+    assert spoken == "The log said red and then stopped; grep marked foobar."
+    assert [(r.line, r.reason) for r in book.removed] == [(3, "terminal escape sequence")]
+    assert book.removed[0].text == "\x1b[31m\x1b[0m\x1b]0;title\x07\x1b[01;31m\x1b[0m"
+    assert_covered(book, {"log.txt": text})
+
+
+def test_inline_html_in_markdown_is_markup_not_text() -> None:
+    text = (
+        "# The <em>Workers'</em> Opposition\n\n"
+        'Some <b>bold</b> words,<br>a picture <img src="cat.png" alt="A cat"> and a'
+        ' <a href="https://example.org/x">link</a> &mdash; caf&#233; &amp; co, see'
+        " <https://example.org> <span class='x'>here</span>.\n\n"
+        '<div align="center">\n<script>var x = 1;</script>\n</div>\n'
+    )
+    book = book_of(text, "book.md")
+    (chapter,) = book.chapters
+    assert chapter.title == "The Workers' Opposition"
+    spoken = " ".join(s.text for s in chapter.segments)
+    assert spoken == "Some bold words, a picture and a link — café & co, see here."
+    reasons = Counter(r.reason for r in book.removed)
+    assert reasons == {
+        "HTML tag": 11,
+        "image": 1,
+        "link target (a web address)": 1,
+        "script or style (not text)": 1,
+    }
+    assert_covered(book, {"book.md": text})
+    # a word split by a tag stays two words, as the source's were: none is lost or made up
+    assert book_of("Un<em>usual</em> words.", "x.md").chapters[0].segments[0].text == (
+        "Un usual words."
+    )
+    # in plain text, angle brackets and ampersands are the text itself
+    plain = book_of("Read <em> &amp; more.", "x.txt").chapters[0].segments[0].text
+    assert plain == "Read <em> &amp; more."
