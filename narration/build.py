@@ -213,21 +213,11 @@ def build_project(
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
+        run = _Run(checked, show, cover, url, report, stage, jobs, workers, quiet, warn)
         try:
             project.output.mkdir(parents=True, exist_ok=True)
             with build_lock(project.output):
-                _build_locked(
-                    checked,
-                    show,
-                    cover,
-                    url,
-                    report,
-                    stage,
-                    jobs,
-                    workers,
-                    quiet,
-                    say,
-                )
+                _build_locked(run)
         except OSError as exc:
             raise _os_error(exc) from None
     if configured and not checked.podcast.owner_email:
@@ -292,22 +282,28 @@ def _user_cover(project: Project, podcast: PodcastConfig) -> tuple[bytes, str] |
     return user_cover(project.seeds, explicit=path)
 
 
-def _build_locked(
-    checked: Checked,
-    show: Show,
-    cover: tuple[bytes, str] | None,
-    base_url: str,
-    report: BuildReport,
-    stage: _Stages,
-    jobs: int | None,
-    workers: list[WorkerPool],
-    quiet: bool,
-    say: Say,
-) -> None:
+@dataclass(frozen=True)
+class _Run:
+    """One build past its checks: what it builds, and how it reports and runs."""
+
+    checked: Checked
+    show: Show
+    cover: tuple[bytes, str] | None  # the user's cover (bytes, suffix), or None to draw one
+    base_url: str
+    report: BuildReport
+    stage: _Stages
+    jobs: int | None
+    workers: list[WorkerPool]  # started before the checks; closed after synthesis
+    quiet: bool
+    warn: Say
+
+
+def _build_locked(run: _Run) -> None:
     from .cover import generate_cover, write_cover
-    from .progress import ProgressReporter
+    from .progress import ProgressReporter, count
     from .synth import ClipCache, synthesize
 
+    checked, report, stage, show = run.checked, run.report, run.stage, run.show
     project, cast = checked.project, checked.cast
     out = project.output
     _remove_leftovers(out, project.lock_file)
@@ -317,7 +313,7 @@ def _build_locked(
         # the workers render (this process only waits on them); either is written after
         # synthesis, so a build that fails there writes nothing.
         drawn = None
-        if cover is None:
+        if run.cover is None:
             drawn = background.submit(generate_cover, show.title, show.author)
         background.submit(_preload_assembly)
         with stage("synthesis"):
@@ -327,22 +323,30 @@ def _build_locked(
                 for part in cc.parts
                 for line in part.lines
             ]
-            progress = ProgressReporter(quiet=quiet)
+            progress = ProgressReporter(quiet=run.quiet)
+            cache = ClipCache(project.cache)
             try:
                 flat = synthesize(
                     requests,
                     engine=checked.engines,
-                    cache=ClipCache(project.cache),
-                    jobs=jobs,
+                    cache=cache,
+                    jobs=run.jobs,
                     progress=progress,
-                    workers=workers,
+                    workers=run.workers,
                 )
             finally:
                 progress.close()
-                for pool in workers:
+                for pool in run.workers:
                     pool.close()  # idle from now on: their memory is the encoders'
+            if cache.damaged:
+                n = len(cache.damaged)
+                run.warn(
+                    f"{project.display(project.cache)}: {count(n, 'cached clip')} had changed "
+                    f"on disk since {'it was' if n == 1 else 'they were'} made, and "
+                    f"{'was' if n == 1 else 'were'} rendered again"
+                )
         with stage("cover"):
-            data, ext = cover if drawn is None else (drawn.result(), ".png")
+            data, ext = run.cover if drawn is None else (drawn.result(), ".png")
             show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
     grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
     it = iter(flat)
@@ -355,7 +359,7 @@ def _build_locked(
 
     with stage("assembly"):
         chapters = ProgressReporter(
-            quiet=quiet, label="assembly", unit="chapters", made="encoded", kept="unchanged"
+            quiet=run.quiet, label="assembly", unit="chapters", made="encoded", kept="unchanged"
         )
         counts = {"done": 0, "kept": 0}
 
@@ -371,7 +375,7 @@ def _build_locked(
                 pauses=checked.voices.pauses,
                 audio=checked.voices.audio,
                 out_dir=out,
-                jobs=jobs,
+                jobs=run.jobs,
                 progress=assembled,
             )
         finally:
@@ -383,7 +387,7 @@ def _build_locked(
             show=show,
             podcast=checked.podcast,
             out_dir=out,
-            base_url=base_url,
+            base_url=run.base_url,
             lock_path=project.lock_file,
         )
         write_page(episodes, show=show, out_dir=out)

@@ -296,10 +296,19 @@ def default_cache_dir(project: Path) -> Path:
 
 
 class ClipCache:
-    """Content-addressed WAVs: <root>/<key[:2]>/<key>.wav, each entered by an atomic rename."""
+    """Content-addressed WAVs: <root>/<key[:2]>/<key>.wav, each entered by an atomic rename.
+
+    Beside each WAV, <key>.sha256 holds the digest of its bytes, taken when it was verified,
+    with the file's size and modification time then. A reused clip whose size and time are
+    unchanged is trusted without reading it (a no-op build of a novel reads no audio, and a
+    cache copied with its times, as cp -a and rsync -a do, stays trusted); any other is
+    hashed again, and if its bytes changed (samples zeroed on disk, a bad copy) it is not
+    used: rendered again, and counted in `damaged`.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.damaged: list[str] = []  # keys of clips found changed on disk, rendered again
 
     @classmethod
     def for_project(cls, project: Path) -> ClipCache:
@@ -335,26 +344,47 @@ class ClipCache:
             why = exc.strerror or exc
             raise OutputError(f"{folder}: cannot create the clip cache ({why})") from None
 
-    def get(self, key: str) -> Clip | None:
-        """The cached clip, or None if absent, truncated or not a clip WAV."""
+    def get(self, key: str, verify: Callable[[Path], object] | None = None) -> Clip | None:
+        """The cached clip, or None if absent, truncated, not a clip WAV, or changed since it
+        was verified. `verify(path)` (raising ClipProblem) checks a clip that has no digest
+        yet (cached by a narrate before digests), which is then given one."""
         path = self.path_for(key)
         try:
             info = wav_info(path)
-        except ClipProblem:
+            stat = os.stat(path)
+        except (ClipProblem, OSError):
             return None
         if not _clip_format(info) or info.frames == 0:
             return None
+        seal = _read_seal(path)
+        if seal is None or seal[1:] != _stat_fields(stat):
+            digest = _file_digest(path)
+            if digest is None:
+                return None
+            if seal is not None and seal[0] != digest:
+                self.damaged.append(key)
+                return None
+            if seal is None and verify is not None:
+                try:
+                    verify(path)
+                except ClipProblem:
+                    self.damaged.append(key)
+                    return None
+            _write_seal(path, digest, stat)  # best effort: unsealed, it is hashed next time
         return Clip(key, path, info.frames, info.sample_rate, rendered=False)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
     def put(self, key: str, src: Path) -> Clip:
-        """Move a verified WAV (from temp_path) into the cache atomically."""
+        """Move a verified WAV (from temp_path) into the cache atomically, with its digest."""
         info = wav_info(src)
         final = self.path_for(key)
+        digest = _file_digest(src)
         try:
             os.replace(src, final)
+            if digest is not None:
+                _write_seal(final, digest, os.stat(final))
         except OSError as exc:
             raise OutputError(f"{final}: cannot write to the clip cache ({exc.strerror})") from None
         return Clip(key, final, info.frames, info.sample_rate, rendered=True)
@@ -377,6 +407,49 @@ class ClipCache:
                 count += sum(1 for _ in shard.glob("*.wav"))
                 shutil.rmtree(shard, ignore_errors=True)
         return count
+
+
+_Seal = tuple[str, int, int]  # sha256, size, mtime_ns
+
+
+def _stat_fields(stat: os.stat_result) -> tuple[int, int]:
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _seal_path(wav: Path) -> Path:
+    return wav.with_suffix(".sha256")
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _read_seal(wav: Path) -> _Seal | None:
+    try:
+        fields = _seal_path(wav).read_text(encoding="ascii").split()
+        digest, numbers = fields[0], tuple(int(n) for n in fields[1:])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if len(numbers) != 2 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
+    return (digest, *numbers)
+
+
+def _write_seal(wav: Path, digest: str, stat: os.stat_result) -> None:
+    """<key>.sha256: the digest and the stat it was taken at, replaced atomically."""
+    seal = _seal_path(wav)
+    tmp = seal.with_name(f".{seal.name}.{os.getpid()}.tmp")
+    text = " ".join([digest, *map(str, _stat_fields(stat))]) + "\n"
+    try:
+        tmp.write_text(text, encoding="ascii")
+        os.replace(tmp, seal)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- workers
@@ -762,13 +835,13 @@ def synthesize(
     clips: dict[str, Clip] = {}
     todo: dict[str, tuple[Engine, list[tuple[_Task, _Job]]]] = {}
     for n, (key, i) in enumerate(first.items()):
-        hit = cache.get(key)
+        eng, line, voice = renderers[i], items[i].line, items[i].voice
+        hit = cache.get(key, functools.partial(_verify, eng, line.spoken, voice))
         if hit is not None:
             clips[key] = hit
         else:
-            eng = renderers[i]
             group = todo.setdefault(eng.name, (eng, []))[1]
-            group.append((_Task(n, key, items[i].line.spoken, items[i].voice), items[i]))
+            group.append((_Task(n, key, line.spoken, voice), items[i]))
     total, cached = len(first), len(clips)
     if progress:
         progress(cached, cached, total)
@@ -786,6 +859,11 @@ def synthesize(
         clip = clips[key]
         result.append(clip if first[key] == i else replace(clip, rendered=False))
     return result
+
+
+def _verify(engine: Engine, spoken: str, voice: Voice, path: Path) -> None:
+    """The check a fresh render passes, for a cached clip that has no digest yet."""
+    check_clip(path, spoken, pace(engine, voice), engine.sample_rate)
 
 
 def _cores() -> int:

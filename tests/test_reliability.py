@@ -334,13 +334,17 @@ def cache_entries(root: Path) -> list[Path]:
 
 
 def assert_cache_sound(root: Path, expected: int) -> None:
-    """Every cached clip a whole 22,050 Hz mono WAV with samples; no half-moved leftovers."""
+    """Every cached clip a whole 22,050 Hz mono WAV with samples, beside the digest of its
+    bytes; no half-moved leftovers."""
     entries = cache_entries(root)
     assert len(entries) == expected, [p.name for p in entries]
     for path in entries:
         info = wav_info(path)
         assert (info.sample_rate, info.channels, info.frames > 0) == (22050, 1, True), path
-    leftovers = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".wav"]
+        seal = path.with_suffix(".sha256").read_text(encoding="ascii").split()
+        assert seal[0] == sha(path.read_bytes()), path
+    files = {p for p in root.rglob("*") if p.is_file()}
+    leftovers = files - set(entries) - {p.with_suffix(".sha256") for p in entries}
     assert not leftovers, leftovers
 
 
@@ -817,6 +821,40 @@ def test_a_truncated_or_emptied_cache_entry_is_rendered_again_not_shipped(
     for name, seconds in reference.seconds.items():
         assert mutagen.mp3.MP3(out / name).info.length == pytest.approx(seconds, abs=0.05)
     assert_cache_sound(clips, len(entries))
+
+
+def test_a_cached_clip_whose_samples_changed_on_disk_is_rendered_again(
+    tmp_path: Path, reference: Edition
+) -> None:
+    """A header still valid, the samples zeroed or one flipped: only the digest kept beside
+    the clip can tell, and the build says which it rendered again."""
+    root = tmp_path / "book"
+    shutil.copytree(reference.root, root)  # times kept: the copied clips stay trusted
+    clips = root / "output" / ".cache" / "clips"
+    entries = cache_entries(clips)
+    zeroed, flipped = entries[1], entries[-2]
+    info = wav_info(zeroed)
+    data = bytearray(zeroed.read_bytes())
+    data[info.data_offset :] = bytes(len(data) - info.data_offset)
+    zeroed.write_bytes(bytes(data))
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    out = root / "output"
+    for p in [*out.glob("*.mp3"), *(out / ".state").iterdir()]:
+        p.unlink()  # every chapter is assembled again, from whatever the cache gives
+    result = narrate_build(root)
+    assert result.returncode == 0, result.stderr
+    assert "2 cached clips had changed on disk since they were made, and were rendered" in (
+        result.stderr
+    ), result.stderr
+    report = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    assert report["totals"]["rendered"] == 2
+    assert_same_as(root, reference, "rebuilt over changed clips")
+    assert_cache_sound(clips, len(entries))
+    again = narrate_build(root)  # a no-op: nothing is found changed, nothing rendered
+    assert again.returncode == 0 and "changed on disk" not in again.stderr, again.stderr
+    assert json.loads((out / "build.json").read_text())["totals"]["rendered"] == 0
 
 
 # --------------------------------------------------------------------------- disk full

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import io
 import os
 import signal
@@ -498,8 +499,9 @@ def test_when_retries_run_out_the_error_names_segment_voice_and_text(tmp_path: P
         synthesize(jobs, engine=fewer, cache=ClipCache(tmp_path / "c"), retries=1)
     assert fewer.attempts(text) == 2
     # nothing half-written was left in the cache, and the good clip was kept
-    cached = [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()]
-    assert len(cached) == 1 and cached[0].endswith(".wav") and not cached[0].startswith(".")
+    cached = sorted(p.name for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert len(cached) == 2 and not any(name.startswith(".") for name in cached)
+    assert [Path(name).suffix for name in cached] == [".sha256", ".wav"]
 
 
 class BrokenEngine(FakeEngine):
@@ -673,3 +675,26 @@ def test_a_clip_of_noise_at_full_scale_is_refused(tmp_path: Path) -> None:
         check_clip(path, "Eight words of text that take three seconds.", 170, 24_000)
     with pytest.raises(ClipProblem, match="expected 22,050 Hz mono 16-bit, got 24,000 Hz"):
         check_clip(path, "Eight words of text that take three seconds.", 170)
+
+
+def test_clips_cached_before_digests_are_checked_once_and_given_one(tmp_path: Path) -> None:
+    """A cache from a narrate that kept no digests: each clip passes a render's checks and
+    gets its digest; one that fails them (silent) is rendered again."""
+    engine = Pyttsx3Engine()
+    texts = ("The first line.", "A second line, longer.")
+    jobs = [(line(t), NARRATOR, f"s{i}") for i, t in enumerate(texts)]
+    cache = ClipCache(tmp_path / "clips")
+    made = synthesize(jobs, engine=engine, cache=cache, jobs=1)
+    for clip in made:
+        clip.path.with_suffix(".sha256").unlink()  # as an older narrate left them
+    info = wav_info(made[1].path)
+    data = bytearray(made[1].path.read_bytes())
+    data[info.data_offset :] = bytes(len(data) - info.data_offset)
+    made[1].path.write_bytes(bytes(data))
+    cache = ClipCache(tmp_path / "clips")
+    again = synthesize(jobs, engine=engine, cache=cache, jobs=1)
+    assert [c.rendered for c in again] == [False, True]
+    assert cache.damaged == [made[1].key]
+    for clip in again:
+        seal = clip.path.with_suffix(".sha256").read_text(encoding="ascii").split()
+        assert seal[0] == hashlib.sha256(clip.path.read_bytes()).hexdigest()
