@@ -837,6 +837,7 @@ class _File:
         self.name = name
         self.markdown = name.lower().endswith(".md")
         self.removed: list[Removed] = []
+        self.author_lines: dict[str, int] = {}  # an author read from the text: its line
 
     def remove(self, line: int, text: str, reason: str) -> None:
         text = text.strip("\n")
@@ -1485,6 +1486,7 @@ def _take_author(lines: list[tuple[int, str]], f: _File, reason: str) -> str | N
     if _WORD.search(rest_of_line):
         f.remove(lines[j][0], rest_of_line.strip(), reason)
     f.remove_lines(lines[j + 1 :], reason)
+    f.author_lines.setdefault(_display(name), lines[j][0])
     return _display(name)
 
 
@@ -1532,6 +1534,7 @@ def _front(
         if len(names) == 1:
             k = names[0]
             author = _display((items[k].block.single or "").rstrip(","))
+            f.author_lines.setdefault(author, items[k].line)
             used.add(k)
             candidates = [c for c in candidates if c != k]
     if candidates:
@@ -1636,6 +1639,10 @@ def _segment(
                 line=ch.heading[0][0] if ch.heading else 0,
             )
         )
+    if author and chapters and all(c.author != author for c in chapters):
+        # every chapter names its own author: the title page's is listed, not lost
+        line = f.author_lines.get(author, 0)
+        f.remove(line, author, "author on the title page (each chapter names its own)")
     _check_prose(chapters, where)
     removed = sorted(f.removed, key=lambda r: r.line)
     if not chapters:

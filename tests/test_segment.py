@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from narration.errors import InputError
@@ -963,6 +963,8 @@ def document(draw: st.DrawFn) -> str:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document(), st.sampled_from(["gen.txt", "gen.md"]))
+# a title page's author and a chapter naming its own: the first was lost
+@example("By WILLIAM MORRIS\n\nCHAPTER I: THE\n\nby Jane Doe\n\n# THE\n\n", "gen.txt")
 def test_every_word_is_accounted_for_in_generated_books(text: str, name: str) -> None:
     try:
         book = book_of(text, name)
