@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -53,6 +52,7 @@ from . import audio as sig
 from .config import AudioConfig, PausesConfig
 from .errors import OutputError, SynthesisError
 from .files import temp_path, write_atomic
+from .layout import STATE_DIR, chapter_files, chapter_stem
 from .model import CastChapter, CastSegment, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -94,8 +94,6 @@ PIECE_CONTEXT = 4096
 FRAME_SPAN = sig.SAMPLES_PER_FRAME * sig.RATE // sig.OUT_RATE
 #: Room tone kept between speech and a cut between pieces, milliseconds.
 CUT_GUARD_MS = 20
-
-STATE_DIR = ".state"
 
 #: Full scale of the int16 timeline: half of int16's, so the phase rotator (which can
 #: raise a clip's peak a little) never clips.
@@ -145,17 +143,6 @@ class AssembledEpisode(Episode):
     # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
     voice_gains: dict[str, float] = field(default_factory=dict, hash=False)
     voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
-
-
-# --------------------------------------------------------------------------- names
-
-
-def chapter_stem(number: int, total: int, chapter_id: str) -> str:
-    """ASCII file stem `NN-<chapter id>`, numbered so files sort in book order."""
-    width = max(2, len(str(total)))
-    ascii_id = unicodedata.normalize("NFKD", chapter_id).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_id).strip("-").lower() or "chapter"
-    return f"{number:0{width}d}-{slug}"
 
 
 # --------------------------------------------------------------------------- layout
@@ -1150,7 +1137,7 @@ class _Work:
             self.stem,
             self.digest,
         ) = args
-        self.mp3 = self.out_dir / f"{self.stem}.mp3"
+        self.mp3, self.vtt, self.chapters_json = chapter_files(self.out_dir, self.stem)
         self.timeline = _scratch(self.out_dir, self.stem)
         self.plan: _Plan | None = None
         self.voice_db: dict[str, float] = {}
@@ -1238,8 +1225,7 @@ class _Work:
         timing = _Timing(tuple(p.start for p in plan.pieces), tuple(shifts))
         duration = timing.duration(plan.total)
         marks = [(0.0 if m.start == 0 else timing.seconds(m.start), m.title) for m in plan.markers]
-        vtt_path = self.out_dir / f"{self.stem}.vtt"
-        json_path = self.out_dir / f"{self.stem}.chapters.json"
+        vtt_path, json_path = self.vtt, self.chapters_json
         tmp = temp_path(self.mp3)
         try:
             try:
@@ -1486,6 +1472,5 @@ __all__ = [
     "assemble_book",
     "assemble_chapter",
     "chapter_digest",
-    "chapter_stem",
     "iso639_2",
 ]

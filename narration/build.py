@@ -24,6 +24,16 @@ from urllib.parse import urlsplit
 
 from .errors import InputError, NarrateError, OutputError
 from .files import write_atomic
+from .layout import (
+    FEED_FILE,
+    OUTPUT_COVERS,
+    OUTPUT_DIR,
+    PREVIEWS_DIR,
+    REPORT_FILE,
+    SEEDS_DIR,
+    STATE_DIR,
+    is_chapter_file,
+)
 from .model import Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
@@ -85,7 +95,7 @@ def resolve_show(checked: Checked) -> Show:
         description=description,
         language=podcast.language,
         year=year,
-        cover=Path("cover.jpg"),
+        cover=Path(OUTPUT_COVERS[0]),  # the name until the build writes the cover
     )
 
 
@@ -109,7 +119,7 @@ class BuildReport:
     stages: dict[str, float] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
-    output: Path = Path("output")
+    output: Path = Path(OUTPUT_DIR)
 
     def to_json(self) -> dict[str, Any]:
         totals = {
@@ -138,7 +148,7 @@ class BuildReport:
         return (
             f"Built {count(t['chapters'], 'chapter')}, {minutes:.1f} min of audio, in "
             f"{took:.1f} s: {count(t['rendered'], 'clip')} rendered, {t['cached']} from cache, "
-            f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / 'feed.xml'}"
+            f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / FEED_FILE}"
         )
 
 
@@ -261,7 +271,7 @@ def _unchanged_since_last_build(project: Project) -> bool:
     (seeds, voices.yaml, podcast.yaml, narrate.lock): then the build most likely renders
     nothing. Only a guess about where to spend start-up time, never about what to build."""
     try:
-        built = (project.output / "build.json").stat().st_mtime_ns
+        built = (project.output / REPORT_FILE).stat().st_mtime_ns
         inputs = [project.voices_file, project.podcast_file, project.lock_file]
         inputs += [p for p in project.seeds.rglob("*") if p.is_file()]
         return all(not p.exists() or p.stat().st_mtime_ns < built for p in inputs)
@@ -418,7 +428,7 @@ def _build_locked(run: _Run) -> None:
             }
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-    write_atomic(out / "build.json", data.encode("utf-8"))
+    write_atomic(out / REPORT_FILE, data.encode("utf-8"))
 
 
 def _preload_assembly() -> None:
@@ -435,7 +445,7 @@ def _preload_assembly() -> None:
 def _remove_leftovers(out: Path, lock_file: Path) -> None:
     """Temporary files of a build that was killed (.NAME.tmpPID beside each final name): under
     the lock no other build is writing them, and left alone they would be published."""
-    for folder in (out, out / ".state"):
+    for folder in (out, out / STATE_DIR):
         if folder.is_dir():
             for path in folder.glob(".*.tmp*"):
                 if path.is_file() and _TEMP_FILE.fullmatch(path.name):
@@ -451,16 +461,11 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-_PRODUCTS = (".mp3", ".vtt", ".chapters.json")
-_CHAPTER_FILE = re.compile(r"\d{2,}-[a-z0-9-]+\.")  # NN-slug.*, as chapter_stem names them
-
-
 def _remove_stale(out: Path, episodes: list[Episode]) -> None:
     """Chapter files a previous build made for chapters that no longer exist."""
     keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
     for path in out.iterdir():
-        ours = _CHAPTER_FILE.match(path.name) is not None and path.name.endswith(_PRODUCTS)
-        if ours and path.is_file() and path.name not in keep:
+        if is_chapter_file(path.name) and path.is_file() and path.name not in keep:
             path.unlink()
 
 
@@ -507,13 +512,13 @@ def preview_clip(
         checked = check_project(project)
         part = next((p for cc in checked.cast for p in cc.parts if p.id == segment_id), None)
         if part is None:
-            raise InputError("seeds", f"no segment '{segment_id}' (see `narrate cast` for ids)")
+            raise InputError(SEEDS_DIR, f"no segment '{segment_id}' (see `narrate cast` for ids)")
         voice = part.voice
         spoken = " ".join(line.spoken for line in part.lines)
         name = f"preview-{segment_id}"
         engines = EngineSet(checked.engines)  # their models were checked with the project
     engine = engines.ready(voice.engine)  # only the engine that reads it
-    target = out or (project.output / "previews" / f"{_safe(name)}.wav")
+    target = out or (project.output / PREVIEWS_DIR / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return preview_text(spoken, voice, engine, target)
@@ -529,8 +534,8 @@ def serve_project(project: Project, *, host: str, port: int, echo: Say) -> None:
     from .serve import serve
 
     out = project.output
-    if not (out / "feed.xml").is_file():
-        raise OutputError(f"{out / 'feed.xml'}: not built yet; run `narrate build` first")
+    if not (out / FEED_FILE).is_file():
+        raise OutputError(f"{out / FEED_FILE}: not built yet; run `narrate build` first")
     podcast = load_config_podcast(project)
     serve(out, host=host, port=port, feed_base_url=podcast.base_url, echo=echo)
 

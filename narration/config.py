@@ -20,7 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, closest
+from .layout import VOICES_FILE
 
 
 class _Strict(BaseModel):
@@ -212,6 +213,14 @@ class PodcastConfig(_Strict):
     published: datetime.date | None = None  # first episodes' pubDate; default 2000-01-01
 
 
+def line_index_of(path: Path) -> dict[tuple[str | int, ...], int]:
+    """A YAML file's key paths and their lines ({} when it cannot be read): for messages."""
+    try:
+        return _line_index(path.read_text(encoding="utf-8-sig")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
     """Map each path in a YAML document (keys and list indexes) to its 1-based line.
 
@@ -354,11 +363,6 @@ def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     return data, _line_index(text)
 
 
-def _closest(word: str, choices: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return match[0] if match else None
-
-
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """The valid keys of the model found at `loc` (for 'did you mean' suggestions)."""
     current: Any = model
@@ -442,7 +446,7 @@ def _validation_problems(
         where = _where(loc)
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
-            hint = _closest(key, _fields_at(model, loc[:-1]))
+            hint = closest(key, _fields_at(model, loc[:-1]))
             msg = f"unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
             where = _where(loc[:-1])
         elif err["type"] == "missing":
@@ -519,7 +523,7 @@ def _semantic_problems(
     def check_ref(name: Any, loc: tuple[str | int, ...]) -> None:
         if not isinstance(name, str) or name in voices:
             return
-        hint = _closest(name, names)
+        hint = closest(name, names)
         msg = f"{_where(loc)}: voice '{name}' is not defined under 'voices'"
         msg += f" (did you mean '{hint}'?)" if hint else f" (defined: {', '.join(names) or 'none'})"
         problems.append(Problem(path, lines.get(loc), msg))
@@ -583,7 +587,7 @@ def load_voices(
     if catalog is None:
         catalog = _plain_catalog(engine_voice_ids, engine_variants)
     if not path.is_file():
-        hint = " (run `narrate init` to create one)" if path.name == "voices.yaml" else ""
+        hint = " (run `narrate init` to create one)" if path.name == VOICES_FILE else ""
         raise ConfigError([Problem(path, None, f"not found{hint}")])
     data, lines = _load_yaml(path)
     if not isinstance(data, dict):
@@ -773,6 +777,12 @@ def load_podcast(path: Path) -> PodcastConfig:
             [Problem(path, 1, "expected a mapping of show settings (title, author, ...)")]
         )
     try:
-        return PodcastConfig.model_validate(data)
+        podcast = PodcastConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_validation_problems(path, PodcastConfig, exc, lines)) from None
+    from .directories import check_podcast
+
+    problems = check_podcast(podcast, path, lines)
+    if problems:
+        raise ConfigError(problems)
+    return podcast

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
 from .files import write_atomic
+from .layout import OUTPUT_COVERS, SEED_COVERS
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -28,8 +29,6 @@ MAX_SIDE = 3000
 GENERATED_SIDE = 1400
 #: A cover this far from square is cropped to its centre; further, the user must crop it.
 MAX_ASPECT = 1.1
-SEED_NAMES = ("cover.jpg", "cover.jpeg", "cover.png")
-OUTPUT_NAMES = ("cover.jpg", "cover.png")
 
 #: Where a font with more than ASCII may be found when a title needs one (optional: the
 #: bundled font is used whenever it can draw the text).
@@ -62,7 +61,7 @@ def write_cover(out_dir: Path, data: bytes, ext: str) -> Path:
     """Write a cover from `make_cover` as out_dir/cover.EXT, removing one of the other type."""
     target = out_dir / f"cover{ext}"
     write_atomic(target, data)
-    for name in OUTPUT_NAMES:  # a cover of the other type from an earlier build
+    for name in OUTPUT_COVERS:  # a cover of the other type from an earlier build
         other = out_dir / name
         if other != target and other.is_file():
             try:
@@ -86,7 +85,7 @@ def find_seed_cover(seeds_dir: Path) -> Path | None:
     if not seeds_dir.is_dir():
         return None
     found = {p.name.lower(): p for p in sorted(seeds_dir.iterdir()) if p.is_file()}
-    for name in SEED_NAMES:
+    for name in SEED_COVERS:
         if name in found:
             return found[name]
     return None

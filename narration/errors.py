@@ -6,6 +6,8 @@ user can act on it without reading a traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +70,10 @@ class SynthesisError(NarrateError):
 
 class OutputError(NarrateError):
     """Output that could not be written (disk full, permissions, a path outside the project)."""
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` most likely misspells (letter case aside), for "did you mean"."""
+    by_fold = {c.casefold(): c for c in choices}
+    match = difflib.get_close_matches(word.casefold(), list(by_fold), n=1, cutoff=0.6)
+    return by_fold[match[0]] if match else None

@@ -29,12 +29,11 @@ extensions below.
 
 from __future__ import annotations
 
-import difflib
 import html
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -46,11 +45,12 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from . import fingerprint
-from .config import PodcastConfig, _line_index
-from .errors import ConfigError, InputError, OutputError, Problem
+from .config import PodcastConfig, line_index_of
+from .directories import check_podcast
+from .errors import ConfigError, InputError, OutputError
 from .files import write_atomic
+from .layout import FEED_FILE, PODCAST_FILE
 from .model import Episode, Show
-from .project import PODCAST_FILE
 
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
@@ -58,7 +58,6 @@ PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 #: What a lock from before first_build dates its episodes from, when podcast.yaml sets none.
 DEFAULT_PUBLISHED = date(2000, 1, 1)
-FEED_FILE = "feed.xml"
 LOCK_VERSION = 1
 _LOCK_NOTE = (
     "Written by narrate build: the podcast's guid and each episode's guid and first "
@@ -67,105 +66,10 @@ _LOCK_NOTE = (
 )
 _MAX_DESCRIPTION = 4000  # Apple: channel and item descriptions up to 4000 characters
 
-#: Apple Podcasts categories and their subcategories (podcasters.apple.com support 1691).
-APPLE_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "Arts": ("Books", "Design", "Fashion & Beauty", "Food", "Performing Arts", "Visual Arts"),
-    "Business": (
-        "Careers",
-        "Entrepreneurship",
-        "Investing",
-        "Management",
-        "Marketing",
-        "Non-Profit",
-    ),
-    "Comedy": ("Comedy Interviews", "Improv", "Stand-Up"),
-    "Education": ("Courses", "How To", "Language Learning", "Self-Improvement"),
-    "Fiction": ("Comedy Fiction", "Drama", "Science Fiction"),
-    "Government": (),
-    "History": (),
-    "Health & Fitness": (
-        "Alternative Health",
-        "Fitness",
-        "Medicine",
-        "Mental Health",
-        "Nutrition",
-        "Sexuality",
-    ),
-    "Kids & Family": ("Education for Kids", "Parenting", "Pets & Animals", "Stories for Kids"),
-    "Leisure": (
-        "Animation & Manga",
-        "Automotive",
-        "Aviation",
-        "Crafts",
-        "Games",
-        "Hobbies",
-        "Home & Garden",
-        "Video Games",
-    ),
-    "Music": ("Music Commentary", "Music History", "Music Interviews"),
-    "News": (
-        "Business News",
-        "Daily News",
-        "Entertainment News",
-        "News Commentary",
-        "Politics",
-        "Sports News",
-        "Tech News",
-    ),
-    "Religion & Spirituality": (
-        "Buddhism",
-        "Christianity",
-        "Hinduism",
-        "Islam",
-        "Judaism",
-        "Religion",
-        "Spirituality",
-    ),
-    "Science": (
-        "Astronomy",
-        "Chemistry",
-        "Earth Sciences",
-        "Life Sciences",
-        "Mathematics",
-        "Natural Sciences",
-        "Nature",
-        "Physics",
-        "Social Sciences",
-    ),
-    "Society & Culture": (
-        "Documentary",
-        "Personal Journals",
-        "Philosophy",
-        "Places & Travel",
-        "Relationships",
-    ),
-    "Sports": (
-        "Baseball",
-        "Basketball",
-        "Cricket",
-        "Fantasy Sports",
-        "Football",
-        "Golf",
-        "Hockey",
-        "Rugby",
-        "Running",
-        "Soccer",
-        "Swimming",
-        "Tennis",
-        "Volleyball",
-        "Wilderness",
-        "Wrestling",
-    ),
-    "Technology": (),
-    "True Crime": (),
-    "TV & Film": ("After Shows", "Film History", "Film Interviews", "Film Reviews", "TV Reviews"),
-}
-
 # Characters XML 1.0 cannot carry at all (lxml refuses them): C0 controls but tab and
 # newlines, lone surrogates, U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -195,78 +99,6 @@ def podcast_guid_for(feed_url: str) -> str:
     """Podcasting 2.0's podcast:guid: UUIDv5 of the feed URL, scheme and trailing '/' removed."""
     bare = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", feed_url.strip()).rstrip("/")
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
-
-
-# --------------------------------------------------------------------------- podcast.yaml
-
-
-def check_podcast(podcast: PodcastConfig, path: Path) -> list[Problem]:
-    """What in podcast.yaml a podcast directory would refuse, found before anything is built.
-
-    The build calls this with the configuration check, so a bad category or e-mail address
-    stops it before output/ is touched; write_feed checks again and raises ConfigError.
-    """
-    lines: dict[tuple[str | int, ...], int] = {}
-    if path.is_file():
-        try:
-            lines = _line_index(path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError):
-            lines = {}
-    problems: list[Problem] = []
-
-    def problem(key: str, message: str) -> None:
-        problems.append(Problem(path, lines.get((key,)), f"{key}: {message}"))
-
-    category = (podcast.category or "").strip()
-    if category not in APPLE_CATEGORIES:
-        hint = _closest(category, APPLE_CATEGORIES)
-        problem(
-            "category",
-            f"'{category}' is not an Apple Podcasts category"
-            + (f" (did you mean '{hint}'?)" if hint else f" ({', '.join(APPLE_CATEGORIES)})"),
-        )
-    elif podcast.subcategory is not None:
-        sub = podcast.subcategory.strip()
-        subs = APPLE_CATEGORIES[category]
-        if sub not in subs:
-            hint = _closest(sub, subs)
-            listed = ", ".join(subs) if subs else "none; remove subcategory"
-            problem(
-                "subcategory",
-                f"'{sub}' is not a subcategory of {category}"
-                + (f" (did you mean '{hint}'?)" if hint else f" (choose from: {listed})"),
-            )
-    if podcast.owner_email is not None and not _EMAIL.match(podcast.owner_email.strip()):
-        problem("owner_email", f"'{podcast.owner_email}' is not an e-mail address")
-    if podcast.link is not None and not _is_http_url(podcast.link.strip()):
-        problem("link", f"'{podcast.link}' is not an http(s) URL")
-    if podcast.base_url is not None and not _is_http_url(podcast.base_url):
-        problem(
-            "base_url",
-            f"'{podcast.base_url}' is not an http(s) URL like https://example.org/book/",
-        )
-    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", podcast.language.strip()):
-        problem("language", f"'{podcast.language}' is not a language code like en or en-US")
-    return problems
-
-
-def _is_http_url(url: str) -> bool:
-    """An absolute http(s) URL with a host and no spaces (urlsplit raises on some bad ones)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # "http://[::1", an unclosed IPv6 literal
-        return False
-    return (
-        parts.scheme in ("http", "https")
-        and bool(parts.netloc)
-        and not any(c.isspace() for c in url)
-    )
-
-
-def _closest(word: str, choices: Iterable[str]) -> str | None:
-    by_fold = {c.casefold(): c for c in choices}
-    match = difflib.get_close_matches(word.casefold(), list(by_fold), n=1, cutoff=0.6)
-    return by_fold[match[0]] if match else None
 
 
 # --------------------------------------------------------------------------- narrate.lock
@@ -657,7 +489,8 @@ def write_feed(
     Episode files are published at base_url + their URL-quoted names. The lock is written
     before the feed, so a feed on disk never carries a guid the lock does not remember.
     """
-    problems = check_podcast(podcast, lock_path.parent / PODCAST_FILE)
+    podcast_file = lock_path.parent / PODCAST_FILE
+    problems = check_podcast(podcast, podcast_file, line_index_of(podcast_file))
     if problems:
         raise ConfigError(problems)
     if not base_url.endswith("/"):
@@ -682,11 +515,8 @@ def write_feed(
 
 
 __all__ = [
-    "APPLE_CATEGORIES",
-    "FEED_FILE",
     "EpisodeLock",
     "Lock",
-    "check_podcast",
     "file_url",
     "is_loopback_url",
     "load_lock",

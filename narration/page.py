@@ -18,11 +18,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import OutputError
-from .feed import FEED_FILE
 from .files import write_atomic
+from .layout import FEED_FILE, PAGE_FILE
 from .model import Episode, Show
-
-PAGE_FILE = "index.html"
 
 
 @dataclass(frozen=True)
@@ -308,4 +306,4 @@ def write_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> Pat
     return target
 
 
-__all__ = ["PAGE_FILE", "Cue", "Mark", "clock", "read_chapters", "read_vtt", "write_page"]
+__all__ = ["Cue", "Mark", "clock", "read_chapters", "read_vtt", "write_page"]

@@ -8,21 +8,18 @@ leaves `output/` exactly as it was.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import OutputError, Problem
+from .layout import LOCK_FILE, OUTPUT_DIR, PODCAST_FILE, SEEDS_DIR, VOICES_FILE, cache_dir
 
 if TYPE_CHECKING:  # the configuration's pydantic models load only when a command reads it
     from .config import Catalog, PodcastConfig, VoicesConfig
     from .model import Book
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
-VOICES_FILE = "voices.yaml"
-SEEDS_DIR = "seeds"
-PODCAST_FILE = "podcast.yaml"
 
 
 @dataclass(frozen=True)
@@ -45,17 +42,16 @@ class Project:
 
     @property
     def output(self) -> Path:
-        return self.root / "output"
+        return self.root / OUTPUT_DIR
 
     @property
     def lock_file(self) -> Path:
-        return self.root / "narrate.lock"
+        return self.root / LOCK_FILE
 
     @property
     def cache(self) -> Path:
         """Rendered clips: output/.cache/clips, or $NARRATE_CACHE_DIR."""
-        env = os.environ.get("NARRATE_CACHE_DIR")
-        return Path(env) if env else self.output / ".cache" / "clips"
+        return cache_dir(self.root)
 
     def display(self, path: Path) -> str:
         """A path as the user should see it: relative to the project when inside it."""
@@ -115,10 +111,6 @@ def load_config(
         podcast = load_podcast(project.podcast_file)
     except ConfigError as exc:
         problems += exc.problems
-    if podcast is not None:
-        from .feed import check_podcast
-
-        problems += check_podcast(podcast, project.podcast_file)
     if problems:
         raise ConfigError(problems)
     assert voices is not None and podcast is not None

@@ -6,11 +6,12 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import OutputError
+from .layout import OUTPUT_DIR, PODCAST_FILE, SEEDS_DIR, VOICES_FILE
 
-_FILES = {
-    "voices.yaml": "voices.yaml",
-    "podcast.yaml": "podcast.yaml",
-    "seeds/01-example.md": "example.md",
+_FILES = {  # where each template goes in a new project
+    VOICES_FILE: VOICES_FILE,  # templates/ names them as a project does
+    PODCAST_FILE: PODCAST_FILE,
+    f"{SEEDS_DIR}/01-example.md": "example.md",
 }
 
 
@@ -23,7 +24,7 @@ def init_project(directory: Path) -> list[Path]:
     created = []
     templates = resources.files("narration") / "templates"
     try:
-        (directory / "seeds").mkdir(parents=True, exist_ok=True)
+        (directory / SEEDS_DIR).mkdir(parents=True, exist_ok=True)
         for rel, template in _FILES.items():
             target = directory / rel
             target.write_text(
@@ -32,7 +33,7 @@ def init_project(directory: Path) -> list[Path]:
             created.append(target)
         ignore = directory / ".gitignore"
         if not ignore.exists():
-            ignore.write_text("output/\n", encoding="utf-8")
+            ignore.write_text(f"{OUTPUT_DIR}/\n", encoding="utf-8")
             created.append(ignore)
     except OSError as exc:
         raise OutputError(f"{exc.filename or directory}: {exc.strerror}") from None

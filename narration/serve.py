@@ -36,8 +36,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .errors import OutputError
-from .feed import FEED_FILE, is_loopback_url
-from .page import PAGE_FILE
+from .feed import is_loopback_url
+from .layout import FEED_FILE, PAGE_FILE
 
 MAX_RANGES = 16
 

@@ -56,10 +56,10 @@ from .engines import (
     list_voices,
 )
 from .errors import OutputError, SynthesisError
+from .layout import cache_dir
 from .model import Clip, Line, Voice
 
 __all__ = [
-    "CACHE_ENV",
     "ClipCache",
     "ClipProblem",
     "Engine",
@@ -68,7 +68,6 @@ __all__ = [
     "WorkerPool",
     "check_clip",
     "clip_key",
-    "default_cache_dir",
     "get_engine",
     "list_voices",
     "play",
@@ -78,7 +77,6 @@ __all__ = [
     "wav_info",
 ]
 
-CACHE_ENV = "NARRATE_CACHE_DIR"
 KEY_SCHEMA = 1  # bump if the key's recipe changes
 CLIP_TIMEOUT = 120  # seconds one child may spend on one utterance before it is killed
 WORKER_NICE = 5  # workers yield to the build's process (its checks) when cores are short
@@ -287,14 +285,6 @@ def check_clip(path: Path, spoken: str, rate: int, sample_rate: int = SAMPLE_RAT
 # --------------------------------------------------------------------------- cache
 
 
-def default_cache_dir(project: Path) -> Path:
-    """$NARRATE_CACHE_DIR if set, else <project>/output/.cache/clips."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(project) / "output" / ".cache" / "clips"
-
-
 class ClipCache:
     """Content-addressed WAVs: <root>/<key[:2]>/<key>.wav, each entered by an atomic rename.
 
@@ -312,7 +302,7 @@ class ClipCache:
 
     @classmethod
     def for_project(cls, project: Path) -> ClipCache:
-        return cls(default_cache_dir(project))
+        return cls(cache_dir(project))
 
     def __repr__(self) -> str:
         return f"ClipCache({str(self.root)!r})"

@@ -31,9 +31,10 @@ from PIL import Image
 from scipy.signal import resample_poly
 
 from narration import assemble, audio
-from narration.assemble import assemble_book, assemble_chapter, chapter_stem, iso639_2
+from narration.assemble import assemble_book, assemble_chapter, iso639_2
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError, SynthesisError
+from narration.layout import chapter_stem
 from narration.model import (
     CastChapter,
     CastSegment,

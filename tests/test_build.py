@@ -20,7 +20,7 @@ import mutagen.mp3
 import pytest
 from click.testing import CliRunner
 
-from narration import synth
+from narration import layout, synth
 from narration.cli import main
 
 from .conftest import REPO
@@ -156,7 +156,7 @@ def test_the_users_cover_goes_out_as_given(
     root = new_project(tmp_path / "book")
     Image.new("RGB", (1400, 1400), (150, 30, 30)).save(root / "seeds" / "cover.jpg", quality=90)
     mine = (root / "seeds" / "cover.jpg").read_bytes()
-    monkeypatch.setenv(synth.CACHE_ENV, str(built[0] / "output" / ".cache" / "clips"))
+    monkeypatch.setenv(layout.CACHE_ENV, str(built[0] / "output" / ".cache" / "clips"))
     report = build(root)
     assert report["totals"]["rendered"] == 0  # the first project's clips
     out = root / "output"
@@ -183,7 +183,7 @@ def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
             procs.extend(w.proc for w in self.workers)
 
     monkeypatch.setattr(synth, "WorkerPool", RecordedPool)
-    monkeypatch.delenv(synth.CACHE_ENV, raising=False)  # the cache is output/.cache/clips
+    monkeypatch.delenv(layout.CACHE_ENV, raising=False)  # the cache is output/.cache/clips
     result = CliRunner().invoke(main, ["build", "-p", str(root)])
     assert result.exit_code != 0 and "voices.yaml" in result.output, result.output
     assert "surprise" in result.output

@@ -23,15 +23,15 @@ from mutagen.mp3 import MP3
 from narration import synth
 from narration.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
 from narration.errors import OutputError, SynthesisError
+from narration.layout import CACHE_ENV
+from narration.layout import cache_dir as default_cache_dir
 from narration.model import Clip, Line, Voice
 from narration.progress import ProgressReporter, format_duration
 from narration.synth import (
-    CACHE_ENV,
     ClipCache,
     ClipProblem,
     check_clip,
     clip_key,
-    default_cache_dir,
     play,
     preview_text,
     speech_bounds,

@@ -1,0 +1,70 @@
+"""The project's layout: the files a book project holds and the names of what a build
+writes, in one place that every stage reads (so no stage imports another for a name).
+
+    <project>/
+      seeds/            the texts, read in file-name order
+      voices.yaml       the cast
+      podcast.yaml      the show (optional)
+      narrate.lock      episode guids, dates and fingerprints: committed
+      output/           everything a build writes, safe to delete
+        feed.xml  index.html  cover.jpg|png  build.json
+        NN-<chapter>.mp3 .vtt .chapters.json
+        previews/       `narrate preview` clips
+        .state/         each chapter's inputs, to skip unchanged ones
+        .cache/clips/   rendered clips ($NARRATE_CACHE_DIR moves them)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+SEEDS_DIR = "seeds"
+VOICES_FILE = "voices.yaml"
+PODCAST_FILE = "podcast.yaml"
+LOCK_FILE = "narrate.lock"
+OUTPUT_DIR = "output"
+
+FEED_FILE = "feed.xml"
+PAGE_FILE = "index.html"
+REPORT_FILE = "build.json"  # the last file a build writes
+PREVIEWS_DIR = "previews"
+STATE_DIR = ".state"
+CACHE_ENV = "NARRATE_CACHE_DIR"
+#: A cover in seeds/ (any letter case), and the names a build writes one under.
+SEED_COVERS = ("cover.jpg", "cover.jpeg", "cover.png")
+OUTPUT_COVERS = ("cover.jpg", "cover.png")
+
+#: What a build writes for each chapter: NN-<slug> and one of these suffixes.
+CHAPTER_SUFFIXES = (".mp3", ".vtt", ".chapters.json")
+_CHAPTER_FILE = re.compile(r"\d{2,}-[a-z0-9-]+\.")
+
+
+def chapter_stem(number: int, total: int, chapter_id: str) -> str:
+    """ASCII file stem `NN-<chapter id>`, numbered so files sort in book order."""
+    width = max(2, len(str(total)))
+    ascii_id = unicodedata.normalize("NFKD", chapter_id).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_id).strip("-").lower() or "chapter"
+    return f"{number:0{width}d}-{slug}"
+
+
+def chapter_files(out_dir: Path, stem: str) -> tuple[Path, Path, Path]:
+    """A chapter's MP3, WebVTT transcript and Podcasting 2.0 chapters file."""
+    mp3, vtt, chapters = (Path(out_dir) / f"{stem}{suffix}" for suffix in CHAPTER_SUFFIXES)
+    return mp3, vtt, chapters
+
+
+def is_chapter_file(name: str) -> bool:
+    """Whether `name` is one a build writes for a chapter (chapter_stem + a chapter suffix)."""
+    return _CHAPTER_FILE.match(name) is not None and name.endswith(CHAPTER_SUFFIXES)
+
+
+def cache_dir(project_root: Path) -> Path:
+    """Rendered clips: $NARRATE_CACHE_DIR if set (shared between projects), else
+    <project>/output/.cache/clips."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(project_root) / OUTPUT_DIR / ".cache" / "clips"
