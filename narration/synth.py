@@ -1015,9 +1015,36 @@ PLAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
+#: Where Linux lists its sound cards' devices (pcmC<card>D<device>p plays).
+SOUND_DEVICES = Path("/dev/snd")
+
+
+def sound_output() -> str | None:
+    """None when this machine has somewhere to play sound, else what it lacks. On Linux: a
+    PulseAudio or PipeWire server (what desktop players use) or an ALSA playback device;
+    a container or a server without them has no sound to give."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("PULSE_SERVER"):
+        return None
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    if any(Path(runtime, name).exists() for name in ("pulse/native", "pipewire-0")):
+        return None
+    with contextlib.suppress(OSError):
+        if any(SOUND_DEVICES.glob("pcmC*D*p")):
+            return None
+    return (
+        f"no sound device (no playback device in {SOUND_DEVICES}, "
+        "and no PulseAudio or PipeWire server running)"
+    )
+
+
 def play(path: Path) -> str | None:
     """Play `path` with the first available player; None if it played, else a message why not."""
     path = Path(path)
+    lacking = sound_output()
+    if lacking is not None:
+        return f"cannot play {path}: this machine has {lacking}; open the file where you can listen"
     suffix = path.suffix.lower()
     usable = [(cmd, args) for cmd, args, kinds in PLAYERS if suffix in kinds]
     tried = []

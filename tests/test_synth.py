@@ -550,9 +550,21 @@ def test_preview_renders_like_a_build_to_wav_or_mp3(
         preview_text("Hi.", SERGE, engine, tmp_path / "preview.ogg")
 
 
+def a_sound_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: bool) -> None:
+    """This machine as one with an ALSA playback device, or with no sound at all."""
+    devices = tmp_path / "snd"
+    devices.mkdir()
+    if present:
+        (devices / "pcmC0D0p").touch()
+    monkeypatch.setattr(synth, "SOUND_DEVICES", devices)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # no PulseAudio, no PipeWire
+    monkeypatch.delenv("PULSE_SERVER", raising=False)
+
+
 def test_play_uses_an_available_player_or_says_there_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    a_sound_card(tmp_path, monkeypatch, present=True)
     clip = tmp_path / "clip.wav"
     write_wav(clip, b"\x00\x10" * 2205, 22050)
     bindir = tmp_path / "bin"
@@ -569,6 +581,31 @@ def test_play_uses_an_available_player_or_says_there_is_none(
     assert log.read_text().split() == ["-q", str(clip)]
     player.write_text("#!/bin/sh\necho 'no such device' >&2\nexit 1\n")
     assert play(clip) == f"could not play {clip}: aplay exited with 1: no such device"
+
+
+def test_play_without_a_sound_device_says_so_and_runs_no_player(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_sound_card(tmp_path, monkeypatch, present=False)
+    clip = tmp_path / "clip.wav"
+    write_wav(clip, b"\x00\x10" * 2205, 22050)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "played.txt"
+    player = bindir / "aplay"  # a player that would "succeed" into the void
+    player.write_text(f'#!/bin/sh\necho "$@" > {log}\n')
+    player.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    message = play(clip)
+    assert message == (
+        f"cannot play {clip}: this machine has no sound device (no playback device in "
+        f"{tmp_path / 'snd'}, and no PulseAudio or PipeWire server running); "
+        "open the file where you can listen"
+    )
+    assert not log.exists()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pipewire-0").touch()  # a desktop session's sound server
+    assert play(clip) is None and log.exists()
 
 
 # --------------------------------------------------------------------------- progress
