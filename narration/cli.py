@@ -125,7 +125,7 @@ def segments(project_dir: Path | None, as_json: bool) -> None:
     from .project import load_book
     from .segment import book_to_json, outline
 
-    book = load_book(open_project_dir(project_dir))
+    book = load_book(open_project_dir(project_dir), _warn)
     if as_json:
         _echo_json(book_to_json(book))
     else:

@@ -94,6 +94,18 @@ class Removed:
 class Book:
     chapters: tuple[Chapter, ...]
     removed: tuple[Removed, ...]
+    facts: BookFacts = field(default_factory=lambda: BookFacts())
+
+
+@dataclass(frozen=True)
+class BookFacts:
+    """What the seeds say about the book (an EPUB's metadata), used where podcast.yaml is
+    silent."""
+
+    title: str | None = None
+    author: str | None = None
+    language: str | None = None
+    cover: tuple[bytes, str] | None = field(default=None, repr=False)  # image, ".jpg"/".png"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ leaves `output/` exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,7 +118,12 @@ def load_config(
     return voices, podcast
 
 
-def load_book(project: Project) -> Book:
+def load_book(project: Project, warn: Callable[[str], None] | None = None) -> Book:
+    """The seeds segmented; `warn` hears of each file in seeds/ that no reader takes."""
+    from .readers import unreadable
     from .segment import segment_book
 
+    if warn is not None:
+        for path, why in unreadable(project.seeds):
+            warn(f"{project.display(path.parent)}/{path.name}: {why}")  # a link as named
     return segment_book(project.seeds)

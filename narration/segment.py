@@ -21,7 +21,6 @@ same Book, byte for byte.
 from __future__ import annotations
 
 import bisect
-import codecs
 import hashlib
 import html
 import re
@@ -37,6 +36,7 @@ from .model import (
     MAX_UTTERANCE,
     SEGMENT_KINDS,
     Book,
+    BookFacts,
     Chapter,
     Removed,
     Segment,
@@ -44,32 +44,7 @@ from .model import (
     Source,
     Span,
 )
-
-SEED_SUFFIXES = (".txt", ".md")
-#: What counts as a file extension: "notes.docx", "cover.jpg" and "01.txt~" have one and are
-#: not read; "Chapter 3. The End" and "README" have none and are read as plain text.
-_EXTENSION = re.compile(r"\.\S{1,10}")
-
-
-def is_seed_name(name: str) -> bool:
-    """A seed: *.txt, *.md, or a name with no extension; never a hidden or backup file.
-
-    A text saved without an extension would otherwise be left out of the book without a
-    word. Editors' backups ("ch1~", "#ch1#") and names with control characters (macOS's
-    "Icon\\r") are never texts.
-    """
-    if name.startswith((".", "#", "~")) or name.endswith(("~", "#")):
-        return False
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        return False
-    suffix = Path(name).suffix
-    return suffix.lower() in SEED_SUFFIXES or not _EXTENSION.fullmatch(suffix)
-
-
-def seed_stem(name: str) -> str:
-    """The file name without its .txt or .md: "Chapter 3. The End" keeps its whole name."""
-    path = Path(name)
-    return path.stem if path.suffix.lower() in SEED_SUFFIXES else path.name
+from .readers import SourceText, read_seed_file, seed_files, seed_stem
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -81,135 +56,6 @@ def _wordlist(words: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading and decoding
-
-
-_BOMS: tuple[tuple[bytes, str, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
-    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-)
-
-#: Files people drop into seeds/ by mistake, recognised by their first bytes.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (EPUB, DOCX or ODT are ZIP files)"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"{\\rtf", "an RTF document"),
-    (b"\xd0\xcf\x11\xe0", "a Microsoft Office document"),
-    (b"ID3", "an MP3 file"),
-    (b"RIFF", "a RIFF (WAV) file"),
-    (b"\x7fELF", "a program"),
-)
-
-_DECLARED = re.compile(rb"^[ \t]*Character set encoding:[ \t]*([^\r\n]*)", re.I | re.M)
-_EMACS_CODING = re.compile(rb"-\*-.*?coding[:=][ \t]*([-\w.]+)")
-_ENCODING_ALIASES = {
-    "iso-646-us": "ascii",
-    "iso646-us": "ascii",
-    "us-ascii": "ascii",
-    "iso latin-1": "latin-1",
-    "iso latin 1": "latin-1",
-    "unicode utf-8": "utf-8",
-}
-
-
-def seed_files(seeds_dir: Path) -> list[Path]:
-    """The seed files of a book in listening order (see is_seed_name), by name."""
-    if not seeds_dir.is_dir():
-        raise InputError(seeds_dir, "no seeds directory: put the texts to read in it")
-    files = sorted(
-        (p for p in seeds_dir.iterdir() if is_seed_name(p.name) and p.is_file()),
-        key=lambda p: p.name,
-    )
-    if not files:
-        raise InputError(seeds_dir, "no seed files: add *.txt or *.md texts to read")
-    return files
-
-
-def read_seed(path: Path) -> str:
-    """The text of one seed file, decoded strictly (never a silent replacement character)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    return decode_seed(data, path)
-
-
-def decode_seed(data: bytes, path: Path | str) -> str:
-    """Decode a seed's bytes: BOM first, then a declared encoding, else strict UTF-8."""
-    for bom, codec, name in _BOMS:
-        if data.startswith(bom):
-            return _decode(data, codec, name, path)
-    for magic, what in _MAGIC:
-        if data.startswith(magic):
-            raise InputError(
-                path, f"this is {what}, not a text file: save it as plain text (.txt) or .md"
-            )
-    declared = _declared_encoding(data, path)
-    nul = data.find(b"\x00")
-    if nul >= 0 and (declared is None or not declared[0].startswith("utf-16")):
-        raise InputError(
-            path,
-            f"binary data (a NUL byte at byte offset {nul}), not text; if it is UTF-16, "
-            "save it with a byte-order mark or as UTF-8",
-            _line_at(data, nul),
-        )
-    if declared is not None:
-        codec, name = declared
-        # ASCII is a subset of UTF-8: a file that declares ASCII but has UTF-8 quotes is fine.
-        return _decode(data, "utf-8" if codec == "ascii" else codec, name, path)
-    return _decode(data, "utf-8", "UTF-8", path)
-
-
-def _line_at(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
-def _declared_encoding(data: bytes, path: Path | str) -> tuple[str, str] | None:
-    """(codec, name as declared) from a Project Gutenberg or Emacs header, if the file has one."""
-    head = data[:16384]
-    m = _DECLARED.search(head) or _EMACS_CODING.search(head[:400])
-    if not m:
-        return None
-    value = m.group(1).decode("latin-1").strip()
-    candidates = [value, value.split(" ")[0] if value else "", *re.findall(r"\(([^)]*)\)", value)]
-    for cand in candidates:
-        cand = cand.strip().rstrip(".").strip()
-        if not cand:
-            continue
-        name = _ENCODING_ALIASES.get(cand.lower(), cand)
-        try:
-            return codecs.lookup(name).name, value
-        except LookupError:
-            continue
-    raise InputError(
-        path,
-        f"declares the encoding '{value}', which Python does not know; "
-        "convert the file to UTF-8 or fix the declaration",
-        _line_at(data, m.start(1)),
-    )
-
-
-def _decode(data: bytes, codec: str, name: str, path: Path | str) -> str:
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start] if exc.start < len(data) else 0
-        raise InputError(
-            path,
-            f"not valid {name} at byte offset {exc.start} (byte 0x{bad:02X}); save the file "
-            "as UTF-8, or declare its encoding in a line such as "
-            "'Character set encoding: ISO-8859-1'",
-            _line_at(data, exc.start),
-        ) from None
-
-
-# --------------------------------------------------------------------------------------------
 # Public entry points
 
 
@@ -217,15 +63,42 @@ def segment_book(seeds_dir: Path) -> Book:
     """Segment every seed file of a book, in file-name order, into one Book."""
     chapters: list[Chapter] = []
     removed: list[Removed] = []
+    facts: dict[str, Any] = {}
     used: set[str] = set()
     for path in seed_files(seeds_dir):
-        text = read_seed(path)
-        file_chapters, file_removed = _segment(text, path.name, len(chapters) + 1, path)
-        for ch in file_chapters:
-            chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
-            chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
-        removed.extend(file_removed)
-    return Book(chapters=tuple(chapters), removed=tuple(removed))
+        reading = read_seed_file(path)
+        for key, value in vars(reading.facts).items():
+            if value is not None:
+                facts.setdefault(key, value)
+        removed.extend(reading.removed)
+        before = len(chapters)
+        for st in reading.texts:
+            file_chapters, file_removed = segment_source(st, len(chapters) + 1)
+            for ch in file_chapters:
+                chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
+                chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
+            removed.extend(file_removed)
+        if len(chapters) == before:
+            raise InputError(path, "nothing to read: every part of the file was removed")
+    return Book(chapters=tuple(chapters), removed=tuple(removed), facts=BookFacts(**facts))
+
+
+def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
+    """Segment one text a reader gave; a document of a book may give no chapter at all (a
+    page with only an image), a seed file of its own may not."""
+    whole = st.file == st.where.name
+    if not whole and not st.text.strip():
+        return [], list(st.removed)
+    chapters, removed = _segment(
+        st.text,
+        st.file,
+        number_from,
+        st.where if whole else f"{st.where}: {st.file.split('/', 1)[-1]}",
+        markdown=st.markdown,
+        title=st.title,
+        empty_ok=not whole,
+    )
+    return chapters, sorted([*st.removed, *removed], key=lambda r: r.line)
 
 
 def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
@@ -833,9 +706,9 @@ def _item_lines(item: _Item) -> list[tuple[int, str]]:
 class _File:
     """One seed file being segmented: its name, the removed pieces, whether it is Markdown."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, markdown: bool | None = None) -> None:
         self.name = name
-        self.markdown = name.lower().endswith(".md")
+        self.markdown = name.lower().endswith(".md") if markdown is None else markdown
         self.removed: list[Removed] = []
         self.author_lines: dict[str, int] = {}  # an author read from the text: its line
 
@@ -1591,11 +1464,19 @@ def _title_from_file(file: str) -> str:
 
 
 def _segment(
-    text: str, file: str, number_from: int, where: Path | str
+    text: str,
+    file: str,
+    number_from: int,
+    where: Path | str,
+    *,
+    markdown: bool | None = None,
+    title: str | None = None,
+    empty_ok: bool = False,
 ) -> tuple[list[Chapter], list[Removed]]:
     if not text.strip():
         raise InputError(where, "the file is empty: nothing to read")
-    f = _File(file)
+    f = _File(file, markdown)
+    default_title = title
     lines = _strip_gutenberg(_clean_lines(source_text(text, file), f), f)
     if f.markdown:
         lines = _strip_front_matter(lines, f)
@@ -1606,7 +1487,9 @@ def _segment(
     title, title_lines, author, opening = _front(front_items, f, bool(starts))
     drafts: list[_ChapterDraft] = []
     if opening is not None:
-        drafts.append(_ChapterDraft(title or _title_from_file(file), title_lines, opening))
+        drafts.append(
+            _ChapterDraft(title or default_title or _title_from_file(file), title_lines, opening)
+        )
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(items)
         heading = _item_lines(items[k])
@@ -1645,7 +1528,7 @@ def _segment(
         f.remove(line, author, "author on the title page (each chapter names its own)")
     _check_prose(chapters, where)
     removed = sorted(f.removed, key=lambda r: r.line)
-    if not chapters:
+    if not chapters and not empty_ok:
         reasons = sorted({r.reason for r in removed})
         raise InputError(
             where,

@@ -247,3 +247,30 @@ def test_a_line_that_is_not_prose_is_refused_naming_its_line(make_project) -> No
         line,
     ), line
     assert tree_digest(root / "output") == before
+
+
+def test_files_in_seeds_narrate_cannot_read_are_named_not_skipped(make_project) -> None:
+    root = make_project()
+    seeds = root / "seeds"
+    (seeds / "book.pdf").write_bytes(b"%PDF-1.7\n")
+    (seeds / "notes.docx").write_bytes(b"PK\x03\x04")
+    (seeds / "novel.mobi").write_bytes(b"BOOKMOBI")
+    (seeds / "extra").mkdir()
+    (seeds / "gone.txt").symlink_to(seeds / "nowhere.txt")
+    (seeds / ".DS_Store").write_bytes(b"\x00")  # hidden: not a seed, not a mistake
+    (seeds / "cover.png").write_bytes(b"\x89PNG")  # the cover
+    for command in (["segments"], ["cast"]):
+        result = CliRunner().invoke(main, [*command, "-p", str(root)])
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["segments", "-p", str(root)])
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        "Warning: seeds/book.pdf: a PDF: narrate cannot read it "
+        "(.txt, .md, .epub, .html, .xhtml, .htm only); it is not read",
+        "Warning: seeds/extra: a folder: narrate reads only the files directly in seeds/",
+        "Warning: seeds/gone.txt: a broken link: its target does not exist; it is not read",
+        "Warning: seeds/notes.docx: a Word document: narrate cannot read it "
+        "(.txt, .md, .epub, .html, .xhtml, .htm only); it is not read",
+        "Warning: seeds/novel.mobi: a Kindle book (MOBI): narrate cannot read it "
+        "(.txt, .md, .epub, .html, .xhtml, .htm only); it is not read",
+    ]

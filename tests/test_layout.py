@@ -13,7 +13,18 @@ from narration import layout
 PACKAGE = Path(__file__).resolve().parent.parent / "narration"
 
 #: The pipeline in order. A stage may import the shared modules and earlier stages only.
-STAGES = ["segment", "cast", "engines", "synth", "audio", "assemble", "feed", "page", "serve"]
+STAGES = [
+    "readers",
+    "segment",
+    "cast",
+    "engines",
+    "synth",
+    "audio",
+    "assemble",
+    "feed",
+    "page",
+    "serve",
+]
 #: Modules every stage may use: they import no stage.
 SHARED = {"layout", "errors", "model", "files", "progress", "config", "directories"}
 SHARED |= {"fingerprint", "cover"}

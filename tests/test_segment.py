@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from narration.errors import InputError
 from narration.model import MAX_UTTERANCE, Book, Chapter, Segment
+from narration.readers import read_seed
 from narration.segment import (
     book_to_json,
     dialogue_spans,
     expand_abbreviations,
     outline,
-    read_seed,
     segment_book,
     segment_text,
     split_sentences,

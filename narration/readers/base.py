@@ -1,0 +1,36 @@
+"""What every reader gives the segmenter: the texts of a seed file, and what the file says
+about the book (an EPUB's title, author, language and cover)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import BookFacts, Removed
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """One text to segment: a plain-text or Markdown seed, or one document of an EPUB or an
+    HTML file rendered as Markdown (its headings, quotes and lists marked as Markdown marks
+    them, each block on the line where it starts in the document)."""
+
+    file: str  # as chapters and errors name it: "01-intro.txt", "book.epub/OEBPS/ch1.xhtml"
+    text: str
+    markdown: bool
+    where: Path  # the seed file itself, for errors about the whole file
+    title: str | None = None  # the chapter's title when the text has no heading (EPUB nav)
+    #: what the reader took out before the segmenter saw the text (footnotes, page numbers)
+    removed: tuple[Removed, ...] = ()
+    #: the document's text content, every word the proof must find (None: `text` itself)
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A seed file as read: its texts in reading order, and its facts."""
+
+    texts: tuple[SourceText, ...]
+    facts: BookFacts = field(default_factory=BookFacts)
+    #: parts of the file not read at all (a colophon, a copyright page), with their reasons
+    removed: tuple[Removed, ...] = ()
