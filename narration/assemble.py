@@ -314,7 +314,7 @@ def _layout(
         for j, clip in enumerate(group):
             if j:
                 pos += _ms(pauses.sentence)
-            samples = sig.read_clip(clip.path)
+            samples = sig.read_clip(clip.path, clip.digest)
             if samples.size == 0:
                 raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
             a, b = sig.speech_bounds(samples)

@@ -12,6 +12,7 @@ random source: same input, same bytes.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import struct
 import sys
@@ -22,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import SynthesisError
+from .errors import ClipDamaged, SynthesisError
 
 #: The working rate: what espeak-ng renders, so clips are used without resampling.
 RATE = 22_050
@@ -136,12 +137,12 @@ def k_weighting(rate: int) -> tuple[np.ndarray, np.ndarray]:
     return np.convolve(shelf[:3], high_pass[:3]), np.convolve(shelf[3:], high_pass[3:])
 
 
-def read_clip(path: Path) -> np.ndarray:
+def read_clip(path: Path, digest: str | None = None) -> np.ndarray:
     """A clip as mono int16 samples at RATE (Kokoro's 24 kHz clips are resampled here).
 
     pydub reads the WAV (it accepts the WAVE_FORMAT_EXTENSIBLE headers that Python 3.11's
     `wave` refuses); other rates and widths are converted so one odd clip cannot break a
-    chapter.
+    chapter. With `digest`, bytes that are not the ones verified raise ClipDamaged.
     """
     try:
         raw = Path(path).read_bytes()
@@ -149,6 +150,8 @@ def read_clip(path: Path) -> np.ndarray:
         raise SynthesisError(f"{path}: clip is missing (clean the cache and build again)") from None
     except OSError as exc:
         raise SynthesisError(f"{path}: clip unreadable ({exc.strerror or exc})") from None
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+        raise ClipDamaged(path)  # bit rot, or a change that kept the file's size and time
     plain = _plain_pcm(raw)
     if plain is not None:  # what the engines write: read in place, no copy
         samples, rate = plain

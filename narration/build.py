@@ -351,19 +351,18 @@ def _build_locked(run: _Run) -> None:
             if cache.damaged:
                 n = len(cache.damaged)
                 run.warn(
-                    f"{project.display(project.cache)}: {count(n, 'cached clip')} had changed "
-                    f"on disk since {'it was' if n == 1 else 'they were'} made, and "
-                    f"{'was' if n == 1 else 'were'} rendered again"
+                    f"{project.display(project.cache)}: {count(n, 'cached clip')} "
+                    f"{'was' if n == 1 else 'were'} damaged on disk (bytes changed since "
+                    f"{'it was' if n == 1 else 'they were'} made, or failing a render's "
+                    f"checks) and {'was' if n == 1 else 'were'} rendered again"
                 )
         with stage("cover"):
             data, ext = run.cover if drawn is None else (drawn.result(), ".png")
             show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
-    grouped: list[tuple[CastChapter, list[list[Clip]]]] = []
-    it = iter(flat)
-    for cc in cast:
-        grouped.append((cc, [[next(it) for _ in part.lines] for part in cc.parts]))
+    grouped = _grouped(cast, flat)
 
     from .assemble import assemble_book
+    from .errors import ClipDamaged
     from .feed import write_feed
     from .page import write_page
 
@@ -378,8 +377,9 @@ def _build_locked(run: _Run) -> None:
             counts["kept"] += not getattr(episode, "encoded", True)
             chapters(counts["done"], counts["kept"], len(grouped))
 
-        try:
-            episodes = assemble_book(
+        def assemble() -> list[Episode]:
+            counts.update(done=0, kept=0)
+            return assemble_book(
                 grouped,
                 show=show,
                 pauses=checked.voices.pauses,
@@ -388,6 +388,24 @@ def _build_locked(run: _Run) -> None:
                 jobs=run.jobs,
                 progress=assembled,
             )
+
+        try:
+            try:
+                episodes = assemble()
+            except ClipDamaged:
+                # a clip's bytes changed while its size, time and inode did not (bit rot):
+                # every such clip is found, rendered again, and the book assembled again
+                damaged = [c for c in {c.key: c for c in flat}.values() if not cache.intact(c)]
+                for clip in damaged:
+                    cache.discard(clip.key)
+                run.warn(
+                    f"{project.display(project.cache)}: {count(len(damaged), 'cached clip')} "
+                    "had changed on disk without a trace in its size or time (bit rot?) and "
+                    f"{'was' if len(damaged) == 1 else 'were'} rendered again"
+                )
+                flat = synthesize(requests, engine=checked.engines, cache=cache, jobs=run.jobs)
+                grouped = _grouped(cast, flat)
+                episodes = assemble()
         finally:
             chapters.close()
 
@@ -429,6 +447,14 @@ def _build_locked(run: _Run) -> None:
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / REPORT_FILE, data.encode("utf-8"))
+
+
+def _grouped(
+    cast: list[CastChapter], flat: list[Clip]
+) -> list[tuple[CastChapter, list[list[Clip]]]]:
+    """The clips in book order, grouped by chapter and segment as assembly takes them."""
+    it = iter(flat)
+    return [(cc, [[next(it) for _ in part.lines] for part in cc.parts]) for cc in cast]
 
 
 def _preload_assembly() -> None:

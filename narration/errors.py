@@ -68,6 +68,17 @@ class SynthesisError(NarrateError):
     """A clip that could not be rendered and verified, even after retries."""
 
 
+class ClipDamaged(SynthesisError):
+    """A cached clip whose bytes are not those it was verified with (read for assembly)."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(f"{path}: the clip's bytes changed on disk since it was verified")
+        self.path = Path(path)
+
+    def __reduce__(self) -> tuple[type[ClipDamaged], tuple[Path]]:
+        return (ClipDamaged, (self.path,))  # raised in assembly's processes, pickled back
+
+
 class OutputError(NarrateError):
     """Output that could not be written (disk full, permissions, a path outside the project)."""
 

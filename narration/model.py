@@ -183,6 +183,8 @@ class Clip:
     frames: int
     sample_rate: int
     rendered: bool  # True if this build synthesised it, False if it came from the cache
+    #: sha256 of the WAV's bytes as verified, checked again where assembly reads them
+    digest: str | None = field(default=None, compare=False)
 
     @property
     def seconds(self) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import html
+import html.entities
 import re
 import unicodedata
 from collections import Counter
@@ -115,16 +115,20 @@ _NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
 _INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 _SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 #: ...and U+E000/U+E001, which narrate reserves to mark phonemes in spoken text (model.Line).
-_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001]")
+_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001\uf700-\uf77f]")
 _RESERVED = "\ue000\ue001"
 #: ECMA-48 escape sequences (a terminal's colours, cursor moves, window titles): CSI (ESC [
-#: or U+009B, parameters, a final letter), OSC (ESC ] ... BEL or ESC \\) and two-character
-#: escapes. Invisible on a terminal, so removed whole, as if not there (words() too).
+#: or U+009B, parameters, a final letter), strings (OSC ESC ], DCS ESC P, ... up to BEL or
+#: ESC \\), character-set and the common two-character escapes. Invisible on a terminal, so
+#: removed whole (and listed), before the words are counted. No pattern takes an `&`, `#`
+#: or `;` after the ESC, so no removal can make or break a character reference.
 _TERMINAL = re.compile(
-    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]"
-    "|\x1b\\][^\x07\x1b\n\r\x85\u2028\u2029]{0,2000}(?:\x07|\x1b\\\\)"
-    "|\x1b[@-Z\\\\-_]"
+    "(?:\x1b\\[|\x9b)[0-?]*[ !\"$']?[@-~]"
+    "|\x1b[\\]P^_X][^\x07\x1b\n\r\x85\u2028\u2029]{0,2000}(?:\x07|\x1b\\\\)"
+    "|\x1b[()*+][0-9A-Za-z]"
+    "|\x1b[78=>cDEHMNOZ\\\\]"
 )
+TERMINAL_REASON = "terminal escape sequence"
 
 #: Markdown's inline HTML (CommonMark "raw HTML"): a tag is markup, not text to read aloud.
 _HTML_TAG = re.compile(
@@ -145,23 +149,50 @@ _HTML_BREAKS = frozenset(
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
 
+#: Characters that shape Markdown (headings, quotes, tags, links, emphasis). A reference
+#: to one is text, never structure (CommonMark): decoded to a private-use stand-in that no
+#: rule reacts to, and turned back into the character in everything the segmenter returns.
+_STRUCTURAL = "#<>&[](){}!*_`=-~|\\"
+_STAND_IN = {c: chr(0xF700 + ord(c)) for c in _STRUCTURAL}
+_RESTORE = str.maketrans({v: k for k, v in _STAND_IN.items()})
+
+
 def _entity(m: re.Match[str]) -> str:
-    """A character reference as the characters it names; left as written if it names none,
-    or a character narrate never reads (a control or private-use character)."""
-    out = html.unescape(m.group(0))
-    bad = any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out)
-    return m.group(0) if bad else out
+    """A character reference as the character it names (HTML5's table, or a code point);
+    left as written if it names none, or a character narrate never reads (a control or
+    private-use character, a surrogate, an unassigned code point)."""
+    ref = m.group(0)
+    if ref[1] == "#":
+        try:
+            out = chr(int(ref[3:-1], 16) if ref[2] in "xX" else int(ref[2:-1]))
+        except (ValueError, OverflowError):
+            return ref
+    else:
+        out = html.entities.html5.get(ref[1:], ref)
+        if out == ref:
+            return ref
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out):
+        return ref
+    return "".join(_STAND_IN.get(c, c) for c in out)
 
 
 def decode_entities(text: str) -> str:
-    """`&amp;`, `&mdash;`, `&#233;` as the characters they name: Markdown's character
-    references, decoded as the file is read (as an HTML parser would)."""
+    """`&amp;`, `&mdash;`, `&#233;` as the characters they name (Markdown's character
+    references); one naming a Markdown mark is a stand-in for it (see restore)."""
     return _ENTITY.sub(_entity, text) if "&" in text else text
 
 
+def restore(text: str) -> str:
+    """Stand-ins back to the characters their references named."""
+    return text.translate(_RESTORE)
+
+
 def source_text(text: str, file: str) -> str:
-    """A seed's decoded text as the segmenter reads it: what every word is accounted
-    against (a Markdown file's character references are characters)."""
+    """A seed's text as the segmenter reads it, what every word is accounted against:
+    terminal escape sequences gone (after invisible characters, as the segmenter drops them
+    first), and in a Markdown file character references decoded."""
+    if "\x1b" in text or "\x9b" in text:
+        text = _TERMINAL.sub("", _INVISIBLE.sub("", text))
     return decode_entities(text) if file.lower().endswith(".md") else text
 
 
@@ -737,20 +768,21 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
             escapes = _TERMINAL.findall(line)
             if escapes:
                 line = _TERMINAL.sub("", line)
-                f.remove(no, "".join(escapes), "terminal escape sequence")
+                f.remove(no, "".join(escapes), TERMINAL_REASON)
         if _SUSPECT.search(line):
             bad: dict[str, list[str]] = {}
             chars = []
             for ch in line:
                 cat = unicodedata.category(ch)
-                if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd" or ch in _RESERVED):
+                reserved = ch in _RESERVED or "\uf700" <= ch <= "\uf77f"
+                if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd" or reserved):
                     chars.append(ch)
                     continue
                 reason = (
                     "replacement character: a character was already lost before this file was saved"
                     if ch == "\ufffd"
-                    else "private-use character that narrate reserves for phonemes"
-                    if ch in _RESERVED
+                    else "private-use character that narrate reserves"
+                    if reserved
                     else "lone surrogate (not a character)"
                     if cat == "Cs"
                     else "control character"
@@ -1103,7 +1135,6 @@ _INLINE = re.compile(
     r"|(?P<image>!\[[^\]\n]{0,500}\]\([^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?\))"
     r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?)\))"
     r"|(?P<comment><!--.{0,2000}?-->)"
-    r"|(?P<script><(?P<code>script|style)\b[^>]{0,1000}>.{0,100000}?</(?P=code)[ \t]*>)"
     r"|(?P<autolink><(?:https?|ftp|mailto):[^\s<>]{1,500}>)"
     rf"|(?P<html>{_HTML_TAG.pattern})",
     re.I | re.S,
@@ -1115,16 +1146,42 @@ _INLINE_REASONS = {
     "marker": "footnote marker",
     "image": "image",
     "comment": "comment",
-    "script": "script or style (not text)",
     "autolink": "link target (a web address)",
 }
-_MARKDOWN_ONLY = frozenset({"image", "link", "comment", "script", "autolink", "html"})
+_MARKDOWN_ONLY = frozenset({"image", "link", "comment", "autolink", "html"})
+_SCRIPT_OPEN = re.compile(r"<(script|style)\b[^>\n]{0,1000}>", re.I)
+
+
+def _cut_scripts(raw: _Raw, text: str, f: _File) -> str:
+    """<script> and <style> elements removed whole (listed), blanked to the same length so
+    every later offset still finds its line. One search per kind for its closing tag: an
+    element never closed is left to the tag rule, and the scan stays linear."""
+    lower = text.lower()
+    out, pos, unclosed = [], 0, set()
+    for m in _SCRIPT_OPEN.finditer(text):
+        name = m.group(1).lower()
+        if m.start() < pos or name in unclosed:
+            continue
+        end = lower.find(f"</{name}", m.end())
+        close = text.find(">", end) if end >= 0 else -1
+        if close < 0:
+            unclosed.add(name)
+            continue
+        f.remove(raw.line(m.start()), text[m.start() : close + 1], "script or style (not text)")
+        out.append(text[pos : m.start()])
+        out.append(re.sub(r"[^\n]", " ", text[m.start() : close + 1]))
+        pos = close + 1
+    return "".join(out) + text[pos:] if out else text
+
+
 _INLINE_HINT = re.compile(r"[\[{<]")
 
 
 def _spoken(raw: _Raw, f: _File) -> str:
     """A block's raw text as spoken: inline markers removed (reported), lines joined."""
     text = raw.text
+    if f.markdown and "<" in text:
+        text = _cut_scripts(raw, text, f)
     if _INLINE_HINT.search(text):
 
         def repl(m: re.Match[str]) -> str:
@@ -1477,7 +1534,10 @@ def _segment(
         raise InputError(where, "the file is empty: nothing to read")
     f = _File(file, markdown)
     default_title = title
-    lines = _strip_gutenberg(_clean_lines(source_text(text, file), f), f)
+    lines = _clean_lines(text, f)
+    if file.lower().endswith(".md"):  # references decoded after cleaning, as source_text does
+        lines = [(no, decode_entities(t)) for no, t in lines]
+    lines = _strip_gutenberg(lines, f)
     if f.markdown:
         lines = _strip_front_matter(lines, f)
     items = _classify(_blocks(lines), f)
@@ -1515,19 +1575,19 @@ def _segment(
             Chapter(
                 id=chapter_id,
                 number=number_from + len(chapters),
-                title=ch.title,
-                author=ch.author,
+                title=restore(ch.title),
+                author=ch.author and restore(ch.author),
                 file=file,
                 segments=_segments(chapter_id, ch.drafts),
                 line=ch.heading[0][0] if ch.heading else 0,
             )
         )
-    if author and chapters and all(c.author != author for c in chapters):
+    if author and chapters and all(c.author != restore(author) for c in chapters):
         # every chapter names its own author: the title page's is listed, not lost
         line = f.author_lines.get(author, 0)
         f.remove(line, author, "author on the title page (each chapter names its own)")
     _check_prose(chapters, where)
-    removed = sorted(f.removed, key=lambda r: r.line)
+    removed = sorted((replace(r, text=restore(r.text)) for r in f.removed), key=lambda r: r.line)
     if not chapters and not empty_ok:
         reasons = sorted({r.reason for r in removed})
         raise InputError(
@@ -1564,6 +1624,7 @@ def _check_prose(chapters: list[Chapter], where: Path | str) -> None:
 
 
 def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
+    drafts = [_restored(d) for d in drafts]
     ids = _segment_ids(chapter_id, [d.text for d in drafts])
     out = []
     for sid, d in zip(ids, drafts, strict=True):
@@ -1579,6 +1640,18 @@ def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
             )
         )
     return tuple(out)
+
+
+def _restored(d: _Draft) -> _Draft:
+    src = d.source
+    if src is not None:
+        src = replace(
+            src,
+            author=src.author and restore(src.author),
+            work=src.work and restore(src.work),
+            year=src.year and restore(src.year),
+        )
+    return replace(d, text=restore(d.text), source=src)
 
 
 def _normalised(text: str) -> str:
@@ -1761,12 +1834,8 @@ def words(text: str) -> list[str]:
     counting, as the spoken text drops them ("_mis_managed" is "mismanaged"), and so are
     backticks; abbreviations are expanded only when written compactly ("i.e."), so no
     removed marker or markup can make one appear in the spoken text alone; a hyphenated
-    compound is two words whether or not a line break fell inside it. Terminal escape
-    sequences are not words either: invisible on a terminal, they are removed (and
-    listed) whole, even inside a word ("fo<ESC>[1mo" is "foo").
+    compound is two words whether or not a line break fell inside it.
     """
-    if "\x1b" in text or "\x9b" in text:
-        text = _TERMINAL.sub("", _INVISIBLE.sub("", text))
     text = unicodedata.normalize("NFKC", text)
     text = _MARKERS.sub("", _INVISIBLE.sub("", text))
     text = expand_abbreviations(text).casefold()
@@ -1822,7 +1891,8 @@ def accounted_words(book: Book) -> dict[str, Counter[str]]:
                     if part:
                         counter.update(words(part))
     for r in book.removed:
-        out.setdefault(r.file, Counter()).update(words(r.text))
+        if r.reason != TERMINAL_REASON:  # taken out of the source before counting too
+            out.setdefault(r.file, Counter()).update(words(r.text))
     return out
 
 

@@ -290,10 +290,11 @@ class ClipCache:
 
     Beside each WAV, <key>.sha256 holds the digest of its bytes, taken when it was verified,
     with the file's size and modification time then. A reused clip whose size and time are
-    unchanged is trusted without reading it (a no-op build of a novel reads no audio, and a
+    unchanged is trusted without reading it (a no-op build of a novel reads no audio; a
     cache copied with its times, as cp -a and rsync -a do, stays trusted); any other is
     hashed again, and if its bytes changed (samples zeroed on disk, a bad copy) it is not
-    used: rendered again, and counted in `damaged`.
+    used: rendered again, and counted in `damaged`. What keeps its size and time (bit rot)
+    is caught where assembly reads the samples: each Clip carries its digest.
     """
 
     def __init__(self, root: Path) -> None:
@@ -334,10 +335,14 @@ class ClipCache:
             why = exc.strerror or exc
             raise OutputError(f"{folder}: cannot create the clip cache ({why})") from None
 
-    def get(self, key: str, verify: Callable[[Path], object] | None = None) -> Clip | None:
+    def get(
+        self, key: str, verify: Callable[[Path], object] | None = None, just_made: bool = False
+    ) -> Clip | None:
         """The cached clip, or None if absent, truncated, not a clip WAV, or changed since it
         was verified. `verify(path)` (raising ClipProblem) checks a clip that has no digest
-        yet (cached by a narrate before digests), which is then given one."""
+        yet (cached by a narrate before digests), which is then given one. `just_made`: a
+        worker verified and cached it a moment ago (another build may have renamed its own
+        render over it since, before sealing it: not a damaged clip)."""
         path = self.path_for(key)
         try:
             info = wav_info(path)
@@ -346,7 +351,12 @@ class ClipCache:
             return None
         if not _clip_format(info) or info.frames == 0:
             return None
+        if just_made:
+            seal = _read_seal(path)
+            digest = seal[0] if seal is not None else _file_digest(path)
+            return Clip(key, path, info.frames, info.sample_rate, False, digest)
         seal = _read_seal(path)
+        digest = seal[0] if seal is not None else None
         if seal is None or seal[1:] != _stat_fields(stat):
             digest = _file_digest(path)
             if digest is None:
@@ -361,7 +371,7 @@ class ClipCache:
                     self.damaged.append(key)
                     return None
             _write_seal(path, digest, stat)  # best effort: unsealed, it is hashed next time
-        return Clip(key, path, info.frames, info.sample_rate, rendered=False)
+        return Clip(key, path, info.frames, info.sample_rate, False, digest)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
@@ -377,7 +387,17 @@ class ClipCache:
                 _write_seal(final, digest, os.stat(final))
         except OSError as exc:
             raise OutputError(f"{final}: cannot write to the clip cache ({exc.strerror})") from None
-        return Clip(key, final, info.frames, info.sample_rate, rendered=True)
+        return Clip(key, final, info.frames, info.sample_rate, True, digest)
+
+    def intact(self, clip: Clip) -> bool:
+        """Whether the clip's file still has the bytes it was verified with (reads it)."""
+        return clip.digest is not None and _file_digest(clip.path) == clip.digest
+
+    def discard(self, key: str) -> None:
+        """Forget a clip (a damaged one), so the next synthesis renders it again."""
+        path = self.path_for(key)
+        for p in (path, _seal_path(path)):
+            p.unlink(missing_ok=True)
 
     def keys(self) -> Iterator[str]:
         if not self.root.is_dir():
@@ -412,8 +432,11 @@ def _seal_path(wav: Path) -> Path:
 
 def _file_digest(path: Path) -> str | None:
     try:
+        digest = hashlib.sha256()
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError:
         return None
 
@@ -946,7 +969,7 @@ def _render_all(
                         f"segment {job.label}: clip needed {attempts} attempts "
                         f"({'; '.join(problems)})"
                     )
-                hit = cache.get(task.key)
+                hit = cache.get(task.key, just_made=True)
                 if hit is None:  # removed or broken between the worker's rename and now
                     raise _failure(job, attempts, ["clip vanished from the cache"])
                 finished(task, replace(hit, rendered=True))

@@ -845,7 +845,7 @@ def test_a_cached_clip_whose_samples_changed_on_disk_is_rendered_again(
         p.unlink()  # every chapter is assembled again, from whatever the cache gives
     result = narrate_build(root)
     assert result.returncode == 0, result.stderr
-    assert "2 cached clips had changed on disk since they were made, and were rendered" in (
+    assert "2 cached clips were damaged on disk (bytes changed since they were made" in (
         result.stderr
     ), result.stderr
     report = json.loads((out / "build.json").read_text(encoding="utf-8"))
@@ -853,8 +853,39 @@ def test_a_cached_clip_whose_samples_changed_on_disk_is_rendered_again(
     assert_same_as(root, reference, "rebuilt over changed clips")
     assert_cache_sound(clips, len(entries))
     again = narrate_build(root)  # a no-op: nothing is found changed, nothing rendered
-    assert again.returncode == 0 and "changed on disk" not in again.stderr, again.stderr
+    assert again.returncode == 0 and "damaged" not in again.stderr, again.stderr
     assert json.loads((out / "build.json").read_text())["totals"]["rendered"] == 0
+
+
+def test_a_clip_rotted_without_a_trace_in_its_size_or_time_is_caught_in_assembly(
+    tmp_path: Path, reference: Edition
+) -> None:
+    """One byte changed in place, its time set back: the file system shows nothing, the
+    digest checked where assembly reads the samples does; the clip is rendered again."""
+    root = tmp_path / "book"
+    shutil.copytree(reference.root, root)
+    out = root / "output"
+    clips = out / ".cache" / "clips"
+    rotted = cache_entries(clips)[3]
+    before = rotted.stat()
+    with open(rotted, "r+b") as f:
+        f.seek(before.st_size // 2)
+        byte = f.read(1)
+        f.seek(before.st_size // 2)
+        f.write(bytes([byte[0] ^ 0x10]))
+    os.utime(rotted, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (rotted.stat().st_size, rotted.stat().st_mtime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    for p in [*out.glob("*.mp3"), *(out / ".state").iterdir()]:
+        p.unlink()  # every chapter is assembled again
+    result = narrate_build(root)
+    assert result.returncode == 0, result.stderr
+    assert "1 cached clip had changed on disk without a trace" in result.stderr, result.stderr
+    assert json.loads((out / "build.json").read_text())["totals"]["rendered"] == 1
+    assert_same_as(root, reference, "rebuilt over a rotted clip")
+    assert_cache_sound(clips, len(cache_entries(clips)))
 
 
 # --------------------------------------------------------------------------- disk full

@@ -1008,13 +1008,15 @@ def test_every_word_is_accounted_for_in_arbitrary_text(text: str, name: str) -> 
 def test_terminal_escape_sequences_are_removed_whole_and_listed() -> None:
     text = (
         "A Title\n\nThe log said \x1b[31mred\x1b[0m and then \x1b]0;title\x07 stopped;"
-        " grep marked fo\x1b[01;31mo\x1b[0mbar.\n"
+        " grep marked fo\x1b[01;31mo\x1b[0mbar, tput\x1b(B\x1b7\x1b8 reset.\n"
     )
     book = book_of(text, "log.txt")
     spoken = " ".join(s.text for s in all_segments(book))
-    assert spoken == "The log said red and then stopped; grep marked foobar."
+    assert spoken == "The log said red and then stopped; grep marked foobar, tput reset."
     assert [(r.line, r.reason) for r in book.removed] == [(3, "terminal escape sequence")]
-    assert book.removed[0].text == "\x1b[31m\x1b[0m\x1b]0;title\x07\x1b[01;31m\x1b[0m"
+    assert book.removed[0].text == (
+        "\x1b[31m\x1b[0m\x1b]0;title\x07\x1b[01;31m\x1b[0m\x1b(B\x1b7\x1b8"
+    )
     assert_covered(book, {"log.txt": text})
 
 
@@ -1043,6 +1045,18 @@ def test_inline_html_in_markdown_is_markup_not_text() -> None:
     assert book_of("Un<em>usual</em> words.", "x.md").chapters[0].segments[0].text == (
         "Un usual words."
     )
+    # a reference is text, never structure: an escaped mark is read as the mark
+    refs = book_of(
+        "# Title\n\n&#35; not a heading, &lt;b&gt;not bold&lt;/b&gt;, &lt;!-- said --&gt;,"
+        " &amp;lt; as written, &copyright; &#0; &#x110000; kept.\n",
+        "x.md",
+    )
+    assert [c.title for c in refs.chapters] == ["Title"]
+    assert refs.chapters[0].segments[0].text == (
+        "# not a heading, <b>not bold</b>, <! — said — >, &lt; as written,"
+        " &copyright; &#0; &#x110000; kept."
+    )
+    assert not refs.removed
     # in plain text, angle brackets and ampersands are the text itself
     plain = book_of("Read <em> &amp; more.", "x.txt").chapters[0].segments[0].text
     assert plain == "Read <em> &amp; more."
