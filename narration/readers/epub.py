@@ -1,0 +1,250 @@
+"""EPUB 2 and 3: the spine in reading order, chapter titles from the navigation (EPUB 3's
+nav document, EPUB 2's NCX), the title, author, language and cover from the OPF.
+
+An EPUB is a ZIP of XML and XHTML, and a hostile one is refused with one line before any
+of it is read: not a ZIP, no container or OPF, a spine naming missing files, DRM
+(encrypted content in META-INF/encryption.xml; obfuscated fonts are fine), entries whose
+names escape the archive, more unpacked bytes than a book has (a zip bomb), and XML entity
+declarations (never expanded, never fetched). Nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from pathlib import Path
+from urllib.parse import unquote, urldefrag
+
+from lxml import etree
+
+from ..errors import InputError
+from ..model import BookFacts, Removed
+from .base import Reading
+from .html import NOT_READ, content_text, not_read, parse_document, render_document
+
+#: More than any book unpacks to (the longest novels are a few MB of XHTML; images add
+#: tens): a bound against zip bombs, checked on the sizes the archive declares (zipfile
+#: never reads past them).
+MAX_UNPACKED = 512 * 1024 * 1024
+MAX_ENTRIES = 20_000
+#: Font obfuscation (IDPF, Adobe) is allowed; any other encryption is DRM.
+_FONT_OBFUSCATION = (
+    "http://www.idpf.org/2008/embedding",
+    "http://ns.adobe.com/pdf/enc#RC",
+)
+_NS = {
+    "c": "urn:oasis:names:tc:opendocument:xmlns:container",
+    "opf": "http://www.idpf.org/2007/opf",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "ncx": "http://www.daisy.org/z3986/2005/ncx/",
+    "enc": "http://www.w3.org/2001/04/xmlenc#",
+}
+#: EPUB 2 guide types and file names that mark parts of a book that are not read.
+_GUIDE = {
+    "copyright-page": "copyright page",
+    "colophon": "colophon",
+    "title-page": "title page",
+    "toc": "table of contents",
+    "cover": "cover page",
+}
+_NAMED = re.compile(r"(?:^|[/_-])(copyright|colophon|titlepage|title-page|imprint|toc|cover)\b")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def read_epub(path: Path) -> Reading:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(path, f"not an EPUB: not a ZIP archive ({exc})") from None
+    with archive:
+        _check_archive(archive, path)
+        return _Book(archive, path).read()
+
+
+def _check_archive(archive: zipfile.ZipFile, path: Path) -> None:
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise InputError(path, f"{len(infos):,} entries: more than any book; not read")
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name):
+            raise InputError(path, f"the entry '{name}' escapes the archive; refusing it")
+        total += info.file_size
+    if total > MAX_UNPACKED:
+        raise InputError(
+            path,
+            f"unpacks to {total / 1e6:,.0f} MB, more than a book "
+            f"(at most {MAX_UNPACKED / 1e6:,.0f} MB): a zip bomb? Not read",
+        )
+
+
+class _Book:
+    def __init__(self, archive: zipfile.ZipFile, path: Path) -> None:
+        self.archive = archive
+        self.path = path
+        self.names = set(archive.namelist())
+
+    def data(self, name: str) -> bytes:
+        try:
+            return self.archive.read(name)
+        except KeyError:
+            raise InputError(self.path, f"{name} is missing from the archive") from None
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+            raise InputError(self.path, f"{name}: cannot be unpacked ({exc})") from None
+
+    def xml(self, name: str) -> etree._Element:
+        data = self.data(name)
+        if b"<!ENTITY" in data:
+            raise InputError(
+                self.path, f"{name} declares XML entities, which narrate never expands"
+            )
+        try:
+            return etree.fromstring(data, parser=_PARSER)
+        except etree.XMLSyntaxError as exc:
+            raise InputError(self.path, f"{name} is not well-formed XML ({exc})") from None
+
+    def read(self) -> Reading:
+        self.check_drm()
+        if "META-INF/container.xml" not in self.names:
+            raise InputError(self.path, "not an EPUB: no META-INF/container.xml")
+        container = self.xml("META-INF/container.xml")
+        rootfile = container.find(".//c:rootfile", _NS)
+        opf_name = rootfile.get("full-path") if rootfile is not None else None
+        if not opf_name or opf_name not in self.names:
+            raise InputError(self.path, "not an EPUB: the container names no package (OPF)")
+        opf = self.xml(opf_name)
+        base = posixpath.dirname(opf_name)
+
+        def href(h: str) -> str:
+            return posixpath.normpath(posixpath.join(base, unquote(urldefrag(h)[0])))
+
+        manifest = {}
+        for item in opf.iterfind(".//opf:manifest/opf:item", _NS):
+            manifest[item.get("id")] = item
+        spine = opf.find(".//opf:spine", _NS)
+        if spine is None:
+            raise InputError(self.path, f"{opf_name} has no spine: no reading order")
+        order = []
+        for ref in spine.iterfind("opf:itemref", _NS):
+            item = manifest.get(ref.get("idref"))
+            if item is None:
+                raise InputError(self.path, f"the spine names '{ref.get('idref')}', not listed")
+            name = href(item.get("href") or "")
+            if name not in self.names:
+                raise InputError(self.path, f"the spine names {name}, which is not in it")
+            order.append((name, ref.get("linear") != "no"))
+        labels = self.navigation(opf, manifest, spine, href)
+        guide = {
+            href(r.get("href") or ""): _GUIDE[r.get("type")]
+            for r in opf.iterfind(".//opf:guide/opf:reference", _NS)
+            if r.get("type") in _GUIDE
+        }
+        nav_doc = next(
+            (
+                href(i.get("href"))
+                for i in manifest.values()
+                if "nav" in (i.get("properties") or "").split()
+            ),
+            None,
+        )
+        texts, removed = [], []
+        for name, linear in order:
+            file = f"{self.path.name}/{name}"
+            root = parse_document(self.data(name), f"{self.path}: {name}")
+            body = root.find(".//body")
+            why = ("table of contents" if name == nav_doc else guide.get(name)) or (
+                not_read(body) if body is not None else None
+            )
+            if why is None and _NAMED.search(name.lower()) and not labels.get(name):
+                why = NOT_READ.get(_NAMED.search(name.lower()).group(1).replace("-", ""), None)
+                why = why or _GUIDE.get(_NAMED.search(name.lower()).group(1))
+            if why is None and not linear:
+                why = "not in the reading order (linear=no)"
+            if why is not None:
+                text = content_text(body if body is not None else root)
+                if text.strip():
+                    removed.append(Removed(file, 1, re.sub(r"\s+", " ", text).strip(), why))
+                continue
+            label = labels.get(name)
+            texts.append(
+                render_document(root, file, self.path, title=label, from_contents=bool(label))
+            )
+        return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
+
+    def check_drm(self) -> None:
+        if "META-INF/encryption.xml" not in self.names:
+            return
+        enc = self.xml("META-INF/encryption.xml")
+        for data in enc.iterfind(".//enc:EncryptedData", _NS):
+            method = data.find("enc:EncryptionMethod", _NS)
+            algorithm = method.get("Algorithm") if method is not None else ""
+            if algorithm not in _FONT_OBFUSCATION:
+                raise InputError(
+                    self.path,
+                    "the book is encrypted (DRM, META-INF/encryption.xml): narrate reads "
+                    "only books without DRM",
+                )
+
+    def navigation(self, opf, manifest, spine, href) -> dict[str, str]:
+        """Document -> its first title in the table of contents (EPUB 3 nav, else NCX)."""
+        labels: dict[str, str] = {}
+        nav = next(
+            (i for i in manifest.values() if "nav" in (i.get("properties") or "").split()),
+            None,
+        )
+        if nav is not None and href(nav.get("href")) in self.names:
+            name = href(nav.get("href"))
+            root = parse_document(self.data(name), f"{self.path}: {name}")
+            tocs = [n for n in root.iter("nav") if "toc" in (n.get("epub:type") or "").split()]
+            for a in (tocs[0] if tocs else root).iter("a"):
+                target = posixpath.normpath(
+                    posixpath.join(
+                        posixpath.dirname(name), unquote(urldefrag(a.get("href") or "")[0])
+                    )
+                )
+                label = re.sub(r"\s+", " ", "".join(a.itertext())).strip()
+                if label:
+                    labels.setdefault(target, label)
+        toc_id = spine.get("toc")
+        if not labels and toc_id in manifest:
+            name = href(manifest[toc_id].get("href"))
+            ncx = self.xml(name)
+            for point in ncx.iter(f"{{{_NS['ncx']}}}navPoint"):
+                text = point.find("ncx:navLabel/ncx:text", _NS)
+                content = point.find("ncx:content", _NS)
+                if text is not None and content is not None and (text.text or "").strip():
+                    target = posixpath.normpath(
+                        posixpath.join(
+                            posixpath.dirname(name), unquote(urldefrag(content.get("src") or "")[0])
+                        )
+                    )
+                    labels.setdefault(target, re.sub(r"\s+", " ", text.text).strip())
+        return labels
+
+    def facts(self, opf, manifest, href) -> BookFacts:
+        def first(tag: str) -> str | None:
+            el = opf.find(f".//opf:metadata/dc:{tag}", _NS)
+            text = re.sub(r"\s+", " ", el.text or "").strip() if el is not None else ""
+            return text or None
+
+        cover_item = next(
+            (i for i in manifest.values() if "cover-image" in (i.get("properties") or "").split()),
+            None,
+        )
+        if cover_item is None:
+            meta = opf.find(".//opf:metadata/opf:meta[@name='cover']", _NS)
+            if meta is not None:
+                cover_item = manifest.get(meta.get("content"))
+        cover = None
+        if cover_item is not None:
+            name = href(cover_item.get("href") or "")
+            kind = (cover_item.get("media-type") or "").lower()
+            ext = {"image/jpeg": ".jpg", "image/png": ".png"}.get(kind)
+            if ext and name in self.names:
+                cover = (self.data(name), ext)
+        return BookFacts(
+            title=first("title"), author=first("creator"), language=first("language"), cover=cover
+        )

@@ -1,0 +1,240 @@
+"""EPUB and HTML seeds: real EPUB files made here, read through the real readers."""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from narration.cli import main
+from narration.errors import InputError
+from narration.readers import read_seed_file
+from narration.segment import segment_book, words, words_accounted
+
+XHTML = """<?xml version="1.0" encoding="utf-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">
+<head><title>{title}</title></head>
+<body{body_attrs}>
+{body}
+</body>
+</html>
+"""
+
+CHAPTER_ONE = """<h1>The Dawn</h1>
+<p>The workers gathered at the gate before the sun was up.<sup><a epub:type="noteref" href="#n1">1</a></sup></p>
+<p>They spoke of bread, of fuel and of the long winter.<span epub:type="pagebreak" title="12">12</span></p>
+<blockquote>
+<p>Dear comrade, the factory is cold but we hold on.</p>
+<p>Write to us when you can.</p>
+<cite>Anna Petrovna</cite>
+</blockquote>
+<aside epub:type="footnote" id="n1"><p>A note the listener never hears.</p></aside>
+"""
+
+CHAPTER_TWO = """<h1>A Song</h1>
+<p>They sang as they walked home along the river.</p>
+<div class="poem">
+<p>Arise, you workers, from your slumber,<br/>
+Arise, you prisoners of want.</p>
+</div>
+<p>Then the street fell quiet again.<img src="pic.png" alt="A street at night"/></p>
+"""
+
+COLOPHON = (
+    """<section epub:type="colophon"><p>Set in Garamond by the Example Press.</p></section>"""
+)
+
+
+def make_epub(path: Path, *, version: int = 3, cover: bytes | None = None, extra=()) -> Path:
+    """An EPUB with two chapters and a colophon; `extra` adds (name, bytes) entries."""
+    docs = [
+        ("ch1.xhtml", "Chapter One: The Dawn", CHAPTER_ONE, ""),
+        ("ch2.xhtml", "Chapter Two: A Song", CHAPTER_TWO, ""),
+        ("colophon.xhtml", "Colophon", COLOPHON, ""),
+    ]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        items = "".join(
+            f'<item id="d{i}" href="{name}" media-type="application/xhtml+xml"/>'
+            for i, (name, *_) in enumerate(docs)
+        )
+        spine = "".join(f'<itemref idref="d{i}"/>' for i in range(len(docs)))
+        meta = ""
+        if cover is not None:
+            prop = ' properties="cover-image"' if version == 3 else ""
+            items += f'<item id="cov" href="cover.jpg" media-type="image/jpeg"{prop}/>'
+            meta = '<meta name="cover" content="cov"/>' if version == 2 else ""
+            z.writestr("OEBPS/cover.jpg", cover)
+        if version == 3:
+            items += '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+            links = "".join(f'<li><a href="{n}">{t}</a></li>' for n, t, *_ in docs[:2])
+            z.writestr(
+                "OEBPS/nav.xhtml",
+                XHTML.format(
+                    title="Contents",
+                    body_attrs="",
+                    body=f'<nav epub:type="toc"><ol>{links}</ol></nav>',
+                ),
+            )
+            toc = ""
+        else:
+            items += '<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
+            points = "".join(
+                f'<navPoint id="p{i}"><navLabel><text>{t}</text></navLabel><content src="{n}"/></navPoint>'
+                for i, (n, t, *_) in enumerate(docs[:2])
+            )
+            z.writestr(
+                "OEBPS/toc.ncx",
+                '<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+                f"<navMap>{points}</navMap></ncx>",
+            )
+            toc = ' toc="ncx"'
+        z.writestr(
+            "OEBPS/content.opf",
+            f'<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="{version}.0">'
+            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            "<dc:title>The Workers at Dawn</dc:title><dc:creator>Alexandra Kollontai</dc:creator>"
+            f"<dc:language>en</dc:language>{meta}</metadata>"
+            f"<manifest>{items}</manifest><spine{toc}>{spine}</spine></package>",
+        )
+        for name, title, body, attrs in docs:
+            z.writestr(f"OEBPS/{name}", XHTML.format(title=title, body_attrs=attrs, body=body))
+        for name, data in extra:
+            z.writestr(name, data)
+    return path
+
+
+def seeds_with(tmp_path: Path, epub: Path) -> Path:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir(exist_ok=True)
+    epub.rename(seeds / epub.name)
+    return seeds
+
+
+@pytest.mark.parametrize("version", [3, 2])
+def test_an_epub_reads_in_spine_order_with_structure_and_nothing_lost(
+    tmp_path: Path, version: int
+) -> None:
+    seeds = seeds_with(tmp_path, make_epub(tmp_path / "book.epub", version=version))
+    book = segment_book(seeds)
+    # the navigation's titles, each saying its document's own heading, which is not read twice
+    assert [c.title for c in book.chapters] == ["Chapter One: The Dawn", "Chapter Two: A Song"]
+    one, two = book.chapters
+    assert one.file == "book.epub/OEBPS/ch1.xhtml"
+    quote = next(s for s in one.segments if s.kind == "quote")
+    assert quote.text.startswith("Dear comrade, the factory is cold")
+    assert quote.source is not None and quote.source.author == "Anna Petrovna"
+    spoken = " ".join(s.text for c in book.chapters for s in c.segments)
+    for unsaid in ("note the listener", "12", "Garamond", "street at night"):
+        assert unsaid not in spoken
+    assert "the sun was up." in spoken
+    verse = [s.text for s in two.segments if "Arise" in s.text]
+    assert verse == ["Arise, you workers, from your slumber,", "Arise, you prisoners of want."]
+    reasons = Counter(r.reason for r in book.removed)
+    assert reasons["footnote reference"] == 1 and reasons["page-break marker"] == 1
+    assert reasons["colophon"] == 1 and reasons["image (its alt text is not read)"] == 1
+    assert book.facts.title == "The Workers at Dawn"
+    assert book.facts.author == "Alexandra Kollontai"
+    # every word of every spine document's text is spoken, a title or source, or removed
+    reading = read_seed_file(seeds / "book.epub")
+    texts = {st.file: st.content or "" for st in reading.texts}
+    for r in reading.removed:
+        texts[r.file] = texts.get(r.file, "") + " " + r.text
+    coverage = words_accounted(book, texts)
+    assert coverage.ok, str(coverage)
+    assert sum(len(words(t)) for t in texts.values()) > 60
+
+
+def test_an_html_seed_reads_like_an_epub_chapter(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "01-dawn.html").write_text(
+        XHTML.format(title="Dawn", body_attrs="", body=CHAPTER_ONE), encoding="utf-8"
+    )
+    book = segment_book(seeds)
+    assert [c.title for c in book.chapters] == ["The Dawn"]
+    assert any(s.kind == "quote" for s in book.chapters[0].segments)
+
+
+HOSTILE = {
+    "not a zip": (lambda p: p.write_bytes(b"this is not an archive"), "not a ZIP archive"),
+    "no container": (
+        lambda p: zipfile.ZipFile(p, "w").writestr("mimetype", "application/epub+zip"),
+        "no META-INF/container.xml",
+    ),
+    "escaping entry": (
+        lambda p: make_epub(p, extra=[("../../evil.txt", b"x")]),
+        "escapes the archive",
+    ),
+    "drm": (
+        lambda p: make_epub(
+            p,
+            extra=[
+                (
+                    "META-INF/encryption.xml",
+                    '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                    'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+                    '<enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+                    "</enc:EncryptedData></encryption>",
+                )
+            ],
+        ),
+        "encrypted \\(DRM",
+    ),
+    "entities": (
+        lambda p: make_epub(p, extra=[("OEBPS/x.xml", "")]) and _entity_bomb(p),
+        "entities",
+    ),
+}
+
+
+def _entity_bomb(path: Path) -> None:
+    """Rewrite ch1.xhtml with a billion-laughs DTD."""
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    entries["OEBPS/ch1.xhtml"] = (
+        b'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;">]>'
+        b"<html><body><p>&b;</p></body></html>"
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in entries.items():
+            z.writestr(n, d)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_epub_is_refused_with_one_line_and_output_untouched(
+    make_project, case: str
+) -> None:
+    root = make_project()
+    make, message = HOSTILE[case]
+    make(root / "seeds" / "03-book.epub")
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 1, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert "03-book.epub" in line
+    import re
+
+    assert re.search(message, line), line
+    assert not (root / "output").exists()
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.epub"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("OEBPS/big.xhtml", b"\0" * (600 * 1024 * 1024))
+    with pytest.raises(InputError, match="zip bomb"):
+        read_seed_file(path)
