@@ -80,20 +80,27 @@ def check_project(project: Project, warn: Say = _quiet) -> Checked:
 
 
 def resolve_show(checked: Checked) -> Show:
-    """The book as a whole: podcast.yaml, falling back on what the seeds say."""
+    """The book as a whole: podcast.yaml, falling back on what the seeds say (an EPUB's
+    title, author and language, else the first chapter's title and a chapter's author)."""
     podcast, book = checked.podcast, checked.book
-    first = book.chapters[0]
-    title = podcast.title or first.title
+    first, facts = book.chapters[0], book.facts
+    title = podcast.title or facts.title or first.title
     author = (
-        podcast.author or next((c.author for c in book.chapters if c.author), None) or "Unknown"
+        podcast.author
+        or facts.author
+        or next((c.author for c in book.chapters if c.author), None)
+        or "Unknown"
     )
     description = podcast.description or f"{title}, read by narrate."
     year = podcast.year or 2000
+    language = podcast.language
+    if "language" not in podcast.model_fields_set and facts.language:
+        language = facts.language
     return Show(
         title=title,
         author=author,
         description=description,
-        language=podcast.language,
+        language=language,
         year=year,
         cover=Path(OUTPUT_COVERS[0]),  # the name until the build writes the cover
     )
@@ -219,7 +226,7 @@ def build_project(
             url, configured = resolve_base_url(checked.podcast, base_url)
             report.base_url = url
             show = resolve_show(checked)
-            cover = _user_cover(project, checked.podcast)
+            cover = _user_cover(project, checked.podcast, checked.book)
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
@@ -279,17 +286,22 @@ def _unchanged_since_last_build(project: Project) -> bool:
         return False
 
 
-def _user_cover(project: Project, podcast: PodcastConfig) -> tuple[bytes, str] | None:
-    """The user's cover, prepared now so a bad one refuses the build before writing."""
+def _user_cover(project: Project, podcast: PodcastConfig, book: Book) -> tuple[bytes, str] | None:
+    """The user's cover (podcast.yaml's, else seeds/cover.*, else the EPUB's), prepared now
+    so a bad one refuses the build before writing."""
     if podcast.cover is not None:
         path = (project.root / podcast.cover).resolve()
         if not path.is_file():
             raise InputError(project.podcast_file, f"cover: {podcast.cover} not found")
     else:
         path = None  # seeds/cover.jpg or .png, if there is one
-    from .cover import user_cover
+    from .cover import book_cover, user_cover
 
-    return user_cover(project.seeds, explicit=path)
+    found = user_cover(project.seeds, explicit=path)
+    if found is None and book.facts.cover is not None:
+        data, where = book.facts.cover
+        found = book_cover(data, where)
+    return found
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,35 @@ def _from_image(path: Path) -> tuple[bytes, str]:
     return buf.getvalue(), ext
 
 
+def book_cover(data: bytes, where: str) -> tuple[bytes, str]:
+    """A book's own cover (an EPUB's, usually a portrait 2:3) as a podcast cover: centred on
+    a square of its border's colour, scaled to 1400-3000 px; a JPEG. InputError naming it
+    if it is not an image (podcast.yaml's `cover:` can name another)."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            im = _rgb(ImageOps.exif_transpose(opened))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InputError(
+            where, "the book's cover is not a readable image; set `cover:` in podcast.yaml"
+        ) from None
+    w, h = im.size
+    side = min(MAX_SIDE, max(MIN_SIDE, w, h))
+    scale = side / max(w, h)
+    if scale != 1:
+        im = im.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS
+        )
+    border = [im.getpixel((x, y)) for x in (0, im.width - 1) for y in range(0, im.height, 7)]
+    border += [im.getpixel((x, y)) for y in (0, im.height - 1) for x in range(0, im.width, 7)]
+    colour = tuple(round(sum(p[k] for p in border) / len(border)) for k in range(3))
+    canvas = Image.new("RGB", (side, side), colour)
+    canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=92, optimize=True)
+    return buf.getvalue(), ".jpg"
+
+
 def _rgb(im: Image.Image) -> Image.Image:
     """RGB, with any transparency flattened onto white (Apple rejects alpha)."""
     if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):

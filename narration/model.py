@@ -105,7 +105,8 @@ class BookFacts:
     title: str | None = None
     author: str | None = None
     language: str | None = None
-    cover: tuple[bytes, str] | None = field(default=None, repr=False)  # image, ".jpg"/".png"
+    #: the cover image's bytes, and where it is ("book.epub: OEBPS/cover.jpg", for errors)
+    cover: tuple[bytes, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1777,7 +1777,12 @@ def _counts(segments: Iterable[Segment]) -> tuple[Counter[str], int]:
 
 def _kinds_line(kinds: Counter[str], n_words: int) -> str:
     parts = [f"{kinds[k]} {k}" for k in SEGMENT_KINDS if kinds[k]]
-    return f"{sum(kinds.values())} segments ({', '.join(parts)}), {n_words:,} words"
+    return f"{_n(sum(kinds.values()), 'segment')} ({', '.join(parts)}), {_n(n_words, 'word')}"
+
+
+def _n(n: int, noun: str) -> str:
+    """'1 word', '2,431 words'."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 def outline(book: Book) -> str:
@@ -1799,7 +1804,7 @@ def outline(book: Book) -> str:
         total_words += n_words
         out.append(f"     {_kinds_line(kinds, n_words)}")
         out.append("")
-    files = len({ch.file for ch in book.chapters})
+    files = len({ch.file.split("/")[0] for ch in book.chapters})  # an EPUB is one file
     counts = _kinds_line(total, total_words)
     chapters = f"{len(book.chapters)} chapter{'s' if len(book.chapters) != 1 else ''}"
     sources = f"{files} file{'s' if files != 1 else ''}"
@@ -1807,13 +1812,13 @@ def outline(book: Book) -> str:
     if book.removed:
         removed_words = sum(_count_words(r.text) for r in book.removed)
         out.append("")
-        out.append(f"Not spoken: {len(book.removed)} pieces, {removed_words:,} words")
+        out.append(f"Not spoken: {_n(len(book.removed), 'piece')}, {_n(removed_words, 'word')}")
         by_reason: dict[str, list[Removed]] = {}
         for r in book.removed:
             by_reason.setdefault(r.reason, []).append(r)
         for reason, pieces in by_reason.items():
             n_words = sum(_count_words(p.text) for p in pieces)
-            out.append(f"  {reason}: {len(pieces)} ({n_words:,} words)")
+            out.append(f"  {reason}: {len(pieces)} ({_n(n_words, 'word')})")
             for p in pieces[:5]:
                 out.append(f"     {p.file}:{p.line}  {_excerpt(p.text, 70)}")
             if len(pieces) > 5:

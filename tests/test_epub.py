@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
 
+import feedparser
+import mutagen
 import pytest
 from click.testing import CliRunner
 
 from narration.cli import main
 from narration.errors import InputError
-from narration.readers import read_seed_file
+from narration.readers import read_seed_file, seed_contents
 from narration.segment import segment_book, words, words_accounted
+
+REPO = Path(__file__).resolve().parent.parent
 
 XHTML = """<?xml version="1.0" encoding="utf-8"?>
 <html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">
@@ -146,10 +152,10 @@ def test_an_epub_reads_in_spine_order_with_structure_and_nothing_lost(
     assert book.facts.title == "The Workers at Dawn"
     assert book.facts.author == "Alexandra Kollontai"
     # every word of every spine document's text is spoken, a title or source, or removed
-    reading = read_seed_file(seeds / "book.epub")
-    texts = {st.file: st.content or "" for st in reading.texts}
-    for r in reading.removed:
-        texts[r.file] = texts.get(r.file, "") + " " + r.text
+    texts = seed_contents(seeds)
+    assert sorted(texts) == [
+        f"book.epub/OEBPS/{n}" for n in ("ch1.xhtml", "ch2.xhtml", "colophon.xhtml")
+    ]
     coverage = words_accounted(book, texts)
     assert coverage.ok, str(coverage)
     assert sum(len(words(t)) for t in texts.values()) > 60
@@ -191,11 +197,42 @@ HOSTILE = {
         ),
         "encrypted \\(DRM",
     ),
+    "no package": (
+        lambda p: _rewrite(
+            p,
+            "META-INF/container.xml",
+            b'<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/gone.opf"/></rootfiles></container>',
+        ),
+        "names no package",
+    ),
+    "spine names a missing file": (
+        lambda p: _drop(p, "OEBPS/ch2.xhtml"),
+        "the spine names OEBPS/ch2.xhtml, which is not in it",
+    ),
     "entities": (
         lambda p: make_epub(p, extra=[("OEBPS/x.xml", "")]) and _entity_bomb(p),
         "entities",
     ),
 }
+
+
+def _rewrite(path: Path, name: str, data: bytes | None) -> None:
+    """The EPUB made by make_epub with one entry replaced (None: left out)."""
+    make_epub(path)
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    if data is None:
+        del entries[name]
+    else:
+        entries[name] = data
+    path.unlink()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in entries.items():
+            z.writestr(n, d)
+
+
+def _drop(path: Path, name: str) -> None:
+    _rewrite(path, name, None)
 
 
 def _entity_bomb(path: Path) -> None:
@@ -238,3 +275,54 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> None:
         z.writestr("OEBPS/big.xhtml", b"\0" * (600 * 1024 * 1024))
     with pytest.raises(InputError, match="zip bomb"):
         read_seed_file(path)
+
+
+def portrait_jpeg(width: int = 600, height: int = 900) -> bytes:
+    from PIL import Image
+
+    im = Image.new("RGB", (width, height), (200, 30, 30))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def epub_project(tmp_path: Path, **kwargs) -> Path:
+    """A project whose only seed is an EPUB, cast by the repository's voices.yaml."""
+    root = tmp_path / "book"
+    (root / "seeds").mkdir(parents=True)
+    shutil.copy(REPO / "voices.yaml", root / "voices.yaml")
+    make_epub(root / "seeds" / "book.epub", **kwargs)
+    return root
+
+
+def test_segments_on_an_epub_shows_its_chapters_quotes_and_what_was_removed(
+    tmp_path: Path,
+) -> None:
+    root = epub_project(tmp_path)
+    result = CliRunner().invoke(main, ["segments", "-p", str(root)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "1. Chapter One: The Dawn" in out and "2. Chapter Two: A Song" in out
+    assert "quote from Anna Petrovna: Dear comrade" in out
+    for reason in ("footnote reference", "page-break marker", "colophon", "footnote (notes"):
+        assert reason in out, out
+
+
+def test_build_from_an_epub_uses_its_cover_title_and_author(tmp_path: Path) -> None:
+    root = epub_project(tmp_path, cover=portrait_jpeg())
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 0, result.output
+    out = root / "output"
+    feed = feedparser.parse((out / "feed.xml").read_bytes())
+    assert feed.feed.title == "The Workers at Dawn"
+    assert feed.feed.author == "Alexandra Kollontai"
+    assert sorted(e.title for e in feed.entries) == ["Chapter One: The Dawn", "Chapter Two: A Song"]
+    from PIL import Image
+
+    with Image.open(out / "cover.jpg") as cover:
+        assert cover.size == (1400, 1400)  # a square, the book's portrait cover centred on it
+        assert cover.getpixel((700, 700))[0] > 150
+    mp3s = sorted(out.glob("*.mp3"))
+    assert len(mp3s) == 2
+    tags = mutagen.File(mp3s[0])
+    assert str(tags["TALB"]) == "The Workers at Dawn" and "APIC:" in "".join(tags.keys())

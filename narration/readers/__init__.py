@@ -128,6 +128,15 @@ def seed_stem(name: str) -> str:
     return path.stem if path.suffix.lower() in SEED_SUFFIXES else path.name
 
 
+def seed_contents(seeds_dir: Path) -> dict[str, str]:
+    """Every seed's text by the name its chapters carry (an EPUB: each spine document's
+    text content): the words `segment.words_accounted` must find in the Book."""
+    out: dict[str, str] = {}
+    for path in seed_files(seeds_dir):
+        out.update(read_seed_file(path).contents())
+    return out
+
+
 def read_seed_file(path: Path) -> Reading:
     """Read one seed file with the reader for its suffix (no suffix: plain text)."""
     reader = READERS.get(path.suffix.lower(), READERS[".txt"])
@@ -144,6 +153,7 @@ __all__ = [
     "is_seed_name",
     "read_seed",
     "read_seed_file",
+    "seed_contents",
     "seed_files",
     "seed_stem",
     "unreadable",

@@ -34,3 +34,11 @@ class Reading:
     facts: BookFacts = field(default_factory=BookFacts)
     #: parts of the file not read at all (a colophon, a copyright page), with their reasons
     removed: tuple[Removed, ...] = ()
+
+    def contents(self) -> dict[str, str]:
+        """Each text's words as the file holds them (file -> text), read or not: what the
+        proof that no word is lost checks the Book against."""
+        out = {st.file: st.text if st.content is None else st.content for st in self.texts}
+        for r in self.removed:
+            out[r.file] = f"{out.get(r.file, '')}\n{r.text}"
+        return out

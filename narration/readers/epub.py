@@ -241,10 +241,8 @@ class _Book:
         cover = None
         if cover_item is not None:
             name = href(cover_item.get("href") or "")
-            kind = (cover_item.get("media-type") or "").lower()
-            ext = {"image/jpeg": ".jpg", "image/png": ".png"}.get(kind)
-            if ext and name in self.names:
-                cover = (self.data(name), ext)
+            if name in self.names:
+                cover = (self.data(name), f"{self.path.name}: {name}")
         return BookFacts(
             title=first("title"), author=first("creator"), language=first("language"), cover=cover
         )
