@@ -326,3 +326,82 @@ def test_build_from_an_epub_uses_its_cover_title_and_author(tmp_path: Path) -> N
     assert len(mp3s) == 2
     tags = mutagen.File(mp3s[0])
     assert str(tags["TALB"]) == "The Workers at Dawn" and "APIC:" in "".join(tags.keys())
+
+
+NOVEL = Path(__file__).resolve().parent / "data" / "news-from-nowhere.txt"
+
+
+def pack_as_epub(book, path: Path) -> Path:
+    """A Book's chapters as an EPUB 3: a document per chapter, its title in the nav, its
+    headings, paragraphs and quotes as XHTML marks them."""
+    import html
+
+    docs = []
+    for n, ch in enumerate(book.chapters, 1):
+        parts = [f"<h1>{html.escape(ch.title)}</h1>"]
+        for s in ch.segments:
+            text = html.escape(s.text)
+            if s.kind == "heading":
+                parts.append(f"<h2>{text}</h2>")
+            elif s.kind == "quote":
+                cite = f"<cite>{html.escape(s.source.label())}</cite>" if s.source else ""
+                parts.append(f"<blockquote><p>{text}</p>{cite}</blockquote>")
+            else:
+                parts.append(f"<p>{text}</p>")
+        docs.append((f"c{n:03d}.xhtml", ch.title, "\n".join(parts)))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        z.writestr(
+            "META-INF/container.xml",
+            '<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="book.opf"/></rootfiles></container>',
+        )
+        items = "".join(
+            f'<item id="d{i}" href="{n}" media-type="application/xhtml+xml"/>'
+            for i, (n, _, _) in enumerate(docs)
+        )
+        items += (
+            '<item id="nav" href="nav.xhtml" properties="nav" media-type="application/xhtml+xml"/>'
+        )
+        spine = "".join(f'<itemref idref="d{i}"/>' for i in range(len(docs)))
+        z.writestr(
+            "book.opf",
+            '<package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>News from Nowhere'
+            "</dc:title><dc:creator>William Morris</dc:creator></metadata>"
+            f"<manifest>{items}</manifest><spine>{spine}</spine></package>",
+        )
+        links = "".join(f'<li><a href="{n}">{html.escape(t)}</a></li>' for n, t, _ in docs)
+        z.writestr(
+            "nav.xhtml",
+            XHTML.format(
+                title="Contents", body_attrs="", body=f'<nav epub:type="toc"><ol>{links}</ol></nav>'
+            ),
+        )
+        for n, t, body in docs:
+            z.writestr(n, XHTML.format(title=html.escape(t), body_attrs="", body=body))
+    return path
+
+
+def test_the_novel_packed_as_an_epub_reads_as_its_text_does(tmp_path: Path) -> None:
+    from narration.segment import segment_text
+
+    text = NOVEL.read_text(encoding="utf-8")
+    chapters, _ = segment_text(text, NOVEL.name)
+    from narration.model import Book
+
+    plain = Book(tuple(chapters), ())
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    pack_as_epub(plain, seeds / "news-from-nowhere.epub")
+    book = segment_book(seeds)
+    assert [c.title for c in book.chapters] == [c.title for c in plain.chapters]
+    assert len(book.chapters) > 30
+    for a, b in zip(plain.chapters, book.chapters, strict=True):
+        said_a = Counter(w for s in a.segments for w in words(s.text))
+        said_b = Counter(w for s in b.segments for w in words(s.text))
+        assert said_a == said_b, (a.title, (said_a - said_b), (said_b - said_a))
+        assert [s.kind for s in a.segments] == [s.kind for s in b.segments], a.title
+    assert sum(len(words(s.text)) for c in book.chapters for s in c.segments) > 75_000
+    coverage = words_accounted(book, seed_contents(seeds))
+    assert coverage.ok, str(coverage)
