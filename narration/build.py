@@ -518,7 +518,7 @@ def preview_clip(
     """Render one segment, or some text in a named voice, for auditioning."""
     from .cast import Lexicon, make_voice
     from .engines import EngineSet
-    from .segment import split_sentences
+    from .sentences import split_sentences
     from .synth import preview_text
 
     if out is not None and not out.parent.is_dir():

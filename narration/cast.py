@@ -223,7 +223,7 @@ def _dialogue_parts(
     for i, rule in enumerate(caster.config.rules):
         if not _dialogue_rule_matches(rule, chapter, segment):
             continue
-        from .segment import split_sentences
+        from .sentences import split_sentences
 
         voice, label = caster.voices[rule.voice], rule_label(i, rule)
         parts: list[CastSegment] = []

@@ -122,8 +122,8 @@ def init(directory: Path) -> None:
 @handle_errors
 def segments(project_dir: Path | None, as_json: bool) -> None:
     """Show how the seeds split into chapters, headings and quote blocks."""
+    from .outline import book_to_json, outline
     from .project import load_book
-    from .segment import book_to_json, outline
 
     book = load_book(open_project_dir(project_dir), _warn)
     if as_json:

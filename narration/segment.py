@@ -1,4 +1,8 @@
-"""The segmenter: seed texts in, a Book of chapters and segments out, and nothing lost.
+"""The segmenter: the texts the readers give (narration/readers/: plain text, Markdown, and
+EPUB and HTML rendered as Markdown) in, a Book of chapters and segments out, nothing lost.
+Characters and inline markup are inline.py's, sentences sentences.py's, the proof that no
+word is lost coverage.py's, and the outline outline.py's; this module classifies lines
+into blocks and blocks into chapters and segments.
 
 Every later stage trusts this one for structure (chapters, headings, quote blocks, dialogue
 spans) and for the text as it is to be spoken. Listeners complain most about chapters split
@@ -10,9 +14,9 @@ wrongly, words silently missing and licence text read aloud, so the rules are ex
 * what is not spoken (Gutenberg header and licence, web boilerplate, separators, transcriber
   notes, illustration and footnote markers, tables of contents, title pages, control
   characters) is listed in ``Book.removed`` with its reason;
-* every word of every input is accounted for exactly once, which :func:`words_accounted`
-  checks: in a spoken segment, a chapter title or author, a quote's source, or the removed
-  list.
+* every word of every input is accounted for exactly once, which
+  :func:`coverage.words_accounted` checks: in a spoken segment, a chapter title or author,
+  a quote's source, or the removed list.
 
 Everything here is pure and linear in the size of the input: the same seeds always give the
 same Book, byte for byte.
@@ -22,19 +26,37 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import html.entities
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .coverage import words
 from .errors import InputError
+from .inline import (
+    HTML_BREAKS,
+    HTML_TAG,
+    INVISIBLE,
+    NEWLINES,
+    RESERVED,
+    SPACES,
+    SUSPECT,
+    TAG_GAP,
+    TERMINAL,
+    TERMINAL_REASON,
+    WHITESPACE,
+    WORD,
+    close_tag_gaps,
+    decode_entities,
+    join_lines,
+    markup_dropped,
+    restore,
+    spoken_text,
+)
 from .model import (
-    MAX_UTTERANCE,
-    SEGMENT_KINDS,
     Book,
     BookFacts,
     Chapter,
@@ -42,9 +64,9 @@ from .model import (
     Segment,
     SegmentKind,
     Source,
-    Span,
 )
 from .readers import SourceText, read_seed_file, seed_files, seed_stem
+from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -110,331 +132,8 @@ def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapt
 # Text as spoken
 
 
-_NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
-#: Invisible formatting characters: dropped from the spoken text (and by the word checker).
-_INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
-_SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-#: ...and U+E000/U+E001, which narrate reserves to mark phonemes in spoken text (model.Line).
-_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001\uf700-\uf77f]")
-_RESERVED = "\ue000\ue001"
-#: ECMA-48 escape sequences (a terminal's colours, cursor moves, window titles): CSI (ESC [
-#: or U+009B, parameters, a final letter), strings (OSC ESC ], DCS ESC P, ... up to BEL or
-#: ESC \\), character-set and the common two-character escapes. Invisible on a terminal, so
-#: removed whole (and listed), before the words are counted. No pattern takes an `&`, `#`
-#: or `;` after the ESC, so no removal can make or break a character reference.
-_TERMINAL = re.compile(
-    "(?:\x1b\\[|\x9b)[0-?]*[ !\"$']?[@-~]"
-    "|\x1b[\\]P^_X][^\x07\x1b\n\r\x85\u2028\u2029]{0,2000}(?:\x07|\x1b\\\\)"
-    "|\x1b[()*+][0-9A-Za-z]"
-    "|\x1b[78=>cDEHMNOZ\\\\]"
-)
-TERMINAL_REASON = "terminal escape sequence"
-
-#: Markdown's inline HTML (CommonMark "raw HTML"): a tag is markup, not text to read aloud.
-_HTML_TAG = re.compile(
-    r"</?(?P<tag>[A-Za-z][A-Za-z0-9-]{0,40})"
-    r"(?:[ \t]+[^\s\"'>/=]{1,100}(?:[ \t]*=[ \t]*(?:\"[^\"\n]{0,1000}\"|'[^'\n]{0,1000}'"
-    r"|[^\s\"'=<>`]{1,1000}))?){0,50}[ \t]*/?>"
-)
-#: Tags that end a line of text where they stand (so "one<br>two" is two words, as
-#: rendered), where an inline tag such as <em> leaves its neighbours joined.
-_HTML_BREAKS = frozenset(
-    (
-        *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt"),
-        *("figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header"),
-        *("hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td"),
-        *("tfoot", "th", "thead", "tr", "ul"),
-    )
-)
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-
-
-#: Characters that shape Markdown (headings, quotes, tags, links, emphasis). A reference
-#: to one is text, never structure (CommonMark): decoded to a private-use stand-in that no
-#: rule reacts to, and turned back into the character in everything the segmenter returns.
-_STRUCTURAL = "#<>&[](){}!*_`=-~|\\"
-_STAND_IN = {c: chr(0xF700 + ord(c)) for c in _STRUCTURAL}
-_RESTORE = str.maketrans({v: k for k, v in _STAND_IN.items()})
-
-
-def _entity(m: re.Match[str]) -> str:
-    """A character reference as the character it names (HTML5's table, or a code point);
-    left as written if it names none, or a character narrate never reads (a control or
-    private-use character, a surrogate, an unassigned code point)."""
-    ref = m.group(0)
-    if ref[1] == "#":
-        try:
-            out = chr(int(ref[3:-1], 16) if ref[2] in "xX" else int(ref[2:-1]))
-        except (ValueError, OverflowError):
-            return ref
-    else:
-        out = html.entities.html5.get(ref[1:], ref)
-        if out == ref:
-            return ref
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out):
-        return ref
-    return "".join(_STAND_IN.get(c, c) for c in out)
-
-
-def decode_entities(text: str) -> str:
-    """`&amp;`, `&mdash;`, `&#233;` as the characters they name (Markdown's character
-    references); one naming a Markdown mark is a stand-in for it (see restore)."""
-    return _ENTITY.sub(_entity, text) if "&" in text else text
-
-
-def restore(text: str) -> str:
-    """Stand-ins back to the characters their references named."""
-    return text.translate(_RESTORE)
-
-
-def source_text(text: str, file: str) -> str:
-    """A seed's text as the segmenter reads it, what every word is accounted against:
-    terminal escape sequences gone (after invisible characters, as the segmenter drops them
-    first), and in a Markdown file character references decoded."""
-    if "\x1b" in text or "\x9b" in text:
-        text = _TERMINAL.sub("", _INVISIBLE.sub("", text))
-    return decode_entities(text) if file.lower().endswith(".md") else text
-
-
-_TAG_GAP = "\x00"  # where a tag stood (control characters never reach _spoken)
-_TAG_GAPS = re.compile(f"{_TAG_GAP}+")
-
-
-def _close_tag_gaps(text: str) -> str:
-    """Inline tags removed: neighbours join ("<em>word</em>." is "word."), unless that would
-    join two words the source had apart ("un<em>usual" is "un usual"): the text keeps
-    exactly the source's words."""
-
-    def gap(m: re.Match[str]) -> str:
-        a = text[m.start() - 1] if m.start() else " "
-        b = text[m.end()] if m.end() < len(text) else " "
-        return "" if _joins_nothing(a) or _joins_nothing(b) else " "
-
-    return _TAG_GAPS.sub(gap, text)
-
-
-def _joins_nothing(c: str) -> bool:
-    return c.isspace() or (unicodedata.category(c)[0] in "PSZ" and c not in "_`")
-
-
-_WORD = re.compile(r"[^\W_]+")
-
-_ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<![^\W_])viz\.", re.I), "namely"),
-    (re.compile(r"(?<![^\W_])i\.e\.", re.I), "that is"),
-    (re.compile(r"(?<![^\W_])e\.g\.", re.I), "for example"),
-    (re.compile(r"(?<![^\W_])etc\.", re.I), "et cetera"),
-    (re.compile(r"&c\.", re.I), "et cetera"),
-    (re.compile(r"(?<![^\W_])cf\.", re.I), "compare"),
-    (re.compile(r"(?<![^\W_])N\.B\.", re.I), "note well"),
-)
-_SENTENCE_START = re.compile(r"\s+[\"“‘'(\[]*[A-Z0-9À-ÖØ-Þ]")
-_ONLY_SPACE = re.compile(r"\s*\Z")
-_WORD_NEXT = re.compile(r"\s+[^\W_]")
-
-
-def expand_abbreviations(text: str) -> str:
-    """viz. -> namely, i.e. -> that is, e.g. -> for example, etc. -> et cetera (read as words).
-
-    'etc.' ending a sentence keeps its full stop, so sentence splitting still sees it; the
-    others get the comma a reader pauses on ("i.e. the rest" -> "that is, the rest").
-    """
-
-    def sub(pattern: re.Pattern[str], words: str, s: str) -> str:
-        def repl(m: re.Match[str]) -> str:
-            out = words.capitalize() if m.group(0)[0].isupper() else words
-            if words == "et cetera":
-                if _ONLY_SPACE.match(s, m.end()) or _SENTENCE_START.match(s, m.end()):
-                    out += "."
-            elif _WORD_NEXT.match(s, m.end()):
-                out += ","
-            return out
-
-        return pattern.sub(repl, s)
-
-    for pattern, words in _ABBREVIATIONS:
-        if pattern.search(text):
-            text = sub(pattern, words, text)
-    return text
-
-
-_MARKERS = re.compile(r"[_`]+")
-_BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
-_BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
-_STAR_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)\*+(?=[^\s*])")
-_STAR_CLOSE = re.compile(r"(?<=[^\s*])\*+(?=[\s.,;:!?)\]\"”’]|$)")
-_DASHES = re.compile(r"[ \t]*-{2,3}[ \t]*|[ \t]+-[ \t]+")
-_WHITESPACE = re.compile(r"\s+")
-
-
-def _markup_dropped(text: str) -> str:
-    """`_italic_`, `=bold=`, `*emphasis*` and backticks dropped; `--` and ` - ` read as dashes.
-
-    Every underscore and backtick goes: Gutenberg italics mark parts of words too ("They
-    _mis_managed it"), and an underscore read aloud is never what a listener wants.
-    """
-    text = _MARKERS.sub("", text)  # _italic_, and _mis_managed: emphasis inside a word
-    if "=" in text:
-        text = _BOLD_CLOSE.sub("", _BOLD_OPEN.sub("", text))
-    if "*" in text:
-        text = _STAR_CLOSE.sub("", _STAR_OPEN.sub("", text))
-    if "-" in text:
-        text = _DASHES.sub(" — ", text)
-    return text
-
-
-def _spoken_text(text: str) -> str:
-    """Markup dropped, abbreviations read as words, whitespace collapsed, NFC."""
-    text = _markup_dropped(text)
-    text = expand_abbreviations(text)
-    text = _WHITESPACE.sub(" ", text).strip()
-    return unicodedata.normalize("NFC", text)
-
-
-def _join_lines(parts: Iterable[str]) -> str:
-    """Hard-wrapped lines joined: a word broken after a hyphen is rejoined, hyphen kept.
-
-    Project Gutenberg texts keep only real hyphens at line ends ("after-/lecture",
-    "subject-/matter"), so the hyphen stays and no space is added.
-    """
-    out: list[str] = []
-    prev = ""
-    for raw in parts:
-        part = raw.strip()
-        if not part:
-            continue
-        if prev:
-            glued = (
-                prev.endswith("-")
-                and not prev.endswith("--")
-                and len(prev) > 1
-                and prev[-2].isalpha()
-                and part[0].isalpha()
-            )
-            out.append("" if glued else " ")
-        out.append(part)
-        prev = part
-    return "".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Sentences and utterances
-
-
-_SENTENCE_END = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s)")
-_NO_SPLIT_AFTER = _wordset(
-    "mr mrs ms messrs dr prof rev hon st mt gen col capt lt sgt cpl gov sen rep jr sr vs "
-    "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme "
-    "mlle mons esq"
-)
-_NEXT_CHAR = re.compile(r"\s+[\"“‘'(\[«]*(.)")
-_LAST_WORD = re.compile(r"([^\W\d_]+)\Z")
-_NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "op"})
-_CLAUSE_LEVELS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"(?<=;)\s+"),
-    re.compile(r"(?<=:)\s+"),
-    re.compile(r"(?<=,)\s+"),
-    re.compile(r"\s+(?=[—–])|(?<=[—–])\s*|(?<=\s-)\s+"),
-    re.compile(r"\s+"),
-)
-
-
-def _sentence_bounds(text: str) -> list[str]:
-    """Split at sentence ends followed by a capital or digit, not after Mr., initials, etc."""
-    out: list[str] = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text):
-        after = _NEXT_CHAR.match(text, m.end())
-        nxt = after.group(1) if after else ""
-        if not (nxt.isupper() or nxt.isdigit()):
-            continue
-        if m.group(0)[0] == ".":
-            word = _LAST_WORD.search(text, max(start, m.start() - 40), m.start())
-            token = word.group(1) if word else ""
-            if token.lower() in _NO_SPLIT_AFTER:
-                continue
-            if token.lower() in _NUMBER_ABBREVIATIONS and nxt.isdigit():
-                continue
-            if len(token) == 1 and token.isupper() and token != "I":
-                continue  # an initial: "A. Kolontay"
-        piece = text[start : m.end()].strip()
-        if piece:
-            out.append(piece)
-        start = m.end()
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
-
-
-def _fit(text: str, limit: int, level: int = 0) -> list[str]:
-    """Cut one sentence into utterances of at most `limit` characters, at the strongest
-    clause boundary available (; then : then , then dashes, then spaces); a single word
-    longer than the limit is the only thing ever cut mid-word. Linear in len(text)."""
-    if len(text) <= limit:
-        return [text]
-    if level == len(_CLAUSE_LEVELS):
-        return [text[i : i + limit] for i in range(0, len(text), limit)]
-    parts = [p for p in _CLAUSE_LEVELS[level].split(text) if p]
-    if len(parts) == 1:
-        return _fit(text, limit, level + 1)
-    out: list[str] = []
-    cur: list[str] = []
-    size = 0
-    for part in parts:
-        if len(part) > limit:
-            if cur:
-                out.append(" ".join(cur))
-                cur, size = [], 0
-            out.extend(_fit(part, limit, level + 1))
-            continue
-        if cur and size + 1 + len(part) > limit:
-            out.append(" ".join(cur))
-            cur, size = [], 0
-        size += len(part) + (1 if cur else 0)
-        cur.append(part)
-    if cur:
-        out.append(" ".join(cur))
-    return out
-
-
-def split_sentences(text: str, limit: int = MAX_UTTERANCE) -> tuple[str, ...]:
-    """The text as utterances for the engine: sentences, long ones cut at clause boundaries,
-    each at most `limit` characters (the driver drops longer first utterances silently)."""
-    text = _WHITESPACE.sub(" ", text).strip()
-    out: list[str] = []
-    for sentence in _sentence_bounds(text):
-        out.extend(p for p in (s.strip() for s in _fit(sentence, limit)) if p)
-    return tuple(out)
-
-
-_OPENERS = "“„«"
-_CLOSERS = "”»"
-_QUOTE_CHARS = re.compile('["“”„«»]')
-
-
-def dialogue_spans(text: str) -> tuple[Span, ...]:
-    """Quotations inside a segment (dialogue, quoted words), quote marks included.
-
-    Straight and curly double quotes are handled alike; a quotation still open at the end
-    of a paragraph (the usual way to continue a speech) runs to the end of the text.
-    """
-    spans: list[Span] = []
-    start: int | None = None
-    for m in _QUOTE_CHARS.finditer(text):
-        c = m.group(0)
-        if start is None:
-            if c in _CLOSERS:
-                continue
-            start = m.start()
-        elif c in _OPENERS:
-            start = m.start()  # an unclosed quotation: the new one starts here
-        else:
-            spans.append(Span(start, m.end()))
-            start = None
-    if start is not None and start < len(text) - 1:
-        spans.append(Span(start, len(text)))
-    return tuple(s for s in spans if _WORD.search(text[s.start : s.end]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,7 +351,7 @@ def _name_like(s: str) -> bool:
 
 def _display(s: str) -> str:
     """A title or heading as shown: `--` as a dash, markup dropped, ALL CAPS in title case."""
-    s = _WHITESPACE.sub(" ", _markup_dropped(s)).strip()
+    s = WHITESPACE.sub(" ", markup_dropped(s)).strip()
     if not _all_caps(s):
         return unicodedata.normalize("NFC", s)
     out: list[str] = []
@@ -759,22 +458,22 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
     """Lines with control characters removed (and reported) and odd spaces made plain."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    text = _NEWLINES.sub("\n", text)
+    text = NEWLINES.sub("\n", text)
     out: list[tuple[int, str]] = []
     for no, line in enumerate(text.split("\n"), 1):
         if not line.isascii():
-            line = _INVISIBLE.sub("", line)
+            line = INVISIBLE.sub("", line)
         if "\x1b" in line or "\x9b" in line:  # a terminal log's colours: not text
-            escapes = _TERMINAL.findall(line)
+            escapes = TERMINAL.findall(line)
             if escapes:
-                line = _TERMINAL.sub("", line)
+                line = TERMINAL.sub("", line)
                 f.remove(no, "".join(escapes), TERMINAL_REASON)
-        if _SUSPECT.search(line):
+        if SUSPECT.search(line):
             bad: dict[str, list[str]] = {}
             chars = []
             for ch in line:
                 cat = unicodedata.category(ch)
-                reserved = ch in _RESERVED or "\uf700" <= ch <= "\uf77f"
+                reserved = ch in RESERVED or "\uf700" <= ch <= "\uf77f"
                 if ch == "\t" or not (cat in ("Cc", "Cs") or ch == "\ufffd" or reserved):
                     chars.append(ch)
                     continue
@@ -793,7 +492,7 @@ def _clean_lines(text: str, f: _File) -> list[tuple[int, str]]:
             for reason, found in bad.items():
                 f.remove(no, "".join(found), reason)
         if "\t" in line or not line.isascii():
-            line = _SPACES.sub(" ", line)
+            line = SPACES.sub(" ", line)
         out.append((no, line.rstrip()))
     return out
 
@@ -967,7 +666,7 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
         elif (
             len(b.lines) <= 2
             and len(b.text) <= 150
-            and _WEB.match(_WHITESPACE.sub(" ", b.text).strip())
+            and _WEB.match(WHITESPACE.sub(" ", b.text).strip())
         ):
             items.append(_Item("removed", b, reason="web page boilerplate"))
         elif single and _FOOTNOTES_HEADING.match(single):
@@ -1136,7 +835,7 @@ _INLINE = re.compile(
     r"|(?P<link>\[(?P<label>[^\]\n]{1,500})\]\((?P<url>[^)\s]{1,500}(?:\s+\"[^\"\n]{0,200}\")?)\))"
     r"|(?P<comment><!--.{0,2000}?-->)"
     r"|(?P<autolink><(?:https?|ftp|mailto):[^\s<>]{1,500}>)"
-    rf"|(?P<html>{_HTML_TAG.pattern})",
+    rf"|(?P<html>{HTML_TAG.pattern})",
     re.I | re.S,
 )
 _INLINE_REASONS = {
@@ -1195,14 +894,14 @@ def _spoken(raw: _Raw, f: _File) -> str:
             if kind == "html":
                 tag = m.group("tag").lower()
                 f.remove(raw.line(m.start()), m.group(0), "image" if tag == "img" else "HTML tag")
-                return " " if tag in _HTML_BREAKS else _TAG_GAP
+                return " " if tag in HTML_BREAKS else TAG_GAP
             f.remove(raw.line(m.start()), m.group(0), _INLINE_REASONS[kind])
             return " "
 
         text = _INLINE.sub(repl, text)
-        if _TAG_GAP in text:
-            text = _close_tag_gaps(text)
-    return _spoken_text(_join_lines(text.split("\n")))
+        if TAG_GAP in text:
+            text = close_tag_gaps(text)
+    return spoken_text(join_lines(text.split("\n")))
 
 
 def _lines_raw(lines: list[tuple[int, str]], strip: Callable[[str], str] | None = None) -> _Raw:
@@ -1236,12 +935,12 @@ def _document_split(raw: _Raw) -> tuple[_Raw, _Raw, str, str] | None:
     if not m:
         return None
     body = m.group("body")
-    if len(_WORD.findall(body)) < 25 or len(_sentence_bounds(_WHITESPACE.sub(" ", body))) < 2:
+    if len(WORD.findall(body)) < 25 or len(sentence_bounds(WHITESPACE.sub(" ", body))) < 2:
         return None
     intro_text = raw.text[: m.start() + 1]
-    sentences = _sentence_bounds(_WHITESPACE.sub(" ", intro_text))
+    sentences = sentence_bounds(WHITESPACE.sub(" ", intro_text))
     last = sentences[-1] if sentences else ""
-    if _QUOTE_CHARS.search(last) or not _DOCUMENT_INTRO.match(last):
+    if QUOTE_CHARS.search(last) or not _DOCUMENT_INTRO.match(last):
         return None
     return raw.slice(0, m.start() + 1), raw.slice(m.start("body"), m.end("body")), last, body
 
@@ -1305,7 +1004,7 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
             no, t = stripped.pop()
             sm = _SOURCE_LINE.match(t)
             assert sm is not None
-            src = _parse_source(_spoken_text(sm.group("rest")), no)
+            src = _parse_source(spoken_text(sm.group("rest")), no)
         text = _spoken(_Raw.of(stripped), f)
         return [_Draft("quote", text, item.line, src)] if text else []
     # a paragraph
@@ -1353,8 +1052,8 @@ def _chapter_drafts(ch: _ChapterDraft, f: _File) -> None:
             m = _ATTRIBUTION.match(item.block.single or "")
             assert m is not None
             source = Source(
-                author=_spoken_text(m.group("author")),
-                work=_spoken_text(m.group("work")),
+                author=spoken_text(m.group("author")),
+                work=spoken_text(m.group("work")),
                 year=m.group("year"),
                 line=item.line,
             )
@@ -1413,7 +1112,7 @@ def _take_author(lines: list[tuple[int, str]], f: _File, reason: str) -> str | N
         f.remove(no, t.strip(), "'by' before the author's name")
         tail = lines[j][1].strip()
         rest_of_line = tail[tail.find(name) + len(name) :] if name in tail else ""
-    if _WORD.search(rest_of_line):
+    if WORD.search(rest_of_line):
         f.remove(lines[j][0], rest_of_line.strip(), reason)
     f.remove_lines(lines[j + 1 :], reason)
     f.author_lines.setdefault(_display(name), lines[j][0])
@@ -1658,7 +1357,7 @@ def _normalised(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = re.sub('["“”„«»]', '"', text)
     text = re.sub("[‘’‚']", "'", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    return WHITESPACE.sub(" ", text).strip()
 
 
 def _short_hash(text: str) -> str:
@@ -1708,208 +1407,5 @@ def _rename_chapter(ch: Chapter, chapter_id: str) -> Chapter:
 # Inspecting it
 
 
-def _source_json(source: Source | None) -> dict[str, str | None] | None:
-    if source is None:
-        return None
-    return {"author": source.author, "work": source.work, "year": source.year}
-
-
-def book_to_json(book: Book) -> dict[str, Any]:
-    """The `narrate segments --json` shape other tools rely on (extra keys only added)."""
-    return {
-        "chapters": [
-            {
-                "id": ch.id,
-                "title": ch.title,
-                "author": ch.author,
-                "file": ch.file,
-                "number": ch.number,
-                "line": ch.line,
-                "segments": [
-                    {
-                        "id": s.id,
-                        "kind": s.kind,
-                        "text": s.text,
-                        "source": _source_json(s.source),
-                        "line": s.line,
-                        "sentences": list(s.sentences),
-                        "spans": [
-                            {"start": sp.start, "end": sp.end, "kind": sp.kind} for sp in s.spans
-                        ],
-                    }
-                    for s in ch.segments
-                ],
-            }
-            for ch in book.chapters
-        ],
-        "removed": [
-            {"file": r.file, "text": r.text, "reason": r.reason, "line": r.line}
-            for r in book.removed
-        ],
-    }
-
-
-def _count_words(text: str) -> int:
-    return len(_WORD.findall(text))
-
-
-def _printable(text: str) -> str:
-    """Control and invisible characters shown as U+XXXX, so the outline stays readable."""
-    return "".join(
-        f"U+{ord(c):04X}" if unicodedata.category(c) in ("Cc", "Cs", "Cf") or c == "\ufffd" else c
-        for c in text
-    )
-
-
-def _excerpt(text: str, width: int) -> str:
-    text = _printable(_WHITESPACE.sub(" ", text).strip())
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
-
-
-def _counts(segments: Iterable[Segment]) -> tuple[Counter[str], int]:
-    kinds: Counter[str] = Counter()
-    n_words = 0
-    for s in segments:
-        kinds[s.kind] += 1
-        n_words += _count_words(s.text)
-    return kinds, n_words
-
-
-def _kinds_line(kinds: Counter[str], n_words: int) -> str:
-    parts = [f"{kinds[k]} {k}" for k in SEGMENT_KINDS if kinds[k]]
-    return f"{_n(sum(kinds.values()), 'segment')} ({', '.join(parts)}), {_n(n_words, 'word')}"
-
-
-def _n(n: int, noun: str) -> str:
-    """'1 word', '2,431 words'."""
-    return f"{n:,} {noun if n == 1 else noun + 's'}"
-
-
-def outline(book: Book) -> str:
-    """A readable outline: chapters, headings, quote blocks with sources, counts, removals."""
-    out: list[str] = []
-    total: Counter[str] = Counter()
-    total_words = 0
-    for ch in book.chapters:
-        by = f" — {ch.author}" if ch.author else ""
-        out.append(f"{ch.number}. {ch.title}{by}  [{ch.file}]  ({ch.id})")
-        for s in ch.segments:
-            if s.kind == "heading":
-                out.append(f"     § {s.text}")
-            elif s.kind == "quote":
-                label = s.source.label() if s.source else "unattributed"
-                out.append(f"     ❝ quote from {label}: {_excerpt(s.text, 60)}")
-        kinds, n_words = _counts(ch.segments)
-        total.update(kinds)
-        total_words += n_words
-        out.append(f"     {_kinds_line(kinds, n_words)}")
-        out.append("")
-    files = len({ch.file.split("/")[0] for ch in book.chapters})  # an EPUB is one file
-    counts = _kinds_line(total, total_words)
-    chapters = f"{len(book.chapters)} chapter{'s' if len(book.chapters) != 1 else ''}"
-    sources = f"{files} file{'s' if files != 1 else ''}"
-    out.append(f"Total: {chapters} from {sources}, {counts}")
-    if book.removed:
-        removed_words = sum(_count_words(r.text) for r in book.removed)
-        out.append("")
-        out.append(f"Not spoken: {_n(len(book.removed), 'piece')}, {_n(removed_words, 'word')}")
-        by_reason: dict[str, list[Removed]] = {}
-        for r in book.removed:
-            by_reason.setdefault(r.reason, []).append(r)
-        for reason, pieces in by_reason.items():
-            n_words = sum(_count_words(p.text) for p in pieces)
-            out.append(f"  {reason}: {len(pieces)} ({_n(n_words, 'word')})")
-            for p in pieces[:5]:
-                out.append(f"     {p.file}:{p.line}  {_excerpt(p.text, 70)}")
-            if len(pieces) > 5:
-                out.append(f"     … and {len(pieces) - 5} more")
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Never a word lost
-
-
-def words(text: str) -> list[str]:
-    """The words of a text for accounting: alphanumeric runs after NFKC, case folding and
-    reading abbreviations as words (so 'i.e.' and 'that is' are the same two words).
-
-    Quotes, dashes, markup characters and punctuation are not words, so dropping `=bold=`
-    markers or reading `--` as a dash changes nothing here; underscores are dropped before
-    counting, as the spoken text drops them ("_mis_managed" is "mismanaged"), and so are
-    backticks; abbreviations are expanded only when written compactly ("i.e."), so no
-    removed marker or markup can make one appear in the spoken text alone; a hyphenated
-    compound is two words whether or not a line break fell inside it.
-    """
-    text = unicodedata.normalize("NFKC", text)
-    text = _MARKERS.sub("", _INVISIBLE.sub("", text))
-    text = expand_abbreviations(text).casefold()
-    return _WORD.findall(text)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Per file: words of the input not accounted for, and words accounted too often."""
-
-    missing: dict[str, Counter[str]]
-    extra: dict[str, Counter[str]]
-
-    @property
-    def ok(self) -> bool:
-        return not any(self.missing.values()) and not any(self.extra.values())
-
-    def __str__(self) -> str:
-        if self.ok:
-            return "every word accounted for exactly once"
-        lines = []
-        for label, table in (("missing", self.missing), ("extra", self.extra)):
-            for file, counter in sorted(table.items()):
-                if counter:
-                    common = ", ".join(f"{w}×{n}" for w, n in counter.most_common(12))
-                    lines.append(f"{file}: {sum(counter.values())} {label}: {common}")
-        return "\n".join(lines)
-
-
-def accounted_words(book: Book) -> dict[str, Counter[str]]:
-    """Per file, the words the Book accounts for: spoken segments, titles read from the text
-    (Chapter.line > 0), each distinct author once per file, sources read from an attribution
-    line (Source.line > 0, once per line), and the removed pieces."""
-    out: dict[str, Counter[str]] = {}
-    authors: dict[str, set[str]] = {}
-    sources: set[tuple[str, int]] = set()  # an excerpt of several paragraphs shares one source
-    for ch in book.chapters:
-        counter = out.setdefault(ch.file, Counter())
-        if ch.line > 0:
-            counter.update(words(ch.title))
-        if ch.author and ch.author not in authors.setdefault(ch.file, set()):
-            authors[ch.file].add(ch.author)
-            counter.update(words(ch.author))
-        for s in ch.segments:
-            counter.update(words(s.text))
-            if (
-                s.source is not None
-                and s.source.line > 0
-                and (ch.file, s.source.line) not in sources
-            ):
-                sources.add((ch.file, s.source.line))
-                for part in (s.source.author, s.source.work, s.source.year):
-                    if part:
-                        counter.update(words(part))
-    for r in book.removed:
-        if r.reason != TERMINAL_REASON:  # taken out of the source before counting too
-            out.setdefault(r.file, Counter()).update(words(r.text))
-    return out
-
-
-def words_accounted(book: Book, texts: dict[str, str]) -> Coverage:
-    """Prove that every word of every input text (file name -> decoded text) is accounted
-    for exactly once in the Book; any word dropped or duplicated shows in the result."""
-    accounted = accounted_words(book)
-    missing: dict[str, Counter[str]] = {}
-    extra: dict[str, Counter[str]] = {}
-    for file in sorted(set(texts) | set(accounted)):
-        want = Counter(words(source_text(texts.get(file, ""), file)))
-        got = accounted.get(file, Counter())
-        missing[file] = want - got
-        extra[file] = got - want
-    return Coverage(missing=missing, extra=extra)

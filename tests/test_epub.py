@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from narration.cli import main
+from narration.coverage import words, words_accounted
 from narration.errors import InputError
 from narration.readers import read_seed_file, seed_contents
-from narration.segment import segment_book, words, words_accounted
+from narration.segment import segment_book
 
 REPO = Path(__file__).resolve().parent.parent
 

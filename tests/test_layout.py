@@ -15,7 +15,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "narration"
 #: The pipeline in order. A stage may import the shared modules and earlier stages only.
 STAGES = [
     "readers",
+    "inline",
+    "sentences",
+    "coverage",
     "segment",
+    "outline",
     "cast",
     "engines",
     "synth",

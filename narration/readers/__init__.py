@@ -130,7 +130,7 @@ def seed_stem(name: str) -> str:
 
 def seed_contents(seeds_dir: Path) -> dict[str, str]:
     """Every seed's text by the name its chapters carry (an EPUB: each spine document's
-    text content): the words `segment.words_accounted` must find in the Book."""
+    text content): the words `coverage.words_accounted` must find in the Book."""
     out: dict[str, str] = {}
     for path in seed_files(seeds_dir):
         out.update(read_seed_file(path).contents())
