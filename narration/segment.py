@@ -117,6 +117,7 @@ def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter],
         number_from,
         st.where if whole else f"{st.where}: {st.file.split('/', 1)[-1]}",
         markdown=st.markdown,
+        references=st.references,
         title=st.title,
         empty_ok=not whole,
     )
@@ -1000,12 +1001,15 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
         while stripped and not stripped[-1][1].strip():
             stripped.pop()
         has_text = any(t.strip() for _, t in stripped[:-1])
+        source_line = None
         if has_text and _SOURCE_LINE.match(stripped[-1][1]):
-            no, t = stripped.pop()
-            sm = _SOURCE_LINE.match(t)
+            source_line = stripped.pop()
+            sm = _SOURCE_LINE.match(source_line[1])
             assert sm is not None
-            src = _parse_source(spoken_text(sm.group("rest")), no)
+            src = _parse_source(spoken_text(sm.group("rest")), source_line[0])
         text = _spoken(_Raw.of(stripped), f)
+        if not text and source_line is not None:  # its only words were markers: listed
+            f.remove(source_line[0], source_line[1], "source of a quote with nothing to read")
         return [_Draft("quote", text, item.line, src)] if text else []
     # a paragraph
     raw = _Raw.of(lines)
@@ -1226,6 +1230,7 @@ def _segment(
     where: Path | str,
     *,
     markdown: bool | None = None,
+    references: bool | None = None,
     title: str | None = None,
     empty_ok: bool = False,
 ) -> tuple[list[Chapter], list[Removed]]:
@@ -1234,7 +1239,8 @@ def _segment(
     f = _File(file, markdown)
     default_title = title
     lines = _clean_lines(text, f)
-    if file.lower().endswith(".md"):  # references decoded after cleaning, as source_text does
+    if file.lower().endswith(".md") if references is None else references:
+        # character references decoded after cleaning, as source_text does
         lines = [(no, decode_entities(t)) for no, t in lines]
     lines = _strip_gutenberg(lines, f)
     if f.markdown:

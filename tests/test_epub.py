@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,8 @@ import feedparser
 import mutagen
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from narration.cli import main
 from narration.coverage import words, words_accounted
@@ -162,15 +165,56 @@ def test_an_epub_reads_in_spine_order_with_structure_and_nothing_lost(
     assert sum(len(words(t)) for t in texts.values()) > 60
 
 
+def test_letters_epigraphs_and_attributions_from_the_markup(tmp_path: Path) -> None:
+    body = (
+        "<h1>Letters</h1><p>She wrote at once.</p>"
+        '<div epub:type="z3998:letter"><p>My dear friend, the strike holds.</p>'
+        '<p class="signature">Alexandra</p></div>'
+        "<blockquote><p>Bread and peace for all who work.</p></blockquote>"
+        "<p>— Victor Serge, Memoirs of a Revolutionary (1951)</p>"
+        "<p>“We will not go back,” she said, and the room fell silent.</p>"
+    )
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "letters.xhtml").write_text(
+        XHTML.format(title="Letters", body_attrs="", body=body), encoding="utf-8"
+    )
+    book = segment_book(seeds)
+    quotes = [s for s in book.chapters[0].segments if s.kind == "quote"]
+    assert [(q.text, q.source and q.source.author) for q in quotes] == [
+        ("My dear friend, the strike holds.", "Alexandra"),
+        ("Bread and peace for all who work.", "Victor Serge"),
+    ]
+    assert quotes[1].source.work == "Memoirs of a Revolutionary"
+    said = book.chapters[0].segments[-1]
+    assert [said.text[sp.start : sp.end] for sp in said.spans if sp.kind == "dialogue"] == [
+        "“We will not go back,”"
+    ]
+    assert words_accounted(book, seed_contents(seeds)).ok
+
+
 def test_an_html_seed_reads_like_an_epub_chapter(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "01-dawn.html").write_text(
         XHTML.format(title="Dawn", body_attrs="", body=CHAPTER_ONE), encoding="utf-8"
     )
+    (seeds / "02-text.xhtml").write_text(
+        XHTML.format(
+            title="Text",
+            body_attrs="",
+            body="<p># Write &lt;em&gt; &amp; [b](c) as text</p><p>&gt; and this is no quote.</p>",
+        ),
+        encoding="utf-8",
+    )
     book = segment_book(seeds)
-    assert [c.title for c in book.chapters] == ["The Dawn"]
+    assert [c.title for c in book.chapters] == ["The Dawn", "Text"]
     assert any(s.kind == "quote" for s in book.chapters[0].segments)
+    # the document's text is text: no character in it is taken for Markdown
+    assert [s.text for s in book.chapters[1].segments] == [
+        "# Write <em> & [b](c) as text",
+        "> and this is no quote.",
+    ]
 
 
 HOSTILE = {
@@ -406,3 +450,145 @@ def test_the_novel_packed_as_an_epub_reads_as_its_text_does(tmp_path: Path) -> N
     assert sum(len(words(s.text)) for c in book.chapters for s in c.segments) > 75_000
     coverage = words_accounted(book, seed_contents(seeds))
     assert coverage.ok, str(coverage)
+
+
+def test_a_whole_book_in_one_document_is_cut_where_the_contents_say(tmp_path: Path) -> None:
+    """As Project Gutenberg's EPUBs are: one XHTML file, the book's title an <h1>, each
+    chapter an <h2> the table of contents links to by its id, sections below it."""
+    body = (
+        "<h1>News from Nowhere</h1><p>by William Morris</p>"
+        '<h2 id="c1">Chapter I: Discussion and Bed</h2>'
+        "<p>Up at the League, says a friend, there had been one night a brisk discussion.</p>"
+        "<h3>A Section</h3><p>And it went on until the small hours of the morning.</p>"
+        '<div id="c2"></div><h2>Chapter II: A Morning Bath</h2>'
+        "<p>Well, I awoke, and found that I had kicked my bedclothes off.</p>"
+    )
+    path = tmp_path / "seeds" / "nowhere.epub"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr(
+            "META-INF/container.xml",
+            '<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="book.opf"/></rootfiles></container>',
+        )
+        z.writestr(
+            "book.opf",
+            '<package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata/>'
+            '<manifest><item id="t" href="text.xhtml" media-type="application/xhtml+xml"/>'
+            '<item id="nav" href="nav.xhtml" properties="nav" media-type="application/xhtml+xml"/>'
+            '</manifest><spine><itemref idref="t"/></spine></package>',
+        )
+        z.writestr(
+            "nav.xhtml",
+            XHTML.format(
+                title="Contents",
+                body_attrs="",
+                body='<nav epub:type="toc"><ol>'
+                '<li><a href="text.xhtml#c1">Chapter I</a><ol><li><a href="text.xhtml#s">A'
+                " Section</a></li></ol></li>"
+                '<li><a href="text.xhtml#c2">Chapter II</a></li></ol></nav>',
+            ),
+        )
+        z.writestr("text.xhtml", XHTML.format(title="News", body_attrs="", body=body))
+    book = segment_book(path.parent)
+    assert [c.title for c in book.chapters] == [
+        "Chapter I: Discussion and Bed",
+        "Chapter II: A Morning Bath",
+    ]
+    assert book.chapters[0].author == "William Morris"
+    assert [s.kind for s in book.chapters[0].segments] == ["narration", "heading", "narration"]
+    assert words_accounted(book, seed_contents(path.parent)).ok
+
+
+WORDS = st.sampled_from(
+    [
+        *("the", "workers", "Bread", "1921", "said", "&amp;", "“Yes,”", "—", "a.", "B,"),
+        *("&lt;em&gt;", "#1", "&gt; not", "[2]", "* * *", "-- x", "_us_", "&amp;amp;", "1."),
+        *("Chapter", "IV"),
+    ]
+)
+TEXT = st.lists(WORDS, min_size=1, max_size=8).map(" ".join)
+
+
+@st.composite
+def html_body(draw: st.DrawFn, depth: int = 0) -> str:
+    """Random XHTML of the kinds books use, nested a little."""
+    parts = []
+    for _ in range(draw(st.integers(1, 5))):
+        t = draw(TEXT)
+        kind = draw(
+            st.sampled_from(
+                [
+                    "p",
+                    "h1",
+                    "h2",
+                    "h3",
+                    "quote",
+                    "list",
+                    "note",
+                    "ref",
+                    "page",
+                    "img",
+                    "poem",
+                    "div",
+                    "table",
+                    "br",
+                    "cite",
+                    "colophon",
+                    "span",
+                ]
+            )
+        )
+        if kind in ("div", "quote") and depth < 2:
+            inner = draw(html_body(depth + 1))
+            parts.append(
+                f"<blockquote>{inner}</blockquote>" if kind == "quote" else f"<div>{inner}</div>"
+            )
+        elif kind in ("h1", "h2", "h3"):
+            parts.append(f"<{kind}>{t}</{kind}>")
+        elif kind == "list":
+            parts.append(f"<ul><li>{t}</li><li>{draw(TEXT)}</li></ul>")
+        elif kind == "note":
+            parts.append(f'<aside epub:type="footnote"><p>{t}</p></aside>')
+        elif kind == "ref":
+            parts.append(f'<p>{t}<sup><a href="#n1">1</a></sup> {draw(TEXT)}</p>')
+        elif kind == "page":
+            parts.append(f'<p>{t}<span epub:type="pagebreak">12</span>{draw(TEXT)}</p>')
+        elif kind == "img":
+            parts.append(f'<p>{t} <img src="x.png" alt="{draw(TEXT)}"/></p>')
+        elif kind == "poem":
+            parts.append(f'<div class="poem"><p>{t}<br/>{draw(TEXT)}</p></div>')
+        elif kind == "table":
+            parts.append(f"<table><tr><td>{t}</td><td>{draw(TEXT)}</td></tr></table>")
+        elif kind == "br":
+            parts.append(f"<p>{t}<br/>{draw(TEXT)}</p>")
+        elif kind == "cite":
+            parts.append(f"<blockquote><p>{t}</p><cite>{draw(TEXT)}</cite></blockquote>")
+        elif kind == "colophon":
+            parts.append(f'<section epub:type="colophon"><p>{t}</p></section>')
+        elif kind == "span":
+            parts.append(f"<p>un<em>{t}</em>ed <b>{draw(TEXT)}</b></p>")
+        else:
+            parts.append(f"<p>{t}</p>")
+        if draw(st.booleans()):
+            parts.append("\n")
+    return "".join(parts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_body())
+def test_every_word_of_an_html_document_is_accounted_for(body: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds = Path(tmp) / "seeds"
+        seeds.mkdir()
+        (seeds / "doc.xhtml").write_text(
+            XHTML.format(title="Doc", body_attrs="", body=body), encoding="utf-8"
+        )
+        try:
+            book = segment_book(seeds)
+        except InputError as err:
+            assert "nothing to read" in str(err)
+            return
+        coverage = words_accounted(book, seed_contents(seeds))
+        assert coverage.ok, f"{coverage}\n{body}"

@@ -19,6 +19,8 @@ class SourceText:
     text: str
     markdown: bool
     where: Path  # the seed file itself, for errors about the whole file
+    #: whether `&...;` in the text are character references, decoded as text (Markdown's)
+    references: bool = False
     title: str | None = None  # the chapter's title when the text has no heading (EPUB nav)
     #: what the reader took out before the segmenter saw the text (footnotes, page numbers)
     removed: tuple[Removed, ...] = ()

@@ -136,7 +136,13 @@ class _Book:
             if name not in self.names:
                 raise InputError(self.path, f"the spine names {name}, which is not in it")
             order.append((name, ref.get("linear") != "no"))
-        labels = self.navigation(opf, manifest, spine, href)
+        contents = self.navigation(manifest, spine, href)
+        labels: dict[str, str] = {}
+        anchors: dict[str, set[str]] = {}
+        for doc, fragment, label, top in contents:
+            labels.setdefault(doc, label)
+            if top and fragment:
+                anchors.setdefault(doc, set()).add(fragment)
         guide = {
             href(r.get("href") or ""): _GUIDE[r.get("type")]
             for r in opf.iterfind(".//opf:guide/opf:reference", _NS)
@@ -170,7 +176,14 @@ class _Book:
                 continue
             label = labels.get(name)
             texts.append(
-                render_document(root, file, self.path, title=label, from_contents=bool(label))
+                render_document(
+                    root,
+                    file,
+                    self.path,
+                    title=label,
+                    from_contents=bool(label),
+                    chapters_at=frozenset(anchors.get(name, ())),
+                )
             )
         return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
 
@@ -188,9 +201,18 @@ class _Book:
                     "only books without DRM",
                 )
 
-    def navigation(self, opf, manifest, spine, href) -> dict[str, str]:
-        """Document -> its first title in the table of contents (EPUB 3 nav, else NCX)."""
-        labels: dict[str, str] = {}
+    def navigation(self, manifest, spine, href) -> list[tuple[str, str, str, bool]]:
+        """The table of contents in order (EPUB 3 nav, else NCX): (document, fragment,
+        title, whether a top-level entry, a chapter rather than a part of one)."""
+        entries: list[tuple[str, str, str, bool]] = []
+
+        def add(base: str, target: str, label: str, top: bool) -> None:
+            path, fragment = urldefrag(target)
+            doc = posixpath.normpath(posixpath.join(posixpath.dirname(base), unquote(path)))
+            label = re.sub(r"\s+", " ", label).strip()
+            if label:
+                entries.append((doc, unquote(fragment), label, top))
+
         nav = next(
             (i for i in manifest.values() if "nav" in (i.get("properties") or "").split()),
             None,
@@ -199,30 +221,25 @@ class _Book:
             name = href(nav.get("href"))
             root = parse_document(self.data(name), f"{self.path}: {name}")
             tocs = [n for n in root.iter("nav") if "toc" in (n.get("epub:type") or "").split()]
-            for a in (tocs[0] if tocs else root).iter("a"):
-                target = posixpath.normpath(
-                    posixpath.join(
-                        posixpath.dirname(name), unquote(urldefrag(a.get("href") or "")[0])
-                    )
-                )
-                label = re.sub(r"\s+", " ", "".join(a.itertext())).strip()
-                if label:
-                    labels.setdefault(target, label)
+            toc = tocs[0] if tocs else root
+            first_list = next(toc.iter("ol", "ul"), None)
+            tops = {id(a) for li in (first_list if first_list is not None else []) for a in li[:1]}
+            for a in toc.iter("a"):
+                add(name, a.get("href") or "", "".join(a.itertext()), id(a) in tops)
         toc_id = spine.get("toc")
-        if not labels and toc_id in manifest:
+        if not entries and toc_id in manifest:
             name = href(manifest[toc_id].get("href"))
             ncx = self.xml(name)
+            nav_map = ncx.find("ncx:navMap", _NS)
+            top_points = (
+                set(nav_map.iterfind("ncx:navPoint", _NS)) if nav_map is not None else set()
+            )
             for point in ncx.iter(f"{{{_NS['ncx']}}}navPoint"):
                 text = point.find("ncx:navLabel/ncx:text", _NS)
                 content = point.find("ncx:content", _NS)
-                if text is not None and content is not None and (text.text or "").strip():
-                    target = posixpath.normpath(
-                        posixpath.join(
-                            posixpath.dirname(name), unquote(urldefrag(content.get("src") or "")[0])
-                        )
-                    )
-                    labels.setdefault(target, re.sub(r"\s+", " ", text.text).strip())
-        return labels
+                if text is not None and content is not None:
+                    add(name, content.get("src") or "", text.text or "", point in top_points)
+        return entries
 
     def facts(self, opf, manifest, href) -> BookFacts:
         def first(tag: str) -> str | None:

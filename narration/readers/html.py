@@ -44,6 +44,11 @@ _NOTE_TYPES = frozenset(
 )
 _NOTE_REF = frozenset({"noteref", "doc-noteref"})
 _PAGE_BREAK = frozenset({"pagebreak", "doc-pagebreak"})
+#: A letter or an epigraph is read as a quote; its signature or attribution is its source.
+_LETTER = frozenset({"z3998:letter", "epigraph", "doc-epigraph", "z3998:epigraph"})
+_LETTER_CLASS = re.compile(r"\b(?:letter|epigraph|epistle)\b", re.I)
+_SIGNED = frozenset({"cite", "z3998:attribution", "z3998:signature", "doc-credit"})
+_SIGNED_CLASS = re.compile(r"\b(?:attribution|signature|signed|source|credit)\b", re.I)
 _POEM = re.compile(r"\b(?:poem|verse|stanza|z3998:poem|z3998:verse|z3998:song)\b", re.I)
 #: Parts of a book that are not read, by epub:type (or role) and what they are.
 NOT_READ = {
@@ -116,6 +121,18 @@ def _decode(data: bytes, where: Path | str) -> str:
         ) from None
 
 
+def _esc(text: str | None) -> str:
+    """The document's text as Markdown text, never Markdown markup: `&`, `<` and a link's
+    `](` written as character references (decoded, as text, by the segmenter). A bracketed
+    "[12]" or "[Illustration]" is left to the segmenter's rules for such markers."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace("](", "&#93;(")
+
+
+def _lead(line: str) -> str:
+    """A paragraph line beginning with `#` or `>` is text, not a heading or a quote."""
+    return f"&#{ord(line[0])};{line[1:]}" if line[:1] in ("#", ">") else line
+
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[^\W_]+", text.casefold()))
 
@@ -145,7 +162,9 @@ def content_text(el: etree._Element) -> str:
         tag = node.tag if isinstance(node.tag, str) else ""
         if tag in _SKIP or not tag:
             return
-        block = tag in _BLOCKS or tag == "br"
+        # what is taken out where it stands (a note's number, a page number, an image) is a
+        # token of its own, as it reads on the page: "the¹" is "the" and "1"
+        block = tag in _BLOCKS or tag == "br" or _taken_out(node)
         if block:
             out.append("\n")
         if tag == "img" and node.get("alt"):
@@ -159,6 +178,15 @@ def content_text(el: etree._Element) -> str:
 
     walk(el)
     return "".join(out)
+
+
+def _taken_out(el: etree._Element) -> bool:
+    kinds = _kinds(el)
+    return (
+        el.tag == "img"
+        or bool(kinds & (_PAGE_BREAK | _NOTE_REF | _NOTE_TYPES))
+        or _Renderer.looks_like_note_ref(el)
+    )
 
 
 class _Renderer:
@@ -194,10 +222,10 @@ class _Renderer:
 
     def inline(self, el: etree._Element) -> str:
         """An element's text, markers taken out (and listed), <br> as a line break."""
-        parts = [el.text or ""]
+        parts = [_esc(el.text)]
         for child in el:
             parts.append(self.inline_child(child))
-            parts.append(child.tail or "")
+            parts.append(_esc(child.tail))
         return "".join(parts)
 
     def inline_child(self, child: etree._Element) -> str:
@@ -213,7 +241,7 @@ class _Renderer:
         if kinds & _PAGE_BREAK:
             self.remove(child, content_text(child), "page-break marker")
             return " "
-        if kinds & _NOTE_REF or self._looks_like_note_ref(child):
+        if kinds & _NOTE_REF or self.looks_like_note_ref(child):
             self.remove(child, content_text(child), "footnote reference")
             return ""
         if kinds & _NOTE_TYPES:
@@ -222,7 +250,7 @@ class _Renderer:
         return self.inline(child)
 
     @staticmethod
-    def _looks_like_note_ref(el: etree._Element) -> bool:
+    def looks_like_note_ref(el: etree._Element) -> bool:
         """<sup><a href="#n1">1</a></sup> and <a href="notes.xhtml#n1"><sup>1</sup></a>."""
         if el.tag not in ("a", "sup"):
             return False
@@ -232,7 +260,7 @@ class _Renderer:
         in_sup = el.tag == "sup" or link.find("sup") is not None
         parent = el.getparent()
         in_sup = in_sup or (parent is not None and parent.tag == "sup")
-        return in_sup and bool(_SHORT_MARK.match(content_text(el)))
+        return in_sup and bool(_SHORT_MARK.match("".join(el.itertext())))
 
     # blocks -----------------------------------------------------------------------------
 
@@ -252,19 +280,23 @@ class _Renderer:
             self.remove(el, content_text(el), "page-break marker")
             return
         if tag in _HEADINGS:
-            level = max(1, _HEADINGS[tag] - top + 1)
+            level = _HEADINGS[tag] - top + 1
             text = _WS.sub(" ", self.inline(el)).strip()
+            if level < 1:  # above the chapters' headings: the book's title page, not a chapter
+                self.emit(el, [prefix + text])
+                return
             if level == 1 and self.title is not None and not prefix:
                 # the document's chapter is the navigation's: its own first heading is said
                 # by that title ("The Dawn" in "Chapter One: The Dawn"), or is a section
                 title, self.title = self.title, None
-                if _words(text) <= _words(title):
-                    self.remove(el, text, "chapter heading (the contents' title says it)")
+                said = content_text(el)
+                if _words(said) <= _words(title):
+                    self.remove(el, said, "chapter heading (the contents' title says it)")
                     return
                 level = 2
             self.emit(el, [f"{prefix}{'#' * level} {text}" if not prefix else prefix + text])
             return
-        if tag == "blockquote":
+        if tag == "blockquote" or kinds & _LETTER or _LETTER_CLASS.search(el.get("class") or ""):
             self.quote(el, prefix)
             return
         if tag in ("ul", "ol"):
@@ -286,44 +318,50 @@ class _Renderer:
         self.paragraph(el, self.inline(el), prefix)
 
     def paragraph(self, el: etree._Element, text: str, prefix: str) -> None:
-        lines = [_WS.sub(" ", t).strip() for t in text.split("\n")]
+        lines = [_lead(_WS.sub(" ", t).strip()) for t in text.split("\n")]
         self.emit(el, [prefix + t for t in lines if t])
 
     def mixed(self, el: etree._Element, prefix: str, top: int) -> None:
         """A container: its blocks in order, and loose text between them as paragraphs."""
-        run = [el.text or ""]
+        run = [_esc(el.text)]
         for child in el:
             if isinstance(child.tag, str) and child.tag in _BLOCKS:
                 self.paragraph(el, "".join(run), prefix)
                 self.block(child, prefix, top)
-                run = [child.tail or ""]
+                run = [_esc(child.tail)]
             else:
                 run.append(self.inline_child(child))
-                run.append(child.tail or "")
+                run.append(_esc(child.tail))
         self.paragraph(el, "".join(run), prefix)
 
     def quote(self, el: etree._Element, prefix: str) -> None:
         """A block quote, `> ` on each line; a closing <cite>/<footer> is its source line."""
         children = [c for c in el if isinstance(c.tag, str)]
         source = None
-        if children and (children[-1].tag in ("cite", "footer") or "cite" in _kinds(children[-1])):
+        if children and (
+            children[-1].tag in ("cite", "footer")
+            or _kinds(children[-1]) & _SIGNED
+            or _SIGNED_CLASS.search(children[-1].get("class") or "")
+        ):
             source = children[-1]
         inner = prefix + "> "
-        run = [el.text or ""]
+        if self.lines and self.lines[-1].strip():
+            self.lines.append(prefix.rstrip())  # a quote of its own, not the one above
+        run = [_esc(el.text)]
         for child in el:
             if child is source:
                 self.paragraph(el, "".join(run), inner)
                 run = []
                 text = _WS.sub(" ", self.inline(child)).strip().lstrip("—–-― ").strip()
                 self.emit(child, [f"{inner}— {text}"])
-                run.append(child.tail or "")
+                run.append(_esc(child.tail))
             elif isinstance(child.tag, str) and child.tag in _BLOCKS:
                 self.paragraph(el, "".join(run), inner)
                 self.block(child, inner)
-                run = [child.tail or ""]
+                run = [_esc(child.tail)]
             else:
                 run.append(self.inline_child(child))
-                run.append(child.tail or "")
+                run.append(_esc(child.tail))
         self.paragraph(el, "".join(run), inner)
 
     def poem(self, el: etree._Element, prefix: str) -> None:
@@ -339,7 +377,9 @@ class _Renderer:
                 out.extend(self._verse_lines(c))
             return out
         return [
-            (t, el) for t in (_WS.sub(" ", t).strip() for t in self.inline(el).split("\n")) if t
+            (_lead(t), el)
+            for t in (_WS.sub(" ", t).strip() for t in self.inline(el).split("\n"))
+            if t
         ]
 
 
@@ -350,21 +390,35 @@ def render_document(
     *,
     title: str | None = None,
     from_contents: bool = False,
+    chapters_at: frozenset[str] = frozenset(),
 ) -> SourceText:
     """A parsed document as a SourceText. `title` names its chapter when it has no heading
     of its own; `from_contents`: it is the table of contents' title, which is the chapter's
-    even when the document has a heading."""
+    even when the document has a heading. `chapters_at`: ids where the table of contents
+    starts a chapter in this document (a whole book in one file): the headings there are
+    the chapters' (a level above them, the book's own title, is not a chapter's)."""
     body = root.find(".//body")
     if body is None:
         body = root
-    r = _Renderer(file, title if from_contents else None)
+    r = _Renderer(file, title if from_contents and not chapters_at else None)
     headings = [int(h.tag[1]) for h in body.iter(*_HEADINGS)]
     top = min(headings) if headings else 1
+    if chapters_at:
+        levels = []
+        for el in body.iter():
+            if isinstance(el.tag, str) and el.get("id") in chapters_at:
+                heading = el if el.tag in _HEADINGS else next(el.iter(*_HEADINGS), None)
+                if heading is None:  # an anchor just before its heading
+                    heading = next(el.itersiblings(*_HEADINGS), None)
+                if heading is not None:
+                    levels.append(_HEADINGS[heading.tag])
+        top = min(levels, default=top)
     r.block(body, "", top)
     return SourceText(
         file=file,
         text="\n".join(r.lines) + "\n",
         markdown=True,
+        references=True,
         where=where,
         title=title,
         removed=tuple(r.removed),

@@ -135,5 +135,6 @@ def read_text(path: Path) -> list[SourceText]:
             text=read_seed(path),
             markdown=path.suffix.lower() == ".md",
             where=path,
+            references=path.suffix.lower() == ".md",
         )
     ]
