@@ -242,6 +242,10 @@ HOSTILE = {
         ),
         "encrypted \\(DRM",
     ),
+    "adobe drm": (
+        lambda p: make_epub(p, extra=[("META-INF/rights.xml", "<rights/>")]),
+        "locked \\(Adobe DRM",
+    ),
     "no package": (
         lambda p: _rewrite(
             p,

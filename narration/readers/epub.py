@@ -188,6 +188,13 @@ class _Book:
         return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
 
     def check_drm(self) -> None:
+        for marker, scheme in (("META-INF/rights.xml", "Adobe"), ("META-INF/sinf.xml", "Apple")):
+            if marker in self.names:
+                raise InputError(
+                    self.path,
+                    f"the book is locked ({scheme} DRM, {marker}): narrate reads only books "
+                    "without DRM",
+                )
         if "META-INF/encryption.xml" not in self.names:
             return
         enc = self.xml("META-INF/encryption.xml")
