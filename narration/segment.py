@@ -66,11 +66,7 @@ from .model import (
     Source,
 )
 from .readers import SourceText, read_seed_file, seed_files, seed_stem
-from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences
-
-
-def _wordset(words: str) -> frozenset[str]:
-    return frozenset(words.split())
+from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences, wordset
 
 
 def _wordlist(words: str) -> list[str]:
@@ -89,9 +85,8 @@ def segment_book(seeds_dir: Path) -> Book:
     used: set[str] = set()
     for path in seed_files(seeds_dir):
         reading = read_seed_file(path)
-        for key, value in vars(reading.facts).items():
-            if value is not None:
-                facts.setdefault(key, value)
+        if not facts and any(v is not None for v in vars(reading.facts).values()):
+            facts = vars(reading.facts)  # the first book that says: all from one, never mixed
         removed.extend(reading.removed)
         before = len(chapters)
         for st in reading.texts:
@@ -121,6 +116,16 @@ def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter],
         title=st.title,
         empty_ok=not whole,
     )
+    titled = dict(st.titles)
+    for k, ch in enumerate(chapters):
+        label = titled.get(ch.line)
+        if label is not None and label != ch.title and set(words(ch.title)) <= set(words(label)):
+            # the contents' title says the heading's words ("The Dawn" in "Chapter One: The
+            # Dawn"): it is the chapter's title, announced once, and the heading is listed
+            removed.append(
+                Removed(st.file, ch.line, ch.title, "chapter heading (the contents' title says it)")
+            )
+            chapters[k] = replace(ch, title=label, line=0)
     return chapters, sorted([*st.removed, *removed], key=lambda r: r.line)
 
 
@@ -258,15 +263,15 @@ _SPECIAL = re.compile(
     + r")\.?$"
 )
 
-_SMALL_WORDS = _wordset(
+_SMALL_WORDS = wordset(
     "a an the and but or nor for so yet as at by in of on per to via from into with over "
     "upon than de la le du von van der et"
 )
-_NOT_NAME = _wordset(
+_NOT_NAME = wordset(
     "the a an of and in on to for with what who how why is are was this that from by "
     "chapter part book page top last updated"
 )
-_NAME_PARTICLES = _wordset("de da di del della der van von le la du bin ibn ten ter")
+_NAME_PARTICLES = wordset("de da di del della der van von le la du bin ibn ten ter")
 _BY = re.compile(r"^\s*by(?:\s+(?P<name>.*?))?\s*$", re.I)
 _DOC_NOUNS = (
     "statement|declaration|letter|manifesto|resolution|appeal|leaflet|proclamation|telegram"

@@ -11,14 +11,15 @@ from .inline import WHITESPACE, WORD
 from .model import MAX_UTTERANCE, Span
 
 
-def _wordset(words: str) -> frozenset[str]:
+def wordset(words: str) -> frozenset[str]:
+    """A set of words written as one string (for the word lists here and in segment.py)."""
     return frozenset(words.split())
 
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s)")
 
 
-_NO_SPLIT_AFTER = _wordset(
+_NO_SPLIT_AFTER = wordset(
     "mr mrs ms messrs dr prof rev hon st mt gen col capt lt sgt cpl gov sen rep jr sr vs "
     "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme "
     "mlle mons esq"

@@ -596,3 +596,177 @@ def test_every_word_of_an_html_document_is_accounted_for(body: str) -> None:
             return
         coverage = words_accounted(book, seed_contents(seeds))
         assert coverage.ok, f"{coverage}\n{body}"
+
+
+def build_epub(
+    path: Path,
+    docs: dict[str, str],
+    spine: list[str],
+    *,
+    nav: str = "",
+    ncx: str = "",
+    linear_no: tuple[str, ...] = (),
+) -> Path:
+    """An EPUB from XHTML bodies by file name; `nav` (EPUB 3) or `ncx` (EPUB 2) its contents."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr(
+            "META-INF/container.xml",
+            '<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="OEBPS/book.opf"/></rootfiles></container>',
+        )
+        items = "".join(
+            f'<item id="i{k}" href="{name}" media-type="application/xhtml+xml"/>'
+            for k, name in enumerate(docs)
+        )
+        ids = {name: f"i{k}" for k, name in enumerate(docs)}
+        toc = ""
+        if nav:
+            items += '<item id="nav" href="nav.xhtml" properties="nav" media-type="application/xhtml+xml"/>'
+            z.writestr("OEBPS/nav.xhtml", XHTML.format(title="Contents", body_attrs="", body=nav))
+        if ncx:
+            items += '<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
+            z.writestr(
+                "OEBPS/toc.ncx",
+                '<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+                f"<navMap>{ncx}</navMap></ncx>",
+            )
+            toc = ' toc="ncx"'
+        linear = {n: ' linear="no"' if n in linear_no else "" for n in spine}
+        refs = "".join(f'<itemref idref="{ids[n]}"{linear[n]}/>' for n in spine)
+        z.writestr(
+            "OEBPS/book.opf",
+            '<package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata/>'
+            f"<manifest>{items}</manifest><spine{toc}>{refs}</spine></package>",
+        )
+        for name, body in docs.items():
+            z.writestr(f"OEBPS/{name}", XHTML.format(title=name, body_attrs="", body=body))
+    return path
+
+
+def point(label: str, src: str) -> str:
+    return f'<navPoint><navLabel><text>{label}</text></navLabel><content src="{src}"/></navPoint>'
+
+
+def test_a_calibre_style_epub_titles_notes_and_title_page(tmp_path: Path) -> None:
+    """Calibre's shape: parts named part0000.xhtml, an NCX linking to heading ids, a title
+    page not in the contents, notes in a document of their own with no epub:type."""
+    docs = {
+        "part0000.xhtml": "<p>THE GREAT ESCAPE</p><p>by Ann Author</p><p>ISBN 978-0-00-000000-0</p>",
+        "part0001.xhtml": '<h1 id="toc_1">Chapter 1</h1><p>The morning was cold.'
+        '<a href="part0003.xhtml#ftn1" id="ref1"><sup>1</sup></a> She walked on.</p>',
+        "part0002.xhtml": '<h1 id="toc_2">Chapter 2</h1><p>At night the stars came out.'
+        '<a href="part0003.xhtml#ftn2" id="ref2"><sup>2</sup></a></p>',
+        "part0003.xhtml": '<p><a href="part0001.xhtml#ref1" id="ftn1"><sup>1</sup></a> About the cold.</p>'
+        '<p><a href="part0002.xhtml#ref2" id="ftn2"><sup>2</sup></a> About the stars.</p>',
+    }
+    ncx = point("Chapter 1: Morning", "part0001.xhtml#toc_1") + point(
+        "Chapter 2: Night", "part0002.xhtml#toc_2"
+    )
+    seeds = tmp_path / "seeds"
+    build_epub(seeds / "book.epub", docs, list(docs), ncx=ncx)
+    book = segment_book(seeds)
+    assert [c.title for c in book.chapters] == ["Chapter 1: Morning", "Chapter 2: Night"]
+    spoken = " ".join(s.text for c in book.chapters for s in c.segments)
+    assert spoken == "The morning was cold. She walked on. At night the stars came out."
+    reasons = Counter(r.reason for r in book.removed)
+    assert reasons["footnote (notes are not read)"] == 2
+    assert reasons["title page (before the contents' first entry)"] == 1
+    assert words_accounted(book, seed_contents(seeds)).ok
+
+
+def test_a_gutenberg_style_book_in_one_file(tmp_path: Path) -> None:
+    """One document: the licence header, the title, a contents table, chapters as <h2> the
+    nav links to, page numbers in <span class="pagenum">, verse, notes at the end."""
+    body = (
+        "<h1>THE BOOK</h1><p>BY ANN AUTHOR</p><h2>CONTENTS</h2>"
+        '<table><tr><td><a href="#c1">I. THE START</a></td></tr>'
+        '<tr><td><a href="#c2">II. THE END</a></td></tr></table>'
+        '<div class="chapter"><h2><a id="c1"></a>CHAPTER I.<br/>THE START</h2>'
+        '<p>It began on a Tuesday.<a id="r1"></a><a href="#f1" class="fnanchor">[1]</a>'
+        ' Nobody noticed.<span class="pagenum"><a id="Page_2">[Pg 2]</a></span> Then everyone'
+        ' did.</p><div class="poetry"><div class="stanza"><div class="verse">The rain it'
+        ' raineth every day,</div><div class="verse">Upon the just and unjust fellow.</div>'
+        '</div></div><div class="footnotes"><p><a id="f1"></a><a href="#r1">[1]</a> Tuesday'
+        " was market day.</p></div></div>"
+        '<div class="chapter"><h2><a id="c2"></a>CHAPTER II.<br/>THE END</h2>'
+        "<p>And so it ended.</p></div>"
+    )
+    nav = (
+        '<nav epub:type="toc"><ol><li><a href="book.xhtml#c1">Chapter I. The Start</a></li>'
+        '<li><a href="book.xhtml#c2">Chapter II. The End</a></li></ol></nav>'
+    )
+    seeds = tmp_path / "seeds"
+    build_epub(seeds / "book.epub", {"book.xhtml": body}, ["book.xhtml"], nav=nav)
+    book = segment_book(seeds)
+    assert [c.title for c in book.chapters] == ["Chapter I. The Start", "Chapter II. The End"]
+    first = [s.text for s in book.chapters[0].segments]
+    assert first == [
+        "It began on a Tuesday. Nobody noticed. Then everyone did.",
+        "The rain it raineth every day,",
+        "Upon the just and unjust fellow.",
+    ]
+    reasons = Counter(r.reason for r in book.removed)
+    assert reasons["table of contents"] >= 1 and reasons["page-break marker"] == 1
+    assert book.chapters[0].author == "Ann Author"
+    assert words_accounted(book, seed_contents(seeds)).ok
+
+
+def test_markup_that_is_not_speech_says_nothing(tmp_path: Path) -> None:
+    body = (
+        '<h1>Odd</h1><h2><img src="x.png" alt=""/></h2><h2><a id="p1"></a></h2>'
+        "<ul><li></li><li>A real item.</li></ul><p>- not a bullet, a dash.</p>"
+        "<blockquote><p>Outer words.</p><blockquote><p>Inner words.</p><cite>Inner Author</cite>"
+        "</blockquote><p>Outer again.</p><cite>Outer Author</cite></blockquote>"
+        '<div class="letter"><p>My dear, come home.</p><p class="signature">Yours ever, Bob Smith</p></div>'
+        "<p>An equation <math><mi>x</mi></math> and a drawing <svg><text>label</text></svg>.</p>"
+    )
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "odd.xhtml").write_text(XHTML.format(title="Odd", body_attrs="", body=body))
+    book = segment_book(seeds)
+    said = [(s.kind, s.text, s.source and s.source.author) for s in book.chapters[0].segments]
+    assert said == [
+        ("list_item", "A real item.", None),
+        ("narration", "- not a bullet, a dash.", None),
+        ("quote", "Outer words.", None),
+        ("quote", "Inner words.", "Inner Author"),
+        ("quote", "Outer again.", "Outer Author"),
+        ("quote", "My dear, come home. Yours ever,", "Bob Smith"),
+        ("narration", "An equation and a drawing .", None),
+    ]
+    assert {"mathematics", "text in an SVG image"} <= {r.reason for r in book.removed}
+    assert words_accounted(book, seed_contents(seeds)).ok
+
+
+@pytest.mark.parametrize(
+    ("data", "spoken"),
+    [
+        # XHTML is UTF-8 unless its XML declaration says otherwise: a <meta> never overrides it
+        (
+            b'<?xml version="1.0"?><html><head><meta charset="iso-8859-1"/></head>'
+            b"<body><p>Caf\xc3\xa9 na\xc3\xafve.</p></body></html>",
+            "Café naïve.",
+        ),
+        ("<html><body><p>Café naïve.</p></body></html>".encode("utf-16"), "Café naïve."),
+        (
+            b'<html><head><meta charset="windows-1252"></head><body><p>Caf\xe9.</p></body></html>',
+            "Café.",
+        ),
+    ],
+)
+def test_html_encodings(tmp_path: Path, data: bytes, spoken: str) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "page.html").write_bytes(data)
+    book = segment_book(seeds)
+    assert book.chapters[0].segments[0].text == spoken
+
+
+def test_a_document_too_large_for_a_book_is_refused_as_it_is_read(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    big = "<p>a b</p>\n" * (9 * 2**20 // 11)  # 9 MB, a few kB packed
+    path = build_epub(seeds / "big.epub", {"ch.xhtml": big}, ["ch.xhtml"])
+    with pytest.raises(InputError, match="unpacks to more than 8 MB"):
+        read_seed_file(path)

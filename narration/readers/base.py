@@ -26,6 +26,8 @@ class SourceText:
     removed: tuple[Removed, ...] = ()
     #: the document's text content, every word the proof must find (None: `text` itself)
     content: str | None = None
+    #: chapter headings' lines in `text` and the table of contents' titles for them
+    titles: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

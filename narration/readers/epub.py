@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
@@ -21,13 +22,18 @@ from lxml import etree
 from ..errors import InputError
 from ..model import BookFacts, Removed
 from .base import Reading
-from .html import NOT_READ, content_text, not_read, parse_document, render_document
+from .html import content_text, is_note_ref, not_read, parse_document, render_document
 
 #: More than any book unpacks to (the longest novels are a few MB of XHTML; images add
 #: tens): a bound against zip bombs, checked on the sizes the archive declares (zipfile
 #: never reads past them).
 MAX_UNPACKED = 512 * 1024 * 1024
 MAX_ENTRIES = 20_000
+#: A document (or the OPF, the NCX) larger than any book's page is refused as it is read,
+#: before its XML can take gigabytes to parse; and the book's text as a whole is bounded.
+MAX_DOCUMENT = 8 * 2**20  # the whole of Shakespeare in one HTML file is 5.6 MB
+MAX_TEXT = 48 * 2**20
+MAX_IMAGE = 32 * 2**20
 #: Font obfuscation (IDPF, Adobe) is allowed; any other encryption is DRM.
 _FONT_OBFUSCATION = (
     "http://www.idpf.org/2008/embedding",
@@ -49,6 +55,15 @@ _GUIDE = {
     "cover": "cover page",
 }
 _NAMED = re.compile(r"(?:^|[/_-])(copyright|colophon|titlepage|title-page|imprint|toc|cover)\b")
+_NAMED_AS = {
+    "copyright": "copyright page",
+    "colophon": "colophon",
+    "titlepage": "title page",
+    "title-page": "title page",
+    "imprint": "imprint",
+    "toc": "table of contents",
+    "cover": "cover page",
+}
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
@@ -60,6 +75,48 @@ def read_epub(path: Path) -> Reading:
     with archive:
         _check_archive(archive, path)
         return _Book(archive, path).read()
+
+
+def _note_targets(docs: list[tuple[str, bool, etree._Element]]) -> dict[str, set[str]]:
+    """Document -> the ids of its notes, as the book's note references point to them.
+
+    A reference and the note's link back to it look alike (a small number in <sup>,
+    linking within the book): of two that link to each other, the note is the one that
+    comes later in reading order."""
+    order = {name: k for k, (name, _, _) in enumerate(docs)}
+    where: dict[tuple[str, str], tuple[int, int]] = {}
+    links: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    for name, _, root in docs:
+        for el in root.iter():
+            if isinstance(el.tag, str) and el.get("id"):
+                where[(name, el.get("id"))] = (order[name], el.sourceline or 0)
+        for el in root.iter("a", "sup"):
+            if not is_note_ref(el):
+                continue
+            link = el if el.tag == "a" else el.find("a")
+            if link is None:
+                continue
+            path, fragment = urldefrag(link.get("href") or "")
+            if not fragment:
+                continue
+            doc = posixpath.normpath(posixpath.join(posixpath.dirname(name), unquote(path)))
+            own = next(
+                (
+                    e.get("id")
+                    for e in (link, el, link.getparent())
+                    if e is not None and e.get("id")
+                ),
+                None,
+            )
+            links.append(((name, own or ""), (doc if path else name, unquote(fragment))))
+    pointed = {source: target for source, target in links}
+    targets: dict[str, set[str]] = {}
+    for source, target in links:
+        back = pointed.get(target) == source
+        if back and where.get(target, (0, 0)) < where.get(source, (0, 0)):
+            continue  # the reference this note links back to
+        targets.setdefault(target[0], set()).add(target[1])
+    return targets
 
 
 def _check_archive(archive: zipfile.ZipFile, path: Path) -> None:
@@ -87,17 +144,27 @@ class _Book:
         self.path = path
         self.names = set(archive.namelist())
 
-    def data(self, name: str) -> bytes:
+    def data(self, name: str, cap: int = MAX_DOCUMENT) -> bytes:
+        """An entry's bytes, never more than `cap` unpacked (whatever its header claims)."""
         try:
-            return self.archive.read(name)
+            with self.archive.open(name) as entry:
+                data = entry.read(cap + 1)
         except KeyError:
             raise InputError(self.path, f"{name} is missing from the archive") from None
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
             raise InputError(self.path, f"{name}: cannot be unpacked ({exc})") from None
+        if len(data) > cap:
+            raise InputError(
+                self.path,
+                f"{name} unpacks to more than {cap // 2**20} MB, more than any book's page: "
+                "not read",
+            )
+        return data
 
     def xml(self, name: str) -> etree._Element:
         data = self.data(name)
-        if b"<!ENTITY" in data:
+        text = data.decode("utf-16", "replace") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+        if b"<!ENTITY" in data or (text is not None and "<!ENTITY" in text):
             raise InputError(
                 self.path, f"{name} declares XML entities, which narrate never expands"
             )
@@ -136,18 +203,6 @@ class _Book:
             if name not in self.names:
                 raise InputError(self.path, f"the spine names {name}, which is not in it")
             order.append((name, ref.get("linear") != "no"))
-        contents = self.navigation(manifest, spine, href)
-        labels: dict[str, str] = {}
-        anchors: dict[str, set[str]] = {}
-        for doc, fragment, label, top in contents:
-            labels.setdefault(doc, label)
-            if top and fragment:
-                anchors.setdefault(doc, set()).add(fragment)
-        guide = {
-            href(r.get("href") or ""): _GUIDE[r.get("type")]
-            for r in opf.iterfind(".//opf:guide/opf:reference", _NS)
-            if r.get("type") in _GUIDE
-        }
         nav_doc = next(
             (
                 href(i.get("href"))
@@ -156,33 +211,58 @@ class _Book:
             ),
             None,
         )
-        texts, removed = [], []
+        entries = self.navigation(nav_doc, spine, manifest, href)
+        labels: dict[str, str] = {}
+        tops: dict[str, dict[str, str]] = {}
+        for doc, fragment, label, top in entries:
+            labels.setdefault(doc, label)
+            if top and fragment:
+                tops.setdefault(doc, {}).setdefault(fragment, label)
+        guide = {
+            href(r.get("href") or ""): _GUIDE[r.get("type")]
+            for r in opf.iterfind(".//opf:guide/opf:reference", _NS)
+            if r.get("type") in _GUIDE
+        }
+        docs, total = [], 0
         for name, linear in order:
+            data = self.data(name)
+            total += len(data)
+            if total > MAX_TEXT:
+                raise InputError(
+                    self.path, f"more than {MAX_TEXT // 2**20} MB of text: more than a book"
+                )
+            docs.append((name, linear, parse_document(data, f"{self.path}: {name}")))
+        notes = _note_targets(docs)
+        first_named = next((k for k, (n, _, _) in enumerate(docs) if n in labels), len(docs))
+        texts, removed = [], []
+        for k, (name, linear, root) in enumerate(docs):
             file = f"{self.path.name}/{name}"
-            root = parse_document(self.data(name), f"{self.path}: {name}")
             body = root.find(".//body")
-            why = ("table of contents" if name == nav_doc else guide.get(name)) or (
-                not_read(body) if body is not None else None
+            if body is None:
+                body = root
+            named = _NAMED.search(name.lower())
+            why = (
+                ("table of contents" if name == nav_doc else guide.get(name))
+                or not_read(body)
+                or (_NAMED_AS[named.group(1)] if named and name not in labels else None)
+                or (None if linear else "not in the reading order (linear=no)")
             )
-            if why is None and _NAMED.search(name.lower()) and not labels.get(name):
-                why = NOT_READ.get(_NAMED.search(name.lower()).group(1).replace("-", ""), None)
-                why = why or _GUIDE.get(_NAMED.search(name.lower()).group(1))
-            if why is None and not linear:
-                why = "not in the reading order (linear=no)"
+            content = content_text(body)
+            if why is None and k < first_named and len(content.split()) < 80:
+                why = "title page (before the contents' first entry)"
             if why is not None:
-                text = content_text(body if body is not None else root)
-                if text.strip():
-                    removed.append(Removed(file, 1, re.sub(r"\s+", " ", text).strip(), why))
+                if content.strip():
+                    removed.append(Removed(file, 1, re.sub(r"\s+", " ", content).strip(), why))
                 continue
-            label = labels.get(name)
+            here = tops.get(name, {})
             texts.append(
                 render_document(
                     root,
                     file,
                     self.path,
-                    title=label,
-                    from_contents=bool(label),
-                    chapters_at=frozenset(anchors.get(name, ())),
+                    contents_title=labels.get(name),
+                    chapters_at=here if len(here) >= 2 else None,
+                    notes=frozenset(notes.get(name, ())),
                 )
             )
         return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
@@ -208,7 +288,9 @@ class _Book:
                     "only books without DRM",
                 )
 
-    def navigation(self, manifest, spine, href) -> list[tuple[str, str, str, bool]]:
+    def navigation(
+        self, nav_doc: str | None, spine: etree._Element, manifest: dict, href: Callable
+    ) -> list[tuple[str, str, str, bool]]:
         """The table of contents in order (EPUB 3 nav, else NCX): (document, fragment,
         title, whether a top-level entry, a chapter rather than a part of one)."""
         entries: list[tuple[str, str, str, bool]] = []
@@ -220,19 +302,20 @@ class _Book:
             if label:
                 entries.append((doc, unquote(fragment), label, top))
 
-        nav = next(
-            (i for i in manifest.values() if "nav" in (i.get("properties") or "").split()),
-            None,
-        )
-        if nav is not None and href(nav.get("href")) in self.names:
-            name = href(nav.get("href"))
+        if nav_doc is not None and nav_doc in self.names:
+            name = nav_doc
             root = parse_document(self.data(name), f"{self.path}: {name}")
             tocs = [n for n in root.iter("nav") if "toc" in (n.get("epub:type") or "").split()]
             toc = tocs[0] if tocs else root
             first_list = next(toc.iter("ol", "ul"), None)
-            tops = {id(a) for li in (first_list if first_list is not None else []) for a in li[:1]}
+            # the elements themselves, kept alive in the set (never id() of a proxy)
+            tops = (
+                set(first_list.xpath("./li/a[1] | ./li/span/a[1]"))
+                if first_list is not None
+                else set()
+            )
             for a in toc.iter("a"):
-                add(name, a.get("href") or "", "".join(a.itertext()), id(a) in tops)
+                add(name, a.get("href") or "", "".join(a.itertext()), a in tops)
         toc_id = spine.get("toc")
         if not entries and toc_id in manifest:
             name = href(manifest[toc_id].get("href"))
@@ -266,7 +349,7 @@ class _Book:
         if cover_item is not None:
             name = href(cover_item.get("href") or "")
             if name in self.names:
-                cover = (self.data(name), f"{self.path.name}: {name}")
+                cover = (self.data(name, MAX_IMAGE), f"{self.path.name}: {name}")
         return BookFacts(
             title=first("title"), author=first("creator"), language=first("language"), cover=cover
         )

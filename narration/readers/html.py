@@ -23,8 +23,10 @@ from ..errors import InputError
 from ..model import Removed
 from .base import Reading, SourceText
 
-#: Elements whose content is not text at all.
-_SKIP = frozenset({"head", "script", "style", "template", "noscript", "svg", "math", "title"})
+#: Elements whose content is not text a reader sees.
+_SKIP = frozenset({"head", "script", "style", "template", "title"})
+#: Text a reader may see but narrate does not read, listed as removed.
+_UNREAD = {"svg": "text in an SVG image", "math": "mathematics", "noscript": "noscript fallback"}
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 #: Elements that start a block of their own (the rest are inline).
 _BLOCKS = frozenset(
@@ -43,7 +45,12 @@ _NOTE_TYPES = frozenset(
     )
 )
 _NOTE_REF = frozenset({"noteref", "doc-noteref"})
+#: Notes and references to them by class, as Project Gutenberg and others mark them.
+_NOTE_CLASS = re.compile(r"\b(?:footnotes?|endnotes?)\b", re.I)
+_NOTE_REF_CLASS = re.compile(r"\b(?:fnanchor|noteref|footnote-?ref|fn-?ref)\b", re.I)
 _PAGE_BREAK = frozenset({"pagebreak", "doc-pagebreak"})
+#: Project Gutenberg's and others' page numbers: <span class="pagenum">[Pg 12]</span>.
+_PAGE_CLASS = re.compile(r"\b(?:page-?num(?:ber)?|pageno|page-?break)\b", re.I)
 #: A letter or an epigraph is read as a quote; its signature or attribution is its source.
 _LETTER = frozenset({"z3998:letter", "epigraph", "doc-epigraph", "z3998:epigraph"})
 _LETTER_CLASS = re.compile(r"\b(?:letter|epigraph|epistle)\b", re.I)
@@ -68,10 +75,25 @@ NOT_READ = {
     "doc-colophon": "colophon",
     "doc-pagelist": "list of pages",
 }
+#: A letter's closing words before the name it is signed with ("Yours, Bob Smith").
+_VALEDICTION = re.compile(
+    r"^(?P<closing>(?:(?:yours|ever|very|most|sincerely|faithfully|truly|affectionately|"
+    r"cordially|respectfully|with|love|regards|best|wishes|warmly|fraternally|comradely|"
+    r"your|greetings|and)\s*)+[,.])\s*(?P<name>\S.*)$",
+    re.I,
+)
+_SEPARATOR = re.compile(r"^(?:[*\-=_~•·+]\s*){3,}$")
 _SHORT_MARK = re.compile(r"^\s*[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3}|[a-z])[\])]?\s*$")
 _WS = re.compile(r"\s+")
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']")
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?(?:encoding=[\"']([A-Za-z0-9._-]+)[\"'])?")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9._-]+)", re.I)
+_NOT_DOCUMENTS = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF"),
+    (b"PK\x03\x04", "a ZIP archive"),
+)
 
 
 def read_html(path: Path) -> Reading:
@@ -89,35 +111,54 @@ def read_html(path: Path) -> Reading:
 
 
 def parse_document(data: bytes, where: Path | str) -> etree._Element:
-    """Parse HTML or XHTML safely: no entity declarations, no network, strict decoding."""
-    if b"<!ENTITY" in data:
-        raise InputError(where, "declares XML entities, which narrate never expands; remove them")
+    """Parse HTML or XHTML safely: no entity declarations, no network, strict decoding,
+    nothing cut silently (libxml2 stops at 256 levels of nesting: such a file is refused)."""
+    for magic, what in _NOT_DOCUMENTS:
+        if data.startswith(magic):
+            raise InputError(where, f"this is {what}, not an HTML document")
     text = _decode(data, where)
+    if "<!ENTITY" in text:
+        raise InputError(where, "declares XML entities, which narrate never expands; remove them")
     text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)
     parser = lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
     try:
         root = lxml_html.document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as exc:
         raise InputError(where, f"not a readable HTML document ({exc})") from None
+    if any("depth" in e.message.lower() for e in parser.error_log):
+        raise InputError(where, "elements nested too deep (over 256 levels): not a book's page")
     return root
 
 
 def _decode(data: bytes, where: Path | str) -> str:
-    m = _XML_DECL.match(data) or _META_CHARSET.search(data[:4096])
-    name = m.group(1).decode("ascii") if m else "utf-8"
+    """A byte-order mark first; then an XML document's declaration (else UTF-8: an XHTML
+    page's <meta> never overrides it); then an HTML page's <meta charset>."""
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            name = codec
+            break
+    else:
+        xml = _XML_DECL.match(data)
+        meta = None if xml else _META_CHARSET.search(data[:4096])
+        found = (xml and xml.group(1)) or (meta and meta.group(1))
+        name = found.decode("ascii") if found else "utf-8"
     try:
         codec = codecs.lookup(name).name
     except LookupError:
         raise InputError(
             where, f"declares the encoding '{name}', which Python does not know"
         ) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data, codec = data[3:], "utf-8"
     try:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
         raise InputError(
-            where, f"not valid {name} at byte offset {exc.start}; save it as UTF-8"
+            where, f"not valid {name} at byte offset {exc.start}: the file is damaged"
         ) from None
 
 
@@ -129,8 +170,11 @@ def _esc(text: str | None) -> str:
 
 
 def _lead(line: str) -> str:
-    """A paragraph line beginning with `#` or `>` is text, not a heading or a quote."""
-    return f"&#{ord(line[0])};{line[1:]}" if line[:1] in ("#", ">") else line
+    """A paragraph line beginning with `#`, `>` or a bullet is text, not a heading, a quote
+    or a list item ("* * *" stays a separator)."""
+    if line[:1] in ("#", ">") or (line[:2] in ("- ", "* ", "+ ") and not _SEPARATOR.match(line)):
+        return f"&#{ord(line[0])};{line[1:]}"
+    return line
 
 
 def _words(text: str) -> set[str]:
@@ -157,6 +201,7 @@ def not_read(el: etree._Element) -> str | None:
 def content_text(el: etree._Element) -> str:
     """The text a reader of the page sees (blocks apart, an image's alt text included)."""
     out: list[str] = []
+    sources = {_source_of(q) for q in el.iter() if isinstance(q.tag, str) and _is_quote(q)}
 
     def walk(node: etree._Element) -> None:
         tag = node.tag if isinstance(node.tag, str) else ""
@@ -164,7 +209,7 @@ def content_text(el: etree._Element) -> str:
             return
         # what is taken out where it stands (a note's number, a page number, an image) is a
         # token of its own, as it reads on the page: "the¹" is "the" and "1"
-        block = tag in _BLOCKS or tag == "br" or _taken_out(node)
+        block = tag in _BLOCKS or tag == "br" or _taken_out(node) or node in sources
         if block:
             out.append("\n")
         if tag == "img" and node.get("alt"):
@@ -181,22 +226,68 @@ def content_text(el: etree._Element) -> str:
 
 
 def _taken_out(el: etree._Element) -> bool:
-    kinds = _kinds(el)
     return (
         el.tag == "img"
-        or bool(kinds & (_PAGE_BREAK | _NOTE_REF | _NOTE_TYPES))
-        or _Renderer.looks_like_note_ref(el)
+        or el.tag in _UNREAD
+        or bool(_kinds(el) & (_PAGE_BREAK | _NOTE_REF | _NOTE_TYPES))
+        or is_page_number(el)
+        or is_note_ref(el)
     )
+
+
+def is_page_number(el: etree._Element) -> bool:
+    """A page-break marker: epub:type pagebreak, or a page number's class (Gutenberg's)."""
+    return bool(_kinds(el) & _PAGE_BREAK) or bool(_PAGE_CLASS.search(el.get("class") or ""))
+
+
+def is_note_ref(el: etree._Element) -> bool:
+    """A reference to a note: epub:type noteref, or a short mark in <sup> that links within
+    the book (<sup><a href="#n1">1</a></sup>, <a href="notes.xhtml#n1"><sup>1</sup></a>)."""
+    if _kinds(el) & _NOTE_REF or (
+        el.tag == "a" and _NOTE_REF_CLASS.search(el.get("class") or "") and el.get("href")
+    ):
+        return True
+    if el.tag not in ("a", "sup"):
+        return False
+    link = el if el.tag == "a" else el.find("a")
+    if link is None or "#" not in (link.get("href") or ""):
+        return False
+    in_sup = el.tag == "sup" or link.find("sup") is not None
+    parent = el.getparent()
+    in_sup = in_sup or (parent is not None and parent.tag == "sup")
+    return in_sup and bool(_SHORT_MARK.match("".join(el.itertext())))
+
+
+def _internal_link(a: etree._Element) -> bool:
+    href = (a.get("href") or "").strip().lower()
+    return bool(href) and not href.startswith(("http:", "https:", "mailto:", "ftp:"))
+
+
+def is_contents(el: etree._Element) -> bool:
+    """A table of contents in the text: at least 2 links within the book carrying at least
+    four fifths of the element's words."""
+    links = [a for a in el.iter("a") if _internal_link(a)]
+    if len(links) < 2:
+        return False
+    linked = sum(len(_text(a).split()) for a in links)
+    return linked >= 0.8 * max(1, len(_text(el).split()))
 
 
 class _Renderer:
     """Blocks as Markdown lines, each placed at its source line when that lies ahead."""
 
-    def __init__(self, file: str, title: str | None = None) -> None:
+    def __init__(
+        self,
+        file: str,
+        labels: dict[etree._Element, str],
+        notes: set[etree._Element],
+    ) -> None:
         self.file = file
-        self.title = title  # the navigation's title for the document, announced for it
+        self.labels = labels  # chapter headings -> the contents' titles for them
+        self.notes = notes  # blocks that note references point to
         self.lines: list[str] = []
         self.removed: list[Removed] = []
+        self.titles: list[tuple[int, str]] = []  # (line of a chapter heading, its title)
 
     def remove(self, el: etree._Element, text: str, reason: str) -> None:
         text = _WS.sub(" ", text).strip()
@@ -206,10 +297,11 @@ class _Renderer:
     def line_of(self, el: etree._Element) -> int:
         return el.sourceline or len(self.lines) + 1
 
-    def emit(self, el: etree._Element, lines: list[str]) -> None:
+    def emit(self, el: etree._Element, lines: list[str]) -> int:
+        """Add lines (at the element's own line when that is ahead); the line they start on."""
         lines = [t for t in lines if t.strip(" >")]
         if not lines:
-            return
+            return 0
         # inside a quote, the lines between its paragraphs keep the quote's marks
         gap = lines[0][: len(lines[0]) - len(lines[0].lstrip(" >"))].rstrip()
         if self.lines and self.lines[-1].strip(" >"):
@@ -217,6 +309,7 @@ class _Renderer:
         while len(self.lines) < self.line_of(el) - 1:
             self.lines.append(gap)
         self.lines.extend(lines)
+        return len(self.lines) - len(lines) + 1
 
     # inline content -------------------------------------------------------------------
 
@@ -232,35 +325,24 @@ class _Renderer:
         tag = child.tag if isinstance(child.tag, str) else ""
         if not tag or tag in _SKIP:
             return ""
-        kinds = _kinds(child)
         if tag == "br":
             return "\n"
         if tag == "img":
             self.remove(child, child.get("alt") or "", "image (its alt text is not read)")
             return " "
-        if kinds & _PAGE_BREAK:
+        if tag in _UNREAD:
+            self.remove(child, content_text(child), _UNREAD[tag])
+            return " "
+        if is_page_number(child):
             self.remove(child, content_text(child), "page-break marker")
             return " "
-        if kinds & _NOTE_REF or self.looks_like_note_ref(child):
+        if is_note_ref(child):
             self.remove(child, content_text(child), "footnote reference")
             return ""
-        if kinds & _NOTE_TYPES:
+        if _kinds(child) & _NOTE_TYPES:
             self.remove(child, content_text(child), "footnote")
             return " "
         return self.inline(child)
-
-    @staticmethod
-    def looks_like_note_ref(el: etree._Element) -> bool:
-        """<sup><a href="#n1">1</a></sup> and <a href="notes.xhtml#n1"><sup>1</sup></a>."""
-        if el.tag not in ("a", "sup"):
-            return False
-        link = el if el.tag == "a" else el.find("a")
-        if link is None or "#" not in (link.get("href") or ""):
-            return False
-        in_sup = el.tag == "sup" or link.find("sup") is not None
-        parent = el.getparent()
-        in_sup = in_sup or (parent is not None and parent.tag == "sup")
-        return in_sup and bool(_SHORT_MARK.match("".join(el.itertext())))
 
     # blocks -----------------------------------------------------------------------------
 
@@ -273,30 +355,34 @@ class _Renderer:
         if why is not None:
             self.remove(el, content_text(el), why)
             return
-        if kinds & _NOTE_TYPES:
+        if tag in _UNREAD:
+            self.remove(el, content_text(el), _UNREAD[tag])
+            return
+        if kinds & _NOTE_TYPES or el in self.notes or _NOTE_CLASS.search(el.get("class") or ""):
             self.remove(el, content_text(el), "footnote (notes are not read)")
             return
-        if kinds & _PAGE_BREAK:
+        if is_page_number(el):
             self.remove(el, content_text(el), "page-break marker")
+            return
+        if tag in ("section", "div", "nav", "ol", "ul", "table") and is_contents(el):
+            self.remove(el, content_text(el), "table of contents")
             return
         if tag in _HEADINGS:
             level = _HEADINGS[tag] - top + 1
             text = _WS.sub(" ", self.inline(el)).strip()
+            if not text.strip(" >"):
+                return  # a heading of only an image or an anchor: nothing to say
             if level < 1:  # above the chapters' headings: the book's title page, not a chapter
-                self.emit(el, [prefix + text])
+                self.emit(el, [prefix + _lead(text)])
                 return
-            if level == 1 and self.title is not None and not prefix:
-                # the document's chapter is the navigation's: its own first heading is said
-                # by that title ("The Dawn" in "Chapter One: The Dawn"), or is a section
-                title, self.title = self.title, None
-                said = content_text(el)
-                if _words(said) <= _words(title):
-                    self.remove(el, said, "chapter heading (the contents' title says it)")
-                    return
-                level = 2
-            self.emit(el, [f"{prefix}{'#' * level} {text}" if not prefix else prefix + text])
+            if prefix:  # a heading inside a quote is a line of it
+                self.emit(el, [prefix + _lead(text)])
+                return
+            line = self.emit(el, [f"{'#' * level} {text}"])
+            if el in self.labels:
+                self.titles.append((line, self.labels[el]))
             return
-        if tag == "blockquote" or kinds & _LETTER or _LETTER_CLASS.search(el.get("class") or ""):
+        if _is_quote(el):
             self.quote(el, prefix)
             return
         if tag in ("ul", "ol"):
@@ -305,7 +391,9 @@ class _Renderer:
                 if any(c.tag in _BLOCKS for c in li):
                     self.block(li, prefix, top)
                 else:
-                    self.emit(li, [prefix + mark + _WS.sub(" ", self.inline(li)).strip()])
+                    item = _WS.sub(" ", self.inline(li)).strip()
+                    if item:
+                        self.emit(li, [prefix + mark + item])
             return
         if _POEM.search((el.get("class") or "") + " " + (el.get("epub:type") or "")):
             self.poem(el, prefix)
@@ -336,14 +424,7 @@ class _Renderer:
 
     def quote(self, el: etree._Element, prefix: str) -> None:
         """A block quote, `> ` on each line; a closing <cite>/<footer> is its source line."""
-        children = [c for c in el if isinstance(c.tag, str)]
-        source = None
-        if children and (
-            children[-1].tag in ("cite", "footer")
-            or _kinds(children[-1]) & _SIGNED
-            or _SIGNED_CLASS.search(children[-1].get("class") or "")
-        ):
-            source = children[-1]
+        source = _source_of(el)
         inner = prefix + "> "
         if self.lines and self.lines[-1].strip():
             self.lines.append(prefix.rstrip())  # a quote of its own, not the one above
@@ -353,8 +434,16 @@ class _Renderer:
                 self.paragraph(el, "".join(run), inner)
                 run = []
                 text = _WS.sub(" ", self.inline(child)).strip().lstrip("—–-― ").strip()
+                m = _VALEDICTION.match(text)
+                if m:  # "Yours, Bob Smith": the closing words are the letter's, the name its source
+                    self.emit(child, [inner + m.group("closing")])
+                    text = m.group("name")
                 self.emit(child, [f"{inner}— {text}"])
-                run.append(_esc(child.tail))
+            elif child.tag == "blockquote":  # a quote within: a quote of its own, then ours on
+                self.paragraph(el, "".join(run), inner)
+                self.quote(child, prefix)
+                self.lines.append(prefix.rstrip())
+                run = [_esc(child.tail)]
             elif isinstance(child.tag, str) and child.tag in _BLOCKS:
                 self.paragraph(el, "".join(run), inner)
                 self.block(child, inner)
@@ -383,36 +472,82 @@ class _Renderer:
         ]
 
 
+def _is_quote(el: etree._Element) -> bool:
+    """A block quote, a letter or an epigraph."""
+    return (
+        el.tag == "blockquote"
+        or bool(_kinds(el) & _LETTER)
+        or bool(_LETTER_CLASS.search(el.get("class") or ""))
+    )
+
+
+def _source_of(quote: etree._Element) -> etree._Element | None:
+    """A quote's closing attribution: a last <cite>, <footer> or signature, or a paragraph
+    holding only a <cite>; with no words after it inside the quote."""
+    children = [c for c in quote if isinstance(c.tag, str)]
+    if not children or (children[-1].tail or "").strip():
+        return None
+    last = children[-1]
+    signed = (
+        last.tag in ("cite", "footer")
+        or _kinds(last) & _SIGNED
+        or _SIGNED_CLASS.search(last.get("class") or "")
+    )
+    only_cite = (
+        last.tag == "p"
+        and not (last.text or "").strip()
+        and len(last) == 1
+        and last[0].tag == "cite"
+        and not (last[0].tail or "").strip()
+    )
+    return last if signed or only_cite else None
+
+
 def render_document(
     root: etree._Element,
     file: str,
     where: Path,
     *,
     title: str | None = None,
-    from_contents: bool = False,
-    chapters_at: frozenset[str] = frozenset(),
+    contents_title: str | None = None,
+    chapters_at: dict[str, str] | None = None,
+    notes: frozenset[str] = frozenset(),
 ) -> SourceText:
-    """A parsed document as a SourceText. `title` names its chapter when it has no heading
-    of its own; `from_contents`: it is the table of contents' title, which is the chapter's
-    even when the document has a heading. `chapters_at`: ids where the table of contents
-    starts a chapter in this document (a whole book in one file): the headings there are
-    the chapters' (a level above them, the book's own title, is not a chapter's)."""
+    """A parsed document as a SourceText.
+
+    `title` names its chapter when it has no heading of its own. `contents_title`: the
+    table of contents' title for the document, given to its first chapter heading.
+    `chapters_at`: ids where the contents start a chapter in this document (a whole book
+    in one file) and their titles: the headings there are chapters, and a level above
+    them (the book's own title) is not. `notes`: ids that note references point to; the
+    blocks holding them are notes, not read.
+    """
     body = root.find(".//body")
     if body is None:
         body = root
-    r = _Renderer(file, title if from_contents and not chapters_at else None)
-    headings = [int(h.tag[1]) for h in body.iter(*_HEADINGS)]
-    top = min(headings) if headings else 1
-    if chapters_at:
-        levels = []
-        for el in body.iter():
-            if isinstance(el.tag, str) and el.get("id") in chapters_at:
-                heading = el if el.tag in _HEADINGS else next(el.iter(*_HEADINGS), None)
-                if heading is None:  # an anchor just before its heading
-                    heading = next(el.itersiblings(*_HEADINGS), None)
-                if heading is not None:
-                    levels.append(_HEADINGS[heading.tag])
-        top = min(levels, default=top)
+    by_id = {el.get("id"): el for el in body.iter() if isinstance(el.tag, str) and el.get("id")}
+    labels: dict[etree._Element, str] = {}
+    for anchor, label in (chapters_at or {}).items():
+        el = by_id.get(anchor)
+        heading = None if el is None else _heading_at(el)
+        if heading is not None:
+            labels.setdefault(heading, label)
+    headings = list(body.iter(*_HEADINGS))
+    top = min((_HEADINGS[h.tag] for h in headings), default=1)
+    if labels:
+        top = min(_HEADINGS[h.tag] for h in labels)
+    elif contents_title is not None:
+        first = next((h for h in headings if _HEADINGS[h.tag] == top), None)
+        if first is not None:
+            labels[first] = contents_title
+    held = set()
+    for anchor in notes:
+        el = by_id.get(anchor)
+        while el is not None and el.tag not in _BLOCKS:
+            el = el.getparent()
+        if el is not None and el is not body:
+            held.add(el)
+    r = _Renderer(file, labels, held)
     r.block(body, "", top)
     return SourceText(
         file=file,
@@ -420,7 +555,27 @@ def render_document(
         markdown=True,
         references=True,
         where=where,
-        title=title,
+        title=contents_title or title,
         removed=tuple(r.removed),
         content=content_text(body),
+        titles=tuple(r.titles),
     )
+
+
+def _heading_at(el: etree._Element) -> etree._Element | None:
+    """The heading a contents entry points to: the element itself, the first heading inside
+    it, or (an empty anchor) the next heading after it."""
+    if el.tag in _HEADINGS:
+        return el
+    parent = el.getparent()
+    if parent is not None and parent.tag in _HEADINGS:  # <h2><a id="c1"></a>Chapter I</h2>
+        return parent
+    inside = next(el.iter(*_HEADINGS), None)
+    if inside is not None:
+        return inside
+    for following in el.itersiblings():
+        if isinstance(following.tag, str):
+            if following.tag in _HEADINGS:
+                return following
+            return next(following.iter(*_HEADINGS), None)
+    return None
