@@ -71,7 +71,7 @@ def check_project(project: Project, warn: Say = _quiet) -> Checked:
 
     engines = EngineSet()
     voices, podcast = load_config(project, catalog=engines.catalog)
-    book = load_book(project, warn)
+    book = load_book(project, warn, voices)
     lines = _line_index(project.voices_file.read_text(encoding="utf-8-sig"))
     for problem in unused_rules(book, voices, project.voices_file, lines):
         warn(str(problem))

@@ -125,6 +125,13 @@ class PausesConfig(_Strict):
     tail: int = Field(default=3000, ge=0, le=30_000)  # room tone at the end of a chapter
 
 
+class ReadingConfig(_Strict):
+    """How seeds are read: `reading:` in voices.yaml."""
+
+    #: an image's alt text (EPUB and HTML seeds) read where the image stands
+    image_descriptions: bool = False
+
+
 class AudioConfig(_Strict):
     bitrate: Literal[32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320] = 64
     loudness: float = Field(default=-16.0, ge=-40.0, le=-5.0)  # LUFS integrated, per chapter
@@ -139,6 +146,7 @@ class VoicesConfig(_Strict):
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     pauses: PausesConfig = Field(default_factory=PausesConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
+    reading: ReadingConfig = Field(default_factory=ReadingConfig)
 
     @field_validator("voices")
     @classmethod

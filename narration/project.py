@@ -118,12 +118,24 @@ def load_config(
     return voices, podcast
 
 
-def load_book(project: Project, warn: Callable[[str], None] | None = None) -> Book:
-    """The seeds segmented; `warn` hears of each file in seeds/ that no reader takes."""
-    from .readers import unreadable
+def load_book(
+    project: Project,
+    warn: Callable[[str], None] | None = None,
+    voices: VoicesConfig | None = None,
+) -> Book:
+    """The seeds segmented, read as `voices` says (its `reading:`; by default as the
+    project's voices.yaml says, when it has one); `warn` hears of each file in seeds/ that
+    no reader takes."""
+    from .readers import ReadOptions, unreadable
     from .segment import segment_book
 
     if warn is not None:
         for path, why in unreadable(project.seeds):
             warn(f"{project.display(path.parent)}/{path.name}: {why}")  # a link as named
-    return segment_book(project.seeds)
+    if voices is None and project.voices_file.is_file():
+        from .config import load_voices
+
+        voices = load_voices(project.voices_file)
+    reading = voices.reading if voices is not None else None
+    options = ReadOptions(image_descriptions=bool(reading and reading.image_descriptions))
+    return segment_book(project.seeds, options)

@@ -65,7 +65,7 @@ from .model import (
     SegmentKind,
     Source,
 )
-from .readers import SourceText, read_seed_file, seed_files, seed_stem
+from .readers import ReadOptions, SourceText, read_seed_file, seed_files, seed_stem
 from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences, wordset
 
 
@@ -77,14 +77,14 @@ def _wordlist(words: str) -> list[str]:
 # Public entry points
 
 
-def segment_book(seeds_dir: Path) -> Book:
+def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
     """Segment every seed file of a book, in file-name order, into one Book."""
     chapters: list[Chapter] = []
     removed: list[Removed] = []
     facts: dict[str, Any] = {}
     used: set[str] = set()
     for path in seed_files(seeds_dir):
-        reading = read_seed_file(path)
+        reading = read_seed_file(path, options)
         if not facts and any(v is not None for v in vars(reading.facts).values()):
             facts = vars(reading.facts)  # the first book that says: all from one, never mixed
         removed.extend(reading.removed)

@@ -227,6 +227,18 @@ HOSTILE = {
         lambda p: make_epub(p, extra=[("../../evil.txt", b"x")]),
         "escapes the archive",
     ),
+    "absolute entry": (
+        lambda p: make_epub(p, extra=[("/etc/evil.txt", b"x")]),
+        "escapes the archive",
+    ),
+    "windows entry": (
+        lambda p: make_epub(p, extra=[("C:\\evil.txt", b"x")]),
+        "escapes the archive",
+    ),
+    "zip bomb": (
+        lambda p: _rewrite(p, "OEBPS/ch1.xhtml", b"<p>a b</p>\n" * (9 * 2**20 // 11)),
+        "unpacks to more than 8 MB",
+    ),
     "drm": (
         lambda p: make_epub(
             p,
@@ -770,3 +782,24 @@ def test_a_document_too_large_for_a_book_is_refused_as_it_is_read(tmp_path: Path
     path = build_epub(seeds / "big.epub", {"ch.xhtml": big}, ["ch.xhtml"])
     with pytest.raises(InputError, match="unpacks to more than 8 MB"):
         read_seed_file(path)
+
+
+def test_image_descriptions_are_read_when_voices_yaml_says_so(tmp_path: Path) -> None:
+    import json
+
+    root = epub_project(tmp_path)
+    spoken = json.loads(CliRunner().invoke(main, ["segments", "-p", str(root), "--json"]).output)
+    texts = [s["text"] for c in spoken["chapters"] for s in c["segments"]]
+    assert not any("street at night" in t for t in texts)
+    voices = root / "voices.yaml"
+    voices.write_text(voices.read_text() + "\nreading:\n  image_descriptions: true\n")
+    result = CliRunner().invoke(main, ["segments", "-p", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    book = json.loads(result.output)
+    texts = [s["text"] for c in book["chapters"] for s in c["segments"]]
+    assert "Then the street fell quiet again. A street at night" in texts
+    assert not any(r["text"] == "A street at night" for r in book["removed"])
+    voices.write_text(voices.read_text().replace("image_descriptions", "image_description"))
+    result = CliRunner().invoke(main, ["segments", "-p", str(root)])
+    assert result.exit_code != 0
+    assert "unknown key 'image_description' (did you mean 'image_descriptions'?)" in result.output

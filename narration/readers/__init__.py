@@ -21,25 +21,29 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..layout import SEED_COVERS
-from .base import BookFacts, Reading, SourceText
+from .base import BookFacts, Reading, ReadOptions, SourceText
 from .text import TEXT_SUFFIXES, read_seed, read_text
 
 
-def _read_epub(path: Path) -> Reading:
+def _read_epub(path: Path, options: ReadOptions) -> Reading:
     from .epub import read_epub
 
-    return read_epub(path)
+    return read_epub(path, options)
 
 
-def _read_html(path: Path) -> Reading:
+def _read_html(path: Path, options: ReadOptions) -> Reading:
     from .html import read_html
 
-    return read_html(path)
+    return read_html(path, options)
 
 
-READERS: dict[str, Callable[[Path], Reading]] = {
-    ".txt": lambda p: Reading(tuple(read_text(p))),
-    ".md": lambda p: Reading(tuple(read_text(p))),
+def _read_text(path: Path, _options: ReadOptions) -> Reading:
+    return Reading(tuple(read_text(path)))
+
+
+READERS: dict[str, Callable[[Path, ReadOptions], Reading]] = {
+    ".txt": _read_text,
+    ".md": _read_text,
     ".epub": _read_epub,
     ".html": _read_html,
     ".xhtml": _read_html,
@@ -128,19 +132,19 @@ def seed_stem(name: str) -> str:
     return path.stem if path.suffix.lower() in SEED_SUFFIXES else path.name
 
 
-def seed_contents(seeds_dir: Path) -> dict[str, str]:
+def seed_contents(seeds_dir: Path, options: ReadOptions | None = None) -> dict[str, str]:
     """Every seed's text by the name its chapters carry (an EPUB: each spine document's
     text content): the words `coverage.words_accounted` must find in the Book."""
     out: dict[str, str] = {}
     for path in seed_files(seeds_dir):
-        out.update(read_seed_file(path).contents())
+        out.update(read_seed_file(path, options).contents())
     return out
 
 
-def read_seed_file(path: Path) -> Reading:
+def read_seed_file(path: Path, options: ReadOptions | None = None) -> Reading:
     """Read one seed file with the reader for its suffix (no suffix: plain text)."""
     reader = READERS.get(path.suffix.lower(), READERS[".txt"])
-    return reader(path)
+    return reader(path, options or ReadOptions())
 
 
 __all__ = [
@@ -148,6 +152,7 @@ __all__ = [
     "SEED_SUFFIXES",
     "TEXT_SUFFIXES",
     "BookFacts",
+    "ReadOptions",
     "Reading",
     "SourceText",
     "is_seed_name",

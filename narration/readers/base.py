@@ -10,6 +10,14 @@ from ..model import BookFacts, Removed
 
 
 @dataclass(frozen=True)
+class ReadOptions:
+    """How the readers read (voices.yaml's `reading:`)."""
+
+    #: an image's alt text read where the image stands, instead of listed as not read
+    image_descriptions: bool = False
+
+
+@dataclass(frozen=True)
 class SourceText:
     """One text to segment: a plain-text or Markdown seed, or one document of an EPUB or an
     HTML file rendered as Markdown (its headings, quotes and lists marked as Markdown marks

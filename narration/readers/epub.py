@@ -21,7 +21,7 @@ from lxml import etree
 
 from ..errors import InputError
 from ..model import BookFacts, Removed
-from .base import Reading
+from .base import Reading, ReadOptions
 from .html import content_text, is_note_ref, not_read, parse_document, render_document
 
 #: More than any book unpacks to (the longest novels are a few MB of XHTML; images add
@@ -67,14 +67,14 @@ _NAMED_AS = {
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-def read_epub(path: Path) -> Reading:
+def read_epub(path: Path, options: ReadOptions | None = None) -> Reading:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(path, f"not an EPUB: not a ZIP archive ({exc})") from None
     with archive:
         _check_archive(archive, path)
-        return _Book(archive, path).read()
+        return _Book(archive, path, options or ReadOptions()).read()
 
 
 def _note_targets(docs: list[tuple[str, bool, etree._Element]]) -> dict[str, set[str]]:
@@ -139,7 +139,8 @@ def _check_archive(archive: zipfile.ZipFile, path: Path) -> None:
 
 
 class _Book:
-    def __init__(self, archive: zipfile.ZipFile, path: Path) -> None:
+    def __init__(self, archive: zipfile.ZipFile, path: Path, options: ReadOptions) -> None:
+        self.options = options
         self.archive = archive
         self.path = path
         self.names = set(archive.namelist())
@@ -263,6 +264,7 @@ class _Book:
                     contents_title=labels.get(name),
                     chapters_at=here if len(here) >= 2 else None,
                     notes=frozenset(notes.get(name, ())),
+                    options=self.options,
                 )
             )
         return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))

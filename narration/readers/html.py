@@ -21,7 +21,7 @@ from lxml import html as lxml_html
 
 from ..errors import InputError
 from ..model import Removed
-from .base import Reading, SourceText
+from .base import Reading, ReadOptions, SourceText
 
 #: Elements whose content is not text a reader sees.
 _SKIP = frozenset({"head", "script", "style", "template", "title"})
@@ -96,7 +96,7 @@ _NOT_DOCUMENTS = (
 )
 
 
-def read_html(path: Path) -> Reading:
+def read_html(path: Path, options: ReadOptions | None = None) -> Reading:
     """An .html/.xhtml seed: one document, its title from <title> when it has no heading."""
     try:
         data = path.read_bytes()
@@ -104,7 +104,7 @@ def read_html(path: Path) -> Reading:
         raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from None
     root = parse_document(data, path)
     title = _text(root.find(".//title")) or None
-    text = render_document(root, path.name, path, title=title)
+    text = render_document(root, path.name, path, title=title, options=options)
     if not (text.text.strip() or text.removed):
         raise InputError(path, "nothing to read: the document has no text")
     return Reading((text,))
@@ -281,8 +281,10 @@ class _Renderer:
         file: str,
         labels: dict[etree._Element, str],
         notes: set[etree._Element],
+        options: ReadOptions,
     ) -> None:
         self.file = file
+        self.options = options
         self.labels = labels  # chapter headings -> the contents' titles for them
         self.notes = notes  # blocks that note references point to
         self.lines: list[str] = []
@@ -328,7 +330,10 @@ class _Renderer:
         if tag == "br":
             return "\n"
         if tag == "img":
-            self.remove(child, child.get("alt") or "", "image (its alt text is not read)")
+            alt = _WS.sub(" ", child.get("alt") or "").strip()
+            if self.options.image_descriptions and alt:
+                return f" {_esc(alt)} "  # voices.yaml: reading: image_descriptions: true
+            self.remove(child, alt, "image (its alt text is not read)")
             return " "
         if tag in _UNREAD:
             self.remove(child, content_text(child), _UNREAD[tag])
@@ -512,6 +517,7 @@ def render_document(
     contents_title: str | None = None,
     chapters_at: dict[str, str] | None = None,
     notes: frozenset[str] = frozenset(),
+    options: ReadOptions | None = None,
 ) -> SourceText:
     """A parsed document as a SourceText.
 
@@ -547,7 +553,7 @@ def render_document(
             el = el.getparent()
         if el is not None and el is not body:
             held.add(el)
-    r = _Renderer(file, labels, held)
+    r = _Renderer(file, labels, held, options or ReadOptions())
     r.block(body, "", top)
     return SourceText(
         file=file,
