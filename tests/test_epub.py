@@ -58,7 +58,9 @@ COLOPHON = (
 )
 
 
-def make_epub(path: Path, *, version: int = 3, cover: bytes | None = None, extra=()) -> Path:
+def make_epub(
+    path: Path, *, version: int = 3, cover: bytes | None = None, extra=(), language: str = "en"
+) -> Path:
     """An EPUB with two chapters and a colophon; `extra` adds (name, bytes) entries."""
     docs = [
         ("ch1.xhtml", "Chapter One: The Dawn", CHAPTER_ONE, ""),
@@ -114,7 +116,7 @@ def make_epub(path: Path, *, version: int = 3, cover: bytes | None = None, extra
             f'<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="{version}.0">'
             '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
             "<dc:title>The Workers at Dawn</dc:title><dc:creator>Alexandra Kollontai</dc:creator>"
-            f"<dc:language>en</dc:language>{meta}</metadata>"
+            f"<dc:language>{language}</dc:language>{meta}</metadata>"
             f"<manifest>{items}</manifest><spine{toc}>{spine}</spine></package>",
         )
         for name, title, body, attrs in docs:
@@ -370,13 +372,14 @@ def test_segments_on_an_epub_shows_its_chapters_quotes_and_what_was_removed(
 
 
 def test_build_from_an_epub_uses_its_cover_title_and_author(tmp_path: Path) -> None:
-    root = epub_project(tmp_path, cover=portrait_jpeg())
+    root = epub_project(tmp_path, cover=portrait_jpeg(), language="en-GB")
     result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
     assert result.exit_code == 0, result.output
     out = root / "output"
     feed = feedparser.parse((out / "feed.xml").read_bytes())
     assert feed.feed.title == "The Workers at Dawn"
     assert feed.feed.author == "Alexandra Kollontai"
+    assert feed.feed.language == "en-GB"  # the book's, as podcast.yaml names none
     assert sorted(e.title for e in feed.entries) == ["Chapter One: The Dawn", "Chapter Two: A Song"]
     from PIL import Image
 
