@@ -408,7 +408,9 @@ def render_feed(
     description = description_text(_clip(xml_text(show.description) or title))
     feed_url = base_url + FEED_FILE
     page_url = xml_text(podcast.link) or base_url
-    language = podcast.language.strip() or show.language
+    language = (
+        show.language.strip() or podcast.language
+    )  # the show's: podcast.yaml's, else the book's
 
     fg = FeedGenerator()
     fg.register_extension("narrate_channel", ChannelTags, EpisodeTags, atom=False, rss=True)
