@@ -134,7 +134,10 @@ class ReadingConfig(_Strict):
 
 class AudioConfig(_Strict):
     bitrate: Literal[32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320] = 64
-    loudness: float = Field(default=-16.0, ge=-40.0, le=-5.0)  # LUFS integrated, per chapter
+    #: LUFS integrated, per chapter. narrate's chapters are mono, and a mono file plays on
+    #: two speakers 3 LU louder than it measures: AES TD1004's -19 for mono is its -16 for
+    #: stereo, as loud as other shows.
+    loudness: float = Field(default=-19.0, ge=-40.0, le=-5.0)
     true_peak: float = Field(default=-1.0, ge=-12.0, le=0.0)  # dBTP ceiling
 
 

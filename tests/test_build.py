@@ -60,6 +60,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root, build(root)
 
 
+def test_the_seeds_chapters_play_at_mono_podcast_loudness(built: tuple[Path, dict]) -> None:
+    """-19 LUFS (mono: as loud as a stereo show at -16), true peak at most -1 dBTP, as a
+    player decodes the MP3 (measured by pyloudnorm and SciPy, not by narrate)."""
+    from .test_assemble import decode, lufs, true_peak_db
+
+    root, report = built
+    for chapter in report["chapters"]:
+        x = decode(root / "output" / chapter["mp3"])
+        assert abs(lufs(x) + 19) <= 1.0, (chapter["mp3"], lufs(x))
+        assert true_peak_db(x) <= -1.0 + 0.1, (chapter["mp3"], true_peak_db(x))
+
+
 def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path, dict]) -> None:
     root, report = built
     out = root / "output"

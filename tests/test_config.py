@@ -46,7 +46,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
     path.write_text(GOOD, encoding="utf-8")
     config = load_voices(path, ["gmw/en-us", "gmw/en-gb-scotland"])
     assert config.voices["serge"].engine_voice == "gmw/en-gb-scotland+m7"
-    assert config.pauses.sentence == 350 and config.audio.loudness == -16
+    assert config.pauses.sentence == 350 and config.audio.loudness == -19
 
 
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
