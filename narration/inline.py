@@ -93,6 +93,8 @@ def _entity(m: re.Match[str]) -> str:
         out = html.entities.html5.get(ref[1:], ref)
         if out == ref:
             return ref
+    if out in ("\t", "\n"):  # &Tab; and &NewLine;: white space, within the line
+        return " "
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out):
         return ref
     return "".join(_STAND_IN.get(c, c) for c in out)

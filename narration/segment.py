@@ -533,6 +533,30 @@ def _strip_front_matter(lines: list[tuple[int, str]], f: _File) -> list[tuple[in
     return lines
 
 
+_SCRIPT_LINE = re.compile(r"^\s*<(script|style)\b[^>]{0,1000}>", re.I)
+
+
+def _strip_script_lines(lines: list[tuple[int, str]], f: _File) -> list[tuple[int, str]]:
+    """A Markdown file's <script> or <style> element that runs over several lines (blank
+    ones too, which would cut it into paragraphs): its lines removed whole, listed."""
+    out: list[tuple[int, str]] = []
+    k = 0
+    while k < len(lines):
+        m = _SCRIPT_LINE.match(lines[k][1])
+        closing = f"</{m.group(1).lower()}" if m else ""
+        if m and closing not in lines[k][1].lower():
+            end = next(
+                (j for j in range(k + 1, len(lines)) if closing in lines[j][1].lower()), None
+            )
+            if end is not None and lines[end][1].lower().rstrip().endswith(">"):
+                f.remove_lines(lines[k : end + 1], "script or style (not text)")
+                k = end + 1
+                continue
+        out.append(lines[k])
+        k += 1
+    return out
+
+
 def _blocks(lines: list[tuple[int, str]]) -> list[_Block]:
     """Paragraph blocks, with list items, attribution lines, Markdown headings and quote
     runs split out even when no blank line separates them."""
@@ -1250,6 +1274,7 @@ def _segment(
     lines = _strip_gutenberg(lines, f)
     if f.markdown:
         lines = _strip_front_matter(lines, f)
+        lines = _strip_script_lines(lines, f)
     items = _classify(_blocks(lines), f)
 
     starts = [k for k, it in enumerate(items) if it.kind == "chapter"]

@@ -977,7 +977,7 @@ MARKUP_PIECES = [
     *("&amp;", "&#233;", "&nbsp;", "&#8203;", "&#0;", "&#57344;", "&NotEqualTilde;", "&bogus;"),
     *("\x1b[31m", "\x1b[0m", "\x1b]0;t\x07", "\x1bM", "\x1b", "\x9b2J", "[", "]"),
     *("word", "Two", "un", "able", " ", "\n", "\n\n", "# ", "> ", "[1]", "_", "&", "<"),
-    *(">", ";", "#", ".", "-- ", "CHAPTER I", "<!-- c -->", "`"),
+    *(">", ";", "#", ".", "-- ", "CHAPTER I", "<!-- c -->", "`", "<script>\n", "\n</script>\n"),
 ]
 
 
@@ -1051,6 +1051,14 @@ def test_inline_html_in_markdown_is_markup_not_text() -> None:
         " &copyright; &#0; &#x110000; kept."
     )
     assert not refs.removed
+    # a script over several paragraphs is removed whole; &Tab; is white space
+    script = (
+        "# Title\n\nBefore.\n\n<script>\nvar a = 1;\n\nvar b = 2;\n</script>\n\nAfter&Tab;all.\n"
+    )
+    scripted = book_of(script, "x.md")
+    assert [s.text for s in scripted.chapters[0].segments] == ["Before.", "After all."]
+    assert [r.reason for r in scripted.removed] == ["script or style (not text)"]
+    assert_covered(scripted, {"x.md": script})
     # in plain text, angle brackets and ampersands are the text itself
     plain = book_of("Read <em> &amp; more.", "x.txt").chapters[0].segments[0].text
     assert plain == "Read <em> &amp; more."
