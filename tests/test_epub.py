@@ -241,6 +241,7 @@ HOSTILE = {
         lambda p: _rewrite(p, "OEBPS/ch1.xhtml", b"<p>a b</p>\n" * (9 * 2**20 // 11)),
         "unpacks to more than 8 MB",
     ),
+    "damaged archive": (lambda p: _damage(p), "cannot be unpacked"),
     "drm": (
         lambda p: make_epub(
             p,
@@ -292,6 +293,25 @@ def _rewrite(path: Path, name: str, data: bytes | None) -> None:
     with zipfile.ZipFile(path, "w") as z:
         for n, d in entries.items():
             z.writestr(n, d)
+
+
+def _damage(path: Path) -> None:
+    """The EPUB with its first chapter deflated and bytes in its stream overwritten."""
+    make_epub(path)
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    path.unlink()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, d in entries.items():
+            z.writestr(
+                n, d, compress_type=zipfile.ZIP_DEFLATED if n.endswith("ch1.xhtml") else None
+            )
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("OEBPS/ch1.xhtml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + 10 : start + 40] = b"\xff" * 30
+    path.write_bytes(bytes(data))
 
 
 def _drop(path: Path, name: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
@@ -152,7 +153,14 @@ class _Book:
                 data = entry.read(cap + 1)
         except KeyError:
             raise InputError(self.path, f"{name} is missing from the archive") from None
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            RuntimeError,
+            NotImplementedError,
+            EOFError,
+        ) as exc:
             raise InputError(self.path, f"{name}: cannot be unpacked ({exc})") from None
         if len(data) > cap:
             raise InputError(
