@@ -22,6 +22,7 @@ from lxml import html as lxml_html
 from ..errors import InputError
 from ..model import Removed
 from .base import Reading, ReadOptions, SourceText
+from .text import BOMS, NOT_TEXT
 
 #: Elements whose content is not text a reader sees.
 _SKIP = frozenset({"head", "script", "style", "template", "title"})
@@ -87,13 +88,6 @@ _SHORT_MARK = re.compile(r"^\s*[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3}|[a-z])[\])]?\
 _WS = re.compile(r"\s+")
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?(?:encoding=[\"']([A-Za-z0-9._-]+)[\"'])?")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9._-]+)", re.I)
-_NOT_DOCUMENTS = (
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"\x89PNG", "a PNG image"),
-    (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF"),
-    (b"PK\x03\x04", "a ZIP archive"),
-)
 
 
 def read_html(path: Path, options: ReadOptions | None = None) -> Reading:
@@ -113,7 +107,7 @@ def read_html(path: Path, options: ReadOptions | None = None) -> Reading:
 def parse_document(data: bytes, where: Path | str) -> etree._Element:
     """Parse HTML or XHTML safely: no entity declarations, no network, strict decoding,
     nothing cut silently (libxml2 stops at 256 levels of nesting: such a file is refused)."""
-    for magic, what in _NOT_DOCUMENTS:
+    for magic, what in NOT_TEXT:
         if data.startswith(magic):
             raise InputError(where, f"this is {what}, not an HTML document")
     text = _decode(data, where)
@@ -133,13 +127,7 @@ def parse_document(data: bytes, where: Path | str) -> etree._Element:
 def _decode(data: bytes, where: Path | str) -> str:
     """A byte-order mark first; then an XML document's declaration (else UTF-8: an XHTML
     page's <meta> never overrides it); then an HTML page's <meta charset>."""
-    for bom, codec in (
-        (codecs.BOM_UTF32_LE, "utf-32"),
-        (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
+    for bom, codec, _ in BOMS:
         if data.startswith(bom):
             name = codec
             break
@@ -175,10 +163,6 @@ def _lead(line: str) -> str:
     if line[:1] in ("#", ">") or (line[:2] in ("- ", "* ", "+ ") and not _SEPARATOR.match(line)):
         return f"&#{ord(line[0])};{line[1:]}"
     return line
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[^\W_]+", text.casefold()))
 
 
 def _kinds(el: etree._Element) -> set[str]:

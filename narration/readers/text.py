@@ -15,7 +15,7 @@ from ..errors import InputError
 from .base import SourceText
 
 TEXT_SUFFIXES = (".txt", ".md")
-_BOMS: tuple[tuple[bytes, str, str], ...] = (
+BOMS: tuple[tuple[bytes, str, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
     (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
     (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
@@ -23,8 +23,9 @@ _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
 )
 
-#: Files people drop into seeds/ by mistake, recognised by their first bytes.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
+#: Files people drop into seeds/ by mistake, recognised by their first bytes (the HTML
+#: reader refuses them too).
+NOT_TEXT: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive (EPUB, DOCX or ODT are ZIP files)"),
     (b"\x89PNG", "a PNG image"),
@@ -60,10 +61,10 @@ def read_seed(path: Path) -> str:
 
 def decode_seed(data: bytes, path: Path | str) -> str:
     """Decode a seed's bytes: BOM first, then a declared encoding, else strict UTF-8."""
-    for bom, codec, name in _BOMS:
+    for bom, codec, name in BOMS:
         if data.startswith(bom):
             return _decode(data, codec, name, path)
-    for magic, what in _MAGIC:
+    for magic, what in NOT_TEXT:
         if data.startswith(magic):
             raise InputError(
                 path, f"this is {what}, not a text file: save it as plain text (.txt) or .md"
