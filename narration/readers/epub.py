@@ -273,6 +273,7 @@ class _Book:
                     chapters_at=here if len(here) >= 2 else None,
                     notes=frozenset(notes.get(name, ())),
                     options=self.options,
+                    content=content,
                 )
             )
         return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))

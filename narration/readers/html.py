@@ -502,6 +502,7 @@ def render_document(
     chapters_at: dict[str, str] | None = None,
     notes: frozenset[str] = frozenset(),
     options: ReadOptions | None = None,
+    content: str | None = None,
 ) -> SourceText:
     """A parsed document as a SourceText.
 
@@ -510,7 +511,8 @@ def render_document(
     `chapters_at`: ids where the contents start a chapter in this document (a whole book
     in one file) and their titles: the headings there are chapters, and a level above
     them (the book's own title) is not. `notes`: ids that note references point to; the
-    blocks holding them are notes, not read.
+    blocks holding them are notes, not read. `content`: the body's content_text, when the
+    caller has it already.
     """
     body = root.find(".//body")
     if body is None:
@@ -547,7 +549,7 @@ def render_document(
         where=where,
         title=contents_title or title,
         removed=tuple(r.removed),
-        content=content_text(body),
+        content=content_text(body) if content is None else content,
         titles=tuple(r.titles),
     )
 
