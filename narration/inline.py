@@ -12,22 +12,13 @@ import unicodedata
 from collections.abc import Iterable
 
 NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
-
-
 #: Invisible formatting characters: dropped from the spoken text (and by the word checker).
 INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
-
-
 SPACES = re.compile("[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-
-
-#: ...and U+E000/U+E001, which narrate reserves to mark phonemes in spoken text (model.Line).
+#: Control characters, and the private-use characters narrate reserves: U+E000/U+E001 mark
+#: phonemes in spoken text (model.Line), U+F700-U+F77F stand in for referenced marks.
 SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ue000\ue001\uf700-\uf77f]")
-
-
 RESERVED = "\ue000\ue001"
-
-
 #: ECMA-48 escape sequences (a terminal's colours, cursor moves, window titles): CSI (ESC [
 #: or U+009B, parameters, a final letter), strings (OSC ESC ], DCS ESC P, ... up to BEL or
 #: ESC \\), character-set and the common two-character escapes. Invisible on a terminal, so
@@ -42,8 +33,6 @@ TERMINAL = re.compile(
 
 
 TERMINAL_REASON = "terminal escape sequence"
-
-
 #: Markdown's inline HTML (CommonMark "raw HTML"): a tag is markup, not text to read aloud.
 HTML_TAG = re.compile(
     r"</?(?P<tag>[A-Za-z][A-Za-z0-9-]{0,40})"
@@ -65,17 +54,11 @@ HTML_BREAKS = frozenset(
 
 
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-
-
 #: Characters that shape Markdown (headings, quotes, tags, links, emphasis). A reference
 #: to one is text, never structure (CommonMark): decoded to a private-use stand-in that no
 #: rule reacts to, and turned back into the character in everything the segmenter returns.
 _STRUCTURAL = "#<>&[](){}!*_`=-~|\\"
-
-
 _STAND_IN = {c: chr(0xF700 + ord(c)) for c in _STRUCTURAL}
-
-
 _RESTORE = str.maketrans({v: k for k, v in _STAND_IN.items()})
 
 
@@ -121,8 +104,6 @@ def source_text(text: str, file: str) -> str:
 
 
 TAG_GAP = "\x00"  # where a tag stood (control characters never reach _spoken)
-
-
 _TAG_GAPS = re.compile(f"{TAG_GAP}+")
 
 
@@ -144,8 +125,6 @@ def _joins_nothing(c: str) -> bool:
 
 
 WORD = re.compile(r"[^\W_]+")
-
-
 _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![^\W_])viz\.", re.I), "namely"),
     (re.compile(r"(?<![^\W_])i\.e\.", re.I), "that is"),
@@ -158,11 +137,7 @@ _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 _SENTENCE_START = re.compile(r"\s+[\"“‘'(\[]*[A-Z0-9À-ÖØ-Þ]")
-
-
 _ONLY_SPACE = re.compile(r"\s*\Z")
-
-
 _WORD_NEXT = re.compile(r"\s+[^\W_]")
 
 
@@ -192,23 +167,11 @@ def expand_abbreviations(text: str) -> str:
 
 
 MARKERS = re.compile(r"[_`]+")
-
-
 _BOLD_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)=+(?=[^\W_])")
-
-
 _BOLD_CLOSE = re.compile(r"(?<=[^\W_]|[.,;:!?'\")”’])=+(?=[\s.,;:!?)\]\"”’]|$)")
-
-
 _STAR_OPEN = re.compile(r"(?:(?<=[\s(\[\"“‘'])|^)\*+(?=[^\s*])")
-
-
 _STAR_CLOSE = re.compile(r"(?<=[^\s*])\*+(?=[\s.,;:!?)\]\"”’]|$)")
-
-
 _DASHES = re.compile(r"[ \t]*-{2,3}[ \t]*|[ \t]+-[ \t]+")
-
-
 WHITESPACE = re.compile(r"\s+")
 
 

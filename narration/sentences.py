@@ -17,8 +17,6 @@ def wordset(words: str) -> frozenset[str]:
 
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”’'»)\]]*(?=\s)")
-
-
 _NO_SPLIT_AFTER = wordset(
     "mr mrs ms messrs dr prof rev hon st mt gen col capt lt sgt cpl gov sen rep jr sr vs "
     "ca approx fig vol ch pp co corp ltd inc jan feb apr aug sept sep oct nov dec mme "
@@ -27,14 +25,8 @@ _NO_SPLIT_AFTER = wordset(
 
 
 _NEXT_CHAR = re.compile(r"\s+[\"“‘'(\[«]*(.)")
-
-
 _LAST_WORD = re.compile(r"([^\W\d_]+)\Z")
-
-
 _NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "op"})
-
-
 _CLAUSE_LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?<=;)\s+"),
     re.compile(r"(?<=:)\s+"),
@@ -114,11 +106,7 @@ def split_sentences(text: str, limit: int = MAX_UTTERANCE) -> tuple[str, ...]:
 
 
 _OPENERS = "“„«"
-
-
 _CLOSERS = "”»"
-
-
 QUOTE_CHARS = re.compile('["“”„«»]')
 
 
