@@ -351,13 +351,11 @@ class ClipCache:
             return None
         if not _clip_format(info) or info.frames == 0:
             return None
-        if just_made:
-            seal = _read_seal(path)
-            digest = seal[0] if seal is not None else _file_digest(path)
-            return Clip(key, path, info.frames, info.sample_rate, False, digest)
         seal = _read_seal(path)
         digest = seal[0] if seal is not None else None
-        if seal is None or seal[1:] != _stat_fields(stat):
+        if just_made:
+            digest = digest or _file_digest(path)
+        elif seal is None or seal[1:] != _stat_fields(stat):
             digest = _file_digest(path)
             if digest is None:
                 return None
