@@ -7,7 +7,7 @@ earlier one decided, and each stage can be tested on its own by building them by
     cast.py      Book + voices.yaml       -> CastChapters (each part with its Voice and Lines)
     synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
                                              rendered by narration/engines/
-    assemble.py  CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters)
+    assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters)
     feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
 """
 

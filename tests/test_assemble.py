@@ -31,7 +31,8 @@ from PIL import Image
 from scipy.signal import resample_poly
 
 from narration import assemble, audio
-from narration.assemble import assemble_book, assemble_chapter, iso639_2
+from narration.assemble import assemble_book, assemble_chapter, book, iso639_2, levelling, plan
+from narration.assemble import timeline as timeline_mod
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError, SynthesisError
 from narration.layout import chapter_stem
@@ -642,7 +643,7 @@ def test_a_decoded_peak_over_the_ceiling_sends_the_chapter_back(
 ) -> None:
     """With no headroom for what MP3 coding adds, the first encoding peaks over -1 dBTP
     once decoded; the check catches it and the chapter is encoded again, lower."""
-    monkeypatch.setitem(assemble.CODEC_HEADROOM_DB, 64, -0.5)
+    monkeypatch.setitem(levelling.CODEC_HEADROOM_DB, 64, -0.5)
     ep = _small(rendered, tmp_path)
     assert ep.encodes >= 2
     assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
@@ -838,12 +839,12 @@ def pieced(
             ("pieces", 12.0, 1),
             ("pieces2", 12.0, 2),
         ):
-            mp.setattr(assemble, "PIECE_SECONDS", seconds)
+            mp.setattr(timeline_mod, "PIECE_SECONDS", seconds)
             out = base / name
             out.mkdir()
             (eps[name],) = assemble_defaults([(cast, clips)], show, out, jobs)
         with open(base / "timeline", "wb") as timeline:
-            layout = assemble._layout(cast, clips, PausesConfig(), timeline)
+            layout = plan.lay_out(cast, clips, PausesConfig(), timeline)
     finally:
         mp.undo()
     return {"eps": eps, "cast": cast, "layout": layout}
@@ -851,25 +852,27 @@ def pieced(
 
 def test_cuts_fall_in_pauses_on_frame_boundaries(pieced: dict[str, object]) -> None:
     layout = pieced["layout"]
-    assert isinstance(layout, assemble._Layout)
+    assert isinstance(layout, plan.Layout)
     total = layout.total
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(assemble, "PIECE_SECONDS", total / 22050 / 1.4)
-        assert len(assemble._pieces(layout.cues, total)) == 1  # no cut for a short last piece
-        mp.setattr(assemble, "PIECE_SECONDS", 12.0)
-        pieces = assemble._pieces(layout.cues, total)
+        mp.setattr(timeline_mod, "PIECE_SECONDS", total / 22050 / 1.4)
+        assert (
+            len(timeline_mod.cut_pieces(layout.cues, total)) == 1
+        )  # no cut for a short last piece
+        mp.setattr(timeline_mod, "PIECE_SECONDS", 12.0)
+        pieces = timeline_mod.cut_pieces(layout.cues, total)
     finally:
         mp.undo()
     assert len(pieces) == round(total / (12.0 * 22050)) >= 4
     assert pieces[0].start == 0 and pieces[-1].stop == pieces[-1].end == total
-    span = assemble.FRAME_SPAN
+    span = timeline_mod.FRAME_SPAN
     speech = [(c.start, c.end) for c in layout.cues]
     for a, b in itertools.pairwise(pieces):
         assert a.end == b.start and b.start % span == 0
         assert a.stop == a.end - span and (a.stop - a.start) % span == 0
         # nothing left out or near a cut is speech
-        guard = 22050 * assemble.CUT_GUARD_MS // 1000
+        guard = 22050 * timeline_mod.CUT_GUARD_MS // 1000
         for s, e in speech:
             assert e + guard <= a.stop or s >= b.start + guard, (s, e, a, b)
 
@@ -982,8 +985,8 @@ def test_pieces_checked_again_after_a_high_decoded_peak(
 ) -> None:
     """The decoded-peak retry works on a chapter in pieces: all of them encoded again, still
     one clean stream under the ceiling, on two processes as on one."""
-    monkeypatch.setitem(assemble.CODEC_HEADROOM_DB, 64, -0.5)
-    monkeypatch.setattr(assemble, "PIECE_SECONDS", 15.0)
+    monkeypatch.setitem(levelling.CODEC_HEADROOM_DB, 64, -0.5)
+    monkeypatch.setattr(timeline_mod, "PIECE_SECONDS", 15.0)
     cast = _long_cast()
     clips = _long_clips(rendered, cast)
     show = make_show(tmp_path)
@@ -1023,17 +1026,17 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
     # scratch files are named like every temporary file (.NAME.tmpPID): if a build is
     # killed, the next one recognises and removes them
-    timeline = assemble._scratch(out, "01-one")
-    for scratch in (timeline, assemble._piece_path(timeline, 12)):
+    timeline = timeline_mod.scratch_path(out, "01-one")
+    for scratch in (timeline, timeline_mod.piece_path(timeline, 12)):
         assert re.fullmatch(r"\..+\.tmp\d+", scratch.name), scratch.name
 
     # a worker that dies (as if killed for memory) is reported, not a traceback or a hang
     def die(job: object) -> None:
         os._exit(9)
 
-    die.__qualname__ = die.__name__ = "_encode_piece"
-    die.__module__ = assemble.__name__
-    monkeypatch.setattr(assemble, "_encode_piece", die)
+    die.__qualname__ = die.__name__ = "encode_piece"
+    die.__module__ = book.__name__
+    monkeypatch.setattr(book, "encode_piece", die)
     chapters[1] = (chapters[1][0], clips_for(chapters[1][0], rendered))
     with pytest.raises(OutputError, match=r"\.mp3: a process assembling it died"):
         assemble_defaults(chapters, show, out, 2)

@@ -1,0 +1,421 @@
+"""Driving assembly: each chapter planned, its pieces encoded wherever a process is free,
+checked, and written; the book's chapters in order."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import shutil
+import signal
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import audio as sig
+from ..config import AudioConfig, PausesConfig
+from ..errors import OutputError
+from ..files import temp_path
+from ..layout import chapter_files, chapter_stem
+from ..model import CastChapter, Clip, Show
+from . import timeline
+from .levelling import LOUDNESS_TOLERANCE, Mix, rebalance, voice_offsets
+from .mp3 import Encoded, Timing, encode_piece, write_tags
+from .plan import Plan, PlanJob, plan_chapter
+from .sidecars import chapters_json, description, vtt
+from .state import (
+    AssembledEpisode,
+    chapter_digest,
+    current,
+    prune_state,
+    replace_file,
+    save_state,
+)
+from .timeline import discard, piece_path, scratch_path
+
+
+def assemble_chapter(
+    cast: CastChapter,
+    clips: Sequence[Sequence[Clip]],
+    *,
+    number: int,
+    total: int,
+    show: Show,
+    pauses: PausesConfig,
+    audio: AudioConfig,
+    out_dir: Path,
+) -> AssembledEpisode:
+    """One chapter's MP3, WebVTT transcript and JSON chapters in out_dir, in this process.
+
+    clips[i][j] is the verified WAV of cast.parts[i].lines[j]. If out_dir already holds
+    this chapter built from the same inputs, nothing is encoded or written. The bytes are
+    those `assemble_book` writes, whatever its number of processes.
+    """
+    (episode,) = assemble_book(
+        [(cast, clips)],
+        show=show,
+        pauses=pauses,
+        audio=audio,
+        out_dir=out_dir,
+        jobs=1,
+        numbering=(number, total),
+    )
+    return episode
+
+
+@dataclass
+class _Task:
+    work: _Work
+    run: Callable[[Any], Any]
+    arg: Any
+
+
+class _Work:
+    """One chapter on its way through assembly, driven from the calling process.
+
+    plan (layout, voice matching, gains; timeline to a file) -> its pieces, encoded in any
+    order by any process -> loudness and decoded peak checked over all of them -> either
+    the pieces again (the chapter's gain corrected, or the voices rebalanced under a lower
+    ceiling: rare) or the files written. Each step hands back the tasks it makes ready.
+    """
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        (
+            self.cast,
+            self.clips,
+            self.number,
+            self.total,
+            self.show,
+            self.pauses,
+            self.audio,
+            self.out_dir,
+            self.cover,
+            self.stem,
+            self.digest,
+        ) = args
+        self.mp3, self.vtt, self.chapters_json = chapter_files(self.out_dir, self.stem)
+        self.timeline = scratch_path(self.out_dir, self.stem)
+        self.plan: Plan | None = None
+        self.voice_db: dict[str, float] = {}
+        self.chapter_db = 0.0
+        self.headroom = 0.0
+        self.attempt = 0  # ceilings tried after the first
+        self.passes = 0  # encodings at this ceiling
+        self.encodes = 0
+        self.encoded: dict[int, Encoded] = {}
+        self.episode: AssembledEpisode | None = None
+
+    def start(self) -> list[_Task]:
+        job = PlanJob(self.cast, self.clips, self.pauses, self.audio, self.timeline, self.mp3)
+        return [_Task(self, _run_plan, job)]
+
+    def _mix(self) -> Mix:
+        assert self.plan is not None
+        return Mix(
+            timeline=self.timeline,
+            total=self.plan.total,
+            regions=self.plan.regions,
+            voice_db=self.voice_db,
+            chapter_db=self.chapter_db,
+            ceiling_db=self.audio.true_peak - self.headroom,
+            true_peak=self.audio.true_peak,
+            bitrate=self.audio.bitrate,
+            final=self.mp3,
+        )
+
+    def _encode(self) -> list[_Task]:
+        assert self.plan is not None
+        self.encoded = {}
+        mix = self._mix()
+        return [
+            _Task(self, encode_piece, (mix, k, piece)) for k, piece in enumerate(self.plan.pieces)
+        ]
+
+    def done(self, task: _Task, result: Any) -> list[_Task]:
+        if task.run is _run_plan:
+            self.plan = result
+            self.voice_db, self.headroom = dict(result.voice_db), result.headroom
+            return self._encode()
+        if task.run is rebalance:
+            self.voice_db, self.chapter_db = dict(result), 0.0
+            return self._encode()
+        self.encoded[result.index] = result
+        assert self.plan is not None
+        if len(self.encoded) < len(self.plan.pieces):
+            return []
+        return self._check()
+
+    def _check(self) -> list[_Task]:
+        """All pieces are in: encode again if the loudness or the decoded peak is off (as
+        one encoder would), else write the files."""
+        assert self.plan is not None
+        self.encodes += 1
+        self.passes += 1
+        hops = sig.HopSums(sig.RATE)
+        for piece in self.encoded.values():
+            hops.merge(piece.hops)
+        loudness = hops.loudness(self.plan.total)
+        off = self.audio.loudness - loudness
+        if math.isfinite(off) and abs(off) > LOUDNESS_TOLERANCE and self.passes < 2:
+            self.chapter_db += off
+            return self._encode()
+        peak = max(p.true_peak for p in self.encoded.values())
+        if peak > self.audio.true_peak and self.attempt < 3:
+            self.attempt += 1
+            self.passes = 0
+            self.headroom += peak - self.audio.true_peak + 0.3
+            return [_Task(self, rebalance, (self._mix(), self.audio.loudness))]
+        self._write(loudness, peak)
+        return []
+
+    def _write(self, loudness: float, peak: float) -> None:
+        """Join the pieces, tag, write the sidecars, rename into place, remember the inputs."""
+        assert self.plan is not None
+        plan, cast = self.plan, self.cast
+        encoded = [self.encoded[k] for k in range(len(plan.pieces))]
+        ratio = sig.OUT_RATE // sig.RATE
+        shifts, frames = [], 0
+        for piece, enc in zip(plan.pieces, encoded, strict=True):
+            shifts.append(sig.SAMPLES_PER_FRAME * frames - ratio * piece.start)
+            frames += enc.frames
+        timing = Timing(tuple(p.start for p in plan.pieces), tuple(shifts))
+        duration = timing.duration(plan.total)
+        marks = [(0.0 if m.start == 0 else timing.seconds(m.start), m.title) for m in plan.markers]
+        vtt_path, json_path = self.vtt, self.chapters_json
+        tmp = temp_path(self.mp3)
+        try:
+            try:
+                with open(tmp, "wb") as fh:
+                    for enc in encoded:
+                        with open(enc.mp3, "rb") as piece:
+                            shutil.copyfileobj(piece, fh, 1 << 20)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
+            write_tags(
+                tmp,
+                self.mp3,
+                cast=cast,
+                number=self.number,
+                total=self.total,
+                show=self.show,
+                cover=self.cover,
+                marks=marks,
+                duration=duration,
+            )
+            replace_file(vtt_path, vtt(cast, plan.cues, timing, duration).encode("utf-8"))
+            replace_file(json_path, chapters_json(marks).encode("utf-8"))
+            try:
+                os.replace(tmp, self.mp3)
+            except OSError as exc:
+                raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
+        finally:
+            discard(tmp)
+        self.cleanup()
+
+        heard: dict[str, float] = {}
+        for name, samples in voice_offsets(plan.regions)[1].items():
+            voice = sig.HopSums(sig.RATE)
+            for enc in encoded:
+                voice.merge(enc.voices[name])
+            heard[name] = voice.loudness(samples)
+        chapter = cast.chapter
+        labels = {p.voice.name: p.voice.label for p in cast.parts}
+        self.episode = AssembledEpisode(
+            number=self.number,
+            chapter_id=chapter.id,
+            title=chapter.title,
+            author=chapter.author,
+            mp3=self.mp3,
+            vtt=vtt_path,
+            chapters_json=json_path,
+            seconds=round(duration, 3),
+            size=self.mp3.stat().st_size,
+            voices=tuple(v.label for v in cast.voices),
+            description=description(cast),
+            encoded=True,
+            encodes=self.encodes,
+            loudness=round(loudness, 2),
+            true_peak=round(peak, 2),
+            voice_gains={
+                labels[n]: round(db + self.chapter_db, 2) for n, db in self.voice_db.items()
+            },
+            voice_loudness={labels[n]: round(v, 2) for n, v in heard.items() if math.isfinite(v)},
+        )
+        save_state(self.out_dir, self.stem, self.digest, self.episode)
+
+    def cleanup(self) -> None:
+        discard(self.timeline)
+        for k in range(len(self.plan.pieces) if self.plan else 0):
+            discard(piece_path(self.timeline, k))
+
+
+def _run_plan(job: PlanJob) -> Plan:
+    return plan_chapter(job)
+
+
+def _pool_worker(parent: int) -> None:
+    """A pool process dies with the build (on Linux) instead of waiting for work forever,
+    holding its memory, when the build is killed; Ctrl-C is the build's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own end is all there is
+        return
+    if os.getppid() != parent:  # the build died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _run(
+    works: list[_Work], jobs: int, progress: Callable[[AssembledEpisode], None] | None
+) -> None:
+    """Drive the chapters' tasks to the end, in this process (jobs == 1) or on `jobs`
+    processes, never more tasks in flight than processes.
+
+    Ready pieces of chapters already started go first, oldest chapter first, and a new
+    chapter is planned only when no piece is waiting: the processes stay busy (a long
+    chapter's pieces are spread over all of them) while at most a few chapters' timelines
+    exist at once, whatever the book's length.
+    """
+    waiting = deque(works)
+    active: list[_Work] = []
+    ready: dict[int, deque[_Task]] = {}
+
+    def next_task() -> _Task | None:
+        for work in active:
+            if ready[id(work)]:
+                return ready[id(work)].popleft()
+        if waiting:
+            work = waiting.popleft()
+            active.append(work)
+            ready[id(work)] = deque(work.start())
+            return ready[id(work)].popleft()
+        return None
+
+    def finish(task: _Task, result: Any) -> None:
+        work = task.work
+        ready[id(work)].extend(work.done(task, result))
+        if work.episode is not None:
+            active.remove(work)
+            if progress:
+                progress(work.episode)
+
+    try:
+        if jobs <= 1:
+            while (task := next_task()) is not None:
+                finish(task, task.run(task.arg))
+            return
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_pool_worker, initargs=(os.getpid(),)
+        ) as pool:
+            inflight: dict[Future[Any], _Task] = {}
+            try:
+                while True:
+                    while len(inflight) < jobs and (task := next_task()) is not None:
+                        inflight[pool.submit(task.run, task.arg)] = task
+                    if not inflight:
+                        break
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for future in [f for f in inflight if f in done]:  # in order sent
+                        task = inflight.pop(future)
+                        finish(task, future.result())
+            except BrokenProcessPool:
+                raise OutputError(
+                    f"{task.work.mp3}: a process assembling it died "
+                    "(out of memory?); build again with --jobs 1"
+                ) from None
+            finally:
+                for future in inflight:
+                    future.cancel()
+    finally:
+        for work in works:
+            work.cleanup()
+
+
+def cover_bytes(show: Show) -> bytes:
+    try:
+        return show.cover.read_bytes()
+    except OSError as exc:
+        raise OutputError(f"{show.cover}: cover image unreadable ({exc.strerror or exc})") from None
+
+
+def _cores() -> int:
+    """Cores this process may use (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def assemble_book(
+    chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]]]],
+    *,
+    show: Show,
+    pauses: PausesConfig,
+    audio: AudioConfig,
+    out_dir: Path,
+    jobs: int | None = None,
+    progress: Callable[[AssembledEpisode], None] | None = None,
+    numbering: tuple[int, int] | None = None,
+) -> list[AssembledEpisode]:
+    """Every chapter, in book order; unchanged chapters are kept, the others made on
+    `jobs` processes (default: one per core).
+
+    Chapters are cut at pauses into pieces of about PIECE_SECONDS, encoded wherever a
+    process is free and joined, so even a book of one long chapter keeps every core busy;
+    the bytes do not depend on `jobs`. A chapter's timeline (16-bit, 2.6 MB a minute) is
+    held by the process planning it, then read from a file by its pieces: memory stays
+    bounded whatever the book's length. `progress` hears of each chapter when it is done,
+    kept ones first. `numbering` (number, total) places a single chapter in a longer book.
+    """
+    audio_config = audio
+    total = numbering[1] if numbering else len(chapters)
+    cover = cover_bytes(show)
+    results: list[AssembledEpisode | None] = [None] * len(chapters)
+    todo: list[tuple[float, int, _Work]] = []
+    stems: set[str] = set()
+    for k, (cast, clips) in enumerate(chapters):
+        number = numbering[0] if numbering else k + 1
+        stem = chapter_stem(number, total, cast.chapter.id)
+        stems.add(stem)
+        digest = chapter_digest(
+            cast,
+            clips,
+            number=number,
+            total=total,
+            show=show,
+            pauses=pauses,
+            audio_config=audio_config,
+            cover=cover,
+        )
+        kept = current(out_dir, stem, digest)
+        if kept is not None:
+            results[k] = kept
+            if progress:
+                progress(kept)
+            continue
+        seconds = sum(c.seconds for group in clips for c in group)
+        args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover)
+        todo.append((seconds, k, _Work((*args, stem, digest))))
+    if numbering is None:
+        prune_state(out_dir, stems)
+    if not todo:
+        return [r for r in results if r is not None]
+
+    # longest first: its plan, the one step that cannot be shared, starts at once
+    todo.sort(key=lambda t: (-t[0], t[1]))
+    pieces = sum(max(1, round(t[0] / timeline.PIECE_SECONDS)) for t in todo)
+    workers = max(1, min(jobs or _cores(), pieces))
+    _run([w for _, _, w in todo], workers, progress)
+    for _, k, work in todo:
+        results[k] = work.episode
+    return [r for r in results if r is not None]

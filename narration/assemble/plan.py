@@ -1,0 +1,299 @@
+"""A chapter's plan: its clips trimmed and laid out with the pauses on the timeline, its
+chapter marks, and its voices' gains."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .. import audio as sig
+from ..config import AudioConfig, PausesConfig
+from ..errors import OutputError, SynthesisError
+from ..model import CastChapter, CastSegment, Clip
+from .levelling import (
+    CODEC_HEADROOM_DB,
+    CODEC_HEADROOM_DEFAULT_DB,
+    Mix,
+    rebalance,
+    voice_loudness,
+)
+from .timeline import TIMELINE_SCALE, Cue, Piece, cut_pieces, ms
+
+#: Per voice, at most this much of its speech is measured (evenly spread over its clips).
+VOICE_SAMPLE_SECONDS = 240.0
+#: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
+MAX_VOICE_GAIN_DB = 30.0
+
+
+def _allpass(fc: float, q: float) -> np.ndarray:
+    """A second-order all-pass section at `fc` Hz (RBJ cookbook), as an SOS row."""
+    w = 2 * math.pi * fc / sig.RATE
+    alpha = math.sin(w) / (2 * q)
+    b = [1 - alpha, -2 * math.cos(w), 1 + alpha]
+    a = [1 + alpha, -2 * math.cos(w), 1 - alpha]
+    return np.array([*(c / a[0] for c in b), *(c / a[0] for c in a)])
+
+
+#: A phase rotator: all-pass sections that leave every frequency's level alone but smear
+#: the lopsided glottal pulses of synthetic speech in time, taking about 1 dB off its
+#: peaks for nothing (measured on espeak-ng voices: the same loudness, 10-20 % fewer
+#: samples limited). Broadcast processors do the same to voices.
+PHASE_ROTATOR = np.array([_allpass(fc, 0.5) for fc in (100.0, 200.0, 400.0, 800.0)])
+
+
+def _sos2tf(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order sections as one (b, a): scipy.signal.sos2tf, which is a product of
+    polynomials, without importing scipy.signal."""
+    b, a = np.ones(1), np.ones(1)
+    for row in sos:
+        b, a = np.polymul(b, row[:3]), np.polymul(a, row[3:])
+    return b, a
+
+
+#: The same as one eighth-order filter: 2.4x faster than the sections, within 1e-5 of them
+_ROTATOR_B, _ROTATOR_A = _sos2tf(PHASE_ROTATOR)
+
+
+@dataclass(frozen=True)
+class Marker:
+    start: int  # samples at sig.RATE; 0 for the opening
+    title: str
+
+
+@dataclass
+class Layout:
+    total: int  # samples of the timeline (int16 at sig.RATE, full scale TIMELINE_SCALE,
+    #             no gains), which lay_out wrote to a file
+    cues: list[Cue]
+    regions: list[tuple[int, int, str]]  # (start, end, voice name) per part, for gains
+    voice_audio: dict[str, list[np.ndarray]]  # per voice, the clips measured for loudness
+    markers: list[Marker]
+
+
+def _quote_block(parts: Sequence[CastSegment], i: int) -> bool:
+    """True when part i belongs to a quote block: the quote itself or its announcement."""
+    part = parts[i]
+    if part.kind == "quote":
+        return True
+    return part.kind == "announcement" and part.source is not None
+
+
+def _same_segment(a: CastSegment, b: CastSegment) -> bool:
+    """Pieces of one paragraph split at dialogue: only a sentence pause between them."""
+    return a.segment is not None and b.segment is not None and a.segment.id == b.segment.id
+
+
+def _gap(parts: Sequence[CastSegment], i: int, pauses: PausesConfig) -> int:
+    """Milliseconds of silence before part i (i > 0)."""
+    prev, cur = parts[i - 1], parts[i]
+    if _same_segment(prev, cur):
+        return pauses.sentence
+    prev_q, cur_q = _quote_block(parts, i - 1), _quote_block(parts, i)
+    if prev_q and cur_q and cur.kind != "announcement":
+        # announcement -> its quote, or one quote paragraph -> the next of the same source
+        same = prev.kind == "announcement" or prev.source == cur.source
+        if same:
+            return pauses.paragraph
+    gap = pauses.paragraph
+    if prev.kind == "heading" or cur.kind == "heading":
+        gap = max(gap, pauses.heading)
+    if prev.kind == "announcement" and prev.source is None:  # after "Chapter 1. Title."
+        gap = max(gap, pauses.heading)
+    if prev_q or cur_q:
+        gap = max(gap, pauses.quote)
+    return gap
+
+
+def chapter_marks(cast: CastChapter, cues: list[Cue]) -> list[Marker]:
+    """Chapter marks: the opening, each heading section and each quote block.
+
+    When narration resumes after a quote block, a mark titled like the section it belongs
+    to starts there, so a listener skipping forward past a quote lands on the narration.
+    """
+    parts = cast.parts
+    first_cue: dict[int, int] = {}
+    for cue in cues:
+        first_cue.setdefault(cue.part, cue.start)
+    title = cast.chapter.title.strip() or cast.chapter.id
+    marks = [Marker(0, title)]
+    section = title
+    in_quote = False
+    quote_source = None
+    content_seen = False
+
+    def add(start: int, text: str) -> None:
+        text = " ".join(text.split()) or "Untitled"
+        if start <= marks[-1].start:
+            marks[-1] = Marker(marks[-1].start, text)
+        else:
+            marks.append(Marker(start, text))
+
+    for i, part in enumerate(parts):
+        if i not in first_cue:
+            continue
+        start = first_cue[i]
+        if part.kind == "announcement":
+            if part.source is not None:  # "From Victor Serge, ..." opens a quote block
+                add(start, part.source.label() or "Quotation")
+                in_quote, quote_source = True, part.source
+                content_seen = True
+            continue
+        if part.kind == "quote":
+            prev = parts[i - 1] if i else None
+            announced = prev is not None and prev.kind == "announcement" and prev.source
+            if not announced and not (in_quote and part.source == quote_source):
+                label = part.source.label() if part.source else ""
+                add(start, label or "Quotation")
+            in_quote, quote_source = True, part.source
+            content_seen = True
+            continue
+        if part.kind == "heading":
+            text = " ".join(line.text for line in part.lines)
+            section = " ".join(text.split()) or section
+            if content_seen or section.casefold() != title.casefold():
+                add(start, section)
+            in_quote = False
+            content_seen = True
+            continue
+        if in_quote:
+            add(start, section)
+            in_quote = False
+        content_seen = True
+    return marks
+
+
+def lay_out(
+    cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesConfig, out: BinaryIO
+) -> Layout:
+    """Read and trim every clip and lay it out with the pauses on one int16 timeline,
+    written to `out` as it goes: a chapter's audio is never all in memory."""
+    parts = cast.parts
+    if len(clips) != len(parts):
+        raise SynthesisError(
+            f"chapter {cast.chapter.id}: {len(clips)} clip groups for {len(parts)} segments"
+        )
+    for part, group in zip(parts, clips, strict=True):
+        if len(group) != len(part.lines):
+            raise SynthesisError(
+                f"segment {part.id}: {len(group)} clips for {len(part.lines)} lines"
+            )
+
+    # which clips to measure per voice: evenly spread, at most VOICE_SAMPLE_SECONDS each
+    per_voice: dict[str, list[tuple[int, int]]] = {}
+    for i, part in enumerate(parts):
+        per_voice.setdefault(part.voice.name, []).extend((i, j) for j in range(len(part.lines)))
+    measured: set[tuple[int, int]] = set()
+    for keys in per_voice.values():
+        seconds = sum(clips[i][j].seconds for i, j in keys)
+        stride = max(1, math.ceil(seconds / VOICE_SAMPLE_SECONDS))
+        measured.update(keys[::stride])
+
+    voice_audio: dict[str, list[np.ndarray]] = {}
+    cues: list[Cue] = []
+    regions: list[tuple[int, int, str]] = []
+    written = 0
+
+    def silence_to(pos: int) -> None:
+        nonlocal written
+        while written < pos:
+            n = min(pos - written, _ZEROS.size)
+            out.write(_ZEROS[:n].tobytes())
+            written += n
+
+    pos = ms(pauses.head)
+    for i, (part, group) in enumerate(zip(parts, clips, strict=True)):
+        if i:
+            pos += ms(_gap(parts, i, pauses))
+        region_start = pos
+        for j, clip in enumerate(group):
+            if j:
+                pos += ms(pauses.sentence)
+            samples = sig.read_clip(clip.path, clip.digest)
+            if samples.size == 0:
+                raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
+            a, b = sig.speech_bounds(samples)
+            rotated = sig.lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b])
+            scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
+            speech = np.clip(scaled, -32768, 32767).astype("<i2")
+            silence_to(pos)
+            out.write(speech.tobytes())
+            written += speech.size
+            cues.append(Cue(i, j, pos, pos + speech.size))
+            if (i, j) in measured:
+                voice_audio.setdefault(part.voice.name, []).append(speech)
+            pos += speech.size
+        regions.append((region_start, pos, part.voice.name))
+    pos += ms(pauses.tail)
+    silence_to(pos)
+    return Layout(pos, cues, regions, voice_audio, chapter_marks(cast, cues))
+
+
+#: Silence to write between clips.
+_ZEROS = np.zeros(1 << 16, dtype="<i2")
+
+
+@dataclass(frozen=True)
+class PlanJob:
+    cast: CastChapter
+    clips: Sequence[Sequence[Clip]]
+    pauses: PausesConfig
+    audio: AudioConfig
+    timeline: Path
+    final: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A chapter laid out and its gains set: what its pieces are encoded from."""
+
+    total: int
+    cues: list[Cue]
+    markers: list[Marker]
+    regions: tuple[tuple[int, int, str], ...]
+    voice_db: dict[str, float]
+    headroom: float
+    pieces: tuple[Piece, ...]
+
+
+def plan_chapter(job: PlanJob) -> Plan:
+    """Lay out the clips into the timeline's file, match the voices, find the gains."""
+    try:
+        with open(job.timeline, "wb") as out:
+            layout = lay_out(job.cast, job.clips, job.pauses, out)
+    except OSError as exc:
+        raise OutputError(f"{job.final}: {exc.strerror or exc}") from None
+    if not layout.cues:
+        raise SynthesisError(f"chapter {job.cast.chapter.id}: nothing to read aloud")
+    target = job.audio.loudness
+    voice_db: dict[str, float] = {}
+    for name in {p.voice.name: None for p in job.cast.parts}:
+        level = voice_loudness(layout.voice_audio.get(name, []))
+        db = 0.0 if not math.isfinite(level) else target - level
+        voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
+    layout.voice_audio.clear()
+    headroom = CODEC_HEADROOM_DB.get(job.audio.bitrate, CODEC_HEADROOM_DEFAULT_DB)
+    mix = Mix(
+        timeline=job.timeline,
+        total=layout.total,
+        regions=tuple(layout.regions),
+        voice_db=voice_db,
+        chapter_db=0.0,
+        ceiling_db=job.audio.true_peak - headroom,
+        true_peak=job.audio.true_peak,
+        bitrate=job.audio.bitrate,
+        final=job.final,
+    )
+    return Plan(
+        total=layout.total,
+        cues=layout.cues,
+        markers=layout.markers,
+        regions=mix.regions,
+        voice_db=rebalance((mix, target)),
+        headroom=headroom,
+        pieces=cut_pieces(layout.cues, layout.total),
+    )

@@ -1,0 +1,159 @@
+"""What each chapter's files were made from (out_dir/.state/), so that a chapter whose
+inputs did not change is neither encoded nor rewritten by the next build."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..config import AudioConfig, PausesConfig
+from ..errors import OutputError
+from ..files import write_atomic
+from ..layout import STATE_DIR
+from ..model import CastChapter, Clip, Episode, Show
+
+#: Bump when a change here changes output bytes: every chapter is then assembled again.
+FORMAT_VERSION = 5
+
+
+@dataclass(frozen=True)
+class AssembledEpisode(Episode):
+    """An Episode plus what this build did for it and what was measured (for build.json).
+
+    The fields have defaults so it is used wherever an Episode is.
+    """
+
+    encoded: bool = True  # False: the files from an earlier build were current and kept
+    encodes: int = 0  # MP3 encodings this build made of it (2+: a check sent it back)
+    loudness: float | None = None  # LUFS integrated, measured on the encoded PCM
+    true_peak: float | None = None  # dBTP, 4x oversampled, of the MP3 as players decode it
+    # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
+    voice_gains: dict[str, float] = field(default_factory=dict, hash=False)
+    voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write beside the final name and rename into place (the digest already said it changed)."""
+    write_atomic(path, data, skip_unchanged=False)
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("lameenc", "soxr", "mutagen", "numpy", "scipy", "pydub", "pyloudnorm"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[name] = "?"
+    return out
+
+
+def chapter_digest(
+    cast: CastChapter,
+    clips: Sequence[Sequence[Clip]],
+    *,
+    number: int,
+    total: int,
+    show: Show,
+    pauses: PausesConfig,
+    audio_config: AudioConfig,
+    cover: bytes,
+) -> str:
+    """A digest of everything a chapter's output depends on (clip keys stand for the audio)."""
+    ch = cast.chapter
+    data: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "versions": versions(),
+        "number": number,
+        "total": total,
+        "chapter": [ch.id, ch.title, ch.author],
+        "show": [show.title, show.author, show.language, show.year, show.cover.suffix.lower()],
+        "cover": hashlib.sha256(cover).hexdigest(),
+        "pauses": pauses.model_dump(),
+        "audio": audio_config.model_dump(),
+        "parts": [
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "voice": [p.voice.name, p.voice.label],
+                "source": p.source.label() if p.source else None,
+                "lines": [line.text for line in p.lines],
+                "clips": [[c.key, c.frames, c.sample_rate] for c in group],
+            }
+            for p, group in zip(cast.parts, clips, strict=False)
+        ],
+    }
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _state_path(out_dir: Path, stem: str) -> Path:
+    return out_dir / STATE_DIR / f"{stem}.json"
+
+
+def _file_facts(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
+    """The episode an earlier build made from the same inputs, if its files are untouched."""
+    try:
+        state = json.loads(_state_path(out_dir, stem).read_text(encoding="utf-8"))
+        if state.get("digest") != digest:
+            return None
+        for name, facts in state["files"].items():
+            if _file_facts(out_dir / name) != facts:
+                return None
+        ep = state["episode"]
+        return AssembledEpisode(
+            number=ep["number"],
+            chapter_id=ep["chapter_id"],
+            title=ep["title"],
+            author=ep["author"],
+            mp3=out_dir / ep["mp3"],
+            vtt=out_dir / ep["vtt"],
+            chapters_json=out_dir / ep["chapters_json"],
+            seconds=ep["seconds"],
+            size=ep["size"],
+            voices=tuple(ep["voices"]),
+            description=ep["description"],
+            encoded=False,
+            loudness=ep.get("loudness"),
+            true_peak=ep.get("true_peak"),
+            voice_gains=ep.get("voice_gains", {}),
+            voice_loudness=ep.get("voice_loudness", {}),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode) -> None:
+    ep = asdict(episode)
+    for key in ("mp3", "vtt", "chapters_json"):
+        ep[key] = Path(ep[key]).name
+    ep.pop("encoded")
+    files = {p.name: _file_facts(p) for p in (episode.mp3, episode.vtt, episode.chapters_json)}
+    state = {"digest": digest, "files": files, "episode": ep}
+    path = _state_path(out_dir, stem)
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: {exc.strerror or exc}") from None
+    replace_file(path, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def prune_state(out_dir: Path, stems: set[str]) -> None:
+    """Forget chapters that are no longer in the book."""
+    state = out_dir / STATE_DIR
+    if not state.is_dir():
+        return
+    for path in state.glob("*.json"):
+        if path.stem not in stems:
+            path.unlink(missing_ok=True)
