@@ -32,9 +32,11 @@ from .layout import (
     REPORT_FILE,
     SEEDS_DIR,
     STATE_DIR,
+    audiobook_file,
+    is_audiobook_file,
     is_chapter_file,
 )
-from .model import Book, CastChapter, Clip, Episode, Show
+from .model import Audiobook, Book, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
@@ -125,6 +127,7 @@ class BuildReport:
     engines: list[dict[str, str]] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
+    audiobook: dict[str, Any] | None = None
     base_url: str = ""
     output: Path = Path(OUTPUT_DIR)
 
@@ -144,6 +147,7 @@ class BuildReport:
             "totals": totals,
             "base_url": self.base_url,
             "chapters": self.chapters,
+            **({"audiobook": self.audiobook} if self.audiobook else {}),
         }
 
     def summary(self) -> str:
@@ -156,6 +160,7 @@ class BuildReport:
             f"Built {count(t['chapters'], 'chapter')}, {minutes:.1f} min of audio, in "
             f"{took:.1f} s: {count(t['rendered'], 'clip')} rendered, {t['cached']} from cache, "
             f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / FEED_FILE}"
+            + (f"; audiobook: {self.output / self.audiobook['file']}" if self.audiobook else "")
         )
 
 
@@ -203,10 +208,13 @@ def build_project(
     *,
     jobs: int | None = None,
     base_url: str | None = None,
+    m4b: bool | None = None,
     quiet: bool = False,
     say: Say = _quiet,
     warn: Say = _quiet,
 ) -> BuildReport:
+    """Build the project into its output/. `m4b` (default: podcast.yaml's) also writes
+    the whole book as one audiobook."""
     report = BuildReport(output=project.output)
     stage = _Stages(report)
     # Started first, so that their start-up (Kokoro: loading its model) runs beside the
@@ -230,7 +238,8 @@ def build_project(
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
-        run = _Run(checked, show, cover, url, report, stage, jobs, workers, quiet, warn)
+        audiobook = checked.podcast.m4b if m4b is None else m4b
+        run = _Run(checked, show, cover, url, report, stage, jobs, workers, audiobook, quiet, warn)
         try:
             project.output.mkdir(parents=True, exist_ok=True)
             with build_lock(project.output):
@@ -316,6 +325,7 @@ class _Run:
     stage: _Stages
     jobs: int | None
     workers: list[WorkerPool]  # started before the checks; closed after synthesis
+    m4b: bool  # also the audiobook
     quiet: bool
     warn: Say
 
@@ -373,7 +383,7 @@ def _build_locked(run: _Run) -> None:
             show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
     grouped = _grouped(cast, flat)
 
-    from .assemble import assemble_book
+    from .assemble import assemble_audiobook, assemble_book
     from .errors import ClipDamaged
     from .feed import write_feed
     from .page import write_page
@@ -399,6 +409,7 @@ def _build_locked(run: _Run) -> None:
                 out_dir=out,
                 jobs=run.jobs,
                 progress=assembled,
+                m4b=run.m4b,
             )
 
         try:
@@ -421,6 +432,23 @@ def _build_locked(run: _Run) -> None:
         finally:
             chapters.close()
 
+    book = None
+    if run.m4b:
+        with stage("audiobook"):
+            book = assemble_audiobook(
+                episodes,  # type: ignore[arg-type]  # assemble_book's AssembledEpisodes
+                show=show,
+                bitrate=checked.voices.audio.bitrate,
+                path=audiobook_file(out, show.title),
+            )
+        report.audiobook = {
+            "file": book.path.name,
+            "seconds": book.seconds,
+            "size": book.size,
+            "chapters": len(book.marks),
+            "written": book.written,
+        }
+
     with stage("feed"):
         write_feed(
             episodes,
@@ -430,10 +458,10 @@ def _build_locked(run: _Run) -> None:
             base_url=run.base_url,
             lock_path=project.lock_file,
         )
-        write_page(episodes, show=show, out_dir=out)
+        write_page(episodes, show=show, out_dir=out, audiobook=book)
         # Only now that the feed and page no longer name them: a build killed before this
         # point leaves a feed whose every file is still there.
-        _remove_stale(out, episodes)
+        _remove_stale(out, episodes, book)
 
     for (cc, clips), ep in zip(grouped, episodes, strict=True):
         flat_clips = [c for part in clips for c in part]
@@ -499,11 +527,15 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _remove_stale(out: Path, episodes: list[Episode]) -> None:
-    """Chapter files a previous build made for chapters that no longer exist."""
+def _remove_stale(out: Path, episodes: list[Episode], book: Audiobook | None) -> None:
+    """Chapter files a previous build made for chapters that no longer exist, and an
+    audiobook this build did not make (the book's title changed, or the M4B is off)."""
     keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
+    if book is not None:
+        keep.add(book.path.name)
     for path in out.iterdir():
-        if is_chapter_file(path.name) and path.is_file() and path.name not in keep:
+        ours = is_chapter_file(path.name) or is_audiobook_file(path.name)
+        if ours and path.is_file() and path.name not in keep:
             path.unlink()
 
 

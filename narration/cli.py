@@ -251,6 +251,11 @@ def preview(
 @click.option(
     "--base-url", default=None, help="Where output/ will be published (overrides podcast.yaml)."
 )
+@click.option(
+    "--m4b/--no-m4b",
+    default=None,
+    help="Also write the whole book as one M4B audiobook (default: podcast.yaml's m4b).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @handle_errors
 def build(
@@ -258,6 +263,7 @@ def build(
     voices_file: Path | None,
     jobs: int | None,
     base_url: str | None,
+    m4b: bool | None,
     quiet: bool,
 ) -> None:
     """Build the audiobook and podcast into output/."""
@@ -270,6 +276,7 @@ def build(
         open_project_dir(project_dir, voices_file),
         jobs=jobs,
         base_url=base_url,
+        m4b=m4b,
         quiet=quiet,
         say=say,
         warn=_warn,

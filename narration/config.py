@@ -222,6 +222,7 @@ class PodcastConfig(_Strict):
     year: int | None = None  # for tags; defaults to the first publication year
     locked: bool = True
     published: datetime.date | None = None  # first episodes' pubDate; default 2000-01-01
+    m4b: bool = False  # also write the whole book as one M4B audiobook (or build --m4b)
 
 
 def line_index_of(path: Path) -> dict[tuple[str | int, ...], int]:

@@ -9,8 +9,10 @@ writes, in one place that every stage reads (so no stage imports another for a n
       output/           everything a build writes, safe to delete
         feed.xml  index.html  cover.jpg|png  build.json
         NN-<chapter>.mp3 .vtt .chapters.json
+        <book>.m4b      the whole book as one audiobook (m4b: true, or --m4b)
         previews/       `narrate preview` clips
-        .state/         each chapter's inputs, to skip unchanged ones
+        .state/         each chapter's inputs, to skip unchanged ones (and, with the
+                        audiobook on, each chapter's AAC: NN-<chapter>.aac)
         .cache/clips/   rendered clips ($NARRATE_CACHE_DIR moves them)
 """
 
@@ -42,12 +44,34 @@ CHAPTER_SUFFIXES = (".mp3", ".vtt", ".chapters.json")
 _CHAPTER_FILE = re.compile(r"\d{2,}-[a-z0-9-]+\.")
 
 
+#: The audiobook: the whole book in one file, AAC in MP4 with chapters.
+AUDIOBOOK_SUFFIX = ".m4b"
+#: Beside a chapter's state: its audio encoded for the audiobook, joined into it unchanged.
+CHAPTER_AAC_SUFFIX = ".aac"
+#: The audiobook's own state in STATE_DIR: what it was made from.
+AUDIOBOOK_STATE = "audiobook.json"
+
+
+def _slug(text: str, default: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower() or default
+
+
+def audiobook_file(out_dir: Path, title: str) -> Path:
+    """output/<book-slug>.m4b, named after the show's title ("book.m4b" if it has no
+    letters a file name can hold)."""
+    return Path(out_dir) / f"{_slug(title, 'book')[:80].rstrip('-')}{AUDIOBOOK_SUFFIX}"
+
+
+def is_audiobook_file(name: str) -> bool:
+    """Whether `name` is one a build writes as the audiobook (any title's)."""
+    return re.fullmatch(r"[a-z0-9-]+\.m4b", name) is not None
+
+
 def chapter_stem(number: int, total: int, chapter_id: str) -> str:
     """ASCII file stem `NN-<chapter id>`, numbered so files sort in book order."""
     width = max(2, len(str(total)))
-    ascii_id = unicodedata.normalize("NFKD", chapter_id).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_id).strip("-").lower() or "chapter"
-    return f"{number:0{width}d}-{slug}"
+    return f"{number:0{width}d}-{_slug(chapter_id, 'chapter')}"
 
 
 def chapter_files(out_dir: Path, stem: str) -> tuple[Path, Path, Path]:

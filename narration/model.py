@@ -7,7 +7,8 @@ earlier one decided, and each stage can be tested on its own by building them by
     cast.py      Book + voices.yaml       -> CastChapters (each part with its Voice and Lines)
     synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
                                              rendered by narration/engines/
-    assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters)
+    assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),
+                                             and the Audiobook (one M4B) when asked
     feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
 """
 
@@ -207,6 +208,17 @@ class Episode:
     size: int  # bytes of the MP3
     voices: tuple[str, ...]  # voice labels heard
     description: str  # first lines and sources, plain text
+
+
+@dataclass(frozen=True)
+class Audiobook:
+    """The whole book as one M4B in output/, beside the episodes."""
+
+    path: Path
+    seconds: float
+    size: int  # bytes
+    marks: tuple[tuple[float, str], ...]  # chapter starts (seconds) and titles
+    written: bool = True  # False: an earlier build's was current and kept
 
 
 @dataclass(frozen=True)

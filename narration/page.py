@@ -20,7 +20,7 @@ from urllib.parse import quote
 from .errors import OutputError
 from .files import write_atomic
 from .layout import FEED_FILE, PAGE_FILE
-from .model import Episode, Show
+from .model import Audiobook, Episode, Show
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,31 @@ def _episode_html(ep: Episode, out_dir: Path) -> str:
 </section>"""
 
 
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+
+
+def _audiobook_html(book: Audiobook, out_dir: Path) -> str:
+    """The whole book in one file: its player, download and chapters, before the episodes."""
+    href = _href(book.path, out_dir)
+    items = "\n".join(
+        f'<li><button type="button" class="mark" data-start="{start:.3f}">'
+        f'<span class="at">{clock(start)}</span> {_e(title) or "(untitled)"}</button></li>'
+        for start, title in book.marks
+    )
+    meta = f"{clock(book.seconds)} · {len(book.marks)} chapters · M4B, {_size(book.size)}"
+    return f"""<section class="episode audiobook" id="audiobook">
+<h2>The audiobook</h2>
+<p class="meta">The whole book in one file, with chapters, for audiobook apps · {meta}</p>
+<audio controls preload="metadata" src="{href}"></audio>
+<p class="files"><a href="{href}" download type="audio/mp4">Download the audiobook (M4B)</a></p>
+<details class="book-chapters"><summary>Chapters</summary>
+<ol class="marks">
+{items}
+</ol></details>
+</section>"""
+
+
 _CSS = """
 :root { color-scheme: light dark; --accent: #8a2d1c; }
 body { font: 17px/1.5 Georgia, "Times New Roman", serif; max-width: 46rem; margin: 0 auto;
@@ -253,7 +278,9 @@ _JS = """
 """
 
 
-def render_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> str:
+def render_page(
+    episodes: Sequence[Episode], *, show: Show, out_dir: Path, audiobook: Audiobook | None = None
+) -> str:
     """The page's HTML. Every text is escaped; every URL is relative to output/."""
     ordered = sorted(episodes, key=lambda e: e.number)
     cover = out_dir / show.cover.name
@@ -265,6 +292,8 @@ def render_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> st
     )
     total = sum(ep.seconds for ep in ordered)
     body = "\n".join(_episode_html(ep, out_dir) for ep in ordered)
+    if audiobook is not None:
+        body = _audiobook_html(audiobook, out_dir) + "\n" + body
     feed = _e(FEED_FILE)
     count = f"{len(ordered)} episode{'s' if len(ordered) != 1 else ''}, {clock(total)}"
     return f"""<!DOCTYPE html>
@@ -299,10 +328,13 @@ def render_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> st
 """
 
 
-def write_page(episodes: Sequence[Episode], *, show: Show, out_dir: Path) -> Path:
+def write_page(
+    episodes: Sequence[Episode], *, show: Show, out_dir: Path, audiobook: Audiobook | None = None
+) -> Path:
     """Write out_dir/index.html atomically and return its path."""
     target = out_dir / PAGE_FILE
-    write_atomic(target, render_page(episodes, show=show, out_dir=out_dir).encode("utf-8"))
+    page = render_page(episodes, show=show, out_dir=out_dir, audiobook=audiobook)
+    write_atomic(target, page.encode("utf-8"))
     return target
 
 

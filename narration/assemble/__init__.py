@@ -14,6 +14,8 @@ The modules, in the order the work flows:
     plan.py       clips laid out with the pauses, chapter marks, voices matched
     levelling.py  gains on limited audio, and a piece rendered as it is heard
     mp3.py        the MP3 writer: pieces encoded with LAME and joined, ID3 tags
+    aac.py        a chapter encoded to AAC for the audiobook (kept in .state/)
+    m4b.py        the M4B writer: the chapters' AAC joined, MP4 chapters and tags
     sidecars.py   the WebVTT transcript, JSON chapters and description
     state.py      what each chapter was made from, to skip unchanged ones
     book.py       drives the chapters' tasks over the processes
@@ -36,11 +38,13 @@ take more rounds). Memory is bounded by the piece, not the chapter or the book.
 from __future__ import annotations
 
 from .book import assemble_book, assemble_chapter
+from .m4b import assemble_audiobook
 from .mp3 import iso639_2
 from .state import AssembledEpisode, chapter_digest
 
 __all__ = [
     "AssembledEpisode",
+    "assemble_audiobook",
     "assemble_book",
     "assemble_chapter",
     "chapter_digest",

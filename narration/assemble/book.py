@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,14 @@ from ..files import temp_path
 from ..layout import chapter_files, chapter_stem
 from ..model import CastChapter, Clip, Show
 from . import timeline
+from .aac import AacJob, aac_key, encode_chapter
 from .levelling import LOUDNESS_TOLERANCE, Mix, rebalance, voice_offsets
 from .mp3 import Encoded, Timing, encode_piece, write_tags
 from .plan import Plan, PlanJob, plan_chapter
 from .sidecars import chapters_json, description, vtt
 from .state import (
     AssembledEpisode,
+    aac_path,
     chapter_digest,
     current,
     prune_state,
@@ -96,6 +98,8 @@ class _Work:
             self.cover,
             self.stem,
             self.digest,
+            self.m4b,
+            self.kept,
         ) = args
         self.mp3, self.vtt, self.chapters_json = chapter_files(self.out_dir, self.stem)
         self.timeline = scratch_path(self.out_dir, self.stem)
@@ -107,7 +111,8 @@ class _Work:
         self.passes = 0  # encodings at this ceiling
         self.encodes = 0
         self.encoded: dict[int, Encoded] = {}
-        self.episode: AssembledEpisode | None = None
+        self.made: AssembledEpisode | None = self.kept  # written, its AAC perhaps to come
+        self.episode: AssembledEpisode | None = None  # done
 
     def start(self) -> list[_Task]:
         job = PlanJob(self.cast, self.clips, self.pauses, self.audio, self.timeline, self.mp3)
@@ -138,8 +143,20 @@ class _Work:
     def done(self, task: _Task, result: Any) -> list[_Task]:
         if task.run is _run_plan:
             self.plan = result
+            if self.kept is not None:  # its MP3 is current: only its AAC is wanted
+                mix = self.kept.mix
+                self.voice_db = dict(mix["voice_db"])
+                self.chapter_db, self.headroom = mix["chapter_db"], mix["headroom"]
+                return [self._aac_task()]
             self.voice_db, self.headroom = dict(result.voice_db), result.headroom
             return self._encode()
+        if task.run is encode_chapter:
+            assert self.made is not None
+            path = aac_path(self.out_dir, self.stem)
+            self.made = replace(
+                self.made, aac=path, aac_sha256=result, aac_key=aac_key(self.digest)
+            )
+            return self._finish()
         if task.run is rebalance:
             self.voice_db, self.chapter_db = dict(result), 0.0
             return self._encode()
@@ -170,6 +187,28 @@ class _Work:
             self.headroom += peak - self.audio.true_peak + 0.3
             return [_Task(self, rebalance, (self._mix(), self.audio.loudness))]
         self._write(loudness, peak)
+        return [self._aac_task()] if self.m4b else self._finish()
+
+    def _aac_task(self) -> _Task:
+        """Its audio encoded for the audiobook: the mix of its MP3, every piece in a row."""
+        assert self.plan is not None and self.made is not None
+        body = sig.OUT_RATE // sig.RATE * self.plan.total  # the timeline, resampled
+        job = AacJob(
+            mix=self._mix(),
+            pieces=self.plan.pieces,
+            heard=self.made.heard,
+            lead=self.made.heard - body,
+            first=self.number == 1,
+            bitrate=self.audio.bitrate,
+            path=aac_path(self.out_dir, self.stem),
+        )
+        return _Task(self, encode_chapter, job)
+
+    def _finish(self) -> list[_Task]:
+        assert self.made is not None
+        save_state(self.out_dir, self.stem, self.digest, self.made)
+        self.cleanup()
+        self.episode = self.made
         return []
 
     def _write(self, loudness: float, peak: float) -> None:
@@ -216,7 +255,8 @@ class _Work:
                 raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
         finally:
             discard(tmp)
-        self.cleanup()
+        for k in range(len(plan.pieces)):
+            discard(piece_path(self.timeline, k))  # the timeline stays for the AAC
 
         heard: dict[str, float] = {}
         for name, samples in voice_offsets(plan.regions)[1].items():
@@ -226,7 +266,7 @@ class _Work:
             heard[name] = voice.loudness(samples)
         chapter = cast.chapter
         labels = {p.voice.name: p.voice.label for p in cast.parts}
-        self.episode = AssembledEpisode(
+        self.made = AssembledEpisode(
             number=self.number,
             chapter_id=chapter.id,
             title=chapter.title,
@@ -246,8 +286,14 @@ class _Work:
                 labels[n]: round(db + self.chapter_db, 2) for n, db in self.voice_db.items()
             },
             voice_loudness={labels[n]: round(v, 2) for n, v in heard.items() if math.isfinite(v)},
+            heard=timing.heard(plan.total),
+            marks=tuple((round(t, 3), title) for t, title in marks),
+            mix={
+                "voice_db": dict(self.voice_db),
+                "chapter_db": self.chapter_db,
+                "headroom": self.headroom,
+            },
         )
-        save_state(self.out_dir, self.stem, self.digest, self.episode)
 
     def cleanup(self) -> None:
         discard(self.timeline)
@@ -366,6 +412,7 @@ def assemble_book(
     jobs: int | None = None,
     progress: Callable[[AssembledEpisode], None] | None = None,
     numbering: tuple[int, int] | None = None,
+    m4b: bool = False,
 ) -> list[AssembledEpisode]:
     """Every chapter, in book order; unchanged chapters are kept, the others made on
     `jobs` processes (default: one per core).
@@ -376,6 +423,8 @@ def assemble_book(
     held by the process planning it, then read from a file by its pieces: memory stays
     bounded whatever the book's length. `progress` hears of each chapter when it is done,
     kept ones first. `numbering` (number, total) places a single chapter in a longer book.
+    With `m4b`, each chapter's audio is also encoded to AAC for the audiobook (kept in
+    .state/, and only for chapters whose AAC is not already there).
     """
     audio_config = audio
     total = numbering[1] if numbering else len(chapters)
@@ -398,14 +447,16 @@ def assemble_book(
             cover=cover,
         )
         kept = current(out_dir, stem, digest)
-        if kept is not None:
+        if kept is not None and (not m4b or kept.aac_key == aac_key(digest)):
             results[k] = kept
             if progress:
                 progress(kept)
             continue
+        if kept is not None and not kept.mix:  # made before its gains were kept: again
+            kept = None
         seconds = sum(c.seconds for group in clips for c in group)
         args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover)
-        todo.append((seconds, k, _Work((*args, stem, digest))))
+        todo.append((seconds, k, _Work((*args, stem, digest, m4b, kept))))
     if numbering is None:
         prune_state(out_dir, stems)
     if not todo:

@@ -73,10 +73,13 @@ class Timing:
         k = max(0, bisect.bisect_right(self.starts, sample) - 1)
         return sample / sig.RATE + (sig.ENCODER_DELAY + self.shifts[k]) / sig.OUT_RATE
 
+    def heard(self, total: int) -> int:
+        """Samples at OUT_RATE to the end of the last: the MP3's length as heard."""
+        return sig.OUT_RATE // sig.RATE * total + sig.ENCODER_DELAY + self.shifts[-1]
+
     def duration(self, total: int) -> float:
-        """The end of the last sample: the MP3's length as heard."""
-        heard = sig.OUT_RATE // sig.RATE * total + sig.ENCODER_DELAY + self.shifts[-1]
-        return heard / sig.OUT_RATE
+        """The MP3's length as heard, in seconds."""
+        return self.heard(total) / sig.OUT_RATE
 
 
 #: ISO 639-1 -> ISO 639-2/B, the codes ID3's TLAN and COMM expect.

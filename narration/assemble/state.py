@@ -15,7 +15,7 @@ from typing import Any
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError
 from ..files import write_atomic
-from ..layout import STATE_DIR
+from ..layout import AUDIOBOOK_STATE, CHAPTER_AAC_SUFFIX, STATE_DIR
 from ..model import CastChapter, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -36,6 +36,14 @@ class AssembledEpisode(Episode):
     # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
     voice_gains: dict[str, float] = field(default_factory=dict, hash=False)
     voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
+    # for the audiobook: samples at OUT_RATE the MP3 is heard for, its marks (seconds,
+    # title), the gains its audio was levelled with, and its AAC in .state/ if encoded
+    heard: int = 0
+    marks: tuple[tuple[float, str], ...] = ()
+    mix: dict[str, Any] = field(default_factory=dict, hash=False)
+    aac: Path | None = None
+    aac_sha256: str | None = None
+    aac_key: str | None = None
 
 
 def replace_file(path: Path, data: bytes) -> None:
@@ -129,18 +137,41 @@ def current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
             true_peak=ep.get("true_peak"),
             voice_gains=ep.get("voice_gains", {}),
             voice_loudness=ep.get("voice_loudness", {}),
+            heard=int(ep.get("heard", 0)),
+            marks=tuple((float(t), str(title)) for t, title in ep.get("marks", ())),
+            mix=ep.get("mix", {}),
+            **_aac(out_dir, state.get("aac")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _aac(out_dir: Path, kept: Any) -> dict[str, Any]:
+    """The chapter's AAC as the state names it, if the file is untouched."""
+    try:
+        path = out_dir / STATE_DIR / kept["file"]
+        if _file_facts(path) == kept["facts"]:
+            return {"aac": path, "aac_sha256": kept["sha256"], "aac_key": kept["key"]}
+    except (OSError, KeyError, TypeError):
+        pass
+    return {}
 
 
 def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode) -> None:
     ep = asdict(episode)
     for key in ("mp3", "vtt", "chapters_json"):
         ep[key] = Path(ep[key]).name
-    ep.pop("encoded")
+    for key in ("encoded", "aac", "aac_sha256", "aac_key"):
+        ep.pop(key)
     files = {p.name: _file_facts(p) for p in (episode.mp3, episode.vtt, episode.chapters_json)}
-    state = {"digest": digest, "files": files, "episode": ep}
+    state: dict[str, Any] = {"digest": digest, "files": files, "episode": ep}
+    if episode.aac is not None:
+        state["aac"] = {
+            "file": episode.aac.name,
+            "facts": _file_facts(episode.aac),
+            "sha256": episode.aac_sha256,
+            "key": episode.aac_key,
+        }
     path = _state_path(out_dir, stem)
     try:
         path.parent.mkdir(exist_ok=True)
@@ -149,11 +180,16 @@ def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode)
     replace_file(path, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+def aac_path(out_dir: Path, stem: str) -> Path:
+    """Where a chapter's AAC for the audiobook is kept."""
+    return out_dir / STATE_DIR / f"{stem}{CHAPTER_AAC_SUFFIX}"
+
+
 def prune_state(out_dir: Path, stems: set[str]) -> None:
-    """Forget chapters that are no longer in the book."""
+    """Forget chapters that are no longer in the book (their state and AAC)."""
     state = out_dir / STATE_DIR
     if not state.is_dir():
         return
-    for path in state.glob("*.json"):
-        if path.stem not in stems:
+    for path in [*state.glob("*.json"), *state.glob(f"*{CHAPTER_AAC_SUFFIX}")]:
+        if path.stem not in stems and path.name != AUDIOBOOK_STATE:
             path.unlink(missing_ok=True)
