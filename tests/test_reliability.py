@@ -687,7 +687,9 @@ def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     root = write_project(tmp_path / "book", voices=FAKE_VOICES_YAML)
     # killed as the transcript is written: the chapter's MP3 is encoded, not yet renamed
     before = "if str(args[0]).endswith('.vtt'): " + KILL_ME
-    run = start_hooked(root, "narration.assemble.book", "replace_file", before, "-j", "1", fake=True)
+    run = start_hooked(
+        root, "narration.assemble.book", "replace_file", before, "-j", "1", fake=True
+    )
     assert run.finish() == -signal.SIGKILL
     out = root / "output"
     assert list(out.glob(".01-*.mp3.tmp*")), "the kill should have left a temporary MP3"
