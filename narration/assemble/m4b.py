@@ -126,7 +126,12 @@ def write_audiobook(
         except OSError as exc:
             raise OutputError(f"{ch.aac}: {exc.strerror or exc}") from None
         if hashlib.sha256(data).hexdigest() != ch.aac_sha256:
-            raise OutputError(f"{ch.aac}: changed since it was encoded; build again")
+            # bit rot (its size and time said untouched): the next build encodes it anew
+            discard(ch.aac)
+            raise OutputError(
+                f"{ch.aac}: damaged on disk (its bytes changed since it was encoded); "
+                "removed it: build again to encode it anew"
+            )
         parts.append(unpack(data, ch.aac))
     ends = _ends(chapters)
     rate = sig.OUT_RATE
