@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint bench kokoro build-kokoro clean
+.PHONY: build test lint bench kokoro dask build-kokoro clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,24 @@ $(KOKORO_STAMP): $(STAMP)
 
 kokoro: $(KOKORO_STAMP)
 
+# Dask distributed, to render on a cluster (narrate build --scheduler / --workers): pip only.
+DASK_STAMP := $(VENV)/.dask-installed
+$(DASK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dask,test]'
+	touch $(DASK_STAMP)
+
+dask: $(DASK_STAMP)
+
 # The seeds' podcast read by four Kokoro voices (voices.kokoro.yaml).
 build-kokoro: $(KOKORO_STAMP)
+
+# Dask distributed, to render on a cluster (narrate build --scheduler / --workers): pip only.
+DASK_STAMP := $(VENV)/.dask-installed
+$(DASK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dask,test]'
+	touch $(DASK_STAMP)
+
+dask: $(DASK_STAMP)
 	$(BIN)/narrate build --voices voices.kokoro.yaml
 
 build: $(STAMP)

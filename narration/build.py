@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import time
@@ -30,6 +31,7 @@ from .layout import (
     OUTPUT_DIR,
     PREVIEWS_DIR,
     REPORT_FILE,
+    SCHEDULER_ENV,
     SEEDS_DIR,
     STATE_DIR,
     audiobook_file,
@@ -42,6 +44,7 @@ from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
 # a build starts its synthesis workers before paying for those imports.
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .config import PodcastConfig, VoicesConfig
     from .engines import Engine
     from .synth import WorkerPool
@@ -128,6 +131,7 @@ class BuildReport:
     stages: dict[str, float] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     audiobook: dict[str, Any] | None = None
+    cluster: dict[str, Any] | None = None  # the Dask cluster synthesis ran on
     base_url: str = ""
     output: Path = Path(OUTPUT_DIR)
 
@@ -148,6 +152,7 @@ class BuildReport:
             "base_url": self.base_url,
             "chapters": self.chapters,
             **({"audiobook": self.audiobook} if self.audiobook else {}),
+            **({"cluster": self.cluster} if self.cluster else {}),
         }
 
     def summary(self) -> str:
@@ -158,7 +163,13 @@ class BuildReport:
 
         return (
             f"Built {count(t['chapters'], 'chapter')}, {minutes:.1f} min of audio, in "
-            f"{took:.1f} s: {count(t['rendered'], 'clip')} rendered, {t['cached']} from cache, "
+            f"{took:.1f} s: {count(t['rendered'], 'clip')} rendered"
+            + (
+                f" on {count(self.cluster['workers'], 'worker')} at {self.cluster['scheduler']}"
+                if self.cluster
+                else ""
+            )
+            + f", {t['cached']} from cache, "
             f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / FEED_FILE}"
             + (f"; audiobook: {self.output / self.audiobook['file']}" if self.audiobook else "")
         )
@@ -209,12 +220,16 @@ def build_project(
     jobs: int | None = None,
     base_url: str | None = None,
     m4b: bool | None = None,
+    scheduler: str | None = None,
+    cluster: Cluster | None = None,
     quiet: bool = False,
     say: Say = _quiet,
     warn: Say = _quiet,
 ) -> BuildReport:
     """Build the project into its output/. `m4b` (default: podcast.yaml's) also writes
-    the whole book as one audiobook."""
+    the whole book as one audiobook. Clips are rendered on `cluster` if given (the caller
+    closes it), else on the Dask scheduler at `scheduler` (default: podcast.yaml's, then
+    $DASK_SCHEDULER_ADDRESS), else on this machine."""
     report = BuildReport(output=project.output)
     stage = _Stages(report)
     # Started first, so that their start-up (Kokoro: loading its model) runs beside the
@@ -223,7 +238,9 @@ def build_project(
     # would only compete with the checks: synthesis then starts its own, should it find
     # clips missing after all.
     with contextlib.ExitStack() as stack:
-        workers = [] if _unchanged_since_last_build(project) else _early_workers(project, jobs)
+        remote = cluster is not None or bool(scheduler or os.environ.get(SCHEDULER_ENV))
+        idle = remote or _unchanged_since_last_build(project)
+        workers = [] if idle else _early_workers(project, jobs)
         for pool in workers:
             stack.enter_context(pool)
         with stage("check"):
@@ -238,8 +255,20 @@ def build_project(
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
+            address = scheduler or checked.podcast.scheduler or os.environ.get(SCHEDULER_ENV)
+            if cluster is None and address:
+                from .cluster import Cluster
+
+                cluster = stack.enter_context(Cluster.connect(address.strip()))
+            if cluster is not None:
+                for pool in workers:  # podcast.yaml names a scheduler: these are not needed
+                    pool.close()
+                workers = []
+                cluster.prepare(dict(checked.engines), warn)
         audiobook = checked.podcast.m4b if m4b is None else m4b
-        run = _Run(checked, show, cover, url, report, stage, jobs, workers, audiobook, quiet, warn)
+        run = _Run(
+            checked, show, cover, url, report, stage, jobs, workers, cluster, audiobook, quiet, warn
+        )
         try:
             project.output.mkdir(parents=True, exist_ok=True)
             with build_lock(project.output):
@@ -325,6 +354,7 @@ class _Run:
     stage: _Stages
     jobs: int | None
     workers: list[WorkerPool]  # started before the checks; closed after synthesis
+    cluster: Cluster | None  # renders the clips instead of `workers`
     m4b: bool  # also the audiobook
     quiet: bool
     warn: Say
@@ -355,7 +385,8 @@ def _build_locked(run: _Run) -> None:
                 for part in cc.parts
                 for line in part.lines
             ]
-            progress = ProgressReporter(quiet=run.quiet)
+            label = f"synthesis on {run.cluster.size()} workers" if run.cluster else "synthesis"
+            progress = ProgressReporter(quiet=run.quiet, label=label)
             cache = ClipCache(project.cache)
             try:
                 flat = synthesize(
@@ -365,11 +396,18 @@ def _build_locked(run: _Run) -> None:
                     jobs=run.jobs,
                     progress=progress,
                     workers=run.workers,
+                    cluster=run.cluster,
                 )
             finally:
                 progress.close()
                 for pool in run.workers:
                     pool.close()  # idle from now on: their memory is the encoders'
+            if run.cluster is not None:
+                report.cluster = {
+                    "scheduler": run.cluster.address,
+                    "workers": run.cluster.size(),
+                    "refused": dict(run.cluster.refused),
+                }
             if cache.damaged:
                 n = len(cache.damaged)
                 run.warn(
@@ -426,7 +464,13 @@ def _build_locked(run: _Run) -> None:
                     "had changed on disk without a trace in its size or time (bit rot?) and "
                     f"{'was' if len(damaged) == 1 else 'were'} rendered again"
                 )
-                flat = synthesize(requests, engine=checked.engines, cache=cache, jobs=run.jobs)
+                flat = synthesize(
+                    requests,
+                    engine=checked.engines,
+                    cache=cache,
+                    jobs=run.jobs,
+                    cluster=run.cluster,
+                )
                 grouped = _grouped(cast, flat)
                 episodes = assemble()
         finally:

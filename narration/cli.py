@@ -245,11 +245,34 @@ def preview(
 
 
 @main.command()
-@project_option
+@click.option(
+    "--project",
+    "-p",
+    "project_dirs",
+    type=click.Path(file_okay=False, path_type=Path),
+    multiple=True,
+    help="Book directory holding seeds/, voices.yaml and output/ (default: the current "
+    "directory, or the project above it). Give it again to build several books in turn, "
+    "on one cluster.",
+)
 @voices_option
 @jobs_option
 @click.option(
     "--base-url", default=None, help="Where output/ will be published (overrides podcast.yaml)."
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Render the clips on the Dask cluster of this scheduler, e.g. tcp://host:8786 "
+    "(default: podcast.yaml's scheduler, then $DASK_SCHEDULER_ADDRESS). Needs the dask extra.",
+)
+@click.option(
+    "--workers",
+    "cluster_workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Render the clips on a Dask LocalCluster of this many worker processes here.",
 )
 @click.option(
     "--m4b/--no-m4b",
@@ -259,30 +282,48 @@ def preview(
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @handle_errors
 def build(
-    project_dir: Path | None,
+    project_dirs: tuple[Path, ...],
     voices_file: Path | None,
     jobs: int | None,
     base_url: str | None,
+    scheduler: str | None,
+    cluster_workers: int | None,
     m4b: bool | None,
     quiet: bool,
 ) -> None:
     """Build the audiobook and podcast into output/."""
+    import contextlib
+
     from .build import build_project
 
     if base_url is not None:
         _check_base_url(base_url)
+    if scheduler is not None and cluster_workers is not None:
+        raise click.UsageError("give --scheduler or --workers, not both")
+    projects = [open_project_dir(p, voices_file) for p in project_dirs or (None,)]
     say = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
-    report = build_project(
-        open_project_dir(project_dir, voices_file),
-        jobs=jobs,
-        base_url=base_url,
-        m4b=m4b,
-        quiet=quiet,
-        say=say,
-        warn=_warn,
-    )
-    if not quiet:
-        click.echo(report.summary())
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if cluster_workers is not None or (scheduler is not None and len(projects) > 1):
+            from .cluster import Cluster  # one cluster for every book
+
+            cluster = stack.enter_context(
+                Cluster.connect(scheduler.strip() if scheduler else None, workers=cluster_workers)
+            )
+        for project in projects:
+            report = build_project(
+                project,
+                jobs=jobs,
+                base_url=base_url,
+                m4b=m4b,
+                scheduler=scheduler,
+                cluster=cluster,
+                quiet=quiet,
+                say=say,
+                warn=_warn,
+            )
+            if not quiet:
+                click.echo(report.summary())
 
 
 def _check_base_url(url: str) -> None:

@@ -223,6 +223,7 @@ class PodcastConfig(_Strict):
     locked: bool = True
     published: datetime.date | None = None  # first episodes' pubDate; default 2000-01-01
     m4b: bool = False  # also write the whole book as one M4B audiobook (or build --m4b)
+    scheduler: str | None = None  # a Dask scheduler (tcp://host:8786) to render clips on
 
 
 def line_index_of(path: Path) -> dict[tuple[str | int, ...], int]:

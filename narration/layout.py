@@ -35,6 +35,8 @@ REPORT_FILE = "build.json"  # the last file a build writes
 PREVIEWS_DIR = "previews"
 STATE_DIR = ".state"
 CACHE_ENV = "NARRATE_CACHE_DIR"
+#: Dask's own variable for its scheduler: a build renders its clips there when it is set.
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 #: A cover in seeds/ (any letter case), and the names a build writes one under.
 SEED_COVERS = ("cover.jpg", "cover.jpeg", "cover.png")
 OUTPUT_COVERS = ("cover.jpg", "cover.png")

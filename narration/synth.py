@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .engines import (
     CHANNELS,
@@ -467,7 +467,9 @@ def _write_seal(wav: Path, digest: str, stat: os.stat_result) -> None:
 
 
 @dataclass(frozen=True)
-class _Task:
+class ClipTask:
+    """One clip to render: its place among the build's unique clips, cache key, text, voice."""
+
     index: int  # position in the list of unique clips
     key: str
     text: str
@@ -572,7 +574,7 @@ def _describe_exit(code: int, message: str) -> str:
     return message.splitlines()[-1] if message else f"the engine failed (exit code {code})"
 
 
-def _render_task(engine: Engine, cache: ClipCache, task: _Task, retries: int) -> tuple[Any, ...]:
+def _render_task(engine: Engine, cache: ClipCache, task: ClipTask, retries: int) -> tuple[Any, ...]:
     """Render, verify and cache one clip, with up to `retries` fresh attempts after the first."""
     problems: list[str] = []
     for attempt in range(1, retries + 2):
@@ -670,7 +672,13 @@ class WorkerPool:
     """
 
     def __init__(
-        self, engine: Engine, cache: ClipCache, size: int | None = None, retries: int = 3
+        self,
+        engine: Engine,
+        cache: ClipCache,
+        size: int | None = None,
+        retries: int = 3,
+        *,
+        threads: int | None = None,
     ) -> None:
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
@@ -679,8 +687,11 @@ class WorkerPool:
         self.cache_root = cache.root
         self.used = False
         self.workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._free: deque[_Worker] | None = None
+        self._ready: threading.Semaphore | None = None
         count = max(1, size or _cores())
-        threads = max(1, _cores() // count)
+        threads = max(1, threads or _cores() // count)
         try:
             for _ in range(count):
                 task_r, task_w = os.pipe()
@@ -710,6 +721,32 @@ class WorkerPool:
         except BaseException:
             self.close()
             raise
+
+    def render_one(self, task: ClipTask) -> tuple[Any, ...]:
+        """Render one clip on a free worker and wait for it: for callers that are workers
+        themselves (a Dask worker's threads, narration/cluster.py), one task per thread.
+        The worker's reply: ("ok", index, frames, attempts, problems), or ("failed", index,
+        attempts, problems), the clip then in this pool's cache."""
+        with self._lock:
+            if self._free is None:
+                self._free = deque(self.workers)
+                self._ready = threading.Semaphore(len(self.workers))
+        assert self._ready is not None
+        with self._ready:
+            with self._lock:
+                worker = self._free.popleft()
+            try:
+                worker.tasks.send(task)
+                message = worker.results.recv()
+            except (EOFError, OSError):
+                code = worker.proc.poll()
+                return (_FAILED, task.index, 1, [f"synthesis worker died (exit code {code})"])
+            finally:
+                with self._lock:
+                    self._free.append(worker)
+        if message[0] == _FATAL:
+            raise SynthesisError(f"engine '{self.engine_name}' could not start: {message[1]}")
+        return message  # type: ignore[no-any-return]
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -811,6 +848,7 @@ def synthesize(
     retries: int = 3,
     on_retry: Callable[[str], None] | None = None,
     workers: WorkerPool | Sequence[WorkerPool] | None = None,
+    cluster: RemoteRenderer | None = None,
 ) -> list[Clip]:
     """One verified Clip per (Line, Voice[, segment id]), in order; renders only what's missing.
 
@@ -823,6 +861,8 @@ def synthesize(
     counts unique clips; `on_retry(message)` hears about clips that needed more than one
     attempt. `workers`, pools started earlier with the same cache, are used for their
     engines instead of new ones (and `jobs` and `retries` are theirs); the caller closes them.
+    `cluster` renders the missing clips elsewhere (narration/cluster.py: a Dask cluster);
+    they come back here, are checked as a fresh render is, and cached.
     """
     items = _normalize(jobs_in)
     for job in items:
@@ -844,7 +884,7 @@ def synthesize(
     for i, key in enumerate(keys):
         first.setdefault(key, i)
     clips: dict[str, Clip] = {}
-    todo: dict[str, tuple[Engine, list[tuple[_Task, _Job]]]] = {}
+    todo: dict[str, tuple[Engine, list[tuple[ClipTask, _Job]]]] = {}
     for n, (key, i) in enumerate(first.items()):
         eng, line, voice = renderers[i], items[i].line, items[i].voice
         hit = cache.get(key, functools.partial(_verify, eng, line.spoken, voice))
@@ -852,17 +892,19 @@ def synthesize(
             clips[key] = hit
         else:
             group = todo.setdefault(eng.name, (eng, []))[1]
-            group.append((_Task(n, key, line.spoken, voice), items[i]))
+            group.append((ClipTask(n, key, line.spoken, voice), items[i]))
     total, cached = len(first), len(clips)
     if progress:
         progress(cached, cached, total)
 
-    def finished(task: _Task, clip: Clip) -> None:
+    def finished(task: ClipTask, clip: Clip) -> None:
         clips[task.key] = clip
         if progress:
             progress(len(clips), cached, total)
 
-    if todo:
+    if todo and cluster is not None:
+        _render_remote(todo, cache, cluster, finished, on_retry)
+    elif todo:
         given = list(workers) if isinstance(workers, list | tuple) else [workers] if workers else []
         _render_all(todo, cache, jobs, retries, finished, on_retry, given)
     result = []
@@ -870,6 +912,63 @@ def synthesize(
         clip = clips[key]
         result.append(clip if first[key] == i else replace(clip, rendered=False))
     return result
+
+
+class RemoteRenderer(Protocol):
+    """Where clips can be rendered besides this machine's workers: `render` takes (engine
+    name, task) pairs and yields, as each finishes, an object with the task, `ok`, the WAV's
+    bytes (`wav`), `attempts` and `problems`."""
+
+    def render(self, tasks: Sequence[tuple[str, ClipTask]]) -> Iterator[Any]: ...
+
+
+def _render_remote(
+    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, _Job]]]],
+    cache: ClipCache,
+    cluster: RemoteRenderer,
+    finished: Callable[[ClipTask, Clip], None],
+    on_retry: Callable[[str], None] | None,
+) -> None:
+    """The clips rendered by `cluster`, each checked here as a fresh local render is and
+    put in the cache; stop at the first that fails."""
+    cache.ensure()
+    owner: dict[int, tuple[Engine, _Job]] = {}
+    tasks: list[tuple[str, ClipTask]] = []
+    for name, (engine, group) in todo.items():
+        for task, job in group:
+            owner[task.index] = (engine, job)
+            tasks.append((name, task))
+    # the longest first, as locally: the last to finish are short
+    tasks.sort(key=lambda p: -len(p[1].text) / max(1, pace(owner[p[1].index][0], p[1].voice)))
+    for result in cluster.render(tasks):
+        task = result.task
+        engine, job = owner[task.index]
+        if not result.ok or result.wav is None:
+            raise _failure(job, result.attempts, result.problems)
+        tmp = cache.temp_path(task.key)
+        try:
+            try:
+                tmp.write_bytes(result.wav)
+            except OSError as exc:
+                raise OutputError(
+                    f"{tmp}: cannot write to the clip cache ({exc.strerror})"
+                ) from None
+            try:
+                check_clip(tmp, task.text, pace(engine, task.voice), engine.sample_rate)
+            except ClipProblem as exc:
+                raise _failure(
+                    job, result.attempts, [f"the clip the cluster sent: {exc}"]
+                ) from None
+            clip = cache.put(task.key, tmp)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if result.problems and on_retry:
+            on_retry(
+                f"segment {job.label}: clip needed {result.attempts} attempts "
+                f"({'; '.join(result.problems)})"
+            )
+        finished(task, replace(clip, rendered=True))
 
 
 def _verify(engine: Engine, spoken: str, voice: Voice, path: Path) -> None:
@@ -886,11 +985,11 @@ def _cores() -> int:
 
 
 def _render_all(
-    todo: Mapping[str, tuple[Engine, list[tuple[_Task, _Job]]]],
+    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, _Job]]]],
     cache: ClipCache,
     jobs: int | None,
     retries: int,
-    finished: Callable[[_Task, Clip], None],
+    finished: Callable[[ClipTask, Clip], None],
     on_retry: Callable[[str], None] | None,
     given: Sequence[WorkerPool] = (),
 ) -> None:
@@ -904,8 +1003,8 @@ def _render_all(
     for pool in given:
         if Path(pool.cache_root) != Path(cache.root):
             raise ValueError(f"workers started for {pool.cache_root}, not for {cache.root}")
-    pending: dict[str, deque[_Task]] = {}
-    owner: dict[int, tuple[_Task, _Job]] = {}
+    pending: dict[str, deque[ClipTask]] = {}
+    owner: dict[int, tuple[ClipTask, _Job]] = {}
     started: list[WorkerPool] = []
     inflight: dict[Connection, list[int]] = {}
     worker_of: dict[Connection, _Worker] = {}

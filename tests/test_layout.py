@@ -23,6 +23,7 @@ STAGES = [
     "cast",
     "engines",
     "synth",
+    "cluster",
     "audio",
     "assemble",
     "feed",

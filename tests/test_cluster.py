@@ -1,0 +1,132 @@
+"""Synthesis on a real Dask cluster: a LocalCluster of two worker processes on 127.0.0.1,
+the seeds read by the real espeak-ng engine on it, compared byte for byte with a local
+build; a worker killed mid-build; an unreachable scheduler; workers with other engines.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from narration.cli import main
+
+from .conftest import tree_digest
+from .test_build import build, new_project, products
+
+distributed = pytest.importorskip(
+    "distributed", reason="the cluster tests need the dask extra: pip install -e '.[dask]'"
+)
+
+from narration import cluster  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> object:
+    """Two worker processes of one thread, on 127.0.0.1 only."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as lc:
+        yield lc
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The seeds built locally, as today: what every cluster build must give, byte for byte."""
+    root = new_project(tmp_path_factory.mktemp("local") / "book")
+    build(root)
+    return {k: v[0] for k, v in products(root / "output").items()}
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {k: v[0] for k, v in products(root / "output").items()}
+
+
+def test_the_seeds_built_on_the_cluster_are_the_local_build_byte_for_byte(
+    local_cluster: object, reference: dict[str, str], tmp_path: Path
+) -> None:
+    root = new_project(tmp_path / "book")
+    address = local_cluster.scheduler_address  # type: ignore[attr-defined]
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "--scheduler", address])
+    assert result.exit_code == 0, result.output
+    assert "2 workers" in result.output
+    assert _digests(root) == reference
+    # a rebuild sends nothing: every clip is in this machine's cache
+    report = build(root, "--scheduler", address)
+    assert report["totals"]["rendered"] == 0
+
+
+def test_a_worker_killed_mid_build_loses_nothing(
+    local_cluster: object, reference: dict[str, str], tmp_path: Path
+) -> None:
+    """The worker rendering when the build is under way is SIGKILLed; the scheduler runs
+    its clips elsewhere (the nanny starts a new worker) and the bytes are the same."""
+    client = distributed.Client(local_cluster)
+    try:
+        pids = client.run(os.getpid)
+        root = new_project(tmp_path / "book")
+        address = local_cluster.scheduler_address  # type: ignore[attr-defined]
+        killed: list[str] = []
+
+        def kill_when_busy() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for worker, keys in client.processing().items():
+                    if any(str(k).startswith("narrate-clip-") for k in keys):
+                        os.kill(pids[worker], signal.SIGKILL)
+                        killed.append(worker)
+                        return
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=kill_when_busy)
+        watcher.start()
+        report = build(root, "--scheduler", address)
+        watcher.join()
+        assert killed, "no worker was seen rendering"
+        assert report["totals"]["rendered"] == 86
+        assert _digests(root) == reference
+        client.wait_for_workers(2, timeout=60)  # the nanny's new worker, for the next test
+    finally:
+        client.close()
+
+
+def test_an_unreachable_scheduler_is_one_line_and_leaves_output_alone(tmp_path: Path) -> None:
+    root = new_project(tmp_path / "book")
+    build(root)
+    before = tree_digest(root / "output")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "--scheduler", address])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {address}: no Dask scheduler")
+    assert tree_digest(root / "output") == before
+
+
+def test_workers_without_the_engine_or_with_another_version_are_refused() -> None:
+    versions = {"pyttsx3": "pyttsx3 2.99; espeak-ng 1.52"}
+    reported = {
+        "tcp://127.0.0.1:1": {"versions": dict(versions), "problems": {}},
+        "tcp://127.0.0.1:2": {"versions": {"pyttsx3": "pyttsx3 2.99; espeak-ng 1.51"}},
+        "tcp://127.0.0.1:3": {"versions": {}, "problems": {"pyttsx3": "no libespeak-ng"}},
+    }
+    good, refused = cluster.usable_workers(versions, reported)
+    assert good == ["tcp://127.0.0.1:1"]
+    assert refused == {
+        "tcp://127.0.0.1:2": "it has pyttsx3 pyttsx3 2.99; espeak-ng 1.51, "
+        "this build pyttsx3 2.99; espeak-ng 1.52",
+        "tcp://127.0.0.1:3": "it has no pyttsx3 engine (no libespeak-ng)",
+    }
