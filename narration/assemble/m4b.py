@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -119,30 +119,11 @@ def write_audiobook(
         return kept
     if not chapters:
         raise OutputError(f"{path}: the book has no chapters")
-    parts: list[AacChapter] = []
-    for ch in chapters:
-        try:
-            data = ch.aac.read_bytes()
-        except OSError as exc:
-            raise OutputError(f"{ch.aac}: {exc.strerror or exc}") from None
-        if hashlib.sha256(data).hexdigest() != ch.aac_sha256:
-            # bit rot (its size and time said untouched): the next build encodes it anew
-            discard(ch.aac)
-            raise OutputError(
-                f"{ch.aac}: damaged on disk (its bytes changed since it was encoded); "
-                "removed it: build again to encode it anew"
-            )
-        parts.append(unpack(data, ch.aac))
     ends = _ends(chapters)
     rate = sig.OUT_RATE
-    packets: list[bytes] = []
     marks: list[tuple[int, str]] = []
-    for ch, part, end in zip(chapters, parts, ends, strict=True):
-        first = len(packets)
-        keep = end - first
-        if not 0 < keep <= len(part.packets):  # pragma: no cover - heard_frames' promise
-            raise OutputError(f"{ch.aac}: {len(part.packets)} frames, {keep} wanted")
-        packets.extend(part.packets[:keep])
+    first = 0
+    for ch, end in zip(chapters, ends, strict=True):
         start = max(0, first * FRAME - PRIMING)  # presentation time: the priming is cut
         for t, title in ch.marks:
             at = start if t <= 0 else start + round(t * rate)
@@ -150,10 +131,23 @@ def write_audiobook(
                 marks[-1] = (marks[-1][0], title)
             else:
                 marks.append((at, title))
-    total = len(packets) * FRAME - PRIMING
+        first = end
+
+    def packets() -> Iterator[bytes]:
+        """Each chapter's packets, one chapter in memory at a time, up to its last frame."""
+        first = 0
+        for ch, end in zip(chapters, ends, strict=True):
+            part = _read(ch)
+            keep = end - first
+            if not 0 < keep <= len(part.packets):  # pragma: no cover - frames_for's promise
+                raise OutputError(f"{ch.aac}: {len(part.packets)} frames, {keep} wanted")
+            yield from part.packets[:keep]
+            first = end
+
+    total = ends[-1] * FRAME - PRIMING
     tmp = temp_path(path)
     try:
-        _mux(tmp, packets, marks, total, bitrate, path)
+        _mux(tmp, packets(), marks, total, bitrate, path)
         _tag(tmp, path, show=show, cover=cover, narrators=names)
         try:
             os.replace(tmp, path)
@@ -183,9 +177,25 @@ def write_audiobook(
     return book
 
 
+def _read(ch: BookChapter) -> AacChapter:
+    """A chapter's AAC, checked against the digest it was made with."""
+    try:
+        data = ch.aac.read_bytes()
+    except OSError as exc:
+        raise OutputError(f"{ch.aac}: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != ch.aac_sha256:
+        # bit rot (its size and time said untouched): the next build encodes it anew
+        discard(ch.aac)
+        raise OutputError(
+            f"{ch.aac}: damaged on disk (its bytes changed since it was encoded); "
+            "removed it: build again to encode it anew"
+        )
+    return unpack(data, ch.aac)
+
+
 def _mux(
     tmp: Path,
-    packets: list[bytes],
+    packets: Iterator[bytes],
     marks: list[tuple[int, str]],
     total: int,
     bitrate: int,
