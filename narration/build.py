@@ -437,6 +437,8 @@ def _build_locked(run: _Run) -> None:
             counts["kept"] += not getattr(episode, "encoded", True)
             chapters(counts["done"], counts["kept"], len(grouped))
 
+        offload = run.cluster.encoder() if run.cluster is not None else None
+
         def assemble() -> list[Episode]:
             counts.update(done=0, kept=0)
             return assemble_book(
@@ -448,6 +450,7 @@ def _build_locked(run: _Run) -> None:
                 jobs=run.jobs,
                 progress=assembled,
                 m4b=run.m4b,
+                offload=offload,
             )
 
         try:
@@ -475,6 +478,8 @@ def _build_locked(run: _Run) -> None:
                 episodes = assemble()
         finally:
             chapters.close()
+        if offload is not None and report.cluster is not None:
+            report.cluster["pieces"] = offload.sent
 
     book = None
     if run.m4b:

@@ -1,5 +1,5 @@
-"""Synthesis on a Dask cluster: `narrate build --scheduler tcp://HOST:8786`, or `--workers N`
-for a LocalCluster on this machine.
+"""Synthesis and MP3 encoding on a Dask cluster: `narrate build --scheduler tcp://HOST:8786`,
+or `--workers N` for a LocalCluster on this machine.
 
 A clip is a pure function of its text, voice, engine and model, so clips spread over a
 cluster as Dask tasks. Each Dask worker loads the build's engines once, through a worker
@@ -9,7 +9,12 @@ worker has the bytes a local build gives it. The clip's WAV comes back to this p
 which checks it and puts it in the cache as a local build does; a rebuild sends only the
 clips the cache does not hold.
 
-Before a build sends anything, every worker says which engine versions it loaded. A worker
+Chapters' pieces are encoded there too (LAME is most of assembly's work): each piece's
+stretch of the timeline goes out, its MP3 stream and measurements come back, and the
+chapter is checked and joined here as in a local build, beside this machine's processes.
+
+Before a build sends anything, every worker says which engine versions it loaded, and
+which versions of the MP3 encoding libraries it has. A worker
 that lacks one of the build's engines, or has another version of it (another espeak-ng,
 onnxruntime or model), is refused, named in a warning, and sent nothing: its clips would
 be other bytes. A worker killed mid-build loses nothing: the scheduler runs its tasks on
@@ -22,11 +27,17 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .assemble.levelling import Mix
+from .assemble.mp3 import encode_piece
+from .assemble.state import versions
+from .assemble.timeline import PIECE_CONTEXT, Piece
 from .engines import Engine, get_engine
 from .errors import SynthesisError
 from .synth import ClipCache, ClipTask, WorkerPool
@@ -35,6 +46,8 @@ from .synth import ClipCache, ClipTask, WorkerPool
 PLUGIN = "narrate-engines"
 #: How long connecting to a scheduler may take before the build says it is unreachable.
 CONNECT_TIMEOUT = "10s"
+#: The name the MP3 encoding libraries' versions go by among the engines'.
+ASSEMBLY = "MP3 encoding"
 #: How long a build waits for at least one worker to join.
 WORKER_WAIT = 30.0
 
@@ -100,13 +113,36 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def assembly_version() -> str:
+    """What an MP3 piece's bytes depend on besides its samples: the encoding libraries."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(versions().items()))
+
+
 def _versions(dask_worker: Any) -> dict[str, Any]:
     """On a worker (Client.run hands it over): the versions of the engines its plugin
-    loaded, and its problems."""
+    loaded and of the MP3 encoding libraries, and its problems."""
     plugin = dask_worker.plugins.get(PLUGIN)
     if plugin is None:
         return {"versions": {}, "problems": {"*": "the narrate plugin is not loaded"}}
-    return {"versions": dict(plugin.versions), "problems": dict(plugin.problems)}
+    have = {**plugin.versions, ASSEMBLY: assembly_version()}
+    return {"versions": have, "problems": dict(plugin.problems)}
+
+
+def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -> Any:
+    """On a worker: encode one piece of a chapter from the stretch of its timeline it reads
+    (its context included), as the build's own processes do; (Encoded, the MP3's bytes).
+
+    The stretch goes into a sparse file as long as the timeline, at its place, so the piece
+    is encoded by the very code a local build runs."""
+    with tempfile.TemporaryDirectory(prefix="narrate-piece-") as folder:
+        timeline = Path(folder) / ".chapter.timeline.tmp0"
+        with open(timeline, "wb") as fh:
+            fh.truncate(2 * mix.total)
+            fh.seek(2 * lo)
+            fh.write(samples)
+        encoded = encode_piece((replace(mix, timeline=timeline), index, piece))
+        data = encoded.mp3.read_bytes()
+    return replace(encoded, mp3=None), data
 
 
 def _render(name: str, version: str, task: ClipTask) -> tuple[Any, ...]:
@@ -207,6 +243,7 @@ class Cluster:
             count = max(1, len(self.local.workers))
             threads = max(1, (len(os.sched_getaffinity(0)) or 1) // count)
         self.versions = {name: e.version for name, e in engines.items()}
+        self.versions[ASSEMBLY] = assembly_version()
         try:
             self.client.wait_for_workers(1, timeout=WORKER_WAIT)
         except TimeoutError:
@@ -261,6 +298,17 @@ class Cluster:
                 with contextlib.suppress(Exception):
                     self.client.cancel(pending)
 
+    def encoder(self) -> PieceEncoder:
+        """Where assembly can encode pieces: on the workers that render (loaded when the
+        first piece is sent: a build with nothing to encode sends nothing)."""
+        return PieceEncoder(self)
+
+    def threads(self) -> int:
+        """Threads of the usable workers: the tasks they run at once."""
+        self._load()
+        counts = self.client.nthreads()
+        return sum(counts.get(w, 1) for w in self.workers)
+
     def size(self) -> int:
         """Workers that render: those kept once the engines are loaded, else all connected."""
         if self.loaded is not None:
@@ -282,6 +330,64 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PieceEncoder:
+    """Chapter pieces encoded to MP3 on the cluster (assemble_book's `offload`): each
+    piece's stretch of the timeline goes out, its MP3 and measurements come back and are
+    written where a local process would have put them."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.futures: set[Any] = set()
+        self.sent = 0  # pieces sent, for build.json
+        self._slots: int | None = None
+
+    @property
+    def slots(self) -> int:
+        if self._slots is None:
+            self._slots = max(1, self.cluster.threads())
+        return self._slots
+
+    def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Any]:
+        import numpy as np
+
+        lo = max(0, piece.start - PIECE_CONTEXT)
+        hi = min(mix.total, piece.end + PIECE_CONTEXT)
+        timeline = np.memmap(mix.timeline, dtype=np.int16, mode="r", shape=(mix.total,))
+        samples = timeline[lo:hi].tobytes()
+        del timeline
+        remote = self.cluster.client.submit(
+            _encode_piece,
+            mix,
+            index,
+            piece,
+            lo,
+            samples,
+            key=f"narrate-piece-{uuid.uuid4().hex}",
+            workers=self.cluster.workers,
+            pure=False,
+        )
+        self.futures.add(remote)
+        self.sent += 1
+        out: Future[Any] = Future()
+
+        def arrived(done: Any) -> None:
+            self.futures.discard(done)
+            try:
+                encoded, data = done.result()
+                path = mix.piece_path(index)
+                path.write_bytes(data)
+                out.set_result(replace(encoded, mp3=path))
+            except BaseException as exc:  # the caller's future carries it
+                out.set_exception(exc)
+
+        remote.add_done_callback(arrived)
+        return out
+
+    def cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cluster.client.cancel(list(self.futures))
 
 
 def usable_workers(

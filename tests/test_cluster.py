@@ -5,6 +5,7 @@ build; a worker killed mid-build; an unreachable scheduler; workers with other e
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -62,6 +63,9 @@ def test_the_seeds_built_on_the_cluster_are_the_local_build_byte_for_byte(
     assert result.exit_code == 0, result.output
     assert "2 workers" in result.output
     assert _digests(root) == reference
+    report = json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
+    assert report["cluster"]["workers"] == 2
+    assert report["cluster"]["pieces"] > 0  # pieces encoded there, beside this machine
     # a rebuild sends nothing: every clip is in this machine's cache
     report = build(root, "--scheduler", address)
     assert report["totals"]["rendered"] == 0

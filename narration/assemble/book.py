@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import audio as sig
 from ..config import AudioConfig, PausesConfig
@@ -37,7 +37,7 @@ from .state import (
     replace_file,
     save_state,
 )
-from .timeline import discard, piece_path, scratch_path
+from .timeline import Piece, discard, piece_path, scratch_path
 
 
 def assemble_chapter(
@@ -321,11 +321,28 @@ def _pool_worker(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+class Offload(Protocol):
+    """Somewhere else pieces can be encoded (narration/cluster.py: a Dask cluster): `slots`
+    pieces at once, each given back as the Encoded that `encode_piece` gives, its MP3 at
+    `mix.piece_path(index)` here."""
+
+    slots: int
+
+    def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Encoded]: ...
+
+    def cancel(self) -> None:
+        """Stop what it still has to do (the build failed or was interrupted)."""
+
+
 def _run(
-    works: list[_Work], jobs: int, progress: Callable[[AssembledEpisode], None] | None
+    works: list[_Work],
+    jobs: int,
+    progress: Callable[[AssembledEpisode], None] | None,
+    offload: Offload | None = None,
 ) -> None:
     """Drive the chapters' tasks to the end, in this process (jobs == 1) or on `jobs`
-    processes, never more tasks in flight than processes.
+    processes, never more tasks in flight than processes; with `offload`, pieces are also
+    encoded there, up to its slots.
 
     Ready pieces of chapters already started go first, oldest chapter first, and a new
     chapter is planned only when no piece is waiting: the processes stay busy (a long
@@ -355,8 +372,26 @@ def _run(
             if progress:
                 progress(work.episode)
 
+    held: deque[_Task] = deque()  # taken in order, waiting for a free slot
+    remote: set[Future[Any]] = set()
+
+    def submit(pool: ProcessPoolExecutor, inflight: dict[Future[Any], _Task]) -> None:
+        """Send tasks in order while a slot is free for the next one."""
+        while (task := held.popleft() if held else next_task()) is not None:
+            offloaded = offload is not None and task.run is encode_piece
+            if offloaded and len(remote) < offload.slots:  # type: ignore[union-attr]
+                mix, index, piece = task.arg
+                future = offload.encode_piece(mix, index, piece)  # type: ignore[union-attr]
+                remote.add(future)
+            elif len(inflight) - len(remote) < jobs:
+                future = pool.submit(task.run, task.arg)
+            else:
+                held.appendleft(task)
+                return
+            inflight[future] = task
+
     try:
-        if jobs <= 1:
+        if jobs <= 1 and offload is None:
             while (task := next_task()) is not None:
                 finish(task, task.run(task.arg))
             return
@@ -366,13 +401,13 @@ def _run(
             inflight: dict[Future[Any], _Task] = {}
             try:
                 while True:
-                    while len(inflight) < jobs and (task := next_task()) is not None:
-                        inflight[pool.submit(task.run, task.arg)] = task
+                    submit(pool, inflight)
                     if not inflight:
                         break
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for future in [f for f in inflight if f in done]:  # in order sent
                         task = inflight.pop(future)
+                        remote.discard(future)
                         finish(task, future.result())
             except BrokenProcessPool:
                 raise OutputError(
@@ -382,6 +417,8 @@ def _run(
             finally:
                 for future in inflight:
                     future.cancel()
+                if offload is not None and inflight:
+                    offload.cancel()
     finally:
         for work in works:
             work.cleanup()
@@ -413,6 +450,7 @@ def assemble_book(
     progress: Callable[[AssembledEpisode], None] | None = None,
     numbering: tuple[int, int] | None = None,
     m4b: bool = False,
+    offload: Offload | None = None,
 ) -> list[AssembledEpisode]:
     """Every chapter, in book order; unchanged chapters are kept, the others made on
     `jobs` processes (default: one per core).
@@ -424,7 +462,8 @@ def assemble_book(
     bounded whatever the book's length. `progress` hears of each chapter when it is done,
     kept ones first. `numbering` (number, total) places a single chapter in a longer book.
     With `m4b`, each chapter's audio is also encoded to AAC for the audiobook (kept in
-    .state/, and only for chapters whose AAC is not already there).
+    .state/, and only for chapters whose AAC is not already there). With `offload`, pieces
+    are encoded there too (a Dask cluster), beside this machine's processes.
     """
     audio_config = audio
     total = numbering[1] if numbering else len(chapters)
@@ -466,7 +505,7 @@ def assemble_book(
     todo.sort(key=lambda t: (-t[0], t[1]))
     pieces = sum(max(1, round(t[0] / timeline.PIECE_SECONDS)) for t in todo)
     workers = max(1, min(jobs or _cores(), pieces))
-    _run([w for _, _, w in todo], workers, progress)
+    _run([w for _, _, w in todo], workers, progress, offload)
     for _, k, work in todo:
         results[k] = work.episode
     return [r for r in results if r is not None]
