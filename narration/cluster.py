@@ -298,10 +298,12 @@ class Cluster:
                 with contextlib.suppress(Exception):
                     self.client.cancel(pending)
 
-    def encoder(self) -> PieceEncoder:
+    def encoder(self) -> PieceEncoder | None:
         """Where assembly can encode pieces: on the workers that render (loaded when the
-        first piece is sent: a build with nothing to encode sends nothing)."""
-        return PieceEncoder(self)
+        first piece is sent: a build with nothing to encode sends nothing). None for a
+        LocalCluster the build started: its workers share this machine's cores with the
+        build's own processes, which encode the pieces anyway."""
+        return PieceEncoder(self) if self.local is None else None
 
     def threads(self) -> int:
         """Threads of the usable workers: the tasks they run at once."""

@@ -134,3 +134,31 @@ def test_workers_without_the_engine_or_with_another_version_are_refused() -> Non
         "this build pyttsx3 2.99; espeak-ng 1.52",
         "tcp://127.0.0.1:3": "it has no pyttsx3 engine (no libespeak-ng)",
     }
+
+
+def test_several_books_in_one_command_share_the_cluster_and_the_cache(
+    local_cluster: object,
+    reference: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one, two = new_project(tmp_path / "one"), new_project(tmp_path / "two")
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(tmp_path / "clips"))
+    address = local_cluster.scheduler_address  # type: ignore[attr-defined]
+    args = ["build", "-p", str(one), "-p", str(two), "--scheduler", address]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Built 2 chapters") == 2
+    assert "86 clips rendered on 2 workers" in result.output  # the first book
+    assert "0 clips rendered on 2 workers" in result.output  # the second: all from the cache
+    assert _digests(one) == _digests(two) == reference
+
+
+def test_workers_starts_a_local_cluster_for_the_build(
+    reference: dict[str, str], tmp_path: Path
+) -> None:
+    root = new_project(tmp_path / "book")
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "86 clips rendered on 2 workers at tcp://127.0.0.1:" in result.output
+    assert _digests(root) == reference
