@@ -51,7 +51,7 @@ def bench(scratch: Path, label: str, cast: str | None, sizes: list[int], pairs: 
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=50,
         ) as lc:
             runs = []

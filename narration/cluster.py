@@ -208,7 +208,7 @@ class Cluster:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # its HTTP server: a free port, here only
                     silence_logs=50,
                 )
                 address = local.scheduler_address
