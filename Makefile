@@ -30,14 +30,6 @@ dask: $(DASK_STAMP)
 
 # The seeds' podcast read by four Kokoro voices (voices.kokoro.yaml).
 build-kokoro: $(KOKORO_STAMP)
-
-# Dask distributed, to render on a cluster (narrate build --scheduler / --workers): pip only.
-DASK_STAMP := $(VENV)/.dask-installed
-$(DASK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dask,test]'
-	touch $(DASK_STAMP)
-
-dask: $(DASK_STAMP)
 	$(BIN)/narrate build --voices voices.kokoro.yaml
 
 build: $(STAMP)

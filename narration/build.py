@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,11 +238,18 @@ def build_project(
     # would only compete with the checks: synthesis then starts its own, should it find
     # clips missing after all.
     with contextlib.ExitStack() as stack:
-        remote = cluster is not None or bool(scheduler or os.environ.get(SCHEDULER_ENV))
+        given = scheduler or os.environ.get(SCHEDULER_ENV)
+        remote = cluster is not None or bool(given)
         idle = remote or _unchanged_since_last_build(project)
         workers = [] if idle else _early_workers(project, jobs)
         for pool in workers:
             stack.enter_context(pool)
+        # A cluster is connected to, and its workers load the engines, beside the checks.
+        connecting = None
+        if cluster is None and given:
+            connecting = _connect_early(given.strip(), project, stack)
+        elif cluster is not None:
+            _load_early(cluster, project)
         with stage("check"):
             checked = check_project(project, warn)
             report.engines = [
@@ -259,7 +266,9 @@ def build_project(
             if cluster is None and address:
                 from .cluster import Cluster
 
-                cluster = stack.enter_context(Cluster.connect(address.strip()))
+                cluster = stack.enter_context(
+                    connecting.result() if connecting else Cluster.connect(address.strip())
+                )
             if cluster is not None:
                 for pool in workers:  # podcast.yaml names a scheduler: these are not needed
                     pool.close()
@@ -286,6 +295,37 @@ def build_project(
             "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
         )
     return report
+
+
+def _connect_early(address: str, project: Project, stack: contextlib.ExitStack) -> Future[Cluster]:
+    """Connect to the scheduler in a thread while the checks run; the build takes the
+    outcome (a cluster, or the one-line error) before it writes anything."""
+    from .cluster import Cluster
+
+    def connect() -> Cluster:
+        found = Cluster.connect(address)
+        _load_early(found, project)
+        return found
+
+    started: list[Future[Cluster]] = []
+
+    def close() -> None:  # a build refused by its checks closes the connection too
+        for future in started:
+            if future.exception() is None:
+                future.result().close()
+
+    stack.callback(close)  # after the thread below has finished (the stack unwinds LIFO)
+    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+    started.append(pool.submit(connect))
+    return started[0]
+
+
+def _load_early(cluster: Cluster, project: Project) -> None:
+    """Start loading the engines voices.yaml names on the cluster's workers."""
+    from .config import engines_named
+
+    with contextlib.suppress(Exception):  # unreadable: the checks say why
+        cluster.start_loading(list(engines_named(project.voices_file)))
 
 
 def _early_workers(project: Project, jobs: int | None) -> list[WorkerPool]:

@@ -24,9 +24,12 @@ another worker. Ctrl-C cancels the build's tasks on the cluster.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -34,15 +37,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .assemble.levelling import Mix
 from .assemble.mp3 import encode_piece
-from .assemble.state import versions
+from .assemble.state import FORMAT_VERSION, versions
 from .assemble.timeline import PIECE_CONTEXT, Piece
 from .engines import Engine, get_engine
-from .errors import SynthesisError
+from .errors import NarrateError, OutputError, SynthesisError
 from .synth import ClipCache, ClipTask, WorkerPool
 
-#: The plugin's name on every worker; tasks find their engines under it.
+#: The plugin's name on every worker begins so; each connection has its own (two builds on
+#: one cluster do not replace each other's engines), removed when it closes.
 PLUGIN = "narrate-engines"
 #: How long connecting to a scheduler may take before the build says it is unreachable.
 CONNECT_TIMEOUT = "10s"
@@ -74,11 +79,15 @@ except ImportError:  # pragma: no cover - Cluster.connect says what to install
 class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
     """Loads the build's engines once on each worker, each in a narrate WorkerPool of the
     worker's thread count, with a clip cache in the worker's own directory (clips leave it
-    as soon as they are sent back)."""
+    as soon as they are sent back).
 
-    name = PLUGIN
+    A worker whose engines loaded gets a resource named after their versions (and the MP3
+    encoding libraries'): the build's tasks ask for the resource of its own versions, so
+    only workers that give the same bytes run them, including workers that join or are
+    restarted later (the scheduler sets them up with the plugin too)."""
 
-    def __init__(self, engines: Sequence[str], threads: int | None, retries: int) -> None:
+    def __init__(self, name: str, engines: Sequence[str], threads: int | None, retries: int):
+        self.name = name
         self.engines = list(engines)
         self.threads = threads
         self.retries = retries
@@ -87,24 +96,48 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
         self.problems: dict[str, str] = {}
         self.cache: ClipCache | None = None
         self.root: str | None = None
+        self.size = 1
 
-    def setup(self, worker: Any) -> None:
+    async def setup(self, worker: Any) -> None:
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self._load, worker)
+        if not self.problems:
+            await worker.set_resources(**{resource(self.versions): self.size})
+
+    def _load(self, worker: Any) -> None:
         self.root = tempfile.mkdtemp(prefix="narrate-clips-", dir=worker.local_directory)
         self.cache = ClipCache(Path(self.root))
-        size = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
+        self.size = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
         for name in self.engines:
             try:
-                engine = get_engine(name)
-                check = getattr(engine, "check_model", None)
-                if callable(check):
-                    check()
-                pool = WorkerPool(engine, self.cache, size, self.retries, threads=self.threads)
+                self.pools[name] = self._pool(name)
             except Exception as exc:  # the engine is missing or broken here: say so
                 self.problems[name] = str(exc).splitlines()[0] if str(exc) else repr(exc)
                 continue
-            self.pools[name] = pool
-            self.versions[name] = engine.version
-            pool.used = True
+            self.versions[name] = self.pools[name].engine_version
+        self.versions[ASSEMBLY] = assembly_version()
+
+    def _pool(self, name: str) -> WorkerPool:
+        assert self.cache is not None
+        engine = get_engine(name)
+        check = getattr(engine, "check_model", None)
+        if callable(check):
+            check()
+        pool = WorkerPool(engine, self.cache, self.size, self.retries, threads=self.threads)
+        pool.engine_version = engine.version
+        pool.used = True
+        return pool
+
+    def render(self, name: str, task: ClipTask) -> tuple[Any, ...]:
+        """One clip on this worker's pool; a pool whose process died (the kernel's OOM
+        killer, say) is started again once and the clip rendered on the new one."""
+        message = self.pools[name].render_one(task)
+        if message[0] != "ok" and any("worker died" in p for p in message[-1]):
+            self.pools[name].close()
+            self.pools[name] = self._pool(name)
+            message = self.pools[name].render_one(task)
+        return message
 
     def teardown(self, worker: Any) -> None:
         for pool in self.pools.values():
@@ -113,19 +146,26 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def resource(versions: dict[str, str]) -> str:
+    """The Dask resource a worker with these engine and library versions offers."""
+    blob = json.dumps(sorted(versions.items())).encode()
+    return f"narrate-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
 def assembly_version() -> str:
-    """What an MP3 piece's bytes depend on besides its samples: the encoding libraries."""
-    return ", ".join(f"{k} {v}" for k, v in sorted(versions().items()))
+    """What an MP3 piece's bytes depend on besides its samples: narrate's own assembly
+    (its version and output format) and the encoding libraries."""
+    libraries = ", ".join(f"{k} {v}" for k, v in sorted(versions().items()))
+    return f"narrate {__version__} format {FORMAT_VERSION}; {libraries}"
 
 
-def _versions(dask_worker: Any) -> dict[str, Any]:
-    """On a worker (Client.run hands it over): the versions of the engines its plugin
-    loaded and of the MP3 encoding libraries, and its problems."""
-    plugin = dask_worker.plugins.get(PLUGIN)
+def _versions(name: str, dask_worker: Any) -> dict[str, Any]:
+    """On a worker (Client.run hands it over): the versions of the engines the plugin
+    `name` loaded and of the MP3 encoding libraries, and its problems."""
+    plugin = dask_worker.plugins.get(name)
     if plugin is None:
         return {"versions": {}, "problems": {"*": "the narrate plugin is not loaded"}}
-    have = {**plugin.versions, ASSEMBLY: assembly_version()}
-    return {"versions": have, "problems": dict(plugin.problems)}
+    return {"versions": dict(plugin.versions), "problems": dict(plugin.problems)}
 
 
 def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -> Any:
@@ -134,27 +174,30 @@ def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -
 
     The stretch goes into a sparse file as long as the timeline, at its place, so the piece
     is encoded by the very code a local build runs."""
-    with tempfile.TemporaryDirectory(prefix="narrate-piece-") as folder:
-        timeline = Path(folder) / ".chapter.timeline.tmp0"
-        with open(timeline, "wb") as fh:
-            fh.truncate(2 * mix.total)
-            fh.seek(2 * lo)
-            fh.write(samples)
-        encoded = encode_piece((replace(mix, timeline=timeline), index, piece))
-        data = encoded.mp3.read_bytes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="narrate-piece-") as folder:
+            timeline = Path(folder) / ".chapter.timeline.tmp0"
+            with open(timeline, "wb") as fh:
+                fh.truncate(2 * mix.total)
+                fh.seek(2 * lo)
+                fh.write(samples)
+            encoded = encode_piece((replace(mix, timeline=timeline), index, piece))
+            data = encoded.mp3.read_bytes()
+    except OSError as exc:  # this worker's disk
+        raise OutputError(f"{mix.final}: a worker could not encode a piece ({exc})") from None
     return replace(encoded, mp3=None), data
 
 
-def _render(name: str, version: str, task: ClipTask) -> tuple[Any, ...]:
+def _render(plugin_name: str, name: str, version: str, task: ClipTask) -> tuple[Any, ...]:
     """On a worker: render one clip; ("ok", wav bytes, attempts, problems) or
     ("failed", None, attempts, problems)."""
     from distributed import get_worker
 
-    plugin: EnginePlugin = get_worker().plugins[PLUGIN]
-    if plugin.versions.get(name) != version:  # the build checked; a restarted worker may differ
+    plugin: EnginePlugin = get_worker().plugins[plugin_name]
+    if plugin.versions.get(name) != version:  # its resource says it matches: a safety net
         raise SynthesisError(f"this worker has {name} {plugin.versions.get(name)}, not {version}")
     assert plugin.cache is not None
-    message = plugin.pools[name].render_one(task)
+    message = plugin.render(name, task)
     status, attempts, problems = message[0], message[-2], message[-1]
     if status != "ok":
         return ("failed", None, attempts, problems)
@@ -186,10 +229,14 @@ class Cluster:
         self.local = local
         self.address = address
         self.workers: list[str] = []
+        self.plugin = f"{PLUGIN}-{uuid.uuid4().hex[:12]}"
+        self.resource = ""  # the resource of this build's versions, once they are checked
         self.refused: dict[str, str] = {}
         self.versions: dict[str, str] = {}
         self.wanted: tuple[dict[str, Engine], Callable[[str], None], int] | None = None
         self.loaded: list[str] | None = None  # the engines the workers have, once loaded
+        self._loading: tuple[list[str], Future[dict[str, Any]]] | None = None
+        self.closed = False
 
     @classmethod
     def connect(cls, address: str | None = None, *, workers: int | None = None) -> Cluster:
@@ -225,25 +272,29 @@ class Cluster:
             ) from None
         return cls(client, local, str(address))
 
-    def prepare(
-        self, engines: dict[str, Engine], warn: Callable[[str], None], retries: int = 3
-    ) -> None:
-        """The engines a build renders with: loaded on the workers when it first has clips
-        to render (a build that has none loads nothing)."""
-        self.wanted = (dict(engines), warn, retries)
-
-    def _load(self) -> None:
-        """Load the engines on every worker; keep the workers whose versions match ours."""
-        assert self.wanted is not None, "prepare() first"
-        engines, warn, retries = self.wanted
-        if self.loaded == sorted(engines) and self.workers:
+    def start_loading(self, names: Sequence[str], retries: int = 3) -> None:
+        """Load these engines on the workers in the background (a build starts it before
+        its checks, as it starts its local workers): `prepare` and the first clip wait."""
+        names = sorted(names)
+        if self._loading is not None and self._loading[0] == names:
             return
+        result: Future[dict[str, Any]] = Future()
+        self._loading = (names, result)
+
+        def load() -> None:
+            try:
+                result.set_result(self._register(names, retries))
+            except BaseException as exc:  # raised where the build waits for it
+                result.set_exception(exc)
+
+        threading.Thread(target=load, name="narrate-cluster-load", daemon=True).start()
+
+    def _register(self, names: list[str], retries: int) -> dict[str, Any]:
+        """Register the plugin for `names` on every worker; what each reports."""
         threads = None
         if self.local is not None:  # this machine's cores, shared by its workers
             count = max(1, len(self.local.workers))
             threads = max(1, (len(os.sched_getaffinity(0)) or 1) // count)
-        self.versions = {name: e.version for name, e in engines.items()}
-        self.versions[ASSEMBLY] = assembly_version()
         try:
             self.client.wait_for_workers(1, timeout=WORKER_WAIT)
         except TimeoutError:
@@ -251,10 +302,31 @@ class Cluster:
                 f"{self.address}: no worker joined within {WORKER_WAIT:.0f} s; start one with "
                 f"`dask worker {self.address}`"
             ) from None
-        self.client.register_plugin(EnginePlugin(list(engines), threads, retries), name=PLUGIN)
+        plugin = EnginePlugin(self.plugin, names, threads, retries)
+        self.client.register_plugin(plugin, name=self.plugin)
+        return self.client.run(_versions, self.plugin)  # type: ignore[no-any-return]
+
+    def prepare(
+        self, engines: dict[str, Engine], warn: Callable[[str], None], retries: int = 3
+    ) -> None:
+        """The engines a build renders with (loaded on the workers unless `start_loading`
+        already is loading them); the workers are checked against them before the first
+        clip is sent."""
+        self.wanted = (dict(engines), warn, retries)
+        self.start_loading(list(engines), retries)
+
+    def _load(self) -> None:
+        """Wait for the engines to be loaded; keep the workers whose versions match ours."""
+        assert self.wanted is not None and self._loading is not None, "prepare() first"
+        engines, warn, _ = self.wanted
+        if self.loaded == sorted(engines):
+            return
+        reported = self._loading[1].result()
+        self.versions = {name: e.version for name, e in engines.items()}
+        self.versions[ASSEMBLY] = assembly_version()
         self.loaded = sorted(engines)
-        reported = self.client.run(_versions)
         self.workers, self.refused = usable_workers(self.versions, reported)
+        self.resource = resource(self.versions)
         for address, why in sorted(self.refused.items()):
             warn(f"worker {address}: refused, {why}; it is sent no clips")
         if not self.workers:
@@ -274,23 +346,25 @@ class Cluster:
         for name, task in tasks:
             future = self.client.submit(
                 _render,
+                self.plugin,
                 name,
                 self.versions[name],
                 task,
                 key=f"narrate-clip-{task.key}-{task.index}",
-                workers=self.workers,
+                resources={self.resource: 1},
                 pure=False,
             )
             futures[future] = task
         try:
-            for future in as_completed(futures):
+            # results gathered in the background as tasks finish, not one round trip each
+            for future, result in as_completed(futures, with_results=True, raise_errors=False):
                 task = futures[future]
-                try:
-                    status, data, attempts, problems = future.result()
-                except Exception as exc:  # a task that failed on every worker it was given
+                if future.status != "finished":  # failed on every worker it was given
+                    exc = result[1] if isinstance(result, tuple) else result
                     raise SynthesisError(
                         f"clip {task.key[:12]}: the cluster could not render it ({_one_line(exc)})"
-                    ) from None
+                    )
+                status, data, attempts, problems = result
                 yield RemoteResult(task, status == "ok", data, attempts, list(problems))
         finally:
             pending = [f for f in futures if not f.done()]
@@ -321,6 +395,14 @@ class Cluster:
             return 0
 
     def close(self) -> None:
+        """Remove this build's engines from the workers and disconnect."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._loading is not None:
+            with contextlib.suppress(Exception):
+                self._loading[1].result(timeout=WORKER_WAIT)
+                self.client.unregister_worker_plugin(self.plugin)
         with contextlib.suppress(Exception):
             self.client.close()
         if self.local is not None:
@@ -354,8 +436,12 @@ class PieceEncoder:
     def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Any]:
         import numpy as np
 
-        lo = max(0, piece.start - PIECE_CONTEXT)
-        hi = min(mix.total, piece.end + PIECE_CONTEXT)
+        from .audio import RATE, Limiter
+
+        # what a local process reads: the context, and the limiter's margin beyond it
+        margin = Limiter(RATE, mix.ceiling_db).margin
+        lo = max(0, piece.start - PIECE_CONTEXT - margin)
+        hi = min(mix.total, piece.end + PIECE_CONTEXT + margin)
         timeline = np.memmap(mix.timeline, dtype=np.int16, mode="r", shape=(mix.total,))
         samples = timeline[lo:hi].tobytes()
         del timeline
@@ -367,7 +453,7 @@ class PieceEncoder:
             lo,
             samples,
             key=f"narrate-piece-{uuid.uuid4().hex}",
-            workers=self.cluster.workers,
+            resources={self.cluster.resource: 1},
             pure=False,
         )
         self.futures.add(remote)
@@ -376,13 +462,25 @@ class PieceEncoder:
 
         def arrived(done: Any) -> None:
             self.futures.discard(done)
+            if not out.set_running_or_notify_cancel():  # the build stopped waiting for it
+                return
             try:
                 encoded, data = done.result()
                 path = mix.piece_path(index)
                 path.write_bytes(data)
-                out.set_result(replace(encoded, mp3=path))
-            except BaseException as exc:  # the caller's future carries it
+            except NarrateError as exc:  # the worker's own message, naming the MP3
                 out.set_exception(exc)
+            except OSError as exc:
+                out.set_exception(OutputError(f"{mix.final}: {exc.strerror or exc}"))
+            except BaseException as exc:  # lost with the scheduler, or killed on every try
+                out.set_exception(
+                    ClusterError(
+                        f"{mix.final}: the cluster at {self.cluster.address} could not encode "
+                        f"a piece of it ({_one_line(exc) or type(exc).__name__})"
+                    )
+                )
+            else:
+                out.set_result(replace(encoded, mp3=path))
 
         remote.add_done_callback(arrived)
         return out

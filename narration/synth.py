@@ -684,6 +684,7 @@ class WorkerPool:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         self.engine_name = engine.name
+        self.engine_version = ""  # its engine's version, where a caller keeps it
         self.cache_root = cache.root
         self.used = False
         self.workers: list[_Worker] = []

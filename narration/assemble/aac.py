@@ -41,7 +41,7 @@ from .timeline import Piece
 FRAME = 1024
 PRIMING = 1024
 #: What a chapter's .aac file starts with; bump its digit when the packets would change.
-MAGIC = b"narrate-aac 2\n"
+MAGIC = b"narrate-aac 3\n"
 #: libavcodec's AAC coders: "twoloop" (its default) is the better below 64 kbps a channel,
 #: "fast" at 64 and above, and 2.8x faster (its documentation, and measured here on the
 #: seeds' speech at 64 kbps mono, C code: 200x real time against 72x, 28.9 dB SNR against
@@ -162,7 +162,7 @@ class AacJob:
 
     mix: Mix
     pieces: tuple[Piece, ...]
-    heard: int  # samples at OUT_RATE, as in its MP3
+    heard: int  # samples at OUT_RATE, as its MP3 plays: all its frames
     lead: int  # of those, before the timeline: LAME's delay
     first: bool  # the book's first chapter: its priming is cut (an MP4 edit list)
     bitrate: int

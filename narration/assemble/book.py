@@ -192,12 +192,11 @@ class _Work:
     def _aac_task(self) -> _Task:
         """Its audio encoded for the audiobook: the mix of its MP3, every piece in a row."""
         assert self.plan is not None and self.made is not None
-        body = sig.OUT_RATE // sig.RATE * self.plan.total  # the timeline, resampled
         job = AacJob(
             mix=self._mix(),
             pieces=self.plan.pieces,
             heard=self.made.heard,
-            lead=self.made.heard - body,
+            lead=self.made.lead,
             first=self.number == 1,
             bitrate=self.audio.bitrate,
             path=aac_path(self.out_dir, self.stem),
@@ -286,7 +285,9 @@ class _Work:
                 labels[n]: round(db + self.chapter_db, 2) for n, db in self.voice_db.items()
             },
             voice_loudness={labels[n]: round(v, 2) for n, v in heard.items() if math.isfinite(v)},
-            heard=timing.heard(plan.total),
+            # as players without gapless data play it: every frame, LAME's padding too
+            heard=frames * sig.SAMPLES_PER_FRAME,
+            lead=timing.heard(plan.total) - ratio * plan.total,
             marks=tuple((round(t, 3), title) for t, title in marks),
             mix={
                 "voice_db": dict(self.voice_db),
@@ -491,7 +492,7 @@ def assemble_book(
             if progress:
                 progress(kept)
             continue
-        if kept is not None and not kept.mix:  # made before its gains were kept: again
+        if kept is not None and not (kept.mix and kept.lead):  # made before these were kept
             kept = None
         seconds = sum(c.seconds for group in clips for c in group)
         args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover)

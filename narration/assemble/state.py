@@ -36,9 +36,11 @@ class AssembledEpisode(Episode):
     # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
     voice_gains: dict[str, float] = field(default_factory=dict, hash=False)
     voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
-    # for the audiobook: samples at OUT_RATE the MP3 is heard for, its marks (seconds,
-    # title), the gains its audio was levelled with, and its AAC in .state/ if encoded
+    # for the audiobook: samples at OUT_RATE the MP3 is heard for (all its frames) and
+    # of those before the timeline (LAME's delay), its marks (seconds, title), the gains
+    # its audio was levelled with, and its AAC in .state/ if encoded
     heard: int = 0
+    lead: int = 0
     marks: tuple[tuple[float, str], ...] = ()
     mix: dict[str, Any] = field(default_factory=dict, hash=False)
     aac: Path | None = None
@@ -138,6 +140,7 @@ def current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
             voice_gains=ep.get("voice_gains", {}),
             voice_loudness=ep.get("voice_loudness", {}),
             heard=int(ep.get("heard", 0)),
+            lead=int(ep.get("lead", 0)),
             marks=tuple((float(t), str(title)) for t, title in ep.get("marks", ())),
             mix=ep.get("mix", {}),
             **_aac(out_dir, state.get("aac")),
