@@ -247,7 +247,7 @@ def build_project(
         # A cluster is connected to, and its workers load the engines, beside the checks.
         connecting = None
         if cluster is None and given:
-            connecting = _connect_early(given.strip(), project, stack)
+            connecting = _connect_early(given.strip(), scheduler, project, stack)
         elif cluster is not None:
             _load_early(cluster, project)
         with stage("check"):
@@ -266,8 +266,11 @@ def build_project(
             if cluster is None and address:
                 from .cluster import Cluster
 
+                source, unset = _scheduler_source(scheduler, checked.podcast, project)
                 cluster = stack.enter_context(
-                    connecting.result() if connecting else Cluster.connect(address.strip())
+                    connecting.result()
+                    if connecting
+                    else Cluster.connect(address.strip(), given=source, unset=unset)
                 )
             if cluster is not None:
                 for pool in workers:  # podcast.yaml names a scheduler: these are not needed
@@ -297,13 +300,28 @@ def build_project(
     return report
 
 
-def _connect_early(address: str, project: Project, stack: contextlib.ExitStack) -> Future[Cluster]:
+def _scheduler_source(
+    flag: str | None, podcast: PodcastConfig | None, project: Project
+) -> tuple[str, str]:
+    """Where the scheduler's address came from, and how a user stops using it."""
+    if flag:
+        return "--scheduler", "build without --scheduler"
+    if podcast is not None and podcast.scheduler:
+        name = project.podcast_file.name
+        return f"{name}: scheduler", f"remove scheduler from {name}"
+    return f"${SCHEDULER_ENV}", f"unset {SCHEDULER_ENV}"
+
+
+def _connect_early(
+    address: str, flag: str | None, project: Project, stack: contextlib.ExitStack
+) -> Future[Cluster]:
     """Connect to the scheduler in a thread while the checks run; the build takes the
     outcome (a cluster, or the one-line error) before it writes anything."""
     from .cluster import Cluster
 
     def connect() -> Cluster:
-        found = Cluster.connect(address)
+        given, unset = _scheduler_source(flag, None, project)
+        found = Cluster.connect(address, given=given, unset=unset)
         _load_early(found, project)
         return found
 

@@ -50,7 +50,7 @@ from .synth import ClipCache, ClipTask, WorkerPool
 #: one cluster do not replace each other's engines), removed when it closes.
 PLUGIN = "narrate-engines"
 #: How long connecting to a scheduler may take before the build says it is unreachable.
-CONNECT_TIMEOUT = "10s"
+CONNECT_TIMEOUT = "5s"
 #: The name the MP3 encoding libraries' versions go by among the engines'.
 ASSEMBLY = "MP3 encoding"
 #: How long a build waits for at least one worker to join.
@@ -239,12 +239,20 @@ class Cluster:
         self.closed = False
 
     @classmethod
-    def connect(cls, address: str | None = None, *, workers: int | None = None) -> Cluster:
-        """Connect to the scheduler at `address`, or start a LocalCluster of `workers`
-        processes on 127.0.0.1; ClusterError in one line when that cannot be done."""
+    def connect(
+        cls,
+        address: str | None = None,
+        *,
+        workers: int | None = None,
+        given: str = "--scheduler",
+        unset: str = "build without --scheduler",
+    ) -> Cluster:
+        """Connect to the scheduler at `address` (where it came from: `given`, and how not
+        to use it: `unset`), or start a LocalCluster of `workers` processes on 127.0.0.1;
+        ClusterError in one line when that cannot be done."""
         why = distributed_missing()
         if why:
-            raise ClusterError(why)
+            raise ClusterError(f"{given if address else '--workers'}: {why}")
         from distributed import Client, LocalCluster
 
         local = None
@@ -265,10 +273,12 @@ class Cluster:
         except (OSError, TimeoutError, ValueError) as exc:
             if local is not None:
                 local.close()
-            where = address or "a local cluster"
+            if address is None:
+                why = _one_line(exc)
+                raise ClusterError(f"--workers: no local cluster started ({why})") from None
             raise ClusterError(
-                f"{where}: no Dask scheduler could be reached ({_one_line(exc)}); start one "
-                "with `dask scheduler`, or build without --scheduler"
+                f"{address}: no Dask scheduler could be reached ({_one_line(exc)}); start one "
+                f"with `dask scheduler`, or {unset}"
             ) from None
         return cls(client, local, str(address))
 

@@ -225,6 +225,19 @@ class PodcastConfig(_Strict):
     m4b: bool = False  # also write the whole book as one M4B audiobook (or build --m4b)
     scheduler: str | None = None  # a Dask scheduler (tcp://host:8786) to render clips on
 
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, v: str | None) -> str | None:
+        if v is not None and not SCHEDULER_ADDRESS.fullmatch(v.strip()):
+            raise ValueError(f"'{v}' is not a Dask scheduler address like tcp://host:8786")
+        return v.strip() if v else None
+
+
+#: What a Dask scheduler's address looks like: [protocol://]host:port.
+SCHEDULER_ADDRESS = re.compile(
+    r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}/?"
+)
+
 
 def line_index_of(path: Path) -> dict[tuple[str | int, ...], int]:
     """A YAML file's key paths and their lines ({} when it cannot be read): for messages."""

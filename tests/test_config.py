@@ -116,6 +116,19 @@ def test_podcast_yaml_unknown_key(tmp_path: Path) -> None:
     assert "podcast.yaml:2: unknown key 'explict' (did you mean 'explicit'?)" in str(info.value)
 
 
+def test_podcast_yaml_scheduler_must_be_an_address(tmp_path: Path) -> None:
+    path = tmp_path / "podcast.yaml"
+    path.write_text("title: A Book\nm4b: true\nscheduler: nonsense\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_podcast(path)
+    assert "podcast.yaml:3: scheduler: 'nonsense' is not a Dask scheduler address" in str(
+        info.value
+    )
+    for good in ("tcp://10.0.0.5:8786", "localhost:8786", "tls://[::1]:8786"):
+        path.write_text(f"scheduler: {good}\n", encoding="utf-8")
+        assert load_podcast(path).scheduler == good
+
+
 def test_missing_podcast_yaml_gives_defaults(tmp_path: Path) -> None:
     config = load_podcast(tmp_path / "podcast.yaml")
     assert config.language == "en" and config.category == "Arts" and config.explicit is False
