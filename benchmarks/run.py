@@ -129,8 +129,9 @@ def build(project: Path, voices: str | None = None, *args: str) -> dict:
     result["stages"] = report["stages"]
     result["totals"] = report["totals"]
     result["encoded"] = [c["mp3"] for c in report["chapters"] if c["encoded"]]
-    if "audiobook" in report:
-        result["audiobook"] = report["audiobook"]
+    for key in ("audiobook", "cluster"):
+        if key in report:
+            result[key] = report[key]
     return result
 
 
