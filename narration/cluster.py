@@ -53,6 +53,8 @@ PLUGIN = "narrate-engines"
 CONNECT_TIMEOUT = "5s"
 #: The name the MP3 encoding libraries' versions go by among the engines'.
 ASSEMBLY = "MP3 encoding"
+#: Set to "all" to send pieces to workers on this machine too (see PieceEncoder.slots).
+PIECES_ENV = "NARRATE_CLUSTER_PIECES"
 #: How long a build waits for at least one worker to join.
 WORKER_WAIT = 30.0
 
@@ -86,10 +88,13 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
     only workers that give the same bytes run them, including workers that join or are
     restarted later (the scheduler sets them up with the plugin too)."""
 
-    def __init__(self, name: str, engines: Sequence[str], threads: int | None, retries: int):
+    def __init__(
+        self, name: str, engines: Sequence[str], sharing: dict[str, int], retries: int
+    ) -> None:
         self.name = name
         self.engines = list(engines)
-        self.threads = threads
+        self.sharing = dict(sharing)  # host -> the threads of all its workers
+        self.threads = 1
         self.retries = retries
         self.pools: dict[str, WorkerPool] = {}
         self.versions: dict[str, str] = {}
@@ -109,6 +114,9 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
         self.root = tempfile.mkdtemp(prefix="narrate-clips-", dir=worker.local_directory)
         self.cache = ClipCache(Path(self.root))
         self.size = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        share = max(self.size, self.sharing.get(_host(str(worker.address)), 0))
+        self.threads = max(1, cores // share)
         for name in self.engines:
             try:
                 self.pools[name] = self._pool(name)
@@ -301,10 +309,6 @@ class Cluster:
 
     def _register(self, names: list[str], retries: int) -> dict[str, Any]:
         """Register the plugin for `names` on every worker; what each reports."""
-        threads = None
-        if self.local is not None:  # this machine's cores, shared by its workers
-            count = max(1, len(self.local.workers))
-            threads = max(1, (len(os.sched_getaffinity(0)) or 1) // count)
         try:
             self.client.wait_for_workers(1, timeout=WORKER_WAIT)
         except TimeoutError:
@@ -312,7 +316,13 @@ class Cluster:
                 f"{self.address}: no worker joined within {WORKER_WAIT:.0f} s; start one with "
                 f"`dask worker {self.address}`"
             ) from None
-        plugin = EnginePlugin(self.plugin, names, threads, retries)
+        # each host's cores are shared by the threads of all its workers (an engine that
+        # renders in the worker, Kokoro, gets its share as its own threads)
+        sharing: dict[str, int] = {}
+        for info in self.client.scheduler_info().get("workers", {}).values():
+            host = str(info.get("host", ""))
+            sharing[host] = sharing.get(host, 0) + int(info.get("nthreads", 1) or 1)
+        plugin = EnginePlugin(self.plugin, names, sharing, retries)
         self.client.register_plugin(plugin, name=self.plugin)
         return self.client.run(_versions, self.plugin)  # type: ignore[no-any-return]
 
@@ -389,11 +399,13 @@ class Cluster:
         build's own processes, which encode the pieces anyway."""
         return PieceEncoder(self) if self.local is None else None
 
-    def threads(self) -> int:
-        """Threads of the usable workers: the tasks they run at once."""
+    def threads(self, *, elsewhere: bool = False) -> int:
+        """Threads of the usable workers: the tasks they run at once (with `elsewhere`,
+        only those of workers on other machines than this one)."""
         self._load()
         counts = self.client.nthreads()
-        return sum(counts.get(w, 1) for w in self.workers)
+        here = _this_machine() if elsewhere else set()
+        return sum(counts.get(w, 1) for w in self.workers if _host(w) not in here)
 
     def size(self) -> int:
         """Workers that render: those kept once the engines are loaded, else all connected."""
@@ -439,8 +451,16 @@ class PieceEncoder:
 
     @property
     def slots(self) -> int:
+        """Pieces sent at once: one per thread of the workers on other machines. Workers on
+        this one share its cores with the build's own processes, which encode pieces anyway
+        (NARRATE_CLUSTER_PIECES=all sends pieces to them too: the tests use it)."""
         if self._slots is None:
-            self._slots = max(1, self.cluster.threads())
+            everywhere = os.environ.get(PIECES_ENV, "").strip().lower() == "all"
+            hosts = {_host(w) for w in self.cluster.client.scheduler_info()["workers"]}
+            if everywhere or hosts - _this_machine():  # else no need to load the engines
+                self._slots = self.cluster.threads(elsewhere=not everywhere)
+            else:
+                self._slots = 0
         return self._slots
 
     def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Any]:
@@ -498,6 +518,24 @@ class PieceEncoder:
     def cancel(self) -> None:
         with contextlib.suppress(Exception):
             self.cluster.client.cancel(list(self.futures))
+
+
+def _host(address: str) -> str:
+    """'tcp://10.0.0.5:40335' -> '10.0.0.5'."""
+    return address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+
+
+def _this_machine() -> set[str]:
+    """The addresses and names this machine goes by."""
+    import socket
+
+    names = {"127.0.0.1", "::1", "localhost", socket.gethostname(), socket.getfqdn()}
+    with contextlib.suppress(ImportError, OSError):
+        import psutil
+
+        for addresses in psutil.net_if_addrs().values():
+            names.update(a.address.split("%")[0] for a in addresses)
+    return names
 
 
 def usable_workers(

@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,8 +57,13 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def test_the_seeds_built_on_the_cluster_are_the_local_build_byte_for_byte(
-    local_cluster: object, reference: dict[str, str], tmp_path: Path
+    local_cluster: object,
+    reference: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # pieces go to workers on this machine too (by default only to other machines')
+    monkeypatch.setenv("NARRATE_CLUSTER_PIECES", "all")
     root = new_project(tmp_path / "book")
     address = local_cluster.scheduler_address  # type: ignore[attr-defined]
     result = CliRunner().invoke(main, ["build", "-p", str(root), "--scheduler", address])
@@ -162,3 +169,44 @@ def test_workers_starts_a_local_cluster_for_the_build(
     assert result.exit_code == 0, result.output
     assert "86 clips rendered on 2 workers at tcp://127.0.0.1:" in result.output
     assert _digests(root) == reference
+
+
+def _narrate_tasks(dask_scheduler: object) -> list[str]:
+    return [str(k) for k in dask_scheduler.tasks if str(k).startswith("narrate-")]  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_ends_the_build_in_one_line_and_its_tasks_on_the_cluster(
+    local_cluster: object, tmp_path: Path
+) -> None:
+    root = new_project(tmp_path / "book")
+    address = local_cluster.scheduler_address  # type: ignore[attr-defined]
+    client = distributed.Client(local_cluster)
+    narrate = Path(sys.executable).parent / "narrate"
+    env = {**os.environ, "NARRATE_CACHE_DIR": str(tmp_path / "clips")}
+    proc = subprocess.Popen(
+        [str(narrate), "build", "-p", str(root), "--scheduler", address],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not client.run_on_scheduler(_narrate_tasks):
+            time.sleep(0.01)
+        assert client.run_on_scheduler(_narrate_tasks), "the build sent no task"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert "interrupted; the next build resumes from the cache" in err
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and client.run_on_scheduler(_narrate_tasks):
+            time.sleep(0.05)
+        assert client.run_on_scheduler(_narrate_tasks) == []
+        assert not (root / "output" / "feed.xml").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.close()
