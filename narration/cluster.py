@@ -55,6 +55,8 @@ CONNECT_TIMEOUT = "5s"
 ASSEMBLY = "MP3 encoding"
 #: Set to "all" to send pieces to workers on this machine too (see PieceEncoder.slots).
 PIECES_ENV = "NARRATE_CLUSTER_PIECES"
+#: At most this many clips to a task (see Cluster.render).
+BATCH = 8
 #: How long a build waits for at least one worker to join.
 WORKER_WAIT = 30.0
 
@@ -196,25 +198,29 @@ def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -
     return replace(encoded, mp3=None), data
 
 
-def _render(plugin_name: str, name: str, version: str, task: ClipTask) -> tuple[Any, ...]:
-    """On a worker: render one clip; ("ok", wav bytes, attempts, problems) or
-    ("failed", None, attempts, problems)."""
+def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> list[tuple[Any, ...]]:
+    """On a worker: render a batch of (engine, version, task); per clip ("ok", wav bytes,
+    attempts, problems) or ("failed", None, attempts, problems)."""
     from distributed import get_worker
 
     plugin: EnginePlugin = get_worker().plugins[plugin_name]
-    if plugin.versions.get(name) != version:  # its resource says it matches: a safety net
-        raise SynthesisError(f"this worker has {name} {plugin.versions.get(name)}, not {version}")
     assert plugin.cache is not None
-    message = plugin.render(name, task)
-    status, attempts, problems = message[0], message[-2], message[-1]
-    if status != "ok":
-        return ("failed", None, attempts, problems)
-    wav = plugin.cache.path_for(task.key)
-    try:
-        data = wav.read_bytes()
-    finally:
-        plugin.cache.discard(task.key)
-    return ("ok", data, attempts, problems)
+    out: list[tuple[Any, ...]] = []
+    for name, version, task in batch:
+        if plugin.versions.get(name) != version:  # its resource says it matches: a safety net
+            have = plugin.versions.get(name)
+            raise SynthesisError(f"this worker has {name} {have}, not {version}")
+        message = plugin.render(name, task)
+        status, attempts, problems = message[0], message[-2], message[-1]
+        if status != "ok":
+            out.append(("failed", None, attempts, problems))
+            continue
+        wav = plugin.cache.path_for(task.key)
+        try:
+            out.append(("ok", wav.read_bytes(), attempts, problems))
+        finally:
+            plugin.cache.discard(task.key)
+    return out
 
 
 @dataclass(frozen=True)
@@ -362,30 +368,34 @@ class Cluster:
         from distributed import as_completed
 
         self._load()
+        # Clips go in small batches: a Dask task costs a few milliseconds, as much as an
+        # espeak-ng clip, so one each would cost a third of their rendering. Batches stay
+        # small enough (4 a worker thread at least) for the last ones to end together.
+        size = max(1, min(BATCH, len(tasks) // (4 * max(1, self.threads()))))
         futures = {}
-        for name, task in tasks:
+        for at in range(0, len(tasks), size):
+            batch = list(tasks[at : at + size])
             future = self.client.submit(
                 _render,
                 self.plugin,
-                name,
-                self.versions[name],
-                task,
-                key=f"narrate-clip-{task.key}-{task.index}",
+                [(name, self.versions[name], task) for name, task in batch],
+                key=f"narrate-clips-{batch[0][1].key}-{batch[0][1].index}",
                 resources={self.resource: 1},
                 pure=False,
             )
-            futures[future] = task
+            futures[future] = [task for _, task in batch]
         try:
             # results gathered in the background as tasks finish, not one round trip each
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
-                task = futures[future]
+                batch = futures[future]
                 if future.status != "finished":  # failed on every worker it was given
                     exc = result[1] if isinstance(result, tuple) else result
                     raise SynthesisError(
-                        f"clip {task.key[:12]}: the cluster could not render it ({_one_line(exc)})"
+                        f"clip {batch[0].key[:12]}: the cluster could not render it "
+                        f"({_one_line(exc)})"
                     )
-                status, data, attempts, problems = result
-                yield RemoteResult(task, status == "ok", data, attempts, list(problems))
+                for task, (status, data, attempts, problems) in zip(batch, result, strict=True):
+                    yield RemoteResult(task, status == "ok", data, attempts, list(problems))
         finally:
             pending = [f for f in futures if not f.done()]
             if pending:

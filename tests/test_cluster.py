@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_build_loses_nothing(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not killed:
                 for worker, keys in client.processing().items():
-                    if any(str(k).startswith("narrate-clip-") for k in keys):
+                    if any(str(k).startswith("narrate-clips-") for k in keys):
                         os.kill(pids[worker], signal.SIGKILL)
                         killed.append(worker)
                         return
