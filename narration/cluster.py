@@ -46,8 +46,8 @@ from .engines import Engine, get_engine
 from .errors import NarrateError, OutputError, SynthesisError
 from .synth import ClipCache, ClipTask, WorkerPool
 
-#: The plugin's name on every worker begins so; each connection has its own (two builds on
-#: one cluster do not replace each other's engines), removed when it closes.
+#: The plugin's name on every worker begins so, followed by a digest of its engines' names
+#: and narrate's version: builds that render with the same engines share it.
 PLUGIN = "narrate-engines"
 #: How long connecting to a scheduler may take before the build says it is unreachable.
 CONNECT_TIMEOUT = "5s"
@@ -169,6 +169,11 @@ def assembly_version() -> str:
     return f"narrate {__version__} format {FORMAT_VERSION}; {libraries}"
 
 
+def _has_plugin(name: str, dask_worker: Any) -> bool:
+    """On a worker: whether the plugin `name` is set up there."""
+    return name in dask_worker.plugins
+
+
 def _versions(name: str, dask_worker: Any) -> dict[str, Any]:
     """On a worker (Client.run hands it over): the versions of the engines the plugin
     `name` loaded and of the MP3 encoding libraries, and its problems."""
@@ -243,7 +248,7 @@ class Cluster:
         self.local = local
         self.address = address
         self.workers: list[str] = []
-        self.plugin = f"{PLUGIN}-{uuid.uuid4().hex[:12]}"
+        self.plugin = ""  # the plugin's name: one per set of engines (see start_loading)
         self.resource = ""  # the resource of this build's versions, once they are checked
         self.refused: dict[str, str] = {}
         self.versions: dict[str, str] = {}
@@ -302,6 +307,8 @@ class Cluster:
         names = sorted(names)
         if self._loading is not None and self._loading[0] == names:
             return
+        blob = json.dumps([names, __version__, FORMAT_VERSION]).encode()
+        self.plugin = f"{PLUGIN}-{hashlib.sha256(blob).hexdigest()[:12]}"
         result: Future[dict[str, Any]] = Future()
         self._loading = (names, result)
 
@@ -328,8 +335,13 @@ class Cluster:
         for info in self.client.scheduler_info().get("workers", {}).values():
             host = str(info.get("host", ""))
             sharing[host] = sharing.get(host, 0) + int(info.get("nthreads", 1) or 1)
-        plugin = EnginePlugin(self.plugin, names, sharing, retries)
-        self.client.register_plugin(plugin, name=self.plugin)
+        # Engines stay loaded on the workers for the next build that uses the same ones:
+        # registered again, a plugin is set up again on every worker (and one that is
+        # rendering for another build would lose its pools), so only where it is missing.
+        loaded = self.client.run(_has_plugin, self.plugin)
+        if not loaded or not all(loaded.values()):
+            plugin = EnginePlugin(self.plugin, names, sharing, retries)
+            self.client.register_plugin(plugin, name=self.plugin)
         return self.client.run(_versions, self.plugin)  # type: ignore[no-any-return]
 
     def prepare(
@@ -427,14 +439,13 @@ class Cluster:
             return 0
 
     def close(self) -> None:
-        """Remove this build's engines from the workers and disconnect."""
+        """Disconnect (the engines stay loaded on the workers, for the next build)."""
         if self.closed:
             return
         self.closed = True
         if self._loading is not None:
             with contextlib.suppress(Exception):
                 self._loading[1].result(timeout=WORKER_WAIT)
-                self.client.unregister_worker_plugin(self.plugin)
         with contextlib.suppress(Exception):
             self.client.close()
         if self.local is not None:
