@@ -26,6 +26,8 @@ from pathlib import Path
 
 from run import CORES, REPO, build, make_project
 
+from narration.cluster import local_cluster
+
 KOKORO_CAST = "voices.kokoro.yaml"
 
 
@@ -41,19 +43,10 @@ def cold(scratch: Path, name: str, seeds: list[Path], cast: str | None, *args: s
 
 
 def bench(scratch: Path, label: str, cast: str | None, sizes: list[int], pairs: int) -> dict:
-    import distributed
-
     seeds = sorted(p for p in (REPO / "seeds").iterdir() if p.suffix in (".txt", ".md"))
     out: dict = {}
     for size in sizes:
-        with distributed.LocalCluster(
-            n_workers=size,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=50,
-        ) as lc:
+        with local_cluster(size) as lc:
             runs = []
             for i in range(pairs):
                 tag = f"{label}-{size}-{i}"

@@ -239,6 +239,21 @@ class RemoteResult:
     problems: list[str]
 
 
+def local_cluster(workers: int) -> Any:
+    """A Dask LocalCluster on this machine: `workers` processes of one thread, listening on
+    127.0.0.1 only (its HTTP server on a free port), quiet."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=50,
+    )
+
+
 class Cluster:
     """A connection to a Dask scheduler (or a LocalCluster it started), with the build's
     engines loaded on its workers: what `synthesize` renders on when given one."""
@@ -272,19 +287,12 @@ class Cluster:
         why = distributed_missing()
         if why:
             raise ClusterError(f"{given if address else '--workers'}: {why}")
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         local = None
         try:
             if address is None:
-                local = LocalCluster(
-                    n_workers=max(1, workers or 1),
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",  # its HTTP server: a free port, here only
-                    silence_logs=50,
-                )
+                local = local_cluster(max(1, workers or 1))
                 address = local.scheduler_address
                 client = Client(local, timeout=CONNECT_TIMEOUT)
             else:

@@ -33,14 +33,7 @@ from narration import cluster  # noqa: E402
 @pytest.fixture(scope="module")
 def local_cluster() -> object:
     """Two worker processes of one thread, on 127.0.0.1 only."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=50,
-    ) as lc:
+    with cluster.local_cluster(2) as lc:
         yield lc
 
 
