@@ -267,11 +267,13 @@ def build_project(
                 from .cluster import Cluster
 
                 source, unset = _scheduler_source(scheduler, checked.podcast, project)
-                cluster = stack.enter_context(
-                    connecting.result()
-                    if connecting
-                    else Cluster.connect(address.strip(), given=source, unset=unset)
-                )
+                early = connecting is not None and given is not None
+                if early and given.strip() == address.strip():  # type: ignore[union-attr]
+                    cluster = stack.enter_context(connecting.result())  # type: ignore[union-attr]
+                else:  # podcast.yaml names another than $DASK_SCHEDULER_ADDRESS: it wins
+                    cluster = stack.enter_context(
+                        Cluster.connect(address.strip(), given=source, unset=unset)
+                    )
             if cluster is not None:
                 for pool in workers:  # podcast.yaml names a scheduler: these are not needed
                     pool.close()
