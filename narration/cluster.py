@@ -6,8 +6,9 @@ cluster as Dask tasks. Each Dask worker loads the build's engines once, through 
 plugin, into a narrate WorkerPool of its own: the same clean, warmed processes (and, for
 espeak-ng, the same fork per clip) a local build renders in, so a clip rendered on any
 worker has the bytes a local build gives it. The clip's WAV comes back to this process,
-which checks it and puts it in the cache as a local build does; a rebuild sends only the
-clips the cache does not hold.
+which verifies it arrived as the worker checked it (its sha256) and puts it in the cache,
+as a local build takes its workers' clips; a rebuild sends only the clips the cache does
+not hold.
 
 Chapters' pieces are encoded there too (LAME is most of assembly's work): each piece's
 stretch of the timeline goes out, its MP3 stream and measurements come back, and the
@@ -205,7 +206,8 @@ def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -
 
 def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> list[tuple[Any, ...]]:
     """On a worker: render a batch of (engine, version, task); per clip ("ok", wav bytes,
-    attempts, problems) or ("failed", None, attempts, problems)."""
+    their sha256, attempts, problems) or ("failed", None, None, attempts, problems). The
+    clip was checked as every fresh render is, by the pool that rendered it."""
     from distributed import get_worker
 
     plugin: EnginePlugin = get_worker().plugins[plugin_name]
@@ -218,11 +220,12 @@ def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> lis
         message = plugin.render(name, task)
         status, attempts, problems = message[0], message[-2], message[-1]
         if status != "ok":
-            out.append(("failed", None, attempts, problems))
+            out.append(("failed", None, None, attempts, problems))
             continue
         wav = plugin.cache.path_for(task.key)
         try:
-            out.append(("ok", wav.read_bytes(), attempts, problems))
+            data = wav.read_bytes()
+            out.append(("ok", data, hashlib.sha256(data).hexdigest(), attempts, problems))
         finally:
             plugin.cache.discard(task.key)
     return out
@@ -235,6 +238,7 @@ class RemoteResult:
     task: ClipTask
     ok: bool
     wav: bytes | None
+    digest: str | None  # the sha256 the worker took of the clip it checked
     attempts: int
     problems: list[str]
 
@@ -414,8 +418,11 @@ class Cluster:
                         f"clip {batch[0].key[:12]}: the cluster could not render it "
                         f"({_one_line(exc)})"
                     )
-                for task, (status, data, attempts, problems) in zip(batch, result, strict=True):
-                    yield RemoteResult(task, status == "ok", data, attempts, list(problems))
+                for task, (status, data, digest, attempts, problems) in zip(
+                    batch, result, strict=True
+                ):
+                    ok = status == "ok"
+                    yield RemoteResult(task, ok, data, digest, attempts, list(problems))
         finally:
             pending = [f for f in futures if not f.done()]
             if pending:
