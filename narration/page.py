@@ -127,6 +127,15 @@ def _paragraphs(text: str) -> str:
     return "\n".join(f"<p>{_e(p.strip())}</p>" for p in text.split("\n") if p.strip())
 
 
+def _mark_items(marks: Sequence[Mark]) -> str:
+    """A chapter list's items: buttons that seek the section's player to each mark."""
+    return "\n".join(
+        f'<li><button type="button" class="mark" data-start="{m.start:.3f}">'
+        f'<span class="at">{clock(m.start)}</span> {_e(m.title) or "(untitled)"}</button></li>'
+        for m in marks
+    )
+
+
 def _episode_html(ep: Episode, out_dir: Path) -> str:
     marks = read_chapters(ep.chapters_json)
     cues = read_vtt(ep.vtt)
@@ -137,11 +146,7 @@ def _episode_html(ep: Episode, out_dir: Path) -> str:
         meta.append(_e(ep.author))
     if voices:
         meta.append("read by " + _e(voices))
-    chapter_items = "\n".join(
-        f'<li><button type="button" class="mark" data-start="{m.start:.3f}">'
-        f'<span class="at">{clock(m.start)}</span> {_e(m.title) or "(untitled)"}</button></li>'
-        for m in marks
-    )
+    chapter_items = _mark_items(marks)
     cue_items = "\n".join(
         f'<li><button type="button" class="at" data-start="{c.start:.3f}" '
         f'aria-label="Play from {clock(c.start)}">{clock(c.start)}</button> '
@@ -179,11 +184,7 @@ def _size(size: int) -> str:
 def _audiobook_html(book: Audiobook, out_dir: Path) -> str:
     """The whole book in one file: its player, download and chapters, before the episodes."""
     href = _href(book.path, out_dir)
-    items = "\n".join(
-        f'<li><button type="button" class="mark" data-start="{start:.3f}">'
-        f'<span class="at">{clock(start)}</span> {_e(title) or "(untitled)"}</button></li>'
-        for start, title in book.marks
-    )
+    items = _mark_items([Mark(start, title) for start, title in book.marks])
     meta = f"{clock(book.seconds)} · {len(book.marks)} chapters · M4B, {_size(book.size)}"
     return f"""<section class="episode audiobook" id="audiobook">
 <h2>The audiobook</h2>

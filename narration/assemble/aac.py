@@ -33,8 +33,8 @@ import numpy as np
 
 from .. import audio as sig
 from ..errors import OutputError
-from ..files import write_atomic
 from .levelling import Mix, render
+from .state import replace_file
 from .timeline import Piece
 
 #: Samples per AAC-LC frame, and the encoder's priming before the first sample.
@@ -187,7 +187,7 @@ def encode_chapter(job: AacJob) -> str:
         decoded, lead = job.heard, job.lead - PRIMING
     chapter = encode(chunks(), decoded, lead, job.bitrate)
     data = pack(chapter)
-    write(job.path, data)
+    replace_file(job.path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -220,11 +220,3 @@ def unpack(data: bytes, path: Path) -> AacChapter:
     except (ValueError, struct.error) as exc:
         raise OutputError(f"{path}: damaged ({exc}); delete it and build again") from None
     return AacChapter(extradata, tuple(packets))
-
-
-def write(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{path.parent}: {exc.strerror or exc}") from None
-    write_atomic(path, data, skip_unchanged=False)

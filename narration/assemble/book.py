@@ -32,6 +32,7 @@ from .state import (
     AssembledEpisode,
     aac_path,
     chapter_digest,
+    cover_bytes,
     current,
     prune_state,
     replace_file,
@@ -423,13 +424,6 @@ def _run(
     finally:
         for work in works:
             work.cleanup()
-
-
-def cover_bytes(show: Show) -> bytes:
-    try:
-        return show.cover.read_bytes()
-    except OSError as exc:
-        raise OutputError(f"{show.cover}: cover image unreadable ({exc.strerror or exc})") from None
 
 
 def _cores() -> int:

@@ -26,11 +26,11 @@ from typing import Any
 
 from .. import audio as sig
 from ..errors import OutputError
-from ..files import temp_path, write_atomic
+from ..files import temp_path
 from ..layout import AUDIOBOOK_STATE, STATE_DIR
 from ..model import Audiobook, Show
 from .aac import FRAME, PRIMING, AacChapter, encoder_version, unpack
-from .state import AssembledEpisode
+from .state import AssembledEpisode, cover_bytes, replace_file
 from .timeline import discard
 
 #: Bump when a change here changes the M4B's bytes.
@@ -156,10 +156,8 @@ def write_audiobook(
     finally:
         discard(tmp)
     seconds = round(total / rate, 3)
-    book = Audiobook(
-        path, seconds, path.stat().st_size, tuple((round(a / rate, 3), t) for a, t in marks)
-    )
     st = path.stat()
+    book = Audiobook(path, seconds, st.st_size, tuple((round(a / rate, 3), t) for a, t in marks))
     state = {
         "digest": digest,
         "file": path.name,
@@ -167,13 +165,8 @@ def write_audiobook(
         "seconds": seconds,
         "marks": [list(m) for m in book.marks],
     }
-    state_path = _state(out_dir)
-    try:
-        state_path.parent.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{state_path.parent}: {exc.strerror or exc}") from None
     blob = json.dumps(state, indent=1, ensure_ascii=False) + "\n"
-    write_atomic(state_path, blob.encode(), skip_unchanged=False)
+    replace_file(_state(out_dir), blob.encode())
     return book
 
 
@@ -287,10 +280,11 @@ def assemble_audiobook(
             raise OutputError(f"{ep.mp3}: its audio was not encoded for the audiobook")
         chapters.append(BookChapter(ep.title, ep.aac, ep.aac_sha256, ep.heard, ep.marks))
     narrators = list(dict.fromkeys(v for ep in episodes for v in ep.voices))
-    try:
-        cover = show.cover.read_bytes()
-    except OSError as exc:
-        raise OutputError(f"{show.cover}: cover image unreadable ({exc.strerror or exc})") from None
     return write_audiobook(
-        chapters, show=show, cover=cover, narrators=narrators, bitrate=bitrate, path=path
+        chapters,
+        show=show,
+        cover=cover_bytes(show),
+        narrators=narrators,
+        bitrate=bitrate,
+        path=path,
     )

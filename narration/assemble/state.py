@@ -49,8 +49,21 @@ class AssembledEpisode(Episode):
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Write beside the final name and rename into place (the digest already said it changed)."""
+    """Write beside the final name and rename into place (the digest already said it
+    changed), making its folder (.state/) if it is not there yet."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: {exc.strerror or exc}") from None
     write_atomic(path, data, skip_unchanged=False)
+
+
+def cover_bytes(show: Show) -> bytes:
+    """The cover as the tags carry it."""
+    try:
+        return show.cover.read_bytes()
+    except OSError as exc:
+        raise OutputError(f"{show.cover}: cover image unreadable ({exc.strerror or exc})") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -176,10 +189,6 @@ def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode)
             "key": episode.aac_key,
         }
     path = _state_path(out_dir, stem)
-    try:
-        path.parent.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{path.parent}: {exc.strerror or exc}") from None
     replace_file(path, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
 
 
