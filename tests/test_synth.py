@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mutagen.mp3 import MP3
 
 from narration import synth
@@ -712,6 +714,28 @@ def test_a_clip_of_noise_at_full_scale_is_refused(tmp_path: Path) -> None:
         check_clip(path, "Eight words of text that take three seconds.", 170, 24_000)
     with pytest.raises(ClipProblem, match="expected 22,050 Hz mono 16-bit, got 24,000 Hz"):
         check_clip(path, "Eight words of text that take three seconds.", 170)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([32767, -32768, 32766, -32767, 0, 255, -1, 127, 32512, -32513])
+        | st.integers(-32768, 32767),
+        max_size=400,
+    ),
+    st.booleans(),
+)
+def test_full_scale_samples_counts_what_array_count_does(values: list[int], odd: bool) -> None:
+    """The bytes-level count of full-scale samples against a sample-at-a-time count (an
+    odd trailing byte, which a WAV's PCM never has, is ignored)."""
+    import array
+
+    samples = array.array("h", values)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    pcm = samples.tobytes() + (b"\x7f" if odd else b"")
+    expected = values.count(32767) + values.count(-32768)
+    assert synth.full_scale_samples(pcm) == expected
 
 
 def test_clips_cached_before_digests_are_checked_once_and_given_one(tmp_path: Path) -> None:
