@@ -498,7 +498,7 @@ def assemble_book(
 
     # longest first: its plan, the one step that cannot be shared, starts at once
     todo.sort(key=lambda t: (-t[0], t[1]))
-    pieces = sum(max(1, round(t[0] / timeline.PIECE_SECONDS)) for t in todo)
+    pieces = sum(len(timeline.piece_sizes(round(t[0] * sig.RATE))) for t in todo)
     workers = max(1, min(jobs or _cores(), pieces))
     _run([w for _, _, w in todo], workers, progress, offload)
     for _, k, work in todo:

@@ -60,18 +60,29 @@ class Piece:
     end: int  # the end of what it measures: the next piece's start (stop + FRAME_SPAN)
 
 
+def piece_sizes(total: int) -> list[float]:
+    """The ideal lengths of a chapter's pieces, in timeline samples: PIECE_SECONDS or so,
+    the last piece's share cut into a half and two quarters, so that whichever piece of the
+    book is encoded last leaves the other processes idle for a quarter of a piece at most
+    (a whole one left them waiting up to half a second at the end of the seeds' build)."""
+    count = round(total / (PIECE_SECONDS * sig.RATE))
+    if count < 2:
+        return [float(total)]
+    part = total / count
+    return [part] * (count - 1) + [part / 2, part / 4, part / 4]
+
+
 def cut_pieces(cues: Sequence[Cue], total: int) -> tuple[Piece, ...]:
-    """Cut a chapter into pieces of about PIECE_SECONDS, at pauses only.
+    """Cut a chapter into pieces of `piece_sizes`, at pauses only.
 
     A cut needs a pause with room for the frame left out and a guard on either side; near
-    each ideal cut (within a quarter of a piece) the longest such pause is taken, a heading
-    or paragraph break before a sentence's. Cuts depend on the chapter alone, never on the
-    number of processes, so the bytes do not either.
+    each ideal cut (within a quarter of the shorter piece beside it) the longest such pause
+    is taken, a heading or paragraph break before a sentence's. Cuts depend on the chapter
+    alone, never on the number of processes, so the bytes do not either.
     """
     span = FRAME_SPAN
-    target = PIECE_SECONDS * sig.RATE
-    count = round(total / target)
-    if count < 2:
+    sizes = piece_sizes(total)
+    if len(sizes) < 2:
         return (Piece(0, total, total),)
     guard = ms(CUT_GUARD_MS)
     places: list[tuple[int, int]] = []  # (pause length, cut)
@@ -82,11 +93,12 @@ def cut_pieces(cues: Sequence[Cue], total: int) -> tuple[Piece, ...]:
             middle = (a.end + b.start + span) // 2 // span * span  # the left-out frame centred
             places.append((b.start - a.end, min(max(middle, lo), hi)))
     cuts: list[int] = []
-    least = target / 4
-    for k in range(1, count):
-        ideal = total * k / count
+    ideal = 0.0
+    for before, after in itertools.pairwise(sizes):
+        ideal += before
+        least = min(before, after) / 4
         last = cuts[-1] if cuts else 0
-        usable = [(g, c) for g, c in places if last + least <= c <= total - least]
+        usable = [(g, c) for g, c in places if last + least <= c <= total - sizes[-1] / 4]
         near = [(g, c) for g, c in usable if abs(c - ideal) <= least]
         if near:
             cuts.append(max(near, key=lambda p: (p[0], -abs(p[1] - ideal)))[1])
