@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# An editable install leaves narration/ uncompiled; where Python may not write bytecode
+	# (PYTHONDONTWRITEBYTECODE, a read-only checkout) every build and worker would compile it.
+	$(BIN)/python -m compileall -q narration
 	touch $(STAMP)
 
 # The optional Kokoro engine (natural voices): pip only, about 130 MB with its model.
