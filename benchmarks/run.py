@@ -6,8 +6,10 @@
     make bench                                    # the same as the first line
 
 Every figure comes from this run, so the ratios compare like with like on this machine. The
-floor (benchmarks/floor.py) is espeak-ng through its C API plus soxr and LAME at the build's
-default encoder settings, split evenly over one process per core, with nothing else. Each
+floor (benchmarks/floor.py) is espeak-ng through its C API rendering the cast's lines with
+their voices, as the build renders them, plus soxr and LAME at the build's default encoder
+settings, split over one process per core, with nothing else (--words-floor also measures the
+floor until 2026-12-01, every word in one voice at 175 wpm, and prints the ratios to it). Each
 build runs `narrate build` as a user would, in a scratch copy of the project with its own
 clip cache. Peak memory is the largest sum of the resident memory of the build and all its
 worker processes, sampled every 20 ms from /proc; CPU use is user+system time over wall time.
@@ -103,10 +105,18 @@ def run_measured(cmd: list[str], cwd: Path | None = None, env: dict | None = Non
     }
 
 
-def floor(files: list[Path]) -> dict:
-    result = run_measured([sys.executable, str(REPO / "benchmarks" / "floor.py"), *map(str, files)])
+def floor(project: Path, words: list[Path] | None = None) -> dict:
+    """benchmarks/floor.py on the project's cast (or, given `words`, the floor until
+    2026-12-01 on those files). Its seconds and CPU are its processes' (the cast is read
+    before its clock starts); peak memory is the whole command's."""
+    args = ["--words", *map(str, words)] if words else [str(project)]
+    result = run_measured([sys.executable, str(REPO / "benchmarks" / "floor.py"), *args])
     figures = json.loads(result.pop("stdout"))
-    return {**result, **{k: figures[k] for k in ("words", "audio_seconds", "realtime")}}
+    result.update(
+        {k: figures[k] for k in ("seconds", "cpu_seconds", "words", "audio_seconds", "realtime")}
+    )
+    result["cores_busy"] = round(figures["cpu_seconds"] / figures["seconds"], 2)
+    return result
 
 
 def product_files(out: Path) -> dict[str, tuple[str, int]]:
@@ -165,16 +175,23 @@ def voice_lines(project: Path, label: str) -> dict[str, int]:
     return counts
 
 
-def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool, repeat: int) -> dict:
+def bench_book(
+    name: str, seeds: list[Path], scratch: Path, rebuilds: bool, repeat: int, words: bool = False
+) -> dict:
     """The floor and a cold build, `repeat` times in turn (each pair back to back, so a
     slow spell of the machine weighs on both); the pair with the median ratio is reported,
-    and the rebuilds are measured on its project."""
+    and the rebuilds are measured on its project. With `words`, the floor until 2026-12-01
+    is measured too, before each pair, and the ratios to it reported beside."""
     pairs = []
+    old: list[float] = []
     for i in range(repeat):
         step = f" ({i + 1}/{repeat})" if repeat > 1 else ""
-        print(f"[{name}] floor{step}...", file=sys.stderr, flush=True)
-        base = floor(seeds)
         project = make_project(scratch / f"{name}-{i}", seeds)
+        if words:
+            print(f"[{name}] floor until 2026-12-01{step}...", file=sys.stderr, flush=True)
+            old.append(floor(project, seeds)["seconds"])
+        print(f"[{name}] floor{step}...", file=sys.stderr, flush=True)
+        base = floor(project)
         print(f"[{name}] cold build{step}...", file=sys.stderr, flush=True)
         cold = build(project)
         pairs.append((cold["seconds"] / base["seconds"], i, base, cold, project))
@@ -184,6 +201,10 @@ def bench_book(name: str, seeds: list[Path], scratch: Path, rebuilds: bool, repe
         if other[4] != project:
             shutil.rmtree(other[4], ignore_errors=True)  # a novel's clips take a gigabyte
     result: dict = {"floor": base, "cold": cold, "ratios": ratios}
+    if words:
+        result["words_floor_ratios"] = [
+            round(p[3]["seconds"] / o, 3) for p, o in zip(pairs, old, strict=True)
+        ]
     before = product_files(project / "output")
     print(f"[{name}] no-op rebuild...", file=sys.stderr, flush=True)
     result["noop"] = build(project)
@@ -394,11 +415,15 @@ def table(results: dict) -> str:
         else:
             lines.append(
                 f"  audio: {cold['totals']['seconds'] / 60:.1f} min from {r['floor']['words']} "
-                f"words (floor at 175 wpm: {r['floor']['audio_seconds'] / 60:.1f} min)"
+                f"words (the floor's speech, with the cast's voices: "
+                f"{r['floor']['audio_seconds'] / 60:.1f} min)"
             )
         if len(r["ratios"]) > 1:
             each = ", ".join(f"{x:.2f}" for x in r["ratios"])
             lines.append(f"  cold / floor, {len(r['ratios'])} pairs: {each} (the median shown)")
+        if "words_floor_ratios" in r:
+            each = ", ".join(f"{x:.2f}" for x in r["words_floor_ratios"])
+            lines.append(f"  cold / the floor until 2026-12-01 (every word in one voice): {each}")
     return "\n".join(lines)
 
 
@@ -411,6 +436,11 @@ def main() -> None:
     parser.add_argument("--only-kokoro", action="store_true", help="the Kokoro runs alone")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch projects")
+    parser.add_argument(
+        "--words-floor",
+        action="store_true",
+        help="also measure the floor until 2026-12-01 (every word in one voice) in each pair",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -427,11 +457,15 @@ def main() -> None:
     try:
         results = {}
         if not args.only_kokoro:
-            results["seeds"] = bench_book("seeds", seeds, scratch, True, args.repeat or 3)
+            results["seeds"] = bench_book(
+                "seeds", seeds, scratch, True, args.repeat or 3, args.words_floor
+            )
         if args.kokoro or args.only_kokoro:
             results["kokoro"] = bench_kokoro(seeds, scratch)
         if args.novel:
-            results["novel"] = bench_book("novel", [NOVEL], scratch, False, args.repeat or 1)
+            results["novel"] = bench_book(
+                "novel", [NOVEL], scratch, False, args.repeat or 1, args.words_floor
+            )
     finally:
         if args.keep:
             print(f"scratch projects kept in {scratch}", file=sys.stderr)
