@@ -13,7 +13,7 @@ floor until 2026-12-01, every word in one voice at 175 wpm, and prints the ratio
 build runs `narrate build` as a user would, in a scratch copy of the project with its own
 clip cache. Peak memory is the largest sum of the resident memory of the build and all its
 worker processes, sampled every 20 ms from /proc; CPU use is user+system time over wall time.
-The floor and the cold build are measured in pairs, back to back, three times for the seeds
+The floor and the cold build are measured in pairs, back to back, five times for the seeds
 (--repeat N): this machine's speed drifts by 10% from minute to minute, and the pair with
 the median ratio is reported. With --kokoro, the seeds are also built with voices.kokoro.yaml
 and measured against the Kokoro floor (benchmarks/kokoro_floor.py: kokoro-onnx alone
@@ -446,7 +446,7 @@ def main() -> None:
         type=int,
         default=None,
         help="floor and cold build pairs per book, the median reported "
-        "(default: 3 for the seeds, 1 for the novel)",
+        "(default: 5 for the seeds, 1 for the novel)",
     )
     args = parser.parse_args()
     if args.repeat is not None and args.repeat < 1:
@@ -458,7 +458,7 @@ def main() -> None:
         results = {}
         if not args.only_kokoro:
             results["seeds"] = bench_book(
-                "seeds", seeds, scratch, True, args.repeat or 3, args.words_floor
+                "seeds", seeds, scratch, True, args.repeat or 5, args.words_floor
             )
         if args.kokoro or args.only_kokoro:
             results["kokoro"] = bench_kokoro(seeds, scratch)
