@@ -822,6 +822,56 @@ def _long_clips(rendered: dict[tuple[str, int], Clip], cast: CastChapter) -> lis
     ]
 
 
+@pytest.mark.parametrize(("target", "most"), [(-19.0, 2), (-16.0, 3)])
+def test_voice_matching_lands_on_target_in_few_limited_measurements(
+    tmp_path: Path,
+    rendered: dict[tuple[str, int], Clip],
+    monkeypatch: pytest.MonkeyPatch,
+    target: float,
+    most: int,
+) -> None:
+    """The gains a plan finds put the whole chapter, limited as its pieces are, at the
+    target and its voices together; and the search gets there on few limited passes over
+    its sample (each one a Limiter): its first slope comes from what the limiter takes, and
+    a small last step is not measured again."""
+    made: list[object] = []
+
+    class Counted(audio.Limiter):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    cast = _long_cast()
+    config = AudioConfig(loudness=target)
+    job = plan.PlanJob(
+        cast, _long_clips(rendered, cast), PausesConfig(), config, tmp_path / "t", tmp_path / "x"
+    )
+    monkeypatch.setattr(audio, "Limiter", Counted)
+    planned = plan.plan_chapter(job)
+    searched = len(made)
+    mix = levelling.Mix(
+        timeline=job.timeline,
+        total=planned.total,
+        regions=planned.regions,
+        voice_db=planned.voice_db,
+        chapter_db=0.0,
+        ceiling_db=config.true_peak - planned.headroom,
+        true_peak=config.true_peak,
+        bitrate=config.bitrate,
+        final=job.final,
+    )
+    source = mix.source()
+    limiter = audio.Limiter(audio.RATE, mix.ceiling_db)
+    meter = audio.LoudnessMeter(audio.RATE)
+    gates = {name: audio.Gate(audio.RATE) for name in planned.voice_db}
+    for a, b in audio.chunks(planned.total):
+        source.feed_voices(gates, meter.feed(limiter.process(source.read, a, b, planned.total)), a)
+    voices = [g.integrated() for g in gates.values()]
+    assert abs(meter.integrated() - target) < 0.3, meter.integrated()
+    assert max(voices) - min(voices) < 0.5, voices
+    assert 1 <= searched <= most, searched
+
+
 @pytest.fixture(scope="module")
 def pieced(
     tmp_path_factory: pytest.TempPathFactory, rendered: dict[tuple[str, int], Clip]
