@@ -768,7 +768,7 @@ class WorkerPool:
                 with self._lock:
                     self._free.append(worker)
         if message[0] == _FATAL:
-            raise SynthesisError(f"engine '{self.engine_name}' could not start: {message[1]}")
+            raise _engine_failed(self.engine_name, message[1])
         return message  # type: ignore[no-any-return]
 
     def __enter__(self) -> WorkerPool:
@@ -828,6 +828,16 @@ def _normalize(jobs_in: Sequence[Job]) -> list[_Job]:
             label = f"line {i + 1}"
         jobs.append(_Job(line, voice, str(label)))
     return jobs
+
+
+def _retried(job: _Job, attempts: int, problems: list[str]) -> str:
+    """What `on_retry` hears of a clip that was rendered after failed attempts."""
+    return f"segment {job.label}: clip needed {attempts} attempts ({'; '.join(problems)})"
+
+
+def _engine_failed(name: str, why: str) -> SynthesisError:
+    """A worker's engine that could not start: no clip of it can be rendered."""
+    return SynthesisError(f"engine '{name}' could not start: {why}")
 
 
 def _failure(job: _Job, attempts: int, problems: list[str]) -> SynthesisError:
@@ -986,10 +996,7 @@ def _render_remote(
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         if result.problems and on_retry:
-            on_retry(
-                f"segment {job.label}: clip needed {result.attempts} attempts "
-                f"({'; '.join(result.problems)})"
-            )
+            on_retry(_retried(job, result.attempts, result.problems))
         finished(task, replace(clip, rendered=True))
 
 
@@ -1075,19 +1082,14 @@ def _render_all(
                     why = f"synthesis worker died (exit code {proc.returncode})"
                     raise _failure(job, 1, [why]) from None
                 if message[0] == _FATAL:
-                    raise SynthesisError(
-                        f"engine '{engine_of[conn]}' could not start: {message[1]}"
-                    )
+                    raise _engine_failed(engine_of[conn], message[1])
                 status, index, attempts, problems = message[0], message[1], message[-2], message[-1]
                 inflight[conn].remove(index)
                 task, job = owner[index]
                 if status != _OK:
                     raise _failure(job, attempts, problems)
                 if problems and on_retry:
-                    on_retry(
-                        f"segment {job.label}: clip needed {attempts} attempts "
-                        f"({'; '.join(problems)})"
-                    )
+                    on_retry(_retried(job, attempts, problems))
                 hit = cache.get(task.key, just_made=True)
                 if hit is None:  # removed or broken between the worker's rename and now
                     raise _failure(job, attempts, ["clip vanished from the cache"])
