@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Literal
 
 SegmentKind = Literal["narration", "heading", "quote", "list_item"]
+#: How a chapter was found (`narrate segments --json`'s `found_by`): from the book's own
+#: contents list, a numbered heading ("CHAPTER IV", "STAVE ONE", "4)"), a named heading
+#: without a number ("STORY OF THE DOOR"), an EPUB's navigation, the seed file itself (a
+#: file that is one chapter), or a cut of a book with no structure into parts.
+FOUND_BY = ("contents", "numbered-heading", "named-heading", "epub-nav", "file", "length-cut")
 SEGMENT_KINDS: tuple[str, ...] = ("narration", "heading", "quote", "list_item")
 
 #: Longest utterance sent to the engine in one piece. pyttsx3's espeak driver silently
@@ -79,6 +84,9 @@ class Chapter:
     #: 1-based line of the heading or title line the title was read from; 0 when the title
     #: comes from the file name (the segmenter's word accounting needs to tell them apart).
     line: int = 0
+    #: the rule that found the chapter, so a user can see why a book split as it did: one of
+    #: FOUND_BY
+    found_by: str = "file"
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,14 @@ class BookFacts:
     silent."""
 
     title: str | None = None
+    #: continuation lines of a Gutenberg header's `Title:`, or an EPUB's subtitle
+    subtitle: str | None = None
     author: str | None = None
-    language: str | None = None
+    language: str | None = None  # ISO 639 code
+    #: what the book says of itself (an EPUB's dc:description), for the show's description
+    description: str | None = None
+    #: the work's original year, only where a source states it (never an ebook's own date)
+    year: int | None = None
     #: the cover image's bytes, and where it is ("book.epub: OEBPS/cover.jpg", for errors)
     cover: tuple[bytes, str] | None = field(default=None, repr=False)
 

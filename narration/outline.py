@@ -30,6 +30,7 @@ def book_to_json(book: Book) -> dict[str, Any]:
                 "file": ch.file,
                 "number": ch.number,
                 "line": ch.line,
+                "found_by": ch.found_by,
                 "segments": [
                     {
                         "id": s.id,
