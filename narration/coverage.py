@@ -62,8 +62,14 @@ def accounted_words(book: Book) -> dict[str, Counter[str]]:
     sources: set[tuple[str, int]] = set()  # an excerpt of several paragraphs shares one source
     for ch in book.chapters:
         counter = out.setdefault(ch.file, Counter())
+        title = ch.title
+        if ch.part:
+            title = title[len(ch.part) :]  # the prefix: accounted once, at its own line
+            if (ch.file, -ch.part_line) not in sources:
+                sources.add((ch.file, -ch.part_line))
+                counter.update(words(ch.part))
         if ch.line > 0:
-            counter.update(words(ch.title))
+            counter.update(words(title))
         if ch.author and ch.author not in authors.setdefault(ch.file, set()):
             authors[ch.file].add(ch.author)
             counter.update(words(ch.author))

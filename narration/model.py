@@ -87,6 +87,10 @@ class Chapter:
     #: the rule that found the chapter, so a user can see why a book split as it did: one of
     #: FOUND_BY
     found_by: str = "file"
+    #: the part, book or volume the chapter is in, as its title's prefix ("Part One — ..."),
+    #: and the line of its heading (its words are accounted once, there)
+    part: str | None = None
+    part_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,28 @@ class Removed:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something the user should hear about how a file was read (a contents list that
+    disagrees with the headings found), said by `segments` and `build`."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.file}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
 class Book:
     chapters: tuple[Chapter, ...]
     removed: tuple[Removed, ...]
     facts: BookFacts = field(default_factory=lambda: BookFacts())
+    notices: tuple[Notice, ...] = ()
 
 
 @dataclass(frozen=True)

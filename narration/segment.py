@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -36,6 +37,20 @@ from typing import Any
 
 from .coverage import words
 from .errors import InputError
+from .headings import (
+    CONTENTS,
+    ILLUSTRATIONS,
+    PAGE_NUMBER,
+    Heading,
+    all_caps,
+    chapter_heading,
+    display,
+    entry_number,
+    heading_key,
+    named_heading,
+    title_like,
+    unit_line,
+)
 from .inline import (
     HTML_BREAKS,
     HTML_TAG,
@@ -52,7 +67,6 @@ from .inline import (
     close_tag_gaps,
     decode_entities,
     join_lines,
-    markup_dropped,
     restore,
     spoken_text,
 )
@@ -60,6 +74,7 @@ from .model import (
     Book,
     BookFacts,
     Chapter,
+    Notice,
     Removed,
     Segment,
     SegmentKind,
@@ -81,6 +96,7 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
     """Segment every seed file of a book, in file-name order, into one Book."""
     chapters: list[Chapter] = []
     removed: list[Removed] = []
+    notices: list[Notice] = []
     facts: dict[str, Any] = {}
     used: set[str] = set()
     for path in seed_files(seeds_dir):
@@ -90,23 +106,35 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
         removed.extend(reading.removed)
         before = len(chapters)
         for st in reading.texts:
-            file_chapters, file_removed = segment_source(st, len(chapters) + 1)
+            file_chapters, file_removed = segment_source(st, len(chapters) + 1, notices)
             for ch in file_chapters:
                 chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
                 chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
             removed.extend(file_removed)
         if len(chapters) == before:
             raise InputError(path, "nothing to read: every part of the file was removed")
-    return Book(chapters=tuple(chapters), removed=tuple(removed), facts=BookFacts(**facts))
+        if not any(c.isalpha() for ch in chapters[before:] for s in ch.segments for c in s.text):
+            raise InputError(
+                path, "nothing to read: no words, only punctuation, symbols or numbers"
+            )
+    return Book(
+        chapters=tuple(chapters),
+        removed=tuple(removed),
+        facts=BookFacts(**facts),
+        notices=tuple(notices),
+    )
 
 
-def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
+def segment_source(
+    st: SourceText, number_from: int = 1, notices: list[Notice] | None = None
+) -> tuple[list[Chapter], list[Removed]]:
     """Segment one text a reader gave; a document of a book may give no chapter at all (a
-    page with only an image), a seed file of its own may not."""
+    page with only an image), a seed file of its own may not. What the user should hear
+    about how it was read is added to `notices`."""
     whole = st.file == st.where.name
     if not whole and not st.text.strip():
         return [], list(st.removed)
-    chapters, removed = _segment(
+    chapters, removed, said = _segment(
         st.text,
         st.file,
         number_from,
@@ -116,6 +144,10 @@ def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter],
         title=st.title,
         empty_ok=not whole,
     )
+    if notices is not None:
+        notices.extend(said)
+    if not whole:  # a document of an EPUB: a chapter its navigation makes
+        chapters = [replace(ch, found_by="epub-nav") for ch in chapters]
     titled = dict(st.titles)
     for k, ch in enumerate(chapters):
         label = titled.get(ch.line)
@@ -131,7 +163,8 @@ def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter],
 
 def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
     """Segment one decoded seed text; `file` names it in the chapters and in errors."""
-    return _segment(text, file, number_from, file)
+    chapters, removed, _ = _segment(text, file, number_from, file)
+    return chapters, removed
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,6 +212,7 @@ class _Block:
     """A run of non-blank lines (a paragraph, a heading, a list item)."""
 
     lines: list[tuple[int, str]]
+    gap: int = 1  # blank lines before it: books set chapter headings off with several
 
     @property
     def line(self) -> int:
@@ -224,12 +258,13 @@ _TRANSCRIBER = re.compile(
     r"|html\s+version\s+by\b|proofread\s+by\b)",
     re.I,
 )
+#: A bracketed note of the edition's, not the book's ("[Editor's Note: ... ebook #43 ...]").
+_EDITION_NOTE = re.compile(r"^\[\s*(?:editor|publisher)['’]?s?\s+notes?\b", re.I)
 _ILLUSTRATION_BLOCK = re.compile(r"^\s*\[\s*Illustration\b", re.I)
 _FOOTNOTE_BLOCK = re.compile(r"^\s*(?:\{\d{1,3}\}|\[\d{1,3}\]|\[\s*Footnote\b)", re.I)
 _FOOTNOTES_HEADING = re.compile(
     r"^\s*(?:FOOT-?NOTES|Foot-?notes|END-?NOTES|End-?notes|NOTES)\s*:?\s*$"
 )
-_CONTENTS = re.compile(r"^\s*(?:TABLE OF CONTENTS|CONTENTS|Table of Contents|Contents)\.?:?\s*$")
 _ATTRIBUTION = re.compile(
     r"^\s*\((?P<n>\d{1,3})\)\s+(?P<author>[^\W\d_][^,()]{1,80}?),\s+(?P<work>[^()]{2,200}?)"
     r"\s*\((?P<year>\d{4})\)\s*\.?\s*$"
@@ -241,32 +276,6 @@ _QUOTE_LINE = re.compile(r"^\s{0,3}>")
 _SOURCE_LINE = re.compile(r"^\s*(?:--|—|–|―)\s*(?P<rest>\S.*)$")
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)")
 
-_NUMBER_WORDS = (
-    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four"
-    r"|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven"
-    r"|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|hundred)"
-)
-_CHAPTER = re.compile(
-    r"^(?P<label>CHAPTER|Chapter|CHAP\.|Chap\.)\s+(?P<num>[IVXLCDM]+|[ivxlcdm]+|\d{1,4}|"
-    + _NUMBER_WORDS
-    + r")(?![\w'’])\.?\s*(?:[:.\-—–]+\s*)?(?P<rest>.*)$",
-    re.I,
-)
-_ROMAN = re.compile(r"^M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})$")
-_ROMAN_ALONE = re.compile(r"^(?P<num>[IVXLCDM]+)\.?$")
-_SPECIAL_CHAPTERS = ("preface", "introduction", "prologue", "epilogue", "foreword", "afterword")
-_SPECIAL = re.compile(
-    r"^(?:(?:THE\s+)?AUTHOR['’]S\s+)?(?:"
-    + "|".join(w.upper() for w in _SPECIAL_CHAPTERS)
-    + r")(?:\s+TO\s+THE\s+[A-Z ]+EDITION)?\.?$|^(?:"
-    + "|".join(w.capitalize() for w in _SPECIAL_CHAPTERS)
-    + r")\.?$"
-)
-
-_SMALL_WORDS = wordset(
-    "a an the and but or nor for so yet as at by in of on per to via from into with over "
-    "upon than de la le du von van der et"
-)
 _NOT_NAME = wordset(
     "the a an of and in on to for with what who how why is are was this that from by "
     "chapter part book page top last updated"
@@ -299,38 +308,6 @@ _DATE = re.compile(
 )
 
 
-def _is_roman(s: str) -> bool:
-    return bool(s) and _ROMAN.match(s.upper()) is not None
-
-
-def _cased(s: str) -> list[str]:
-    return [c for c in s if c.isupper() or c.islower()]
-
-
-def _all_caps(s: str) -> bool:
-    cased = _cased(s)
-    return bool(cased) and all(c.isupper() for c in cased)
-
-
-def _title_like(s: str) -> bool:
-    """A short line that reads as a title or heading (title case or all capitals)."""
-    s = s.strip()
-    if not s or len(s) > 100 or len(s.split()) > 14:
-        return False
-    if not (s[0].isupper() or s[0].isdigit()):
-        return False
-    if not _cased(s):
-        return False
-    if _all_caps(s):
-        return not s.endswith((",", ";"))
-    if s.endswith((".", ",", ";", ":")):
-        return False
-    for w in re.findall(r"[^\W\d_][\w'’\-]*", s):
-        if len(w) >= 4 and w.lower() not in _SMALL_WORDS and not w[0].isupper():
-            return False
-    return True
-
-
 def _name_like(s: str) -> bool:
     """'A. Kolontay', 'WILLIAM MORRIS', 'Victor Serge': a person's name and nothing else."""
     toks = s.strip().rstrip(",").split()
@@ -355,60 +332,6 @@ def _name_like(s: str) -> bool:
     return initials < len(toks)
 
 
-def _display(s: str) -> str:
-    """A title or heading as shown: `--` as a dash, markup dropped, ALL CAPS in title case."""
-    s = WHITESPACE.sub(" ", markup_dropped(s)).strip()
-    if not _all_caps(s):
-        return unicodedata.normalize("NFC", s)
-    out: list[str] = []
-    first = True
-    for tok in re.split(r"(\s+)", s):
-        if not tok or tok.isspace():
-            out.append(tok)
-            continue
-        core = tok.strip("\"“”‘’'([{:;,.!?")
-        if tok == "I" or (len(core) > 1 and _is_roman(core)):
-            new = tok
-        elif not first and core.lower() in _SMALL_WORDS:
-            new = tok.lower()
-        else:
-            new = "-".join(p[:1].upper() + p[1:].lower() for p in tok.split("-"))
-            new = re.sub(
-                r"^([\"“‘'(\[]+)([^\W\d_])", lambda m: m.group(1) + m.group(2).upper(), new
-            )
-        out.append(new)
-        first = tok.endswith((":", "—", ".", "?", "!")) or tok in ("—", "–")
-    result = unicodedata.normalize("NFC", "".join(out))
-    # Title case must never change a word: if some script's case rules would, keep it.
-    return result if words(result) == words(s) else unicodedata.normalize("NFC", s)
-
-
-def _chapter_heading(line: str) -> tuple[str, bool, bool] | None:
-    """(title, may take a title line, must have one) when `line` is a chapter heading."""
-    s = line.strip()
-    if not s or len(s) > 120:
-        return None
-    m = _CHAPTER.match(s)
-    if m and s[0].isupper():
-        num = m.group("num")
-        if num.isalpha() and re.fullmatch(r"[ivxlcdm]+", num, re.I) and not _is_roman(num):
-            return None
-        word = m.group("label").capitalize()  # "CHAPTER" -> "Chapter", "CHAP." -> "Chap."
-        label = f"{word} {num if _is_roman(num) or num.isdigit() else num.capitalize()}"
-        rest = m.group("rest").strip()
-        if not rest:
-            return label, True, False
-        if not _title_like(rest.rstrip(".")):
-            return None  # "Chapter 12 describes the war." is a sentence, not a heading
-        return f"{label}: {_display(rest.rstrip('.'))}", False, False
-    m = _ROMAN_ALONE.match(s)
-    if m and _is_roman(m.group("num")):
-        return m.group("num"), True, True
-    if _SPECIAL.match(s):
-        return _display(s.rstrip(".")), False, False
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # Items: what each block of the file is
 
@@ -425,6 +348,8 @@ class _Item:
     # what reading a chapter's title removed (inline markup): listed only if the chapter is
     # kept, for a heading removed whole is listed whole
     title_removed: list[Removed] = field(default_factory=list)
+    heading: Heading | None = None  # a chapter heading as recognised, before the book confirms it
+    found_by: str = "numbered-heading"  # a chapter's: see model.FOUND_BY
 
     @property
     def line(self) -> int:
@@ -447,6 +372,7 @@ class _File:
         self.markdown = name.lower().endswith(".md") if markdown is None else markdown
         self.removed: list[Removed] = []
         self.author_lines: dict[str, int] = {}  # an author read from the text: its line
+        self.notices: list[Notice] = []  # what the user should hear of how the file was read
 
     def remove(self, line: int, text: str, reason: str) -> None:
         text = text.strip("\n")
@@ -563,25 +489,34 @@ def _blocks(lines: list[tuple[int, str]]) -> list[_Block]:
     blocks: list[_Block] = []
     cur: list[tuple[int, str]] = []
     fence = False
+    last = 0  # the line number of the last non-blank line
+    gap = 0
     for no, t in lines:
         if _FENCE.match(t):
             fence = not fence
+            if not cur:
+                gap = no - last - 1
             cur.append((no, t))
+            last = no
             if not fence:
-                blocks.append(_Block(cur))
+                blocks.append(_Block(cur, gap))
                 cur = []
             continue
         if fence:
             cur.append((no, t))
+            last = no
             continue
         if not t.strip():
             if cur:
-                blocks.append(_Block(cur))
+                blocks.append(_Block(cur, gap))
                 cur = []
             continue
+        if not cur:
+            gap = no - last - 1
         cur.append((no, t))
+        last = no
     if cur:
-        blocks.append(_Block(cur))
+        blocks.append(_Block(cur, gap))
     out: list[_Block] = []
     for b in blocks:
         if _FENCE.match(b.lines[0][1]):
@@ -614,7 +549,50 @@ def _split_block(b: _Block) -> list[_Block]:
         if alone:
             pieces.append([])
         prev_quote = is_quote
-    return [_Block(p) for p in pieces if p]
+    return [_Block(p, b.gap if k == 0 else 0) for k, p in enumerate(pieces) if p]
+
+
+_SENTENCE_OPEN = re.compile(r"[.!?:;…\"”’')\]_*—-]$")
+
+
+def _mid_sentence(blocks: list[_Block], k: int) -> bool:
+    """Block k falls inside a sentence: the block before ends without a stop and the block
+    after goes on in lower case ("the calls" / "3)" / "of business")."""
+    if k == 0 or k + 1 >= len(blocks):
+        return False
+    before = blocks[k - 1].lines[-1][1].rstrip()
+    after = blocks[k + 1].lines[0][1].lstrip()
+    return bool(before) and not _SENTENCE_OPEN.search(before) and after[:1].islower()
+
+
+def _page_numbers(blocks: list[_Block], f: _File) -> list[_Block]:
+    """Page numbers a scanned book kept on lines of their own: a run of numbers in one style
+    ("12)", "[12]", "xii") of which one at least falls in the middle of a sentence. They are
+    removed, and a paragraph a page break cut in two is joined again."""
+    styles: dict[str, list[int]] = {}
+    for k, b in enumerate(blocks):
+        if b.single and PAGE_NUMBER.match(b.single):
+            style = re.sub(r"\d+", "9", re.sub(r"^[ivxlcdm]+", "r", b.single.strip().lower()))
+            styles.setdefault(style, []).append(k)
+    pages: set[int] = set()
+    for ks in styles.values():
+        if len(ks) >= 2 and any(_mid_sentence(blocks, k) for k in ks):
+            pages.update(ks)
+    if not pages:
+        return blocks
+    out: list[_Block] = []
+    join = False
+    for k, b in enumerate(blocks):
+        if k in pages:
+            f.remove(b.line, b.text, "page number")
+            join = join or _mid_sentence(blocks, k)
+            continue
+        if join and out:
+            out[-1] = _Block(out[-1].lines + b.lines, out[-1].gap)
+        else:
+            out.append(b)
+        join = False
+    return out
 
 
 def _bracketed(blocks: list[_Block], i: int) -> int:
@@ -636,23 +614,18 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
         b = blocks[i]
         first = b.lines[0][1].strip()
         single = b.single
-        heading = _chapter_heading(single) if single else None
+        heading = _heading_of(single, b, f) if single else None
         if heading is None and len(b.lines) == 2:
-            two = _chapter_heading(b.lines[0][1])
+            two = _heading_of(b.lines[0][1], b, f)
             if (
                 two
-                and two[1]
-                and _title_like(b.lines[1][1])
-                and not _chapter_heading(b.lines[1][1])
+                and two.wants_title
+                and title_like(b.lines[1][1])
+                and not chapter_heading(b.lines[1][1])
             ):
-                items.append(
-                    _Item(
-                        "chapter",
-                        b,
-                        title=f"{two[0]}{'. ' if two[2] else ': '}"
-                        f"{_display(b.lines[1][1].strip().rstrip('.'))}",
-                    )
-                )
+                sep = ". " if two.rule == "numeral" else ": "
+                title = f"{two.title}{sep}{display(b.lines[1][1].strip().rstrip('.'))}"
+                items.append(_Item("chapter", b, title=title, heading=two))
                 footnotes = False
                 i += 1
                 continue
@@ -668,11 +641,11 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             len(b.lines) == 2
             and _SETEXT.match(b.lines[1][1])
             and len(b.lines[1][1].strip()) >= 3
-            and (f.markdown or _title_like(first))
+            and (f.markdown or title_like(first))
         ):
             level = 1 if b.lines[1][1].strip().startswith("=") else 2
             kind = "chapter" if level == 1 else "heading"
-            items.append(_Item(kind, b, title=_display(b.lines[0][1])))
+            items.append(_Item(kind, b, title=display(b.lines[0][1])))
             footnotes = False
         elif first.startswith("<!--"):
             j = i
@@ -682,7 +655,7 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
                 items.append(_Item("removed", blocks[k], reason="comment"))
             i = j
         elif _ILLUSTRATION_BLOCK.match(first) or (
-            first.startswith("[") and _TRANSCRIBER.match(first)
+            first.startswith("[") and (_TRANSCRIBER.match(first) or _EDITION_NOTE.match(first))
         ):
             j = _bracketed(blocks, i)
             reason = (
@@ -707,25 +680,23 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             for k in range(i, j + 1):
                 items.append(_Item("removed", blocks[k], reason="footnote"))
             i = j
-        elif single and _CONTENTS.match(single):
+        elif single and CONTENTS.match(single):
             items.append(_Item("contents", b))
         elif heading is not None:
-            title, wants, must = heading
-            item = _Item("chapter", b, title=title)
+            item = _Item("chapter", b, title=heading.title, heading=heading)
             nxt = blocks[i + 1].single if i + 1 < len(blocks) else None
             if (
-                wants
+                heading.wants_title
                 and nxt
-                and _title_like(nxt)
-                and _chapter_heading(nxt) is None
+                and title_like(nxt)
+                and chapter_heading(nxt) is None
                 and not _WEB.match(nxt)
+                and not _BY.match(nxt)
             ):
-                sep = ". " if must else ": "
-                item.title = f"{title}{sep}{_display(nxt.rstrip('.'))}"
+                sep = ". " if heading.rule == "numeral" else ": "
+                item.title = f"{heading.title}{sep}{display(nxt.rstrip('.'))}"
                 item.extra.append(blocks[i + 1])
                 i += 1
-            elif must:
-                item = _Item("short", b)  # a numeral alone: a section number, not a chapter
             items.append(item)
             footnotes = False
         elif f.markdown and _MD_HEADING.match(first) and len(b.lines) == 1:
@@ -733,7 +704,7 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             assert m is not None
             kind = "chapter" if len(m.group("hashes")) == 1 else "heading"
             before = len(f.removed)
-            title = _display(_spoken(_Raw.of([(b.line, m.group("text"))]), f))
+            title = display(_spoken(_Raw.of([(b.line, m.group("text"))]), f))
             pieces = f.removed[before:]
             del f.removed[before:]  # a section heading's are listed with its segment
             if title:
@@ -751,14 +722,90 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             items.append(_Item("list", b))
         elif len(b.lines) >= 2 and _toc_block(b):
             items.append(_Item("removed", b, reason="table of contents"))
-        elif single and _title_like(single):
+        elif single and title_like(single):
             items.append(_Item("short", b))
         else:
             items.append(_Item("para", b))
         i += 1
     _merge_quote_sources(items)
-    _mark_contents(items)
+    _confirm_numerals(items)
+    entries = _mark_contents(items)
+    _named_chapters(items, entries, f)
+    _check_contents(items, entries, f)
     return items
+
+
+def _heading_of(line: str, b: _Block, f: _File) -> Heading | None:
+    """The chapter heading a line of this block reads as. A numeral is one only in plain text
+    (Markdown numbers its lists so), and a numeral with a title on its line only when the
+    title is in capitals or the line is set off by blank lines ("I. A SCANDAL IN BOHEMIA")."""
+    heading = chapter_heading(line)
+    if heading is None or heading.rule != "numeral":
+        return heading
+    if f.markdown:
+        return None
+    if not heading.wants_title and not (all_caps(line) or b.gap >= 2):
+        return None
+    return heading
+
+
+def _demote(items: list[_Item], k: int) -> None:
+    """A heading the book does not confirm as a chapter: a section heading (with its title
+    line, if it took one, a heading of its own)."""
+    item = items[k]
+    extra = [_Item("short", e) for e in item.extra]
+    if len(item.block.lines) == 2:  # a numeral and its title in one block
+        first, second = item.block.lines
+        items[k : k + 1] = [
+            _Item("short", _Block([first], item.block.gap)),
+            _Item("short", _Block([second], 0)),
+        ]
+        return
+    items[k : k + 1] = [
+        _Item("short" if title_like(item.block.text) or item.heading else "para", item.block),
+        *extra,
+    ]
+
+
+def _confirm_numerals(items: list[_Item]) -> None:
+    """Numerals alone ("IV.", "4)") are a book's chapters when they count up from one (again
+    from one after a part heading) and the book has no chapter headings with a unit word;
+    otherwise they number sections, and are read as headings."""
+    units = any(
+        it.kind == "chapter"
+        and it.heading is not None
+        and it.heading.rule == "unit"
+        and it.heading.level == "chapter"
+        for it in items
+    )
+    expected = 1
+    keep: set[int] = set()
+    run: list[int] = []
+    for k, it in enumerate(items):
+        h = it.heading
+        if it.kind != "chapter" or h is None:
+            continue
+        if h.level == "part":
+            keep.update(run if len(run) >= 2 else ())
+            run, expected = [], 1
+            continue
+        if h.rule != "numeral":
+            continue
+        if h.number == expected:
+            run.append(k)
+            expected += 1
+        elif h.number == 1:
+            keep.update(run if len(run) >= 2 else ())
+            run, expected = [k], 2
+    keep.update(run if len(run) >= 2 else ())
+    for k in range(len(items) - 1, -1, -1):
+        it = items[k]
+        h = it.heading
+        if it.kind != "chapter" or h is None or h.rule != "numeral":
+            continue
+        titled = bool(it.extra) or len(it.block.lines) == 2 or "." in h.title
+        if units or not (k in keep or (titled and h.title.split(".")[0].isalpha())):
+            _demote(items, k)
 
 
 def _toc_block(b: _Block) -> bool:
@@ -767,9 +814,9 @@ def _toc_block(b: _Block) -> bool:
     hits = sum(
         1
         for t in lines
-        if _chapter_heading(t) is not None
+        if chapter_heading(t) is not None
         or re.search(r"(?:\.{3,}|\s{2,}|\t)\s*(?:\d{1,4}|[ivxlc]+)$", t)
-        or (_CHAPTER.match(t) is not None)
+        or unit_line(t)
     )
     return hits >= 2 and hits * 2 >= len(lines)
 
@@ -799,39 +846,174 @@ def _is_prose(b: _Block) -> bool:
     return lower * 2 >= len(ws)
 
 
-def _mark_contents(items: list[_Item]) -> None:
-    """Tables of contents: removed. A chapter heading is real when text follows it; runs of
-    headings with nothing between them, and what follows a CONTENTS line, are the table."""
+def _is_part(item: _Item) -> bool:
+    return item.heading is not None and item.heading.level == "part"
+
+
+def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
+    """Tables of contents and lists of illustrations: removed; the contents' entries (line,
+    text) returned, to find and check the headings they name. A chapter heading is real
+    when text follows it (a part's, when a real chapter does); runs of headings with nothing
+    between them, and what follows a CONTENTS line, are the table. The table ends at a real
+    chapter, at prose, or where its first entries come round again as the text's headings."""
     n = len(items)
+    real = [False] * n
+    follows: str | None = None  # the kind of the next item that is not removed
+    follows_real = False
+    for i in range(n - 1, -1, -1):
+        it = items[i]
+        if it.kind == "removed":
+            continue
+        if it.kind == "chapter":
+            real[i] = follows not in ("chapter", None) or (
+                _is_part(it) and follows == "chapter" and follows_real
+            )
+            follows_real = real[i]
+        follows = it.kind
 
     def next_kind(i: int) -> str | None:
-        for j in range(i + 1, n):
-            if items[j].kind != "removed":
-                return items[j].kind
-        return None
+        return next((items[j].kind for j in range(i + 1, n) if items[j].kind != "removed"), None)
 
-    real = [
-        it.kind == "chapter" and next_kind(i) not in ("chapter", None) for i, it in enumerate(items)
-    ]
-    in_contents = False
+    entries: list[tuple[int, str]] = []
+    keys: set[str] = set()
+    listing: str | None = None  # the reason the items being read are removed for
     for i, it in enumerate(items):
         if it.kind == "contents":
-            in_contents = True
-            it.kind, it.reason = "removed", "table of contents"
+            listing = "table of contents"
+            it.kind, it.reason = "removed", listing
             continue
-        if in_contents:
-            if (it.kind == "chapter" and real[i]) or (it.kind == "para" and _is_prose(it.block)):
-                in_contents = False
+        if it.kind == "short" and it.block.single and ILLUSTRATIONS.match(it.block.single):
+            listing = "list of illustrations"
+            it.kind, it.reason = "removed", listing
+            continue
+        if listing is not None:
+            key = heading_key(it.block.text) if it.kind in ("short", "chapter") else ""
+            if (
+                (it.kind == "chapter" and real[i])
+                or (it.kind == "para" and _is_prose(it.block))
+                or (listing == "table of contents" and key and key in keys)
+            ):
+                listing = None
             elif it.kind != "removed":
-                it.kind, it.reason = "removed", "table of contents"
+                if listing == "table of contents":
+                    for line in _item_lines(it):
+                        key = heading_key(line[1])
+                        if key or entry_number(line[1]) is not None:
+                            entries.append(line)
+                            keys.add(key)
+                it.kind, it.reason = "removed", listing
                 continue
         if it.kind == "chapter" and not real[i]:
+            if it.reason == "" and next_kind(i) is not None:
+                entries.extend(_item_lines(it))
             it.kind = "removed"
             it.reason = (
                 "chapter heading with no text after it"
                 if next_kind(i) is None
                 else "table of contents"
             )
+    return entries
+
+
+def _chapter_key(item: _Item) -> str:
+    """A chapter heading's key against the contents' entries: its title's words, else its
+    number ("#4")."""
+    key = heading_key(item.title)
+    if key:
+        return key
+    number = item.heading.number if item.heading else entry_number(item.title)
+    return f"#{number}" if number is not None else ""
+
+
+def _entry_key(text: str) -> str:
+    key = heading_key(text)
+    if key:
+        return key
+    number = entry_number(text)
+    return f"#{number}" if number is not None else ""
+
+
+#: Named headings are taken for chapters only where they recur and the chapters they make
+#: are of a book's length, not a letter's salutation or a list of caps lines.
+MIN_NAMED = 2
+MIN_NAMED_WORDS = 500
+
+
+def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File) -> None:
+    """Chapters named without a number: the short lines the book's contents list names
+    ("STORY OF THE DOOR", "Etymology"), else, in a book with no chapter headings at all,
+    lines in capitals set off by blank lines before running text, where they recur."""
+    keys = {_entry_key(t) for _, t in entries} - {""}
+    matched = False
+    if keys:
+        taken: set[str] = set()
+        for it in items:
+            if it.kind != "short" or not it.block.single:
+                continue
+            key = heading_key(it.block.single)
+            if key in keys and key not in taken and chapter_heading(it.block.single) is None:
+                taken.add(key)
+                it.kind, it.title, it.found_by = (
+                    "chapter",
+                    display(it.block.single.rstrip(".")),
+                    "contents",
+                )
+                matched = True
+    if matched or any(it.kind == "chapter" and not _is_part(it) for it in items):
+        return
+    candidates: list[int] = []
+    for k, it in enumerate(items):
+        single = it.block.single
+        if it.kind != "short" or not single or not named_heading(single) or _BY.match(single):
+            continue
+        indent = len(it.block.lines[0][1]) - len(it.block.lines[0][1].lstrip())
+        if it.block.gap < 2 and indent < 4:
+            continue
+        nxt = next((x for x in items[k + 1 :] if x.kind != "removed"), None)
+        if nxt is not None and nxt.kind in ("para", "quote", "list"):
+            candidates.append(k)
+    if len(candidates) < MIN_NAMED:
+        return
+    body = sum(
+        len(WORD.findall(it.block.text)) for it in items[candidates[0] :] if it.kind == "para"
+    )
+    if body < MIN_NAMED_WORDS * len(candidates):
+        return
+    for k in candidates:
+        it = items[k]
+        single = it.block.single or ""
+        it.kind, it.title, it.found_by = "chapter", display(single.rstrip(".")), "named-heading"
+
+
+def _check_contents(items: list[_Item], entries: list[tuple[int, str]], f: _File) -> None:
+    """Where the contents list and the headings found in the text disagree, the headings
+    win, and the user hears which entries differ."""
+    listed = [(line, t, _entry_key(t)) for line, t in entries]
+    listed = [e for e in listed if e[2]]
+    if not listed:
+        return
+    found = [(it, _chapter_key(it)) for it in items if it.kind == "chapter"]
+    found_keys = {key for _, key in found}
+    listed_keys = {key for _, _, key in listed}
+    missing = [t.strip() for _, t, key in listed if key not in found_keys]
+    extra = [it.title for it, key in found if key not in listed_keys]
+    if not missing and not extra:
+        return
+    parts = [f"the contents list (line {listed[0][0]}) names {len(listed)} entries"]
+    parts.append(f"the text has {len(found)} chapter headings, which are used")
+    if missing:
+        parts.append(
+            "not found in the text: "
+            + ", ".join(f"'{WHITESPACE.sub(' ', t)}'" for t in missing[:8])
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        )
+    if extra:
+        parts.append(
+            "not in the contents: "
+            + ", ".join(f"'{t}'" for t in extra[:8])
+            + (f" and {len(extra) - 8} more" if len(extra) > 8 else "")
+        )
+    f.notices.append(Notice(f.name, listed[0][0], "; ".join(parts)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,6 +1036,19 @@ class _ChapterDraft:
     author: str | None = None
     drafts: list[_Draft] = field(default_factory=list)
     title_removed: list[Removed] = field(default_factory=list)
+    found_by: str = "numbered-heading"
+    part: tuple[str, int] | None = None  # the part's title and line, its title's prefix
+
+
+def _found_by(item: _Item) -> str:
+    """Which rule found a chapter heading (model.FOUND_BY)."""
+    if item.found_by != "numbered-heading":
+        return item.found_by
+    h = item.heading
+    if h is None:  # a Markdown or underlined heading
+        numbered = entry_number(item.title) is not None or re.search(r"\d", item.title)
+        return "numbered-heading" if numbered else "named-heading"
+    return "named-heading" if h.rule == "special" else "numbered-heading"
 
 
 _INLINE = re.compile(
@@ -1015,7 +1210,7 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
             for no, t in lines[1:]:
                 if not _SETEXT.match(t):
                     text = f"{text} {_spoken(_Raw.of([(no, t)]), f)}"
-        shown = _display(text)
+        shown = display(text)
         return [_Draft("heading", shown, item.line)] if shown else []
     if item.kind == "list":
         text = _spoken(_lines_raw(lines, _strip_bullet), f)
@@ -1148,8 +1343,8 @@ def _take_author(lines: list[tuple[int, str]], f: _File, reason: str) -> str | N
     if WORD.search(rest_of_line):
         f.remove(lines[j][0], rest_of_line.strip(), reason)
     f.remove_lines(lines[j + 1 :], reason)
-    f.author_lines.setdefault(_display(name), lines[j][0])
-    return _display(name)
+    f.author_lines.setdefault(display(name), lines[j][0])
+    return display(name)
 
 
 def _front(
@@ -1161,14 +1356,13 @@ def _front(
         it.kind in ("para", "list", "quote") and _is_prose(it.block) for it in items
     ):
         # a title page: the book's title, publication details; only the author is kept
-        author = None
+        page: list[tuple[int, str]] = []
         for it in items:
             if it.kind == "removed":
                 f.remove_lines(_item_lines(it), it.reason)
-            elif author is None:
-                author = _take_author(_item_lines(it), f, "title page")
             else:
-                f.remove_lines(_item_lines(it), "title page")
+                page.extend(_item_lines(it))
+        author = _take_author(page, f, "title page") if page else None
         return None, [], author, None
     title: str | None = None
     title_lines: list[tuple[int, str]] = []
@@ -1195,13 +1389,13 @@ def _front(
         names = [k for k in shorts[:2] if _name_like(items[k].block.single or "")]
         if len(names) == 1:
             k = names[0]
-            author = _display((items[k].block.single or "").rstrip(","))
+            author = display((items[k].block.single or "").rstrip(","))
             f.author_lines.setdefault(author, items[k].line)
             used.add(k)
             candidates = [c for c in candidates if c != k]
     if candidates:
         k = candidates[0]
-        title = _display(_spoken(_Raw.of(items[k].block.lines), f).rstrip(".")) or None
+        title = display(_spoken(_Raw.of(items[k].block.lines), f).rstrip(".")) or None
         if title:
             title_lines = items[k].block.lines
             used.add(k)
@@ -1219,7 +1413,7 @@ def _chapter_byline(ch: _ChapterDraft) -> tuple[_Item, str] | None:
     if found is None or found[1] != 0 or found[2] != len(lines) - 1:
         return None
     ch.items.remove(first)
-    return first, _display(found[0])
+    return first, display(found[0])
 
 
 def _chapter_author(
@@ -1262,7 +1456,7 @@ def _segment(
     references: bool | None = None,
     title: str | None = None,
     empty_ok: bool = False,
-) -> tuple[list[Chapter], list[Removed]]:
+) -> tuple[list[Chapter], list[Removed], list[Notice]]:
     if not text.strip():
         raise InputError(where, "the file is empty: nothing to read")
     f = _File(file, markdown)
@@ -1275,7 +1469,10 @@ def _segment(
     if f.markdown:
         lines = _strip_front_matter(lines, f)
         lines = _strip_script_lines(lines, f)
-    items = _classify(_blocks(lines), f)
+    blocks = _blocks(lines)
+    if not f.markdown:
+        blocks = _page_numbers(blocks, f)
+    items = _classify(blocks, f)
 
     starts = [k for k, it in enumerate(items) if it.kind == "chapter"]
     front_items = items[: starts[0]] if starts else items
@@ -1283,14 +1480,34 @@ def _segment(
     drafts: list[_ChapterDraft] = []
     if opening is not None:
         drafts.append(
-            _ChapterDraft(title or default_title or _title_from_file(file), title_lines, opening)
+            _ChapterDraft(
+                title or default_title or _title_from_file(file),
+                title_lines,
+                opening,
+                found_by="file",
+            )
         )
+    part: tuple[str, int] | None = None  # the part (book, volume) the chapters are in
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(items)
         heading = _item_lines(items[k])
+        body = items[k + 1 : end]
+        if _is_part(items[k]) and all(it.kind == "removed" for it in body) and end < len(items):
+            # a part heading with chapters under it: their titles' prefix, not an episode
+            for it in body:
+                f.remove_lines(_item_lines(it), it.reason)
+            part = (items[k].title, heading[0][0])
+            continue
+        if _is_part(items[k]):
+            part = None
         drafts.append(
             _ChapterDraft(
-                items[k].title, heading, items[k + 1 : end], title_removed=items[k].title_removed
+                items[k].title,
+                heading,
+                body,
+                title_removed=items[k].title_removed,
+                found_by=_found_by(items[k]),
+                part=part,
             )
         )
     seen_authors = {author} if author else set()
@@ -1305,13 +1522,17 @@ def _segment(
             f.remove_lines(ch.heading, "chapter heading with no text after it")
             continue
         f.removed.extend(ch.title_removed)
-        chapter_id = _unique_id(_slug(ch.title), used, "")
+        shown = f"{ch.part[0]} — {ch.title}" if ch.part else ch.title
+        chapter_id = _unique_id(_slug(shown), used, "")
         chapters.append(
             Chapter(
                 id=chapter_id,
                 number=number_from + len(chapters),
-                title=restore(ch.title),
+                title=restore(shown),
                 author=ch.author and restore(ch.author),
+                found_by=ch.found_by,
+                part=ch.part and restore(ch.part[0]),
+                part_line=ch.part[1] if ch.part else 0,
                 file=file,
                 segments=_segments(chapter_id, ch.drafts),
                 line=ch.heading[0][0] if ch.heading else 0,
@@ -1321,6 +1542,8 @@ def _segment(
         # every chapter names its own author: the title page's is listed, not lost
         line = f.author_lines.get(author, 0)
         f.remove(line, author, "author on the title page (each chapter names its own)")
+    if len(chapters) == 1 and chapters[0].found_by == "file" and not empty_ok:
+        chapters = _length_cut(chapters[0], f)
     _check_prose(chapters, where)
     removed = sorted((replace(r, text=restore(r.text)) for r in f.removed), key=lambda r: r.line)
     if not chapters and not empty_ok:
@@ -1330,7 +1553,75 @@ def _segment(
             "nothing to read: every part of the file was removed"
             + (f" ({', '.join(reasons)})" if reasons else ""),
         )
-    return chapters, removed
+    return chapters, removed, f.notices
+
+
+#: The longest part a book with no chapters is cut into: an hour at 150 words a minute,
+#: LibriVox's limit for a section. Counted in words, never from a voice's rate, so the
+#: parts (and their ids) stay where they are when a voice changes.
+MAX_PART_WORDS = 9000
+
+
+def _length_cut(ch: Chapter, f: _File) -> list[Chapter]:
+    """A book with no structure at all, cut into parts of at most about MAX_PART_WORDS
+    words, each as long as the others: at a scene break near the even cut if there is one,
+    else between paragraphs. Never one multi-hour episode."""
+    counts = [len(WORD.findall(s.text)) for s in ch.segments]
+    total = sum(counts)
+    if total <= MAX_PART_WORDS:
+        return [ch]
+    n = -(-total // MAX_PART_WORDS)
+    target = total / n
+    breaks = sorted(r.line for r in f.removed if r.reason == "separator")
+    ends = list(itertools.accumulate(counts))  # words up to the end of each segment
+    cuts: list[int] = []  # a part ends after these segments
+    done = 0
+    for p in range(1, n):
+        ideal = p * target
+        room = [
+            k
+            for k in range(len(ch.segments) - 1)
+            if (not cuts or k > cuts[-1])
+            and abs(ends[k] - ideal) <= target / 4
+            and ends[k] - done <= MAX_PART_WORDS
+        ]
+        scene = [
+            k
+            for k in room
+            if bisect.bisect_left(breaks, ch.segments[k].line)
+            < bisect.bisect_left(breaks, ch.segments[k + 1].line)
+        ]
+        pool = (
+            scene or room or [min(range(len(ch.segments) - 1), key=lambda k: abs(ends[k] - ideal))]
+        )
+        k = min(pool, key=lambda k: abs(ends[k] - ideal))
+        if cuts and k <= cuts[-1]:
+            continue
+        cuts.append(k)
+        done = ends[k]
+    parts: list[Chapter] = []
+    start = 0
+    for p, end in enumerate([*cuts, len(ch.segments) - 1], 1):
+        title = f"{ch.title}, part {p}"
+        chapter_id = f"{ch.id}-part-{p}"
+        segments = tuple(
+            replace(s, id=chapter_id + s.id[len(ch.id) :]) for s in ch.segments[start : end + 1]
+        )
+        parts.append(
+            replace(
+                ch,
+                id=chapter_id,
+                number=ch.number + p - 1,
+                title=title,
+                segments=segments,
+                line=0,
+                found_by="length-cut",
+            )
+        )
+        start = end + 1
+    if ch.line > 0:  # the title line names every part: its words are listed once, here
+        f.remove(ch.line, ch.title, "title (each part is named after it)")
+    return parts
 
 
 #: The longest run of characters without a space that prose contains. The longest words in

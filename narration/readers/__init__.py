@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..layout import SEED_COVERS
 from .base import BookFacts, Reading, ReadOptions, SourceText
-from .text import TEXT_SUFFIXES, read_seed, read_text
+from .text import TEXT_SUFFIXES, gutenberg_facts, read_seed, read_text
 
 
 def _read_epub(path: Path, options: ReadOptions) -> Reading:
@@ -38,7 +38,8 @@ def _read_html(path: Path, options: ReadOptions) -> Reading:
 
 
 def _read_text(path: Path, _options: ReadOptions) -> Reading:
-    return Reading(tuple(read_text(path)))
+    texts = tuple(read_text(path))
+    return Reading(texts, gutenberg_facts(texts[0].text))
 
 
 READERS: dict[str, Callable[[Path, ReadOptions], Reading]] = {

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .base import SourceText
+from .base import BookFacts, SourceText
 
 TEXT_SUFFIXES = (".txt", ".md")
 BOMS: tuple[tuple[bytes, str, str], ...] = (
@@ -139,3 +139,58 @@ def read_text(path: Path) -> list[SourceText]:
             references=path.suffix.lower() == ".md",
         )
     ]
+
+
+_PG_START = re.compile(r"^\s*\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG", re.I | re.M)
+_HEADER_FIELD = re.compile(r"^(?P<key>[A-Z][A-Za-z ]{1,30}):[ \t]*(?P<value>.*)$")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+
+
+def gutenberg_facts(text: str) -> BookFacts:
+    """What a Project Gutenberg header says of the book: `Title:` (its first line the title,
+    continuation lines the subtitle), `Author:`, `Language:` as its ISO 639 code, and the
+    year of an `Original publication:` line. Nothing from a file without the header's START
+    line: a text of the user's own that opens with "Title:" is read, not taken as facts."""
+    start = _PG_START.search(text[:200_000])
+    if start is None:
+        return BookFacts()
+    fields: dict[str, list[str]] = {}
+    key: str | None = None
+    for line in text[: start.start()].splitlines():
+        m = _HEADER_FIELD.match(line)
+        if m:
+            key = m.group("key").strip().lower()
+            fields.setdefault(key, []).append(m.group("value").strip())
+        elif key is not None and line.strip() and line[:1].isspace():
+            fields[key].append(line.strip())  # a continuation line, indented
+        else:
+            key = None
+    title = [t for t in fields.get("title", []) if t]
+    author = [a for a in fields.get("author", []) if a]
+    year = None
+    for origin in fields.get("original publication", []):
+        found = _YEAR.findall(origin)
+        year = int(found[-1]) if found else year
+    return BookFacts(
+        title=title[0] if title else None,
+        subtitle=" ".join(title[1:]) or None,
+        author=", ".join(author) or None,
+        language=language_code(fields.get("language", [""])[0]),
+        year=year,
+    )
+
+
+def language_code(name: str) -> str | None:
+    """'English' -> 'en', 'German' -> 'de'; a language with no two-letter code gets its
+    three-letter one ('Middle English' -> 'enm'); None for a name no standard knows."""
+    from iso639 import Lang
+    from iso639.exceptions import InvalidLanguageValue
+
+    first = re.split(r"[,;/]| and ", name)[0].strip()
+    if not first:
+        return None
+    try:
+        lang = Lang(first.title() if first.islower() or first.isupper() else first)
+    except InvalidLanguageValue:
+        return None
+    return lang.pt1 or lang.pt3
