@@ -46,10 +46,26 @@ UNITS: dict[str, Level] = {
     "book": "part",
     "volume": "part",
     "vol.": "part",
+    # the same units in the languages Gutenberg has most books in
+    "chapitre": "chapter",
+    "kapitel": "chapter",
+    "capítulo": "chapter",
+    "capitulo": "chapter",
+    "capitolo": "chapter",
+    "hoofdstuk": "chapter",
+    "livre": "part",
+    "partie": "part",
+    "tome": "part",
+    "buch": "part",
+    "teil": "part",
+    "libro": "part",
+    "parte": "part",
+    "tomo": "part",
 }
+_UNIT_WORDS = "|".join(re.escape(w.upper()) for w in sorted(UNITS, key=len, reverse=True))
 _UNIT = re.compile(
-    r"^(?P<label>CHAPTER|CHAP\.|ADVENTURE|STAVE|LETTER|CANTO|PART|BOOK|VOLUME|VOL\.)\s+(?:THE\s+)?"
-    r"(?P<num>[IVXLCDM]+|\d{1,4}|" + _ORDINAL_WORDS + "|" + _NUMBER_WORDS + r")(?![\w'’-])"
+    r"^(?P<label>" + _UNIT_WORDS + r")\s+(?:THE\s+)?"
+    r"(?P<num>[IVXLCDM]+|\d{1,4}|" + _ORDINAL_WORDS + "|" + _NUMBER_WORDS + r")(?![\w'’]|-\w)"
     r"\.?\s*(?:[:.\-—–]+\s*)?(?P<rest>.*)$",
     re.I,
 )
@@ -155,7 +171,8 @@ def title_like(s: str) -> bool:
     s = s.strip()
     if not s or len(s) > 100 or len(s.split()) > 14:
         return False
-    if not (s[0].isupper() or s[0].isdigit()):
+    quoted = s[0] in "\"“‘'" and all_caps(s) and not re.search(r"[.!?,;]\W*$", s)
+    if not (s[0].isupper() or s[0].isdigit() or quoted):  # “PIECES OF EIGHT”, not “TOM!”
         return False
     if not cased(s):
         return False
@@ -263,11 +280,11 @@ def named_heading(line: str) -> bool:
 
 _LEADER = re.compile(r"(?:\s*\.\s*){2,}|\s{2,}|\t")
 _ENTRY_PAGE = re.compile(
-    r"(?:(?:\s*\.){2,}\s*|\s{2,}|\t+|,\s*|\s+)(?:p\.\s*)?(?:\d{1,4}|[ivxlc]{1,6})\s*$"
+    r"(?:(?:\s*\.){2,}\s*|\s{2,}|\t+|,\s*)(?:p\.\s*)?(?:\d{1,4}|[ivxlc]{1,6})\s*$"
 )
 _ENTRY_LABEL = re.compile(
-    r"^(?:(?:CHAPTER|CHAP\.|ADVENTURE|STAVE|LETTER|CANTO|PART|BOOK|VOLUME|VOL\.)\s+(?:THE\s+)?)?"
-    r"(?:[IVXLCDM]+|\d{1,4}|" + _ORDINAL_WORDS + "|" + _NUMBER_WORDS + r")(?![\w'’-])"
+    r"^(?:(?:" + _UNIT_WORDS + r")\s+(?:THE\s+)?)?"
+    r"(?:[IVXLCDM]+|\d{1,4}|" + _ORDINAL_WORDS + "|" + _NUMBER_WORDS + r")(?![\w'’]|-\w)"
     r"\s*[.:)\-—–]*\s*",
     re.I,
 )
@@ -277,8 +294,8 @@ def heading_key(text: str) -> str:
     """What a contents entry and the heading it names have in common: the title's words,
     without the unit, the number, the page number and leaders ("CHAPTER I. The Door ... 7"
     and "THE DOOR" both give "the door"). Empty when the entry is only a number."""
-    s = WHITESPACE.sub(" ", markup_dropped(text)).strip()
-    s = _ENTRY_PAGE.sub("", s) if len(s.split()) > 1 else s
+    s = markup_dropped(text).strip()
+    s = WHITESPACE.sub(" ", _ENTRY_PAGE.sub("", s) if len(s.split()) > 1 else s)
     label = _ENTRY_LABEL.match(s)
     if label and (label.end() == len(s) or s[label.end() - 1 : label.end()] in ".:)-—– "):
         s = s[label.end() :]
@@ -292,7 +309,7 @@ def entry_number(text: str) -> int | None:
     if not m:
         return None
     num = re.sub(
-        r"^(?:CHAPTER|CHAP\.|ADVENTURE|STAVE|LETTER|CANTO|PART|BOOK|VOLUME|VOL\.)\s+(?:THE\s+)?",
+        r"^(?:" + _UNIT_WORDS + r")\s+(?:THE\s+)?",
         "",
         m.group(0).strip(),
         flags=re.I,

@@ -617,12 +617,7 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
         heading = _heading_of(single, b, f) if single else None
         if heading is None and len(b.lines) == 2:
             two = _heading_of(b.lines[0][1], b, f)
-            if (
-                two
-                and two.wants_title
-                and title_like(b.lines[1][1])
-                and not chapter_heading(b.lines[1][1])
-            ):
+            if two and two.wants_title and title_like(b.lines[1][1]) and _may_title(b.lines[1][1]):
                 sep = ". " if two.rule == "numeral" else ": "
                 title = f"{two.title}{sep}{display(b.lines[1][1].strip().rstrip('.'))}"
                 items.append(_Item("chapter", b, title=title, heading=two))
@@ -689,7 +684,7 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
                 heading.wants_title
                 and nxt
                 and title_like(nxt)
-                and chapter_heading(nxt) is None
+                and _may_title(nxt)
                 and not _WEB.match(nxt)
                 and not _BY.match(nxt)
             ):
@@ -733,6 +728,13 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
     _named_chapters(items, entries, f)
     _check_contents(items, entries, f)
     return items
+
+
+def _may_title(line: str) -> bool:
+    """A line that may be the title of the chapter heading above it: not a heading of its
+    own, unless a named section ("I" / "Introduction")."""
+    heading = chapter_heading(line)
+    return heading is None or heading.rule == "special"
 
 
 def _heading_of(line: str, b: _Block, f: _File) -> Heading | None:
@@ -781,29 +783,45 @@ def _confirm_numerals(items: list[_Item]) -> None:
     expected = 1
     keep: set[int] = set()
     run: list[int] = []
+    after_part = False  # numbering may go on across parts, or start again at one
     for k, it in enumerate(items):
         h = it.heading
         if it.kind != "chapter" or h is None:
             continue
         if h.level == "part":
-            keep.update(run if len(run) >= 2 else ())
-            run, expected = [], 1
+            after_part = True
             continue
         if h.rule != "numeral":
             continue
-        if h.number == expected:
+        if h.number == expected and not (after_part and h.number == 1 and run):
             run.append(k)
             expected += 1
-        elif h.number == 1:
+        elif h.number == 1 and (after_part or not run):
             keep.update(run if len(run) >= 2 else ())
             run, expected = [k], 2
+        after_part = False
     keep.update(run if len(run) >= 2 else ())
+    # beside headings with a unit word, a titled numeral that goes on with their numbering
+    # is a chapter too ("ADVENTURE VI. ..." then "VII. THE ADVENTURE OF ...")
+    last: int | None = None
+    going_on: set[int] = set()
+    for k, it in enumerate(items):
+        h = it.heading
+        if it.kind != "chapter" or h is None or h.level != "chapter":
+            continue
+        titled = bool(it.extra) or len(it.block.lines) == 2 or "." in h.title
+        if h.rule == "numeral" and titled and last is not None and h.number == last + 1:
+            going_on.add(k)
+        if h.rule == "unit" or k in going_on:
+            last = h.number
     for k in range(len(items) - 1, -1, -1):
         it = items[k]
         h = it.heading
         if it.kind != "chapter" or h is None or h.rule != "numeral":
             continue
         titled = bool(it.extra) or len(it.block.lines) == 2 or "." in h.title
+        if k in going_on:
+            continue
         if units or not (k in keep or (titled and h.title.split(".")[0].isalpha())):
             _demote(items, k)
 
@@ -876,6 +894,7 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
 
     entries: list[tuple[int, str]] = []
     keys: set[str] = set()
+    numbers: set[int] = set()  # the chapter numbers listed: the text's come round again
     listing: str | None = None  # the reason the items being read are removed for
     for i, it in enumerate(items):
         if it.kind == "contents":
@@ -886,10 +905,17 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
             listing = "list of illustrations"
             it.kind, it.reason = "removed", listing
             continue
+        if listing == "table of contents" and it.reason == "table of contents":
+            entries.extend(_item_lines(it))  # a block of entries, removed when classified
+            continue
         if listing is not None:
             key = heading_key(it.block.text) if it.kind in ("short", "chapter") else ""
+            h = it.heading if it.kind == "chapter" else None
+            again = h is not None and h.level == "chapter" and h.number in numbers
+            if h is not None and h.level == "chapter" and h.number is not None:
+                numbers.add(h.number)
             if (
-                (it.kind == "chapter" and real[i])
+                (it.kind == "chapter" and real[i] and (again or _prose_follows(items, i)))
                 or (it.kind == "para" and _is_prose(it.block))
                 or (listing == "table of contents" and key and key in keys)
             ):
@@ -915,22 +941,54 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
     return entries
 
 
-def _chapter_key(item: _Item) -> str:
-    """A chapter heading's key against the contents' entries: its title's words, else its
-    number ("#4")."""
-    key = heading_key(item.title)
-    if key:
-        return key
-    number = item.heading.number if item.heading else entry_number(item.title)
-    return f"#{number}" if number is not None else ""
+def _prose_follows(items: list[_Item], i: int) -> bool:
+    """Running text follows item i, as it follows a chapter heading and never a contents
+    entry (whose lines may read as a list, or a heading, of their own)."""
+    after = [it for it in items[i + 1 : i + 6] if it.kind != "removed"][:2]
+    if (
+        len(after) == 2
+        and after[0].kind in ("short", "para")
+        and len(after[0].block.lines) <= 2
+        and not _is_prose(after[0].block)
+    ):
+        after = after[1:]  # a line under the heading: "(Kept in shorthand.)"
+    nxt = after[0] if after else None
+    return nxt is not None and (
+        nxt.kind == "quote" or (nxt.kind == "para" and _is_prose(nxt.block))
+    )
 
 
-def _entry_key(text: str) -> str:
-    key = heading_key(text)
-    if key:
-        return key
-    number = entry_number(text)
-    return f"#{number}" if number is not None else ""
+@dataclass(frozen=True)
+class _Entry:
+    """A contents entry or a heading, as the two are compared: its title's words and its
+    number."""
+
+    text: str
+    line: int
+    key: str
+    number: int | None
+
+    def names(self, other: _Entry) -> bool:
+        if self.key and other.key:
+            if self.key == other.key:
+                return True
+            short, long_ = sorted((self.key, other.key), key=len)
+            return len(short.split()) >= 2 and long_.endswith(" " + short)
+        return self.number is not None and self.number == other.number
+
+
+def _entries(lines: list[tuple[int, str]]) -> list[_Entry]:
+    """The contents' entries, an entry's wrapped lines joined ("CHAPTER I" / "Jonathan
+    Harker's Journal ... 1", or a long title run on to the next line)."""
+    out: list[_Entry] = []
+    numbered = sum(entry_number(t) is not None for _, t in lines) * 2 >= len(lines)
+    for line, text in lines:
+        if numbered and out and entry_number(text) is None and out[-1].line + 1 == line:
+            joined = f"{out[-1].text} {text.strip()}"
+            out[-1] = _Entry(joined, line, heading_key(joined), out[-1].number)
+            continue
+        out.append(_Entry(text.strip(), line, heading_key(text), entry_number(text)))
+    return [e for e in out if e.key or e.number is not None]
 
 
 #: Named headings are taken for chapters only where they recur and the chapters they make
@@ -943,21 +1001,24 @@ def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File
     """Chapters named without a number: the short lines the book's contents list names
     ("STORY OF THE DOOR", "Etymology"), else, in a book with no chapter headings at all,
     lines in capitals set off by blank lines before running text, where they recur."""
-    keys = {_entry_key(t) for _, t in entries} - {""}
+    found = [
+        _Entry(it.title, it.line, heading_key(it.title), it.heading.number if it.heading else None)
+        for it in items
+        if it.kind == "chapter"
+    ]
+    # the entries no heading answers: a numbered chapter's entry titles that chapter
+    listed = [e for e in _entries(entries) if e.key and not any(e.names(h) for h in found)]
     matched = False
-    if keys:
-        taken: set[str] = set()
+    if listed:
         for it in items:
-            if it.kind != "short" or not it.block.single:
+            single = it.block.single
+            if it.kind != "short" or not single or chapter_heading(single) is not None:
                 continue
-            key = heading_key(it.block.single)
-            if key in keys and key not in taken and chapter_heading(it.block.single) is None:
-                taken.add(key)
-                it.kind, it.title, it.found_by = (
-                    "chapter",
-                    display(it.block.single.rstrip(".")),
-                    "contents",
-                )
+            here = _Entry(single, it.line, heading_key(single), None)
+            entry = next((e for e in listed if e.names(here)), None)
+            if entry is not None and here.key:
+                listed.remove(entry)  # each entry names one heading
+                it.kind, it.title, it.found_by = "chapter", display(single.rstrip(".")), "contents"
                 matched = True
     if matched or any(it.kind == "chapter" and not _is_part(it) for it in items):
         return
@@ -988,32 +1049,32 @@ def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File
 def _check_contents(items: list[_Item], entries: list[tuple[int, str]], f: _File) -> None:
     """Where the contents list and the headings found in the text disagree, the headings
     win, and the user hears which entries differ."""
-    listed = [(line, t, _entry_key(t)) for line, t in entries]
-    listed = [e for e in listed if e[2]]
+    listed = _entries(entries)
     if not listed:
         return
-    found = [(it, _chapter_key(it)) for it in items if it.kind == "chapter"]
-    found_keys = {key for _, key in found}
-    listed_keys = {key for _, _, key in listed}
-    missing = [t.strip() for _, t, key in listed if key not in found_keys]
-    extra = [it.title for it, key in found if key not in listed_keys]
+    found = [
+        _Entry(it.title, it.line, heading_key(it.title), it.heading.number if it.heading else None)
+        for it in items
+        if it.kind == "chapter"
+    ]
+    missing = [e.text for e in listed if not any(e.names(h) for h in found)]
+    extra = [h.text for h in found if not any(e.names(h) for e in listed)]
     if not missing and not extra:
         return
-    parts = [f"the contents list (line {listed[0][0]}) names {len(listed)} entries"]
-    parts.append(f"the text has {len(found)} chapter headings, which are used")
+
+    def some(texts: list[str]) -> str:
+        shown = ", ".join(f"'{WHITESPACE.sub(' ', t)}'" for t in texts[:6])
+        return shown + (f" and {len(texts) - 6} more" if len(texts) > 6 else "")
+
+    parts = [
+        f"the contents list names {len(listed)} entries and the text has {len(found)} "
+        "headings; the text's are used"
+    ]
     if missing:
-        parts.append(
-            "not found in the text: "
-            + ", ".join(f"'{WHITESPACE.sub(' ', t)}'" for t in missing[:8])
-            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        )
+        parts.append(f"not found in the text: {some(missing)}")
     if extra:
-        parts.append(
-            "not in the contents: "
-            + ", ".join(f"'{t}'" for t in extra[:8])
-            + (f" and {len(extra) - 8} more" if len(extra) > 8 else "")
-        )
-    f.notices.append(Notice(f.name, listed[0][0], "; ".join(parts)))
+        parts.append(f"not in the contents: {some(extra)}")
+    f.notices.append(Notice(f.name, listed[0].line, "; ".join(parts)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -39,7 +40,10 @@ def _read_html(path: Path, options: ReadOptions) -> Reading:
 
 def _read_text(path: Path, _options: ReadOptions) -> Reading:
     texts = tuple(read_text(path))
-    return Reading(texts, gutenberg_facts(texts[0].text))
+    facts = gutenberg_facts(texts[0].text)
+    if facts.title:  # what text before the first heading is titled, if no line titles it
+        texts = tuple(replace(st, title=facts.title) for st in texts)
+    return Reading(texts, facts)
 
 
 READERS: dict[str, Callable[[Path, ReadOptions], Reading]] = {

@@ -166,6 +166,9 @@ def gutenberg_facts(text: str) -> BookFacts:
         else:
             key = None
     title = [t for t in fields.get("title", []) if t]
+    if not title:  # a header whose line ends were lost: "...gutenberg.orgTitle: The Book"
+        lost = re.search(r"Title:[ \t]*([^\r\n]+)", text[: start.start()])
+        title = [lost.group(1).strip()] if lost else []
     author = [a for a in fields.get("author", []) if a]
     year = None
     for origin in fields.get("original publication", []):
