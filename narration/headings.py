@@ -246,8 +246,13 @@ def chapter_heading(line: str) -> Heading | None:
         number = number_value(num)
         if not rest:
             return Heading(head, level, "unit", wants_title=True, number=number)
-        if not title_like(rest.rstrip(".")):
-            return None  # "Chapter 12 describes the war." is a sentence, not a heading
+        marked = m.group("label").isupper() and re.match(r"[.:]\s", s[m.end("num") :])
+        if not title_like(rest.rstrip(".")) and not (
+            marked and rest[:1].isupper() and len(rest.split()) <= 20
+        ):
+            # "Chapter 12 describes the war." is a sentence, not a heading; "CHAPTER 73.
+            # Stubb and Flask kill a Right Whale" is one, its label in capitals and marked off
+            return None
         return Heading(f"{head}: {display(rest.rstrip('.'))}", level, "unit", number=number)
     m = _NUMERAL.match(s)
     if m and (m.group("num").isdigit() or is_roman(m.group("num"))):

@@ -252,7 +252,7 @@ _WEB = re.compile(
     re.I,
 )
 _TRANSCRIBER = re.compile(
-    r"^\[?\s*(?:transcriber['’]?s?\s+notes?\b|transcribed\s+(?:from|by)\b|produced\s+by\b"
+    r"^\[?\s*(?:(?:original\s+)?transcriber['’]?s?\s+notes?\b|transcribed\s+(?:from|by)\b|produced\s+by\b"
     r"|e-?text\s+(?:prepared|produced)\s+by\b|this\s+e-?(?:text|book)\s+was\s+"
     r"(?:prepared|produced|created)\b|scanned\s+(?:and\s+proofed\s+)?by\b"
     r"|html\s+version\s+by\b|proofread\s+by\b)",
@@ -661,6 +661,16 @@ def _classify(blocks: list[_Block], f: _File) -> list[_Item]:
             i = j
         elif _TRANSCRIBER.match(first) and len(b.lines) <= 8:
             items.append(_Item("removed", b, reason="transcriber's note"))
+            if single and single.endswith(":"):  # "Transcriber's Notes:" and the notes under it
+                while (
+                    i + 1 < len(blocks)
+                    and blocks[i + 1].gap < 6
+                    and not title_like(blocks[i + 1].text)
+                    and not _heading_of(blocks[i + 1].lines[0][1], blocks[i + 1], f)
+                    and len(items) < 10_000
+                ):
+                    i += 1
+                    items.append(_Item("removed", blocks[i], reason="transcriber's note"))
         elif (
             len(b.lines) <= 2
             and len(b.text) <= 150
@@ -907,21 +917,30 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
             continue
         if listing == "table of contents" and it.reason == "table of contents":
             entries.extend(_item_lines(it))  # a block of entries, removed when classified
+            numbers.update(_listed_numbers(it))
             continue
         if listing is not None:
             key = heading_key(it.block.text) if it.kind in ("short", "chapter") else ""
             h = it.heading if it.kind == "chapter" else None
             again = h is not None and h.level == "chapter" and h.number in numbers
-            if h is not None and h.level == "chapter" and h.number is not None:
-                numbers.add(h.number)
+            # a numbered contents ends where its numbers come round again; one without
+            # numbers (or a heading without one) where running text follows a heading
+            ends = again or (
+                (not numbers or h is None or h.number is None) and _prose_follows(items, i)
+            )
             if (
-                (it.kind == "chapter" and real[i] and (again or _prose_follows(items, i)))
+                (it.kind == "chapter" and real[i] and ends)
                 or (it.kind == "para" and _is_prose(it.block))
-                or (listing == "table of contents" and key and key in keys)
+                or (
+                    listing == "table of contents"
+                    and key in keys - {""}
+                    and (h is None or h.number is None)  # two chapters may share a title
+                )
             ):
                 listing = None
             elif it.kind != "removed":
                 if listing == "table of contents":
+                    numbers.update(_listed_numbers(it))
                     for line in _item_lines(it):
                         key = heading_key(line[1])
                         if key or entry_number(line[1]) is not None:
@@ -939,6 +958,17 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
                 else "table of contents"
             )
     return entries
+
+
+def _listed_numbers(item: _Item) -> set[int]:
+    """The chapter numbers a contents item lists ("CHAPTER 12. ...", "12. ...")."""
+    out = set()
+    for _, line in _item_lines(item):
+        heading = chapter_heading(line.strip())
+        number = entry_number(line)
+        if number is not None and (heading is None or heading.level == "chapter"):
+            out.add(number)
+    return out
 
 
 def _prose_follows(items: list[_Item], i: int) -> bool:
@@ -1009,9 +1039,12 @@ def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File
     # the entries no heading answers: a numbered chapter's entry titles that chapter
     listed = [e for e in _entries(entries) if e.key and not any(e.names(h) for h in found)]
     matched = False
+    after = entries[0][0] if entries else 0
     if listed:
         for it in items:
             single = it.block.single
+            if it.line <= after:
+                continue  # a title page's lines are not the chapters its contents name
             if it.kind != "short" or not single or chapter_heading(single) is not None:
                 continue
             here = _Entry(single, it.line, heading_key(single), None)
