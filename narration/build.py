@@ -258,7 +258,7 @@ def build_project(
             url, configured = resolve_base_url(checked.podcast, base_url)
             report.base_url = url
             show = resolve_show(checked)
-            cover = _user_cover(project, checked.podcast, checked.book)
+            cover = _user_cover(project, checked.podcast, checked.book, warn)
             from .feed import load_lock
 
             load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
@@ -384,9 +384,12 @@ def _unchanged_since_last_build(project: Project) -> bool:
         return False
 
 
-def _user_cover(project: Project, podcast: PodcastConfig, book: Book) -> tuple[bytes, str] | None:
+def _user_cover(
+    project: Project, podcast: PodcastConfig, book: Book, warn: Say
+) -> tuple[bytes, str] | None:
     """The user's cover (podcast.yaml's, else seeds/cover.*, else the EPUB's), prepared now
-    so a bad one refuses the build before writing."""
+    so a bad one refuses the build before writing; an EPUB's that narrate cannot draw is
+    left for a generated one, with a warning (the book is not the user's to fix)."""
     if podcast.cover is not None:
         path = (project.root / podcast.cover).resolve()
         if not path.is_file():
@@ -398,7 +401,7 @@ def _user_cover(project: Project, podcast: PodcastConfig, book: Book) -> tuple[b
     found = user_cover(project.seeds, explicit=path)
     if found is None and book.facts.cover is not None:
         data, where = book.facts.cover
-        found = book_cover(data, where)
+        found = book_cover(data, where, warn)
     return found
 
 

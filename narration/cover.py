@@ -3,9 +3,10 @@ generated from the book's title and author.
 
 Apple asks for a square JPEG or PNG of 1400-3000 px in RGB, with an extension that matches
 the real format. A user's image (explicit path, else seeds/cover.jpg|jpeg|png) is checked
-for that and converted where it can be without guessing (orientation, colour mode, a
-near-square crop, downscaling); a generated cover is drawn with Pillow's bundled font, so
-no system font is needed and the bytes are the same on every run.
+for that and converted where it can be without guessing (orientation, colour mode,
+downscaling; a portrait or landscape one centred on a square of its border's colour, as a
+book's own cover is); a generated cover is drawn with Pillow's bundled font, so no system
+font is needed and the bytes are the same on every run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import io
 import os
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -27,8 +29,14 @@ Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 MIN_SIDE = 1400
 MAX_SIDE = 3000
 GENERATED_SIDE = 1400
-#: A cover this far from square is cropped to its centre; further, the user must crop it.
-MAX_ASPECT = 1.1
+#: What Pillow raises for bytes that are not an image it can read (or one too large to).
+_UNREADABLE = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    Image.DecompressionBombError,
+)
 
 #: Where a font with more than ASCII may be found when a title needs one (optional: the
 #: bundled font is used whenever it can draw the text).
@@ -92,7 +100,8 @@ def find_seed_cover(seeds_dir: Path) -> Path | None:
 
 
 def _from_image(path: Path) -> tuple[bytes, str]:
-    """The user's cover as bytes for output/, and its extension."""
+    """The user's cover as bytes for output/, and its extension: kept as it is when it is
+    already a square JPEG or PNG that apps take, else made one (see `_on_square`)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -103,50 +112,54 @@ def _from_image(path: Path) -> tuple[bytes, str]:
             fmt = opened.format
             rotated = opened.getexif().get(0x0112) not in (None, 1)
             im = ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except _UNREADABLE:
         raise InputError(path, "not a readable image; use a JPEG or PNG cover") from None
     w, h = im.size
-    if min(w, h) < MIN_SIDE:
+    side = max(w, h)
+    if side < MIN_SIDE:  # centred on a square as it is: it is never enlarged
+        size = f"{w}x{h} px" if w == h else f"{w}x{h} px (a square of {side}x{side} once centred)"
         raise InputError(
             path,
-            f"cover is {w}x{h} px; podcast apps need a square of at least "
+            f"cover is {size}; podcast apps need a square of at least "
             f"{MIN_SIDE}x{MIN_SIDE} (up to {MAX_SIDE}x{MAX_SIDE})",
-        )
-    if max(w, h) / min(w, h) > MAX_ASPECT:
-        raise InputError(
-            path,
-            f"cover is {w}x{h} px, not square; crop it to a square of {MIN_SIDE}-{MAX_SIDE} px",
         )
     ext = ".jpg" if fmt == "JPEG" else ".png"
     if fmt in ("JPEG", "PNG") and w == h and w <= MAX_SIDE and im.mode == "RGB" and not rotated:
         return raw, ext  # already right: keep the user's bytes exactly
-    if w != h:
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-    if im.width > MAX_SIDE:
-        im = im.resize((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    im = _rgb(im)
-    buf = io.BytesIO()
-    if ext == ".jpg":
-        im.save(buf, "JPEG", quality=92, optimize=True)
-    else:
-        im.save(buf, "PNG", optimize=True)
-    return buf.getvalue(), ext
+    return _encode(_on_square(_rgb(im)), ext), ext
 
 
-def book_cover(data: bytes, where: str) -> tuple[bytes, str]:
+def book_cover(data: bytes, where: str, warn: Callable[[str], None]) -> tuple[bytes, str] | None:
     """A book's own cover (an EPUB's, usually a portrait 2:3) as a podcast cover: centred on
-    a square of its border's colour, scaled to 1400-3000 px; a JPEG. InputError naming it
-    if it is not an image (podcast.yaml's `cover:` can name another)."""
+    a square (see `_on_square`); a JPEG. None, with a warning naming it, when narrate cannot
+    draw it (SVG, or not an image): the build then generates one, as for a book without."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
             im = _rgb(ImageOps.exif_transpose(opened))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise InputError(
-            where, "the book's cover is not a readable image; set `cover:` in podcast.yaml"
-        ) from None
+    except _UNREADABLE:
+        why = (
+            "the cover is SVG, which narrate cannot draw"
+            if _is_svg(data)
+            else "the cover is not a readable image"
+        )
+        warn(f"{where}: {why}; using a generated cover")
+        return None
+    return _encode(_on_square(im), ".jpg"), ".jpg"
+
+
+def _is_svg(data: bytes) -> bool:
+    """Whether `data` is an SVG document (an `<svg` element near its start, after any XML
+    declaration, comments or doctype), as Standard Ebooks' covers are."""
+    head = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith((b"<?xml", b"<svg", b"<!")) and b"<svg" in head
+
+
+def _on_square(im: Image.Image) -> Image.Image:
+    """An RGB image centred on a square of its border's colour, 1400-3000 px a side: a
+    portrait or landscape cover, whole, as podcast apps want it (square, no crop, nothing
+    guessed). A larger one is brought down to 3000 px; a smaller is enlarged to 1400 (a
+    user's cover is refused before that, see `_from_image`)."""
     w, h = im.size
     side = min(MAX_SIDE, max(MIN_SIDE, w, h))
     scale = side / max(w, h)
@@ -154,14 +167,24 @@ def book_cover(data: bytes, where: str) -> tuple[bytes, str]:
         im = im.resize(
             (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS
         )
+    if im.size == (side, side):
+        return im
     border = [im.getpixel((x, y)) for x in (0, im.width - 1) for y in range(0, im.height, 7)]
     border += [im.getpixel((x, y)) for y in (0, im.height - 1) for x in range(0, im.width, 7)]
     colour = tuple(round(sum(p[k] for p in border) / len(border)) for k in range(3))
     canvas = Image.new("RGB", (side, side), colour)
     canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+    return canvas
+
+
+def _encode(im: Image.Image, ext: str) -> bytes:
+    """The cover's bytes: a JPEG at quality 92, or a PNG; the same image gives the same bytes."""
     buf = io.BytesIO()
-    canvas.save(buf, "JPEG", quality=92, optimize=True)
-    return buf.getvalue(), ".jpg"
+    if ext == ".jpg":
+        im.save(buf, "JPEG", quality=92, optimize=True)
+    else:
+        im.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
 
 
 def _rgb(im: Image.Image) -> Image.Image:

@@ -134,6 +134,24 @@ def test_cover_that_is_not_an_image_is_refused(make_project) -> None:
     refused(root, r"cover\.jpg: .*(not|cannot).*image")
 
 
+@pytest.mark.parametrize("size", [(900, 1300), (1300, 900)])
+def test_a_cover_too_small_even_centred_on_a_square_is_refused_with_its_size(
+    make_project, size: tuple[int, int]
+) -> None:
+    """A portrait or landscape cover is centred on a square, never enlarged: its longer side
+    must reach 1400 px, and the refusal says what square it would have made."""
+    from PIL import Image
+
+    root = make_project()
+    Image.new("RGB", size, (120, 20, 30)).save(root / "seeds" / "cover.jpg", quality=90)
+    w, h = size
+    refused(
+        root,
+        rf"cover\.jpg: cover is {w}x{h} px \(a square of 1300x1300 once centred\); "
+        r"podcast apps need a square of at least 1400x1400",
+    )
+
+
 def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
     root = tmp_path / "newbook"
     result = run("init", str(root))

@@ -93,9 +93,9 @@ def test_a_user_cover_is_normalised(tmp_path: Path) -> None:
     with Image.open(path) as im:
         assert path.name == "cover.jpg" and im.format == "JPEG" and im.size == (3000, 3000)
     assert not (out / "cover.png").exists()
-    # nearly square: the centre is kept
+    # nearly square: centred whole on a square, never cropped
     near = _image(tmp_path / "near.jpg", (1500, 1450), quality=90)
-    assert _open(prepare_cover(tmp_path, TITLE, AUTHOR, out, explicit=near)).size == (1450, 1450)
+    assert _open(prepare_cover(tmp_path, TITLE, AUTHOR, out, explicit=near)).size == (1500, 1500)
     # CMYK: converted to RGB, as Apple requires
     cmyk = Image.new("CMYK", (1400, 1400), (0, 80, 160, 0))
     cmyk.save(tmp_path / "cmyk.jpg")
@@ -109,6 +109,76 @@ def test_a_user_cover_is_normalised(tmp_path: Path) -> None:
     upright = _open(prepare_cover(tmp_path, TITLE, AUTHOR, out, tmp_path / "rot.jpg"))
     r, g, b = upright.getpixel((1400 - 40, 40))  # type: ignore[misc]
     assert r > 200 and g > 200 and b < 80
+
+
+BORDER = (20, 60, 120)
+INSIDE = (200, 40, 40)
+MARK = (250, 250, 0)
+
+
+def _framed(path: Path, size: tuple[int, int], fmt: str) -> Path:
+    """A printed cover: a frame of one colour (what the square is padded with), another
+    inside, and a mark just inside its top-left corner (to find where it lands)."""
+    w, h = size
+    im = Image.new("RGB", size, BORDER)
+    im.paste(INSIDE, (40, 40, w - 40, h - 40))
+    im.paste(MARK, (40, 40, 140, 140))
+    im.save(path, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return path
+
+
+def _near(pixel: object, colour: tuple[int, int, int], within: int = 12) -> bool:
+    return all(abs(a - b) <= within for a, b in zip(pixel, colour, strict=True))  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "size", "side", "at", "scale"),
+    [
+        ("cover.jpg", "JPEG", (1000, 1500), 1500, (250, 0), 1.0),  # a printed book's 2:3
+        ("cover.png", "PNG", (2000, 1450), 2000, (0, 275), 1.0),  # landscape
+        ("cover.jpg", "JPEG", (2000, 4000), 3000, (750, 0), 0.75),  # too big: brought down
+    ],
+)
+def test_a_portrait_or_landscape_cover_is_centred_on_a_square_of_its_border(
+    tmp_path: Path,
+    name: str,
+    fmt: str,
+    size: tuple[int, int],
+    side: int,
+    at: tuple[int, int],
+    scale: float,
+) -> None:
+    """A user's cover that is not square is taken whole (nothing cropped, nothing enlarged),
+    centred on a square painted its border's colour, in its own format, the same bytes on
+    every run."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    seeds.mkdir()
+    out.mkdir()
+    _framed(seeds / name, size, fmt)
+    path = prepare_cover(seeds, TITLE, AUTHOR, out)
+    assert path.name == name
+    with Image.open(path) as im:
+        assert im.format == fmt and im.mode == "RGB" and im.size == (side, side)
+        w, h = round(size[0] * scale), round(size[1] * scale)
+        x, y = at
+        assert (side - w) // 2 == x and (side - h) // 2 == y
+        # the padding on both sides: the frame's colour
+        for corner in ((2, 2), (side - 3, side - 3), (2, side - 3), (side - 3, 2)):
+            assert _near(im.getpixel(corner), BORDER), (corner, im.getpixel(corner))
+        # the picture whole and in the middle: its mark, its inside, its far corner
+        assert _near(im.getpixel((x + round(90 * scale), y + round(90 * scale))), MARK)
+        assert _near(im.getpixel((side // 2, side // 2)), INSIDE)
+        assert _near(im.getpixel((x + w - round(60 * scale), y + h - round(60 * scale))), INSIDE)
+        if x:  # the padding is beside the picture, not over it
+            assert _near(im.getpixel((x - 5, side // 2)), BORDER)
+            assert _near(im.getpixel((x + round(60 * scale), side // 2)), INSIDE)
+        else:
+            assert _near(im.getpixel((side // 2, y - 5)), BORDER)
+            assert _near(im.getpixel((side // 2, y + round(60 * scale))), INSIDE)
+    first = path.read_bytes()
+    again = tmp_path / "again"
+    again.mkdir()
+    assert prepare_cover(seeds, TITLE, AUTHOR, again).read_bytes() == first  # deterministic
 
 
 def test_the_explicit_cover_wins_over_the_seeds(tmp_path: Path) -> None:
@@ -129,7 +199,8 @@ def test_the_explicit_cover_wins_over_the_seeds(tmp_path: Path) -> None:
     ("size", "content", "message"),
     [
         ((800, 800), None, r"cover\.jpg: cover is 800x800 px; .*at least 1400x1400"),
-        ((2800, 1400), None, r"cover\.jpg: cover is 2800x1400 px, not square"),
+        ((900, 1300), None, r"cover\.jpg: cover is 900x1300 px \(a square of 1300x1300 once "),
+        ((1399, 700), None, r"cover\.jpg: cover is 1399x700 px \(a square of 1399x1399 once "),
         (None, b"this is not a picture", r"cover\.jpg: not a readable image"),
         (None, b"\xff\xd8\xff\xe0 truncated jpeg", r"cover\.jpg: not a readable image"),
     ],

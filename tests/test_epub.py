@@ -59,9 +59,16 @@ COLOPHON = (
 
 
 def make_epub(
-    path: Path, *, version: int = 3, cover: bytes | None = None, extra=(), language: str = "en"
+    path: Path,
+    *,
+    version: int = 3,
+    cover: bytes | None = None,
+    cover_name: str = "cover.jpg",
+    extra=(),
+    language: str = "en",
 ) -> Path:
-    """An EPUB with two chapters and a colophon; `extra` adds (name, bytes) entries."""
+    """An EPUB with two chapters and a colophon; `extra` adds (name, bytes) entries; the
+    cover, if any, is OEBPS/`cover_name` (its media type from its extension)."""
     docs = [
         ("ch1.xhtml", "Chapter One: The Dawn", CHAPTER_ONE, ""),
         ("ch2.xhtml", "Chapter Two: A Song", CHAPTER_TWO, ""),
@@ -84,9 +91,10 @@ def make_epub(
         meta = ""
         if cover is not None:
             prop = ' properties="cover-image"' if version == 3 else ""
-            items += f'<item id="cov" href="cover.jpg" media-type="image/jpeg"{prop}/>'
+            kind = {"svg": "svg+xml", "png": "png"}.get(cover_name.rpartition(".")[2], "jpeg")
+            items += f'<item id="cov" href="{cover_name}" media-type="image/{kind}"{prop}/>'
             meta = '<meta name="cover" content="cov"/>' if version == 2 else ""
-            z.writestr("OEBPS/cover.jpg", cover)
+            z.writestr(f"OEBPS/{cover_name}", cover)
         if version == 3:
             items += '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
             links = "".join(f'<li><a href="{n}">{t}</a></li>' for n, t, *_ in docs[:2])
@@ -404,6 +412,78 @@ def test_build_from_an_epub_uses_its_cover_title_and_author(tmp_path: Path) -> N
     assert len(mp3s) == 2
     tags = mutagen.File(mp3s[0])
     assert str(tags["TALB"]) == "The Workers at Dawn" and "APIC:" in "".join(tags.keys())
+
+
+#: An SVG cover as Standard Ebooks make them: a painting embedded as a data: URI under the
+#: title and author drawn as paths.
+SVG_COVER = b"""<?xml version="1.0" encoding="utf-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+ version="1.1" viewBox="0 0 1400 2100">
+<title>The cover for the Standard Ebooks edition of The Workers at Dawn</title>
+<image height="2100" width="1400" x="0" y="0" xlink:href="data:image/png;base64,iVBORw0KGgo="/>
+<rect class="title-box" height="400" width="1300" x="50" y="1600" fill="#000"/>
+<path d="M 100 1700 L 200 1700 L 200 1800 Z" fill="#fff"/>
+</svg>
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "why"),
+    [
+        ("images/cover.svg", SVG_COVER, "the cover is SVG, which narrate cannot draw"),
+        ("cover.jpg", portrait_jpeg()[:300], "the cover is not a readable image"),  # cut short
+        (
+            "cover.png",
+            b"\x89PNG\r\n\x1a\n not a png after all",
+            "the cover is not a readable image",
+        ),
+    ],
+)
+def test_an_epub_cover_narrate_cannot_draw_gives_a_generated_one_and_a_warning(
+    tmp_path: Path, name: str, data: bytes, why: str
+) -> None:
+    """The book's cover is not the user's to fix: the build goes on with a generated cover
+    (the one a book without a cover gets) and says, in one line naming it, why."""
+    root = epub_project(tmp_path, cover=data, cover_name=name)
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "book.epub" in line]
+    assert warnings == [f"Warning: book.epub: OEBPS/{name}: {why}; using a generated cover"], (
+        result.stderr
+    )
+    out = root / "output"
+    assert not (out / "cover.jpg").exists()
+    from narration.cover import generate_cover
+
+    generated = generate_cover("The Workers at Dawn", "Alexandra Kollontai")
+    assert (out / "cover.png").read_bytes() == generated
+    tags = mutagen.File(sorted(out.glob("*.mp3"))[0])
+    assert tags is not None and tags.tags.getall("APIC")[0].data == generated
+    assert feedparser.parse((out / "feed.xml").read_bytes()).feed.image.href.endswith("/cover.png")
+
+
+def test_the_users_portrait_cover_wins_over_the_books_centred_on_a_square(
+    tmp_path: Path,
+) -> None:
+    """seeds/cover.jpg, a printed book's portrait, goes out centred on a square of its
+    border's colour (no longer refused as not square), in place of the EPUB's own."""
+    from PIL import Image
+
+    root = epub_project(tmp_path, cover=portrait_jpeg())
+    mine = Image.new("RGB", (1000, 1500), (20, 60, 120))
+    mine.paste((240, 240, 240), (30, 30, 970, 1470))
+    mine.save(root / "seeds" / "cover.jpg", quality=95)
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "book.epub" not in result.stderr  # its cover is not looked at
+    with Image.open(root / "output" / "cover.jpg") as cover:
+        assert cover.size == (1500, 1500)
+        for x, y in ((5, 750), (245, 750), (1254, 750), (1494, 5)):  # the border's colour
+            assert all(
+                abs(a - b) < 12 for a, b in zip(cover.getpixel((x, y)), (20, 60, 120), strict=True)
+            )
+        for x, y in ((290, 750), (750, 60), (1210, 1440)):  # the picture, whole
+            assert min(cover.getpixel((x, y))) > 225, (x, y)
 
 
 NOVEL = Path(__file__).resolve().parent / "data" / "news-from-nowhere.txt"
