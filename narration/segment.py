@@ -794,6 +794,7 @@ def _confirm_numerals(items: list[_Item]) -> None:
     keep: set[int] = set()
     run: list[int] = []
     after_part = False  # numbering may go on across parts, or start again at one
+    run_in_part = False  # the run being read started again after a part heading
     for k, it in enumerate(items):
         h = it.heading
         if it.kind != "chapter" or h is None:
@@ -807,10 +808,11 @@ def _confirm_numerals(items: list[_Item]) -> None:
             run.append(k)
             expected += 1
         elif h.number == 1 and (after_part or not run):
-            keep.update(run if len(run) >= 2 else ())
-            run, expected = [k], 2
+            keep.update(run if len(run) >= 2 or (run_in_part and keep) else ())
+            run, expected, run_in_part = [k], 2, after_part
         after_part = False
-    keep.update(run if len(run) >= 2 else ())
+    # a part's run of one chapter is a run when the parts before it had theirs
+    keep.update(run if len(run) >= 2 or (run_in_part and keep) else ())
     # beside headings with a unit word, a titled numeral that goes on with their numbering
     # is a chapter too ("ADVENTURE VI. ..." then "VII. THE ADVENTURE OF ...")
     last: int | None = None
@@ -918,6 +920,7 @@ def _mark_contents(items: list[_Item]) -> list[tuple[int, str]]:
         if listing == "table of contents" and it.reason == "table of contents":
             entries.extend(_item_lines(it))  # a block of entries, removed when classified
             numbers.update(_listed_numbers(it))
+            keys.update(heading_key(line) for _, line in _item_lines(it))
             continue
         if listing is not None:
             key = heading_key(it.block.text) if it.kind in ("short", "chapter") else ""

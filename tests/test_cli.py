@@ -67,6 +67,10 @@ def test_empty_seeds_folder(make_project) -> None:
             r"03-extra\.txt:3: not valid UTF-8 at byte offset 33",
         ),
         (b"ELF\x00\x01\x02binary", r"03-extra\.txt(:\d+)?: binary data"),
+        (
+            b"!!! ... ?? \xe2\x80\x94 ;;\n\n1 2 3 4 (5) 6.\n",
+            r"03-extra\.txt: nothing to read: no words",
+        ),
     ],
     ids=[
         "empty",
@@ -76,6 +80,7 @@ def test_empty_seeds_folder(make_project) -> None:
         "latin1-undeclared",
         "invalid-utf8-middle",
         "nul",
+        "no-words",
     ],
 )
 def test_bad_seed_file(make_project, content: bytes, pattern: str) -> None:
