@@ -52,6 +52,7 @@ def book_to_json(book: Book) -> dict[str, Any]:
             {"file": r.file, "text": r.text, "reason": r.reason, "line": r.line}
             for r in book.removed
         ],
+        "notices": [{"file": n.file, "line": n.line, "message": n.message} for n in book.notices],
     }
 
 
@@ -98,7 +99,8 @@ def outline(book: Book) -> str:
     total_words = 0
     for ch in book.chapters:
         by = f" — {ch.author}" if ch.author else ""
-        out.append(f"{ch.number}. {ch.title}{by}  [{ch.file}]  ({ch.id})")
+        found = f", found by {ch.found_by.replace('-', ' ')}"
+        out.append(f"{ch.number}. {ch.title}{by}  [{ch.file}]  ({ch.id}{found})")
         for s in ch.segments:
             if s.kind == "heading":
                 out.append(f"     § {s.text}")

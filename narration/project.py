@@ -125,7 +125,7 @@ def load_book(
 ) -> Book:
     """The seeds segmented, read as `voices` says (its `reading:`; by default as the
     project's voices.yaml says, when it has one); `warn` hears of each file in seeds/ that
-    no reader takes."""
+    no reader takes, and of what the segmenter noticed (Book.notices)."""
     from .readers import ReadOptions, unreadable
     from .segment import segment_book
 
@@ -138,4 +138,8 @@ def load_book(
         voices = load_voices(project.voices_file)
     reading = voices.reading if voices is not None else None
     options = ReadOptions(image_descriptions=bool(reading and reading.image_descriptions))
-    return segment_book(project.seeds, options)
+    book = segment_book(project.seeds, options)
+    if warn is not None:
+        for notice in book.notices:  # a contents list that disagrees with the headings
+            warn(f"{project.display(project.seeds)}/{notice}")
+    return book

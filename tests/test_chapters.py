@@ -250,10 +250,10 @@ def test_segments_json_says_which_rule_found_each_chapter(tmp_path: Path) -> Non
 
 HEADINGS = {
     "chapter": lambda n, t: f"CHAPTER {n}.\n\n{t.upper()}",
-    "roman": lambda n, t: f"{'I II III IV V VI VII VIII'.split()[n - 1]}.\n\n{t}",
+    "roman": lambda n, t: f"{['I', 'II', 'III', 'IV', 'V', 'VI', 'VII', 'VIII'][n - 1]}.\n\n{t}",
     "paren": lambda n, t: f"{n})\n\n{t}",
     "stave": lambda n, t: (
-        f"STAVE {'ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT'.split()[n - 1]}: {t.upper()}"
+        f"STAVE {['ONE', 'TWO', 'THREE', 'FOUR', 'FIVE', 'SIX', 'SEVEN', 'EIGHT'][n - 1]}: {t.upper()}"
     ),
     "named": lambda n, t: f"                {t.upper()}",
 }
@@ -305,7 +305,7 @@ def test_every_heading_style_keeps_every_word(
     assert len(book.chapters) == n, [c.title for c in book.chapters]
     assert all(
         name.lower() in ch.title.lower() or style == "paren"
-        for name, ch in zip(names, book.chapters)
+        for name, ch in zip(names, book.chapters, strict=True)
     )
     spoken = " ".join(s.text for ch in book.chapters for s in ch.segments)
     assert "CONTENTS" not in spoken and "LANTERN" not in spoken.upper().split("THE LANTERN")[0]

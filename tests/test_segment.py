@@ -807,6 +807,7 @@ def test_outline_shows_chapters_headings_quotes_counts_and_removals(seeds_book: 
     text = outline(seeds_book)
     lines = text.splitlines()
     assert lines[0].startswith(f"1. The Workers Opposition in Russia — A. Kolontay  [{PAMPHLET}]")
+    assert lines[0].endswith(", found by file)")  # the rule that found the chapter
     assert "     § What Is the Workers’ Opposition?" in lines
     assert "Victor Serge, Memoirs of a Revolutionary (1963)" in text
     assert "Workers' Opposition, Statement of 27 February 1921 (1921)" in text
