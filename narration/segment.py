@@ -65,7 +65,7 @@ from .model import (
     SegmentKind,
     Source,
 )
-from .readers import ReadOptions, SourceText, read_seed_file, seed_files, seed_stem
+from .readers import ReadOptions, Signed, SourceText, read_seed_file, seed_files, seed_stem
 from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences, wordset
 
 
@@ -126,7 +126,22 @@ def segment_source(st: SourceText, number_from: int = 1) -> tuple[list[Chapter],
                 Removed(st.file, ch.line, ch.title, "chapter heading (the contents' title says it)")
             )
             chapters[k] = replace(ch, title=label, line=0)
+    if st.signed:
+        chapters = [_signed_sources(ch, st.signed) for ch in chapters]
     return chapters, sorted([*st.removed, *removed], key=lambda r: r.line)
+
+
+def _signed_sources(ch: Chapter, signed: tuple[Signed, ...]) -> Chapter:
+    """A letter's first quote segment gets the name it is signed with as its source (line
+    0: the signature is read in the letter, its words counted there, not twice)."""
+    segments = list(ch.segments)
+    for letter in signed:
+        for k, s in enumerate(segments):
+            if s.kind == "quote" and letter.first <= s.line <= letter.last:
+                if s.source is None:
+                    segments[k] = replace(s, source=Source(author=spoken_text(letter.name)))
+                break
+    return replace(ch, segments=tuple(segments))
 
 
 def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..layout import SEED_COVERS
-from .base import BookFacts, Reading, ReadOptions, SourceText
+from .base import BookFacts, Reading, ReadOptions, Signed, SourceText
 from .text import TEXT_SUFFIXES, read_seed, read_text
 
 
@@ -154,6 +154,7 @@ __all__ = [
     "BookFacts",
     "ReadOptions",
     "Reading",
+    "Signed",
     "SourceText",
     "is_seed_name",
     "read_seed",
