@@ -254,6 +254,8 @@ _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:(?P<num>\d{1,3}[.)])|(?P<bullet>[-*+•]))\s+\S")
 _QUOTE_LINE = re.compile(r"^\s{0,3}>")
 _SOURCE_LINE = re.compile(r"^\s*(?:--|—|–|―)\s*(?P<rest>\S.*)$")
+#: A quote's source is a name or a title, a few words: a longer `— ...` line is text.
+_SOURCE_WORDS = 12
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)")
 
 _NUMBER_WORDS = (
@@ -790,7 +792,8 @@ def _toc_block(b: _Block) -> bool:
 
 
 def _merge_quote_sources(items: list[_Item]) -> None:
-    """Fold a `-- Author, Work (Year)` line into the blockquote above it."""
+    """Fold a `-- Author, Work (Year)` line into the blockquote above it; a longer line
+    that begins with a dash is a paragraph of its own, never a source."""
     out: list[_Item] = []
     for item in items:
         if (
@@ -799,10 +802,18 @@ def _merge_quote_sources(items: list[_Item]) -> None:
             and out[-1].kind == "quote"
             and not _QUOTE_LINE.match(item.block.lines[0][1])
         ):
-            out[-1].extra.append(item.block)
-            continue
+            if _is_source_line(item.block.lines[0][1]):
+                out[-1].extra.append(item.block)
+                continue
+            item.kind = "para"
         out.append(item)
     items[:] = out
+
+
+def _is_source_line(line: str) -> bool:
+    """A `— Name` line of a few words, not a paragraph that begins with a dash."""
+    m = _SOURCE_LINE.match(line)
+    return m is not None and len(m.group("rest").split()) <= _SOURCE_WORDS
 
 
 def _is_prose(b: _Block) -> bool:
@@ -1046,7 +1057,7 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
             stripped.pop()
         has_text = any(t.strip() for _, t in stripped[:-1])
         source_line = None
-        if has_text and _SOURCE_LINE.match(stripped[-1][1]):
+        if has_text and _is_source_line(stripped[-1][1]):
             source_line = stripped.pop()
             sm = _SOURCE_LINE.match(source_line[1])
             assert sm is not None

@@ -264,3 +264,30 @@ def test_an_espeak_build_reads_the_postscript_after_the_signature_and_marks_no_s
     assert "H. J." in names and title in names
     assert not any("P.S." in n or ("Lanyon" in n and n != title) for n in names), names
     assert mutagen.mp3.MP3(mp3).info.length > 5
+
+
+def test_a_dash_line_of_a_paragraph_s_length_is_read_never_announced(tmp_path: Path) -> None:
+    """Markdown: `— Name` below or inside a quote is its source; a dash-led line of more
+    than a few words is text: read in the quote (inside it) or as a paragraph (below it)."""
+    long = (
+        "So the letter ended, and the men who had carried it across the frozen river sat "
+        "down to rest by the fire."
+    )
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "letters.md").write_text(
+        "# Letters\n\n"
+        f"> We hold on through the winter.\n> — {long}\n\n"
+        f"> Bread and peace.\n\n— {long}\n\n"
+        "> All power to the soviets.\n\n— Anna Petrovna, Letters (1921)\n",
+        encoding="utf-8",
+    )
+    book = segment_book(seeds)
+    said = [(s.kind, s.text, s.source and s.source.label()) for s in book.chapters[0].segments]
+    assert said == [
+        ("quote", f"We hold on through the winter. — {long}", None),
+        ("quote", "Bread and peace.", None),
+        ("narration", f"— {long}", None),
+        ("quote", "All power to the soviets.", "Anna Petrovna, Letters (1921)"),
+    ]
+    assert words_accounted(book, seed_contents(seeds)).ok
