@@ -55,6 +55,15 @@ SE_INLINE_SIGNATURE = """<footer>
 struck upon my soul.”</p>
 </footer>"""
 
+#: The Standard Ebooks manual's sender with a signature inside it, and a postscript of two
+#: paragraphs in a <div>.
+SE_SENDER = """<footer>
+<p epub:type="z3998:valediction">“Your friend,</p>
+<p epub:type="z3998:sender"><span epub:type="z3998:signature">H. J.</span>, M.D.</p>
+<div epub:type="z3998:postscript"><p>“P.S.—I had already sealed this up when a fresh terror \
+struck upon my soul.</p><p>“Once more expect my messenger at midnight.”</p></div>
+</footer>"""
+
 #: Project Gutenberg's shape: a letter <div>, its closing right-aligned, a postscript after.
 PG_CLOSING = """<p class="right">“Your friend,<br/>“H. J.</p>
 <p>“P.S.—I had already sealed this up when a fresh terror struck upon my soul.”</p>"""
@@ -150,9 +159,10 @@ def in_order(text: str, *pieces: str) -> bool:
     [
         (SE_FOOTER, '<blockquote epub:type="z3998:letter">'),
         (SE_INLINE_SIGNATURE, '<blockquote epub:type="z3998:letter">'),
+        (SE_SENDER, '<blockquote epub:type="z3998:letter">'),
         (PG_CLOSING, '<div class="letter">'),
     ],
-    ids=["se-footer", "se-inline-signature", "gutenberg-right-aligned"],
+    ids=["se-footer", "se-inline-signature", "se-sender", "gutenberg-right-aligned"],
 )
 def test_a_letter_reads_in_order_with_its_signature_as_a_short_source(
     tmp_path: Path, closing: str, letter: str

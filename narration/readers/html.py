@@ -59,8 +59,9 @@ _LETTER_ONLY_CLASS = re.compile(r"\b(?:letter|epistle)\b", re.I)
 #: A quote's attribution (a closing <cite>, or these): announced as its source, not read.
 _CITED = frozenset({"z3998:attribution", "doc-credit"})
 _CITED_CLASS = re.compile(r"\b(?:attribution|source|credit)\b", re.I)
-#: A letter's signature: read where it stands, and the name announced as the letter's source.
-_SIGNATURE = frozenset({"z3998:signature"})
+#: A letter's signature or sender's name: read where it stands, and the name announced as
+#: the letter's source.
+_SIGNATURE = frozenset({"z3998:signature", "z3998:sender"})
 _SIGNATURE_CLASS = re.compile(r"\b(?:signature|signed|sig)\b", re.I)
 #: The parts of a letter's closing (Standard Ebooks' <footer>, by epub:type): a footer
 #: holding them is read in order with the letter, never taken for its source.
