@@ -154,6 +154,11 @@ def in_order(text: str, *pieces: str) -> bool:
     return True
 
 
+#: The closing and the name on one line.
+PG_ONE_LINE = """<p class="right">“Your friend, H. J.</p>
+<p>“P.S.—I had already sealed this up when a fresh terror struck upon my soul.”</p>"""
+
+
 @pytest.mark.parametrize(
     ("closing", "letter"),
     [
@@ -161,8 +166,12 @@ def in_order(text: str, *pieces: str) -> bool:
         (SE_INLINE_SIGNATURE, '<blockquote epub:type="z3998:letter">'),
         (SE_SENDER, '<blockquote epub:type="z3998:letter">'),
         (PG_CLOSING, '<div class="letter">'),
+        (PG_ONE_LINE, '<div class="letter">'),
     ],
-    ids=["se-footer", "se-inline-signature", "se-sender", "gutenberg-right-aligned"],
+    ids=[
+        *("se-footer", "se-inline-signature", "se-sender"),
+        *("gutenberg-right-aligned", "gutenberg-one-line-closing"),
+    ],
 )
 def test_a_letter_reads_in_order_with_its_signature_as_a_short_source(
     tmp_path: Path, closing: str, letter: str

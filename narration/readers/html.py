@@ -105,6 +105,12 @@ _VALEDICTION = re.compile(
     r"your|greetings|and)\s*)+[,.])\s*(?P<name>\S.*)$",
     re.I,
 )
+#: A closing line that runs on to the name ("Your affectionate brother, R. Walton").
+_CLOSING_LINE = re.compile(
+    r"^(?:your|yours|ever|believe|faithfully|sincerely|truly|affectionately|respectfully|"
+    r"cordially|with|love|adieu|farewell|i\s+am|i\s+remain)\b[^,]*,\s*(?P<name>\S[^,]*)$",
+    re.I,
+)
 _SEPARATOR = re.compile(r"^(?:[*\-=_~•·+]\s*){3,}$")
 _SHORT_MARK = re.compile(r"^\s*[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3}|[a-z])[\])]?\s*$")
 _WS = re.compile(r"\s+")
@@ -630,7 +636,7 @@ def _name_of(el: etree._Element) -> str | None:
     if not lines:
         return None
     text = lines[-1].strip(_NAME_EDGES)
-    m = _VALEDICTION.match(text)
+    m = _VALEDICTION.match(text) or _CLOSING_LINE.match(text)
     if m:
         text = m.group("name").strip(_NAME_EDGES)
     if text.endswith(".") and not re.search(r"(?:^|[\s.])[^\W\d_]\.$", text):
