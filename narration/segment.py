@@ -80,7 +80,7 @@ from .model import (
     SegmentKind,
     Source,
 )
-from .readers import ReadOptions, SourceText, read_seed_file, seed_files, seed_stem
+from .readers import ReadOptions, Signed, SourceText, read_seed_file, seed_files, seed_stem
 from .sentences import QUOTE_CHARS, dialogue_spans, sentence_bounds, split_sentences, wordset
 
 
@@ -158,7 +158,22 @@ def segment_source(
                 Removed(st.file, ch.line, ch.title, "chapter heading (the contents' title says it)")
             )
             chapters[k] = replace(ch, title=label, line=0)
+    if st.signed:
+        chapters = [_signed_sources(ch, st.signed) for ch in chapters]
     return chapters, sorted([*st.removed, *removed], key=lambda r: r.line)
+
+
+def _signed_sources(ch: Chapter, signed: tuple[Signed, ...]) -> Chapter:
+    """A letter's first quote segment gets the name it is signed with as its source (line
+    0: the signature is read in the letter, its words counted there, not twice)."""
+    segments = list(ch.segments)
+    for letter in signed:
+        for k, s in enumerate(segments):
+            if s.kind == "quote" and letter.first <= s.line <= letter.last:
+                if s.source is None:
+                    segments[k] = replace(s, source=Source(author=spoken_text(letter.name)))
+                break
+    return replace(ch, segments=tuple(segments))
 
 
 def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
@@ -274,6 +289,8 @@ _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:(?P<num>\d{1,3}[.)])|(?P<bullet>[-*+•]))\s+\S")
 _QUOTE_LINE = re.compile(r"^\s{0,3}>")
 _SOURCE_LINE = re.compile(r"^\s*(?:--|—|–|―)\s*(?P<rest>\S.*)$")
+#: A quote's source is a name or a title, a few words: a longer `— ...` line is text.
+_SOURCE_WORDS = 12
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)")
 
 _NOT_NAME = wordset(
@@ -852,7 +869,8 @@ def _toc_block(b: _Block) -> bool:
 
 
 def _merge_quote_sources(items: list[_Item]) -> None:
-    """Fold a `-- Author, Work (Year)` line into the blockquote above it."""
+    """Fold a `-- Author, Work (Year)` line into the blockquote above it; a longer line
+    that begins with a dash is a paragraph of its own, never a source."""
     out: list[_Item] = []
     for item in items:
         if (
@@ -861,10 +879,18 @@ def _merge_quote_sources(items: list[_Item]) -> None:
             and out[-1].kind == "quote"
             and not _QUOTE_LINE.match(item.block.lines[0][1])
         ):
-            out[-1].extra.append(item.block)
-            continue
+            if _is_source_line(item.block.lines[0][1]):
+                out[-1].extra.append(item.block)
+                continue
+            item.kind = "para"
         out.append(item)
     items[:] = out
+
+
+def _is_source_line(line: str) -> bool:
+    """A `— Name` line of a few words, not a paragraph that begins with a dash."""
+    m = _SOURCE_LINE.match(line)
+    return m is not None and len(m.group("rest").split()) <= _SOURCE_WORDS
 
 
 def _is_prose(b: _Block) -> bool:
@@ -1323,7 +1349,7 @@ def _item_drafts(item: _Item, f: _File, chapter_title: str, source: Source | Non
             stripped.pop()
         has_text = any(t.strip() for _, t in stripped[:-1])
         source_line = None
-        if has_text and _SOURCE_LINE.match(stripped[-1][1]):
+        if has_text and _is_source_line(stripped[-1][1]):
             source_line = stripped.pop()
             sm = _SOURCE_LINE.match(source_line[1])
             assert sm is not None

@@ -192,7 +192,8 @@ def test_letters_epigraphs_and_attributions_from_the_markup(tmp_path: Path) -> N
     book = segment_book(seeds)
     quotes = [s for s in book.chapters[0].segments if s.kind == "quote"]
     assert [(q.text, q.source and q.source.author) for q in quotes] == [
-        ("My dear friend, the strike holds.", "Alexandra"),
+        # a letter's signature is read where it stands, and names the letter's source
+        ("My dear friend, the strike holds. Alexandra", "Alexandra"),
         ("Bread and peace for all who work.", "Victor Serge"),
     ]
     assert quotes[1].source.work == "Memoirs of a Revolutionary"
@@ -842,7 +843,7 @@ def test_markup_that_is_not_speech_says_nothing(tmp_path: Path) -> None:
         ("quote", "Outer words.", None),
         ("quote", "Inner words.", "Inner Author"),
         ("quote", "Outer again.", "Outer Author"),
-        ("quote", "My dear, come home. Yours ever,", "Bob Smith"),
+        ("quote", "My dear, come home. Yours ever, Bob Smith", "Bob Smith"),
         ("narration", "An equation and a drawing .", None),
     ]
     assert {"mathematics", "text in an SVG image"} <= {r.reason for r in book.removed}

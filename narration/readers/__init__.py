@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..layout import SEED_COVERS
-from .base import BookFacts, Reading, ReadOptions, SourceText
+from .base import BookFacts, Reading, ReadOptions, Signed, SourceText
 from .text import TEXT_SUFFIXES, gutenberg_facts, read_seed, read_text
 
 
@@ -159,6 +159,7 @@ __all__ = [
     "BookFacts",
     "ReadOptions",
     "Reading",
+    "Signed",
     "SourceText",
     "is_seed_name",
     "read_seed",

@@ -18,6 +18,18 @@ class ReadOptions:
 
 
 @dataclass(frozen=True)
+class Signed:
+    """A letter read as a quote, and the name it is signed with: the source announced before
+    it ("From H. J."), while the signature itself is read where it stands in the letter, so
+    the name's words are counted there and the source is not an attribution line of its own.
+    """
+
+    first: int  # the letter's first line in the rendered text
+    last: int  # and its last
+    name: str
+
+
+@dataclass(frozen=True)
 class SourceText:
     """One text to segment: a plain-text or Markdown seed, or one document of an EPUB or an
     HTML file rendered as Markdown (its headings, quotes and lists marked as Markdown marks
@@ -36,6 +48,8 @@ class SourceText:
     content: str | None = None
     #: chapter headings' lines in `text` and the table of contents' titles for them
     titles: tuple[tuple[int, str], ...] = ()
+    #: letters whose source is the name they are signed with
+    signed: tuple[Signed, ...] = ()
 
 
 @dataclass(frozen=True)

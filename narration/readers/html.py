@@ -21,7 +21,7 @@ from lxml import html as lxml_html
 
 from ..errors import InputError
 from ..model import Removed
-from .base import Reading, ReadOptions, SourceText
+from .base import Reading, ReadOptions, Signed, SourceText
 from .text import BOMS, NOT_TEXT
 
 #: Elements whose content is not text a reader sees.
@@ -52,11 +52,33 @@ _NOTE_REF_CLASS = re.compile(r"\b(?:fnanchor|noteref|footnote-?ref|fn-?ref)\b", 
 _PAGE_BREAK = frozenset({"pagebreak", "doc-pagebreak"})
 #: Project Gutenberg's and others' page numbers: <span class="pagenum">[Pg 12]</span>.
 _PAGE_CLASS = re.compile(r"\b(?:page-?num(?:ber)?|pageno|page-?break)\b", re.I)
-#: A letter or an epigraph is read as a quote; its signature or attribution is its source.
+#: A letter or an epigraph is read as a quote.
 _LETTER = frozenset({"z3998:letter", "epigraph", "doc-epigraph", "z3998:epigraph"})
 _LETTER_CLASS = re.compile(r"\b(?:letter|epigraph|epistle)\b", re.I)
-_SIGNED = frozenset({"cite", "z3998:attribution", "z3998:signature", "doc-credit"})
-_SIGNED_CLASS = re.compile(r"\b(?:attribution|signature|signed|source|credit)\b", re.I)
+_LETTER_ONLY_CLASS = re.compile(r"\b(?:letter|epistle)\b", re.I)
+#: A quote's attribution (a closing <cite>, or these): announced as its source, not read.
+_CITED = frozenset({"z3998:attribution", "doc-credit"})
+_CITED_CLASS = re.compile(r"\b(?:attribution|source|credit)\b", re.I)
+#: A letter's signature or sender's name: read where it stands, and the name announced as
+#: the letter's source.
+_SIGNATURE = frozenset({"z3998:signature", "z3998:sender"})
+_SIGNATURE_CLASS = re.compile(r"\b(?:signature|signed|sig)\b", re.I)
+#: The parts of a letter's closing (Standard Ebooks' <footer>, by epub:type): a footer
+#: holding them is read in order with the letter, never taken for its source.
+_LETTER_PARTS = frozenset(
+    (
+        *("z3998:valediction", "z3998:signature", "z3998:postscript", "z3998:sender"),
+        *("z3998:recipient", "z3998:salutation", "se:letter.dateline"),
+    )
+)
+#: Right-aligned lines (Project Gutenberg's classes): a letter's date, closing or signature.
+_RIGHT_CLASS = re.compile(r"\b(?:right|r|rgt|signature|signed|sig|valediction|closing)\b", re.I)
+#: A source is a name or a title, a few words: never a paragraph.
+_SOURCE_WORDS = 12
+_NAME_WORDS = 8
+#: A rendered line a signature must not join: a heading, a quote, a list item, a separator.
+_MARKED_LINE = re.compile(r"^\s*(?:#|>|[-*+•]\s|\d{1,3}[.)]\s|(?:[*\-=_~•·+]\s*){3,}$)")
+_NAME_EDGES = "\"“”„‘’'«»—–―-,;: "
 _POEM = re.compile(r"\b(?:poem|verse|stanza|z3998:poem|z3998:verse|z3998:song)\b", re.I)
 #: Parts of a book that are not read, by epub:type (or role) and what they are.
 NOT_READ = {
@@ -81,6 +103,12 @@ _VALEDICTION = re.compile(
     r"^(?P<closing>(?:(?:yours|ever|very|most|sincerely|faithfully|truly|affectionately|"
     r"cordially|respectfully|with|love|regards|best|wishes|warmly|fraternally|comradely|"
     r"your|greetings|and)\s*)+[,.])\s*(?P<name>\S.*)$",
+    re.I,
+)
+#: A closing line that runs on to the name ("Your affectionate brother, R. Walton").
+_CLOSING_LINE = re.compile(
+    r"^(?:your|yours|ever|believe|faithfully|sincerely|truly|affectionately|respectfully|"
+    r"cordially|with|love|adieu|farewell|i\s+am|i\s+remain)\b[^,]*,\s*(?P<name>\S[^,]*)$",
     re.I,
 )
 _SEPARATOR = re.compile(r"^(?:[*\-=_~•·+]\s*){3,}$")
@@ -274,6 +302,7 @@ class _Renderer:
         self.lines: list[str] = []
         self.removed: list[Removed] = []
         self.titles: list[tuple[int, str]] = []  # (line of a chapter heading, its title)
+        self.signed: list[Signed] = []  # letters whose source is their signature's name
 
     def remove(self, el: etree._Element, text: str, reason: str) -> None:
         text = _WS.sub(" ", text).strip()
@@ -374,6 +403,9 @@ class _Renderer:
         if _is_quote(el):
             self.quote(el, prefix)
             return
+        if not prefix and _signs_off(el):
+            self.sign(el)
+            return
         if tag in ("ul", "ol"):
             for n, li in enumerate((c for c in el if c.tag == "li"), 1):
                 mark = f"{n}. " if tag == "ol" else "- "
@@ -394,6 +426,17 @@ class _Renderer:
             return
         self.paragraph(el, self.inline(el), prefix)
 
+    def sign(self, el: etree._Element) -> None:
+        """A signature (or a right-aligned closing line) below a text: the last lines of the
+        paragraph above it, read after it in the same voice and never taken for a heading."""
+        lines = [_lead(_WS.sub(" ", t).strip()) for t in self.inline(el).split("\n")]
+        lines = [t for t in lines if t]
+        last = self.lines[-1] if self.lines else ""
+        if lines and last.strip() and not _MARKED_LINE.match(last):
+            self.lines.extend(lines)
+        else:
+            self.emit(el, lines)
+
     def paragraph(self, el: etree._Element, text: str, prefix: str) -> None:
         lines = [_lead(_WS.sub(" ", t).strip()) for t in text.split("\n")]
         self.emit(el, [prefix + t for t in lines if t])
@@ -412,11 +455,23 @@ class _Renderer:
         self.paragraph(el, "".join(run), prefix)
 
     def quote(self, el: etree._Element, prefix: str) -> None:
-        """A block quote, `> ` on each line; a closing <cite>/<footer> is its source line."""
+        """A block quote, `> ` on each line; a closing <cite> or attribution is its source
+        line. A letter's closing (valediction, signature, postscript) is read in order, and
+        the name it is signed with is its source (`signed`)."""
         source = _source_of(el)
+        name = None if source is not None else _signature_of(el)
         inner = prefix + "> "
         if self.lines and self.lines[-1].strip():
             self.lines.append(prefix.rstrip())  # a quote of its own, not the one above
+        first = len(self.lines) + 1
+        self.quote_body(el, source, inner, prefix)
+        if name is not None:
+            self.signed.append(Signed(first=first, last=len(self.lines), name=name))
+
+    def quote_body(
+        self, el: etree._Element, source: etree._Element | None, inner: str, prefix: str
+    ) -> None:
+        """The quote's blocks in order, its source (when it has one) the last line."""
         run = [_esc(el.text)]
         for child in el:
             if child is source:
@@ -462,25 +517,61 @@ class _Renderer:
 
 
 def _is_quote(el: etree._Element) -> bool:
-    """A block quote, a letter or an epigraph."""
-    return (
-        el.tag == "blockquote"
-        or bool(_kinds(el) & _LETTER)
-        or bool(_LETTER_CLASS.search(el.get("class") or ""))
+    """A block quote, a letter or an epigraph. A paragraph classed "letter" that is only a
+    salutation ("My dearest Cousin,", Project Gutenberg's) opens a letter read on in the
+    paragraphs after it, in the same voice: it is not a quote of its own."""
+    if el.tag == "blockquote" or _kinds(el) & _LETTER:
+        return True
+    if not _LETTER_CLASS.search(el.get("class") or ""):
+        return False
+    text = _text(el)
+    salutation = len(text.split()) <= _NAME_WORDS and text.rstrip(" ”’\"'").endswith(
+        (",", "—", "–", ":", ";", "-")
     )
+    return not (el.tag == "p" and salutation)
+
+
+def _is_letter(el: etree._Element) -> bool:
+    return "z3998:letter" in _kinds(el) or bool(_LETTER_ONLY_CLASS.search(el.get("class") or ""))
+
+
+def _own(quote: etree._Element) -> list[etree._Element]:
+    """The elements inside a quote that are its own, not a quote's within it."""
+    out: list[etree._Element] = []
+
+    def walk(el: etree._Element) -> None:
+        for child in el:
+            if isinstance(child.tag, str) and child.tag not in _SKIP and not _is_quote(child):
+                out.append(child)
+                walk(child)
+
+    walk(quote)
+    return out
+
+
+def _is_signature(el: etree._Element) -> bool:
+    return bool(_kinds(el) & _SIGNATURE) or bool(_SIGNATURE_CLASS.search(el.get("class") or ""))
 
 
 def _source_of(quote: etree._Element) -> etree._Element | None:
-    """A quote's closing attribution: a last <cite>, <footer> or signature, or a paragraph
-    holding only a <cite>; with no words after it inside the quote."""
+    """A quote's closing attribution, announced as its source and not read: a last <cite>,
+    attribution or credit, a paragraph holding only a <cite>, or a <footer> of one short line
+    that is no letter's closing; with no words after it inside the quote, and a few words at
+    most (a footer's long paragraph is read, never announced)."""
     children = [c for c in quote if isinstance(c.tag, str)]
     if not children or (children[-1].tail or "").strip():
         return None
     last = children[-1]
-    signed = (
-        last.tag in ("cite", "footer")
-        or _kinds(last) & _SIGNED
-        or _SIGNED_CLASS.search(last.get("class") or "")
+    cited = (
+        last.tag == "cite"
+        or _kinds(last) & _CITED
+        or _CITED_CLASS.search(last.get("class") or "")
+        or (
+            last.tag == "footer"
+            and not _is_letter(quote)
+            and not any(_kinds(e) & _LETTER_PARTS or _is_signature(e) for e in last.iter())
+            and sum(1 for c in last if isinstance(c.tag, str) and c.tag in _BLOCKS) <= 1
+        )
     )
     only_cite = (
         last.tag == "p"
@@ -489,7 +580,86 @@ def _source_of(quote: etree._Element) -> etree._Element | None:
         and last[0].tag == "cite"
         and not (last[0].tail or "").strip()
     )
-    return last if signed or only_cite else None
+    if not (cited or only_cite) or _is_signature(last):
+        return None
+    return last if len(_text(last).split()) <= _SOURCE_WORDS else None
+
+
+def _signature_of(quote: etree._Element) -> str | None:
+    """The name a letter is signed with, for the source announced before it: its marked
+    signature's last line (z3998:signature, class "signature"), or in a letter without one,
+    the last line of its closing (a footer or a right-aligned paragraph after its body, a
+    postscript or not after it); a short name, else None (announced without a source)."""
+    marked = [e for e in _own(quote) if _is_signature(e)]
+    if marked:
+        return _name_of(marked[-1])
+    if not _is_letter(quote):
+        return None
+    closing = None
+    body = False  # a right-aligned line before the letter's body is its date
+    for child in (c for c in quote if isinstance(c.tag, str)):
+        if child.tag == "footer" or _RIGHT_CLASS.search(child.get("class") or ""):
+            closing = child if body else closing
+        else:
+            body = True
+    return None if closing is None else _name_of(closing)
+
+
+def _lines_of(el: etree._Element) -> list[str]:
+    """An element's text as its lines (a <br> or a block ends one), notes and page numbers
+    left out."""
+    out: list[str] = []
+
+    def walk(node: etree._Element) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if not tag or tag in _SKIP or _taken_out(node):
+            return
+        if tag == "br" or tag in _BLOCKS:
+            out.append("\n")
+        out.append(node.text or "")
+        for child in node:
+            walk(child)
+            out.append(child.tail or "")
+        if tag in _BLOCKS:
+            out.append("\n")
+
+    walk(el)
+    lines = (_WS.sub(" ", t).strip() for t in "".join(out).split("\n"))
+    return [t for t in lines if t]
+
+
+def _name_of(el: etree._Element) -> str | None:
+    """A signature's name: its last line, without the closing words before it ("Yours ever,
+    Bob Smith"), quotation marks or a final full stop (kept after an initial: "H. J.");
+    None unless it is a few words starting with a capital, not a postscript."""
+    lines = _lines_of(el)
+    if not lines:
+        return None
+    text = lines[-1].strip(_NAME_EDGES)
+    m = _VALEDICTION.match(text) or _CLOSING_LINE.match(text)
+    if m:
+        text = m.group("name").strip(_NAME_EDGES)
+    if text.endswith(".") and not re.search(r"(?:^|[\s.])[^\W\d_]\.$", text):
+        text = text[:-1].rstrip(_NAME_EDGES)
+    words = text.split()
+    if not (1 <= len(words) <= _NAME_WORDS) or not text[0].isupper():
+        return None
+    if re.match(r"(?:P\.?\s?S|N\.?\s?B)\b", text) or re.search(r"[!?;:\d]", text):
+        return None
+    return text
+
+
+def _signs_off(el: etree._Element) -> bool:
+    """A signature outside a quote, or a short right-aligned line with no blocks in it (a
+    letter's date, closing or signature, as Project Gutenberg aligns them)."""
+    if el.tag not in ("p", "div", "span") or any(
+        isinstance(c.tag, str) and c.tag in _BLOCKS for c in el
+    ):
+        return False
+    if _is_signature(el):
+        return True
+    short = 0 < len(_text(el).split()) <= _NAME_WORDS
+    return short and bool(_RIGHT_CLASS.search(el.get("class") or ""))
 
 
 def render_document(
@@ -551,6 +721,7 @@ def render_document(
         removed=tuple(r.removed),
         content=content_text(body) if content is None else content,
         titles=tuple(r.titles),
+        signed=tuple(r.signed),
     )
 
 
