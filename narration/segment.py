@@ -1093,7 +1093,11 @@ def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File
         if it.block.gap < 2 and indent < 4:
             continue
         nxt = next((x for x in items[k + 1 :] if x.kind != "removed"), None)
-        if nxt is not None and nxt.kind in ("para", "quote", "list"):
+        if (
+            nxt is not None
+            and nxt.kind in ("para", "quote", "list")
+            and not _BY.match(nxt.block.lines[0][1])  # a title and its byline
+        ):
             candidates.append(k)
     if len(candidates) < MIN_NAMED:
         return

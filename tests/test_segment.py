@@ -786,7 +786,7 @@ def test_seed_files_in_name_order_hidden_and_subfolders_skipped(tmp_path: Path) 
 
 def test_json_has_exactly_the_documented_shape(seeds_book: Book) -> None:
     data = json.loads(json.dumps(book_to_json(seeds_book)))
-    assert set(data) == {"chapters", "removed"}
+    assert set(data) == {"chapters", "removed", "notices"}
     for ch in data["chapters"]:
         assert {"id", "title", "author", "file", "segments"} <= set(ch)
         for s in ch["segments"]:
