@@ -94,10 +94,7 @@ def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _qu
     first, facts = book.chapters[0], book.facts
     title = podcast.title or facts.title or first.title
     author = (
-        podcast.author
-        or facts.author
-        or next((c.author for c in book.chapters if c.author), None)
-        or "Unknown"
+        podcast.author or facts.author or next((c.author for c in book.chapters if c.author), None)
     )
     description = podcast.description or facts.description or _read_by(title, facts)
     language = podcast.language
@@ -472,7 +469,7 @@ def _build_locked(run: _Run) -> None:
         # synthesis, so a build that fails there writes nothing.
         drawn = None
         if run.cover is None:
-            drawn = background.submit(generate_cover, show.title, show.author)
+            drawn = background.submit(generate_cover, show.title, show.author or "")
         background.submit(_preload_assembly)
         with stage("synthesis"):
             requests = [

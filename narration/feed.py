@@ -328,11 +328,14 @@ class ChannelTags(BaseExtension):  # type: ignore[misc]
     def extend_rss(self, feed: Any) -> Any:
         v = self.values
         channel = feed[0]
-        _sub(channel, ITUNES_NS, "author", v["author"])
-        owner = _sub(channel, ITUNES_NS, "owner")
-        _sub(owner, ITUNES_NS, "name", v["owner_name"])
-        if v.get("owner_email"):
-            _sub(owner, ITUNES_NS, "email", v["owner_email"])
+        if v["author"]:
+            _sub(channel, ITUNES_NS, "author", v["author"])
+        if v["owner_name"] or v.get("owner_email"):
+            owner = _sub(channel, ITUNES_NS, "owner")
+            if v["owner_name"]:
+                _sub(owner, ITUNES_NS, "name", v["owner_name"])
+            if v.get("owner_email"):
+                _sub(owner, ITUNES_NS, "email", v["owner_email"])
         _sub(channel, ITUNES_NS, "image", href=v["image"])
         cat = _sub(channel, ITUNES_NS, "category", text=v["category"])
         if v.get("subcategory"):
@@ -356,7 +359,8 @@ class EpisodeTags(BaseEntryExtension):  # type: ignore[misc]
 
     def extend_rss(self, item: Any) -> Any:
         v = self.values
-        _sub(item, ITUNES_NS, "author", v["author"])
+        if v["author"]:
+            _sub(item, ITUNES_NS, "author", v["author"])
         _sub(item, ITUNES_NS, "duration", str(v["duration"]))
         _sub(item, ITUNES_NS, "episode", str(v["episode"]))
         _sub(item, ITUNES_NS, "episodeType", "full")
@@ -425,7 +429,7 @@ def render_feed(
     if not base_url.endswith("/"):
         base_url += "/"
     title = xml_text(show.title) or "Untitled"
-    author = xml_text(show.author) or "Unknown"
+    author = xml_text(show.author)  # "" when nobody names one: no itunes:author then
     description = description_text(_clip(xml_text(show.description) or title))
     feed_url = base_url + FEED_FILE
     page_url = xml_text(podcast.link) or base_url

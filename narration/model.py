@@ -240,7 +240,9 @@ class Show:
     """The book as a whole, resolved from podcast.yaml and the seeds; used for tags and feed."""
 
     title: str
-    author: str
+    #: podcast.yaml's, else the book's, else a chapter's; None when nobody names one (the
+    #: tags, the feed and the page then name no author rather than "Unknown")
+    author: str | None
     description: str
     language: str  # ISO 639-1, e.g. "en"
     cover: Path  # the cover image written into output/ (JPEG or PNG, square, >= 1400 px)

@@ -31,6 +31,7 @@ from narration.readers import read_seed_file
 from .conftest import REPO
 
 OPF_NS = "http://www.idpf.org/2007/opf"
+ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 DESCRIPTION = (
     "&lt;p&gt;A London lawyer looks into the &lt;i&gt;strange&lt;/i&gt; case of his old "
     "friend &amp;amp; a violent stranger.&lt;/p&gt;&lt;p&gt;Told in letters&lt;br/&gt;and "
@@ -230,6 +231,35 @@ def test_an_epubs_description_describes_the_show(
     )
     assert "<p>Told in letters and statements.</p>" in page
     assert m4b_tags(root)["ldes"] == [DESCRIBED]
+
+
+def test_a_book_nobody_names_an_author_of_is_by_nobody_rather_than_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain-text seed naming no author, no podcast.yaml: no artist in the tags, no
+    itunes:author, no byline on the page, and "Unknown" nowhere."""
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "notes"
+    (root / "seeds").mkdir(parents=True)
+    shutil.copy(REPO / "voices.yaml", root / "voices.yaml")
+    (root / "seeds" / "notes.txt").write_text(
+        "Some notes on the river.\n\nThe water was high that spring.\n", encoding="utf-8"
+    )
+    build(root, monkeypatch, epoch(2026, 12, 1))
+    (frame,) = frames(root)
+    assert "TPE1" not in frame and "TPE2" not in frame
+    assert frame["TYER"] == "2026" and "TORY" not in frame
+    tags = m4b_tags(root)
+    assert "\xa9ART" not in tags and "aART" not in tags and tags["\xa9day"] == ["2026"]
+    out = root / "output"
+    feed = etree.parse(str(out / "feed.xml"))
+    assert feed.find(f"channel/{{{ITUNES}}}author") is None
+    assert feed.find(f"channel/item/{{{ITUNES}}}author") is None
+    assert not feedparser.parse(str(out / "feed.xml")).bozo
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'class="author"' not in page
+    for name in ("feed.xml", "index.html"):
+        assert "Unknown" not in (out / name).read_text(encoding="utf-8")
 
 
 def facts_of(tmp_path: Path, metadata: str, *, version: int = 3):

@@ -248,8 +248,6 @@ def _tag(tmp: Path, final: Path, *, show: Show, cover: bytes, narrators: str) ->
         values: dict[str, Any] = {
             "\xa9nam": [show.title],
             "\xa9alb": [show.title],
-            "\xa9ART": [show.author],
-            "aART": [show.author],
             "\xa9wrt": [narrators],  # Audiobookshelf and others read the narrator here
             "\xa9nrt": [narrators],  # and Apple's own narrator atom
             "\xa9gen": ["Audiobook"],
@@ -258,6 +256,8 @@ def _tag(tmp: Path, final: Path, *, show: Show, cover: bytes, narrators: str) ->
             "disk": [(1, 1)],
             "covr": [MP4Cover(cover, imageformat=fmt)],
         }
+        if show.author:  # nobody named one: none is made up
+            values["\xa9ART"] = values["aART"] = [show.author]
         if show.day is not None:  # the work's year, else the recording's; never a guess
             values["\xa9day"] = [f"{show.day:04d}"]
         if show.description:

@@ -149,13 +149,15 @@ def write_tags(
 
     chapter = cast.chapter
     title = chapter.title.strip() or chapter.id
-    author = (chapter.author or show.author).strip()
+    author = (chapter.author or show.author or "").strip()
     lang = iso639_2(show.language)
     voices = "Voices: " + ", ".join(v.label for v in cast.voices)
     tags = ID3()
     tags.add(TIT2(encoding=_enc(title), text=[title]))
-    tags.add(TPE1(encoding=_enc(author), text=[author]))
-    tags.add(TPE2(encoding=_enc(show.author), text=[show.author]))
+    if author:  # nobody named one: none is made up
+        tags.add(TPE1(encoding=_enc(author), text=[author]))
+    if show.author:
+        tags.add(TPE2(encoding=_enc(show.author), text=[show.author]))
     tags.add(TALB(encoding=_enc(show.title), text=[show.title]))
     tags.add(TRCK(encoding=0, text=[f"{number}/{total}"]))
     tags.add(TCON(encoding=0, text=["Audiobook"]))
