@@ -332,3 +332,14 @@ def test_a_clock_that_is_not_a_count_of_seconds_is_refused_in_one_line(
     said = [line for line in result.output.splitlines() if not line.startswith("Warning:")]
     assert said == ["Error: $SOURCE_DATE_EPOCH: 'yesterday' is not a count of seconds since 1970"]
     assert not (root / "output").exists() and not (root / "narrate.lock").exists()
+
+
+def test_a_year_no_tag_can_hold_is_refused_naming_the_line(tmp_path: Path) -> None:
+    root = project(tmp_path / "book", podcast="title: Jekyll\nyear: 18860\n")
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 2  # a configuration error
+    said = [line for line in result.output.splitlines() if not line.startswith("Warning:")]
+    assert said == [
+        f"Error: {root / 'podcast.yaml'}:2: year: must be between 0 and 9999 (got 18860)"
+    ]
+    assert not (root / "output").exists()
