@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,7 +39,7 @@ from .layout import (
     is_audiobook_file,
     is_chapter_file,
 )
-from .model import Audiobook, Book, CastChapter, Clip, Episode, Show
+from .model import Audiobook, Book, BookFacts, CastChapter, Clip, Episode, Show
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
@@ -84,31 +85,49 @@ def check_project(project: Project, warn: Say = _quiet) -> Checked:
     return Checked(project, voices, podcast, book, cast, engines.used(voices))
 
 
-def resolve_show(checked: Checked) -> Show:
-    """The book as a whole: podcast.yaml, falling back on what the seeds say (an EPUB's
-    title, author and language, else the first chapter's title and a chapter's author)."""
+def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _quiet) -> Show:
+    """The book as a whole: podcast.yaml, falling back on what the seeds say of themselves
+    (BookFacts: an EPUB's OPF, a Gutenberg header), else on the first chapter's title and a
+    chapter's author. `recorded` is the day of the project's first build (narrate.lock's),
+    the recording year. Nothing is made up: a year nobody gave stays None."""
     podcast, book = checked.podcast, checked.book
     first, facts = book.chapters[0], book.facts
     title = podcast.title or facts.title or first.title
     author = (
-        podcast.author
-        or facts.author
-        or next((c.author for c in book.chapters if c.author), None)
-        or "Unknown"
+        podcast.author or facts.author or next((c.author for c in book.chapters if c.author), None)
     )
-    description = podcast.description or f"{title}, read by narrate."
-    year = podcast.year or 2000
+    description = podcast.description or facts.description or _read_by(title, facts)
     language = podcast.language
     if "language" not in podcast.model_fields_set and facts.language:
-        language = facts.language
+        if _LANGUAGE_CODE.fullmatch(facts.language.strip()):
+            language = facts.language.strip()
+        else:
+            warn(
+                f"{SEEDS_DIR}: the book's language '{facts.language}' is not a language code "
+                f"like en or en-GB; the feed says '{language}' (set language: in "
+                f"{checked.project.podcast_file.name})"
+            )
     return Show(
         title=title,
         author=author,
         description=description,
         language=language,
-        year=year,
         cover=Path(OUTPUT_COVERS[0]),  # the name until the build writes the cover
+        year=podcast.year if podcast.year is not None else facts.year,
+        recorded=recorded.year if recorded is not None else None,
     )
+
+
+#: A language tag as feeds and players take it: an ISO 639 code, optionally a region.
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+
+
+def _read_by(title: str, facts: BookFacts) -> str:
+    """The description when neither podcast.yaml nor the book gives one: the title (with
+    the book's subtitle, when the title is the book's own) and who reads it."""
+    if facts.subtitle and title == facts.title:
+        title = f"{title}: {facts.subtitle}"
+    return f"{title}, read by narrate."
 
 
 def resolve_base_url(podcast: PodcastConfig, override: str | None) -> tuple[str, bool]:
@@ -257,11 +276,12 @@ def build_project(
             ]
             url, configured = resolve_base_url(checked.podcast, base_url)
             report.base_url = url
-            show = resolve_show(checked)
-            cover = _user_cover(project, checked.podcast, checked.book, warn)
-            from .feed import load_lock
+            from .feed import first_build_day, load_lock
 
-            load_lock(project.lock_file)  # a broken narrate.lock refuses before output/ is touched
+            # a broken narrate.lock refuses before output/ is touched
+            recorded = first_build_day(load_lock(project.lock_file))
+            show = resolve_show(checked, recorded, warn)
+            cover = _user_cover(project, checked.podcast, checked.book, warn)
             address = scheduler or checked.podcast.scheduler or os.environ.get(SCHEDULER_ENV)
             if cluster is None and address:
                 from .cluster import Cluster
@@ -281,7 +301,19 @@ def build_project(
                 cluster.prepare(dict(checked.engines), warn)
         audiobook = checked.podcast.m4b if m4b is None else m4b
         run = _Run(
-            checked, show, cover, url, report, stage, jobs, workers, cluster, audiobook, quiet, warn
+            checked,
+            show,
+            recorded,
+            cover,
+            url,
+            report,
+            stage,
+            jobs,
+            workers,
+            cluster,
+            audiobook,
+            quiet,
+            warn,
         )
         try:
             project.output.mkdir(parents=True, exist_ok=True)
@@ -411,6 +443,7 @@ class _Run:
 
     checked: Checked
     show: Show
+    recorded: date  # the project's first build's day: narrate.lock's, else today
     cover: tuple[bytes, str] | None  # the user's cover (bytes, suffix), or None to draw one
     base_url: str
     report: BuildReport
@@ -439,7 +472,7 @@ def _build_locked(run: _Run) -> None:
         # synthesis, so a build that fails there writes nothing.
         drawn = None
         if run.cover is None:
-            drawn = background.submit(generate_cover, show.title, show.author)
+            drawn = background.submit(generate_cover, show.title, show.author or "")
         background.submit(_preload_assembly)
         with stage("synthesis"):
             requests = [
@@ -569,6 +602,7 @@ def _build_locked(run: _Run) -> None:
             out_dir=out,
             base_url=run.base_url,
             lock_path=project.lock_file,
+            today=run.recorded,  # the day the tags were given, should the lock have none
         )
         write_page(episodes, show=show, out_dir=out, audiobook=book)
         # Only now that the feed and page no longer name them: a build killed before this

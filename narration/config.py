@@ -219,9 +219,11 @@ class PodcastConfig(_Strict):
     base_url: str | None = None
     cover: str | None = None  # path relative to the project; default seeds/cover.jpg|png
     link: str | None = None
-    year: int | None = None  # for tags; defaults to the first publication year
+    #: the work's original year (TORY, page); else the book's, if stated. ID3 and MP4 hold
+    #: four digits
+    year: int | None = Field(default=None, ge=0, le=9999)
     locked: bool = True
-    published: datetime.date | None = None  # first episodes' pubDate; default 2000-01-01
+    published: datetime.date | None = None  # first episodes' pubDate; default the first build's
     m4b: bool = False  # also write the whole book as one M4B audiobook (or build --m4b)
     scheduler: str | None = None  # a Dask scheduler (tcp://host:8786) to render clips on
 

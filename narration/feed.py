@@ -11,14 +11,14 @@ user commits like a lock file:
   fix it: it is computed afresh until the show is published somewhere.
 - An episode's guid is the UUIDv5 of its chapter id under the podcast guid; its first
   pubDate is podcast.yaml's `published` date (default: the day of the project's first
-  build, which the lock records) plus one minute per episode number (in order, and none in
-  the future when the show is published the day it is dated), and never earlier than a
-  minute after the newest episode already in the lock. Both are written to the lock the
-  first time the chapter is built and read from it after, so re-casting, fixing a typo or
-  adding a seed changes no existing episode. A corrected title changes a chapter's id: a
-  new id takes the guid and date of the gone chapter whose text it shares most (the lock
-  keeps a fingerprint of each chapter's transcript), and is a new episode when it shares
-  little with every gone one.
+  build, `first_build` in the lock, which is also the MP3s' recording year) plus one
+  minute per episode number (in order, and none in the future when the show is published
+  the day it is dated), and never earlier than a minute after the newest episode already
+  in the lock. Both are written to the lock the first time the chapter is built and read
+  from it after, so re-casting, fixing a typo or adding a seed changes no existing
+  episode. A corrected title changes a chapter's id: a new id takes the guid and date of
+  the gone chapter whose text it shares most (the lock keeps a fingerprint of each
+  chapter's transcript), and is a new episode when it shares little with every gone one.
 
 The feed is RSS 2.0 written by feedgen, with the `itunes`, `content` and Podcasting 2.0
 namespaces. feedgen's own podcast extension is not used: it rejects `itunes:explicit`
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -56,8 +57,9 @@ ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 #: Podcasting 2.0's namespace for podcast:guid (UUIDv5 of the feed URL).
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
-#: What a lock from before first_build dates its episodes from, when podcast.yaml sets none.
-DEFAULT_PUBLISHED = date(2000, 1, 1)
+#: The reproducible-builds convention for "now" (seconds since 1970): when set, the day a
+#: project's first build records is this one's, not the clock's.
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 LOCK_VERSION = 1
 _LOCK_NOTE = (
     "Written by narrate build: the podcast's guid and each episode's guid and first "
@@ -121,8 +123,9 @@ class Lock:
 
     podcast_guid: str | None = None
     episodes: dict[str, EpisodeLock] = field(default_factory=dict)
-    #: the day of the first build: its episodes' date when podcast.yaml sets no `published`
-    #: (None in locks of older builds, whose episodes were dated 2000-01-01)
+    #: the day of the first build: the MP3s' recording year, and its episodes' date when
+    #: podcast.yaml sets no `published` (None in locks of older narrates until their next
+    #: build records that one's day)
     first_build: date | None = None
 
     def to_json(self) -> bytes:
@@ -210,6 +213,26 @@ def _is_uuid(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def today() -> date:
+    """The UTC day now, or SOURCE_DATE_EPOCH's when it is set (reproducible builds)."""
+    epoch = os.environ.get(SOURCE_DATE_EPOCH)
+    if epoch is None or not epoch.strip():
+        return datetime.now(timezone.utc).date()
+    try:
+        return datetime.fromtimestamp(int(epoch.strip()), timezone.utc).date()
+    except (ValueError, OverflowError, OSError):
+        raise InputError(
+            f"${SOURCE_DATE_EPOCH}", f"'{epoch}' is not a count of seconds since 1970"
+        ) from None
+
+
+def first_build_day(lock: Lock, day: date | None = None) -> date:
+    """The day of the project's first build: the lock's, else `day` (default today()), which
+    the lock keeps from then on. The only place the clock is read, so a later build of the
+    same inputs and lock gives the same bytes."""
+    return lock.first_build or day or today()
+
+
 #: Between the first publication dates of consecutive episodes.
 EPISODE_STEP = timedelta(minutes=1)
 
@@ -225,15 +248,13 @@ def update_lock(
     """The lock with every episode given a guid and date; and the podcast guid to publish.
 
     New episodes are dated from podcast.yaml's `published`, else from the day of the
-    project's first build, which the lock records (`today`, the UTC date, when it has none):
-    the only time the clock is read, so later builds of the same inputs give the same bytes.
+    project's first build, which the lock records (`today` when it has none, also in a lock
+    of an older narrate that kept no such day: its episodes keep their dates).
     """
     podcast_guid = lock.podcast_guid or podcast_guid_for(feed_url)
     keep_guid = lock.podcast_guid or (None if is_loopback_url(feed_url) else podcast_guid)
-    first_build = lock.first_build
-    if first_build is None and not lock.episodes:  # this is the first build
-        first_build = today or datetime.now(timezone.utc).date()
-    start = published or first_build or DEFAULT_PUBLISHED
+    first_build = first_build_day(lock, today)
+    start = published or first_build
     base = datetime.combine(start, datetime.min.time(), timezone.utc)
     entries = dict(lock.episodes)
     latest = max((e.published for e in entries.values()), default=None)
@@ -307,11 +328,14 @@ class ChannelTags(BaseExtension):  # type: ignore[misc]
     def extend_rss(self, feed: Any) -> Any:
         v = self.values
         channel = feed[0]
-        _sub(channel, ITUNES_NS, "author", v["author"])
-        owner = _sub(channel, ITUNES_NS, "owner")
-        _sub(owner, ITUNES_NS, "name", v["owner_name"])
-        if v.get("owner_email"):
-            _sub(owner, ITUNES_NS, "email", v["owner_email"])
+        if v["author"]:
+            _sub(channel, ITUNES_NS, "author", v["author"])
+        if v["owner_name"] or v.get("owner_email"):
+            owner = _sub(channel, ITUNES_NS, "owner")
+            if v["owner_name"]:
+                _sub(owner, ITUNES_NS, "name", v["owner_name"])
+            if v.get("owner_email"):
+                _sub(owner, ITUNES_NS, "email", v["owner_email"])
         _sub(channel, ITUNES_NS, "image", href=v["image"])
         cat = _sub(channel, ITUNES_NS, "category", text=v["category"])
         if v.get("subcategory"):
@@ -335,7 +359,8 @@ class EpisodeTags(BaseEntryExtension):  # type: ignore[misc]
 
     def extend_rss(self, item: Any) -> Any:
         v = self.values
-        _sub(item, ITUNES_NS, "author", v["author"])
+        if v["author"]:
+            _sub(item, ITUNES_NS, "author", v["author"])
         _sub(item, ITUNES_NS, "duration", str(v["duration"]))
         _sub(item, ITUNES_NS, "episode", str(v["episode"]))
         _sub(item, ITUNES_NS, "episodeType", "full")
@@ -404,7 +429,7 @@ def render_feed(
     if not base_url.endswith("/"):
         base_url += "/"
     title = xml_text(show.title) or "Untitled"
-    author = xml_text(show.author) or "Unknown"
+    author = xml_text(show.author)  # "" when nobody names one: no itunes:author then
     description = description_text(_clip(xml_text(show.description) or title))
     feed_url = base_url + FEED_FILE
     page_url = xml_text(podcast.link) or base_url
@@ -467,9 +492,7 @@ def render_feed(
         }
     # the newest episode's date, never the wall clock: same inputs, same bytes
     newest = max(dates, default=None) or datetime.combine(
-        podcast.published or lock.first_build or DEFAULT_PUBLISHED,
-        datetime.min.time(),
-        timezone.utc,
+        podcast.published or first_build_day(lock), datetime.min.time(), timezone.utc
     )
     fg.lastBuildDate(newest)
     data: bytes = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
@@ -520,10 +543,12 @@ __all__ = [
     "EpisodeLock",
     "Lock",
     "file_url",
+    "first_build_day",
     "is_loopback_url",
     "load_lock",
     "podcast_guid_for",
     "render_feed",
+    "today",
     "update_lock",
     "write_feed",
 ]

@@ -262,8 +262,20 @@ class Show:
     """The book as a whole, resolved from podcast.yaml and the seeds; used for tags and feed."""
 
     title: str
-    author: str
+    #: podcast.yaml's, else the book's, else a chapter's; None when nobody names one (the
+    #: tags, the feed and the page then name no author rather than "Unknown")
+    author: str | None
     description: str
     language: str  # ISO 639-1, e.g. "en"
-    year: int  # first publication year, for tags (never the wall clock: builds are deterministic)
     cover: Path  # the cover image written into output/ (JPEG or PNG, square, >= 1400 px)
+    #: the work's original year (MP3 TORY, the show page): podcast.yaml's `year:`, else the
+    #: year the book states (BookFacts.year); None when nobody gave one, never guessed
+    year: int | None = None
+    #: the year it was recorded (MP3 TYER): that of the project's first build, which
+    #: narrate.lock keeps (never a later build's clock: builds are deterministic)
+    recorded: int | None = None
+
+    @property
+    def day(self) -> int | None:
+        """The one year an M4B carries (©day): the work's where known, else the recording's."""
+        return self.year if self.year is not None else self.recorded

@@ -297,6 +297,10 @@ def render_page(
         body = _audiobook_html(audiobook, out_dir) + "\n" + body
     feed = _e(FEED_FILE)
     count = f"{len(ordered)} episode{'s' if len(ordered) != 1 else ''}, {clock(total)}"
+    # the work's own year, as podcast.yaml or the book gives it; none is guessed
+    year = f'<span class="year">({show.year})</span>' if show.year is not None else ""
+    named = " ".join(p for p in (_e(show.author or ""), year) if p)
+    byline = f'<p class="author">{named}</p>' if named else ""
     return f"""<!DOCTYPE html>
 <html lang="{_e(show.language)}">
 <head>
@@ -312,7 +316,7 @@ def render_page(
 {cover_html}
 <div>
 <h1>{_e(show.title)}</h1>
-<p class="author">{_e(show.author)}</p>
+{byline}
 {_paragraphs(show.description)}
 <p class="meta">{count}</p>
 <p class="subscribe">Listen in your podcast app: add the feed

@@ -140,7 +140,7 @@ def clips_for(cast: CastChapter, rendered: dict[tuple[str, int], Clip]) -> list[
     return [[rendered[(p.id, j)] for j in range(len(p.lines))] for p in cast.parts]
 
 
-def make_show(folder: Path, year: int = 1921) -> Show:
+def make_show(folder: Path, year: int | None = 1921, recorded: int | None = 2026) -> Show:
     cover = folder / "cover.png"
     if not cover.exists():
         Image.new("RGB", (1400, 1400), (120, 20, 30)).save(cover)
@@ -150,6 +150,7 @@ def make_show(folder: Path, year: int = 1921) -> Show:
         description="Pamphlets.",
         language="en",
         year=year,
+        recorded=recorded,
         cover=cover,
     )
 
@@ -281,7 +282,8 @@ def test_id3v23_tags_read_back_with_mutagen(built: Built) -> None:
     assert str(tags["TALB"]) == built.show.title
     assert str(tags["TRCK"]) == "1/2"
     assert tags["TCON"].genres == ["Audiobook"]
-    assert str(tags["TDRC"]) == "1921"
+    raw = mutagen.id3.ID3(built.episode.mp3, translate=False)  # the frames as saved
+    assert str(raw["TYER"]) == "2026" and str(raw["TORY"]) == "1921"  # recorded; the work's
     assert str(tags["TLAN"]) == "eng"
     comment = tags.getall("COMM")[0]
     assert "Narrator" in comment.text[0] and "Victor Serge" in comment.text[0]

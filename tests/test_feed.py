@@ -502,6 +502,25 @@ def test_without_a_published_date_the_first_builds_day_dates_the_show(
     assert json.loads((tmp_path / "narrate.lock").read_text())["first_build"] == "2026-12-01"
 
 
+def test_a_lock_of_an_older_narrate_takes_its_first_build_day_once_and_keeps_it(
+    tmp_path: Path, speech: list[bytes]
+) -> None:
+    """A lock with episodes but no first_build (written before narrate kept one) takes the
+    day of its next build, once: its episodes keep their dates, later clocks change nothing."""
+    build_podcast(tmp_path, speech, today=date(2026, 12, 1))
+    path = tmp_path / "narrate.lock"
+    older = json.loads(path.read_text())
+    del older["first_build"]
+    path.write_text(json.dumps(older))
+    items = items_by_guid(tmp_path / "output" / "feed.xml")
+    build_podcast(tmp_path, speech, today=date(2027, 3, 9))
+    assert json.loads(path.read_text())["first_build"] == "2027-03-09"
+    assert items_by_guid(tmp_path / "output" / "feed.xml") == items
+    lock, feed = path.read_bytes(), (tmp_path / "output" / "feed.xml").read_bytes()
+    build_podcast(tmp_path, speech, today=date(2031, 1, 1))
+    assert path.read_bytes() == lock and (tmp_path / "output" / "feed.xml").read_bytes() == feed
+
+
 def test_podcast_guid_is_fixed_once_published_and_kept_when_the_feed_moves(
     tmp_path: Path, speech: list[bytes]
 ) -> None:

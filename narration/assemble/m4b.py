@@ -73,7 +73,7 @@ def _digest(chapters: Sequence[BookChapter], show: Show, cover: bytes, narrators
         "format": M4B_FORMAT,
         "encoder": encoder_version(),
         "chapters": [[c.title, c.aac_sha256, c.heard, c.marks] for c in chapters],
-        "show": [show.title, show.author, show.description, show.language, show.year],
+        "show": [show.title, show.author, show.description, show.language, show.day],
         "cover": hashlib.sha256(cover).hexdigest(),
         "narrators": narrators,
     }
@@ -248,17 +248,18 @@ def _tag(tmp: Path, final: Path, *, show: Show, cover: bytes, narrators: str) ->
         values: dict[str, Any] = {
             "\xa9nam": [show.title],
             "\xa9alb": [show.title],
-            "\xa9ART": [show.author],
-            "aART": [show.author],
             "\xa9wrt": [narrators],  # Audiobookshelf and others read the narrator here
             "\xa9nrt": [narrators],  # and Apple's own narrator atom
-            "\xa9day": [str(show.year)],
             "\xa9gen": ["Audiobook"],
             "stik": [2],
             "trkn": [(1, 1)],
             "disk": [(1, 1)],
             "covr": [MP4Cover(cover, imageformat=fmt)],
         }
+        if show.author:  # nobody named one: none is made up
+            values["\xa9ART"] = values["aART"] = [show.author]
+        if show.day is not None:  # the work's year, else the recording's; never a guess
+            values["\xa9day"] = [f"{show.day:04d}"]
         if show.description:
             values["desc"] = [show.description[:255]]
             values["ldes"] = [show.description]

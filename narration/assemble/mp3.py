@@ -136,6 +136,7 @@ def write_tags(
         ID3,
         TALB,
         TCON,
+        TDOR,
         TDRC,
         TIT2,
         TLAN,
@@ -148,17 +149,24 @@ def write_tags(
 
     chapter = cast.chapter
     title = chapter.title.strip() or chapter.id
-    author = (chapter.author or show.author).strip()
+    author = (chapter.author or show.author or "").strip()
     lang = iso639_2(show.language)
     voices = "Voices: " + ", ".join(v.label for v in cast.voices)
     tags = ID3()
     tags.add(TIT2(encoding=_enc(title), text=[title]))
-    tags.add(TPE1(encoding=_enc(author), text=[author]))
-    tags.add(TPE2(encoding=_enc(show.author), text=[show.author]))
+    if author:  # nobody named one: none is made up
+        tags.add(TPE1(encoding=_enc(author), text=[author]))
+    if show.author:
+        tags.add(TPE2(encoding=_enc(show.author), text=[show.author]))
     tags.add(TALB(encoding=_enc(show.title), text=[show.title]))
     tags.add(TRCK(encoding=0, text=[f"{number}/{total}"]))
     tags.add(TCON(encoding=0, text=["Audiobook"]))
-    tags.add(TDRC(encoding=0, text=[str(show.year)]))
+    # saved as ID3v2.3's TYER (recorded: the first build's year) and TORY (the work's own
+    # year), each only where known: a year nobody gave is left out
+    if show.recorded is not None:
+        tags.add(TDRC(encoding=0, text=[f"{show.recorded:04d}"]))
+    if show.year is not None:
+        tags.add(TDOR(encoding=0, text=[f"{show.year:04d}"]))
     tags.add(TLAN(encoding=0, text=[lang]))
     tags.add(COMM(encoding=_enc(voices), lang=lang, desc="", text=[voices]))
     mime = "image/png" if show.cover.suffix.lower() == ".png" else "image/jpeg"
@@ -185,7 +193,7 @@ def write_tags(
             sub_frames=[TIT2(encoding=_enc(title), text=[title])],
         )
     )
-    tags.update_to_v23()  # TDRC -> TYER and so on: mutagen saves frames as they are
+    tags.update_to_v23()  # TDRC -> TYER, TDOR -> TORY and so on: mutagen saves frames as they are
     try:
         tags.save(path, v2_version=3, v23_sep="/", padding=lambda info: 0)
     except (MutagenError, OSError) as exc:

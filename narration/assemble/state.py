@@ -96,7 +96,10 @@ def chapter_digest(
         "number": number,
         "total": total,
         "chapter": [ch.id, ch.title, ch.author],
-        "show": [show.title, show.author, show.language, show.year, show.cover.suffix.lower()],
+        "show": [
+            *(show.title, show.author, show.language, show.year, show.recorded),
+            show.cover.suffix.lower(),
+        ],
         "cover": hashlib.sha256(cover).hexdigest(),
         "pauses": pauses.model_dump(),
         "audio": audio_config.model_dump(),

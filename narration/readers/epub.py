@@ -1,5 +1,6 @@
 """EPUB 2 and 3: the spine in reading order, chapter titles from the navigation (EPUB 3's
-nav document, EPUB 2's NCX), the title, author, language and cover from the OPF.
+nav document, EPUB 2's NCX), the title, subtitle, author, language, description, cover and
+(where stated) the work's original year from the OPF.
 
 An EPUB is a ZIP of XML and XHTML, and a hostile one is refused with one line before any
 of it is read: not a ZIP, no container or OPF, a spine naming missing files, DRM
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
 from lxml import etree
+from lxml import html as lxml_html
 
 from ..errors import InputError
 from ..model import BookFacts, Removed
@@ -361,6 +363,70 @@ class _Book:
             name = href(cover_item.get("href") or "")
             if name in self.names:
                 cover = (self.data(name, MAX_IMAGE), f"{self.path.name}: {name}")
+        title, subtitle = _titles(opf)
+        described = opf.find(".//opf:metadata/dc:description", _NS)
         return BookFacts(
-            title=first("title"), author=first("creator"), language=first("language"), cover=cover
+            title=title,
+            subtitle=subtitle,
+            author=first("creator"),
+            language=first("language"),
+            description=plain_description("".join(described.itertext()))
+            if described is not None
+            else None,
+            year=_original_year(opf),
+            cover=cover,
         )
+
+
+def _titles(opf: etree._Element) -> tuple[str | None, str | None]:
+    """The book's title and subtitle: EPUB 3 marks each dc:title's part with a refining
+    `title-type` (main, subtitle, ...); without one, the first dc:title is the title."""
+    kinds = {
+        (m.get("refines") or "").lstrip("#"): (m.text or "").strip()
+        for m in opf.iterfind(".//opf:metadata/opf:meta[@property='title-type']", _NS)
+    }
+    found: dict[str, str] = {}
+    for el in opf.iterfind(".//opf:metadata/dc:title", _NS):
+        text = re.sub(r"\s+", " ", el.text or "").strip()
+        kind = kinds.get(el.get("id") or "", "")
+        if text:
+            found.setdefault("any", text)
+            if kind in ("", "main", "subtitle"):
+                found.setdefault("subtitle" if kind == "subtitle" else "title", text)
+    return found.get("title", found.get("any")), found.get("subtitle")
+
+
+def _original_year(opf: etree._Element) -> int | None:
+    """The work's own year, only where the OPF states it: EPUB 2's dc:date with
+    opf:event="original-publication". A plain dc:date is the ebook's date, never used."""
+    for el in opf.iterfind(".//opf:metadata/dc:date", _NS):
+        if el.get(f"{{{_NS['opf']}}}event") == "original-publication":
+            m = re.match(r"\s*(\d{4})(?!\d)", el.text or "")  # ISO 8601: 1886, 1886-01-05
+            if m:
+                return int(m.group(1))
+    return None
+
+
+#: Elements after which an HTML description starts a new paragraph.
+_BLOCKS = ("p", "div", "li", "dd", "dt", "blockquote", "section", "article", "tr", "ul", "ol")
+_BLOCKS += ("dl", "h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def plain_description(text: str) -> str | None:
+    """An OPF's dc:description as plain text: markup in it (often escaped HTML) is dropped,
+    paragraphs kept apart by a blank line, whitespace within them collapsed."""
+    if re.search(r"<[A-Za-z/!]", text):
+        try:
+            root = lxml_html.fragment_fromstring(text, create_parent="div")
+        except etree.ParserError:
+            root = None
+        if root is not None:
+            for el in list(root.iter("script", "style")):
+                el.drop_tree()
+            for el in root.iter(*_BLOCKS):
+                el.tail = "\n\n" + (el.tail or "")
+            for el in root.iter("br"):
+                el.tail = " " + (el.tail or "")
+            text = root.text_content()
+    paragraphs = (re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text))
+    return "\n\n".join(p for p in paragraphs if p) or None
