@@ -18,6 +18,7 @@ STAGES = [
     "inline",
     "sentences",
     "coverage",
+    "headings",
     "segment",
     "outline",
     "cast",
