@@ -1695,8 +1695,8 @@ def _length_cut(ch: Chapter, f: _File) -> list[Chapter]:
     else between paragraphs. Never one multi-hour episode."""
     counts = [len(WORD.findall(s.text)) for s in ch.segments]
     total = sum(counts)
-    if total <= MAX_PART_WORDS:
-        return [ch]
+    if total <= MAX_PART_WORDS or len(ch.segments) < 2:
+        return [ch]  # one paragraph is never cut inside
     n = -(-total // MAX_PART_WORDS)
     target = total / n
     breaks = sorted(r.line for r in f.removed if r.reason == "separator")
