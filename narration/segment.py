@@ -1036,6 +1036,15 @@ class _Entry:
         return self.number is not None and self.number == other.number
 
 
+def _headings_found(items: list[_Item]) -> list[_Entry]:
+    """The chapter headings found in the text, as the contents' entries are compared."""
+    return [
+        _Entry(it.title, it.line, heading_key(it.title), it.heading.number if it.heading else None)
+        for it in items
+        if it.kind == "chapter"
+    ]
+
+
 def _entries(lines: list[tuple[int, str]]) -> list[_Entry]:
     """The contents' entries, an entry's wrapped lines joined ("CHAPTER I" / "Jonathan
     Harker's Journal ... 1", or a long title run on to the next line)."""
@@ -1060,11 +1069,7 @@ def _named_chapters(items: list[_Item], entries: list[tuple[int, str]], f: _File
     """Chapters named without a number: the short lines the book's contents list names
     ("STORY OF THE DOOR", "Etymology"), else, in a book with no chapter headings at all,
     lines in capitals set off by blank lines before running text, where they recur."""
-    found = [
-        _Entry(it.title, it.line, heading_key(it.title), it.heading.number if it.heading else None)
-        for it in items
-        if it.kind == "chapter"
-    ]
+    found = _headings_found(items)
     # the entries no heading answers: a numbered chapter's entry titles that chapter
     listed = [e for e in _entries(entries) if e.key and not any(e.names(h) for h in found)]
     matched = False
@@ -1118,11 +1123,7 @@ def _check_contents(items: list[_Item], entries: list[tuple[int, str]], f: _File
     listed = _entries(entries)
     if not listed:
         return
-    found = [
-        _Entry(it.title, it.line, heading_key(it.title), it.heading.number if it.heading else None)
-        for it in items
-        if it.kind == "chapter"
-    ]
+    found = _headings_found(items)
     missing = [e.text for e in listed if not any(e.names(h) for h in found)]
     extra = [h.text for h in found if not any(e.names(h) for e in listed)]
     if not missing and not extra:
