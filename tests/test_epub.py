@@ -22,6 +22,8 @@ from narration.errors import InputError
 from narration.readers import read_seed_file, seed_contents
 from narration.segment import segment_book
 
+from .support import start_epub
+
 REPO = Path(__file__).resolve().parent.parent
 
 XHTML = """<?xml version="1.0" encoding="utf-8"?>
@@ -75,14 +77,7 @@ def make_epub(
         ("colophon.xhtml", "Colophon", COLOPHON, ""),
     ]
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" '
-            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-            '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
+        start_epub(z, "OEBPS/content.opf")
         items = "".join(
             f'<item id="d{i}" href="{name}" media-type="application/xhtml+xml"/>'
             for i, (name, *_) in enumerate(docs)

@@ -29,6 +29,7 @@ from narration.project import open_project
 from narration.readers import read_seed_file
 
 from .conftest import REPO
+from .support import start_epub
 
 OPF_NS = "http://www.idpf.org/2007/opf"
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -55,14 +56,7 @@ def write_epub(path: Path, metadata: str, *, version: int = 3) -> Path:
         "<head><title>{0}</title></head><body><h1>{0}</h1><p>{1}</p></body></html>"
     )
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" '
-            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-            '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
+        start_epub(z, "OEBPS/content.opf")
         items = spine = links = ""
         for i, (title, text) in enumerate(CHAPTERS):
             z.writestr(f"OEBPS/c{i}.xhtml", xhtml.format(title, text))

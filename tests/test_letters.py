@@ -19,10 +19,10 @@ from mutagen.id3 import ID3
 from mutagen.mp4 import MP4
 
 from narration.cli import main
-from narration.coverage import words_accounted
 from narration.model import Book, Segment
-from narration.readers import seed_contents
 from narration.segment import segment_book
+
+from .support import assert_every_word_once, book_from, start_epub
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,14 +105,7 @@ def se_epub(path: Path, chapter: str) -> Path:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" '
-            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
-            '<rootfile full-path="epub/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
+        start_epub(z, "epub/content.opf")
         items = "".join(
             f'<item id="d{k}" href="text/{n}" media-type="application/xhtml+xml"/>'
             for k, n in enumerate(docs)
@@ -192,7 +185,7 @@ def test_a_letter_reads_in_order_with_its_signature_as_a_short_source(
     # signature closes its last paragraph: never a heading
     assert [s.kind for s in said] == ["narration", "quote", "narration"]
     assert said[-1].text.endswith("insane. Hastie Lanyon")
-    assert words_accounted(book, seed_contents(seeds)).ok
+    assert_every_word_once(book, tmp_path / "seeds")
 
 
 def test_a_quote_source_is_a_name_never_a_paragraph(tmp_path: Path) -> None:
@@ -210,10 +203,7 @@ def test_a_quote_source_is_a_name_never_a_paragraph(tmp_path: Path) -> None:
         "<p>And a third.</p>"
         "<blockquote><p>All power to the soviets.</p><footer>— Anna Petrovna</footer></blockquote>"
     )
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "sources.xhtml").write_text(XHTML.format(title="Sources", body=body), "utf-8")
-    book = segment_book(seeds)
+    book = book_from(tmp_path, {"sources.xhtml": XHTML.format(title="Sources", body=body)})
     quotes = [(s.text, s.source and s.source.label()) for s in book.chapters[0].segments]
     quotes = [q for q in quotes if q[0] not in ("She read it out.", "And another.", "And a third.")]
     assert quotes == [
@@ -221,7 +211,7 @@ def test_a_quote_source_is_a_name_never_a_paragraph(tmp_path: Path) -> None:
         (f"Bread and peace. {long}", None),
         ("All power to the soviets.", "Anna Petrovna"),
     ]
-    assert words_accounted(book, seed_contents(seeds)).ok
+    assert_every_word_once(book, tmp_path / "seeds")
 
 
 def test_a_gutenberg_letter_reads_on_in_one_voice_and_its_initials_are_no_heading(
@@ -239,16 +229,14 @@ def test_a_gutenberg_letter_reads_on_in_one_voice_and_its_initials_are_no_headin
         "<h3>Letter 4</h3><p>So strange an accident has happened to us that I cannot forbear "
         "recording it.</p>"
     )
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "frankenstein.html").write_text(XHTML.format(title="Frankenstein", body=body), "utf-8")
-    book = segment_book(seeds)
+    page = XHTML.format(title="Frankenstein", body=body)
+    book = book_from(tmp_path, {"frankenstein.html": page})
     said = [(s.kind, s.text) for c in book.chapters for s in c.segments]
     assert ("heading", "R.W.") not in said and all(k != "quote" for k, _ in said)
     texts = [t for _, t in said]
     assert "“My dearest Sister," in texts
     assert any(t.endswith("Heaven bless my beloved sister! R.W.") for t in texts), said
-    assert words_accounted(book, seed_contents(seeds)).ok
+    assert_every_word_once(book, tmp_path / "seeds")
 
 
 def test_an_espeak_build_reads_the_postscript_after_the_signature_and_marks_no_signature(
@@ -292,16 +280,13 @@ def test_a_dash_line_of_a_paragraph_s_length_is_read_never_announced(tmp_path: P
         "So the letter ended, and the men who had carried it across the frozen river sat "
         "down to rest by the fire."
     )
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "letters.md").write_text(
+    letters = (
         "# Letters\n\n"
         f"> We hold on through the winter.\n> — {long}\n\n"
         f"> Bread and peace.\n\n— {long}\n\n"
-        "> All power to the soviets.\n\n— Anna Petrovna, Letters (1921)\n",
-        encoding="utf-8",
+        "> All power to the soviets.\n\n— Anna Petrovna, Letters (1921)\n"
     )
-    book = segment_book(seeds)
+    book = book_from(tmp_path, {"letters.md": letters})
     said = [(s.kind, s.text, s.source and s.source.label()) for s in book.chapters[0].segments]
     assert said == [
         ("quote", f"We hold on through the winter. — {long}", None),
@@ -309,4 +294,4 @@ def test_a_dash_line_of_a_paragraph_s_length_is_read_never_announced(tmp_path: P
         ("narration", f"— {long}", None),
         ("quote", "All power to the soviets.", "Anna Petrovna, Letters (1921)"),
     ]
-    assert words_accounted(book, seed_contents(seeds)).ok
+    assert_every_word_once(book, tmp_path / "seeds")
