@@ -146,6 +146,67 @@ class BookFacts:
     cover: tuple[bytes, str] | None = field(default=None, repr=False)
 
 
+Gender = Literal["female", "male", "unknown"]
+
+
+@dataclass(frozen=True)
+class QuotePiece:
+    """One stretch of a quotation inside a segment's text, quote marks excluded."""
+
+    segment: str  # the segment's id
+    start: int  # offsets into Segment.text
+    end: int
+
+
+@dataclass(frozen=True)
+class Quotation:
+    """One turn of speech (or quoted thought): its pieces, in order, possibly over several
+    paragraphs, and who speaks it, with the evidence (None: narrate abstained)."""
+
+    id: str  # "<chapter id>.q<n>", in reading order
+    chapter: str
+    pieces: tuple[QuotePiece, ...]
+    speaker: str | None  # a Character's id
+    attribution: str | None  # "explicit: said Holmes", "turn-taking", ...
+
+
+@dataclass(frozen=True)
+class Character:
+    """A person the book names (or its first-person narrator), found in the text itself."""
+
+    id: str  # a stable slug of the name: "mr-woodhouse", "narrator"
+    name: str
+    aliases: tuple[str, ...]  # every name the book calls it by, the name among them
+    gender: Gender
+    gender_evidence: str | None  # "title", "pronouns (12 of 13)", None when unknown
+    quotations: int  # quotations attributed to it
+    words: int  # their words
+    narrator: bool = False
+
+
+@dataclass(frozen=True)
+class Speakers:
+    """Who speaks in a book: its characters and its quotations, in reading order."""
+
+    characters: tuple[Character, ...] = ()
+    quotations: tuple[Quotation, ...] = ()
+
+    def in_segment(self, segment_id: str) -> tuple[tuple[Quotation, QuotePiece], ...]:
+        """The quotation pieces inside one segment, in order."""
+        return self._index().get(segment_id, ())
+
+    def _index(self) -> dict[str, tuple[tuple[Quotation, QuotePiece], ...]]:
+        cached = self.__dict__.get("_by_segment")
+        if cached is None:
+            out: dict[str, list[tuple[Quotation, QuotePiece]]] = {}
+            for q in self.quotations:
+                for piece in q.pieces:
+                    out.setdefault(piece.segment, []).append((q, piece))
+            cached = {k: tuple(v) for k, v in out.items()}
+            object.__setattr__(self, "_by_segment", cached)
+        return cached
+
+
 @dataclass(frozen=True)
 class Voice:
     """A named voice from voices.yaml, with everything the engine needs to render it."""

@@ -1,0 +1,546 @@
+"""Characters, from the book itself: the people named in it, their names merged where the
+text links them, and their gender where the text says it.
+
+A name is a run of capitalised words the book capitalises wherever it uses them (so
+"Poor" opening a sentence is not one), with or without a title ("Mr.", "Lady", "Captain").
+Names are merged as readers link them: "Mr. Frank Churchill", "Frank Churchill" and
+"Frank" are one person; "Mr. Weston" and "Mrs. Weston" are two; a title and surname joins
+the one full name of that surname and gender when the full name is not rare beside it.
+A name is a character when the book treats it as a person: it carries a title, speaks in
+an attribution ("said Holmes"), or is addressed in speech.
+
+Gender comes from titles (Mr., Mrs., Lady…) and, failing them, from the pronouns that
+follow the name in narration; unknown when neither is clear. No list of first names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+MALE_TITLES = frozenset(
+    [
+        "Mr",
+        "Mister",
+        "Sir",
+        "Lord",
+        "Monsieur",
+        "Mons",
+        "M",
+        "Herr",
+        "Signor",
+        "Senor",
+        "Señor",
+        "Don",
+        "Father",
+        "Uncle",
+        "Master",
+        "Count",
+        "Baron",
+        "Prince",
+        "King",
+        "Duke",
+        "Earl",
+        "Marquis",
+        "Brother",
+        "Squire",
+    ]
+)
+FEMALE_TITLES = frozenset(
+    [
+        "Mrs",
+        "Miss",
+        "Ms",
+        "Mme",
+        "Madame",
+        "Mlle",
+        "Mademoiselle",
+        "Lady",
+        "Dame",
+        "Aunt",
+        "Mistress",
+        "Countess",
+        "Baroness",
+        "Princess",
+        "Queen",
+        "Duchess",
+        "Frau",
+        "Fraulein",
+        "Fräulein",
+        "Signora",
+        "Signorina",
+        "Senora",
+        "Señora",
+        "Donna",
+        "Sister",
+        "Mother",
+        "Marchioness",
+    ]
+)
+OTHER_TITLES = frozenset(
+    [
+        "Dr",
+        "Doctor",
+        "Captain",
+        "Capt",
+        "Colonel",
+        "Col",
+        "Major",
+        "General",
+        "Gen",
+        "Professor",
+        "Prof",
+        "Rev",
+        "Reverend",
+        "Inspector",
+        "Sergeant",
+        "Sgt",
+        "Lieutenant",
+        "Lieut",
+        "Lt",
+        "Cousin",
+        "Nurse",
+        "Judge",
+        "Admiral",
+        "Corporal",
+        "Private",
+        "Saint",
+        "St",
+    ]
+)
+TITLES = MALE_TITLES | FEMALE_TITLES | OTHER_TITLES
+_TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
+_WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
+_CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
+NAME = re.compile(rf"(?<![\w'’])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b")
+
+#: Capitalised words that are not names even where a book capitalises them everywhere.
+_NOT_NAMES = frozenset(
+    [
+        "I",
+        "I'm",
+        "I've",
+        "I'll",
+        "I'd",
+        "Me",
+        "My",
+        "Mine",
+        "Myself",
+        "We",
+        "Us",
+        "Our",
+        "You",
+        "Your",
+        "He",
+        "Him",
+        "His",
+        "She",
+        "Her",
+        "Hers",
+        "It",
+        "Its",
+        "They",
+        "Them",
+        "Their",
+        "The",
+        "A",
+        "An",
+        "And",
+        "But",
+        "Or",
+        "If",
+        "Then",
+        "When",
+        "Where",
+        "What",
+        "Who",
+        "Why",
+        "How",
+        "Yes",
+        "No",
+        "Oh",
+        "Ah",
+        "Well",
+        "Sir",
+        "Madam",
+        "Ma'am",
+        "God",
+        "Lord",
+        "Heaven",
+        "Heavens",
+        "Christ",
+        "Jesus",
+        "Christmas",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "English",
+        "French",
+        "German",
+        "Italian",
+        "Spanish",
+        "Russian",
+        "American",
+        "Indian",
+        "Irish",
+        "Scotch",
+        "Scottish",
+        "Welsh",
+        "British",
+        "Europe",
+        "Chapter",
+        "Book",
+        "Part",
+        "Volume",
+        "Mamma",
+        "Papa",
+        "Mama",
+        "Pa",
+        "Ma",
+        "Mother",
+        "Father",
+        "Uncle",
+        "Aunt",
+        "Grandmother",
+        "Grandfather",
+        "This",
+        "That",
+        "These",
+        "Those",
+        "There",
+        "Here",
+        "Not",
+        "Now",
+        "Do",
+        "Don't",
+        "Did",
+        "Is",
+        "Was",
+        "Are",
+        "Were",
+        "Be",
+        "Been",
+        "Have",
+        "Had",
+        "Has",
+        "Let",
+        "Come",
+        "Go",
+        "Good",
+        "Dear",
+        "Poor",
+        "Miss",
+        "Mrs",
+        "Mr",
+        "Ms",
+        "Mlle",
+        "Mme",
+        "Dr",
+        "Street",
+        "Square",
+        "Road",
+        "Lane",
+        "Hall",
+        "House",
+        "Park",
+        "Court",
+        "Church",
+        "Abbey",
+        "London",
+        "Paris",
+        "England",
+        "France",
+        "Italy",
+        "Rome",
+        "America",
+        "Lady",
+    ]
+)
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)$")
+PRONOUNS_MALE = frozenset(["he", "him", "his", "himself"])
+PRONOUNS_FEMALE = frozenset(["she", "her", "hers", "herself"])
+_PRONOUN = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.I)
+
+
+def title_gender(title: str | None) -> str | None:
+    t = (title or "").rstrip(".")
+    if t in MALE_TITLES:
+        return "male"
+    if t in FEMALE_TITLES:
+        return "female"
+    return None
+
+
+@dataclass(eq=False)
+class Person:
+    """A character being found: its names (with counts) and the evidence for its gender."""
+
+    key: str
+    names: Counter[str] = field(default_factory=Counter)
+    male: int = 0  # votes from titles and pronouns
+    female: int = 0
+    titled: str | None = None  # gender its title gives, if any
+    speaks: int = 0  # attributions naming it
+    addressed: int = 0  # times it is addressed in speech
+    narrator: bool = False
+
+    @property
+    def name(self) -> str:
+        """The fullest name it is often called by."""
+        ranked = sorted(self.names.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
+        top = ranked[0][1]
+        common = [n for n, c in ranked if c * 4 >= top]
+        return max(common, key=lambda n: (_title_of(n) is not None, len(n.split()), self.names[n]))
+
+    def gender(self) -> tuple[str, str | None]:
+        if self.titled:
+            return self.titled, "title"
+        votes = self.male + self.female
+        if votes >= 3 and max(self.male, self.female) >= 0.75 * votes:
+            g = "male" if self.male > self.female else "female"
+            return g, f"pronouns ({max(self.male, self.female)} of {votes})"
+        return "unknown", None
+
+
+def _title_of(name: str) -> str | None:
+    m = NAME.fullmatch(name)
+    return m.group("title") if m else None
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A name found in a paragraph: where, as written, and its parts."""
+
+    start: int
+    end: int
+    text: str
+    title: str | None
+    words: tuple[str, ...]
+
+
+def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mention]:
+    """Names in a text, leading words that are not names dropped ("Poor Miss Taylor"), and
+    words after the name that are not names ("Emma Dear")."""
+    out: list[Mention] = []
+    for m in NAME.finditer(text):
+        title = m.group("title")
+        toks = list(_WORD_RE.finditer(text, m.start("words"), m.end("words")))
+        if title is None:
+            while toks and not _name_word(toks[0].group(0), valid):
+                toks.pop(0)
+        kept = toks[:1]
+        for t in toks[1:]:
+            if not _name_word(t.group(0), valid):
+                break
+            kept.append(t)
+        if not kept:
+            continue
+        start = m.start() if title else kept[0].start()
+        end = kept[-1].end()
+        out.append(Mention(start, end, text[start:end], title, tuple(t.group(0) for t in kept)))
+    return out
+
+
+_WORD_RE = re.compile(_WORD)
+
+
+def _name_word(word: str, valid: frozenset[str] | None) -> bool:
+    return word not in _NOT_NAMES and (valid is None or word in valid)
+
+
+def name_words(texts: Iterable[str]) -> frozenset[str]:
+    """Capitalised words the book writes capitalised where no sentence starts, and rarely in
+    lower case: the words names are made of."""
+    capital: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    for text in texts:
+        for m in re.finditer(r"[A-Za-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)*", text):
+            w = m.group(0)
+            if w[0].isupper():
+                if not _SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
+                    capital[w] += 1
+            else:
+                lower[w] += 1
+    return frozenset(
+        w
+        for w, n in capital.items()
+        if n >= 2 and lower.get(w.lower(), 0) * 3 <= n and w not in _NOT_NAMES and not w.isupper()
+    )
+
+
+class Cast:
+    """The characters of a book: names merged into people, with an index from every name
+    and title-and-surname to its person."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, Person] = {}
+        self.by_name: dict[str, str] = {}  # alias as written -> person key
+
+    def lookup(self, mention: Mention) -> Person | None:
+        key = self.by_name.get(_norm(mention.text))
+        if key is None and mention.title:
+            key = self.by_name.get(_norm(" ".join(mention.words)))
+            if key is not None:
+                g = title_gender(mention.title)
+                p = self.people[key]
+                if g and p.titled and p.titled != g:
+                    return None
+        return self.people.get(key) if key else None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"\s+", " ", name.replace(".", "")).strip()
+
+
+def build_cast(
+    mentions: Sequence[Mention], speakers: Counter[str], addressed: Counter[str]
+) -> Cast:
+    """People from the names found: full names first, then titles with surnames, then single
+    names, each merged where the text links them (see the module docstring)."""
+    cast = Cast()
+    forms: Counter[tuple[str | None, tuple[str, ...]]] = Counter()
+    for m in mentions:
+        forms[(_norm(m.title) if m.title else None, m.words)] += 1
+    # 1. full names (two words or more), a title's gender kept
+    full: dict[tuple[str, ...], Person] = {}
+    for (title, words), n in sorted(
+        forms.items(), key=lambda kv: (-len(kv[0][1]), kv[0][1], kv[0][0] or "")
+    ):
+        if len(words) < 2:
+            continue
+        p = full.get(words)
+        if p is None:
+            p = full[words] = Person(key=" ".join(words))
+        p.names[_alias(title, words)] += n
+        _vote_title(p, title, n)
+    # 2. title and surname: one compatible full name of that surname not rare beside it
+    titled: dict[tuple[str, str], Person] = {}
+    for (title, words), n in sorted(forms.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
+        if len(words) != 1 or title is None:
+            continue
+        g = title_gender(title) or title
+        p = titled.get((g, words[0]))
+        if p is None:
+            matches = [f for w, f in full.items() if w[-1] == words[0] and _compatible(f, title)]
+            count = sum(
+                c for (t, w), c in forms.items() if w == words and (title_gender(t) or t) == g
+            )
+            if len(matches) == 1 and sum(matches[0].names.values()) * 4 >= count:
+                p = matches[0]
+            else:
+                p = Person(key=f"{title} {words[0]}")
+            titled[(g, words[0])] = p
+        p.names[_alias(title, words)] += n
+        _vote_title(p, title, n)
+    # 3. a single name: the given name of one full name, else a surname, else its own
+    singles: dict[str, Person] = {}
+    for (title, words), n in sorted(forms.items(), key=lambda kv: kv[0][1]):
+        if len(words) != 1 or title is not None:
+            continue
+        w = words[0]
+        given = [f for ws, f in full.items() if ws[0] == w]
+        surname = [p for (g, s), p in titled.items() if s == w]
+        if len(given) == 1:
+            p = given[0]
+        elif not given and len(surname) == 1:
+            p = surname[0]
+        elif not given and surname:
+            ranked = sorted(surname, key=lambda q: -sum(q.names.values()))
+            top = sum(ranked[0].names.values())
+            p = ranked[0] if top >= 3 * sum(ranked[1].names.values()) else Person(key=w)
+        else:
+            p = Person(key=w)
+        singles[w] = p
+        p.names[w] += n
+    people: dict[int, Person] = {}
+    for p in [*full.values(), *titled.values(), *singles.values()]:
+        people[id(p)] = p
+    for p in people.values():
+        cast.people[p.key] = p
+        for alias in p.names:
+            cast.by_name.setdefault(_norm(alias), p.key)
+    for name, n in speakers.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].speaks += n
+    for name, n in addressed.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].addressed += n
+    return cast
+
+
+def _alias(title: str | None, words: tuple[str, ...]) -> str:
+    return (
+        f"{title}. " if title and title in _ABBREVIATED else f"{title} " if title else ""
+    ) + " ".join(words)
+
+
+_ABBREVIATED = frozenset(
+    [
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Dr",
+        "Mme",
+        "Mlle",
+        "Mons",
+        "Capt",
+        "Col",
+        "Gen",
+        "Prof",
+        "Rev",
+        "Sgt",
+        "Lieut",
+        "Lt",
+        "St",
+        "M",
+    ]
+)
+
+
+def _vote_title(p: Person, title: str | None, n: int) -> None:
+    g = title_gender(title)
+    if g and p.titled is None:
+        p.titled = g
+
+
+def _compatible(p: Person, title: str) -> bool:
+    g = title_gender(title)
+    return g is None or p.titled is None or p.titled == g
+
+
+def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
+    """Votes for a person's gender: the first third-person pronoun after a mention of it, in
+    the same sentence, when no other name comes between."""
+    for k, m in enumerate(mentions):
+        p = cast.lookup(m)
+        if p is None or p.titled:
+            continue
+        stop = mentions[k + 1].start if k + 1 < len(mentions) else len(text)
+        end = text.find(".", m.end, stop)
+        window = text[m.end : stop if end < 0 else end]
+        pm = _PRONOUN.search(window)
+        if pm:
+            if pm.group(1).lower() in PRONOUNS_MALE:
+                p.male += 1
+            else:
+                p.female += 1

@@ -1,0 +1,254 @@
+"""Quotations: which quoted stretches of a chapter are speech (or quoted thought), and how
+they hang together.
+
+A quotation is one speaker's turn: the pieces of `"…," said he, "…"` are one quotation,
+and so is a speech that runs over paragraphs (a paragraph that ends with the quotation
+still open, the next opening again). Scare quotes, titles and quoted words inside
+narration ("work", "debased Romanesque") are not quotations. Double quotes (straight,
+curly, guillemets) and single quotes (‘…’, or straight in a book that uses them for
+speech) are both understood; in either style the other marks are quotes inside a
+quotation and stay inside it. An apostrophe ("don't", "the Smiths' house", "'tis") is
+never a quote mark.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ..inline import WORD
+from ..model import Chapter, QuotePiece, Segment
+from ..sentences import wordset
+
+#: Opening and closing marks of each style. Straight marks are either, by context.
+_DOUBLE_OPEN = "“„«"
+_DOUBLE_CLOSE = "”»"
+_SINGLE_OPEN = "‘‹"
+_SINGLE_CLOSE = "’›"
+#: What may stand before an opening mark: nothing, a space or an opening bracket or dash.
+_BEFORE_OPEN = set(" \t\n([{—–-\u2014/“‘\"'«‹")
+#: Elisions that start with an apostrophe: never an opening single quote.
+_ELISIONS = re.compile(
+    r"(?i:tis|twas|twere|twill|twould|em|im|er|ere|bout|cause|cos|n|d|s|ll|ve|re|m|t|"
+    r"til|till|un|uns|ud|ow|ome|ouse|alf|e|is|ad|ave|appen|ere's|owever|nuff|nother|"
+    r"spose|sposin|gainst|mongst|midst|neath|prentice|tother|o|twixt)\b"
+)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A quoted stretch of one segment's text, quote marks excluded."""
+
+    start: int
+    end: int
+    #: the quotation was still open at the end of the segment
+    open_end: bool = False
+    #: it continues a quotation left open at the end of the previous segment
+    continues: bool = False
+
+
+def quote_style(texts: Sequence[str]) -> str:
+    """'double' or 'single': which marks a book uses for speech, by counting the opening
+    marks each style has at the start of a word (straight single quotes count only where
+    they cannot be an elision)."""
+    double = single = 0
+    for text in texts:
+        double += text.count("“") + text.count("„") + text.count("«")
+        single += text.count("‘")
+        for m in re.finditer("[\"']", text):
+            i = m.start()
+            if (i == 0 or text[i - 1] in _BEFORE_OPEN) and i + 1 < len(text):
+                nxt = text[i + 1]
+                if not (nxt.isalnum() or nxt in "_—–-"):
+                    continue
+                if m.group(0) == '"':
+                    double += 1
+                elif not _ELISIONS.match(text, i + 1):
+                    single += 1
+    return "single" if single > 2 * double else "double"
+
+
+def _marks(text: str, style: str) -> Iterator[tuple[int, str]]:
+    """Each quote mark of the style with its role: ('open' | 'close' | 'either')."""
+    if style == "double":
+        opens, closes, straight = _DOUBLE_OPEN, _DOUBLE_CLOSE, '"'
+    else:
+        opens, closes, straight = _SINGLE_OPEN, _SINGLE_CLOSE + "'", ""
+    n = len(text)
+    for i, c in enumerate(text):
+        if c in opens:
+            yield i, "open"
+        elif c == straight:
+            yield i, "either"
+        elif c in closes:
+            if style == "single":
+                before = text[i - 1] if i else " "
+                after = text[i + 1] if i + 1 < n else " "
+                if before.isalnum() and after.isalnum():
+                    continue  # don't, o'clock
+                if before in _BEFORE_OPEN and after.isalnum():
+                    if c == "'" and not _ELISIONS.match(text, i + 1):
+                        yield i, "open"
+                    continue  # 'tis, ’em
+                if before.isspace():
+                    continue
+            yield i, "close"
+
+
+def find_quoted(text: str, style: str, open_before: bool) -> list[Found]:
+    """The quoted stretches of one segment's text (marks excluded), in order."""
+    out: list[Found] = []
+    start: int | None = None
+    continues = False
+    marks = list(_marks(text, style))
+    if open_before and marks and marks[0][0] == _first_char(text):
+        # the previous paragraph left a quotation open and this one opens again
+        start, continues = marks[0][0] + 1, True
+        marks = marks[1:]
+    for i, role in marks:
+        if role == "either":
+            before = text[i - 1] if i else " "
+            after = text[i + 1] if i + 1 < len(text) else " "
+            if start is None:
+                role = "open" if (before in _BEFORE_OPEN or not after.isspace()) else "close"
+            else:
+                role = "close" if (not before.isspace() or after.isspace()) else "open"
+        if role == "open":
+            if start is not None and _has_words(text, start, i):
+                # an unclosed quotation: the new one starts here
+                out.append(Found(start, _trim_end(text, start, i), False, continues))
+                continues = False
+            start = i + 1
+        elif start is not None:
+            if _has_words(text, start, i):
+                out.append(Found(start, i, False, continues))
+            start, continues = None, False
+    if start is not None and _has_words(text, start, len(text)):
+        out.append(Found(start, _trim_end(text, start, len(text)), True, continues))
+    return out
+
+
+def _first_char(text: str) -> int:
+    i = 0
+    while i < len(text) and (text[i].isspace() or text[i] in "—–-(["):
+        i += 1
+    return i
+
+
+def _trim_end(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _has_words(text: str, a: int, b: int) -> bool:
+    return WORD.search(text, a, b) is not None
+
+
+#: Verbs of speech and thought, as attributions use them ("said he", "Emma replied").
+SPEECH_VERBS = wordset(
+    """said says say saying answered answers answering replied replies replying asked asks
+    asking cried cries crying exclaimed exclaims exclaiming returned returns rejoined
+    rejoins observed observes remarked remarks continued continues continuing added adds
+    adding whispered whispers whispering shouted shouts shouting murmured murmurs
+    murmuring muttered mutters muttering repeated repeats began begins called calls
+    inquired inquires enquired enquires retorted retorts resumed resumes went thought
+    thinks thinking interrupted interrupts pursued urged pleaded protested declared
+    declares explained explains demanded demands responded responds suggested suggests
+    insisted insists admitted admits agreed agrees groaned sighed sighs laughed laughs
+    smiled smiles screamed yelled roared growled grumbled stammered faltered sobbed
+    wailed gasped breathed hissed snapped snarled drawled blurted ventured persisted
+    objected confessed concluded announced acknowledged assented interposed exploded
+    called echoed mused reflected told tells corrected warned shrieked squeaked panted
+    chuckled giggled grunted moaned cautioned commented conceded remonstrated
+    expostulated ejaculated vociferated articulated stuttered lisped simpered sneered
+    scoffed observed answered rejoined replied cried returned"""
+)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A narration segment and the quotations found in it (segment-relative pieces)."""
+
+    segment: Segment
+    found: tuple[Found, ...]
+
+
+def chapter_paragraphs(chapter: Chapter, style: str) -> list[Paragraph]:
+    """Every narration segment of a chapter with its quoted stretches, quotations left
+    open at a paragraph's end carried into the next."""
+    out: list[Paragraph] = []
+    open_before = False
+    for seg in chapter.segments:
+        if seg.kind not in ("narration", "quote", "list_item"):
+            open_before = False
+            continue
+        found = find_quoted(seg.text, style, open_before) if seg.kind == "narration" else []
+        out.append(Paragraph(seg, tuple(found)))
+        open_before = bool(found) and found[-1].open_end
+    return out
+
+
+_SHORT = 4
+
+
+def is_speech(text: str, f: Found, before: str, after: str) -> bool:
+    """Speech or quoted thought, not a scare quote, a title or a quoted word: by where the
+    quotation stands (opening its paragraph, beside a verb of speech) and what it holds
+    (a sentence, a question, an exclamation)."""
+    inner = text[f.start : f.end]
+    words = WORD.findall(inner)
+    if f.continues or not before.strip(" \t—–-(“‘\"'"):
+        return True
+    tail = inner.rstrip()
+    ends = tail[-1:] in ".,!?;:—–-…"
+    before_words = WORD.findall(before[-40:])
+    after_words = WORD.findall(after[:40])
+    near_verb = any(w.lower() in SPEECH_VERBS for w in before_words[-4:]) or any(
+        w.lower() in SPEECH_VERBS for w in after_words[:4]
+    )
+    if before.rstrip().endswith((":", ",")) and len(words) >= 2 and near_verb:
+        return True
+    if near_verb and (ends or len(words) > _SHORT):
+        return True
+    if tail[-1:] in "!?" and len(words) >= 2:
+        return True
+    if ends and len(words) > _SHORT:
+        return True
+    return len(words) >= 10
+
+
+def quotation_pieces(paragraphs: Sequence[Paragraph]) -> list[list[tuple[int, QuotePiece]]]:
+    """Quotations as lists of (paragraph index, piece), speech only: the pieces of one
+    paragraph joined by an attribution or a short narration are one quotation, and a
+    quotation carried over a paragraph break is one."""
+    quotations: list[list[tuple[int, QuotePiece]]] = []
+    for k, para in enumerate(paragraphs):
+        text = para.segment.text
+        prev_end = 0
+        current: list[tuple[int, QuotePiece]] | None = None
+        for n, f in enumerate(para.found):
+            nxt = para.found[n + 1].start if n + 1 < len(para.found) else len(text)
+            before = text[prev_end : max(prev_end, f.start - 1)]
+            after = text[f.end + 1 : nxt]
+            if not is_speech(text, f, before, after):
+                prev_end = f.end + 1
+                continue
+            piece = QuotePiece(para.segment.id, f.start, f.end)
+            if f.continues and quotations and quotations[-1][-1][0] == k - 1:
+                quotations[-1].append((k, piece))
+                current = quotations[-1]
+            elif current is not None and _joins(before):
+                current.append((k, piece))
+            else:
+                current = [(k, piece)]
+                quotations.append(current)
+            prev_end = f.end + 1
+    return quotations
+
+
+def _joins(between: str) -> bool:
+    """Whether the narration between two quoted stretches of a paragraph leaves them one
+    turn: an attribution ("said he,") or a short aside, never a second speaker named."""
+    return len(WORD.findall(between)) <= 25
