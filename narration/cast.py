@@ -28,7 +28,9 @@ from .model import (
     Line,
     Segment,
     Source,
+    Speakers,
     Voice,
+    Within,
 )
 
 
@@ -228,15 +230,17 @@ def _dialogue_parts(
         voice, label = caster.voices[rule.voice], rule_label(i, rule)
         parts: list[CastSegment] = []
         cursor = 0
-        pieces: list[tuple[str, bool]] = []
+        pieces: list[tuple[int, int, bool]] = []  # start, end in segment.text, dialogue
         for span in sorted(segment.spans, key=lambda s: s.start):
             if span.start < cursor:
                 continue
-            pieces.append((segment.text[cursor : span.start], False))
-            pieces.append((segment.text[span.start : span.end], True))
+            pieces.append((cursor, span.start, False))
+            pieces.append((span.start, span.end, True))
             cursor = span.end
-        pieces.append((segment.text[cursor:], False))
-        for n, (text, is_dialogue) in enumerate(p for p in pieces if p[0].strip(" ,.;:")):
+        pieces.append((cursor, len(segment.text), False))
+        kept = [p for p in pieces if segment.text[p[0] : p[1]].strip(" ,.;:")]
+        for n, (start, end, is_dialogue) in enumerate(kept):
+            text = segment.text[start:end]
             who, why = (voice, label) if is_dialogue else (base, base_rule)
             lines = caster.lines(split_sentences(text.strip()), who)
             if lines:
@@ -248,6 +252,10 @@ def _dialogue_parts(
                         rule=why,
                         lines=lines,
                         segment=segment,
+                        within=Within(
+                            start + len(text) - len(text.lstrip()),
+                            end - len(text) + len(text.rstrip()),
+                        ),
                     )
                 )
         return parts
@@ -355,12 +363,17 @@ def _source_json(source: Source | None) -> dict[str, str | None] | None:
     return {"author": source.author, "work": source.work, "year": source.year}
 
 
-def cast_to_json(cast: Iterable[CastChapter]) -> dict[str, Any]:
-    """The `narrate segments --json` shape with "voice" and "rule" on every segment.
+def cast_to_json(cast: Iterable[CastChapter], speakers: Speakers | None = None) -> dict[str, Any]:
+    """The `narrate segments --json` shape with "voice" and "rule" on every segment, who
+    speaks it ("speaker", "attribution") or the quotations it holds ("quotations"), and
+    where it stands in its seed file ("span"); the book's characters at the top level.
 
     Announcements appear in reading order as segments of kind "announcement"; a narration
     segment split at dialogue spans appears as its pieces.
     """
+    from .speakers.review import character_json
+
+    speakers = speakers or Speakers()
     chapters = []
     for cc in cast:
         ch = cc.chapter
@@ -378,16 +391,62 @@ def cast_to_json(cast: Iterable[CastChapter]) -> dict[str, Any]:
                         "source": _source_json(p.source),
                         "voice": p.voice.name,
                         "rule": p.rule,
+                        **_speech_json(p, speakers),
                     }
                     for p in cc.parts
                 ],
             }
         )
-    return {"chapters": chapters}
+    return {
+        "chapters": chapters,
+        "characters": [character_json(c) for c in speakers.characters],
+    }
 
 
-def cast_outline(cast: Iterable[CastChapter], preview: int = 60) -> str:
-    """Who reads what, per chapter, and per voice the number of segments and words."""
+def _speech_json(part: CastSegment, speakers: Speakers) -> dict[str, Any]:
+    """A part's span in its file, and its speaker or the quotations it holds."""
+    from .speakers.review import part_speech
+
+    segment = part.segment
+    if segment is None:
+        return {"span": None, "speaker": None, "attribution": None, "quotations": []}
+    within = part.within or Within(0, len(segment.text))
+    speech = part_speech(speakers, segment, part.within)
+    whole = speech.whole
+    return {
+        "span": _span_json(segment, within.start, within.end),
+        "speaker": whole.speaker if whole else None,
+        "attribution": whole.attribution if whole else None,
+        "quotations": [
+            {
+                **_offsets(segment, h.start, h.end),
+                "speaker": h.quotation.speaker,
+                "attribution": h.quotation.attribution,
+            }
+            for h in speech.held
+        ],
+    }
+
+
+def _span_json(segment: Segment, start: int, end: int) -> dict[str, Any] | None:
+    """Where segment.text[start:end] stands in its seed file: {"file", "start", "end"}."""
+    return None  # file offsets: once segments carry their spans
+
+
+def _offsets(segment: Segment, start: int, end: int) -> dict[str, int | None]:
+    span = _span_json(segment, start, end)
+    return {"start": span["start"], "end": span["end"]} if span else {"start": None, "end": None}
+
+
+def cast_outline(
+    cast: Iterable[CastChapter], preview: int = 60, speakers: Speakers | None = None
+) -> str:
+    """Who reads what, per chapter, and per voice the number of segments and words; under a
+    part, who speaks it or each quotation in it, with the evidence."""
+    from .speakers.review import part_speech, speech_lines
+
+    speakers = speakers or Speakers()
+    names = {c.id: c.name for c in speakers.characters}
     out: list[str] = []
     per_voice: dict[str, list[int]] = {}
     for cc in cast:
@@ -401,6 +460,10 @@ def cast_outline(cast: Iterable[CastChapter], preview: int = 60) -> str:
             text = " ".join(line.text for line in p.lines)
             short = text if len(text) <= preview else text[: preview - 1].rstrip() + "…"
             out.append(f"    {p.id:<28} {p.kind:<12} {p.voice.name:<12} {p.rule:<22} {short}")
+            if p.segment is not None:
+                speech = part_speech(speakers, p.segment, p.within)
+                for line in speech_lines(p.segment, names, speech):
+                    out.append(f"    {'':<28} {line}")
             stats = per_voice.setdefault(p.voice.name, [0, 0])
             stats[0] += 1
             stats[1] += len(text.split())
@@ -408,4 +471,9 @@ def cast_outline(cast: Iterable[CastChapter], preview: int = 60) -> str:
     out.append("Voices:")
     for name, (segments, words) in sorted(per_voice.items()):
         out.append(f"    {name:<12} {segments:>5} segments {words:>7} words")
+    if speakers.quotations:
+        from .speakers.review import tally
+
+        out.append("")
+        out.append(f"Speakers: {tally(speakers)} (narrate characters lists them).")
     return "\n".join(out)

@@ -144,9 +144,26 @@ def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> N
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
-        _echo_json(cast_to_json(checked.cast))
+        _echo_json(cast_to_json(checked.cast, checked.speakers))
     else:
-        click.echo(cast_outline(checked.cast))
+        click.echo(cast_outline(checked.cast, speakers=checked.speakers))
+
+
+@main.command()
+@project_option
+@json_option
+@handle_errors
+def characters(project_dir: Path | None, as_json: bool) -> None:
+    """List the characters found in the seeds, most quoted first: names, genders, evidence."""
+    from .project import load_book
+    from .speakers import find_speakers
+    from .speakers.review import characters_table, characters_to_json
+
+    speakers = find_speakers(load_book(open_project_dir(project_dir), _warn))
+    if as_json:
+        _echo_json(characters_to_json(speakers))
+    else:
+        click.echo(characters_table(speakers))
 
 
 def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) -> Project:

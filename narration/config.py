@@ -564,6 +564,21 @@ def _semantic_problems(
         if not isinstance(rule, dict):
             continue
         check_ref(rule.get("voice"), ("rules", i, "voice"))
+        if rule.get("kind") == "dialogue":
+            # a dialogue rule matches quotations inside narration, which have no source:
+            # an author there would be ignored and the rule take all the dialogue
+            problems += [
+                Problem(
+                    path,
+                    lines.get(("rules", i, key)),
+                    f"rules[{i}].{key}: a kind: dialogue rule matches no {key}; it gives "
+                    "one voice to all the dialogue it matches (by file, chapter or id). "
+                    f"{key} matches a quote block's source (kind: quote); "
+                    "`narrate characters` lists who speaks the dialogue",
+                )
+                for key in ("author", "work")
+                if key in rule
+            ]
         for key in ("author", "work"):
             pattern = rule.get(key)
             if not isinstance(pattern, str):

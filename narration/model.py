@@ -247,6 +247,14 @@ PHONEMES_CLOSE = "\ue001"
 
 
 @dataclass(frozen=True)
+class Within:
+    """Where a part of a segment stands in the segment's text (a dialogue rule's piece)."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class CastSegment:
     """A segment, or an announcement, with the voice that reads it."""
 
@@ -257,6 +265,9 @@ class CastSegment:
     lines: tuple[Line, ...]
     source: Source | None = None
     segment: Segment | None = None  # None for announcements
+    #: the stretch of `segment.text` this part reads, when it is a piece of it (a
+    #: dialogue rule's split); None: the whole segment
+    within: Within | None = None
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path
     totals = report["totals"]
     assert totals["chapters"] == 2 and totals["encoded"] == 2
     assert totals["clips"] == totals["rendered"] > 50 and totals["cached"] == 0
-    assert set(report["stages"]) == {"check", "synthesis", "cover", "assembly", "feed"}
+    assert set(report["stages"]) == {"check", "speakers", "synthesis", "cover", "assembly", "feed"}
     (engine,) = report["engines"]
     assert engine["name"] == "pyttsx3" and "espeak-ng" in engine["version"]
     for chapter in report["chapters"]:

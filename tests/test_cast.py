@@ -166,7 +166,13 @@ def test_dialogue_rule_splits_narration(tmp_path: Path) -> None:
 def test_cast_json_shape(config) -> None:
     data = cast_to_json(cast_book(BOOK, config))
     seg = data["chapters"][1]["segments"][2]
-    assert set(seg) == {"id", "kind", "text", "source", "voice", "rule"}
+    assert set(seg) == {"id", "kind", "text", "source", "voice", "rule"} | {
+        "span",
+        "speaker",
+        "attribution",
+        "quotations",
+    }
+    assert data["characters"] == []
     assert json.loads(json.dumps(data)) == data
 
 
