@@ -213,9 +213,10 @@ class BuildReport:
         )
 
     def _speakers_line(self) -> str:
-        """'Speakers: 12 characters, 340 of 500 quotations attributed', when there is speech."""
+        """'Speakers: 12 characters, 340 of 500 quotations attributed', when the book has
+        characters (not a pamphlet's few quoted words)."""
         s = self.speakers
-        if not s or not s["quotations"]:
+        if not s or not s["characters"]:
             return ""
         from .progress import count
 

@@ -1,0 +1,229 @@
+"""Who speaks, as users see it: `narrate characters`, what `narrate cast` gains, the build's
+report of it, and a voices.yaml that asks a dialogue rule for an author."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from narration.build import check_project
+from narration.cli import main
+from narration.project import open_project
+
+from .conftest import tree_digest
+
+#: A short chapter with an explicit attribution after the quotation ("said Holmes"), a name
+#: before its verb ("Watson replied"), a quotation interrupted by its attribution, and a
+#: pronoun ("she said") that must resolve to the woman just named.
+NOVEL = """The Red Lamp
+
+Holmes stood by the window of our rooms in Baker Street, and Watson sat by the fire with \
+the evening paper. It was a grey day, and Holmes had not spoken to Watson since breakfast.
+
+"You have been in the country, I perceive," said Holmes.
+
+"How on earth did you know that?" Watson replied.
+
+"Your boots tell me so," said Holmes. "And your hat has seen rain this week."
+
+Mrs. Hudson came in with the tray and set it down on the table by Watson.
+
+"There is a lady to see you, sir," she said. "She will not give her name."
+
+"Show her up, Mrs. Hudson," said Holmes.
+"""
+
+VOICES = """voices:
+  narrator: {voice: gmw/en-us}
+  talk: {voice: gmw/en-us, pitch: 70}
+default: narrator
+"""
+
+DIALOGUE_RULE = """rules:
+  - kind: dialogue
+    voice: talk
+"""
+
+#: Each quotation's words, its speaker's id and evidence, in reading order.
+SPOKEN = [
+    ("You have been in the country, I perceive,", "holmes", "explicit: said Holmes"),
+    ("How on earth did you know that?", "watson", "explicit: Watson replied"),
+    ("Your boots tell me so,", "holmes", "explicit: said Holmes"),
+    ("And your hat has seen rain this week.", "holmes", "explicit: said Holmes"),
+    ("There is a lady to see you, sir,", "mrs-hudson", "explicit: she said"),
+    ("She will not give her name.", "mrs-hudson", "explicit: she said"),
+    ("Show her up, Mrs. Hudson,", "holmes", "explicit: said Holmes"),
+]
+
+
+def novel_project(tmp_path: Path, voices: str = VOICES, text: str = NOVEL) -> Path:
+    root = tmp_path / "novel"
+    (root / "seeds").mkdir(parents=True)
+    (root / "seeds" / "novel.txt").write_text(text, encoding="utf-8")
+    (root / "voices.yaml").write_text(voices, encoding="utf-8")
+    return root
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_characters_json(tmp_path: Path) -> None:
+    """`narrate characters --json`: each character with its names, gender and evidence,
+    most quoted first."""
+    root = novel_project(tmp_path)
+    data = json.loads(run("characters", "-p", str(root), "--json"))
+    assert list(data) == ["characters"]
+    people = {c["id"]: c for c in data["characters"]}
+    assert [c["id"] for c in data["characters"]] == ["holmes", "watson", "mrs-hudson"]
+    assert people["holmes"] == {
+        "id": "holmes",
+        "name": "Holmes",
+        "aliases": ["Holmes"],
+        "gender": "unknown",  # nothing in the text says (no "he said", no title)
+        "gender_evidence": None,
+        "quotations": 3,
+        "words": 26,  # 8 + 5 + 8 + 5
+        "narrator": False,
+    }
+    hudson = people["mrs-hudson"]
+    assert (hudson["name"], hudson["gender"], hudson["gender_evidence"]) == (
+        "Mrs. Hudson",
+        "female",
+        "title",
+    )
+    assert hudson["quotations"] == 1 and hudson["words"] == 14  # one quotation, two pieces
+    assert people["watson"]["quotations"] == 1
+
+
+def test_characters_table(tmp_path: Path) -> None:
+    """The plain listing a user reviews: a header, one row per character, the tally."""
+    root = novel_project(tmp_path)
+    lines = run("characters", "-p", str(root)).splitlines()
+    assert lines[0].split() == [
+        "id",
+        "name",
+        "gender",
+        "evidence",
+        "quotes",
+        "words",
+        "also",
+        "called",
+    ]
+    assert lines[1].split()[:2] == ["holmes", "Holmes"]
+    assert lines[3].split() == ["mrs-hudson", "Mrs.", "Hudson", "female", "title", "1", "14"]
+    assert lines[-1] == "3 characters, 5 of 5 quotations attributed."
+
+
+def test_cast_json_dialogue_pieces(tmp_path: Path) -> None:
+    """With a dialogue rule, each piece that is a quotation carries its speaker and
+    evidence; the narration pieces between carry none, and hold no quotation."""
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE)
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    assert [c["id"] for c in data["characters"]] == ["holmes", "watson", "mrs-hudson"]
+    assert set(data["characters"][0]) == {
+        "id",
+        "name",
+        "aliases",
+        "gender",
+        "gender_evidence",
+        "quotations",
+        "words",
+        "narrator",
+    }
+    segments = data["chapters"][0]["segments"]
+    announce = segments[0]
+    assert announce["kind"] == "announcement"
+    assert (announce["span"], announce["speaker"], announce["quotations"]) == (None, None, [])
+    spoken = [
+        (s["text"].strip('"'), s["speaker"], s["attribution"])
+        for s in segments
+        if s["kind"] == "dialogue"
+    ]
+    assert spoken == SPOKEN
+    for s in segments:
+        if s["kind"] == "narration":
+            assert (s["speaker"], s["attribution"], s["quotations"]) == (None, None, [])
+
+
+def test_cast_json_quotations_held(tmp_path: Path) -> None:
+    """Without a dialogue rule no segment is split: each lists the quotations it holds."""
+    root = novel_project(tmp_path)
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    segments = data["chapters"][0]["segments"]
+    held = [
+        (q["speaker"], q["attribution"])
+        for s in segments
+        for q in s["quotations"]
+        if set(q) == {"start", "end", "speaker", "attribution"}
+    ]
+    assert held == [(who, why) for _, who, why in SPOKEN]
+    assert all(s["speaker"] is None for s in segments)  # no entry is a quotation on its own
+
+
+def test_cast_json_whole_paragraph_is_a_quotation(tmp_path: Path) -> None:
+    """A paragraph that is all one quotation's piece (a speech running on from the
+    paragraph before, left open there) carries its speaker on the entry itself; the
+    paragraph it runs on from lists its two pieces."""
+    text = NOVEL + (
+        '\n"Watson," said Holmes, "I have been expecting her. She wrote on Tuesday.\n\n'
+        '"She will ask for our help, and we shall give it."\n'
+    )
+    root = novel_project(tmp_path, text=text)
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    opened, went_on = data["chapters"][0]["segments"][-2:]
+    assert opened["speaker"] is None
+    assert [(q["speaker"], q["attribution"]) for q in opened["quotations"]] == [
+        ("holmes", "explicit: said Holmes")
+    ] * 2
+    assert went_on["text"] == '"She will ask for our help, and we shall give it."'
+    assert (went_on["speaker"], went_on["attribution"]) == ("holmes", "explicit: said Holmes")
+    assert went_on["quotations"] == []
+
+
+def test_cast_outline_says_who_speaks(tmp_path: Path) -> None:
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE)
+    out = run("cast", "-p", str(root))
+    assert out.count("said by Holmes (explicit: said Holmes)") == 4
+    assert "said by Watson (explicit: Watson replied)" in out
+    assert out.count("said by Mrs. Hudson (explicit: she said)") == 2
+    assert "Speakers: 3 characters, 5 of 5 quotations attributed" in out
+
+
+@pytest.mark.parametrize("key", ["author", "work"])
+def test_dialogue_rule_with_an_author_is_refused(tmp_path: Path, key: str) -> None:
+    """`author:` on a dialogue rule was silently ignored (the rule took all the dialogue):
+    now one line naming voices.yaml and the line, exit 2 as every configuration error, and
+    output/ untouched."""
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE + f"    {key}: Holmes\n")
+    (root / "output").mkdir()
+    (root / "output" / "keep.txt").write_text("earlier build", encoding="utf-8")
+    before = tree_digest(root / "output")
+    for command in (["cast"], ["build", "-q"]):
+        result = CliRunner().invoke(main, [*command, "-p", str(root)])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith(f"Error: {root / 'voices.yaml'}:8: rules[0].{key}: ")
+        assert "dialogue" in lines[0] and "Traceback" not in result.output
+    assert tree_digest(root / "output") == before
+
+
+def test_build_reports_speakers_and_reads_every_line(tmp_path: Path) -> None:
+    """The build finds who speaks and says so (summary, build.json and its own stage),
+    and the clips are the cast's lines, as without it."""
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE)
+    result = CliRunner().invoke(main, ["build", "-p", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "Speakers: 3 characters, 5 of 5 quotations attributed" in result.stdout
+    report = json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
+    assert report["speakers"] == {"characters": 3, "quotations": 5, "attributed": 5}
+    assert "speakers" in report["stages"]
+    checked = check_project(open_project(root))
+    assert report["totals"]["clips"] == sum(len(p.lines) for cc in checked.cast for p in cc.parts)
+    assert report["totals"]["segments"] == 7  # the chapter's paragraphs
