@@ -300,6 +300,7 @@ class Person:
     titled: str | None = None  # gender its title gives, if any
     speaks: int = 0  # attributions naming it
     addressed: int = 0  # times it is addressed in speech
+    narrated: int = 0  # times narration (outside quotations) names it
     narrator: bool = False
 
     @property
@@ -336,10 +337,23 @@ class Mention:
     words: tuple[str, ...]
 
 
+#: A title standing for a name: "the General", "the Marquis" (capitalised, no name after).
+THE_TITLE = re.compile(
+    r"\b[Tt]he\s+(?P<title>(?:"
+    + "|".join(sorted((t for t in TITLES if len(t) > 3), key=len, reverse=True))
+    + r"))\b(?!\.?\s+[A-Z])"
+)
+
+
 def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mention]:
     """Names in a text, leading words that are not names dropped ("Poor Miss Taylor"), and
-    words after the name that are not names ("Emma Dear")."""
+    words after the name that are not names ("Emma Dear"); a capitalised title alone ("the
+    General") is a name too."""
     out: list[Mention] = []
+    if "he " in text:
+        for m in THE_TITLE.finditer(text):
+            name = f"the {m.group('title')}"
+            out.append(Mention(m.start(), m.end(), name, None, (name,)))
     for m in NAME.finditer(text):
         title = m.group("title")
         toks = list(_WORD_RE.finditer(text, m.start("words"), m.end("words")))
@@ -356,6 +370,8 @@ def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mentio
         start = m.start() if title else kept[0].start()
         end = kept[-1].end()
         out.append(Mention(start, end, text[start:end], title, tuple(t.group(0) for t in kept)))
+    if len(out) > 1:
+        out.sort(key=lambda m: m.start)
     return out
 
 
@@ -456,6 +472,11 @@ def build_cast(
         if len(words) != 1 or title is not None:
             continue
         w = words[0]
+        if w.startswith("the "):  # "the General": its own person, its title's gender
+            p = singles[w] = Person(key=w)
+            p.names[w] += n
+            _vote_title(p, w[4:], n)
+            continue
         given = [f for ws, f in full.items() if ws[0] == w]
         surname = [p for (g, s), p in titled.items() if s == w]
         if len(given) == 1:
@@ -533,7 +554,10 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
     the same sentence, when no other name comes between."""
     for k, m in enumerate(mentions):
         p = cast.lookup(m)
-        if p is None or p.titled:
+        if p is None:
+            continue
+        p.narrated += 1
+        if p.titled:
             continue
         stop = mentions[k + 1].start if k + 1 < len(mentions) else len(text)
         end = text.find(".", m.end, stop)
