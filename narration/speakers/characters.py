@@ -478,17 +478,22 @@ def build_cast(
             _vote_title(p, w[4:], n)
             continue
         given = [f for ws, f in full.items() if ws[0] == w]
-        surname = [p for (g, s), p in titled.items() if s == w]
         if len(given) == 1:
             p = given[0]
-        elif not given and len(surname) == 1:
-            p = surname[0]
-        elif not given and surname:
-            ranked = sorted(surname, key=lambda q: -sum(q.names.values()))
-            top = sum(ranked[0].names.values())
-            p = ranked[0] if top >= 3 * sum(ranked[1].names.values()) else Person(key=w)
         else:
-            p = Person(key=w)
+            # a surname alone: the person of that surname the book names most, when it
+            # names them far more than any other ("Archer" is Newland Archer)
+            named = {id(f): f for ws, f in full.items() if ws[-1] == w and len(ws) > 1}
+            named.update({id(q): q for (g, s2), q in titled.items() if s2 == w})
+            ranked = sorted(named.values(), key=lambda q: (-sum(q.names.values()), q.key))
+            if given or not ranked:
+                p = Person(key=w)
+            elif len(ranked) == 1 or sum(ranked[0].names.values()) >= 2 * sum(
+                ranked[1].names.values()
+            ):
+                p = ranked[0]
+            else:
+                p = Person(key=w)
         singles[w] = p
         p.names[w] += n
     people: dict[int, Person] = {}
@@ -550,8 +555,10 @@ def _compatible(p: Person, title: str) -> bool:
 
 
 def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
-    """Votes for a person's gender: the first third-person pronoun after a mention of it, in
-    the same sentence, when no other name comes between."""
+    """Votes for a person's gender: a name opening its sentence, and the first subject,
+    possessive or reflexive pronoun after it (he, his, himself; she, herself) in that
+    sentence or opening the next, when no other name comes first. "Her" and "him" are left
+    out: they are as often someone else."""
     for k, m in enumerate(mentions):
         p = cast.lookup(m)
         if p is None:
@@ -559,12 +566,17 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
         p.narrated += 1
         if p.titled:
             continue
+        head = text[max(0, m.start - 30) : m.start]
+        cut = max(head.rfind("."), head.rfind("!"), head.rfind("?"), head.rfind(";"))
+        if len(head[cut + 1 :].split()) > 2 and m.start > 30:
+            continue
         stop = mentions[k + 1].start if k + 1 < len(mentions) else len(text)
-        end = text.find(".", m.end, stop)
-        window = text[m.end : stop if end < 0 else end]
-        pm = _PRONOUN.search(window)
+        pm = _SUBJECT_PRONOUN.search(text, m.end, min(stop, m.end + 300))
         if pm:
             if pm.group(1).lower() in PRONOUNS_MALE:
                 p.male += 1
             else:
                 p.female += 1
+
+
+_SUBJECT_PRONOUN = re.compile(r"\b(he|his|himself|she|herself)\b", re.I)
