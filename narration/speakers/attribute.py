@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..inline import WORD
 from .characters import (
+    THE_TITLE,
     _CAP,
     _TITLE,
     PRONOUNS_FEMALE,
@@ -40,7 +41,8 @@ _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
     r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
 )
-_WHO = rf"(?P<who>{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
+_THE_TITLE = THE_TITLE.pattern.replace("\\b[Tt]he", "[Tt]he").replace("(?P<title>", "(?:")
+_WHO = rf"(?P<who>{_THE_TITLE}|{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
 _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 #: After a quotation: "said Emma", "said he", "replied the doctor"; "Emma said", "she
 #: replied", "he had said", "Her father fondly replied".
@@ -241,11 +243,7 @@ class Attributor:
             else:
                 t.blocked = True
             return
-        p = (
-            self.resolve_name(who)
-            if who[:1].isupper() and lowered.split()[0] not in _DETERMINERS
-            else None
-        )
+        p = self.resolve_name(who)
         if p is not None:
             t.speaker, t.evidence = p, f"explicit: {evidence}"
         else:
