@@ -436,15 +436,21 @@ def build_cast(
     for m in mentions:
         forms[(_norm(m.title) if m.title else None, m.words)] += 1
     # 1. full names (two words or more), a title's gender kept
+    # ("Mrs. Charles Wilcox" is not Charles Wilcox: a title of the other gender is another
+    # person, the more frequent gender keeping the name without a title)
     full: dict[tuple[str, ...], Person] = {}
+    other: dict[tuple[str, tuple[str, ...]], Person] = {}
     for (title, words), n in sorted(
-        forms.items(), key=lambda kv: (-len(kv[0][1]), kv[0][1], kv[0][0] or "")
+        forms.items(), key=lambda kv: (-len(kv[0][1]), -kv[1], kv[0][1], kv[0][0] or "")
     ):
         if len(words) < 2:
             continue
         p = full.get(words)
         if p is None:
             p = full[words] = Person(key=" ".join(words))
+        g = title_gender(title)
+        if g and p.titled and p.titled != g:
+            p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
     # 2. title and surname: one compatible full name of that surname not rare beside it
@@ -455,7 +461,11 @@ def build_cast(
         g = title_gender(title) or title
         p = titled.get((g, words[0]))
         if p is None:
-            matches = [f for w, f in full.items() if w[-1] == words[0] and _compatible(f, title)]
+            matches = [
+                f
+                for w, f in full.items()
+                if w[-1] == words[0] and _compatible(f, title)
+            ]
             count = sum(
                 c for (t, w), c in forms.items() if w == words and (title_gender(t) or t) == g
             )
@@ -497,7 +507,7 @@ def build_cast(
         singles[w] = p
         p.names[w] += n
     people: dict[int, Person] = {}
-    for p in [*full.values(), *titled.values(), *singles.values()]:
+    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
         people[id(p)] = p
     for p in people.values():
         cast.people[p.key] = p
