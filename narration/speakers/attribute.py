@@ -16,20 +16,21 @@ narrator's.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..inline import WORD
 from .characters import (
-    THE_TITLE,
     _CAP,
     _TITLE,
     PRONOUNS_FEMALE,
     PRONOUNS_MALE,
+    THE_TITLE,
     Cast,
     Mention,
     Person,
     name_mentions,
+    outside,
     title_gender,
 )
 from .quotes import SPEECH_VERBS, Paragraph
@@ -141,10 +142,12 @@ class Recent:
 class Attributor:
     """Attributes one chapter's quotations, given the book's characters."""
 
-    def __init__(self, cast: Cast, narrator: Person | None, valid: frozenset[str]) -> None:
+    def __init__(
+        self, cast: Cast, narrator: Person | None, names: Mapping[str, list[Mention]]
+    ) -> None:
         self.cast = cast
         self.narrator = narrator
-        self.valid = valid
+        self.names = names  # segment id -> the names in its text
 
     def resolve_name(self, who: str) -> Person | None:
         ms = name_mentions(who, None)
@@ -172,10 +175,10 @@ class Attributor:
         for k, para in enumerate(paragraphs):
             text = para.segment.text
             here = by_para.get(k, [])
-            mask = _outside(text, [(s, e) for t in here for kk, s, e in t.pieces if kk == k])
+            spans = [(s, e) for t in here for kk, s, e in t.pieces if kk == k]
             narration_mentions = [
                 (m, p)
-                for m in name_mentions(mask, self.valid)
+                for m in outside(self.names[para.segment.id], spans)
                 if (p := self.cast.lookup(m)) is not None
             ]
             first_quote = min(
@@ -260,13 +263,10 @@ class Attributor:
             return
         text = paragraphs[k].segment.text
         spans = [(s, e) for kk, s, e in t.pieces if kk == k]
-        mask = _outside(text, spans)
-        if not mask.strip():
-            return
         people = []
-        for m in name_mentions(mask, self.valid):
+        for m in outside(self.names[paragraphs[k].segment.id], spans):
             p = self.cast.lookup(m)
-            if p is not None and p not in people and not _possessive(mask, m):
+            if p is not None and p not in people and not _possessive(text, m):
                 people.append(p)
         if len(people) == 1 and (t.gender is None or people[0].gender()[0] == t.gender):
             t.speaker, t.evidence = people[0], "narration names one character"

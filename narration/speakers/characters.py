@@ -382,6 +382,13 @@ def _name_word(word: str, valid: frozenset[str] | None) -> bool:
     return word not in _NOT_NAMES and (valid is None or word in valid)
 
 
+def outside(mentions: Sequence[Mention], spans: Sequence[tuple[int, int]]) -> list[Mention]:
+    """The mentions outside quoted stretches (their quote marks included)."""
+    if not spans:
+        return list(mentions)
+    return [m for m in mentions if not any(s - 1 < m.end and m.start < e + 1 for s, e in spans)]
+
+
 def name_words(texts: Iterable[str]) -> frozenset[str]:
     """Capitalised words the book writes capitalised where no sentence starts, and rarely in
     lower case: the words names are made of."""
