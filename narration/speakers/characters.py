@@ -389,19 +389,21 @@ def outside(mentions: Sequence[Mention], spans: Sequence[tuple[int, int]]) -> li
     return [m for m in mentions if not any(s - 1 < m.end and m.start < e + 1 for s, e in spans)]
 
 
+_LETTERS = "A-Za-zà-öø-ÿ"
+_CAPITAL_WORD = re.compile(rf"(?<![{_LETTERS}])[A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+_STARTING_WORD = re.compile(
+    rf"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)([A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*)", re.M
+)
+_LOWER_WORD = re.compile(rf"(?<![{_LETTERS}])[a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+
+
 def name_words(texts: Iterable[str]) -> frozenset[str]:
     """Capitalised words the book writes capitalised where no sentence starts, and rarely in
     lower case: the words names are made of."""
-    capital: Counter[str] = Counter()
-    lower: Counter[str] = Counter()
-    for text in texts:
-        for m in re.finditer(r"[A-Za-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)*", text):
-            w = m.group(0)
-            if w[0].isupper():
-                if not _SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
-                    capital[w] += 1
-            else:
-                lower[w] += 1
+    text = "\n\n".join(texts)
+    capital = Counter(_CAPITAL_WORD.findall(text))
+    capital.subtract(Counter(_STARTING_WORD.findall(text)))
+    lower = Counter(_LOWER_WORD.findall(text))
     return frozenset(
         w
         for w, n in capital.items()
