@@ -76,7 +76,6 @@ class Turn:
     blocked: bool = False
     gender: str | None = None  # the gender a pronoun attribution gives
     addressed: list[Person] = field(default_factory=list)
-    words: int = 0
 
 
 def explicit_who(
@@ -191,9 +190,6 @@ class Attributor:
                 if t.para != k:
                     continue
                 self._explicit(t, paragraphs, recent)
-                t.words = sum(
-                    len(WORD.findall(paragraphs[kk].segment.text[s:e])) for kk, s, e in t.pieces
-                )
                 inner = " ".join(paragraphs[kk].segment.text[s:e] for kk, s, e in t.pieces)
                 for who in vocatives(inner):
                     p = self.resolve_name(who)
