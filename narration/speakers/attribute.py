@@ -49,13 +49,17 @@ _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 #: replied", "he had said", "Her father fondly replied".
 AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
-    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB})\b"
+    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
 )
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
 BEFORE_WHO_VERB = re.compile(
     rf"{_WHO}\s+{_ADV}?(?:had\s+)?{_ADV}?(?:{_VERB})\b[^.!?\"“”]{{0,60}}[,:—–-]?\s*$"
 )
+#: A verb of speech ending the narration before a quotation, its subject further back in
+#: the sentence: "Mr. Darcy felt their rudeness and immediately said,".
+BEFORE_VERB = re.compile(rf"\b(?:{_VERB})\b[^.!?\"“”]{{0,40}}[,:—–-]*\s*$")
+_SENTENCE_END = re.compile(r"[.!?\"“”]")
 BEFORE_VERB_WHO = re.compile(rf"(?:{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
 _VOCATIVE = re.compile(
     rf"(?:^|[,!?;—–]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
@@ -91,12 +95,15 @@ def explicit_who(
         m = pat.match(text_after)
         if m:
             return m.group("who"), _evidence(m.group(0))
-    tail = text_before[-160:]
+    tail = _OPENING.sub("", text_before[-160:])
     for pat in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
         m = pat.search(tail)
         if m:
             return m.group("who"), _evidence(m.group(0))
     return None
+
+
+_OPENING = re.compile(r"[\"“‘'«]\s*$")
 
 
 def _evidence(text: str) -> str:
@@ -224,6 +231,7 @@ class Attributor:
             after = after[: q.start() + 1]
         found = explicit_who(before, betweens, after)
         if found is None:
+            self._subject(t, paragraphs[k0].segment.id, before, recent)
             return
         who, evidence = found
         lowered = who.lower()
@@ -250,6 +258,31 @@ class Attributor:
             np_gender = _np_gender(lowered)
             if np_gender:
                 t.gender = np_gender
+
+    def _subject(self, t: Turn, segment_id: str, before: str, recent: Recent) -> None:
+        """A verb of speech ending the narration before the quotation, its subject the first
+        person named in that sentence (or a pronoun opening it)."""
+        before = _OPENING.sub("", before)
+        m = BEFORE_VERB.search(before, max(0, len(before) - 200))
+        if m is None:
+            return
+        ends = [e.end() for e in _SENTENCE_END.finditer(before, 0, m.start())]
+        start = ends[-1] if ends else 0
+        for mention in self.names[segment_id]:
+            if start <= mention.start < m.start():
+                p = self.cast.lookup(mention)
+                if p is not None:
+                    t.speaker = p
+                    t.evidence = f"explicit: {mention.text} … {m.group(0).strip(' ,:—–-')}"
+                    return
+        opening = before[start : m.start()].split()
+        if opening and opening[0] in ("He", "She", "he", "she"):
+            gender = "male" if opening[0].lower() == "he" else "female"
+            t.gender = gender
+            p = recent.last(gender)
+            if p is not None:
+                t.speaker = p
+                t.evidence = f"explicit: {opening[0]} … {m.group(0).strip(' ,:—–-')}"
 
     def _actor(
         self, t: Turn, paragraphs: Sequence[Paragraph], by_para: dict[int, list[Turn]]
