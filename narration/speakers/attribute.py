@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..inline import WORD
+from ..sentences import wordset
 from .characters import (
     _CAP,
     _TITLE,
@@ -196,12 +197,21 @@ class Attributor:
             for t in here:
                 if t.para != k:
                     continue
-                self._explicit(t, paragraphs, recent)
                 inner = " ".join(paragraphs[kk].segment.text[s:e] for kk, s, e in t.pieces)
                 for who in vocatives(inner):
                     p = self.resolve_name(who)
                     if p is not None and p not in t.addressed:
                         t.addressed.append(p)
+                # who the quotation names is seldom who speaks it
+                named = [
+                    p
+                    for kk, s, e in t.pieces
+                    for m in self.names[paragraphs[kk].segment.id]
+                    if s <= m.start < e and (p := self.cast.lookup(m)) is not None
+                ]
+                before = turns[t.index - 1] if t.index else None
+                prev = before if before and _adjacent(before, t, paragraphs) else None
+                self._explicit(t, paragraphs, recent, [*t.addressed, *named], prev)
                 if t.speaker is not None:
                     recent.add(t.speaker)
             for m, p in narration_mentions:
@@ -215,7 +225,14 @@ class Attributor:
         self._conversation(turns, paragraphs)
         return turns
 
-    def _explicit(self, t: Turn, paragraphs: Sequence[Paragraph], recent: Recent) -> None:
+    def _explicit(
+        self,
+        t: Turn,
+        paragraphs: Sequence[Paragraph],
+        recent: Recent,
+        named: Sequence[Person],
+        prev: Turn | None,
+    ) -> None:
         k0, s0, _ = t.pieces[0]
         before = paragraphs[k0].segment.text[:s0]
         betweens = [
@@ -244,7 +261,21 @@ class Attributor:
         if lowered in ("he", "she"):
             gender = "male" if lowered == "he" else "female"
             t.gender = gender
-            p = recent.last(gender)
+            verb = (
+                evidence.split()[-1].lower()
+                if evidence.split()[0].lower() in ("he", "she")
+                else evidence.split()[0].lower()
+            )
+            if (
+                verb in _GOING_ON
+                and prev is not None
+                and prev.speaker is not None
+                and prev.speaker.gender()[0] == gender
+            ):
+                # "she added": the one who spoke last goes on
+                t.speaker, t.evidence = prev.speaker, f"explicit: {evidence}"
+                return
+            p = recent.last(gender, named) or recent.last(gender)
             if p is not None:
                 t.speaker, t.evidence = p, f"explicit: {evidence}"
             else:
@@ -367,6 +398,8 @@ class Attributor:
             run[i].speaker, run[i].evidence = p, "turn-taking"
 
 
+#: Verbs that carry on a speech: "she added" is the last speaker going on.
+_GOING_ON = wordset("added continued went resumed pursued repeated persisted")
 _DETERMINERS = frozenset(["the", "his", "her", "my", "our", "their", "this", "that", "a", "an"])
 _NP_MALE = frozenset(
     [
