@@ -339,13 +339,32 @@ class Attributor:
         run: list[Turn] = []
         for t in turns:
             if run and not _adjacent(run[-1], t, paragraphs):
-                self._run(run)
+                self._run(run, paragraphs)
                 run = []
             run.append(t)
         if run:
-            self._run(run)
+            self._run(run, paragraphs)
 
-    def _run(self, run: list[Turn]) -> None:
+    def _named_around(
+        self, run: list[Turn], paragraphs: Sequence[Paragraph], speaker: Person
+    ) -> list[Person]:
+        """The people named in the narration of a conversation and the paragraph before it,
+        other than `speaker`."""
+        first, last = run[0].para, run[-1].pieces[-1][0]
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for t in run:
+            for k, s, e in t.pieces:
+                spans.setdefault(k, []).append((s, e))
+        out: list[Person] = []
+        for k in range(max(0, first - 1), last + 1):
+            seg = paragraphs[k].segment
+            for m in outside(self.names[seg.id], spans.get(k, [])):
+                p = self.cast.lookup(m)
+                if p is not None and p is not speaker and p not in out:
+                    out.append(p)
+        return out
+
+    def _run(self, run: list[Turn], paragraphs: Sequence[Paragraph]) -> None:
         anchors = [i for i, t in enumerate(run) if t.speaker is not None]
         if not anchors or len(run) < 2:
             return
@@ -365,6 +384,11 @@ class Attributor:
                             heard[p] = heard.get(p, 0) + 1
             if heard:
                 pair.append(max(heard, key=lambda p: heard[p]))
+            else:
+                # the one other person the narration around the conversation names
+                others = self._named_around(run, paragraphs, pair[0])
+                if len(others) == 1:
+                    pair.append(others[0])
         if len(order) > 2 and count[order[2]] * 2 >= count[order[1]]:
             return  # more than two people talking: no turn-taking
 
