@@ -18,7 +18,16 @@ from collections import Counter
 from ..inline import WORD
 from ..model import Book, Character, Quotation, QuotePiece, Speakers
 from .attribute import Attributor, Turn, explicit_who, first_person_narrator, vocatives
-from .characters import Cast, Mention, Person, build_cast, name_mentions, name_words, pronoun_votes
+from .characters import (
+    Cast,
+    Mention,
+    Person,
+    build_cast,
+    name_mentions,
+    name_words,
+    outside,
+    pronoun_votes,
+)
 from .quotes import Paragraph, chapter_paragraphs, quotation_pieces, quote_style
 
 #: A name is a character when it is addressed this often, if it never speaks or has a title.
@@ -36,10 +45,12 @@ def find_speakers(book: Book) -> Speakers:
     mentions: list[Mention] = []
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
-    narration: list[str] = []
+    narration: list[tuple[str, list[Mention]]] = []
+    names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
     for _, paragraphs, quotations in chapters:
         for para in paragraphs:
-            mentions.extend(name_mentions(para.segment.text, valid))
+            found_here = names[para.segment.id] = name_mentions(para.segment.text, valid)
+            mentions.extend(found_here)
         spans_by_para: dict[int, list[tuple[int, int]]] = {}
         for q in quotations:
             for k, piece in q:
@@ -54,11 +65,15 @@ def find_speakers(book: Book) -> Speakers:
             if found:
                 for m in name_mentions(found[0])[:1]:
                     speakers[m.text] += 1
+
             for k, piece in q:
                 for who in vocatives(paragraphs[k].segment.text[piece.start : piece.end]):
                     addressed[who] += 1
         for k, para in enumerate(paragraphs):
-            narration.append(_blank(para.segment.text, spans_by_para.get(k, [])))
+            spans = spans_by_para.get(k, [])
+            narration.append(
+                (_blank(para.segment.text, spans), outside(names[para.segment.id], spans))
+            )
     cast = build_cast(mentions, speakers, addressed)
     people = {
         key: p
@@ -67,20 +82,20 @@ def find_speakers(book: Book) -> Speakers:
     }
     cast.people = people
     cast.by_name = {alias: key for alias, key in cast.by_name.items() if key in people}
-    for text in narration:
-        pronoun_votes(text, name_mentions(text, valid), cast)
+    for text, outside_names in narration:
+        pronoun_votes(text, outside_names, cast)
     narrator = None
-    if first_person_narrator(narration):
+    if first_person_narrator([text for text, _ in narration]):
         narrator = Person(key="narrator", narrator=True)
         narrator.names["Narrator"] = 1
-    runs = [Attributor(cast, narrator, valid).chapter(ps, qs) for _, ps, qs in chapters]
+    runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
     named = _narrator_name(runs, narrator, chapters) if narrator else None
     if named is not None:
         # the narrator is the person the others address when they answer "I": read again
         # with "I" as that person, so turn-taking sees one speaker, not two
         named.narrator = True
         narrator = named
-        runs = [Attributor(cast, narrator, valid).chapter(ps, qs) for _, ps, qs in chapters]
+        runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
     quotations: list[Quotation] = []
     for (chapter_id, _, pieces), turns in zip(chapters, runs, strict=True):
         for t, q in zip(turns, pieces, strict=True):

@@ -114,7 +114,9 @@ TITLES = MALE_TITLES | FEMALE_TITLES | OTHER_TITLES
 _TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
 _WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
 _CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
-NAME = re.compile(rf"(?<![\w'’])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b")
+NAME = re.compile(
+    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b"
+)
 
 #: Capitalised words that are not names even where a book capitalises them everywhere.
 _NOT_NAMES = frozenset(
@@ -382,19 +384,28 @@ def _name_word(word: str, valid: frozenset[str] | None) -> bool:
     return word not in _NOT_NAMES and (valid is None or word in valid)
 
 
+def outside(mentions: Sequence[Mention], spans: Sequence[tuple[int, int]]) -> list[Mention]:
+    """The mentions outside quoted stretches (their quote marks included)."""
+    if not spans:
+        return list(mentions)
+    return [m for m in mentions if not any(s - 1 < m.end and m.start < e + 1 for s, e in spans)]
+
+
+_LETTERS = "A-Za-zà-öø-ÿ"
+_CAPITAL_WORD = re.compile(rf"(?<![{_LETTERS}])[A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+_STARTING_WORD = re.compile(
+    rf"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)([A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*)", re.M
+)
+_LOWER_WORD = re.compile(rf"(?<![{_LETTERS}])[a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+
+
 def name_words(texts: Iterable[str]) -> frozenset[str]:
     """Capitalised words the book writes capitalised where no sentence starts, and rarely in
     lower case: the words names are made of."""
-    capital: Counter[str] = Counter()
-    lower: Counter[str] = Counter()
-    for text in texts:
-        for m in re.finditer(r"[A-Za-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)*", text):
-            w = m.group(0)
-            if w[0].isupper():
-                if not _SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
-                    capital[w] += 1
-            else:
-                lower[w] += 1
+    text = "\n\n".join(texts)
+    capital = Counter(_CAPITAL_WORD.findall(text))
+    capital.subtract(Counter(_STARTING_WORD.findall(text)))
+    lower = Counter(_LOWER_WORD.findall(text))
     return frozenset(
         w
         for w, n in capital.items()
@@ -436,15 +447,21 @@ def build_cast(
     for m in mentions:
         forms[(_norm(m.title) if m.title else None, m.words)] += 1
     # 1. full names (two words or more), a title's gender kept
+    # ("Mrs. Charles Wilcox" is not Charles Wilcox: a title of the other gender is another
+    # person, the more frequent gender keeping the name without a title)
     full: dict[tuple[str, ...], Person] = {}
+    other: dict[tuple[str, tuple[str, ...]], Person] = {}
     for (title, words), n in sorted(
-        forms.items(), key=lambda kv: (-len(kv[0][1]), kv[0][1], kv[0][0] or "")
+        forms.items(), key=lambda kv: (-len(kv[0][1]), -kv[1], kv[0][1], kv[0][0] or "")
     ):
         if len(words) < 2:
             continue
         p = full.get(words)
         if p is None:
             p = full[words] = Person(key=" ".join(words))
+        g = title_gender(title)
+        if g and p.titled and p.titled != g:
+            p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
     # 2. title and surname: one compatible full name of that surname not rare beside it
@@ -497,7 +514,7 @@ def build_cast(
         singles[w] = p
         p.names[w] += n
     people: dict[int, Person] = {}
-    for p in [*full.values(), *titled.values(), *singles.values()]:
+    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
         people[id(p)] = p
     for p in people.values():
         cast.people[p.key] = p
