@@ -122,14 +122,20 @@ def speech_lines(
     with the evidence ("speaker unknown" where narrate abstained)."""
 
     def who(q: Quotation) -> str:
-        name = names.get(q.speaker, q.speaker) if q.speaker else "speaker unknown"
-        return name + (f" ({q.attribution})" if q.attribution else "")
+        why = f" ({q.attribution})" if q.attribution else ""
+        if q.speaker is None:
+            return f"speaker unknown{why}"
+        return f"said by {names.get(q.speaker, q.speaker)}{why}"
 
     if speech.whole is not None:
-        return [f"said by {who(speech.whole)}"]
+        return [who(speech.whole)]
     out = []
+    shown: set[str] = set()
     for h in speech.held:
+        if h.quotation.id in shown:  # "…," said he, "…": one quotation, said once
+            continue
+        shown.add(h.quotation.id)
         text = " ".join(segment.text[h.start : h.end].split())
         short = text if len(text) <= preview else text[: preview - 1].rstrip() + "…"
-        out.append(f"“{short}” said by {who(h.quotation)}")
+        out.append(f"“{short}” {who(h.quotation)}")
     return out
