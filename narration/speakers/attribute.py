@@ -15,6 +15,7 @@ narrator's.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,29 @@ class Turn:
     addressed: list[Person] = field(default_factory=list)
 
 
+def around(
+    pieces: Sequence[tuple[int, int, int]], paragraphs: Sequence[Paragraph]
+) -> tuple[str, list[str], str]:
+    """The narration around a quotation: before its first piece in that paragraph, between
+    its pieces in one paragraph, and after its last piece up to the next quoted stretch."""
+    k0, s0, _ = pieces[0]
+    before = paragraphs[k0].segment.text[:s0]
+    betweens = [
+        paragraphs[ka].segment.text[ea:sb]
+        for (ka, _, ea), (kb, sb, _) in itertools.pairwise(pieces)
+        if ka == kb
+    ]
+    kl, _, el = pieces[-1]
+    after = paragraphs[kl].segment.text[el:]
+    q = _NEXT_QUOTE.search(after, 1)
+    if q:
+        after = after[: q.start()]
+    return before, betweens, after
+
+
+_NEXT_QUOTE = re.compile('["“‘]')
+
+
 def explicit_who(
     text_before: str, betweens: Sequence[str], text_after: str
 ) -> tuple[str, str] | None:
@@ -120,7 +144,7 @@ def first_person_narrator(narration: Sequence[str]) -> bool:
     """Whether the book is told in the first person: "I" often in its narration."""
     words = sum(len(WORD.findall(t)) for t in narration)
     i = sum(len(_FIRST_PERSON.findall(t)) for t in narration)
-    return words > 0 and i / words > 0.006 and i >= 10
+    return words > 0 and i / words > 0.006 and i >= 3
 
 
 @dataclass
@@ -233,22 +257,10 @@ class Attributor:
         named: Sequence[Person],
         prev: Turn | None,
     ) -> None:
-        k0, s0, _ = t.pieces[0]
-        before = paragraphs[k0].segment.text[:s0]
-        betweens = [
-            paragraphs[ka].segment.text[ea:sb]
-            for (ka, _, ea), (kb, sb, _) in zip(t.pieces, t.pieces[1:], strict=False)
-            if ka == kb
-        ]
-        kl, _, el = t.pieces[-1]
-        after = paragraphs[kl].segment.text[el:]
-        # the narration after the quotation, up to the next quoted stretch
-        q = re.search('["“‘]', after[1:])
-        if q:
-            after = after[: q.start() + 1]
+        before, betweens, after = around(t.pieces, paragraphs)
         found = explicit_who(before, betweens, after)
         if found is None:
-            self._subject(t, paragraphs[k0].segment.id, before, recent)
+            self._subject(t, paragraphs[t.pieces[0][0]].segment.id, before, recent)
             return
         who, evidence = found
         lowered = who.lower()

@@ -307,10 +307,10 @@ class Person:
 
     @property
     def name(self) -> str:
-        """The fullest name it is often called by."""
+        """The name it is most often called by; of names nearly as frequent, the fullest."""
         ranked = sorted(self.names.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
         top = ranked[0][1]
-        common = [n for n, c in ranked if c * 4 >= top]
+        common = [n for n, c in ranked if c * 2 > top]
         return max(common, key=lambda n: (_title_of(n) is not None, len(n.split()), self.names[n]))
 
     def gender(self) -> tuple[str, str | None]:
@@ -404,12 +404,15 @@ def name_words(texts: Iterable[str]) -> frozenset[str]:
     lower case: the words names are made of."""
     text = "\n\n".join(texts)
     capital = Counter(_CAPITAL_WORD.findall(text))
-    capital.subtract(Counter(_STARTING_WORD.findall(text)))
+    starts = Counter(_STARTING_WORD.findall(text))
     lower = Counter(_LOWER_WORD.findall(text))
     return frozenset(
         w
         for w, n in capital.items()
-        if n >= 2 and lower.get(w.lower(), 0) * 3 <= n and w not in _NOT_NAMES and not w.isupper()
+        if (n - starts[w] >= 2 or (n - starts[w] >= 1 and n >= 2))
+        and lower.get(w.lower(), 0) * 3 <= n
+        and w not in _NOT_NAMES
+        and not w.isupper()
     )
 
 

@@ -96,6 +96,8 @@ def _marks(text: str, style: str) -> Iterator[tuple[int, str]]:
             continue  # 'tis, ’em
         if before.isspace():
             continue
+        if before in "sS" and after == " " and text[i + 2 : i + 3].islower():
+            continue  # the Smiths’ house
         yield i, "close"
 
 
