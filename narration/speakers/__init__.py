@@ -43,6 +43,7 @@ def find_speakers(book: Book) -> Speakers:
         chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs)))
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
+    called: Counter[str] = Counter()  # addressed after a comma: "But now, Guest, we are…"
     for _, paragraphs, quotations in chapters:
         for q in quotations:
             found = explicit_who(*around([(k, p.start, p.end) for k, p in q], paragraphs))
@@ -50,10 +51,18 @@ def find_speakers(book: Book) -> Speakers:
                 for m in name_mentions(found[0])[:1]:
                     speakers[m.text] += 1
             for k, piece in q:
-                for who in vocatives(paragraphs[k].segment.text[piece.start : piece.end]):
+                inner = paragraphs[k].segment.text[piece.start : piece.end]
+                for who in vocatives(inner):
                     addressed[who] += 1
-    # a word an attribution names as a speaker is a name, however seldom the book uses it
-    valid = name_words(texts) | {w for name in speakers for w in name.split()}
+                for who in vocatives(inner, inside=True):
+                    called[who] += 1
+    # a word an attribution names as a speaker, or speech addresses more than once, is a
+    # name, however seldom the book writes it ("Guest," they call the narrator)
+    valid = (
+        name_words(texts)
+        | {w for name in speakers for w in name.split()}
+        | {w for name, n in called.items() if n >= _ADDRESSED for w in name.split()}
+    )
     mentions: list[Mention] = []
     narration: list[tuple[str, list[Mention]]] = []
     names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
@@ -67,7 +76,7 @@ def find_speakers(book: Book) -> Speakers:
             mentions.extend(found_here)
             spans = spans_by_para.get(k, [])
             narration.append((_blank(para.segment.text, spans), outside(found_here, spans)))
-    cast = build_cast(mentions, speakers, addressed)
+    cast = build_cast(mentions, speakers, called)
     people = {
         key: p
         for key, p in cast.people.items()

@@ -64,7 +64,7 @@ BEFORE_VERB = re.compile(rf"\b(?:{_VERB})\b[^.!?\"“”]{{0,40}}[,:—–-]*\s*
 _SENTENCE_END = re.compile(r"[.!?\"“”]")
 BEFORE_VERB_WHO = re.compile(rf"(?:{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
 _VOCATIVE = re.compile(
-    rf"(?:^|[,!?;—–]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
+    rf"(?:^|(?P<mid>[,—–])\s*|[!?;]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
 )
 _FIRST_PERSON = re.compile(r"\bI\b")
 
@@ -135,9 +135,11 @@ def _evidence(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip(" \t\n,.;:!?—–-\"“”'’‘)")).strip()
 
 
-def vocatives(text: str) -> list[str]:
-    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!"."""
-    return [m.group("who") for m in _VOCATIVE.finditer(text)]
+def vocatives(text: str, inside: bool = False) -> list[str]:
+    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!"; with
+    `inside`, only those after a comma or a dash, where an interjection ("Indeed, …") is
+    not written with a capital."""
+    return [m.group("who") for m in _VOCATIVE.finditer(text) if not inside or m.group("mid")]
 
 
 def first_person_narrator(narration: Sequence[str]) -> bool:

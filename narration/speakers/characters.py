@@ -118,6 +118,14 @@ NAME = re.compile(
     rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b"
 )
 
+#: Words that make a place of a name ("King Street", "Hyde Park").
+_PLACES = frozenset(
+    (
+        *("Street", "Road", "Square", "Lane", "Hall", "Park", "House", "Church", "Court"),
+        *("Place", "Bridge", "Abbey", "Castle", "Inn", "Row", "Hill", "Gate", "Cross"),
+        *("Terrace", "Gardens", "Avenue", "Chapel", "Cathedral", "College", "Station"),
+    )
+)
 #: Capitalised words that are not names even where a book capitalises them everywhere.
 _NOT_NAMES = frozenset(
     [
@@ -317,7 +325,9 @@ class Person:
         if self.titled:
             return self.titled, "title"
         votes = self.male + self.female
-        if votes >= 3 and max(self.male, self.female) >= 0.75 * votes:
+        if (votes >= 3 and max(self.male, self.female) >= 0.75 * votes) or (
+            votes == 2 and self.male != self.female
+        ):
             g = "male" if self.male > self.female else "female"
             return g, f"pronouns ({max(self.male, self.female)} of {votes})"
         return "unknown", None
@@ -362,6 +372,8 @@ def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mentio
         if title is None:
             while toks and not _name_word(toks[0].group(0), valid):
                 toks.pop(0)
+        if toks and toks[0].group(0) in _PLACES:
+            continue  # King Street, St. Paul's Church
         kept = toks[:1]
         for t in toks[1:]:
             if not _name_word(t.group(0), valid):

@@ -189,7 +189,7 @@ def chapter_paragraphs(chapter: Chapter, style: str) -> list[Paragraph]:
         if seg.kind not in ("narration", "quote", "list_item"):
             open_before = False
             continue
-        found = find_quoted(seg.text, style, open_before) if seg.kind == "narration" else []
+        found = find_quoted(seg.text, style, open_before) if seg.kind != "list_item" else []
         out.append(Paragraph(seg, tuple(found)))
         open_before = bool(found) and found[-1].open_end
     return out
