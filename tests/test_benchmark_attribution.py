@@ -229,7 +229,7 @@ def test_timing_runs_each_side_in_its_own_process(tmp_path, capsys):
     t = json.loads(capsys.readouterr().out)["novels"]["Pier"]["timing"]
     assert t["segments_seconds"] > 0 and t["speakers_seconds"] > 0 and len(t["ratios"]) == 1
     # Each process's own peak (not this one's, which a child's getrusage would inherit).
-    assert 5 < t["base_mb"] <= t["segments_mb"] < 500 and t["speakers_mb"] >= t["base_mb"]
+    assert 5 < t["base_mb"] <= t["segments_mb"] < 500 and t["speakers_mb"] > 5
     assert t["added_mb"] == t["speakers_mb"] - t["segments_mb"]
 
 
