@@ -659,7 +659,7 @@ def speed_table(timings: dict[str, Timing]) -> list[str]:
         "+ speakers s",
         "ratio",
         "segmenter MB",
-        "+ speakers MB",
+        "with speakers MB",
         "added MB",
     ]
     lines = [_row(head), _row(["---"] + ["---:"] * (len(head) - 1))]
@@ -672,12 +672,18 @@ def speed_table(timings: dict[str, Timing]) -> list[str]:
                     f"{t.segments_seconds:.2f}",
                     f"{t.speakers_seconds:.2f}",
                     f"{t.ratio:.2f}",
-                    f"{t.segmenter_mb:.0f}",
-                    f"{t.speakers_mb - t.base_mb:.0f}",
-                    f"{t.added_mb:.0f}",
+                    f"{t.segmenter_mb:.1f}",
+                    f"{t.speakers_mb - t.base_mb:.1f}",
+                    f"{t.added_mb:+.1f}",
                 ]
             )
         )
+    if len(timings) > 1:
+        seg = sum(t.segments_seconds for t in timings.values())
+        spk = sum(t.speakers_seconds for t in timings.values())
+        words = sum(t.words for t in timings.values())
+        cells = [f"**all ({len(timings)})**", f"{words:,}", f"{seg:.2f}", f"{spk:.2f}"]
+        lines.append(_row([*cells, f"{spk / seg:.2f}", "", "", ""]))
     return lines
 
 
