@@ -17,8 +17,17 @@ from collections import Counter
 
 from ..inline import WORD
 from ..model import Book, Character, Quotation, QuotePiece, Speakers
-from .attribute import Attributor, explicit_who, first_person_narrator, vocatives
-from .characters import Cast, Mention, Person, build_cast, name_mentions, name_words, pronoun_votes
+from .attribute import Attributor, Turn, explicit_who, first_person_narrator, vocatives
+from .characters import (
+    Cast,
+    Mention,
+    Person,
+    build_cast,
+    name_mentions,
+    name_words,
+    outside,
+    pronoun_votes,
+)
 from .quotes import Paragraph, chapter_paragraphs, quotation_pieces, quote_style
 
 #: A name is a character when it is addressed this often, if it never speaks or has a title.
@@ -36,10 +45,12 @@ def find_speakers(book: Book) -> Speakers:
     mentions: list[Mention] = []
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
-    narration: list[str] = []
+    narration: list[tuple[str, list[Mention]]] = []
+    names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
     for _, paragraphs, quotations in chapters:
         for para in paragraphs:
-            mentions.extend(name_mentions(para.segment.text, valid))
+            found_here = names[para.segment.id] = name_mentions(para.segment.text, valid)
+            mentions.extend(found_here)
         spans_by_para: dict[int, list[tuple[int, int]]] = {}
         for q in quotations:
             for k, piece in q:
@@ -51,13 +62,17 @@ def find_speakers(book: Book) -> Speakers:
                 [],
                 paragraphs[kl].segment.text[pl.end :],
             )
-            if found and found[0][:1].isupper() and found[0] not in ("I", "He", "She"):
-                speakers[found[0]] += 1
+            if found:
+                for m in name_mentions(found[0])[:1]:
+                    speakers[m.text] += 1
             for k, piece in q:
                 for who in vocatives(paragraphs[k].segment.text[piece.start : piece.end]):
                     addressed[who] += 1
         for k, para in enumerate(paragraphs):
-            narration.append(_blank(para.segment.text, spans_by_para.get(k, [])))
+            spans = spans_by_para.get(k, [])
+            narration.append(
+                (_blank(para.segment.text, spans), outside(names[para.segment.id], spans))
+            )
     cast = build_cast(mentions, speakers, addressed)
     people = {
         key: p
@@ -66,16 +81,22 @@ def find_speakers(book: Book) -> Speakers:
     }
     cast.people = people
     cast.by_name = {alias: key for alias, key in cast.by_name.items() if key in people}
-    for text in narration:
-        pronoun_votes(text, name_mentions(text, valid), cast)
+    for text, outside_names in narration:
+        pronoun_votes(text, outside_names, cast)
     narrator = None
-    if first_person_narrator(narration):
+    if first_person_narrator([text for text, _ in narration]):
         narrator = Person(key="narrator", narrator=True)
         narrator.names["Narrator"] = 1
-    attributor = Attributor(cast, narrator, valid)
+    runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
+    named = _narrator_name(runs, narrator, chapters) if narrator else None
+    if named is not None:
+        # the narrator is the person the others address when they answer "I": read again
+        # with "I" as that person, so turn-taking sees one speaker, not two
+        named.narrator = True
+        narrator = named
+        runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
     quotations: list[Quotation] = []
-    for chapter_id, paragraphs, pieces in chapters:
-        turns = attributor.chapter(paragraphs, pieces)
+    for (chapter_id, _, pieces), turns in zip(chapters, runs, strict=True):
         for t, q in zip(turns, pieces, strict=True):
             quotations.append(
                 Quotation(
@@ -87,6 +108,34 @@ def find_speakers(book: Book) -> Speakers:
                 )
             )
     return _finish(cast, narrator, quotations, chapters)
+
+
+def _narrator_name(runs: list[list[Turn]], narrator: Person, chapters: list) -> Person | None:
+    """The person a first-person narrator is: whom the turns next to the narrator's own
+    ("I said") address, when one name stands out."""
+    votes: Counter[str] = Counter()
+    people: dict[str, Person] = {}
+    for turns in runs:
+        for n, t in enumerate(turns):
+            if t.speaker is not narrator:
+                continue
+            for m in (n - 1, n + 1):
+                if 0 <= m < len(turns) and turns[m].speaker is not narrator:
+                    for p in turns[m].addressed:
+                        if p is not turns[m].speaker:
+                            votes[p.key] += 1
+                            people[p.key] = p
+    # others speak of the narrator as "I" too: a name attributions use is not the narrator
+    for key in list(votes):
+        p = people[key]
+        if p.speaks > max(1, votes[key] // 10) or p.narrated * 4 > sum(p.names.values()):
+            del votes[key]
+    ranked = votes.most_common(2)
+    if not ranked or ranked[0][1] < 3:
+        return None
+    if len(ranked) > 1 and ranked[1][1] * 2 > ranked[0][1]:
+        return None
+    return people[ranked[0][0]]
 
 
 def _finish(
@@ -105,19 +154,22 @@ def _finish(
             words[q.speaker] += sum(
                 len(WORD.findall(texts[p.segment][p.start : p.end])) for p in q.pieces
             )
-    people = list(cast.people.values()) + ([narrator] if narrator else [])
+    people = list(cast.people.values())
+    if narrator is not None and narrator.key not in cast.people:
+        people.append(narrator)
     ids: dict[str, str] = {}
     used: set[str] = set()
     characters: list[Character] = []
     for p in sorted(people, key=lambda p: (-count[p.key], -sum(p.names.values()), p.name)):
-        cid = _unique(_slug(p.name if not p.narrator else "narrator"), used)
+        unnamed = p.narrator and p.key == "narrator"
+        cid = _unique(_slug("narrator" if unnamed else p.name), used)
         ids[p.key] = cid
         gender, evidence = p.gender()
         characters.append(
             Character(
                 id=cid,
-                name=p.name if not p.narrator else "Narrator",
-                aliases=tuple(sorted(p.names)) if not p.narrator else ("I",),
+                name="Narrator" if unnamed else p.name,
+                aliases=("I",) if unnamed else tuple(sorted(p.names)),
                 gender=gender,  # type: ignore[arg-type]
                 gender_evidence=evidence,
                 quotations=count[p.key],

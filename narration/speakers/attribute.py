@@ -16,7 +16,7 @@ narrator's.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..inline import WORD
@@ -25,10 +25,12 @@ from .characters import (
     _TITLE,
     PRONOUNS_FEMALE,
     PRONOUNS_MALE,
+    THE_TITLE,
     Cast,
     Mention,
     Person,
     name_mentions,
+    outside,
     title_gender,
 )
 from .quotes import SPEECH_VERBS, Paragraph
@@ -40,7 +42,8 @@ _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
     r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
 )
-_WHO = rf"(?P<who>{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
+_THE_TITLE = THE_TITLE.pattern.replace("\\b[Tt]he", "[Tt]he").replace("(?P<title>", "(?:")
+_WHO = rf"(?P<who>{_THE_TITLE}|{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
 _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 #: After a quotation: "said Emma", "said he", "replied the doctor"; "Emma said", "she
 #: replied", "he had said", "Her father fondly replied".
@@ -139,10 +142,12 @@ class Recent:
 class Attributor:
     """Attributes one chapter's quotations, given the book's characters."""
 
-    def __init__(self, cast: Cast, narrator: Person | None, valid: frozenset[str]) -> None:
+    def __init__(
+        self, cast: Cast, narrator: Person | None, names: Mapping[str, list[Mention]]
+    ) -> None:
         self.cast = cast
         self.narrator = narrator
-        self.valid = valid
+        self.names = names  # segment id -> the names in its text
 
     def resolve_name(self, who: str) -> Person | None:
         ms = name_mentions(who, None)
@@ -170,10 +175,10 @@ class Attributor:
         for k, para in enumerate(paragraphs):
             text = para.segment.text
             here = by_para.get(k, [])
-            mask = _outside(text, [(s, e) for t in here for kk, s, e in t.pieces if kk == k])
+            spans = [(s, e) for t in here for kk, s, e in t.pieces if kk == k]
             narration_mentions = [
                 (m, p)
-                for m in name_mentions(mask, self.valid)
+                for m in outside(self.names[para.segment.id], spans)
                 if (p := self.cast.lookup(m)) is not None
             ]
             first_quote = min(
@@ -241,11 +246,7 @@ class Attributor:
             else:
                 t.blocked = True
             return
-        p = (
-            self.resolve_name(who)
-            if who[:1].isupper() and lowered.split()[0] not in _DETERMINERS
-            else None
-        )
+        p = self.resolve_name(who)
         if p is not None:
             t.speaker, t.evidence = p, f"explicit: {evidence}"
         else:
@@ -262,13 +263,10 @@ class Attributor:
             return
         text = paragraphs[k].segment.text
         spans = [(s, e) for kk, s, e in t.pieces if kk == k]
-        mask = _outside(text, spans)
-        if not mask.strip():
-            return
         people = []
-        for m in name_mentions(mask, self.valid):
+        for m in outside(self.names[paragraphs[k].segment.id], spans):
             p = self.cast.lookup(m)
-            if p is not None and p not in people and not _possessive(mask, m):
+            if p is not None and p not in people and not _possessive(text, m):
                 people.append(p)
         if len(people) == 1 and (t.gender is None or people[0].gender()[0] == t.gender):
             t.speaker, t.evidence = people[0], "narration names one character"

@@ -300,6 +300,7 @@ class Person:
     titled: str | None = None  # gender its title gives, if any
     speaks: int = 0  # attributions naming it
     addressed: int = 0  # times it is addressed in speech
+    narrated: int = 0  # times narration (outside quotations) names it
     narrator: bool = False
 
     @property
@@ -336,10 +337,23 @@ class Mention:
     words: tuple[str, ...]
 
 
+#: A title standing for a name: "the General", "the Marquis" (capitalised, no name after).
+THE_TITLE = re.compile(
+    r"\b[Tt]he\s+(?P<title>(?:"
+    + "|".join(sorted((t for t in TITLES if len(t) > 3), key=len, reverse=True))
+    + r"))\b(?!\.?\s+[A-Z])"
+)
+
+
 def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mention]:
     """Names in a text, leading words that are not names dropped ("Poor Miss Taylor"), and
-    words after the name that are not names ("Emma Dear")."""
+    words after the name that are not names ("Emma Dear"); a capitalised title alone ("the
+    General") is a name too."""
     out: list[Mention] = []
+    if "he " in text:
+        for m in THE_TITLE.finditer(text):
+            name = f"the {m.group('title')}"
+            out.append(Mention(m.start(), m.end(), name, None, (name,)))
     for m in NAME.finditer(text):
         title = m.group("title")
         toks = list(_WORD_RE.finditer(text, m.start("words"), m.end("words")))
@@ -356,6 +370,8 @@ def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mentio
         start = m.start() if title else kept[0].start()
         end = kept[-1].end()
         out.append(Mention(start, end, text[start:end], title, tuple(t.group(0) for t in kept)))
+    if len(out) > 1:
+        out.sort(key=lambda m: m.start)
     return out
 
 
@@ -366,19 +382,28 @@ def _name_word(word: str, valid: frozenset[str] | None) -> bool:
     return word not in _NOT_NAMES and (valid is None or word in valid)
 
 
+def outside(mentions: Sequence[Mention], spans: Sequence[tuple[int, int]]) -> list[Mention]:
+    """The mentions outside quoted stretches (their quote marks included)."""
+    if not spans:
+        return list(mentions)
+    return [m for m in mentions if not any(s - 1 < m.end and m.start < e + 1 for s, e in spans)]
+
+
+_LETTERS = "A-Za-zà-öø-ÿ"
+_CAPITAL_WORD = re.compile(rf"(?<![{_LETTERS}])[A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+_STARTING_WORD = re.compile(
+    rf"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)([A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*)", re.M
+)
+_LOWER_WORD = re.compile(rf"(?<![{_LETTERS}])[a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
+
+
 def name_words(texts: Iterable[str]) -> frozenset[str]:
     """Capitalised words the book writes capitalised where no sentence starts, and rarely in
     lower case: the words names are made of."""
-    capital: Counter[str] = Counter()
-    lower: Counter[str] = Counter()
-    for text in texts:
-        for m in re.finditer(r"[A-Za-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)*", text):
-            w = m.group(0)
-            if w[0].isupper():
-                if not _SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
-                    capital[w] += 1
-            else:
-                lower[w] += 1
+    text = "\n\n".join(texts)
+    capital = Counter(_CAPITAL_WORD.findall(text))
+    capital.subtract(Counter(_STARTING_WORD.findall(text)))
+    lower = Counter(_LOWER_WORD.findall(text))
     return frozenset(
         w
         for w, n in capital.items()
@@ -420,15 +445,21 @@ def build_cast(
     for m in mentions:
         forms[(_norm(m.title) if m.title else None, m.words)] += 1
     # 1. full names (two words or more), a title's gender kept
+    # ("Mrs. Charles Wilcox" is not Charles Wilcox: a title of the other gender is another
+    # person, the more frequent gender keeping the name without a title)
     full: dict[tuple[str, ...], Person] = {}
+    other: dict[tuple[str, tuple[str, ...]], Person] = {}
     for (title, words), n in sorted(
-        forms.items(), key=lambda kv: (-len(kv[0][1]), kv[0][1], kv[0][0] or "")
+        forms.items(), key=lambda kv: (-len(kv[0][1]), -kv[1], kv[0][1], kv[0][0] or "")
     ):
         if len(words) < 2:
             continue
         p = full.get(words)
         if p is None:
             p = full[words] = Person(key=" ".join(words))
+        g = title_gender(title)
+        if g and p.titled and p.titled != g:
+            p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
     # 2. title and surname: one compatible full name of that surname not rare beside it
@@ -439,7 +470,11 @@ def build_cast(
         g = title_gender(title) or title
         p = titled.get((g, words[0]))
         if p is None:
-            matches = [f for w, f in full.items() if w[-1] == words[0] and _compatible(f, title)]
+            matches = [
+                f
+                for w, f in full.items()
+                if w[-1] == words[0] and _compatible(f, title)
+            ]
             count = sum(
                 c for (t, w), c in forms.items() if w == words and (title_gender(t) or t) == g
             )
@@ -456,22 +491,32 @@ def build_cast(
         if len(words) != 1 or title is not None:
             continue
         w = words[0]
+        if w.startswith("the "):  # "the General": its own person, its title's gender
+            p = singles[w] = Person(key=w)
+            p.names[w] += n
+            _vote_title(p, w[4:], n)
+            continue
         given = [f for ws, f in full.items() if ws[0] == w]
-        surname = [p for (g, s), p in titled.items() if s == w]
         if len(given) == 1:
             p = given[0]
-        elif not given and len(surname) == 1:
-            p = surname[0]
-        elif not given and surname:
-            ranked = sorted(surname, key=lambda q: -sum(q.names.values()))
-            top = sum(ranked[0].names.values())
-            p = ranked[0] if top >= 3 * sum(ranked[1].names.values()) else Person(key=w)
         else:
-            p = Person(key=w)
+            # a surname alone: the person of that surname the book names most, when it
+            # names them far more than any other ("Archer" is Newland Archer)
+            named = {id(f): f for ws, f in full.items() if ws[-1] == w and len(ws) > 1}
+            named.update({id(q): q for (g, s2), q in titled.items() if s2 == w})
+            ranked = sorted(named.values(), key=lambda q: (-sum(q.names.values()), q.key))
+            if given or not ranked:
+                p = Person(key=w)
+            elif len(ranked) == 1 or sum(ranked[0].names.values()) >= 2 * sum(
+                ranked[1].names.values()
+            ):
+                p = ranked[0]
+            else:
+                p = Person(key=w)
         singles[w] = p
         p.names[w] += n
     people: dict[int, Person] = {}
-    for p in [*full.values(), *titled.values(), *singles.values()]:
+    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
         people[id(p)] = p
     for p in people.values():
         cast.people[p.key] = p
@@ -529,18 +574,28 @@ def _compatible(p: Person, title: str) -> bool:
 
 
 def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
-    """Votes for a person's gender: the first third-person pronoun after a mention of it, in
-    the same sentence, when no other name comes between."""
+    """Votes for a person's gender: a name opening its sentence, and the first subject,
+    possessive or reflexive pronoun after it (he, his, himself; she, herself) in that
+    sentence or opening the next, when no other name comes first. "Her" and "him" are left
+    out: they are as often someone else."""
     for k, m in enumerate(mentions):
         p = cast.lookup(m)
-        if p is None or p.titled:
+        if p is None:
+            continue
+        p.narrated += 1
+        if p.titled:
+            continue
+        head = text[max(0, m.start - 30) : m.start]
+        cut = max(head.rfind("."), head.rfind("!"), head.rfind("?"), head.rfind(";"))
+        if len(head[cut + 1 :].split()) > 2 and m.start > 30:
             continue
         stop = mentions[k + 1].start if k + 1 < len(mentions) else len(text)
-        end = text.find(".", m.end, stop)
-        window = text[m.end : stop if end < 0 else end]
-        pm = _PRONOUN.search(window)
+        pm = _SUBJECT_PRONOUN.search(text, m.end, min(stop, m.end + 300))
         if pm:
             if pm.group(1).lower() in PRONOUNS_MALE:
                 p.male += 1
             else:
                 p.female += 1
+
+
+_SUBJECT_PRONOUN = re.compile(r"\b(he|his|himself|she|herself)\b", re.I)

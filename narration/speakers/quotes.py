@@ -69,31 +69,34 @@ def quote_style(texts: Sequence[str]) -> str:
     return "single" if single > 2 * double else "double"
 
 
+_DOUBLE_MARKS = re.compile(f"[{_DOUBLE_OPEN}{_DOUBLE_CLOSE}\"]")
+_SINGLE_MARKS = re.compile(f"[{_SINGLE_OPEN}{_SINGLE_CLOSE}']")
+
+
 def _marks(text: str, style: str) -> Iterator[tuple[int, str]]:
     """Each quote mark of the style with its role: ('open' | 'close' | 'either')."""
-    if style == "double":
-        opens, closes, straight = _DOUBLE_OPEN, _DOUBLE_CLOSE, '"'
-    else:
-        opens, closes, straight = _SINGLE_OPEN, _SINGLE_CLOSE + "'", ""
     n = len(text)
-    for i, c in enumerate(text):
-        if c in opens:
+    if style == "double":
+        for m in _DOUBLE_MARKS.finditer(text):
+            c = m.group(0)
+            yield m.start(), "open" if c in _DOUBLE_OPEN else "close" if c != '"' else "either"
+        return
+    for m in _SINGLE_MARKS.finditer(text):
+        i, c = m.start(), m.group(0)
+        if c in _SINGLE_OPEN:
             yield i, "open"
-        elif c == straight:
-            yield i, "either"
-        elif c in closes:
-            if style == "single":
-                before = text[i - 1] if i else " "
-                after = text[i + 1] if i + 1 < n else " "
-                if before.isalnum() and after.isalnum():
-                    continue  # don't, o'clock
-                if before in _BEFORE_OPEN and after.isalnum():
-                    if c == "'" and not _ELISIONS.match(text, i + 1):
-                        yield i, "open"
-                    continue  # 'tis, ’em
-                if before.isspace():
-                    continue
-            yield i, "close"
+            continue
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < n else " "
+        if before.isalnum() and after.isalnum():
+            continue  # don't, o'clock
+        if before in _BEFORE_OPEN and after.isalnum():
+            if c == "'" and not _ELISIONS.match(text, i + 1):
+                yield i, "open"
+            continue  # 'tis, ’em
+        if before.isspace():
+            continue
+        yield i, "close"
 
 
 def find_quoted(text: str, style: str, open_before: bool) -> list[Found]:
