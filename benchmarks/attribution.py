@@ -19,10 +19,11 @@ compared with PDNC's sub-quotations (spans with the quote marks excluded):
   right when that narrate character maps to the gold speaker. Abstaining, or missing the
   quotation, counts as wrong. A narrate character maps to the PDNC character whose aliases
   hold its name and aliases (its name first, then the most aliases, then the character with
-  more sub-quotations); several may map to one. narrate's first-person narrator maps to the
-  character PDNC marks with the alias `_narr` (or `Narr`), when the novel index says the
-  narration is first person; where it says so and no character is marked, the narrator maps
-  to nobody and the notes say so;
+  more sub-quotations), else to the one character with an alias holding all its name's
+  words (titles set aside, a title's gender agreeing: see by_words); several may map to
+  one. narrate's first-person narrator maps to the character PDNC marks with the alias
+  `_narr` (or `Narr`), when the novel index says the narration is first person; where it
+  says so and no character is marked, the narrator maps to nobody and the notes say so;
 - precision over the sub-quotations narrate attributed, coverage (attributed / all), gender
   agreement (narrate's gender for the character against the gold speaker's, where both are
   known), and PDNC's major characters that some narrate character maps to.
@@ -112,6 +113,7 @@ class BenchError(Exception):
 class GoldCharacter:
     name: str  # PDNC's Main Name
     aliases: frozenset[str]  # normalised (see norm), the main name among them
+    forms: frozenset[str]  # and each without "the" before it or PDNC's " - Story" after it
     gender: str  # "M", "F", or PDNC's U (unknown) / X (not annotated) / ...
     category: str  # major / intermediate / minor
     narrator: bool  # PDNC marks it with the alias _narr or Narr
@@ -139,6 +141,13 @@ def norm(name: str) -> str:
     apostrophes ("Mr. Darcy" and "mr darcy" are one)."""
     name = name.replace(".", "").replace("\u2019", "'")
     return re.sub(r"\s+", " ", name).strip().lower()
+
+
+def bare(name: str) -> str:
+    """A normalised name without "the" before it ("the frenchman") or PDNC's part after a
+    dash ("christopher robin - story": Winnie-the-Pooh's two Christopher Robins)."""
+    name = re.sub(r"^the ", "", name)
+    return re.sub(r" - .*$", "", name)
 
 
 def _csv_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -206,10 +215,12 @@ def read_novel(pdnc: Path, name: str, first_person: bool | None) -> Novel:
             isinstance(a, str) for a in aliases
         ):
             raise BenchError(f"{chars_path}:{line}: Aliases is not a set of names")
+        normalised = frozenset({norm(a) for a in aliases} | {norm(main)})
         characters.append(
             GoldCharacter(
                 name=main,
-                aliases=frozenset({norm(a) for a in aliases} | {norm(main)}),
+                aliases=normalised,
+                forms=normalised | {bare(a) for a in normalised},
                 gender=_field(chars_path, line, row, "Gender").strip(),
                 category=_field(chars_path, line, row, "Category").strip(),
                 narrator=any(norm(a) in NARRATOR_ALIASES for a in aliases),
@@ -432,16 +443,42 @@ def map_characters(novel: Novel, characters: Iterable[Character]) -> tuple[dict,
                         "narrate's narrator maps to nobody"
                     )
             continue
-        name = norm(c.name)
-        names = {name} | {norm(a) for a in c.aliases}
+        name = bare(norm(c.name))
+        names = {name} | {bare(norm(a)) for a in c.aliases}
         best, key = None, (False, 0, 0)
         for g in novel.characters:
-            hits = len(names & g.aliases)
-            k = (name in g.aliases, hits, spoken[g.name])
+            hits = len(names & g.forms)
+            k = (name in g.forms, hits, spoken[g.name])
             if hits and k > key:
                 best, key = g.name, k
-        out[c.id] = best
+        out[c.id] = best if best is not None else by_words(novel, c)
     return out, notes
+
+
+#: Titles, and the gender a title gives ("" : either).
+TITLES = {
+    "mr": "M", "mister": "M", "sir": "M", "lord": "M", "master": "M", "monsieur": "M",
+    "mrs": "F", "miss": "F", "lady": "F", "madame": "F", "mme": "F", "mademoiselle": "F",
+    "ms": "F", "dr": "", "doctor": "", "captain": "", "colonel": "", "professor": "",
+}  # fmt: skip
+
+
+def by_words(novel: Novel, c: Character) -> str | None:
+    """The PDNC character one of whose aliases holds every word of the narrate character's
+    name, titles set aside ("Miss Quested": "Adela Quested"; "Harvey": "Harvey Stone"),
+    where a title's gender agrees and exactly one character fits; else None."""
+    words = bare(norm(c.name)).split()
+    sexes = {TITLES[w] for w in words if w in TITLES} - {""}
+    core = {w for w in words if w not in TITLES}
+    if not core or len(sexes) > 1:
+        return None
+    fits = [
+        g.name
+        for g in novel.characters
+        if any(core <= set(a.split()) for a in g.forms)
+        and not (sexes and g.gender in ("M", "F") and g.gender not in sexes)
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 def score(novel: Novel, found: Found) -> Score:

@@ -4,6 +4,7 @@ cannot rot while CI never runs it on PDNC itself. The novel here is written for 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -133,6 +134,35 @@ def test_figures_from_hand_made_attributions(tmp_path):
     total = bench.totals({"Pier": s, "Emma": s})
     assert list(total) == ["tuned (1)", "held out (1)", "all (2)"]
     assert total["all (2)"].quotes == 8 and bench.figures(total["all (2)"]) == f
+
+
+def test_names_map_through_aliases_then_words(tmp_path):
+    write_pdnc(tmp_path, {"Pier": (PIER, 3, PIER_QUOTES)})
+    novel = bench.read_novel(tmp_path, "Pier", False)
+    # PDNC's two parts of one person ("Christopher Robin - Story" and "- External"): the
+    # one with more sub-quotations.
+    story = bench.GoldCharacter(
+        "Tom Pike - Story", frozenset({"tom pike - story"}), frozenset(), "F", "minor", False
+    )
+    story = dataclasses.replace(story, forms=story.aliases | {bench.bare(a) for a in story.aliases})
+    novel = dataclasses.replace(novel, characters=(story, *novel.characters))
+    ours = [
+        character("a", "Miss Lane", ("Miss Lane",), "female"),  # Mary Lane, by words
+        character("b", "Mr. Lane", ("Mr. Lane",), "male"),  # no man named Lane
+        character("c", "Sam", ("Sam",), "male"),  # Old Sam, by words
+        character("d", "the Mr. Pike", ("the Mr. Pike",), "male"),  # an alias, "the" aside
+        character("e", "Tom Pike", ("Tom Pike",), "male"),  # both Toms: the one quoted
+        character("f", "Lane Pike", ("Lane Pike",), "unknown"),  # in no one alias
+    ]
+    mapping, _ = bench.map_characters(novel, ours)
+    assert mapping == {
+        "a": "Mary Lane",
+        "b": None,
+        "c": "Old Sam",
+        "d": "Tom Pike",
+        "e": "Tom Pike",
+        "f": None,
+    }
 
 
 def test_narrator_maps_only_where_pdnc_marks_it(tmp_path):
