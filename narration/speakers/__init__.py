@@ -65,6 +65,7 @@ def find_speakers(book: Book) -> Speakers:
             if found:
                 for m in name_mentions(found[0])[:1]:
                     speakers[m.text] += 1
+
             for k, piece in q:
                 for who in vocatives(paragraphs[k].segment.text[piece.start : piece.end]):
                     addressed[who] += 1

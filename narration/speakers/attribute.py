@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..inline import WORD
+from ..sentences import wordset
 from .characters import (
     _CAP,
     _TITLE,
@@ -49,13 +50,17 @@ _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 #: replied", "he had said", "Her father fondly replied".
 AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
-    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB})\b"
+    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
 )
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
 BEFORE_WHO_VERB = re.compile(
     rf"{_WHO}\s+{_ADV}?(?:had\s+)?{_ADV}?(?:{_VERB})\b[^.!?\"“”]{{0,60}}[,:—–-]?\s*$"
 )
+#: A verb of speech ending the narration before a quotation, its subject further back in
+#: the sentence: "Mr. Darcy felt their rudeness and immediately said,".
+BEFORE_VERB = re.compile(rf"\b(?:{_VERB})\b[^.!?\"“”]{{0,40}}[,:—–-]*\s*$")
+_SENTENCE_END = re.compile(r"[.!?\"“”]")
 BEFORE_VERB_WHO = re.compile(rf"(?:{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
 _VOCATIVE = re.compile(
     rf"(?:^|[,!?;—–]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
@@ -76,7 +81,6 @@ class Turn:
     blocked: bool = False
     gender: str | None = None  # the gender a pronoun attribution gives
     addressed: list[Person] = field(default_factory=list)
-    words: int = 0
 
 
 def explicit_who(
@@ -92,12 +96,15 @@ def explicit_who(
         m = pat.match(text_after)
         if m:
             return m.group("who"), _evidence(m.group(0))
-    tail = text_before[-160:]
+    tail = _OPENING.sub("", text_before[-160:])
     for pat in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
         m = pat.search(tail)
         if m:
             return m.group("who"), _evidence(m.group(0))
     return None
+
+
+_OPENING = re.compile(r"[\"“‘'«]\s*$")
 
 
 def _evidence(text: str) -> str:
@@ -190,15 +197,21 @@ class Attributor:
             for t in here:
                 if t.para != k:
                     continue
-                self._explicit(t, paragraphs, recent)
-                t.words = sum(
-                    len(WORD.findall(paragraphs[kk].segment.text[s:e])) for kk, s, e in t.pieces
-                )
                 inner = " ".join(paragraphs[kk].segment.text[s:e] for kk, s, e in t.pieces)
                 for who in vocatives(inner):
                     p = self.resolve_name(who)
                     if p is not None and p not in t.addressed:
                         t.addressed.append(p)
+                # who the quotation names is seldom who speaks it
+                named = [
+                    p
+                    for kk, s, e in t.pieces
+                    for m in self.names[paragraphs[kk].segment.id]
+                    if s <= m.start < e and (p := self.cast.lookup(m)) is not None
+                ]
+                before = turns[t.index - 1] if t.index else None
+                prev = before if before and _adjacent(before, t, paragraphs) else None
+                self._explicit(t, paragraphs, recent, [*t.addressed, *named], prev)
                 if t.speaker is not None:
                     recent.add(t.speaker)
             for m, p in narration_mentions:
@@ -212,7 +225,14 @@ class Attributor:
         self._conversation(turns, paragraphs)
         return turns
 
-    def _explicit(self, t: Turn, paragraphs: Sequence[Paragraph], recent: Recent) -> None:
+    def _explicit(
+        self,
+        t: Turn,
+        paragraphs: Sequence[Paragraph],
+        recent: Recent,
+        named: Sequence[Person],
+        prev: Turn | None,
+    ) -> None:
         k0, s0, _ = t.pieces[0]
         before = paragraphs[k0].segment.text[:s0]
         betweens = [
@@ -228,6 +248,7 @@ class Attributor:
             after = after[: q.start() + 1]
         found = explicit_who(before, betweens, after)
         if found is None:
+            self._subject(t, paragraphs[k0].segment.id, before, recent)
             return
         who, evidence = found
         lowered = who.lower()
@@ -240,7 +261,21 @@ class Attributor:
         if lowered in ("he", "she"):
             gender = "male" if lowered == "he" else "female"
             t.gender = gender
-            p = recent.last(gender)
+            verb = (
+                evidence.split()[-1].lower()
+                if evidence.split()[0].lower() in ("he", "she")
+                else evidence.split()[0].lower()
+            )
+            if (
+                verb in _GOING_ON
+                and prev is not None
+                and prev.speaker is not None
+                and prev.speaker.gender()[0] == gender
+            ):
+                # "she added": the one who spoke last goes on
+                t.speaker, t.evidence = prev.speaker, f"explicit: {evidence}"
+                return
+            p = recent.last(gender, named) or recent.last(gender)
             if p is not None:
                 t.speaker, t.evidence = p, f"explicit: {evidence}"
             else:
@@ -254,6 +289,31 @@ class Attributor:
             np_gender = _np_gender(lowered)
             if np_gender:
                 t.gender = np_gender
+
+    def _subject(self, t: Turn, segment_id: str, before: str, recent: Recent) -> None:
+        """A verb of speech ending the narration before the quotation, its subject the first
+        person named in that sentence (or a pronoun opening it)."""
+        before = _OPENING.sub("", before)
+        m = BEFORE_VERB.search(before, max(0, len(before) - 200))
+        if m is None:
+            return
+        ends = [e.end() for e in _SENTENCE_END.finditer(before, 0, m.start())]
+        start = ends[-1] if ends else 0
+        for mention in self.names[segment_id]:
+            if start <= mention.start < m.start():
+                p = self.cast.lookup(mention)
+                if p is not None:
+                    t.speaker = p
+                    t.evidence = f"explicit: {mention.text} … {m.group(0).strip(' ,:—–-')}"
+                    return
+        opening = before[start : m.start()].split()
+        if opening and opening[0] in ("He", "She", "he", "she"):
+            gender = "male" if opening[0].lower() == "he" else "female"
+            t.gender = gender
+            p = recent.last(gender)
+            if p is not None:
+                t.speaker = p
+                t.evidence = f"explicit: {opening[0]} … {m.group(0).strip(' ,:—–-')}"
 
     def _actor(
         self, t: Turn, paragraphs: Sequence[Paragraph], by_para: dict[int, list[Turn]]
@@ -279,13 +339,32 @@ class Attributor:
         run: list[Turn] = []
         for t in turns:
             if run and not _adjacent(run[-1], t, paragraphs):
-                self._run(run)
+                self._run(run, paragraphs)
                 run = []
             run.append(t)
         if run:
-            self._run(run)
+            self._run(run, paragraphs)
 
-    def _run(self, run: list[Turn]) -> None:
+    def _named_around(
+        self, run: list[Turn], paragraphs: Sequence[Paragraph], speaker: Person
+    ) -> list[Person]:
+        """The people named in the narration of a conversation and the paragraph before it,
+        other than `speaker`."""
+        first, last = run[0].para, run[-1].pieces[-1][0]
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for t in run:
+            for k, s, e in t.pieces:
+                spans.setdefault(k, []).append((s, e))
+        out: list[Person] = []
+        for k in range(max(0, first - 1), last + 1):
+            seg = paragraphs[k].segment
+            for m in outside(self.names[seg.id], spans.get(k, [])):
+                p = self.cast.lookup(m)
+                if p is not None and p is not speaker and p not in out:
+                    out.append(p)
+        return out
+
+    def _run(self, run: list[Turn], paragraphs: Sequence[Paragraph]) -> None:
         anchors = [i for i, t in enumerate(run) if t.speaker is not None]
         if not anchors or len(run) < 2:
             return
@@ -305,6 +384,11 @@ class Attributor:
                             heard[p] = heard.get(p, 0) + 1
             if heard:
                 pair.append(max(heard, key=lambda p: heard[p]))
+            else:
+                # the one other person the narration around the conversation names
+                others = self._named_around(run, paragraphs, pair[0])
+                if len(others) == 1:
+                    pair.append(others[0])
         if len(order) > 2 and count[order[2]] * 2 >= count[order[1]]:
             return  # more than two people talking: no turn-taking
 
@@ -338,6 +422,8 @@ class Attributor:
             run[i].speaker, run[i].evidence = p, "turn-taking"
 
 
+#: Verbs that carry on a speech: "she added" is the last speaker going on.
+_GOING_ON = wordset("added continued went resumed pursued repeated persisted")
 _DETERMINERS = frozenset(["the", "his", "her", "my", "our", "their", "this", "that", "a", "an"])
 _NP_MALE = frozenset(
     [

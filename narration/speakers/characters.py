@@ -114,7 +114,9 @@ TITLES = MALE_TITLES | FEMALE_TITLES | OTHER_TITLES
 _TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
 _WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
 _CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
-NAME = re.compile(rf"(?<![\w'’])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b")
+NAME = re.compile(
+    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b"
+)
 
 #: Capitalised words that are not names even where a book capitalises them everywhere.
 _NOT_NAMES = frozenset(
@@ -470,11 +472,7 @@ def build_cast(
         g = title_gender(title) or title
         p = titled.get((g, words[0]))
         if p is None:
-            matches = [
-                f
-                for w, f in full.items()
-                if w[-1] == words[0] and _compatible(f, title)
-            ]
+            matches = [f for w, f in full.items() if w[-1] == words[0] and _compatible(f, title)]
             count = sum(
                 c for (t, w), c in forms.items() if w == words and (title_gender(t) or t) == g
             )

@@ -69,7 +69,7 @@ def quote_style(texts: Sequence[str]) -> str:
     return "single" if single > 2 * double else "double"
 
 
-_DOUBLE_MARKS = re.compile(f"[{_DOUBLE_OPEN}{_DOUBLE_CLOSE}\"]")
+_DOUBLE_MARKS = re.compile(f'[{_DOUBLE_OPEN}{_DOUBLE_CLOSE}"]')
 _SINGLE_MARKS = re.compile(f"[{_SINGLE_OPEN}{_SINGLE_CLOSE}']")
 
 
