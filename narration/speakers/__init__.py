@@ -17,7 +17,15 @@ from collections import Counter
 
 from ..inline import WORD
 from ..model import Book, Character, Quotation, QuotePiece, Speakers
-from .attribute import Attributor, Turn, around, explicit_who, first_person_narrator, vocatives
+from .attribute import (
+    Attributor,
+    Turn,
+    around,
+    explicit_who,
+    first_person_narrator,
+    two_speakers,
+    vocatives,
+)
 from .characters import (
     Cast,
     Mention,
@@ -40,7 +48,7 @@ def find_speakers(book: Book) -> Speakers:
     chapters: list[tuple[str, list[Paragraph], list[list[tuple[int, QuotePiece]]]]] = []
     for ch in book.chapters:
         paragraphs = chapter_paragraphs(ch, style)
-        chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs)))
+        chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs, two_speakers)))
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
     called: Counter[str] = Counter()  # addressed after a comma: "But now, Guest, we are…"

@@ -37,9 +37,11 @@ from .characters import (
 )
 from .quotes import SPEECH_VERBS, Paragraph
 
-_VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r")"
+_VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r"|put\s+in)"
 _ADV = r"(?:[a-z]+ly\s+|again\s+|then\s+|now\s+|at\s+last\s+|at\s+once\s+)"
-_NAME = rf"(?:{_TITLE}\s+)?{_CAP}(?:\s+{_CAP}){{0,2}}"
+#: "Mr. van der Luyden", "old Horace Talbot"
+_PARTICLES = r"(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){0,2}"
+_NAME = rf"(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}{_CAP}(?:\s+{_CAP}){{0,2}}"
 _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
     r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
@@ -52,6 +54,11 @@ _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
     rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
+)
+#: "…," was Frank's reply.
+AFTER_REPLY = re.compile(
+    rf"{_LEAD}was\s+{_WHO}['’]s\s+(?:\w+\s+)?(?:reply|answer|response|retort|rejoinder|"
+    r"comment|remark|question|exclamation|cry)\b"
 )
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
@@ -107,16 +114,31 @@ def around(
 _NEXT_QUOTE = re.compile('["“‘]')
 
 
+def two_speakers(between: str) -> bool:
+    """Whether the narration between two quoted stretches of a paragraph gives each its own
+    speaker: '"…," said Mrs. van der Luyden; and Mrs. Archer murmured: "…"'."""
+    for after in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+        m = after.match(between)
+        if m is None:
+            continue
+        rest = _OPENING.sub("", between[m.end() :])
+        for before in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
+            n = before.search(rest)
+            if n is not None and n.group("who").lower() != m.group("who").lower():
+                return True
+    return False
+
+
 def explicit_who(
     text_before: str, betweens: Sequence[str], text_after: str
 ) -> tuple[str, str] | None:
     """The attribution beside a quotation: (who as written, the evidence as written)."""
     for between in betweens:
-        for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+        for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
             m = pat.match(between)
             if m:
                 return m.group("who"), _evidence(m.group(0))
-    for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+    for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
         m = pat.match(text_after)
         if m:
             return m.group("who"), _evidence(m.group(0))

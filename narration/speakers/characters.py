@@ -115,7 +115,9 @@ _TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
 _WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
 _CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
 NAME = re.compile(
-    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b"
+    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?"
+    rf"(?P<words>(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){{0,2}}"
+    rf"{_CAP}(?:\s+{_CAP}){{0,2}})\b"
 )
 
 #: Words that make a place of a name ("King Street", "Hyde Park").
