@@ -41,7 +41,10 @@ _VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r"|put\
 _ADV = r"(?:[a-z]+ly\s+|again\s+|then\s+|now\s+|at\s+last\s+|at\s+once\s+)"
 #: "Mr. van der Luyden", "old Horace Talbot"
 _PARTICLES = r"(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){0,2}"
-_NAME = rf"(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}{_CAP}(?:\s+{_CAP}){{0,2}}"
+_NAME = (
+    rf"(?:the\s+[a-z]+\s+)?(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}"
+    rf"{_CAP}(?:\s+{_CAP}){{0,2}}"
+)
 _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
     r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
@@ -55,10 +58,10 @@ AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
     rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
 )
-#: "…," was Frank's reply.
+#: "…," was Frank's reply; "…?" came Tibby's voice.
 AFTER_REPLY = re.compile(
-    rf"{_LEAD}was\s+{_WHO}['’]s\s+(?:\w+\s+)?(?:reply|answer|response|retort|rejoinder|"
-    r"comment|remark|question|exclamation|cry)\b"
+    rf"{_LEAD}(?:was|came)\s+{_WHO}['’]s\s+(?:\w+\s+)?(?:reply|answer|response|retort|"
+    r"rejoinder|comment|remark|question|exclamation|cry|voice)\b"
 )
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
@@ -115,18 +118,20 @@ _NEXT_QUOTE = re.compile('["“‘]')
 
 
 def two_speakers(between: str) -> bool:
-    """Whether the narration between two quoted stretches of a paragraph gives each its own
-    speaker: '"…," said Mrs. van der Luyden; and Mrs. Archer murmured: "…"'."""
+    """Whether the narration between two quoted stretches of a paragraph gives the second
+    its own speaker: '"…," said Mrs. van der Luyden; and Mrs. Archer murmured: "…"', or
+    '"…." They drank some more port. Tony said, "…"' (a new turn, introduced)."""
+    first = None
     for after in (AFTER_VERB_WHO, AFTER_WHO_VERB):
-        m = after.match(between)
-        if m is None:
-            continue
-        rest = _OPENING.sub("", between[m.end() :])
-        for before in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
-            n = before.search(rest)
-            if n is not None and n.group("who").lower() != m.group("who").lower():
-                return True
-    return False
+        first = after.match(between)
+        if first is not None:
+            break
+    rest = _OPENING.sub("", between[first.end() :] if first else between)
+    for before in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
+        n = before.search(rest)
+        if n is not None:
+            return first is None or n.group("who").lower() != first.group("who").lower()
+    return first is None and BEFORE_VERB.search(rest) is not None
 
 
 def explicit_who(
