@@ -406,61 +406,81 @@ class Attributor:
         return out
 
     def _run(self, run: list[Turn], paragraphs: Sequence[Paragraph]) -> None:
+        """Fill each gap between the run's known turns by alternation: between A and B an
+        odd number of turns apart, A B A B…; between A and A an even number apart, A and
+        the other one (the neighbouring known speaker, whom A addresses, or the one other
+        person the narration names); at the run's ends, up to MAX_REACH turns out.
+        Alternation that the anchors contradict fills nothing."""
         anchors = [i for i, t in enumerate(run) if t.speaker is not None]
-        if not anchors or len(run) < 2:
+        if not anchors:
             return
-        count: dict[Person, int] = {}
-        for i in anchors:
-            sp = run[i].speaker
-            assert sp is not None
-            count[sp] = count.get(sp, 0) + 1
-        order = sorted(count, key=lambda p: -count[p])
-        pair: list[Person] = order[:2]
-        if len(pair) == 1:
-            heard: dict[Person, int] = {}
-            for t in run:
-                if t.speaker is pair[0]:
-                    for p in t.addressed:
-                        if p is not pair[0]:
-                            heard[p] = heard.get(p, 0) + 1
-            if heard:
-                pair.append(max(heard, key=lambda p: heard[p]))
-            else:
-                # the one other person the narration around the conversation names
-                others = self._named_around(run, paragraphs, pair[0])
-                if len(others) == 1:
-                    pair.append(others[0])
-        if len(order) > 2 and count[order[2]] * 2 >= count[order[1]]:
-            return  # more than two people talking: no turn-taking
-
-        def other(p: Person) -> Person | None:
-            if len(pair) < 2 or p not in pair:
-                return None
-            return pair[1] if p is pair[0] else pair[0]
-
-        def predict(i: int, a: int) -> Person | None:
-            sp = run[a].speaker
-            assert sp is not None
-            return sp if (i - a) % 2 == 0 else other(sp)
-
         guesses: list[tuple[int, Person]] = []
-        for i, t in enumerate(run):
-            if t.speaker is not None:
+        bounds = [None, *anchors, None]
+        for left, right in itertools.pairwise(bounds):
+            lo = 0 if left is None else left + 1
+            hi = len(run) if right is None else right
+            if lo >= hi:
                 continue
-            before = max((a for a in anchors if a < i), default=None)
-            after = min((a for a in anchors if a > i), default=None)
-            pb = predict(i, before) if before is not None else None
-            pa = predict(i, after) if after is not None else None
-            if pb is not None and pa is not None and pb is not pa:
-                continue
-            p = pb or pa
-            if p is None or p in t.addressed:
-                continue
-            if t.gender is not None and p.gender()[0] != t.gender:
-                continue
-            guesses.append((i, p))
+            a_sp = run[left].speaker if left is not None else None
+            b_sp = run[right].speaker if right is not None else None
+            for i in range(lo, hi):
+                if left is not None and right is not None:
+                    assert a_sp is not None and b_sp is not None
+                    if (right - left) % 2 == 1 and a_sp is not b_sp:
+                        p = a_sp if (i - left) % 2 == 0 else b_sp
+                    elif (right - left) % 2 == 0 and a_sp is b_sp:
+                        x = self._other(run, left, right, paragraphs)
+                        p = a_sp if (i - left) % 2 == 0 else x
+                    else:
+                        p = None
+                elif left is not None:
+                    assert a_sp is not None
+                    if i - left > MAX_REACH:
+                        break
+                    x = self._other(run, left, left, paragraphs)
+                    p = a_sp if (i - left) % 2 == 0 else x
+                else:
+                    assert right is not None and b_sp is not None
+                    if right - i > MAX_REACH:
+                        continue
+                    x = self._other(run, right, right, paragraphs)
+                    p = b_sp if (right - i) % 2 == 0 else x
+                t = run[i]
+                if p is None or p in t.addressed:
+                    continue
+                if t.gender is not None and p.gender()[0] != t.gender:
+                    continue
+                guesses.append((i, p))
         for i, p in guesses:
             run[i].speaker, run[i].evidence = p, "turn-taking"
+
+    def _other(
+        self, run: list[Turn], left: int, right: int, paragraphs: Sequence[Paragraph]
+    ) -> Person | None:
+        """The one talking with the speaker of run[left] (who is also run[right]'s): the
+        known speaker just outside the gap, else whom they address, else the one other
+        person the narration names."""
+        speaker = run[left].speaker
+        assert speaker is not None
+        for k in (left - 1, right + 1):
+            if 0 <= k < len(run):
+                sp = run[k].speaker
+                if sp is not None and sp is not speaker:
+                    return sp
+        heard: dict[Person, int] = {}
+        for t in run:
+            if t.speaker is speaker:
+                for p in t.addressed:
+                    if p is not speaker:
+                        heard[p] = heard.get(p, 0) + 1
+        if heard:
+            return max(heard, key=lambda p: heard[p])
+        others = self._named_around(run, paragraphs, speaker)
+        return others[0] if len(others) == 1 else None
+
+
+#: How many turns past the last known speaker turn-taking reaches at a conversation's end.
+MAX_REACH = 12
 
 
 #: Verbs that carry on a speech: "she added" is the last speaker going on.
