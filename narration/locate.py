@@ -24,7 +24,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .inline import WORD
+from .inline import _ENTITY as _REFERENCE  # a Markdown character reference
+from .inline import WORD, decode_entities, restore
 from .model import TextSpan
 
 #: Words read from the file at a time.
@@ -69,8 +70,11 @@ class _Words:
     each word's key and where it stands. Words are numbered in the order read; numbers stay
     valid until the next `at` that starts reading afresh."""
 
-    def __init__(self, text: str, lo: int = 0, hi: int | None = None) -> None:
+    def __init__(
+        self, text: str, lo: int = 0, hi: int | None = None, *, references: bool = False
+    ) -> None:
         self.text = text
+        self.references = references  # `&eacute;` is a letter, `&amp;` no word (Markdown)
         self.lo = lo  # the words held are those starting in [lo, scanned)
         self.hi = len(text) if hi is None else hi
         self.scanned = lo
@@ -110,10 +114,22 @@ class _Words:
         if end < self.hi and len(found) > 1 and found[-1][1] == end:
             found.pop()  # a word the chunk cut: read whole with the next chunk
             end = found[-1][1]
+        text = self.text
         for s, e, w in found:
+            key = w.lower() if w.isascii() else word_key(w)
+            if self.references and text[e : e + 1] == ";" and "&" in text[max(0, s - 2) : s]:
+                amp = text.rfind("&", max(0, s - 2), s)
+                ref = _REFERENCE.match(text, amp)
+                if ref is not None and ref.end() == e + 1:
+                    key = "".join(
+                        word_key(x) for x in WORD.findall(restore(decode_entities(ref.group())))
+                    )
+                    if not key:
+                        continue
+                    s, e = amp, e + 1
             self.starts.append(s)
             self.ends.append(e)
-            self.keys.append(w.lower() if w.isascii() else word_key(w))
+            self.keys.append(key)
         self.scanned = end
 
     def key(self, j: int) -> str:
@@ -207,19 +223,41 @@ def _group(words: _Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int
     return None
 
 
+def _expansion_at(seg_keys: list[str], t: int) -> bool:
+    """Whether the segment's words from t are an abbreviation read as words ("et cetera")."""
+    return any(
+        tuple(seg_keys[t : t + len(spoken)]) == spoken
+        for spoken, _ in _EXPANSIONS.get(seg_keys[t], ())
+    )
+
+
+def _probe(seg_keys: list[str], i: int, k: int) -> list[str]:
+    """Up to k segment words from i to look for in the file, as the file writes them: none
+    when they start with an abbreviation read as words, cut before one."""
+    out: list[str] = []
+    for t in range(i, min(i + k, len(seg_keys))):
+        if _expansion_at(seg_keys, t):
+            break
+        out.append(seg_keys[t])
+    return out
+
+
 def _resync(words: _Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int] | None:
     """The nearest place the two run together again: (i2, j2) with segment words from i2
-    found at file word j2, fewest words passed over on both sides."""
+    found at file word j2, fewest words passed over on both sides. Three words in a row
+    must agree, or (near by, where fewer are left to agree) one."""
     best: tuple[int, int] | None = None
-    cost = _SKIP_FILE + _SKIP_SEGMENT
-    for di in range(min(_SKIP_SEGMENT, len(seg_keys) - i)):
-        if di >= cost:
-            break
-        k = min(3, len(seg_keys) - i - di)
-        p = words.find(seg_keys[i + di : i + di + k], j, min(_SKIP_FILE, cost - di))
-        if p is not None and di + (p - j) < cost:
-            best, cost = (i + di, p), di + (p - j)
-    return best
+    for k, far in ((3, _SKIP_FILE), (1, 20)):
+        cost = far + _SKIP_SEGMENT
+        for di in range(min(_SKIP_SEGMENT, len(seg_keys) - i)):
+            if di >= cost:
+                break
+            p = words.find(_probe(seg_keys, i + di, k), j, min(far, cost - di))
+            if p is not None and di + (p - j) < cost:
+                best, cost = (i + di, p), di + (p - j)
+        if best is not None:
+            return best
+    return None
 
 
 def _align(words: _Words, j: int, seg_keys: list[str], i: int = 0) -> list[_Place]:
@@ -299,6 +337,13 @@ def _seg_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return keys, places
 
 
+def references(file: str) -> bool:
+    """Whether a file's `&...;` are character references, read as what they name: a
+    Markdown seed's (inline.source_text); an EPUB or HTML document's text nodes have them
+    decoded already."""
+    return file.lower().endswith(".md")
+
+
 class Locator:
     """Finds where segments stand in one file's text, segment after segment as the
     segmenter gives them (reading order). `lines`: the text is the one the segmenter's line
@@ -309,7 +354,7 @@ class Locator:
         self.file = file
         self.text = text
         self.lines = lines
-        self.words = _Words(text)
+        self.words = _Words(text, references=references(file))
         self.last = 0  # where the last segment found ended
         self._line_starts: list[int] | None = None
 
@@ -338,7 +383,7 @@ class Locator:
         if not (self.lines and line > 0):  # where the words come again, past what was removed
             anchor = None
             for i0 in range(min(len(keys), _SKIP_SEGMENT)):
-                p = words.find(keys[i0 : i0 + min(3, len(keys) - i0)], j0, _ANCHOR_WINDOW)
+                p = words.find(_probe(keys, i0, 3), j0, _ANCHOR_WINDOW)
                 if p is not None:
                     # its first words not the file's ("Namely" for "viz."): from before them
                     anchor = max(j0, p - 2 * i0 - 2) if i0 else p
@@ -475,7 +520,7 @@ class Alignment:
 def align(segment_text: str, file_text: str, span: TextSpan) -> Alignment:
     """Match a segment's words to the file's within its span, to map many indices."""
     keys, places = _seg_words(segment_text)
-    words = _Words(file_text, span.start, span.end)
+    words = _Words(file_text, span.start, span.end, references=references(span.file))
     found = _align(words, words.at(span.start), keys) if keys else []
     return Alignment(segment_text, file_text, span, tuple(places), tuple(found))
 
