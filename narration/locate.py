@@ -61,6 +61,42 @@ def word_key(word: str) -> str:
     return "".join(c for c in folded if not unicodedata.combining(c))
 
 
+#: A letter or digit outside ASCII: a word that word_key may change ("Café").
+_NON_ASCII_LETTER = re.compile(r"(?![\x00-\x7f])[^\W_]")
+
+
+def _keys(text: str) -> list[str]:
+    """The keys of a text's words, in order (word_key, done by the regex engine where the
+    text is ASCII)."""
+    low = text.lower()
+    keys = WORD.findall(low) if len(low) == len(text) else [w.lower() for w in WORD.findall(text)]
+    if not low.isascii() and _NON_ASCII_LETTER.search(low):
+        keys = [k if k.isascii() else word_key(k) for k in keys]
+    return keys
+
+
+def _references(
+    text: str, begin: int, end: int, keys: list[str], spans: list[tuple[int, int]]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """Markdown's character references as what they name: `Caf&eacute;` is "Caf" and "e",
+    `&amp;` no word at all."""
+    out_keys, out_spans = list(keys), list(spans)
+    drop: set[int] = set()
+    for ref in _REFERENCE.finditer(text, begin, end):
+        k = bisect.bisect_left(spans, (ref.start(), -1))
+        if k >= len(spans) or spans[k][1] != ref.end() - 1:
+            continue
+        named = "".join(word_key(w) for w in WORD.findall(restore(decode_entities(ref.group()))))
+        if named:
+            out_keys[k], out_spans[k] = named, (ref.start(), ref.end())
+        else:
+            drop.add(k)
+    if drop:
+        out_keys = [x for k, x in enumerate(out_keys) if k not in drop]
+        out_spans = [x for k, x in enumerate(out_spans) if k not in drop]
+    return out_keys, out_spans
+
+
 def _same_char(a: str, b: str) -> bool:
     return a == b or (a in _DASHES and b in _DASHES)
 
@@ -80,19 +116,18 @@ class _Words:
         self.scanned = lo
         self.base = 0  # the number of keys[0]
         self.keys: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.spans: list[tuple[int, int]] = []
 
     def at(self, offset: int) -> int:
         """The number of the first word starting at or after `offset`."""
         if offset < self.lo or offset > self.scanned:
             self.base += len(self.keys) + 1
-            self.keys, self.starts, self.ends = [], [], []
+            self.keys, self.spans = [], []
             self.lo = self.scanned = max(0, min(offset, self.hi))
             return self.base
-        k = bisect.bisect_left(self.starts, offset)
+        k = bisect.bisect_left(self.spans, (offset, -1))
         if k > 4096:  # what lies before is not looked at again: let it go
-            del self.keys[:k], self.starts[:k], self.ends[:k]
+            del self.keys[:k], self.spans[:k]
             self.base += k
             self.lo = offset
             k = 0
@@ -107,39 +142,39 @@ class _Words:
         return True
 
     def _read(self) -> None:
-        end = min(self.hi, self.scanned + _CHUNK)
-        found = [
-            (m.start(), m.end(), m.group()) for m in WORD.finditer(self.text, self.scanned, end)
-        ]
-        if end < self.hi and len(found) > 1 and found[-1][1] == end:
-            found.pop()  # a word the chunk cut: read whole with the next chunk
-            end = found[-1][1]
-        text = self.text
-        for s, e, w in found:
-            key = w.lower() if w.isascii() else word_key(w)
-            if self.references and text[e : e + 1] == ";" and "&" in text[max(0, s - 2) : s]:
-                amp = text.rfind("&", max(0, s - 2), s)
-                ref = _REFERENCE.match(text, amp)
-                if ref is not None and ref.end() == e + 1:
-                    key = "".join(
-                        word_key(x) for x in WORD.findall(restore(decode_entities(ref.group())))
-                    )
-                    if not key:
-                        continue
-                    s, e = amp, e + 1
-            self.starts.append(s)
-            self.ends.append(e)
-            self.keys.append(key)
+        """The next chunk's words: found and keyed by the regex engine, not word by word."""
+        text, begin = self.text, self.scanned
+        end = min(self.hi, begin + _CHUNK)
+        spans = [m.span() for m in WORD.finditer(text, begin, end)]
+        if end < self.hi and len(spans) > 1 and spans[-1][1] == end:
+            spans.pop()  # a word the chunk cut: read whole with the next chunk
+            end = spans[-1][1]
+        low = text[begin:end].lower()
+        if len(low) == end - begin:
+            keys = [low[a - begin : b - begin] for a, b in spans]
+            if not low.isascii() and _NON_ASCII_LETTER.search(low):
+                keys = [k if k.isascii() else word_key(k) for k in keys]
+        else:  # a letter whose lower case is longer ("İ"): word by word
+            keys = [word_key(text[a:b]) for a, b in spans]
+        if self.references and "&" in text[begin:end]:
+            keys, spans = _references(text, begin, end, keys, spans)
+        self.keys.extend(keys)
+        self.spans.extend(spans)
         self.scanned = end
 
     def key(self, j: int) -> str:
         return self.keys[j - self.base]
 
     def start(self, j: int) -> int:
-        return self.starts[j - self.base]
+        return self.spans[j - self.base][0]
 
     def end(self, j: int) -> int:
-        return self.ends[j - self.base]
+        return self.spans[j - self.base][1]
+
+    def run(self, j: int, keys: list[str]) -> bool:
+        """Whether the words from j are `keys`, word for word."""
+        k = j - self.base
+        return self.has(j + len(keys) - 1) and self.keys[k : k + len(keys)] == keys
 
     def find(self, probe: list[str], j: int, window: int) -> int | None:
         """The first word number p in [j, j + window) where the words p, p+1, ... are
@@ -328,6 +363,18 @@ def _abbreviation_before(text: str, end: int) -> bool:
     return _ABBREVIATED.search(text, max(0, end - 4), end) is not None
 
 
+def _first_word(text: str) -> int:
+    m = WORD.search(text)
+    return m.start() if m else len(text)
+
+
+def _last_word_end(text: str) -> int:
+    k = len(text)
+    while k > 0 and not (text[k - 1].isalnum() and text[k - 1] != "_"):
+        k -= 1
+    return k
+
+
 def _seg_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     keys, places = [], []
     for m in WORD.finditer(text):
@@ -368,7 +415,7 @@ class Locator:
     def span(self, text: str, line: int = 0) -> TextSpan | None:
         """Where a segment's text (as spoken) stands, starting on `line` (0: unknown); None
         when none of its words is in the file here."""
-        keys, places = _seg_words(text)
+        keys = _keys(text)
         if self.lines and line > 0:
             here, following = self.line_start(line), self.line_start(line + 1)
             # on the line where the last segment ended (a document's quotation after its
@@ -380,6 +427,8 @@ class Locator:
             return self._bare(text, offset) if self.lines and line > 0 else None
         words = self.words
         j0 = words.at(offset)
+        if words.run(j0, keys):  # the file's words are the segment's, word for word
+            return self._edges(text, words.start(j0), words.end(j0 + len(keys) - 1), True, True)
         if not (self.lines and line > 0):  # where the words come again, past what was removed
             anchor = None
             for i0 in range(min(len(keys), _SKIP_SEGMENT)):
@@ -392,19 +441,19 @@ class Locator:
                 return None
             j0 = anchor
         found = _align(words, j0, keys)
-        return self._span(text, places, found)
-
-    def _span(
-        self, text: str, places: list[tuple[int, int]], found: list[_Place]
-    ) -> TextSpan | None:
         hits = [k for k, f in enumerate(found) if f is not None]
         if not hits:
             return None
-        first, last = hits[0], hits[-1]
-        start, end = found[first][0], found[last][1]  # type: ignore[index]
-        lead = text[: places[0][0]] if first == 0 else ""
-        trail = text[places[-1][1] :] if last == len(places) - 1 else ""
-        start, end = _extend(self.text, start, end, lead, trail)
+        first, last = found[hits[0]], found[hits[-1]]
+        assert first is not None and last is not None
+        return self._edges(text, first[0], last[1], hits[0] == 0, hits[-1] == len(keys) - 1)
+
+    def _edges(self, text: str, start: int, end: int, lead: bool, trail: bool) -> TextSpan:
+        """The span from its first word found to its last, widened over the marks the
+        segment has around them (where those words are its first and last)."""
+        before = text[: _first_word(text)] if lead else ""
+        after = text[_last_word_end(text) :] if trail else ""
+        start, end = _extend(self.text, start, end, before, after)
         self.last = end
         return TextSpan(self.file, start, end)
 
