@@ -20,6 +20,8 @@ never held for a whole book.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -114,6 +116,7 @@ class _Words:
         self.lo = lo  # the words held are those starting in [lo, scanned)
         self.hi = len(text) if hi is None else hi
         self.scanned = lo
+        self.chunk = 4096
         self.base = 0  # the number of keys[0]
         self.keys: list[str] = []
         self.spans: list[tuple[int, int]] = []
@@ -124,6 +127,7 @@ class _Words:
             self.base += len(self.keys) + 1
             self.keys, self.spans = [], []
             self.lo = self.scanned = max(0, min(offset, self.hi))
+            self.chunk = 4096  # read afresh: a little first (a segment's), more as needed
             return self.base
         k = bisect.bisect_left(self.spans, (offset, -1))
         if k > 4096:  # what lies before is not looked at again: let it go
@@ -144,7 +148,8 @@ class _Words:
     def _read(self) -> None:
         """The next chunk's words: found and keyed by the regex engine, not word by word."""
         text, begin = self.text, self.scanned
-        end = min(self.hi, begin + _CHUNK)
+        end = min(self.hi, begin + self.chunk)
+        self.chunk = min(2 * self.chunk, _CHUNK)
         spans = [m.span() for m in WORD.finditer(text, begin, end)]
         if end < self.hi and len(spans) > 1 and spans[-1][1] == end:
             spans.pop()  # a word the chunk cut: read whole with the next chunk
@@ -363,6 +368,13 @@ def _abbreviation_before(text: str, end: int) -> bool:
     return _ABBREVIATED.search(text, max(0, end - 4), end) is not None
 
 
+@functools.lru_cache(maxsize=1024)
+def _counted(n: int) -> re.Pattern[str]:
+    """n words (WORD) and what lies between them: matched by the regex engine, so a
+    segment whose words are the file's costs no Python per word."""
+    return re.compile(rf"[^\W_]+(?:[\W_]*[^\W_]+){{{n - 1}}}")
+
+
 def _first_word(text: str) -> int:
     m = WORD.search(text)
     return m.start() if m else len(text)
@@ -408,7 +420,11 @@ class Locator:
     def line_start(self, line: int) -> int:
         """Offset of a 1-based line (ending where the segmenter ends lines: _LINE_END)."""
         if self._line_starts is None:
-            self._line_starts = [0, *(m.end() for m in _LINE_END.finditer(self.text))]
+            text = self.text
+            if any(c in text for c in "\v\f\x1c\x1d\x1e"):  # line ends only str.splitlines knows
+                self._line_starts = [0, *(m.end() for m in _LINE_END.finditer(text))]
+            else:
+                self._line_starts = [0, *itertools.accumulate(map(len, text.splitlines(True)))]
         starts = self._line_starts
         return starts[line - 1] if 1 <= line <= len(starts) else len(self.text)
 
@@ -425,10 +441,13 @@ class Locator:
             offset = self.last
         if not keys:
             return self._bare(text, offset) if self.lines and line > 0 else None
+        first = WORD.search(self.text, offset)
+        if first is not None:  # the file's words from here are the segment's, word for word?
+            run = _counted(len(keys)).match(self.text, first.start())
+            if run is not None and _keys(run.group()) == keys:
+                return self._edges(text, first.start(), run.end(), True, True)
         words = self.words
         j0 = words.at(offset)
-        if words.run(j0, keys):  # the file's words are the segment's, word for word
-            return self._edges(text, words.start(j0), words.end(j0 + len(keys) - 1), True, True)
         if not (self.lines and line > 0):  # where the words come again, past what was removed
             anchor = None
             for i0 in range(min(len(keys), _SKIP_SEGMENT)):
