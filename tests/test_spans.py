@@ -352,3 +352,15 @@ def test_every_segment_of_a_novel_stands_where_its_words_are(tmp_path: Path) -> 
         assert text[s.span.start].lower() == s.text[0].lower(), s.text
         last = text[s.span.end - 1]
         assert last == s.text[-1] or (last, s.text[-1]) == ("-", "—"), s.text  # "--" read as —
+
+
+def test_segments_json_gives_each_segments_span(tmp_path: Path) -> None:
+    from narration.outline import book_to_json
+
+    text = PLAIN.replace("\n", "\r\n")
+    book = book_from(tmp_path, {"story.txt": codecs.BOM_UTF8 + text.encode("utf-8")})
+    out = book_to_json(book)
+    entries = [e for ch in out["chapters"] for e in ch["segments"]]
+    assert all(e["span"]["file"] == "story.txt" for e in entries)
+    wrote = next(e for e in entries if e["text"].startswith("He wrote"))
+    assert text[wrote["span"]["start"] : wrote["span"]["end"]].startswith("He wrote the letter")
