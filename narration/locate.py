@@ -26,8 +26,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from .inline import _DASHES as _DASH_MARKS  # `--` and ` - `, read as a dash
 from .inline import _ENTITY as _REFERENCE  # a Markdown character reference
-from .inline import WORD, decode_entities, restore
+from .inline import MARKERS, WORD, decode_entities, restore
 from .model import TextSpan
 
 #: Words read from the file at a time.
@@ -431,14 +432,18 @@ class Locator:
     def span(self, text: str, line: int = 0) -> TextSpan | None:
         """Where a segment's text (as spoken) stands, starting on `line` (0: unknown); None
         when none of its words is in the file here."""
-        keys = _keys(text)
         if self.lines and line > 0:
             here, following = self.line_start(line), self.line_start(line + 1)
             # on the line where the last segment ended (a document's quotation after its
             # introduction): from there
             offset = self.last if here <= self.last < following else here
+            if offset == here:
+                found = self._whole_lines(text, line)
+                if found is not None:
+                    return found
         else:
             offset = self.last
+        keys = _keys(text)
         if not keys:
             return self._bare(text, offset) if self.lines and line > 0 else None
         first = WORD.search(self.text, offset)
@@ -466,6 +471,39 @@ class Locator:
         first, last = found[hits[0]], found[hits[-1]]
         assert first is not None and last is not None
         return self._edges(text, first[0], last[1], hits[0] == 0, hits[-1] == len(keys) - 1)
+
+    def _whole_lines(self, text: str, line: int) -> TextSpan | None:
+        """The most common case, found without a word-by-word look: the segment is the
+        file's lines from `line` on, joined with their spaces collapsed, `_italic_` marks
+        dropped and `--` read as a dash (a paragraph of prose)."""
+        starts = self._line_starts
+        assert starts is not None
+        src, want = self.text, len(text)
+        parts: list[str] = []
+        size = -1
+        k = line - 1
+        while k < len(starts):
+            stop = starts[k + 1] if k + 1 < len(starts) else len(src)
+            piece = src[starts[k] : stop]
+            if "_" in piece or "`" in piece:
+                piece = MARKERS.sub("", piece)
+            if "-" in piece:
+                piece = _DASH_MARKS.sub(" — ", piece)
+            piece = " ".join(piece.split())
+            if not piece:
+                return None
+            parts.append(piece)
+            size += len(piece) + 1
+            if size >= want:
+                break
+            k += 1
+        if size != want or " ".join(parts) != text:
+            return None
+        first = src[starts[line - 1] : starts[line] if line < len(starts) else len(src)]
+        last = src[starts[k] : starts[k + 1] if k + 1 < len(starts) else len(src)]
+        start = starts[line - 1] + len(first) - len(first.lstrip())
+        self.last = starts[k] + len(last.rstrip())
+        return TextSpan(self.file, start, self.last)
 
     def _edges(self, text: str, start: int, end: int, lead: bool, trail: bool) -> TextSpan:
         """The span from its first word found to its last, widened over the marks the
