@@ -14,6 +14,7 @@ earlier one decided, and each stage can be tested on its own by building them by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,18 @@ class Span:
 
 
 @dataclass(frozen=True)
+class TextSpan:
+    """Where a stretch of text stands in a seed file: Python string indices into the
+    decoded file text (line endings as written, CRLF two characters; no byte-order mark),
+    or, for an EPUB or HTML document (`file` "book.epub/OEBPS/ch1.xhtml"), into the text of
+    its body's text nodes in document order. `Book.texts[file]` is that text."""
+
+    file: str  # as Chapter.file names it
+    start: int
+    end: int  # exclusive
+
+
+@dataclass(frozen=True)
 class Segment:
     """One paragraph-sized piece of a chapter, with its text as it is to be spoken."""
 
@@ -71,6 +84,9 @@ class Segment:
     source: Source | None = None  # quote blocks only
     spans: tuple[Span, ...] = ()  # dialogue and other inline quotations
     line: int = 0  # 1-based line of the seed file where the segment starts
+    #: where its words stand in the file (None: no text of the file stands for it, an
+    #: image's description); not part of equality, so ids and everything after are unchanged
+    span: TextSpan | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,8 @@ class Book:
     removed: tuple[Removed, ...]
     facts: BookFacts = field(default_factory=lambda: BookFacts())
     notices: tuple[Notice, ...] = ()
+    #: each file's text that segments' spans index (TextSpan), by the name chapters give it
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

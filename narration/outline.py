@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .inline import WHITESPACE, WORD
-from .model import SEGMENT_KINDS, Book, Removed, Segment, Source
+from .model import SEGMENT_KINDS, Book, Removed, Segment, Source, TextSpan
 
 
 def _source_json(source: Source | None) -> dict[str, str | None] | None:
@@ -42,6 +42,7 @@ def book_to_json(book: Book) -> dict[str, Any]:
                         "spans": [
                             {"start": sp.start, "end": sp.end, "kind": sp.kind} for sp in s.spans
                         ],
+                        "span": span_json(s.span),
                     }
                     for s in ch.segments
                 ],
@@ -54,6 +55,11 @@ def book_to_json(book: Book) -> dict[str, Any]:
         ],
         "notices": [{"file": n.file, "line": n.line, "message": n.message} for n in book.notices],
     }
+
+
+def span_json(span: TextSpan | None) -> dict[str, Any] | None:
+    """Where a segment stands in its seed file, as the JSON outputs give it."""
+    return None if span is None else {"file": span.file, "start": span.start, "end": span.end}
 
 
 def _count_words(text: str) -> int:

@@ -70,6 +70,7 @@ from .inline import (
     restore,
     spoken_text,
 )
+from .locate import Locator
 from .model import (
     Book,
     BookFacts,
@@ -99,6 +100,7 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
     notices: list[Notice] = []
     facts: dict[str, Any] = {}
     used: set[str] = set()
+    texts: dict[str, str] = {}
     for path in seed_files(seeds_dir):
         reading = read_seed_file(path, options)
         if not facts and any(v is not None for v in vars(reading.facts).values()):
@@ -106,6 +108,7 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
         removed.extend(reading.removed)
         before = len(chapters)
         for st in reading.texts:
+            texts[st.file] = located_text(st)
             file_chapters, file_removed = segment_source(st, len(chapters) + 1, notices)
             for ch in file_chapters:
                 chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
@@ -122,7 +125,18 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
         removed=tuple(removed),
         facts=BookFacts(**facts),
         notices=tuple(notices),
+        texts=texts,
     )
+
+
+def located_text(st: SourceText) -> str:
+    """The text a SourceText's segments' spans index (model.TextSpan): a text seed's decoded
+    text (no byte-order mark), an EPUB or HTML document's text nodes."""
+    if st.document is not None:
+        return st.document
+    if st.content is not None:
+        return st.content
+    return st.text[1:] if st.text.startswith("\ufeff") else st.text
 
 
 def segment_source(
@@ -143,6 +157,7 @@ def segment_source(
         references=st.references,
         title=st.title,
         empty_ok=not whole,
+        locator=Locator(st.file, located_text(st), lines=st.content is None),
     )
     if notices is not None:
         notices.extend(said)
@@ -178,7 +193,10 @@ def _signed_sources(ch: Chapter, signed: tuple[Signed, ...]) -> Chapter:
 
 def segment_text(text: str, file: str, number_from: int = 1) -> tuple[list[Chapter], list[Removed]]:
     """Segment one decoded seed text; `file` names it in the chapters and in errors."""
-    chapters, removed, _ = _segment(text, file, number_from, file)
+    located = text[1:] if text.startswith("\ufeff") else text
+    chapters, removed, _ = _segment(
+        text, file, number_from, file, locator=Locator(file, located, lines=True)
+    )
     return chapters, removed
 
 
@@ -1584,6 +1602,7 @@ def _segment(
     references: bool | None = None,
     title: str | None = None,
     empty_ok: bool = False,
+    locator: Locator | None = None,
 ) -> tuple[list[Chapter], list[Removed], list[Notice]]:
     if not text.strip():
         raise InputError(where, "the file is empty: nothing to read")
@@ -1662,7 +1681,7 @@ def _segment(
                 part=ch.part and restore(ch.part[0]),
                 part_line=ch.part[1] if ch.part else 0,
                 file=file,
-                segments=_segments(chapter_id, ch.drafts),
+                segments=_segments(chapter_id, ch.drafts, locator),
                 line=ch.heading[0][0] if ch.heading else 0,
             )
         )
@@ -1777,7 +1796,9 @@ def _check_prose(chapters: list[Chapter], where: Path | str) -> None:
                 )
 
 
-def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
+def _segments(
+    chapter_id: str, drafts: list[_Draft], locator: Locator | None = None
+) -> tuple[Segment, ...]:
     drafts = [_restored(d) for d in drafts]
     ids = _segment_ids(chapter_id, [d.text for d in drafts])
     out = []
@@ -1791,6 +1812,7 @@ def _segments(chapter_id: str, drafts: list[_Draft]) -> tuple[Segment, ...]:
                 source=d.source,
                 spans=dialogue_spans(d.text) if d.kind != "heading" else (),
                 line=d.line,
+                span=locator.span(d.text, d.line) if locator is not None else None,
             )
         )
     return tuple(out)

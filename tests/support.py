@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 from narration.coverage import words_accounted
-from narration.model import Book
+from narration.model import Book, Segment
 from narration.readers import seed_contents
 from narration.segment import segment_book
 
@@ -38,3 +38,50 @@ def start_epub(z: zipfile.ZipFile, opf: str) -> None:
         f'<rootfile full-path="{opf}" media-type="application/oebps-package+xml"/>'
         "</rootfiles></container>",
     )
+
+
+def spoken_words(text: str) -> list[str]:
+    """A text's words, case-folded, accents set aside: as a segment's and its span's are
+    compared."""
+    from narration.inline import WORD
+    from narration.locate import word_key
+
+    return [word_key(w) for w in WORD.findall(text)]
+
+
+def spoken_letters(text: str) -> str:
+    """A text's words as one string of case-folded letters."""
+    return "".join(spoken_words(text))
+
+
+def span_words(book: Book, segment: Segment) -> list[str]:
+    """The words of the file's text at a segment's span, read as the segmenter reads it
+    (Markdown references decoded, markup dropped, abbreviations read as words)."""
+    from narration.inline import join_lines, source_text, spoken_text
+
+    assert segment.span is not None, f"{segment.id} has no span"
+    text = book.texts[segment.span.file][segment.span.start : segment.span.end]
+    return spoken_words(spoken_text(join_lines(source_text(text, segment.span.file).splitlines())))
+
+
+def _in_order(needles: list[str], hay: list[str]) -> bool:
+    it = iter(hay)
+    return all(any(w == h for h in it) for w in needles)
+
+
+def assert_spans_hold_words(book: Book, *, removed_inside: bool = False) -> None:
+    """Every segment has a span in its chapter's file, and the file's text there holds the
+    segment's words, in order, and no others (`removed_inside`: others the segmenter
+    removed may stand between them, a link's address or a footnote's number)."""
+    for chapter in book.chapters:
+        for s in chapter.segments:
+            assert s.span is not None, f"{s.id} ({s.text[:40]!r}) has no span"
+            assert s.span.file == chapter.file
+            assert 0 <= s.span.start < s.span.end <= len(book.texts[s.span.file])
+            mine, theirs = spoken_words(s.text), span_words(book, s)
+            shown = (s.text, book.texts[s.span.file][s.span.start : s.span.end])
+            if removed_inside:
+                assert mine[:1] == theirs[:1] and mine[-1:] == theirs[-1:], shown
+                assert _in_order(mine, theirs), shown
+            else:
+                assert "".join(mine) == "".join(theirs), shown

@@ -50,6 +50,9 @@ class SourceText:
     titles: tuple[tuple[int, str], ...] = ()
     #: letters whose source is the name they are signed with
     signed: tuple[Signed, ...] = ()
+    #: an EPUB or HTML document's body as its text nodes in document order: the text
+    #: segments' spans index (None: `text` itself, a text seed's decoded text)
+    document: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

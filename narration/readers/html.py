@@ -722,6 +722,7 @@ def render_document(
         content=content_text(body) if content is None else content,
         titles=tuple(r.titles),
         signed=tuple(r.signed),
+        document="".join(body.itertext()),
     )
 
 

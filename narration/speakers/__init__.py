@@ -17,7 +17,15 @@ from collections import Counter
 
 from ..inline import WORD
 from ..model import Book, Character, Quotation, QuotePiece, Speakers
-from .attribute import Attributor, Turn, explicit_who, first_person_narrator, vocatives
+from .attribute import (
+    Attributor,
+    Turn,
+    around,
+    explicit_who,
+    first_person_narrator,
+    two_speakers,
+    vocatives,
+)
 from .characters import (
     Cast,
     Mention,
@@ -40,41 +48,43 @@ def find_speakers(book: Book) -> Speakers:
     chapters: list[tuple[str, list[Paragraph], list[list[tuple[int, QuotePiece]]]]] = []
     for ch in book.chapters:
         paragraphs = chapter_paragraphs(ch, style)
-        chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs)))
-    valid = name_words(texts)
-    mentions: list[Mention] = []
+        chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs, two_speakers)))
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
+    called: Counter[str] = Counter()  # addressed after a comma: "But now, Guest, we are…"
+    for _, paragraphs, quotations in chapters:
+        for q in quotations:
+            found = explicit_who(*around([(k, p.start, p.end) for k, p in q], paragraphs))
+            if found:
+                for m in name_mentions(found[0])[:1]:
+                    speakers[m.text] += 1
+            for k, piece in q:
+                inner = paragraphs[k].segment.text[piece.start : piece.end]
+                for who in vocatives(inner):
+                    addressed[who] += 1
+                for who in vocatives(inner, inside=True):
+                    called[who] += 1
+    # a word an attribution names as a speaker, or speech addresses more than once, is a
+    # name, however seldom the book writes it ("Guest," they call the narrator)
+    valid = (
+        name_words(texts)
+        | {w for name in speakers for w in name.split()}
+        | {w for name, n in called.items() if n >= _ADDRESSED for w in name.split()}
+    )
+    mentions: list[Mention] = []
     narration: list[tuple[str, list[Mention]]] = []
     names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
     for _, paragraphs, quotations in chapters:
-        for para in paragraphs:
-            found_here = names[para.segment.id] = name_mentions(para.segment.text, valid)
-            mentions.extend(found_here)
         spans_by_para: dict[int, list[tuple[int, int]]] = {}
         for q in quotations:
             for k, piece in q:
                 spans_by_para.setdefault(k, []).append((piece.start, piece.end))
-            k0, p0 = q[0]
-            kl, pl = q[-1]
-            found = explicit_who(
-                paragraphs[k0].segment.text[: p0.start],
-                [],
-                paragraphs[kl].segment.text[pl.end :],
-            )
-            if found:
-                for m in name_mentions(found[0])[:1]:
-                    speakers[m.text] += 1
-
-            for k, piece in q:
-                for who in vocatives(paragraphs[k].segment.text[piece.start : piece.end]):
-                    addressed[who] += 1
         for k, para in enumerate(paragraphs):
+            found_here = names[para.segment.id] = name_mentions(para.segment.text, valid)
+            mentions.extend(found_here)
             spans = spans_by_para.get(k, [])
-            narration.append(
-                (_blank(para.segment.text, spans), outside(names[para.segment.id], spans))
-            )
-    cast = build_cast(mentions, speakers, addressed)
+            narration.append((_blank(para.segment.text, spans), outside(found_here, spans)))
+    cast = build_cast(mentions, speakers, called)
     people = {
         key: p
         for key, p in cast.people.items()

@@ -15,6 +15,7 @@ narrator's.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +37,14 @@ from .characters import (
 )
 from .quotes import SPEECH_VERBS, Paragraph
 
-_VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r")"
+_VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r"|put\s+in)"
 _ADV = r"(?:[a-z]+ly\s+|again\s+|then\s+|now\s+|at\s+last\s+|at\s+once\s+)"
-_NAME = rf"(?:{_TITLE}\s+)?{_CAP}(?:\s+{_CAP}){{0,2}}"
+#: "Mr. van der Luyden", "old Horace Talbot"
+_PARTICLES = r"(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){0,2}"
+_NAME = (
+    rf"(?:the\s+[a-z]+\s+)?(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}"
+    rf"{_CAP}(?:\s+{_CAP}){{0,2}}"
+)
 _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
     r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
@@ -52,6 +58,11 @@ AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
     rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
 )
+#: "…," was Frank's reply; "…?" came Tibby's voice.
+AFTER_REPLY = re.compile(
+    rf"{_LEAD}(?:was|came)\s+{_WHO}['’]s\s+(?:\w+\s+)?(?:reply|answer|response|retort|"
+    r"rejoinder|comment|remark|question|exclamation|cry|voice)\b"
+)
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
 BEFORE_WHO_VERB = re.compile(
@@ -63,7 +74,7 @@ BEFORE_VERB = re.compile(rf"\b(?:{_VERB})\b[^.!?\"“”]{{0,40}}[,:—–-]*\s*
 _SENTENCE_END = re.compile(r"[.!?\"“”]")
 BEFORE_VERB_WHO = re.compile(rf"(?:{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
 _VOCATIVE = re.compile(
-    rf"(?:^|[,!?;—–]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
+    rf"(?:^|(?P<mid>[,—–])\s*|[!?;]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
 )
 _FIRST_PERSON = re.compile(r"\bI\b")
 
@@ -83,16 +94,56 @@ class Turn:
     addressed: list[Person] = field(default_factory=list)
 
 
+def around(
+    pieces: Sequence[tuple[int, int, int]], paragraphs: Sequence[Paragraph]
+) -> tuple[str, list[str], str]:
+    """The narration around a quotation: before its first piece in that paragraph, between
+    its pieces in one paragraph, and after its last piece up to the next quoted stretch."""
+    k0, s0, _ = pieces[0]
+    before = paragraphs[k0].segment.text[:s0]
+    betweens = [
+        paragraphs[ka].segment.text[ea:sb]
+        for (ka, _, ea), (kb, sb, _) in itertools.pairwise(pieces)
+        if ka == kb
+    ]
+    kl, _, el = pieces[-1]
+    after = paragraphs[kl].segment.text[el:]
+    q = _NEXT_QUOTE.search(after, 1)
+    if q:
+        after = after[: q.start()]
+    return before, betweens, after
+
+
+_NEXT_QUOTE = re.compile('["“‘]')
+
+
+def two_speakers(between: str) -> bool:
+    """Whether the narration between two quoted stretches of a paragraph gives the second
+    its own speaker: '"…," said Mrs. van der Luyden; and Mrs. Archer murmured: "…"', or
+    '"…." They drank some more port. Tony said, "…"' (a new turn, introduced)."""
+    first = None
+    for after in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+        first = after.match(between)
+        if first is not None:
+            break
+    rest = _OPENING.sub("", between[first.end() :] if first else between)
+    for before in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
+        n = before.search(rest)
+        if n is not None:
+            return first is None or n.group("who").lower() != first.group("who").lower()
+    return first is None and BEFORE_VERB.search(rest) is not None
+
+
 def explicit_who(
     text_before: str, betweens: Sequence[str], text_after: str
 ) -> tuple[str, str] | None:
     """The attribution beside a quotation: (who as written, the evidence as written)."""
     for between in betweens:
-        for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+        for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
             m = pat.match(between)
             if m:
                 return m.group("who"), _evidence(m.group(0))
-    for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB):
+    for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
         m = pat.match(text_after)
         if m:
             return m.group("who"), _evidence(m.group(0))
@@ -111,16 +162,18 @@ def _evidence(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip(" \t\n,.;:!?—–-\"“”'’‘)")).strip()
 
 
-def vocatives(text: str) -> list[str]:
-    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!"."""
-    return [m.group("who") for m in _VOCATIVE.finditer(text)]
+def vocatives(text: str, inside: bool = False) -> list[str]:
+    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!"; with
+    `inside`, only those after a comma or a dash, where an interjection ("Indeed, …") is
+    not written with a capital."""
+    return [m.group("who") for m in _VOCATIVE.finditer(text) if not inside or m.group("mid")]
 
 
 def first_person_narrator(narration: Sequence[str]) -> bool:
     """Whether the book is told in the first person: "I" often in its narration."""
     words = sum(len(WORD.findall(t)) for t in narration)
     i = sum(len(_FIRST_PERSON.findall(t)) for t in narration)
-    return words > 0 and i / words > 0.006 and i >= 10
+    return words > 0 and i / words > 0.006 and i >= 3
 
 
 @dataclass
@@ -233,22 +286,10 @@ class Attributor:
         named: Sequence[Person],
         prev: Turn | None,
     ) -> None:
-        k0, s0, _ = t.pieces[0]
-        before = paragraphs[k0].segment.text[:s0]
-        betweens = [
-            paragraphs[ka].segment.text[ea:sb]
-            for (ka, _, ea), (kb, sb, _) in zip(t.pieces, t.pieces[1:], strict=False)
-            if ka == kb
-        ]
-        kl, _, el = t.pieces[-1]
-        after = paragraphs[kl].segment.text[el:]
-        # the narration after the quotation, up to the next quoted stretch
-        q = re.search('["“‘]', after[1:])
-        if q:
-            after = after[: q.start() + 1]
+        before, betweens, after = around(t.pieces, paragraphs)
         found = explicit_who(before, betweens, after)
         if found is None:
-            self._subject(t, paragraphs[k0].segment.id, before, recent)
+            self._subject(t, paragraphs[t.pieces[0][0]].segment.id, before, recent)
             return
         who, evidence = found
         lowered = who.lower()
@@ -365,61 +406,81 @@ class Attributor:
         return out
 
     def _run(self, run: list[Turn], paragraphs: Sequence[Paragraph]) -> None:
+        """Fill each gap between the run's known turns by alternation: between A and B an
+        odd number of turns apart, A B A B…; between A and A an even number apart, A and
+        the other one (the neighbouring known speaker, whom A addresses, or the one other
+        person the narration names); at the run's ends, up to MAX_REACH turns out.
+        Alternation that the anchors contradict fills nothing."""
         anchors = [i for i, t in enumerate(run) if t.speaker is not None]
-        if not anchors or len(run) < 2:
+        if not anchors:
             return
-        count: dict[Person, int] = {}
-        for i in anchors:
-            sp = run[i].speaker
-            assert sp is not None
-            count[sp] = count.get(sp, 0) + 1
-        order = sorted(count, key=lambda p: -count[p])
-        pair: list[Person] = order[:2]
-        if len(pair) == 1:
-            heard: dict[Person, int] = {}
-            for t in run:
-                if t.speaker is pair[0]:
-                    for p in t.addressed:
-                        if p is not pair[0]:
-                            heard[p] = heard.get(p, 0) + 1
-            if heard:
-                pair.append(max(heard, key=lambda p: heard[p]))
-            else:
-                # the one other person the narration around the conversation names
-                others = self._named_around(run, paragraphs, pair[0])
-                if len(others) == 1:
-                    pair.append(others[0])
-        if len(order) > 2 and count[order[2]] * 2 >= count[order[1]]:
-            return  # more than two people talking: no turn-taking
-
-        def other(p: Person) -> Person | None:
-            if len(pair) < 2 or p not in pair:
-                return None
-            return pair[1] if p is pair[0] else pair[0]
-
-        def predict(i: int, a: int) -> Person | None:
-            sp = run[a].speaker
-            assert sp is not None
-            return sp if (i - a) % 2 == 0 else other(sp)
-
         guesses: list[tuple[int, Person]] = []
-        for i, t in enumerate(run):
-            if t.speaker is not None:
+        bounds = [None, *anchors, None]
+        for left, right in itertools.pairwise(bounds):
+            lo = 0 if left is None else left + 1
+            hi = len(run) if right is None else right
+            if lo >= hi:
                 continue
-            before = max((a for a in anchors if a < i), default=None)
-            after = min((a for a in anchors if a > i), default=None)
-            pb = predict(i, before) if before is not None else None
-            pa = predict(i, after) if after is not None else None
-            if pb is not None and pa is not None and pb is not pa:
-                continue
-            p = pb or pa
-            if p is None or p in t.addressed:
-                continue
-            if t.gender is not None and p.gender()[0] != t.gender:
-                continue
-            guesses.append((i, p))
+            a_sp = run[left].speaker if left is not None else None
+            b_sp = run[right].speaker if right is not None else None
+            for i in range(lo, hi):
+                if left is not None and right is not None:
+                    assert a_sp is not None and b_sp is not None
+                    if (right - left) % 2 == 1 and a_sp is not b_sp:
+                        p = a_sp if (i - left) % 2 == 0 else b_sp
+                    elif (right - left) % 2 == 0 and a_sp is b_sp:
+                        x = self._other(run, left, right, paragraphs)
+                        p = a_sp if (i - left) % 2 == 0 else x
+                    else:
+                        p = None
+                elif left is not None:
+                    assert a_sp is not None
+                    if i - left > MAX_REACH:
+                        break
+                    x = self._other(run, left, left, paragraphs)
+                    p = a_sp if (i - left) % 2 == 0 else x
+                else:
+                    assert right is not None and b_sp is not None
+                    if right - i > MAX_REACH:
+                        continue
+                    x = self._other(run, right, right, paragraphs)
+                    p = b_sp if (right - i) % 2 == 0 else x
+                t = run[i]
+                if p is None or p in t.addressed:
+                    continue
+                if t.gender is not None and p.gender()[0] != t.gender:
+                    continue
+                guesses.append((i, p))
         for i, p in guesses:
             run[i].speaker, run[i].evidence = p, "turn-taking"
+
+    def _other(
+        self, run: list[Turn], left: int, right: int, paragraphs: Sequence[Paragraph]
+    ) -> Person | None:
+        """The one talking with the speaker of run[left] (who is also run[right]'s): the
+        known speaker just outside the gap, else whom they address, else the one other
+        person the narration names."""
+        speaker = run[left].speaker
+        assert speaker is not None
+        for k in (left - 1, right + 1):
+            if 0 <= k < len(run):
+                sp = run[k].speaker
+                if sp is not None and sp is not speaker:
+                    return sp
+        heard: dict[Person, int] = {}
+        for t in run:
+            if t.speaker is speaker:
+                for p in t.addressed:
+                    if p is not speaker:
+                        heard[p] = heard.get(p, 0) + 1
+        if heard:
+            return max(heard, key=lambda p: heard[p])
+        others = self._named_around(run, paragraphs, speaker)
+        return others[0] if len(others) == 1 else None
+
+
+#: How many turns past the last known speaker turn-taking reaches at a conversation's end.
+MAX_REACH = 12
 
 
 #: Verbs that carry on a speech: "she added" is the last speaker going on.

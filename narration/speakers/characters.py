@@ -115,9 +115,19 @@ _TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
 _WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
 _CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
 NAME = re.compile(
-    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?(?P<words>{_CAP}(?:\s+{_CAP}){{0,2}})\b"
+    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?"
+    rf"(?P<words>(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){{0,2}}"
+    rf"{_CAP}(?:\s+{_CAP}){{0,2}})\b"
 )
 
+#: Words that make a place of a name ("King Street", "Hyde Park").
+_PLACES = frozenset(
+    (
+        *("Street", "Road", "Square", "Lane", "Hall", "Park", "House", "Church", "Court"),
+        *("Place", "Bridge", "Abbey", "Castle", "Inn", "Row", "Hill", "Gate", "Cross"),
+        *("Terrace", "Gardens", "Avenue", "Chapel", "Cathedral", "College", "Station"),
+    )
+)
 #: Capitalised words that are not names even where a book capitalises them everywhere.
 _NOT_NAMES = frozenset(
     [
@@ -307,17 +317,19 @@ class Person:
 
     @property
     def name(self) -> str:
-        """The fullest name it is often called by."""
+        """The name it is most often called by; of names nearly as frequent, the fullest."""
         ranked = sorted(self.names.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
         top = ranked[0][1]
-        common = [n for n, c in ranked if c * 4 >= top]
+        common = [n for n, c in ranked if c * 2 > top]
         return max(common, key=lambda n: (_title_of(n) is not None, len(n.split()), self.names[n]))
 
     def gender(self) -> tuple[str, str | None]:
         if self.titled:
             return self.titled, "title"
         votes = self.male + self.female
-        if votes >= 3 and max(self.male, self.female) >= 0.75 * votes:
+        if (votes >= 3 and max(self.male, self.female) >= 0.75 * votes) or (
+            votes == 2 and self.male != self.female
+        ):
             g = "male" if self.male > self.female else "female"
             return g, f"pronouns ({max(self.male, self.female)} of {votes})"
         return "unknown", None
@@ -362,6 +374,8 @@ def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mentio
         if title is None:
             while toks and not _name_word(toks[0].group(0), valid):
                 toks.pop(0)
+        if toks and toks[0].group(0) in _PLACES:
+            continue  # King Street, St. Paul's Church
         kept = toks[:1]
         for t in toks[1:]:
             if not _name_word(t.group(0), valid):
@@ -404,12 +418,15 @@ def name_words(texts: Iterable[str]) -> frozenset[str]:
     lower case: the words names are made of."""
     text = "\n\n".join(texts)
     capital = Counter(_CAPITAL_WORD.findall(text))
-    capital.subtract(Counter(_STARTING_WORD.findall(text)))
+    starts = Counter(_STARTING_WORD.findall(text))
     lower = Counter(_LOWER_WORD.findall(text))
     return frozenset(
         w
         for w, n in capital.items()
-        if n >= 2 and lower.get(w.lower(), 0) * 3 <= n and w not in _NOT_NAMES and not w.isupper()
+        if (n - starts[w] >= 2 or (n - starts[w] >= 1 and n >= 2))
+        and lower.get(w.lower(), 0) * 3 <= n
+        and w not in _NOT_NAMES
+        and not w.isupper()
     )
 
 

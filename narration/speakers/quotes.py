@@ -14,7 +14,7 @@ never a quote mark.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..inline import WORD
@@ -96,6 +96,8 @@ def _marks(text: str, style: str) -> Iterator[tuple[int, str]]:
             continue  # 'tis, ’em
         if before.isspace():
             continue
+        if before in "sS" and after == " " and text[i + 2 : i + 3].islower():
+            continue  # the Smiths’ house
         yield i, "close"
 
 
@@ -187,7 +189,7 @@ def chapter_paragraphs(chapter: Chapter, style: str) -> list[Paragraph]:
         if seg.kind not in ("narration", "quote", "list_item"):
             open_before = False
             continue
-        found = find_quoted(seg.text, style, open_before) if seg.kind == "narration" else []
+        found = find_quoted(seg.text, style, open_before) if seg.kind != "list_item" else []
         out.append(Paragraph(seg, tuple(found)))
         open_before = bool(found) and found[-1].open_end
     return out
@@ -222,7 +224,9 @@ def is_speech(text: str, f: Found, before: str, after: str) -> bool:
     return len(words) >= 10
 
 
-def quotation_pieces(paragraphs: Sequence[Paragraph]) -> list[list[tuple[int, QuotePiece]]]:
+def quotation_pieces(
+    paragraphs: Sequence[Paragraph], two_speakers: Callable[[str], bool] = lambda _: False
+) -> list[list[tuple[int, QuotePiece]]]:
     """Quotations as lists of (paragraph index, piece), speech only: the pieces of one
     paragraph joined by an attribution or a short narration are one quotation, and a
     quotation carried over a paragraph break is one."""
@@ -242,7 +246,7 @@ def quotation_pieces(paragraphs: Sequence[Paragraph]) -> list[list[tuple[int, Qu
             if f.continues and quotations and quotations[-1][-1][0] == k - 1:
                 quotations[-1].append((k, piece))
                 current = quotations[-1]
-            elif current is not None and _joins(before):
+            elif current is not None and _joins(before) and not two_speakers(before):
                 current.append((k, piece))
             else:
                 current = [(k, piece)]
