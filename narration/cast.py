@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import RuleConfig, VoiceConfig, VoicesConfig, text_matches
 from .errors import Problem
@@ -29,9 +29,13 @@ from .model import (
     Segment,
     Source,
     Speakers,
+    TextSpan,
     Voice,
     Within,
 )
+
+if TYPE_CHECKING:
+    from .locate import Alignment
 
 
 def make_voice(name: str, config: VoiceConfig) -> Voice:
@@ -363,10 +367,15 @@ def _source_json(source: Source | None) -> dict[str, str | None] | None:
     return {"author": source.author, "work": source.work, "year": source.year}
 
 
-def cast_to_json(cast: Iterable[CastChapter], speakers: Speakers | None = None) -> dict[str, Any]:
+def cast_to_json(
+    cast: Iterable[CastChapter],
+    speakers: Speakers | None = None,
+    texts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The `narrate segments --json` shape with "voice" and "rule" on every segment, who
     speaks it ("speaker", "attribution") or the quotations it holds ("quotations"), and
-    where it stands in its seed file ("span"); the book's characters at the top level.
+    where it stands in its seed file ("span", offsets into `texts`, Book.texts); the book's
+    characters at the top level.
 
     Announcements appear in reading order as segments of kind "announcement"; a narration
     segment split at dialogue spans appears as its pieces.
@@ -374,6 +383,7 @@ def cast_to_json(cast: Iterable[CastChapter], speakers: Speakers | None = None) 
     from .speakers.review import character_json
 
     speakers = speakers or Speakers()
+    where = _Where(texts or {})
     chapters = []
     for cc in cast:
         ch = cc.chapter
@@ -391,7 +401,7 @@ def cast_to_json(cast: Iterable[CastChapter], speakers: Speakers | None = None) 
                         "source": _source_json(p.source),
                         "voice": p.voice.name,
                         "rule": p.rule,
-                        **_speech_json(p, speakers),
+                        **_speech_json(p, speakers, where),
                     }
                     for p in cc.parts
                 ],
@@ -403,39 +413,63 @@ def cast_to_json(cast: Iterable[CastChapter], speakers: Speakers | None = None) 
     }
 
 
-def _speech_json(part: CastSegment, speakers: Speakers) -> dict[str, Any]:
+def _speech_json(part: CastSegment, speakers: Speakers, where: _Where) -> dict[str, Any]:
     """A part's span in its file, and its speaker or the quotations it holds."""
     from .speakers.review import part_speech
 
     segment = part.segment
     if segment is None:
         return {"span": None, "speaker": None, "attribution": None, "quotations": []}
-    within = part.within or Within(0, len(segment.text))
     speech = part_speech(speakers, segment, part.within)
     whole = speech.whole
-    return {
-        "span": _span_json(segment, within.start, within.end),
-        "speaker": whole.speaker if whole else None,
-        "attribution": whole.attribution if whole else None,
-        "quotations": [
+    span = where.part(segment, part.within)
+    quotations = []
+    for h in speech.held:
+        at = where.range(segment, h.start, h.end)
+        quotations.append(
             {
-                **_offsets(segment, h.start, h.end),
+                "start": at.start if at else None,
+                "end": at.end if at else None,
                 "speaker": h.quotation.speaker,
                 "attribution": h.quotation.attribution,
             }
-            for h in speech.held
-        ],
+        )
+    return {
+        "span": {"file": span.file, "start": span.start, "end": span.end} if span else None,
+        "speaker": whole.speaker if whole else None,
+        "attribution": whole.attribution if whole else None,
+        "quotations": quotations,
     }
 
 
-def _span_json(segment: Segment, start: int, end: int) -> dict[str, Any] | None:
-    """Where segment.text[start:end] stands in its seed file: {"file", "start", "end"}."""
-    return None  # file offsets: once segments carry their spans
+class _Where:
+    """File offsets of stretches of segments' text: a segment's words aligned with its
+    file's once, for all its parts and quotations."""
 
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self.texts = texts
+        self._segment: Segment | None = None
+        self._alignment: Alignment | None = None
 
-def _offsets(segment: Segment, start: int, end: int) -> dict[str, int | None]:
-    span = _span_json(segment, start, end)
-    return {"start": span["start"], "end": span["end"]} if span else {"start": None, "end": None}
+    def part(self, segment: Segment, within: Within | None) -> TextSpan | None:
+        """Where a part stands: its segment's span, or its piece's."""
+        if within is None:
+            return segment.span
+        return self.range(segment, within.start, within.end)
+
+    def range(self, segment: Segment, start: int, end: int) -> TextSpan | None:
+        """Where segment.text[start:end] stands in its file; None where the segment has no
+        place there (an image's description)."""
+        span = segment.span
+        if span is None or span.file not in self.texts:
+            return None
+        if self._segment is not segment:
+            from .locate import align
+
+            self._segment = segment
+            self._alignment = align(segment.text, self.texts[span.file], span)
+        assert self._alignment is not None
+        return self._alignment.range(start, end)
 
 
 def cast_outline(

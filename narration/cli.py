@@ -144,7 +144,7 @@ def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> N
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
-        _echo_json(cast_to_json(checked.cast, checked.speakers))
+        _echo_json(cast_to_json(checked.cast, checked.speakers, checked.book.texts))
     else:
         click.echo(cast_outline(checked.cast, speakers=checked.speakers))
 

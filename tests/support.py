@@ -85,3 +85,10 @@ def assert_spans_hold_words(book: Book, *, removed_inside: bool = False) -> None
                 assert _in_order(mine, theirs), shown
             else:
                 assert "".join(mine) == "".join(theirs), shown
+
+
+def words_of(text: str) -> list[str]:
+    """A text's words, case-folded: what a span and the text it stands for share."""
+    from narration.inline import WORD
+
+    return [w.casefold() for w in WORD.findall(text)]

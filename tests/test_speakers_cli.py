@@ -4,7 +4,9 @@ report of it, and a voices.yaml that asks a dialogue rule for an author."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +16,7 @@ from narration.cli import main
 from narration.project import open_project
 
 from .conftest import tree_digest
+from .support import start_epub, words_of
 
 #: A short chapter with an explicit attribution after the quotation ("said Holmes"), a name
 #: before its verb ("Watson replied"), a quotation interrupted by its attribution, and a
@@ -59,12 +62,34 @@ SPOKEN = [
 ]
 
 
-def novel_project(tmp_path: Path, voices: str = VOICES, text: str = NOVEL) -> Path:
+def novel_project(
+    tmp_path: Path, voices: str = VOICES, text: str = NOVEL, raw: bytes | None = None
+) -> Path:
     root = tmp_path / "novel"
     (root / "seeds").mkdir(parents=True)
-    (root / "seeds" / "novel.txt").write_text(text, encoding="utf-8")
+    (root / "seeds" / "novel.txt").write_bytes(raw if raw is not None else text.encode("utf-8"))
     (root / "voices.yaml").write_text(voices, encoding="utf-8")
     return root
+
+
+def assert_offsets(data: dict, texts: dict[str, str], spoken: list[tuple[str, str, str]]) -> None:
+    """Every entry's span holds its words in its file; every quotation, held in an entry or
+    one on its own, reads the quotation's words at [start:end] of its file."""
+    found = []
+    for chapter in data["chapters"]:
+        for s in chapter["segments"]:
+            span = s["span"]
+            if s["kind"] == "announcement":
+                assert span is None
+                continue
+            text = texts[span["file"]]
+            assert span["file"].startswith(chapter["file"])
+            assert words_of(text[span["start"] : span["end"]]) == words_of(s["text"]), s
+            if s["speaker"]:
+                found.append((text[span["start"] : span["end"]], s["speaker"]))
+            for q in s["quotations"]:
+                found.append((text[q["start"] : q["end"]], q["speaker"]))
+    assert [(words_of(t), who) for t, who in found] == [(words_of(t), who) for t, who, _ in spoken]
 
 
 def run(*args: str) -> str:
@@ -227,3 +252,68 @@ def test_build_reports_speakers_and_reads_every_line(tmp_path: Path) -> None:
     checked = check_project(open_project(root))
     assert report["totals"]["clips"] == sum(len(p.lines) for cc in checked.cast for p in cc.parts)
     assert report["totals"]["segments"] == 7  # the chapter's paragraphs
+
+
+@pytest.mark.parametrize("rules", ["", DIALOGUE_RULE])
+def test_cast_json_offsets_text_seed(tmp_path: Path, rules: str) -> None:
+    """Offsets index the seed's text: each quotation at [start:end], split at or held."""
+    root = novel_project(tmp_path, VOICES + rules)
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    assert_offsets(data, {"novel.txt": NOVEL}, SPOKEN)
+
+
+def test_cast_json_offsets_crlf_seed(tmp_path: Path) -> None:
+    """A seed with a byte-order mark and CRLF line ends: offsets count each CRLF as two
+    characters and leave the mark out, as Python reads the file with newline=''."""
+    raw = "\ufeff" + NOVEL.replace("\n", "\r\n")
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE, raw=raw.encode("utf-8"))
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    text = (root / "seeds" / "novel.txt").read_bytes().decode("utf-8-sig")
+    assert "\r\n" in text
+    assert_offsets(data, {"novel.txt": text}, SPOKEN)
+    last = data["chapters"][0]["segments"][-1]["span"]
+    assert last["end"] == len(text.rstrip()), "the last entry ends on the file's last mark"
+
+
+#: The chapter as an EPUB document: curly quotes, a name in italics, entities.
+XHTML = """<?xml version="1.0" encoding="utf-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>The Red Lamp</title></head>
+<body>
+<section>
+<h2>The Red Lamp</h2>
+<p>Holmes stood by the window of our rooms in <i>Baker Street</i>, and Watson sat by the \
+fire with the evening paper. It was a grey day, and Holmes had not spoken to Watson since \
+breakfast.</p>
+<p>“You have been in the country, I perceive,” said Holmes.</p>
+<p>“How on earth did you know that?” Watson replied.</p>
+<p>“Your boots tell me so,” said Holmes. “And your hat has seen rain this week.”</p>
+<p>Mrs. Hudson came in with the tray and set it down on the table by Watson.</p>
+<p>“There is a lady to see you, sir,” she said. “She will not give her name.”</p>
+<p>“Show her up, Mrs.&#160;Hudson,” said Holmes.</p>
+</section>
+</body>
+</html>
+"""
+
+
+def test_cast_json_offsets_epub_seed(tmp_path: Path) -> None:
+    """An EPUB: `file` names the document inside the book, and offsets index its body's
+    text nodes in document order (read here with the standard library's XML parser)."""
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE)
+    (root / "seeds" / "novel.txt").unlink()
+    with zipfile.ZipFile(root / "seeds" / "book.epub", "w") as z:
+        start_epub(z, "OEBPS/content.opf")
+        z.writestr(
+            "OEBPS/content.opf",
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Red</dc:title>'
+            "<dc:language>en</dc:language></metadata><manifest>"
+            '<item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml"/>'
+            '</manifest><spine><itemref idref="c1"/></spine></package>',
+        )
+        z.writestr("OEBPS/text/ch1.xhtml", XHTML)
+    data = json.loads(run("cast", "-p", str(root), "--json"))
+    body = ElementTree.fromstring(XHTML.encode()).find("{http://www.w3.org/1999/xhtml}body")
+    assert body is not None
+    spoken = [(t.replace("Mrs. ", "Mrs.\u00a0"), who, why) for t, who, why in SPOKEN]
+    assert_offsets(data, {"book.epub/OEBPS/text/ch1.xhtml": "".join(body.itertext())}, spoken)
