@@ -463,6 +463,11 @@ class _Where:
         span = segment.span
         if span is None or span.file not in self.texts:
             return None
+        piece = segment.text[start:end]  # its spaces aside: a space has no place of its own
+        start, end = (
+            start + len(piece) - len(piece.lstrip()),
+            end - len(piece) + len(piece.rstrip()),
+        )
         if self._segment is not segment:
             from .locate import align
 
