@@ -91,9 +91,11 @@ def test_characters_with_gender_and_evidence() -> None:
     assert by_name["Mrs. Hudson"].gender == "female"
     assert by_name["Mrs. Hudson"].gender_evidence == "title"
     assert by_name["Holmes"].quotations == 3
-    assert by_name["Holmes"].words == len("You have been in Afghanistan I perceive".split()) + len(
-        "Never mind The question is what you will do now".split()
-    ) + len("Then it is settled".split())
+    assert by_name["Holmes"].words == len(
+        ["You", "have", "been", "in", "Afghanistan", "I", "perceive"]
+    ) + len(["Never", "mind", "The", "question", "is", "what", "you", "will", "do", "now"]) + len(
+        ["Then", "it", "is", "settled"]
+    )
 
 
 def test_names_merged_where_the_text_links_them() -> None:
