@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -284,55 +284,6 @@ class Found:
     characters: tuple[Character, ...]
 
 
-def _locator(book: Book, text: str) -> Callable[[str, int, int], tuple[int, int] | None]:
-    """(segment id, start, end in Segment.text) -> (start, end) in the file, or None.
-
-    The segment's words are matched in order against the file's, from where the last
-    segment's matched, within the next 40 words (a word not found there is passed over), or,
-    after a gap (text the segmenter removed), where the segment's next three words stand."""
-    words = [(m.start(), m.end(), m.group().lower()) for m in WORD.finditer(text)]
-    keys = [w[2] for w in words]
-    cur = 0
-    maps: dict[str, list[tuple[int, int, int, int]]] = {}
-    for ch in book.chapters:
-        for seg in ch.segments:
-            seg_words = [(m.start(), m.end(), m.group().lower()) for m in WORD.finditer(seg.text)]
-            pairs = []
-            misses = 0
-            for n, (s, e, w) in enumerate(seg_words):
-                j = _find(keys, w, cur, cur + 40)
-                if j is None and misses >= 2:
-                    j = _resync(keys, [x[2] for x in seg_words[n : n + 3]], cur)
-                if j is None:
-                    misses += 1
-                    continue
-                misses = 0
-                pairs.append((s, e, words[j][0], words[j][1]))
-                cur = j + 1
-            maps[seg.id] = pairs
-
-    def place(segment: str, start: int, end: int) -> tuple[int, int] | None:
-        inside = [p for p in maps.get(segment, ()) if p[0] >= start and p[1] <= end]
-        return (inside[0][2], inside[-1][3]) if inside else None
-
-    return place
-
-
-def _find(keys: list[str], word: str, lo: int, hi: int) -> int | None:
-    for j in range(lo, min(hi, len(keys))):
-        if keys[j] == word:
-            return j
-    return None
-
-
-def _resync(keys: list[str], run: list[str], lo: int) -> int | None:
-    """Where a run of words next stands in the file, within 20,000 words."""
-    for j in range(lo, min(lo + 20_000, len(keys) - len(run) + 1)):
-        if keys[j : j + len(run)] == run:
-            return j
-    return None
-
-
 def seeds_for(novel: Novel, scratch: Path) -> Path:
     seeds = scratch / novel.name / "seeds"
     seeds.mkdir(parents=True)
@@ -346,17 +297,21 @@ def run_narrate(novel: Novel, scratch: Path) -> Found:
 
     book = segment_book(seeds_for(novel, scratch))
     speakers = find_speakers(book)
-    return found_in(book, speakers, novel.path.read_text(encoding="utf-8"))
+    return found_in(book, speakers)
 
 
-def found_in(book: Book, speakers: Speakers, text: str) -> Found:
-    place = _locator(book, text)
+def found_in(book: Book, speakers: Speakers) -> Found:
+    """narrate's quotation pieces in file offsets, as `narrate cast --json` reports them."""
+    from narration.locate import Offsets
+
+    where = Offsets(book.texts)
+    segments = {s.id: s for ch in book.chapters for s in ch.segments}
     pieces = []
     for q in speakers.quotations:
         for p in q.pieces:
-            at = place(p.segment, p.start, p.end)
+            at = where.range(segments[p.segment], p.start, p.end)
             if at is not None:
-                pieces.append(Piece(at[0], at[1], q.speaker, q.attribution))
+                pieces.append(Piece(at.start, at.end, q.speaker, q.attribution))
     pieces.sort(key=lambda p: (p.start, p.end))
     return Found(tuple(pieces), speakers.characters)
 

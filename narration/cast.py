@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import RuleConfig, VoiceConfig, VoicesConfig, text_matches
 from .errors import Problem
+from .locate import Offsets
 from .model import (
     MAX_UTTERANCE,
     Book,
@@ -29,13 +30,9 @@ from .model import (
     Segment,
     Source,
     Speakers,
-    TextSpan,
     Voice,
     Within,
 )
-
-if TYPE_CHECKING:
-    from .locate import Alignment
 
 
 def make_voice(name: str, config: VoiceConfig) -> Voice:
@@ -383,7 +380,7 @@ def cast_to_json(
     from .speakers.review import character_json
 
     speakers = speakers or Speakers()
-    where = _Where(texts or {})
+    where = Offsets(texts or {})
     chapters = []
     for cc in cast:
         ch = cc.chapter
@@ -413,7 +410,7 @@ def cast_to_json(
     }
 
 
-def _speech_json(part: CastSegment, speakers: Speakers, where: _Where) -> dict[str, Any]:
+def _speech_json(part: CastSegment, speakers: Speakers, where: Offsets) -> dict[str, Any]:
     """A part's span in its file, and its speaker or the quotations it holds."""
     from .speakers.review import part_speech
 
@@ -440,41 +437,6 @@ def _speech_json(part: CastSegment, speakers: Speakers, where: _Where) -> dict[s
         "attribution": whole.attribution if whole else None,
         "quotations": quotations,
     }
-
-
-class _Where:
-    """File offsets of stretches of segments' text: a segment's words aligned with its
-    file's once, for all its parts and quotations."""
-
-    def __init__(self, texts: Mapping[str, str]) -> None:
-        self.texts = texts
-        self._segment: Segment | None = None
-        self._alignment: Alignment | None = None
-
-    def part(self, segment: Segment, within: Within | None) -> TextSpan | None:
-        """Where a part stands: its segment's span, or its piece's."""
-        if within is None:
-            return segment.span
-        return self.range(segment, within.start, within.end)
-
-    def range(self, segment: Segment, start: int, end: int) -> TextSpan | None:
-        """Where segment.text[start:end] stands in its file; None where the segment has no
-        place there (an image's description)."""
-        span = segment.span
-        if span is None or span.file not in self.texts:
-            return None
-        piece = segment.text[start:end]  # its spaces aside: a space has no place of its own
-        start, end = (
-            start + len(piece) - len(piece.lstrip()),
-            end - len(piece) + len(piece.rstrip()),
-        )
-        if self._segment is not segment:
-            from .locate import align
-
-            self._segment = segment
-            self._alignment = align(segment.text, self.texts[span.file], span)
-        assert self._alignment is not None
-        return self._alignment.range(start, end)
 
 
 def cast_outline(

@@ -24,12 +24,13 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .inline import _DASHES as _DASH_MARKS  # `--` and ` - `, read as a dash
 from .inline import _ENTITY as _REFERENCE  # a Markdown character reference
 from .inline import MARKERS, WORD, decode_entities, restore
-from .model import TextSpan
+from .model import Segment, TextSpan
 
 #: Words read from the file at a time.
 _CHUNK = 1 << 16
@@ -639,3 +640,32 @@ def position(
     the character before it, plus one. For a quotation `segment.text[a:b]`, the file's
     text[position(.., a):position(.., b, end=True)] reads the same words."""
     return align(segment_text, file_text, span).position(index, end=end)
+
+
+class Offsets:
+    """File offsets of stretches of segments' text (a quotation, a dialogue piece), as
+    `narrate cast --json` reports them: a segment's words aligned with its file's once, for
+    all the stretches asked of it in turn."""
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self.texts = texts  # Book.texts: file name -> the text offsets index into
+        self._segment: Segment | None = None
+        self._alignment: Alignment | None = None
+
+    def range(self, segment: Segment, start: int, end: int) -> TextSpan | None:
+        """Where segment.text[start:end] stands in its file, its surrounding spaces left out
+        (a space has no place of its own); None where the segment has no place there (an
+        image's description)."""
+        span = segment.span
+        if span is None or span.file not in self.texts:
+            return None
+        piece = segment.text[start:end]
+        start, end = (
+            start + len(piece) - len(piece.lstrip()),
+            end - len(piece) + len(piece.rstrip()),
+        )
+        if self._segment is not segment:
+            self._segment = segment
+            self._alignment = align(segment.text, self.texts[span.file], span)
+        assert self._alignment is not None
+        return self._alignment.range(start, end)

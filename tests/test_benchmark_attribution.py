@@ -202,9 +202,13 @@ def test_pieces_are_placed_in_the_file(tmp_path):
                 quotations.append(Quotation(f"q{n}", "c", (piece,), f"s{n}", "explicit"))
     assert len(quotations) == 3
     text = (tmp_path / "seeds" / "novel.txt").read_text()
-    found = bench.found_in(book, Speakers((), tuple(quotations)), text)
+    found = bench.found_in(book, Speakers((), tuple(quotations)))
     placed = [(text[p.start : p.end], p.speaker) for p in found.pieces]
-    assert placed == [("The boat is late", "s0"), ("Then we wait", "s1"), ("We could walk", "s2")]
+    assert placed == [
+        ("The boat is late,", "s0"),
+        ("Then we wait,", "s1"),
+        ("We could walk,", "s2"),
+    ]
 
 
 def test_the_command_prints_the_table_of_a_first_person_novel(tmp_path, capsys, monkeypatch):
