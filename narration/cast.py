@@ -419,7 +419,9 @@ def _speech_json(part: CastSegment, speakers: Speakers, where: Offsets) -> dict[
         return {"span": None, "speaker": None, "attribution": None, "quotations": []}
     speech = part_speech(speakers, segment, part.within)
     whole = speech.whole
-    span = where.part(segment, part.within)
+    # a part's place: its segment's span, or its piece's
+    within = part.within
+    span = segment.span if within is None else where.range(segment, within.start, within.end)
     quotations = []
     for h in speech.held:
         at = where.range(segment, h.start, h.end)

@@ -60,10 +60,10 @@ def find_speakers(book: Book) -> Speakers:
                     speakers[m.text] += 1
             for k, piece in q:
                 inner = paragraphs[k].segment.text[piece.start : piece.end]
-                for who in vocatives(inner):
+                for who, inside in vocatives(inner):
                     addressed[who] += 1
-                for who in vocatives(inner, inside=True):
-                    called[who] += 1
+                    if inside:
+                        called[who] += 1
     # a word an attribution names as a speaker, or speech addresses more than once, is a
     # name, however seldom the book writes it ("Guest," they call the narrator)
     valid = (

@@ -162,16 +162,21 @@ def _evidence(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip(" \t\n,.;:!?—–-\"“”'’‘)")).strip()
 
 
-def vocatives(text: str, inside: bool = False) -> list[str]:
-    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!"; with
-    `inside`, only those after a comma or a dash, where an interjection ("Indeed, …") is
-    not written with a capital."""
-    return [m.group("who") for m in _VOCATIVE.finditer(text) if not inside or m.group("mid")]
+def vocatives(text: str) -> list[tuple[str, bool]]:
+    """Names a quotation addresses: "…, Emma." / "Emma, …" / "My dear Harriet!", each with
+    whether it stands after a comma or a dash (where an interjection, "Indeed, …", is not
+    written with a capital)."""
+    if not _CAPITAL.search(text):
+        return []
+    return [(m.group("who"), m.group("mid") is not None) for m in _VOCATIVE.finditer(text)]
+
+
+_CAPITAL = re.compile("[A-Z]")
 
 
 def first_person_narrator(narration: Sequence[str]) -> bool:
     """Whether the book is told in the first person: "I" often in its narration."""
-    words = sum(len(WORD.findall(t)) for t in narration)
+    words = sum(len(t.split()) for t in narration)
     i = sum(len(_FIRST_PERSON.findall(t)) for t in narration)
     return words > 0 and i / words > 0.006 and i >= 3
 
@@ -251,7 +256,7 @@ class Attributor:
                 if t.para != k:
                     continue
                 inner = " ".join(paragraphs[kk].segment.text[s:e] for kk, s, e in t.pieces)
-                for who in vocatives(inner):
+                for who, _ in vocatives(inner):
                     p = self.resolve_name(who)
                     if p is not None and p not in t.addressed:
                         t.addressed.append(p)
