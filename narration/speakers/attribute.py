@@ -292,9 +292,14 @@ class Attributor:
         prev: Turn | None,
     ) -> None:
         before, betweens, after = around(t.pieces, paragraphs)
+        where = paragraphs[t.pieces[0][0]].segment.id
+        k = t.pieces[0][0]
+        if not before.strip(" \"“‘'") and k > 0 and paragraphs[k - 1].introduces:
+            # 'Emma said,' closing the paragraph before, the quotation opening the next
+            before, where = paragraphs[k - 1].segment.text, paragraphs[k - 1].segment.id
         found = explicit_who(before, betweens, after)
         if found is None:
-            self._subject(t, paragraphs[t.pieces[0][0]].segment.id, before, recent)
+            self._subject(t, where, before, recent)
             return
         who, evidence = found
         lowered = who.lower()

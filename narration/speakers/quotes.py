@@ -168,7 +168,7 @@ SPEECH_VERBS = wordset(
     called echoed mused reflected told tells corrected warned shrieked squeaked panted
     chuckled giggled grunted moaned cautioned commented conceded remonstrated
     expostulated ejaculated vociferated articulated stuttered lisped simpered sneered
-    scoffed observed answered rejoined replied cried returned"""
+    scoffed observed answered rejoined replied cried returned addressed"""
 )
 
 
@@ -178,6 +178,9 @@ class Paragraph:
 
     segment: Segment
     found: tuple[Found, ...]
+    #: narration ending with a colon, comma or dash after its last quotation: it introduces
+    #: a quotation opening the next paragraph ("Emma said,")
+    introduces: bool = False
 
 
 def chapter_paragraphs(chapter: Chapter, style: str) -> list[Paragraph]:
@@ -190,11 +193,14 @@ def chapter_paragraphs(chapter: Chapter, style: str) -> list[Paragraph]:
             open_before = False
             continue
         found = find_quoted(seg.text, style, open_before) if seg.kind != "list_item" else []
-        out.append(Paragraph(seg, tuple(found)))
+        tail = seg.text[found[-1].end + 1 :] if found else seg.text
+        introduces = seg.kind == "narration" and _INTRODUCES.search(tail) is not None
+        out.append(Paragraph(seg, tuple(found), introduces))
         open_before = bool(found) and found[-1].open_end
     return out
 
 
+_INTRODUCES = re.compile(r"[,:—–-]\s*$")
 _SHORT = 4
 
 
