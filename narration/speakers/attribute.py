@@ -269,7 +269,11 @@ class Attributor:
                 ]
                 before = turns[t.index - 1] if t.index else None
                 prev = before if before and _adjacent(before, t, paragraphs) else None
-                self._explicit(t, paragraphs, recent, [*t.addressed, *named], prev)
+                before2 = turns[t.index - 2] if t.index > 1 else None
+                prev2 = (
+                    before2 if prev and before2 and _adjacent(before2, prev, paragraphs) else None
+                )
+                self._explicit(t, paragraphs, recent, [*t.addressed, *named], prev, prev2)
                 if t.speaker is not None:
                     recent.add(t.speaker)
             for m, p in narration_mentions:
@@ -290,6 +294,7 @@ class Attributor:
         recent: Recent,
         named: Sequence[Person],
         prev: Turn | None,
+        prev2: Turn | None = None,
     ) -> None:
         before, betweens, after = around(t.pieces, paragraphs)
         where = paragraphs[t.pieces[0][0]].segment.id
@@ -326,7 +331,19 @@ class Attributor:
                 # "she added": the one who spoke last goes on
                 t.speaker, t.evidence = prev.speaker, f"explicit: {evidence}"
                 return
-            p = recent.last(gender, named) or recent.last(gender)
+            p = None
+            if (
+                prev is not None
+                and prev2 is not None
+                and prev.speaker is not None
+                and prev2.speaker is not None
+                and prev2.speaker is not prev.speaker
+                and prev2.speaker.gender()[0] == gender
+                and prev2.speaker not in named
+            ):
+                # in a conversation, "he said" answers: the one who spoke before the last
+                p = prev2.speaker
+            p = p or recent.last(gender, named) or recent.last(gender)
             if p is not None:
                 t.speaker, t.evidence = p, f"explicit: {evidence}"
             else:

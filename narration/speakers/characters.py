@@ -589,10 +589,10 @@ def _compatible(p: Person, title: str) -> bool:
 
 
 def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
-    """Votes for a person's gender: a name opening its sentence, and the first subject,
-    possessive or reflexive pronoun after it (he, his, himself; she, herself) in that
-    sentence or opening the next, when no other name comes first. "Her" and "him" are left
-    out: they are as often someone else."""
+    """Votes for a person's gender: a name opening its sentence, and the first subject or
+    reflexive pronoun after it (he, himself; she, herself) before another name. "His",
+    "her" and "him" are left out: they are as often someone else ("Emma listened to his
+    reasons")."""
     for k, m in enumerate(mentions):
         p = cast.lookup(m)
         if p is None:
@@ -613,4 +613,4 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
                 p.female += 1
 
 
-_SUBJECT_PRONOUN = re.compile(r"\b(he|his|himself|she|herself)\b", re.I)
+_SUBJECT_PRONOUN = re.compile(r"\b(he|himself|she|herself)\b", re.I)
