@@ -176,8 +176,9 @@ _CAPITAL = re.compile("[A-Z]")
 
 def first_person_narrator(narration: Sequence[str]) -> bool:
     """Whether the book is told in the first person: "I" often in its narration."""
-    words = sum(len(t.split()) for t in narration)
-    i = sum(len(_FIRST_PERSON.findall(t)) for t in narration)
+    text = "\n".join(narration)
+    words = len(text.split())
+    i = len(_FIRST_PERSON.findall(text))
     return words > 0 and i / words > 0.006 and i >= 3
 
 
@@ -548,15 +549,6 @@ def _possessive(text: str, m: Mention) -> bool:
     return text[m.end : m.end + 2] in ("'s", "’s")
 
 
-def _outside(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The text with quoted stretches blanked (same length, so offsets hold)."""
-    chars = list(text)
-    for s, e in spans:
-        for i in range(max(0, s - 1), min(len(chars), e + 1)):
-            chars[i] = " "
-    return "".join(chars)
-
-
 def _adjacent(a: Turn, b: Turn, paragraphs: Sequence[Paragraph]) -> bool:
     """Whether two turns are one conversation: consecutive paragraphs, or one short
     paragraph of narration between them."""
@@ -566,7 +558,7 @@ def _adjacent(a: Turn, b: Turn, paragraphs: Sequence[Paragraph]) -> bool:
         return True
     if first_b - last_a == 2:
         mid = paragraphs[last_a + 1].segment.text
-        return len(WORD.findall(mid)) <= 40
+        return len(mid) < 400 and len(WORD.findall(mid)) <= 40
     return False
 
 

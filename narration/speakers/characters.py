@@ -370,6 +370,12 @@ def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mentio
             out.append(Mention(m.start(), m.end(), name, None, (name,)))
     for m in NAME.finditer(text):
         title = m.group("title")
+        words = m.group("words")
+        if title is None and " " not in words:
+            # the common case: one capitalised word, a name or not
+            if _name_word(words, valid) and words not in _PLACES:
+                out.append(Mention(m.start(), m.end(), words, None, (words,)))
+            continue
         toks = list(_WORD_RE.finditer(text, m.start("words"), m.end("words")))
         if title is None:
             while toks and not _name_word(toks[0].group(0), valid):

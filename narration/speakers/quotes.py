@@ -208,10 +208,10 @@ def is_speech(text: str, f: Found, before: str, after: str) -> bool:
     """Speech or quoted thought, not a scare quote, a title or a quoted word: by where the
     quotation stands (opening its paragraph, beside a verb of speech) and what it holds
     (a sentence, a question, an exclamation)."""
-    inner = text[f.start : f.end]
-    words = WORD.findall(inner)
     if f.continues or not before.strip(" \t—–-(“‘\"'"):
         return True
+    inner = text[f.start : f.end]
+    words = WORD.findall(inner) if len(inner) < 200 else inner.split()
     tail = inner.rstrip()
     ends = tail[-1:] in ".,!?;:—–-…"
     before_words = WORD.findall(before[-40:])
