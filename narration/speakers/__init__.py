@@ -40,6 +40,8 @@ from .quotes import Paragraph, chapter_paragraphs, quotation_pieces, quote_style
 
 #: A name is a character when it is addressed this often, if it never speaks or has a title.
 _ADDRESSED = 2
+#: A name the narration uses this often, its gender known, is a character too.
+_NARRATED = 5
 
 
 def find_speakers(book: Book) -> Speakers:
@@ -85,15 +87,20 @@ def find_speakers(book: Book) -> Speakers:
             spans = spans_by_para.get(k, [])
             narration.append((_blank(para.segment.text, spans), outside(found_here, spans)))
     cast = build_cast(mentions, speakers, called)
+    for text, outside_names in narration:
+        pronoun_votes(text, outside_names, cast)
+    # a person: titled, speaking, addressed, or often in the narration with a gender its
+    # pronouns give ("John is a physician", "John laughs at me")
     people = {
         key: p
         for key, p in cast.people.items()
-        if p.titled or p.speaks or p.addressed >= _ADDRESSED
+        if p.titled
+        or p.speaks
+        or p.addressed >= _ADDRESSED
+        or (p.narrated >= _NARRATED and p.gender()[0] != "unknown")
     }
     cast.people = people
     cast.by_name = {alias: key for alias, key in cast.by_name.items() if key in people}
-    for text, outside_names in narration:
-        pronoun_votes(text, outside_names, cast)
     narrator = None
     if first_person_narrator([text for text, _ in narration]):
         narrator = Person(key="narrator", narrator=True)
