@@ -439,6 +439,17 @@ class Attributor:
         the other one (the neighbouring known speaker, whom A addresses, or the one other
         person the narration names); at the run's ends, up to MAX_REACH turns out.
         Alternation that the anchors contradict fills nothing."""
+        # a turn answers whom the turn before addressed ("…, Mr. Darcy," said Miss Bingley)
+        for i in range(1, len(run)):
+            t, before = run[i], run[i - 1]
+            if t.speaker is not None or before.speaker is None or len(before.addressed) != 1:
+                continue
+            p = before.addressed[0]
+            if p is before.speaker or p in t.addressed:
+                continue
+            if t.gender is not None and p.gender()[0] != t.gender:
+                continue
+            t.speaker, t.evidence = p, "addressed in the turn before"
         anchors = [i for i, t in enumerate(run) if t.speaker is not None]
         if not anchors:
             return
