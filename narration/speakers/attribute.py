@@ -399,6 +399,23 @@ class Attributor:
                 people.append(p)
         if len(people) == 1 and (t.gender is None or people[0].gender()[0] == t.gender):
             t.speaker, t.evidence = people[0], "narration names one character"
+            return
+        # several named: the subject of the sentence leading into the quotation
+        # ("Emma turned to Harriet. “…”")
+        first = spans[0][0] if spans else len(text)
+        lead = text[: max(0, first - 1)].rstrip().rstrip(".!?,:;—–-")
+        cut = max(lead.rfind(". "), lead.rfind("! "), lead.rfind("? "), lead.rfind('" '))
+        sentence_start = cut + 2 if cut >= 0 else 0
+        while sentence_start < len(lead) and lead[sentence_start] in " \"“‘'":
+            sentence_start += 1
+        for m in outside(self.names[paragraphs[k].segment.id], spans):
+            if m.start >= first:
+                break
+            if m.start <= sentence_start + 1 and m.start >= sentence_start:
+                p = self.cast.lookup(m)
+                if p is not None and (t.gender is None or p.gender()[0] == t.gender):
+                    t.speaker, t.evidence = p, "narration: its subject leads into the quotation"
+                return
 
     def _conversation(self, turns: list[Turn], paragraphs: Sequence[Paragraph]) -> None:
         """Turn-taking in each run of adjacent turns: with two speakers known (from the
