@@ -143,6 +143,18 @@ def test_single_quotes_and_apostrophes() -> None:
     assert got[1][1] is None  # "the Hatter" names no character narrate found: abstain
 
 
+def test_straight_single_quotes_and_apostrophes() -> None:
+    text = (
+        "'I don't know,' said Alice, 'what the Smiths' house is like.'\n\n"
+        "''Tis a fine house,' said the Hatter. 'Fine as the Queen's, at six o'clock.'\n\n"
+        "Alice thought about it for a while, and Alice said nothing more to anybody.\n"
+    )
+    book, speakers = _speakers(text)
+    got = _quoted(book, speakers)
+    assert got[0][:2] == ("I don't know, / what the Smiths' house is like.", "Alice")
+    assert got[1][0] == "'Tis a fine house, / Fine as the Queen's, at six o'clock."
+
+
 def test_a_speech_over_paragraphs_is_one_quotation() -> None:
     text = (
         '"It was a dark night," said Ishmael, "and the sea was high.\n\n'

@@ -90,6 +90,9 @@ def _marks(text: str, style: str) -> Iterator[tuple[int, str]]:
         after = text[i + 1] if i + 1 < n else " "
         if before.isalnum() and after.isalnum():
             continue  # don't, o'clock
+        if before in _BEFORE_OPEN and after in "'’" and text[i + 2 : i + 3].isalnum():
+            yield i, "open"  # ''Tis a fine house,'
+            continue
         if before in _BEFORE_OPEN and after.isalnum():
             if c == "'" and not _ELISIONS.match(text, i + 1):
                 yield i, "open"
