@@ -37,17 +37,26 @@ from .characters import (
 )
 from .quotes import SPEECH_VERBS, Paragraph
 
-_VERB = r"(?:" + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True)) + r"|put\s+in)"
+_VERB = (
+    r"(?:"
+    + "|".join(sorted(SPEECH_VERBS, key=len, reverse=True))
+    + r"|(?:put|broke|cut|chimed|struck|burst)\s+in|went\s+on|came\s+back)"
+)
 _ADV = r"(?:[a-z]+ly\s+|again\s+|then\s+|now\s+|at\s+last\s+|at\s+once\s+)"
 #: "Mr. van der Luyden", "old Horace Talbot"
 _PARTICLES = r"(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){0,2}"
 _NAME = (
-    rf"(?:the\s+[a-z]+\s+)?(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}"
+    rf"(?:the\s+(?:[a-z]+\s+)?)?(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}"
     rf"{_CAP}(?:\s+{_CAP}){{0,2}}"
+)
+#: A word of a noun phrase ("her father", "the old lady"), never a function word.
+_NP_WORD = (
+    r"(?!(?:and|or|but|nor|then|who|whom|which|that|as|to|in|of|with|at|on|for|by|from|"
+    r"into|upon|was|were|had|has|is|be)\b)[a-z-]+"
 )
 _NP = (
     r"(?:[Tt]he|[Hh]is|[Hh]er|[Mm]y|[Oo]ur|[Tt]heir|[Tt]his|[Tt]hat|[Aa]|[Aa]n)\s+"
-    r"(?:[a-z-]+\s+){0,2}?[a-z-]+"
+    rf"(?:{_NP_WORD}\s+){{0,2}}?{_NP_WORD}"
 )
 _THE_TITLE = THE_TITLE.pattern.replace("\\b[Tt]he", "[Tt]he").replace("(?P<title>", "(?:")
 _WHO = rf"(?P<who>{_THE_TITLE}|{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
