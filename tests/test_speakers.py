@@ -140,7 +140,7 @@ def test_single_quotes_and_apostrophes() -> None:
     assert got[0][0] == "I don’t know, / what the Smiths’ house is like."
     assert got[0][1] == "Alice"
     assert got[1][0] == "’Tis a fine house, / Fine as the Queen’s."
-    assert got[1][1] is None  # "the Hatter" names no character narrate found: abstain
+    assert got[1][1:] == ("Hatter", "explicit: said the Hatter")
 
 
 def test_straight_single_quotes_and_apostrophes() -> None:

@@ -309,7 +309,8 @@ class Person:
     names: Counter[str] = field(default_factory=Counter)
     male: int = 0  # votes from titles and pronouns
     female: int = 0
-    titled: str | None = None  # gender its title gives, if any
+    titled: str | None = None  # gender its titles give, if any
+    titles: Counter[str] = field(default_factory=Counter)  # title class -> times
     speaks: int = 0  # attributions naming it
     addressed: int = 0  # times it is addressed in speech
     narrated: int = 0  # times narration (outside quotations) names it
@@ -487,23 +488,45 @@ def build_cast(
             p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
-    # 2. title and surname: one compatible full name of that surname not rare beside it
+    # 2. title and surname ("Mr. Weston" and "Mrs. Weston" are two, "Miss Bennet" and
+    # "Mrs. Bennet" too): the full name of that surname seen with that very title, when
+    # the full name is not rare beside it, or is the formal name it is introduced by;
+    # else, when the book gives that surname no other title, its one full name
     titled: dict[tuple[str, str], Person] = {}
     for (title, words), n in sorted(forms.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
         if len(words) != 1 or title is None:
             continue
-        g = title_gender(title) or title
-        p = titled.get((g, words[0]))
+        kind = title_class(title)
+        p = titled.get((kind, words[0]))
         if p is None:
-            matches = [f for w, f in full.items() if w[-1] == words[0] and _compatible(f, title)]
             count = sum(
-                c for (t, w), c in forms.items() if w == words and (title_gender(t) or t) == g
+                c for (t, w), c in forms.items() if w == words and t and title_class(t) == kind
             )
-            if len(matches) == 1 and sum(matches[0].names.values()) * 4 >= count:
+            # how often the surname takes another title ("Mrs. Denham", beside "Mr. Denham")
+            others = sum(
+                c
+                for (t, w), c in forms.items()
+                if t and w[-1:] == words and len(w) == 1 and title_class(t) != kind
+            )
+            matches = [
+                f
+                for w, f in full.items()
+                if w[-1] == words[0]
+                and (kind in f.titles or (not f.titles and others * 3 <= count))
+            ]
+            size = sum(matches[0].names.values()) if len(matches) == 1 else 0
+            # the full name with its given name alone ("Charles" is called so 130 times:
+            # not a formal name to be merged with "Mr. Wilcox", his father)
+            called = size + sum(
+                forms.get((None, (w[0],)), 0)
+                for w, f in full.items()
+                if matches and f is matches[0]
+            )
+            if len(matches) == 1 and (size * 4 >= count or called * 10 <= count):
                 p = matches[0]
             else:
                 p = Person(key=f"{title} {words[0]}")
-            titled[(g, words[0])] = p
+            titled[(kind, words[0])] = p
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
     # 3. a single name: the given name of one full name, else a surname, else its own
@@ -584,14 +607,41 @@ _ABBREVIATED = frozenset(
 
 
 def _vote_title(p: Person, title: str | None, n: int) -> None:
-    g = title_gender(title)
-    if g and p.titled is None:
-        p.titled = g
+    """A title the person is called by, n times: its gender is the majority of its
+    gendered titles'."""
+    if not title:
+        return
+    p.titles[title_class(title)] += n
+    male = sum(c for t, c in p.titles.items() if title_gender(t) == "male")
+    female = sum(c for t, c in p.titles.items() if title_gender(t) == "female")
+    if male != female:
+        p.titled = "male" if male > female else "female"
 
 
-def _compatible(p: Person, title: str) -> bool:
-    g = title_gender(title)
-    return g is None or p.titled is None or p.titled == g
+#: Titles written two ways: one class each ("Doctor Watson" is "Dr. Watson").
+_TITLE_CLASS = {
+    "Mister": "Mr",
+    "Doctor": "Dr",
+    "Captain": "Capt",
+    "Colonel": "Col",
+    "General": "Gen",
+    "Professor": "Prof",
+    "Reverend": "Rev",
+    "Lieutenant": "Lt",
+    "Lieut": "Lt",
+    "Sergeant": "Sgt",
+    "Madame": "Mme",
+    "Mademoiselle": "Mlle",
+    "Monsieur": "M",
+    "Mons": "M",
+    "Fraulein": "Fräulein",
+    "Saint": "St",
+}
+
+
+def title_class(title: str) -> str:
+    t = title.rstrip(".")
+    return _TITLE_CLASS.get(t, t)
 
 
 def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
