@@ -58,7 +58,7 @@ def find_speakers(book: Book) -> Speakers:
         for q in quotations:
             found = explicit_who(*around([(k, p.start, p.end) for k, p in q], paragraphs))
             if found:
-                for m in name_mentions(found[0])[:1]:
+                for m in name_mentions(found.who)[:1]:
                     speakers[m.text] += 1
             for k, piece in q:
                 inner = paragraphs[k].segment.text[piece.start : piece.end]

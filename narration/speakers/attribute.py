@@ -63,9 +63,10 @@ _WHO = rf"(?P<who>{_THE_TITLE}|{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
 _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
 #: After a quotation: "said Emma", "said he", "replied the doctor"; "Emma said", "she
 #: replied", "he had said", "Her father fondly replied".
-AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?:{_VERB})\s+{_ADV}?{_WHO}\b")
+AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?P<verb>{_VERB})\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
-    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?(?:{_VERB}|[a-z]{{3,}}ed)\b"
+    rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?"
+    rf"(?P<verb>{_VERB}\b|(?P<action>[a-z]{{3,}}ed)\b)"
 )
 #: "…," was Frank's reply; "…?" came Tibby's voice.
 AFTER_REPLY = re.compile(
@@ -75,13 +76,13 @@ AFTER_REPLY = re.compile(
 #: Before a quotation: "Her father fondly replied," / "Emma said:" / "said Emma," at the
 #: end of the narration that leads into it.
 BEFORE_WHO_VERB = re.compile(
-    rf"{_WHO}\s+{_ADV}?(?:had\s+)?{_ADV}?(?:{_VERB})\b[^.!?\"“”]{{0,60}}[,:—–-]?\s*$"
+    rf"{_WHO}\s+{_ADV}?(?:had\s+)?{_ADV}?(?P<verb>{_VERB})\b[^.!?\"“”]{{0,60}}[,:—–-]?\s*$"
 )
 #: A verb of speech ending the narration before a quotation, its subject further back in
 #: the sentence: "Mr. Darcy felt their rudeness and immediately said,".
 BEFORE_VERB = re.compile(rf"\b(?:{_VERB})\b[^.!?\"“”]{{0,40}}[,:—–-]*\s*$")
 _SENTENCE_END = re.compile(r"[.!?\"“”]")
-BEFORE_VERB_WHO = re.compile(rf"(?:{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
+BEFORE_VERB_WHO = re.compile(rf"(?P<verb>{_VERB})\s+{_WHO}\b[^.!?\"“”]{{0,40}}[,:—–-]\s*$")
 _VOCATIVE = re.compile(
     rf"(?:^|(?P<mid>[,—–])\s*|[!?;]\s*)(?:dear\s+|my\s+dear\s+)?(?P<who>{_NAME})\s*(?=[,.!?;—–]|$)"
 )
@@ -143,25 +144,48 @@ def two_speakers(between: str) -> bool:
     return first is None and BEFORE_VERB.search(rest) is not None
 
 
-def explicit_who(
-    text_before: str, betweens: Sequence[str], text_after: str
-) -> tuple[str, str] | None:
-    """The attribution beside a quotation: (who as written, the evidence as written)."""
+@dataclass(frozen=True)
+class Said:
+    """An attribution beside a quotation: who, as written, and the words that say so."""
+
+    who: str
+    evidence: str  # "said Holmes", "Her father fondly replied", "Emma smiled"
+    #: a verb of speech ("said"), not an action the speaker does ("smiled", "placed")
+    speech: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{'explicit' if self.speech else 'narration'}: {self.evidence}"
+
+
+def explicit_who(text_before: str, betweens: Sequence[str], text_after: str) -> Said | None:
+    """The attribution beside a quotation: between its pieces, after it, or before it."""
     for between in betweens:
         for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
             m = pat.match(between)
             if m:
-                return m.group("who"), _evidence(m.group(0))
+                return _said(m)
     for pat in (AFTER_VERB_WHO, AFTER_WHO_VERB, AFTER_REPLY):
         m = pat.match(text_after)
         if m:
-            return m.group("who"), _evidence(m.group(0))
+            return _said(m)
     tail = _OPENING.sub("", text_before[-160:])
     for pat in (BEFORE_WHO_VERB, BEFORE_VERB_WHO):
         m = pat.search(tail)
         if m:
-            return m.group("who"), _evidence(m.group(0))
+            return _said(m)
     return None
+
+
+def _said(m: re.Match[str]) -> Said:
+    """The attribution a pattern matched: its evidence from the speaker to the verb, no
+    further ("said Emma, willing to let it pass" is "said Emma")."""
+    groups = m.groupdict()
+    if groups.get("verb") is None:
+        return Said(m.group("who"), _evidence(m.group(0)))
+    start = min(m.start("who"), m.start("verb"))
+    end = max(m.end("who"), m.end("verb"))
+    return Said(m.group("who"), _evidence(m.string[start:end]), groups.get("action") is None)
 
 
 _OPENING = re.compile(r"[\"“‘'«]\s*$")
@@ -316,11 +340,11 @@ class Attributor:
         if found is None:
             self._subject(t, where, before, recent)
             return
-        who, evidence = found
+        who, evidence, label = found.who, found.evidence, found.label
         lowered = who.lower()
         if lowered == "i":
             if self.narrator is not None:
-                t.speaker, t.evidence = self.narrator, f"explicit: {evidence}"
+                t.speaker, t.evidence = self.narrator, label
             else:
                 t.blocked = True
             return
@@ -339,7 +363,7 @@ class Attributor:
                 and prev.speaker.gender()[0] == gender
             ):
                 # "she added": the one who spoke last goes on
-                t.speaker, t.evidence = prev.speaker, f"explicit: {evidence}"
+                t.speaker, t.evidence = prev.speaker, label
                 return
             p = None
             if (
@@ -355,13 +379,13 @@ class Attributor:
                 p = prev2.speaker
             p = p or recent.last(gender, named) or recent.last(gender)
             if p is not None:
-                t.speaker, t.evidence = p, f"explicit: {evidence}"
+                t.speaker, t.evidence = p, label
             else:
                 t.blocked = True
             return
         p = self.resolve_name(who)
         if p is not None:
-            t.speaker, t.evidence = p, f"explicit: {evidence}"
+            t.speaker, t.evidence = p, label
         else:
             t.blocked = True
             np_gender = _np_gender(lowered)

@@ -171,7 +171,10 @@ SPEECH_VERBS = wordset(
     called echoed mused reflected told tells corrected warned shrieked squeaked panted
     chuckled giggled grunted moaned cautioned commented conceded remonstrated
     expostulated ejaculated vociferated articulated stuttered lisped simpered sneered
-    scoffed observed answered rejoined replied cried returned addressed"""
+    scoffed observed answered rejoined replied cried returned addressed answer reply cry
+    exclaim ask whisper observe remark begin continue repeat return call shout murmur mutter
+    add inquire enquire retort resume interrupt declare explain demand respond suggest
+    insist admit agree sigh laugh scream protest"""
 )
 
 
@@ -217,10 +220,18 @@ def is_speech(text: str, f: Found, before: str, after: str) -> bool:
     words = WORD.findall(inner) if len(inner) < 200 else inner.split()
     tail = inner.rstrip()
     ends = tail[-1:] in ".,!?;:—–-…"
-    before_words = WORD.findall(before[-40:])
+    # a verb of speech right beside the marks: "Emma said, “…”", "“…,” said Emma"
+    # (not "as Holmes had remarked, the initials “H. B.” were scrawled")
+    lead = before.rstrip()
+    before_words = WORD.findall(lead[-30:])
     after_words = WORD.findall(after[:40])
-    near_verb = any(w.lower() in SPEECH_VERBS for w in before_words[-4:]) or any(
-        w.lower() in SPEECH_VERBS for w in after_words[:4]
+    near_verb = (
+        (
+            lead.endswith((",", ":", "—", "–", "-"))
+            and any(w.lower() in SPEECH_VERBS for w in before_words[-4:])
+        )
+        or (before_words[-1:] and before_words[-1].lower() in SPEECH_VERBS)
+        or any(w.lower() in SPEECH_VERBS for w in after_words[:4])
     )
     if before.rstrip().endswith((":", ",")) and len(words) >= 2 and near_verb:
         return True
