@@ -101,6 +101,9 @@ class Turn:
     #: an explicit attribution names someone narrate cannot resolve (hold off guessing)
     blocked: bool = False
     gender: str | None = None  # the gender a pronoun attribution gives
+    #: the attribution names someone outside the conversation ("said the coachman"):
+    #: turn-taking passes over it
+    outsider: bool = False
     addressed: list[Person] = field(default_factory=list)
 
 
@@ -391,6 +394,7 @@ class Attributor:
             np_gender = _np_gender(lowered)
             if np_gender:
                 t.gender = np_gender
+            t.outsider = lowered.split()[-1] in _OUTSIDERS
 
     def _subject(self, t: Turn, segment_id: str, before: str, recent: Recent) -> None:
         """A verb of speech ending the narration before the quotation, its subject the first
@@ -492,7 +496,9 @@ class Attributor:
         # a turn answers whom the turn before addressed ("…, Mr. Darcy," said Miss Bingley)
         for i in range(1, len(run)):
             t, before = run[i], run[i - 1]
-            if t.speaker is not None or before.speaker is None or len(before.addressed) != 1:
+            if t.outsider or t.speaker is not None:
+                continue
+            if before.speaker is None or len(before.addressed) != 1:
                 continue
             p = before.addressed[0]
             if p is before.speaker or p in t.addressed:
@@ -535,7 +541,7 @@ class Attributor:
                     x = self._other(run, right, right, paragraphs)
                     p = b_sp if (right - i) % 2 == 0 else x
                 t = run[i]
-                if p is None or p in t.addressed:
+                if p is None or p in t.addressed or t.outsider:
                     continue
                 if t.gender is not None and p.gender()[0] != t.gender:
                     continue
@@ -590,6 +596,14 @@ _NP_MALE = frozenset(
         "sir",
         "doctor's",
     ]
+)
+#: Who an attribution may name from outside a conversation ("said the coachman",
+#: "cried a voice"), never one of its two speakers seen from outside ("her companion").
+_OUTSIDERS = wordset(
+    "coachman driver cabman servant maid housemaid footman butler waiter porter clerk "
+    "officer policeman constable inspector magistrate judge landlord landlady boatman "
+    "guard conductor sailor soldier messenger stranger voice voices crowd someone somebody "
+    "everybody everyone another others all several many few newcomer"
 )
 _NP_FEMALE = frozenset(
     ["mother", "woman", "lady", "girl", "sister", "daughter", "wife", "aunt", "queen"]
