@@ -411,12 +411,12 @@ class Locator:
     numbers count (a text seed), so a segment is looked for from its line; otherwise (an
     EPUB or HTML document's text) from where the last one ended."""
 
-    def __init__(self, file: str, text: str, *, lines: bool) -> None:
+    def __init__(self, file: str, text: str, *, lines: bool, start: int = 0) -> None:
         self.file = file
         self.text = text
         self.lines = lines
         self.words = _Words(text, references=references(file))
-        self.last = 0  # where the last segment found ended
+        self.last = start  # where the last segment found ended (first: where to begin)
         self._line_starts: list[int] | None = None
 
     def line_start(self, line: int) -> int:

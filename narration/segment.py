@@ -157,7 +157,7 @@ def segment_source(
         references=st.references,
         title=st.title,
         empty_ok=not whole,
-        locator=Locator(st.file, located_text(st), lines=st.content is None),
+        locator=Locator(st.file, located_text(st), lines=st.content is None, start=st.body_at),
     )
     if notices is not None:
         notices.extend(said)

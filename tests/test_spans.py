@@ -1,7 +1,7 @@
 """Every segment knows where its text stands in its seed file (Segment.span), and a place
 inside a segment maps to the file (locate.position): offsets into the decoded file text
 with its line endings as written and no byte-order mark, or into an EPUB or HTML
-document's body text nodes."""
+document's text content (its text nodes in document order)."""
 
 from __future__ import annotations
 
@@ -159,12 +159,10 @@ SECOND = """<h1>A Song</h1>
 """
 
 
-def _body_text(xhtml: str) -> str:
-    """A document's body as its text nodes in document order, read by another parser."""
-    root = ElementTree.fromstring(xhtml.encode("utf-8"))
-    body = root.find("{http://www.w3.org/1999/xhtml}body")
-    assert body is not None
-    return "".join(body.itertext())
+def _document_text(xhtml: str) -> str:
+    """A document's text content, its text nodes in document order (the head's title
+    among them), read by another parser."""
+    return "".join(ElementTree.fromstring(xhtml.encode()).itertext())
 
 
 def _epub(path: Path, docs: list[tuple[str, str, str]]) -> None:
@@ -201,12 +199,18 @@ def test_an_epubs_spans_index_each_documents_text_nodes(tmp_path: Path) -> None:
     _epub(seeds / "book.epub", docs)
     book = book_from(tmp_path, {})
     for name, title, body in docs:
-        assert book.texts[f"book.epub/OEBPS/{name}"] == _body_text(
+        assert book.texts[f"book.epub/OEBPS/{name}"] == _document_text(
             XHTML.format(title=title, body=body)
         )
     assert_spans_hold_words(book)
     files = {s.span.file for ch in book.chapters for s in ch.segments if s.span}
     assert files == {"book.epub/OEBPS/ch1.xhtml", "book.epub/OEBPS/ch2.xhtml"}
+    # the head's title is text content too, but no segment stands in it
+    for ch in book.chapters:
+        for seg in ch.segments:
+            assert seg.span is not None
+            title = next(t for n, t, _ in docs if seg.span.file.endswith(n))
+            assert seg.span.start >= len(title)
     s = _segment(book, "The workers")
     assert _at(book, s.span) == "The workers gathered at the gate before the sun was up."
     assert (
@@ -229,10 +233,10 @@ def test_an_epubs_spans_index_each_documents_text_nodes(tmp_path: Path) -> None:
     )
 
 
-def test_an_html_seeds_spans_index_its_body_text(tmp_path: Path) -> None:
+def test_an_html_seeds_spans_index_its_document_text(tmp_path: Path) -> None:
     page = XHTML.format(title="Dawn", body=CHAPTER + SECOND)
     book = book_from(tmp_path, {"dawn.xhtml": page})
-    assert book.texts == {"dawn.xhtml": _body_text(page)}
+    assert book.texts == {"dawn.xhtml": _document_text(page)}
     assert_spans_hold_words(book)
     assert (
         _at(book, _segment(book, "They sang").span)

@@ -50,9 +50,12 @@ class SourceText:
     titles: tuple[tuple[int, str], ...] = ()
     #: letters whose source is the name they are signed with
     signed: tuple[Signed, ...] = ()
-    #: an EPUB or HTML document's body as its text nodes in document order: the text
-    #: segments' spans index (None: `text` itself, a text seed's decoded text)
+    #: an EPUB or HTML document's text content, its text nodes in document order (the head's
+    #: title among them): the text segments' spans index (None: `text` itself, a text
+    #: seed's decoded text)
     document: str | None = field(default=None, repr=False)
+    #: where the body's text starts in `document` (segments are looked for from there)
+    body_at: int = 0
 
 
 @dataclass(frozen=True)

@@ -711,6 +711,8 @@ def render_document(
             held.add(el)
     r = _Renderer(file, labels, held, options or ReadOptions())
     r.block(body, "", top)
+    # the document's text content: every text node of it, in document order
+    document = "".join(root.itertext())
     return SourceText(
         file=file,
         text="\n".join(r.lines) + "\n",
@@ -722,7 +724,8 @@ def render_document(
         content=content_text(body) if content is None else content,
         titles=tuple(r.titles),
         signed=tuple(r.signed),
-        document="".join(body.itertext()),
+        document=document,
+        body_at=len(document) - len("".join(body.itertext())) - len(body.tail or ""),
     )
 
 
