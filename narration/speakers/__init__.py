@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from ..inline import WORD
-from ..model import Book, Character, Quotation, QuotePiece, Speakers
+from ..model import Book, Character, Quotation, Speakers
 from .attribute import (
     Attributor,
     Turn,
@@ -36,7 +37,7 @@ from .characters import (
     outside,
     pronoun_votes,
 )
-from .quotes import Paragraph, chapter_paragraphs, quotation_pieces, quote_style
+from .quotes import Paragraph, Stretch, chapter_paragraphs, quotation_pieces, quote_style
 
 #: A name is a character when it is addressed this often, if it never speaks or has a title.
 _ADDRESSED = 2
@@ -44,24 +45,37 @@ _ADDRESSED = 2
 _NARRATED = 5
 
 
+@dataclass(frozen=True)
+class ChapterQuotes:
+    """A chapter's paragraphs and its quotations, as the speakers are found."""
+
+    id: str
+    paragraphs: list[Paragraph]
+    quotations: list[list[Stretch]]
+
+
 def find_speakers(book: Book) -> Speakers:
     texts = [s.text for ch in book.chapters for s in ch.segments if s.kind == "narration"]
     style = quote_style(texts)
-    chapters: list[tuple[str, list[Paragraph], list[list[tuple[int, QuotePiece]]]]] = []
+    chapters: list[ChapterQuotes] = []
     for ch in book.chapters:
         paragraphs = chapter_paragraphs(ch, style)
-        chapters.append((ch.id, paragraphs, quotation_pieces(paragraphs, two_speakers)))
+        chapters.append(
+            ChapterQuotes(ch.id, paragraphs, quotation_pieces(paragraphs, two_speakers))
+        )
     speakers: Counter[str] = Counter()
     addressed: Counter[str] = Counter()
     called: Counter[str] = Counter()  # addressed after a comma: "But now, Guest, we are…"
-    for _, paragraphs, quotations in chapters:
+    for chapter in chapters:
+        paragraphs, quotations = chapter.paragraphs, chapter.quotations
         for q in quotations:
-            found = explicit_who(*around([(k, p.start, p.end) for k, p in q], paragraphs))
+            near = around(q, paragraphs)
+            found = explicit_who(near.before, near.betweens, near.after)
             if found:
                 for m in name_mentions(found.who)[:1]:
                     speakers[m.text] += 1
-            for k, piece in q:
-                inner = paragraphs[k].segment.text[piece.start : piece.end]
+            for piece in q:
+                inner = paragraphs[piece.paragraph].segment.text[piece.start : piece.end]
                 for who, inside in vocatives(inner):
                     addressed[who] += 1
                     if inside:
@@ -76,11 +90,12 @@ def find_speakers(book: Book) -> Speakers:
     mentions: list[Mention] = []
     narration: list[tuple[str, list[Mention]]] = []
     names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
-    for _, paragraphs, quotations in chapters:
+    for chapter in chapters:
+        paragraphs, quotations = chapter.paragraphs, chapter.quotations
         spans_by_para: dict[int, list[tuple[int, int]]] = {}
         for q in quotations:
-            for k, piece in q:
-                spans_by_para.setdefault(k, []).append((piece.start, piece.end))
+            for piece in q:
+                spans_by_para.setdefault(piece.paragraph, []).append((piece.start, piece.end))
         for k, para in enumerate(paragraphs):
             found_here = names[para.segment.id] = name_mentions(para.segment.text, valid)
             mentions.extend(found_here)
@@ -105,22 +120,24 @@ def find_speakers(book: Book) -> Speakers:
     if first_person_narrator([text for text, _ in narration]):
         narrator = Person(key="narrator", narrator=True)
         narrator.names["Narrator"] = 1
-    runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
-    named = _narrator_name(runs, narrator, chapters) if narrator else None
+    runs = [Attributor(cast, narrator, names).chapter(c.paragraphs, c.quotations) for c in chapters]
+    named = _narrator_name(runs, narrator) if narrator else None
     if named is not None:
         # the narrator is the person the others address when they answer "I": read again
         # with "I" as that person, so turn-taking sees one speaker, not two
         named.narrator = True
         narrator = named
-        runs = [Attributor(cast, narrator, names).chapter(ps, qs) for _, ps, qs in chapters]
+        runs = [
+            Attributor(cast, narrator, names).chapter(c.paragraphs, c.quotations) for c in chapters
+        ]
     quotations: list[Quotation] = []
-    for (chapter_id, _, pieces), turns in zip(chapters, runs, strict=True):
-        for t, q in zip(turns, pieces, strict=True):
+    for chapter, turns in zip(chapters, runs, strict=True):
+        for t, q in zip(turns, chapter.quotations, strict=True):
             quotations.append(
                 Quotation(
-                    id=f"{chapter_id}.q{t.index + 1}",
-                    chapter=chapter_id,
-                    pieces=tuple(piece for _, piece in q),
+                    id=f"{chapter.id}.q{t.index + 1}",
+                    chapter=chapter.id,
+                    pieces=tuple(piece.piece for piece in q),
                     speaker=t.speaker.key if t.speaker else None,
                     attribution=t.evidence,
                 )
@@ -128,7 +145,7 @@ def find_speakers(book: Book) -> Speakers:
     return _finish(cast, narrator, quotations, chapters)
 
 
-def _narrator_name(runs: list[list[Turn]], narrator: Person, chapters: list) -> Person | None:
+def _narrator_name(runs: list[list[Turn]], narrator: Person) -> Person | None:
     """The person a first-person narrator is: whom the turns next to the narrator's own
     ("I said") address, when one name stands out."""
     votes: Counter[str] = Counter()
@@ -160,10 +177,10 @@ def _finish(
     cast: Cast,
     narrator: Person | None,
     quotations: list[Quotation],
-    chapters: list[tuple[str, list[Paragraph], list[list[tuple[int, QuotePiece]]]]],
+    chapters: list[ChapterQuotes],
 ) -> Speakers:
     """Characters with stable ids, most quoted first; quotations naming them by id."""
-    texts = {p.segment.id: p.segment.text for _, ps, _ in chapters for p in ps}
+    texts = {p.segment.id: p.segment.text for c in chapters for p in c.paragraphs}
     count: Counter[str] = Counter()
     words: Counter[str] = Counter()
     for q in quotations:

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from ..inline import WORD
 from ..sentences import wordset
 from .characters import (
-    _CAP,
-    _TITLE,
+    CAPITALISED,
     PRONOUNS_FEMALE,
     PRONOUNS_MALE,
     THE_TITLE,
+    TITLE_PATTERN,
     Cast,
     Mention,
     Person,
@@ -35,7 +35,7 @@ from .characters import (
     outside,
     title_gender,
 )
-from .quotes import SPEECH_VERBS, Paragraph
+from .quotes import SPEECH_VERBS, Paragraph, Stretch
 
 _VERB = (
     r"(?:"
@@ -46,8 +46,8 @@ _ADV = r"(?:[a-z]+ly\s+|again\s+|then\s+|now\s+|at\s+last\s+|at\s+once\s+)"
 #: "Mr. van der Luyden", "old Horace Talbot"
 _PARTICLES = r"(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){0,2}"
 _NAME = (
-    rf"(?:the\s+(?:[a-z]+\s+)?)?(?:(?:old|young|little|poor)\s+)?(?:{_TITLE}\s+)?{_PARTICLES}"
-    rf"{_CAP}(?:\s+{_CAP}){{0,2}}"
+    rf"(?:the\s+(?:[a-z]+\s+)?)?(?:(?:old|young|little|poor)\s+)?(?:{TITLE_PATTERN}\s+)?{_PARTICLES}"
+    rf"{CAPITALISED}(?:\s+{CAPITALISED}){{0,2}}"
 )
 #: A word of a noun phrase ("her father", "the old lady"), never a function word.
 _NP_WORD = (
@@ -95,7 +95,7 @@ class Turn:
 
     index: int
     para: int  # index of its first paragraph in the chapter's list
-    pieces: list[tuple[int, int, int]]  # (paragraph index, start, end)
+    pieces: list[Stretch]
     speaker: Person | None = None
     evidence: str | None = None
     #: an explicit attribution names someone narrate cannot resolve (hold off guessing)
@@ -107,24 +107,29 @@ class Turn:
     addressed: list[Person] = field(default_factory=list)
 
 
-def around(
-    pieces: Sequence[tuple[int, int, int]], paragraphs: Sequence[Paragraph]
-) -> tuple[str, list[str], str]:
+@dataclass(frozen=True)
+class Around:
     """The narration around a quotation: before its first piece in that paragraph, between
     its pieces in one paragraph, and after its last piece up to the next quoted stretch."""
-    k0, s0, _ = pieces[0]
-    before = paragraphs[k0].segment.text[:s0]
-    betweens = [
-        paragraphs[ka].segment.text[ea:sb]
-        for (ka, _, ea), (kb, sb, _) in itertools.pairwise(pieces)
-        if ka == kb
-    ]
-    kl, _, el = pieces[-1]
-    after = paragraphs[kl].segment.text[el:]
+
+    before: str
+    betweens: tuple[str, ...]
+    after: str
+
+
+def around(pieces: Sequence[Stretch], paragraphs: Sequence[Paragraph]) -> Around:
+    first, last = pieces[0], pieces[-1]
+    before = paragraphs[first.paragraph].segment.text[: first.start]
+    betweens = tuple(
+        paragraphs[a.paragraph].segment.text[a.end : b.start]
+        for a, b in itertools.pairwise(pieces)
+        if a.paragraph == b.paragraph
+    )
+    after = paragraphs[last.paragraph].segment.text[last.end :]
     q = _NEXT_QUOTE.search(after, 1)
     if q:
         after = after[: q.start()]
-    return before, betweens, after
+    return Around(before, betweens, after)
 
 
 _NEXT_QUOTE = re.compile('["“‘]')
@@ -258,33 +263,28 @@ class Attributor:
         return self.cast.lookup(ms[0])
 
     def chapter(
-        self, paragraphs: Sequence[Paragraph], quotations: Sequence[Sequence[tuple[int, object]]]
+        self, paragraphs: Sequence[Paragraph], quotations: Sequence[Sequence[Stretch]]
     ) -> list[Turn]:
         turns = [
-            Turn(
-                index=n,
-                para=q[0][0],
-                pieces=[(k, piece.start, piece.end) for k, piece in q],  # type: ignore[attr-defined]
-            )
-            for n, q in enumerate(quotations)
+            Turn(index=n, para=q[0].paragraph, pieces=list(q)) for n, q in enumerate(quotations)
         ]
         by_para: dict[int, list[Turn]] = {}
         for t in turns:
-            for k, _, _ in t.pieces:
-                by_para.setdefault(k, []).append(t)
+            for p in t.pieces:
+                by_para.setdefault(p.paragraph, []).append(t)
         recent = Recent()
         # 1. explicit, reading in order so pronouns see who came before
         for k, para in enumerate(paragraphs):
             text = para.segment.text
             here = by_para.get(k, [])
-            spans = [(s, e) for t in here for kk, s, e in t.pieces if kk == k]
+            spans = [(p.start, p.end) for t in here for p in t.pieces if p.paragraph == k]
             narration_mentions = [
                 (m, p)
                 for m in outside(self.names[para.segment.id], spans)
                 if (p := self.cast.lookup(m)) is not None
             ]
             first_quote = min(
-                (s for t in here for kk, s, e in t.pieces if kk == k), default=len(text)
+                (p.start for t in here for p in t.pieces if p.paragraph == k), default=len(text)
             )
             for m, p in narration_mentions:
                 if m.start < first_quote:
@@ -292,17 +292,19 @@ class Attributor:
             for t in here:
                 if t.para != k:
                     continue
-                inner = " ".join(paragraphs[kk].segment.text[s:e] for kk, s, e in t.pieces)
+                inner = " ".join(
+                    paragraphs[p.paragraph].segment.text[p.start : p.end] for p in t.pieces
+                )
                 for who, _ in vocatives(inner):
                     p = self.resolve_name(who)
                     if p is not None and p not in t.addressed:
                         t.addressed.append(p)
                 # who the quotation names is seldom who speaks it
                 named = [
-                    p
-                    for kk, s, e in t.pieces
-                    for m in self.names[paragraphs[kk].segment.id]
-                    if s <= m.start < e and (p := self.cast.lookup(m)) is not None
+                    person
+                    for p in t.pieces
+                    for m in self.names[p.segment]
+                    if p.start <= m.start < p.end and (person := self.cast.lookup(m)) is not None
                 ]
                 before = turns[t.index - 1] if t.index else None
                 prev = before if before and _adjacent(before, t, paragraphs) else None
@@ -333,9 +335,10 @@ class Attributor:
         prev: Turn | None,
         prev2: Turn | None = None,
     ) -> None:
-        before, betweens, after = around(t.pieces, paragraphs)
-        where = paragraphs[t.pieces[0][0]].segment.id
-        k = t.pieces[0][0]
+        near = around(t.pieces, paragraphs)
+        before, betweens, after = near.before, near.betweens, near.after
+        k = t.pieces[0].paragraph
+        where = paragraphs[k].segment.id
         if not before.strip(" \"“‘'") and k > 0 and paragraphs[k - 1].introduces:
             # 'Emma said,' closing the paragraph before, the quotation opening the next
             before, where = paragraphs[k - 1].segment.text, paragraphs[k - 1].segment.id
@@ -428,7 +431,7 @@ class Attributor:
         if len(by_para.get(k, [])) != 1:
             return
         text = paragraphs[k].segment.text
-        spans = [(s, e) for kk, s, e in t.pieces if kk == k]
+        spans = [(p.start, p.end) for p in t.pieces if p.paragraph == k]
         people = []
         for m in outside(self.names[paragraphs[k].segment.id], spans):
             p = self.cast.lookup(m)
@@ -473,11 +476,11 @@ class Attributor:
     ) -> list[Person]:
         """The people named in the narration of a conversation and the paragraph before it,
         other than `speaker`."""
-        first, last = run[0].para, run[-1].pieces[-1][0]
+        first, last = run[0].para, run[-1].pieces[-1].paragraph
         spans: dict[int, list[tuple[int, int]]] = {}
         for t in run:
-            for k, s, e in t.pieces:
-                spans.setdefault(k, []).append((s, e))
+            for p in t.pieces:
+                spans.setdefault(p.paragraph, []).append((p.start, p.end))
         out: list[Person] = []
         for k in range(max(0, first - 1), last + 1):
             seg = paragraphs[k].segment
@@ -627,8 +630,8 @@ def _possessive(text: str, m: Mention) -> bool:
 def _adjacent(a: Turn, b: Turn, paragraphs: Sequence[Paragraph]) -> bool:
     """Whether two turns are one conversation: consecutive paragraphs, or one short
     paragraph of narration between them."""
-    last_a = a.pieces[-1][0]
-    first_b = b.pieces[0][0]
+    last_a = a.pieces[-1].paragraph
+    first_b = b.pieces[0].paragraph
     if first_b - last_a == 1:
         return True
     if first_b - last_a == 2:

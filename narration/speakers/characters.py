@@ -111,13 +111,13 @@ OTHER_TITLES = frozenset(
     ]
 )
 TITLES = MALE_TITLES | FEMALE_TITLES | OTHER_TITLES
-_TITLE = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
+TITLE_PATTERN = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
 _WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
-_CAP = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
+CAPITALISED = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
 NAME = re.compile(
-    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{_TITLE})\s+)?"
+    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{TITLE_PATTERN})\s+)?"
     rf"(?P<words>(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){{0,2}}"
-    rf"{_CAP}(?:\s+{_CAP}){{0,2}})\b"
+    rf"{CAPITALISED}(?:\s+{CAPITALISED}){{0,2}})\b"
 )
 
 #: Words that make a place of a name ("King Street", "Hyde Park").

@@ -179,6 +179,21 @@ SPEECH_VERBS = wordset(
 
 
 @dataclass(frozen=True)
+class Stretch:
+    """A piece of a quotation as the chapter is read: its paragraph's index in the chapter's
+    list, and where it stands in that paragraph's segment (quote marks excluded)."""
+
+    paragraph: int
+    segment: str
+    start: int
+    end: int
+
+    @property
+    def piece(self) -> QuotePiece:
+        return QuotePiece(self.segment, self.start, self.end)
+
+
+@dataclass(frozen=True)
 class Paragraph:
     """A narration segment and the quotations found in it (segment-relative pieces)."""
 
@@ -246,15 +261,15 @@ def is_speech(text: str, f: Found, before: str, after: str) -> bool:
 
 def quotation_pieces(
     paragraphs: Sequence[Paragraph], two_speakers: Callable[[str], bool] = lambda _: False
-) -> list[list[tuple[int, QuotePiece]]]:
+) -> list[list[Stretch]]:
     """Quotations as lists of (paragraph index, piece), speech only: the pieces of one
     paragraph joined by an attribution or a short narration are one quotation, and a
     quotation carried over a paragraph break is one."""
-    quotations: list[list[tuple[int, QuotePiece]]] = []
+    quotations: list[list[Stretch]] = []
     for k, para in enumerate(paragraphs):
         text = para.segment.text
         prev_end = 0
-        current: list[tuple[int, QuotePiece]] | None = None
+        current: list[Stretch] | None = None
         for n, f in enumerate(para.found):
             nxt = para.found[n + 1].start if n + 1 < len(para.found) else len(text)
             before = text[prev_end : max(prev_end, f.start - 1)]
@@ -262,14 +277,14 @@ def quotation_pieces(
             if not is_speech(text, f, before, after):
                 prev_end = f.end + 1
                 continue
-            piece = QuotePiece(para.segment.id, f.start, f.end)
-            if f.continues and quotations and quotations[-1][-1][0] == k - 1:
-                quotations[-1].append((k, piece))
+            piece = Stretch(k, para.segment.id, f.start, f.end)
+            if f.continues and quotations and quotations[-1][-1].paragraph == k - 1:
+                quotations[-1].append(piece)
                 current = quotations[-1]
             elif current is not None and _joins(before) and not two_speakers(before):
-                current.append((k, piece))
+                current.append(piece)
             else:
-                current = [(k, piece)]
+                current = [piece]
                 quotations.append(current)
             prev_end = f.end + 1
     return quotations
