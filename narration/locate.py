@@ -668,4 +668,9 @@ class Offsets:
             self._segment = segment
             self._alignment = align(segment.text, self.texts[span.file], span)
         assert self._alignment is not None
-        return self._alignment.range(start, end)
+        at = self._alignment.range(start, end)
+        text = self.texts[span.file]
+        stop = at.end
+        while stop < len(text) and text[stop] == "-" and text[stop - 1] == "-":
+            stop += 1  # "--" read as one dash: a stretch ending with it ends after both
+        return at if stop == at.end else TextSpan(at.file, at.start, stop)

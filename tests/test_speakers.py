@@ -4,14 +4,18 @@ its evidence, on hand-made passages through the real segmenter."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from narration.errors import InputError
+from narration.locate import Offsets
 from narration.model import Book, Speakers
 from narration.segment import segment_text
 from narration.speakers import find_speakers
+
+from .support import book_from
 
 
 def _book(text: str) -> Book:
@@ -310,3 +314,31 @@ def test_turn_taking_passes_over_someone_from_outside() -> None:
     book, speakers = _speakers(text)
     got = _quoted(book, speakers)
     assert got[2][1:] == (None, None)
+
+
+def test_a_quotation_inside_a_quotation_in_the_same_marks() -> None:
+    text = (
+        '"They were fed on undisguised "charity" as it was called, and glad of it," said '
+        "Dick.\n\nDick laughed, and Dick rowed on for a while without a word.\n"
+    )
+    book, speakers = _speakers(text)
+    got = _quoted(book, speakers)
+    assert got == [
+        (
+            'They were fed on undisguised "charity" as it was called, and glad of it,',
+            "Dick",
+            "explicit: said Dick",
+        )
+    ]
+
+
+def test_a_quotation_ending_with_two_hyphens_ends_after_both(tmp_path: Path) -> None:
+    book = book_from(tmp_path, {"novel.txt": 'Dick looked up.\n\n"Anybody bringing--" he began.\n'})
+    speakers = find_speakers(book)
+    where = Offsets(book.texts)
+    segments = {s.id: s for ch in book.chapters for s in ch.segments}
+    (quotation,) = speakers.quotations
+    (piece,) = quotation.pieces
+    at = where.range(segments[piece.segment], piece.start, piece.end)
+    assert at is not None
+    assert book.texts["novel.txt"][at.start : at.end] == "Anybody bringing--"

@@ -114,7 +114,8 @@ def find_quoted(text: str, style: str, open_before: bool) -> list[Found]:
         # the previous paragraph left a quotation open and this one opens again
         start, continues = marks[0][0] + 1, True
         marks = marks[1:]
-    for i, role in marks:
+    nested = False
+    for n, (i, role) in enumerate(marks):
         if role == "either":
             before = text[i - 1] if i else " "
             after = text[i + 1] if i + 1 < len(text) else " "
@@ -122,6 +123,14 @@ def find_quoted(text: str, style: str, open_before: bool) -> list[Found]:
                 role = "open" if (before in _BEFORE_OPEN or not after.isspace()) else "close"
             else:
                 role = "close" if (not before.isspace() or after.isspace()) else "open"
+                if nested and role == "close":
+                    nested = False  # the inner quotation closed; the outer goes on
+                    continue
+                if role == "open" and len(marks) - n - 1 >= 2:
+                    # a quotation inside a quotation in the same marks ("fed on undisguised
+                    # "charity" as it was called"): it closes, then the outer does
+                    nested = True
+                    continue
         if role == "open":
             if start is not None and _has_words(text, start, i):
                 # an unclosed quotation: the new one starts here
