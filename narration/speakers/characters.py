@@ -15,6 +15,7 @@ follow the name in narration; unknown when neither is clear. No list of first na
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -457,8 +458,11 @@ class Cast:
         return self.people.get(key) if key else None
 
 
+@functools.lru_cache(maxsize=65536)
 def _norm(name: str) -> str:
-    return re.sub(r"\s+", " ", name.replace(".", "")).strip()
+    """A name as the index keys it: "Mr. Darcy" and "Mr Darcy" alike (asked for every
+    mention of a book: cached)."""
+    return " ".join(name.replace(".", "").split())
 
 
 def build_cast(
