@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..sentences import wordset
+
 MALE_TITLES = frozenset(
     [
         "Mr",
@@ -286,6 +288,17 @@ _NOT_NAMES = frozenset(
         "America",
         "Lady",
     ]
+)
+#: Words that open sentences and attributions ("Presently Tony said"), never names.
+_NOT_NAMES |= wordset(
+    """One So Shame Nobody Somebody Everybody Everyone Someone Anyone Nothing Something All Both
+    Each Either Neither Some Many Few Such Another Other Others Nay Yea Hush Alas Hullo Hello
+    Goodbye Thank Thanks Please Pray See Look Listen Hark Stop Wait Quick Never Always Perhaps
+    Certainly Surely Indeed Really Quite Very Only Just Still Yet Even Too Also Again Once
+    Twice Aye Ay Bravo Nonsense Fiddlesticks Mercy Goodness Gracious Dearest Darling Honey
+    For From With Without At In On Of To By Upon Into After Before Presently Suddenly
+    Meanwhile Afterwards Later Soon Finally Instantly Immediately Slowly Quickly As While
+    Though Although Because Since Unless Until Whether"""
 )
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)$")
 PRONOUNS_MALE = frozenset(["he", "him", "his", "himself"])
