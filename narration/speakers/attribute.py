@@ -24,8 +24,6 @@ from ..inline import WORD
 from ..sentences import wordset
 from .characters import (
     CAPITALISED,
-    PRONOUNS_FEMALE,
-    PRONOUNS_MALE,
     THE_TITLE,
     TITLE_PATTERN,
     Cast,
@@ -33,7 +31,6 @@ from .characters import (
     Person,
     name_mentions,
     outside,
-    title_gender,
 )
 from .quotes import SPEECH_VERBS, Paragraph, Stretch
 
@@ -583,7 +580,6 @@ MAX_REACH = 12
 
 #: Verbs that carry on a speech: "she added" is the last speaker going on.
 _GOING_ON = wordset("added continued went resumed pursued repeated persisted")
-_DETERMINERS = frozenset(["the", "his", "her", "my", "our", "their", "this", "that", "a", "an"])
 _NP_MALE = frozenset(
     [
         "father",
@@ -638,13 +634,3 @@ def _adjacent(a: Turn, b: Turn, paragraphs: Sequence[Paragraph]) -> bool:
         mid = paragraphs[last_a + 1].segment.text
         return len(mid) < 400 and len(WORD.findall(mid)) <= 40
     return False
-
-
-__all__ = [
-    "PRONOUNS_FEMALE",
-    "PRONOUNS_MALE",
-    "Attributor",
-    "Turn",
-    "first_person_narrator",
-    "title_gender",
-]

@@ -303,7 +303,6 @@ _NOT_NAMES |= wordset(
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)$")
 PRONOUNS_MALE = frozenset(["he", "him", "his", "himself"])
 PRONOUNS_FEMALE = frozenset(["she", "her", "hers", "herself"])
-_PRONOUN = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.I)
 
 
 def title_gender(title: str | None) -> str | None:
