@@ -3,14 +3,17 @@ weakest, each leaving alone what an earlier one decided (after Muzny et al., "A 
 sieve approach for quote attribution", EACL 2017, without a parser):
 
 1. explicit: a verb of speech with a name, title or pronoun beside the quotation ("said
-   Holmes", "Holmes said", "said he", "I said"); a pronoun is the last person of its gender
-   named or speaking before it;
-2. a paragraph whose narration names one character acting ("Emma smiled. “…”");
-3. vocatives: a quotation addressed to someone ("…, Emma") is answered by them;
-4. turn-taking: in a conversation of two, the speaker of the turn before the last.
+   Holmes", "Holmes said", "said he", "I said"; "Emma said," closing the paragraph before);
+   a pronoun is, in a conversation, the one who spoke before the last when of its gender,
+   else the last person of its gender named or heard; "she added" is the last speaker
+   going on. An action beside it ("Holmes placed the lamp") counts, labelled narration;
+2. a paragraph whose narration names one character, or whose sentence leading into the
+   quotation opens with one ("Emma turned to Harriet. “…”");
+3. a turn answers whom the turn before addressed ("…, Mr. Darcy," said Miss Bingley);
+4. turn-taking: the gaps between known turns of a conversation filled by alternation.
 
 Where the evidence is weak it abstains (speaker None): a wrong voice is worse than the
-narrator's.
+narrator's. A pronoun never gives a character of the other gender.
 """
 
 from __future__ import annotations
