@@ -61,9 +61,10 @@ _NP = (
 _THE_TITLE = THE_TITLE.pattern.replace("\\b[Tt]he", "[Tt]he").replace("(?P<title>", "(?:")
 _WHO = rf"(?P<who>{_THE_TITLE}|{_NAME}|[Hh]e|[Ss]he|I|{_NP})"
 _LEAD = r"^[\s,.;:!?—–\-\"“”'’‘)]*"
-#: After a quotation: "said Emma", "said he", "replied the doctor"; "Emma said", "she
-#: replied", "he had said", "Her father fondly replied".
-AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?P<verb>{_VERB})\s+{_ADV}?{_WHO}\b")
+#: After a quotation: "said Emma", "said he", "replied the doctor", and any verb so
+#: inverted ("opined Mrs. Munt", "whistled Ned Winsett": only speech is written so);
+#: "Emma said", "she replied", "he had said", "Her father fondly replied".
+AFTER_VERB_WHO = re.compile(rf"{_LEAD}{_ADV}?(?P<verb>{_VERB}|[a-z]{{3,}}ed)\s+{_ADV}?{_WHO}\b")
 AFTER_WHO_VERB = re.compile(
     rf"{_LEAD}{_WHO}\s+{_ADV}?(?:had\s+|has\s+|then\s+)?{_ADV}?"
     rf"(?P<verb>{_VERB}\b|(?P<action>[a-z]{{3,}}ed)\b)"
