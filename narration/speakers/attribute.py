@@ -441,6 +441,17 @@ class Attributor:
         if len(people) == 1 and (t.gender is None or people[0].gender()[0] == t.gender):
             t.speaker, t.evidence = people[0], "narration names one character"
             return
+        if not people and k > 0 and not by_para.get(k - 1) and not t.blocked:
+            # a speech alone in its paragraph after narration naming one person acting
+            before = paragraphs[k - 1]
+            named: list[Person] = []
+            for m in self.names[before.segment.id]:
+                p = self.cast.lookup(m)
+                if p is not None and p not in named and not _possessive(before.segment.text, m):
+                    named.append(p)
+            if len(named) == 1 and (t.gender is None or named[0].gender()[0] == t.gender):
+                t.speaker, t.evidence = named[0], "narration before names one character"
+                return
         # several named: the subject of the sentence leading into the quotation
         # ("Emma turned to Harriet. “…”")
         first = spans[0][0] if spans else len(text)
