@@ -342,3 +342,25 @@ def test_a_quotation_ending_with_two_hyphens_ends_after_both(tmp_path: Path) -> 
     at = where.range(segments[piece.segment], piece.start, piece.end)
     assert at is not None
     assert book.texts["novel.txt"][at.start : at.end] == "Anybody bringing--"
+
+
+def test_a_place_the_narration_calls_she_is_no_character() -> None:
+    places = " ".join(
+        f"{w} Monteriano she was lovely that {d}."
+        for w, d in (
+            ("In", "spring"),
+            ("At", "noon"),
+            ("From", "afar"),
+            ("Near", "dusk"),
+            ("In", "summer"),
+            ("At", "night"),
+        )
+    )
+    text = (
+        f"{places}\n\nPhilip walked up the hill, and Philip stopped at the gate.\n\n"
+        '"What a town," said Philip.\n'
+    )
+    _, speakers = _speakers(text)
+    names = {alias for c in speakers.characters for alias in c.aliases}
+    assert "Philip" in names
+    assert "Monteriano" not in names

@@ -112,7 +112,11 @@ def find_speakers(book: Book) -> Speakers:
         if p.titled
         or p.speaks
         or p.addressed >= _ADDRESSED
-        or (p.narrated >= _NARRATED and p.gender()[0] != "unknown")
+        or (
+            p.narrated >= _NARRATED
+            and p.gender()[0] != "unknown"
+            and p.located * 3 < p.narrated  # not a place ("in India", "she" too)
+        )
     }
     cast.people = people
     cast.by_name = {alias: key for alias, key in cast.by_name.items() if key in people}

@@ -327,6 +327,7 @@ class Person:
     speaks: int = 0  # attributions naming it
     addressed: int = 0  # times it is addressed in speech
     narrated: int = 0  # times narration (outside quotations) names it
+    located: int = 0  # of them, after "in", "at", "from"…: as a place is named
     narrator: bool = False
 
     @property
@@ -670,9 +671,11 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
         if p is None:
             continue
         p.narrated += 1
+        head = text[max(0, m.start - 30) : m.start]
+        if _LOCATIVE.search(head):
+            p.located += 1  # "in India", "at Monteriano": a place's way of being named
         if p.titled:
             continue
-        head = text[max(0, m.start - 30) : m.start]
         cut = max(head.rfind("."), head.rfind("!"), head.rfind("?"), head.rfind(";"))
         if len(head[cut + 1 :].split()) > 2 and m.start > 30:
             continue
@@ -685,4 +688,5 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
                 p.female += 1
 
 
+_LOCATIVE = re.compile(r"\b(?:in|at|into|near|through|across)\s+(?:the\s+)?$", re.I)
 _SUBJECT_PRONOUN = re.compile(r"\b(he|himself|she|herself)\b", re.I)
