@@ -374,10 +374,12 @@ def build_project(
 
 
 def _speakers_report(speakers: Speakers) -> dict[str, int]:
+    from .speakers.review import attributed
+
     return {
         "characters": len(speakers.characters),
         "quotations": len(speakers.quotations),
-        "attributed": sum(1 for q in speakers.quotations if q.speaker),
+        "attributed": attributed(speakers),
     }
 
 

@@ -111,7 +111,7 @@ def segment_book(seeds_dir: Path, options: ReadOptions | None = None) -> Book:
             texts[st.file] = located_text(st)
             file_chapters, file_removed = segment_source(st, len(chapters) + 1, notices)
             for ch in file_chapters:
-                chapter_id = _unique_id(ch.id, used, _slug(seed_stem(ch.file)))
+                chapter_id = unique_id(ch.id, used, _slug(seed_stem(ch.file)))
                 chapters.append(ch if chapter_id == ch.id else _rename_chapter(ch, chapter_id))
             removed.extend(file_removed)
         if len(chapters) == before:
@@ -1670,7 +1670,7 @@ def _segment(
             continue
         f.removed.extend(ch.title_removed)
         shown = f"{ch.part[0]} — {ch.title}" if ch.part else ch.title
-        chapter_id = _unique_id(_slug(shown), used, "")
+        chapter_id = unique_id(_slug(shown), used, "")
         chapters.append(
             Chapter(
                 id=chapter_id,
@@ -1862,7 +1862,8 @@ def _slug(title: str) -> str:
     return s or f"chapter-{_short_hash(_normalised(title))}"
 
 
-def _unique_id(base: str, used: set[str], hint: str) -> str:
+def unique_id(base: str, used: set[str], hint: str = "") -> str:
+    """`base`, else base-hint, else base-2, base-3…: an id not in `used` (and now in it)."""
     candidate = base
     if candidate in used and hint:
         candidate = f"{base}-{hint}"

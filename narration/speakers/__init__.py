@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..inline import WORD
 from ..model import Book, Character, Quotation, Speakers
+from ..segment import unique_id
 from .attribute import (
     Attributor,
     Turn,
@@ -201,7 +202,7 @@ def _finish(
     characters: list[Character] = []
     for p in sorted(people, key=lambda p: (-count[p.key], -sum(p.names.values()), p.name)):
         unnamed = p.narrator and p.key == "narrator"
-        cid = _unique(_slug("narrator" if unnamed else p.name), used)
+        cid = unique_id(_slug("narrator" if unnamed else p.name), used)
         ids[p.key] = cid
         gender, evidence = p.gender()
         characters.append(
@@ -234,11 +235,3 @@ def _blank(text: str, spans: list[tuple[int, int]]) -> str:
 def _slug(name: str) -> str:
     s = re.sub(r"[^\w]+", "-", name.lower().replace(".", "")).strip("-")
     return s or "character"
-
-
-def _unique(base: str, used: set[str]) -> str:
-    out, n = base, 2
-    while out in used:
-        out, n = f"{base}-{n}", n + 1
-    used.add(out)
-    return out
