@@ -226,6 +226,18 @@ class Speakers:
 
 
 @dataclass(frozen=True)
+class CastableVoice:
+    """A voice an engine offers for casting characters automatically: a plain speaking voice
+    of a known gender (no robots, whispers or novelty variants), as the engine is given it."""
+
+    engine: str  # "pyttsx3", "kokoro"
+    engine_voice: str  # "gmw/en-gb-scotland+m3", "bf_emma"
+    gender: Literal["female", "male"]
+    accent: str | None  # "Scottish", "American", ... as `narrate voices` shows it
+    description: str  # how `narrate characters` shows it: "Scottish, male variant m3"
+
+
+@dataclass(frozen=True)
 class Voice:
     """A named voice from voices.yaml, with everything the engine needs to render it."""
 
