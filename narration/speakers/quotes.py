@@ -283,7 +283,14 @@ def quotation_pieces(
             nxt = para.found[n + 1].start if n + 1 < len(para.found) else len(text)
             before = text[prev_end : max(prev_end, f.start - 1)]
             after = text[f.end + 1 : nxt]
-            if not is_speech(text, f, before, after):
+            # a sentence quoted after speech and its attribution goes on with that speech:
+            # '"Go home," said Anna. "It is late."'
+            goes_on = (
+                current is not None
+                and _joins(before)
+                and text[f.start : f.end].rstrip()[-1:] in ".!?…"
+            )
+            if not goes_on and not is_speech(text, f, before, after):
                 prev_end = f.end + 1
                 continue
             piece = Stretch(k, para.segment.id, f.start, f.end)
