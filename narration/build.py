@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
 # a build starts its synthesis workers before paying for those imports.
 if TYPE_CHECKING:
+    from .cast.characters import Role
     from .cluster import Cluster
     from .config import PodcastConfig, VoicesConfig
     from .engines import Engine
@@ -67,9 +68,10 @@ class Checked:
     book: Book
     cast: list[CastChapter]
     engines: dict[str, Engine]  # the engines the cast uses, by name
-    #: who speaks each quotation; found on every check, whatever voices.yaml says, and read
-    #: by nothing that makes a clip
+    #: who speaks each quotation, with voices.yaml's corrections; found on every check
     speakers: Speakers
+    #: each character's voice and why, by character id
+    roles: Mapping[str, Role]
 
 
 def _untimed(_name: str) -> AbstractContextManager[None]:
@@ -84,20 +86,44 @@ def check_project(
     """Validate configuration and seeds, segment, find who speaks and cast. Writes nothing.
     `stage` times the finding of speakers (the build reports it as its own stage)."""
     from .cast import cast_book, unused_rules
-    from .config import _line_index
+    from .cast.characters import (
+        auto_engine,
+        cast_characters,
+        character_problems,
+        with_speakers_set,
+    )
+    from .config import line_index_of
     from .engines import EngineSet
     from .speakers import find_speakers
 
     engines = EngineSet()
     voices, podcast = load_config(project, catalog=engines.catalog)
     book = load_book(project, warn, voices)
-    lines = _line_index(project.voices_file.read_text(encoding="utf-8-sig"))
+    lines = line_index_of(project.voices_file)
     for problem in unused_rules(book, voices, project.voices_file, lines):
         warn(str(problem))
+    chars = voices.characters
     with stage("speakers"):
-        speakers = find_speakers(book)
-    cast = cast_book(book, voices)
-    return Checked(project, voices, podcast, book, cast, engines.used(voices), speakers)
+        speakers = find_speakers(book, chars.merge, chars.split)
+    speakers = with_speakers_set(book, speakers, voices)
+    palette = (
+        engines.castable(auto_engine(voices), book_language(podcast, book.facts))
+        if chars.auto
+        else ()
+    )
+    for problem in character_problems(book, speakers, voices, project.voices_file, lines, palette):
+        warn(str(problem))
+    roles = cast_characters(speakers, voices, palette)
+    cast = cast_book(book, voices, speakers, roles)
+    return Checked(project, voices, podcast, book, cast, engines.used(voices), speakers, roles)
+
+
+def book_language(podcast: PodcastConfig, facts: BookFacts) -> str:
+    """The book's language as podcast.yaml gives it, else as the seeds say, else English."""
+    if "language" in podcast.model_fields_set or not facts.language:
+        return podcast.language
+    found = facts.language.strip()
+    return found if _LANGUAGE_CODE.fullmatch(found) else podcast.language
 
 
 def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _quiet) -> Show:

@@ -144,26 +144,37 @@ def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> N
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
-        _echo_json(cast_to_json(checked.cast, checked.speakers, checked.book.texts))
+        _echo_json(
+            cast_to_json(
+                checked.cast, checked.speakers, checked.book.texts, checked.roles, checked.voices
+            )
+        )
     else:
         click.echo(cast_outline(checked.cast, speakers=checked.speakers))
 
 
 @main.command()
 @project_option
+@voices_option
 @json_option
 @handle_errors
-def characters(project_dir: Path | None, as_json: bool) -> None:
-    """List the characters found in the seeds, most quoted first: names, genders, evidence."""
-    from .project import load_book
-    from .speakers import find_speakers
-    from .speakers.review import characters_table, characters_to_json
+def characters(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> None:
+    """List the characters found in the seeds, most quoted first: names, genders, evidence,
+    and the voice voices.yaml gives each, and why."""
+    from .build import check_project
+    from .cast import characters_json
+    from .cast.characters import role_text
+    from .speakers.review import characters_table
 
-    speakers = find_speakers(load_book(open_project_dir(project_dir), _warn))
+    checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
-        _echo_json(characters_to_json(speakers))
+        _echo_json({"characters": characters_json(checked.speakers, checked.roles, checked.voices)})
     else:
-        click.echo(characters_table(speakers))
+        voice_of = {
+            c.id: role_text(checked.roles.get(c.id), checked.voices)
+            for c in checked.speakers.characters
+        }
+        click.echo(characters_table(checked.speakers, voice_of))
 
 
 def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) -> Project:

@@ -106,6 +106,39 @@ class RuleConfig(_Strict):
     announce: bool = True  # read the quote's source before it
 
 
+class CharactersConfig(_Strict):
+    """`characters:` in voices.yaml: voices for the characters narrate finds speaking
+    (`narrate characters` lists them). A character is named by any of its names or
+    aliases, or its id, in any case.
+
+    The voice of a quotation: the one its speaker is pinned to under `voices`; else, for
+    the first-person narrator, the voice of the narration around it; else, with `auto`, one
+    of the engine's voices of the speaker's gender, its own when the speaker has at least
+    `min_quotations` quotations, else one of `pool` voices per gender that minor characters
+    share; else (speaker unknown, gender unknown, or no voice of that gender) the voice of a
+    matching `kind: dialogue` rule, or the narration's.
+    """
+
+    #: give the characters found voices of their own from the engine's voices
+    auto: bool = False
+    #: whose voices `auto` picks from; default: the engine of the default voice
+    engine: str | None = None
+    #: quotations a character needs for a voice of its own; fewer share the pool
+    min_quotations: int = Field(default=3, ge=1, le=100_000)
+    #: voices per gender the minor characters share
+    pool: int = Field(default=2, ge=1, le=20)
+    #: a character (any of its names) and the voice (under `voices:`) that reads it
+    voices: dict[str, str] = Field(default_factory=dict)
+    #: names narrate took for different people that are one: each list becomes one
+    #: character, named after its first name
+    merge: list[list[str]] = Field(default_factory=list)
+    #: names narrate merged into another character that are a person of their own
+    split: list[str] = Field(default_factory=list)
+    #: who speaks one quotation: a part id (or segment id) as `narrate cast` prints it,
+    #: and a character's name; `unknown` for nobody in particular
+    speakers: dict[str, str] = Field(default_factory=dict)
+
+
 class AnnounceConfig(_Strict):
     """Templates the narrator reads. Fields: {number} {title} {author} {work} {year}."""
 
@@ -145,6 +178,7 @@ class VoicesConfig(_Strict):
     voices: dict[str, VoiceConfig]
     default: str
     rules: list[RuleConfig] = Field(default_factory=list)
+    characters: CharactersConfig = Field(default_factory=CharactersConfig)
     lexicon: dict[str, LexiconValue] = Field(default_factory=dict)
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     pauses: PausesConfig = Field(default_factory=PausesConfig)
@@ -169,19 +203,28 @@ class VoicesConfig(_Strict):
         An entry given per engine applies to the voices of the engines it names; a value
         between slashes is phonemes, marked for the engine as model.Line describes.
         """
-        from .model import PHONEMES_CLOSE, PHONEMES_OPEN
-
         voice = self.voices[name]
-        out: dict[str, str] = {}
-        for word, value in {**self.lexicon, **voice.lexicon}.items():
-            if isinstance(value, dict):
-                if voice.engine not in value:
-                    continue
-                value = value[voice.engine]
-                if _is_phonemes(value):
-                    value = f"{PHONEMES_OPEN}{value.strip()[1:-1].strip()}{PHONEMES_CLOSE}"
-            out[word] = value
-        return out
+        return _for_engine({**self.lexicon, **voice.lexicon}, voice.engine)
+
+    def shared_lexicon(self, engine: str) -> dict[str, str]:
+        """The shared lexicon for a voice of `engine` voices.yaml does not name (a
+        character's, from the automatic cast)."""
+        return _for_engine(self.lexicon, engine)
+
+
+def _for_engine(entries: dict[str, LexiconValue], engine: str) -> dict[str, str]:
+    from .model import PHONEMES_CLOSE, PHONEMES_OPEN
+
+    out: dict[str, str] = {}
+    for word, value in entries.items():
+        if isinstance(value, dict):
+            if engine not in value:
+                continue
+            value = value[engine]
+            if _is_phonemes(value):
+                value = f"{PHONEMES_OPEN}{value.strip()[1:-1].strip()}{PHONEMES_CLOSE}"
+        out[word] = value
+    return out
 
 
 def _is_phonemes(value: str) -> bool:
@@ -593,6 +636,26 @@ def _semantic_problems(
                         f"rules[{i}].{key}: regular expression {pattern} does not compile: {exc}",
                     )
                 )
+    characters = data.get("characters") if isinstance(data.get("characters"), dict) else {}
+    pinned = characters.get("voices") if isinstance(characters.get("voices"), dict) else {}
+    for who, voice_name in pinned.items():
+        check_ref(voice_name, ("characters", "voices", who))
+    engine = characters.get("engine")
+    if isinstance(engine, str) and (why := catalog(engine).unavailable):
+        problems.append(
+            Problem(path, lines.get(("characters", "engine")), f"characters.engine: {why}")
+        )
+    merge = characters.get("merge") if isinstance(characters.get("merge"), list) else []
+    for i, names in enumerate(merge):
+        if isinstance(names, list) and len(names) < 2:
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(("characters", "merge", i)),
+                    f"characters.merge[{i}]: list two names or more, the names of one "
+                    "character: [Long John, Silver]",
+                )
+            )
     for key in ("chapter", "quote"):
         tmpl = announce.get(key)
         if not isinstance(tmpl, str):

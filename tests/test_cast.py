@@ -152,15 +152,37 @@ def test_templates_drop_unknown_fields() -> None:
     )
 
 
-def test_dialogue_rule_splits_narration(tmp_path: Path) -> None:
+def test_dialogue_rule_splits_narration_at_speech_not_at_scare_quotes(tmp_path: Path) -> None:
+    """A dialogue rule reads the quotations narrate finds, quote marks with them; a word in
+    scare quotes ('said "harmful" twice') stays in the narration."""
     path = tmp_path / "voices.yaml"
     text = CONFIG.replace("rules:\n", "rules:\n  - {kind: dialogue, voice: dialogue}\n")
     path.write_text(text, encoding="utf-8")
     config = load_voices(path)
-    cast = cast_book(BOOK, config)
-    pieces = [p for p in cast[1].parts if p.segment is not None and p.segment.id == "o1"]
-    assert [p.voice.name for p in pieces] == ["narrator", "dialogue", "narrator"]
-    assert pieces[1].lines[0].text == '"harmful"'
+    said = '"Go home now," said Anna to the porter. "It is late."'
+    book = Book(
+        chapters=(
+            *BOOK.chapters,
+            Chapter(
+                id="story",
+                number=3,
+                title="Story",
+                author=None,
+                file="03-s.txt",
+                segments=(seg("s1", "narration", said),),
+            ),
+        ),
+        removed=(),
+    )
+    cast = cast_book(book, config)
+    o1 = [p for p in cast[1].parts if p.segment is not None and p.segment.id == "o1"]
+    assert [(p.id, p.voice.name) for p in o1] == [("o1", "narrator")]
+    pieces = [p for p in cast[2].parts if p.segment is not None]
+    assert [(p.id, p.voice.name, p.lines[0].text) for p in pieces] == [
+        ("s1.0", "dialogue", '"Go home now,"'),
+        ("s1.1", "narrator", "said Anna to the porter."),
+        ("s1.2", "dialogue", '"It is late."'),
+    ]
 
 
 def test_cast_json_shape(config) -> None:

@@ -115,6 +115,12 @@ def test_characters_json(tmp_path: Path) -> None:
         "quotations": 3,
         "words": 26,  # 8 + 5 + 8 + 5
         "narrator": False,
+        # voices.yaml casts no character: the dialogue reads in the narration's voice
+        "voice": {
+            "name": "narrator",
+            "how": "fallback",
+            "why": "not cast (characters.auto is off)",
+        },
     }
     hudson = people["mrs-hudson"]
     assert (hudson["name"], hudson["gender"], hudson["gender_evidence"]) == (
@@ -137,11 +143,15 @@ def test_characters_table(tmp_path: Path) -> None:
         "evidence",
         "quotes",
         "words",
+        "voice",
         "also",
         "called",
     ]
     assert lines[1].split()[:2] == ["holmes", "Holmes"]
-    assert lines[3].split() == ["mrs-hudson", "Mrs.", "Hudson", "female", "title", "1", "14"]
+    assert lines[3].split() == [
+        *("mrs-hudson", "Mrs.", "Hudson", "female", "title", "1", "14"),
+        *("narrator", "(fallback)"),
+    ]
     assert lines[-1] == "3 characters, 5 of 5 quotations attributed."
 
 
@@ -160,6 +170,7 @@ def test_cast_json_dialogue_pieces(tmp_path: Path) -> None:
         "quotations",
         "words",
         "narrator",
+        "voice",
     }
     segments = data["chapters"][0]["segments"]
     announce = segments[0]

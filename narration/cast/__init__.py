@@ -38,6 +38,7 @@ from .characters import (
     Role,
     cast_characters,
     casts_characters,
+    role_json,
     speech_pieces,
     with_speakers_set,
 )
@@ -373,9 +374,7 @@ def cast_book(
         from ..speakers import find_speakers
 
         chars = config.characters
-        speakers = with_speakers_set(
-            book, find_speakers(book, chars.merge, chars.split), config
-        )
+        speakers = with_speakers_set(book, find_speakers(book, chars.merge, chars.split), config)
     caster = _build_caster(config, speakers, roles)
     return [cast_chapter(ch, config, caster) for ch in book.chapters]
 
@@ -411,6 +410,8 @@ def cast_to_json(
     cast: Iterable[CastChapter],
     speakers: Speakers | None = None,
     texts: Mapping[str, str] | None = None,
+    roles: Mapping[str, Role] | None = None,
+    config: VoicesConfig | None = None,
 ) -> dict[str, Any]:
     """The `narrate segments --json` shape with "voice" and "rule" on every segment, who
     speaks it ("speaker", "attribution") or the quotations it holds ("quotations"), and
@@ -420,8 +421,6 @@ def cast_to_json(
     Announcements appear in reading order as segments of kind "announcement"; a narration
     segment split at dialogue spans appears as its pieces.
     """
-    from ..speakers.review import character_json
-
     speakers = speakers or Speakers()
     where = Offsets(texts or {})
     chapters = []
@@ -449,8 +448,22 @@ def cast_to_json(
         )
     return {
         "chapters": chapters,
-        "characters": [character_json(c) for c in speakers.characters],
+        "characters": characters_json(speakers, roles, config),
     }
+
+
+def characters_json(
+    speakers: Speakers, roles: Mapping[str, Role] | None, config: VoicesConfig | None
+) -> list[dict[str, Any]]:
+    """The characters as `narrate characters --json` gives them: with their voice and why,
+    when there is a voices.yaml to cast them."""
+    from ..speakers.review import character_json
+
+    return [
+        character_json(c)
+        | ({"voice": role_json((roles or {}).get(c.id), config)} if config is not None else {})
+        for c in speakers.characters
+    ]
 
 
 def _speech_json(part: CastSegment, speakers: Speakers, where: Offsets) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from .kokoro import KokoroEngine
 
 if TYPE_CHECKING:
     from ..config import EngineCatalog, VoicesConfig
+    from ..model import CastableVoice
 
 #: The engine a voice uses when voices.yaml names none.
 DEFAULT_ENGINE = "pyttsx3"
@@ -119,6 +120,12 @@ class EngineSet:
                 check()
             self.checked.add(name)
         return engine
+
+    def castable(self, name: str, language: str) -> tuple[CastableVoice, ...]:
+        """The voices `name` offers for casting characters in `language` (none when the
+        engine is not installed: the configuration's checks say so)."""
+        engine = self.get(name)
+        return tuple(engine.castable(language)) if engine is not None else ()
 
     def used(self, voices: VoicesConfig) -> dict[str, Engine]:
         """The engines the cast uses, each ready."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..inline import WORD
@@ -55,7 +56,12 @@ class ChapterQuotes:
     quotations: list[list[Stretch]]
 
 
-def find_speakers(book: Book) -> Speakers:
+def find_speakers(
+    book: Book, merge: Sequence[Sequence[str]] = (), split: Sequence[str] = ()
+) -> Speakers:
+    """The book's characters and who speaks each quotation. `merge` and `split` are the
+    user's corrections (voices.yaml's `characters:`): groups of names that are one
+    character, and names that are a character of their own."""
     texts = [s.text for ch in book.chapters for s in ch.segments if s.kind == "narration"]
     style = quote_style(texts)
     chapters: list[ChapterQuotes] = []
@@ -102,7 +108,7 @@ def find_speakers(book: Book) -> Speakers:
             mentions.extend(found_here)
             spans = spans_by_para.get(k, [])
             narration.append((_blank(para.segment.text, spans), outside(found_here, spans)))
-    cast = build_cast(mentions, speakers, called)
+    cast = build_cast(mentions, speakers, called, merge, split)
     for text, outside_names in narration:
         pronoun_votes(text, outside_names, cast)
     # a person: titled, speaking, addressed, or often in the narration with a gender its
@@ -111,6 +117,7 @@ def find_speakers(book: Book) -> Speakers:
         key: p
         for key, p in cast.people.items()
         if p.titled
+        or p.fixed
         or p.speaks
         or p.addressed >= _ADDRESSED
         or (

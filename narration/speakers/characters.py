@@ -329,6 +329,7 @@ class Person:
     narrated: int = 0  # times narration (outside quotations) names it
     located: int = 0  # of them, after "in", "at", "from"…: as a place is named
     narrator: bool = False
+    fixed: bool = False  # merged or split by the user's voices.yaml: a character whatever else
 
     @property
     def name(self) -> str:
@@ -479,10 +480,16 @@ def _norm(name: str) -> str:
 
 
 def build_cast(
-    mentions: Sequence[Mention], speakers: Counter[str], addressed: Counter[str]
+    mentions: Sequence[Mention],
+    speakers: Counter[str],
+    addressed: Counter[str],
+    merge: Sequence[Sequence[str]] = (),
+    split: Sequence[str] = (),
 ) -> Cast:
     """People from the names found: full names first, then titles with surnames, then single
-    names, each merged where the text links them (see the module docstring)."""
+    names, each merged where the text links them (see the module docstring); then the
+    user's corrections: names `split` off the person they were merged into, and each
+    `merge` group made one person."""
     cast = Cast()
     forms: Counter[tuple[str | None, tuple[str, ...]]] = Counter()
     for m in mentions:
@@ -583,6 +590,10 @@ def build_cast(
         cast.people[p.key] = p
         for alias in p.names:
             cast.by_name.setdefault(_norm(alias), p.key)
+    for name in split:
+        _split(cast, name)
+    for group in merge:
+        _merge(cast, group)
     for name, n in speakers.items():
         key = cast.by_name.get(_norm(name))
         if key:
@@ -592,6 +603,54 @@ def build_cast(
         if key:
             cast.people[key].addressed += n
     return cast
+
+
+def _split(cast: Cast, name: str) -> None:
+    """Make `name` (and its spellings: "Mrs Fezziwig", "Mrs. Fezziwig") a person of its own."""
+    norm = _norm(name)
+    key = cast.by_name.get(norm)
+    if key is None:
+        return  # not found: the check of voices.yaml against the characters says so
+    p = cast.people[key]
+    aliases = [a for a in p.names if _norm(a) == norm]
+    if len(aliases) == len(p.names):
+        p.fixed = True  # a person of its own already
+        return
+    new = Person(key=_free_key(cast, aliases[0]), fixed=True)
+    for alias in aliases:
+        n = p.names.pop(alias)
+        new.names[alias] += n
+        _vote_title(new, _title_of(alias), n)
+        cast.by_name[_norm(alias)] = new.key
+    p.titles.clear()
+    p.titled = None
+    for alias, n in p.names.items():
+        _vote_title(p, _title_of(alias), n)
+    cast.people[new.key] = new
+
+
+def _merge(cast: Cast, names: Sequence[str]) -> None:
+    """Make the people called by `names` one, under the first name's person."""
+    keys = list(dict.fromkeys(k for n in names if (k := cast.by_name.get(_norm(n)))))
+    if not keys:
+        return
+    into = cast.people[keys[0]]
+    into.fixed = True
+    for key in keys[1:]:
+        other = cast.people.pop(key)
+        into.names.update(other.names)
+        for title, n in other.titles.items():
+            _vote_title(into, title, n)
+        for alias, k in cast.by_name.items():
+            if k == key:
+                cast.by_name[alias] = into.key
+
+
+def _free_key(cast: Cast, name: str) -> str:
+    key, n = name, 2
+    while key in cast.people:
+        key, n = f"{name} {n}", n + 1
+    return key
 
 
 def _alias(title: str | None, words: tuple[str, ...]) -> str:

@@ -4,6 +4,7 @@ quotations' lines under `narrate cast`'s segments. Reads Speakers only; decides 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,12 @@ def tally(speakers: Speakers) -> str:
     )
 
 
-def characters_table(speakers: Speakers) -> str:
-    """The characters, most quoted first: what a user checks before giving them voices."""
-    rows = [("id", "name", "gender", "evidence", "quotes", "words", "also called")]
+def characters_table(speakers: Speakers, voice_of: Mapping[str, str] | None = None) -> str:
+    """The characters, most quoted first: what a user checks before giving them voices;
+    with `voice_of` (character id -> the voice that reads it, and why), a voice column."""
+    voice_of = voice_of or {}
+    header = ("id", "name", "gender", "evidence", "quotes", "words")
+    rows = [(*header, *(("voice",) if voice_of else ()), "also called")]
     for c in speakers.characters:
         others = [a for a in c.aliases if a != c.name]
         rows.append(
@@ -56,22 +60,18 @@ def characters_table(speakers: Speakers) -> str:
                 c.gender_evidence or "-",
                 str(c.quotations),
                 str(c.words),
+                *((voice_of.get(c.id, "-"),) if voice_of else ()),
                 ", ".join(others),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    columns = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(columns)]
     out = []
     for r in rows:
         cells = [
-            r[0].ljust(widths[0]),
-            r[1].ljust(widths[1]),
-            r[2].ljust(widths[2]),
-            r[3].ljust(widths[3]),
-            r[4].rjust(widths[4]),
-            r[5].rjust(widths[5]),
-            r[6],
+            r[i].rjust(widths[i]) if i in (4, 5) else r[i].ljust(widths[i]) for i in range(columns)
         ]
-        out.append("  ".join(cells).rstrip())
+        out.append("  ".join([*cells, r[-1]]).rstrip())
     out.append("")
     out.append(tally(speakers) + ".")
     if any(c.narrator for c in speakers.characters):

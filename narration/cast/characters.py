@@ -1,0 +1,379 @@
+"""Voices for the characters: `characters:` in voices.yaml, over the speakers narrate found.
+
+Contract: `cast_characters(speakers, config, palette)` gives every character a `Role`: the
+voice that reads its quotations and why. Pure and deterministic: the same speakers, the
+same voices.yaml and the same engine voices give the same cast.
+
+The automatic cast is stable as well as deterministic: each character ranks the engine's
+voices of its gender by a hash of its own id and the voice (the most distinct voices
+first: espeak-ng's variants before a variant comes back with another accent), and the
+characters with a voice of their own choose in the order they first speak, each taking
+the first voice it ranks that an earlier speaker has not taken. So text changed elsewhere
+never moves a voice, and a character who first speaks later in the book never takes one
+from a character already cast; only a new character speaking before another, and ranking
+the same voice first, can move it. A voice pinned in voices.yaml never moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import DEFAULT_ENGINE, VoiceConfig, VoicesConfig
+from ..errors import Problem
+from ..inline import WORD
+from ..model import Book, CastableVoice, Character, Quotation, Segment, Speakers, Voice
+
+#: How a character got its voice, as `narrate characters` and `narrate cast` say it.
+How = Literal["pinned", "automatic", "shared pool", "narrator", "fallback"]
+
+#: The speaker a `characters.speakers` entry may name for the narration's own voice.
+NARRATION = "narrator"
+#: ...and for nobody in particular: the fallback.
+NOBODY = "unknown"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A character's voice in this production, and why.
+
+    `voice` None: its quotations are read by the fallback, the voice of a matching
+    `kind: dialogue` rule or else the narration's (for the narrator, the narration's)."""
+
+    character: str  # Character.id
+    voice: Voice | None
+    how: How
+    why: str  # "automatic: Scottish, variant m3 (male)", "pinned in characters.voices"
+
+
+def name_key(name: str) -> str:
+    """A name as voices.yaml may write it: any case, with or without the dots of titles."""
+    return " ".join(name.replace(".", " ").casefold().split())
+
+
+def character_index(speakers: Speakers) -> dict[str, Character]:
+    """Every name, alias and id of the characters, as `name_key` writes it. A name two
+    characters share goes to the one the book quotes most (characters come most quoted
+    first)."""
+    index: dict[str, Character] = {}
+    for c in speakers.characters:
+        for name in (c.id, c.name, *c.aliases):
+            index.setdefault(name_key(name), c)
+    return index
+
+
+def _rank(character: str, voice: CastableVoice) -> str:
+    return hashlib.sha256(f"{character}\0{voice.engine_voice}".encode()).hexdigest()
+
+
+def _tiers(palette: Sequence[CastableVoice]) -> dict[str, int]:
+    """How often each voice's timbre came before it in the engine's order: espeak-ng's
+    variant (`+m3`) is its timbre, whatever the accent; every other voice is its own."""
+    seen: dict[str, int] = {}
+    tiers: dict[str, int] = {}
+    for v in palette:
+        timbre = v.engine_voice.partition("+")[2] or v.engine_voice
+        tiers[v.engine_voice] = seen.get(timbre, 0)
+        seen[timbre] = tiers[v.engine_voice] + 1
+    return tiers
+
+
+def _auto_voice(character: Character, chosen: CastableVoice, base: VoiceConfig | None) -> Voice:
+    """The engine's voice with the pace of the default voice, when it is the same engine's."""
+    same = base is not None and base.engine == chosen.engine
+    return Voice(
+        name=f"character:{character.id}",
+        label=character.name,
+        engine_voice=chosen.engine_voice,
+        rate=base.rate if same and base is not None else VoiceConfig().rate,
+        pitch=VoiceConfig().pitch,  # the variant gives the pitch
+        volume=1.0,
+        engine=chosen.engine,
+        speed=base.speed if same and base is not None else 1.0,
+    )
+
+
+def auto_engine(config: VoicesConfig) -> str:
+    """The engine whose voices the automatic cast picks from."""
+    chars = config.characters
+    return chars.engine or config.voices[config.default].engine or DEFAULT_ENGINE
+
+
+def cast_characters(
+    speakers: Speakers,
+    config: VoicesConfig,
+    palette: Sequence[CastableVoice] = (),
+    voices: Mapping[str, Voice] | None = None,
+) -> dict[str, Role]:
+    """Each character's Role, by id. `palette`: the engine's voices for casting (in its
+    order, most distinct first); `voices`: voices.yaml's, made."""
+    from . import make_voice
+
+    chars = config.characters
+    made = dict(voices or {name: make_voice(name, vc) for name, vc in config.voices.items()})
+    index = character_index(speakers)
+    pinned: dict[str, str] = {}
+    for who, voice_name in chars.voices.items():
+        c = index.get(name_key(who))
+        if c is not None:
+            pinned.setdefault(c.id, voice_name)
+    first: dict[str, int] = {}
+    for n, q in enumerate(speakers.quotations):
+        if q.speaker is not None:
+            first.setdefault(q.speaker, n)
+    # the book's own voices are not given to characters: each character sounds unlike them
+    taken_by_book = {(vc.engine, vc.engine_voice) for vc in config.voices.values()}
+    base = config.voices.get(config.default)
+    by_gender: dict[str, list[CastableVoice]] = {"male": [], "female": []}
+    for v in palette:
+        if (v.engine, v.engine_voice) not in taken_by_book:
+            by_gender[v.gender].append(v)
+    pools: dict[str, list[CastableVoice]] = {}
+    own: dict[str, list[CastableVoice]] = {}
+    for gender, offered in by_gender.items():
+        size = min(chars.pool, len(offered))
+        pools[gender] = offered[len(offered) - size :]
+        own[gender] = offered[: len(offered) - size]
+    tiers = _tiers(palette)
+    roles: dict[str, Role] = {}
+    used: set[str] = set()
+    order = sorted(speakers.characters, key=lambda c: (first.get(c.id, len(first)), c.id))
+    for c in order:
+        if c.id in pinned:
+            voice = made[pinned[c.id]]
+            roles[c.id] = Role(c.id, voice, "pinned", f"pinned to '{voice.name}'")
+        elif c.narrator:
+            roles[c.id] = Role(c.id, None, "narrator", "the narrator: the narration's voice")
+        elif not chars.auto:
+            roles[c.id] = Role(c.id, None, "fallback", "not cast (characters.auto is off)")
+        elif c.gender not in by_gender:
+            roles[c.id] = Role(c.id, None, "fallback", "gender unknown")
+        elif not by_gender[c.gender]:
+            roles[c.id] = Role(
+                c.id, None, "fallback", f"the engine offers no other {c.gender} voice"
+            )
+        elif c.quotations >= chars.min_quotations and (
+            free := [v for v in own[c.gender] if v.engine_voice not in used]
+        ):
+            chosen = min(free, key=lambda v: (tiers[v.engine_voice], _rank(c.id, v)))
+            used.add(chosen.engine_voice)
+            roles[c.id] = Role(c.id, _auto_voice(c, chosen, base), "automatic", chosen.description)
+        else:
+            pool = pools[c.gender]
+            chosen = min(pool, key=lambda v: _rank(c.id, v))
+            why = (
+                f"fewer than {chars.min_quotations} quotations"
+                if c.quotations < chars.min_quotations
+                else f"no {c.gender} voice of its own left"
+            )
+            roles[c.id] = Role(
+                c.id,
+                _auto_voice(c, chosen, base),
+                "shared pool",
+                f"{chosen.description}; {why}",
+            )
+    return roles
+
+
+def casts_characters(config: VoicesConfig) -> bool:
+    """Whether voices.yaml gives any character a voice (so quotations are read apart)."""
+    chars = config.characters
+    return chars.auto or bool(chars.voices) or bool(chars.speakers)
+
+
+#: The attribution of a quotation voices.yaml gives the narration's voice.
+SET_TO_NARRATION = "set in voices.yaml: the narration's voice"
+_SET = "set in voices.yaml"
+#: Quote marks a quotation's piece leaves out, taken into its part for the transcript.
+_OPENING = "\"“‘«'"
+_CLOSING = "\"”’»'"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a segment's text read as one part: narration, or a quotation's piece."""
+
+    start: int
+    end: int
+    quotation: Quotation | None
+
+
+def speech_pieces(segment: Segment, speakers: Speakers) -> list[Piece]:
+    """The segment cut at its quotations, each with its quote marks; stretches with no word
+    left out. Numbered in order, they are the parts `narrate cast` shows as `<id>.0`, `.1`…
+    """
+    text = segment.text
+    pieces: list[Piece] = []
+    cursor = 0
+    for q, p in speakers.in_segment(segment.id):
+        start, end = p.start, p.end
+        if start > 0 and text[start - 1] in _OPENING:
+            start -= 1
+        if end < len(text) and text[end] in _CLOSING:
+            end += 1
+        if start < cursor:
+            continue
+        pieces.append(Piece(cursor, start, None))
+        pieces.append(Piece(start, end, q))
+        cursor = end
+    pieces.append(Piece(cursor, len(text), None))
+    return [p for p in pieces if WORD.search(text, p.start, p.end)]
+
+
+def with_speakers_set(book: Book, speakers: Speakers, config: VoicesConfig) -> Speakers:
+    """Speakers with voices.yaml's `characters.speakers` applied: each quotation in a part
+    (or a whole segment) it names given that speaker, and the characters' counts again."""
+    wanted = config.characters.speakers
+    if not wanted:
+        return speakers
+    index = character_index(speakers)
+    changed: dict[str, Quotation] = {}
+    for chapter in book.chapters:
+        for segment in chapter.segments:
+            if not speakers.in_segment(segment.id):
+                continue
+            for n, piece in enumerate(speech_pieces(segment, speakers)):
+                who = wanted.get(f"{segment.id}.{n}", wanted.get(segment.id))
+                q = piece.quotation
+                if who is None or q is None:
+                    continue
+                key = name_key(who)
+                character = index.get(key)
+                if character is not None:
+                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, character.id, _SET)
+                elif key == NARRATION:
+                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, None, SET_TO_NARRATION)
+                elif key == NOBODY:
+                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, None, _SET)
+    if not changed:
+        return speakers
+    quotations = tuple(changed.get(q.id, q) for q in speakers.quotations)
+    texts = {s.id: s.text for ch in book.chapters for s in ch.segments}
+    count: dict[str, int] = {}
+    words: dict[str, int] = {}
+    for q in quotations:
+        if q.speaker is not None:
+            count[q.speaker] = count.get(q.speaker, 0) + 1
+            words[q.speaker] = words.get(q.speaker, 0) + sum(
+                len(WORD.findall(texts[p.segment], p.start, p.end)) for p in q.pieces
+            )
+    characters = tuple(
+        Character(
+            c.id,
+            c.name,
+            c.aliases,
+            c.gender,
+            c.gender_evidence,
+            count.get(c.id, 0),
+            words.get(c.id, 0),
+            c.narrator,
+        )
+        for c in speakers.characters
+    )
+    return Speakers(characters=characters, quotations=quotations)
+
+
+def fallback_voice(config: VoicesConfig, how: How) -> str:
+    """The voice that reads a character without one of its own, as a listing names it: the
+    narration's (the default voice), or for the others a dialogue rule's that applies to
+    the whole book."""
+    if how != "narrator":
+        for rule in config.rules:
+            if rule.kind == "dialogue" and rule.file is rule.chapter is rule.id is None:
+                return rule.voice
+    return config.default
+
+
+def role_json(role: Role | None, config: VoicesConfig) -> dict[str, Any]:
+    """A character's voice as `narrate characters --json` and `narrate cast --json` give it."""
+    if role is None:
+        return {"name": config.default, "how": "fallback", "why": "not cast"}
+    if role.voice is None:
+        return {"name": fallback_voice(config, role.how), "how": role.how, "why": role.why}
+    v = role.voice
+    return {
+        "name": v.name,
+        "label": v.label,
+        "engine": v.engine,
+        "engine_voice": v.engine_voice,
+        "how": role.how,
+        "why": role.why,
+    }
+
+
+def role_text(role: Role | None, config: VoicesConfig) -> str:
+    """A character's voice in `narrate characters`' table: 'gmw/en-gb+m3 (automatic)'."""
+    if role is None or role.voice is None:
+        how = role.how if role else "fallback"
+        return f"{fallback_voice(config, how)} ({how})"
+    shown = role.voice.name if role.how == "pinned" else role.voice.engine_voice
+    return f"{shown} ({role.how})"
+
+
+def character_problems(
+    book: Book,
+    speakers: Speakers,
+    config: VoicesConfig,
+    path: Path,
+    lines: Mapping[tuple[str | int, ...], int],
+    palette: Sequence[CastableVoice] = (),
+) -> list[Problem]:
+    """What in `characters:` matches nothing in the current seeds: warnings, each with its
+    line (the seeds change; a name may come back)."""
+    index = character_index(speakers)
+    chars = config.characters
+    problems: list[Problem] = []
+
+    def unknown(name: str, loc: tuple[str | int, ...], where: str) -> None:
+        if name_key(name) not in index:
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(loc),
+                    f"{where}: no character found is called '{name}' "
+                    "(`narrate characters` lists them)",
+                )
+            )
+
+    for who in chars.voices:
+        unknown(who, ("characters", "voices", who), f"characters.voices.{who}")
+    for i, group in enumerate(chars.merge):
+        for j, name in enumerate(group):
+            unknown(name, ("characters", "merge", i, j), f"characters.merge[{i}]")
+    for i, name in enumerate(chars.split):
+        unknown(name, ("characters", "split", i), f"characters.split[{i}]")
+    parts: set[str] = set()
+    for chapter in book.chapters:
+        for segment in chapter.segments:
+            pieces = speech_pieces(segment, speakers) if speakers.in_segment(segment.id) else []
+            if any(p.quotation for p in pieces):
+                parts.add(segment.id)
+                parts.update(
+                    f"{segment.id}.{n}" for n, p in enumerate(pieces) if p.quotation is not None
+                )
+    for part, who in chars.speakers.items():
+        loc = ("characters", "speakers", part)
+        if part not in parts:
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(loc),
+                    f"characters.speakers.{part}: no quotation is in a part or segment of "
+                    "this id (`narrate cast` shows them)",
+                )
+            )
+        elif name_key(who) not in (NARRATION, NOBODY):
+            unknown(who, loc, f"characters.speakers.{part}")
+    if chars.auto and not palette:
+        problems.append(
+            Problem(
+                path,
+                lines.get(("characters", "auto")),
+                f"characters.auto: the {auto_engine(config)} engine offers no voices to cast "
+                "in the book's language; the characters are read by the fallback",
+            )
+        )
+    return problems
