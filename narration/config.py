@@ -130,7 +130,7 @@ class CharactersConfig(_Strict):
     #: a character (any of its names) and the voice (under `voices:`) that reads it
     voices: dict[str, str] = Field(default_factory=dict)
     #: names narrate took for different people that are one: each list becomes one
-    #: character, named after its first name
+    #: character (called by the name the book uses most)
     merge: list[list[str]] = Field(default_factory=list)
     #: names narrate merged into another character that are a person of their own
     split: list[str] = Field(default_factory=list)

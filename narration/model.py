@@ -4,7 +4,9 @@ Every stage takes and returns these frozen dataclasses, so no stage can change w
 earlier one decided, and each stage can be tested on its own by building them by hand.
 
     segment.py   seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
-    cast.py      Book + voices.yaml       -> CastChapters (each part with its Voice and Lines)
+    speakers/    Book                     -> Speakers (characters, each quotation's speaker)
+    cast/        Book + Speakers          -> CastChapters (each part with its Voice and Lines;
+                 + voices.yaml               quotations in their characters' voices)
     synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
                                              rendered by narration/engines/
     assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),

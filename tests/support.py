@@ -92,3 +92,10 @@ def words_of(text: str) -> list[str]:
     from narration.inline import WORD
 
     return [w.casefold() for w in WORD.findall(text)]
+
+
+def vtt_cues(path: Path) -> list[tuple[str, str | None, str]]:
+    """A transcript's cues as a player reads them (webvtt-py): id, voice, text."""
+    import webvtt
+
+    return [(c.identifier or "", c.voice, c.text) for c in webvtt.read(str(path)).captions]

@@ -282,3 +282,36 @@ def test_each_mistake_in_characters_is_reported_with_its_line(
     assert len(problems) == 1, problems
     assert problems[0].line == line
     assert message in problems[0].message
+
+
+def test_merge_and_split_correct_the_characters_before_attribution() -> None:
+    """Long John and Silver are one man; Archer (a bare surname, given to Newland Archer,
+    the Archer the book names most) is his father."""
+    texts = [
+        '"Where is the ship?" said Long John to the boy. Long John was in a hurry.',
+        '"On the shore," said Newland Archer. Newland Archer looked at the sea.',
+        '"Come on," said Silver. Silver laughed.',
+        '"No," said Archer, who was his father.',
+    ]
+    segments = tuple(
+        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,)) for n, t in enumerate(texts)
+    )
+    chapter = Chapter(id="c", number=1, title="S", author=None, file="a.txt", segments=segments)
+    book = Book(chapters=(chapter,), removed=())
+    found = find_speakers(book)
+    assert [q.speaker for q in found.quotations] == [
+        "long-john",
+        "newland-archer",
+        "silver",
+        "newland-archer",
+    ]
+    fixed = find_speakers(book, merge=[["Long John", "Silver"]], split=["Archer"])
+    assert [q.speaker for q in fixed.quotations] == [
+        "long-john",
+        "newland-archer",
+        "long-john",
+        "archer",
+    ]
+    people = {c.id: c for c in fixed.characters}
+    assert people["long-john"].aliases == ("Long John", "Silver")
+    assert people["newland-archer"].aliases == ("Newland Archer",)

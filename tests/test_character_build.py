@@ -1,0 +1,176 @@
+"""A voice per character, end to end: a project made by `narrate init`, a short story with a
+first-person narrator and three characters (two men, one woman), built with the real
+engines, its transcript and `narrate characters --json` read back; then a paragraph added
+and the book built again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from narration.cli import main
+from narration.engines import kokoro as kk
+
+from .support import vtt_cues
+
+STORY = """# The Lamp at Harrow Farm
+
+I came to Harrow Farm on a wet evening in October, and I found the kitchen full of people.
+
+"You are late," said Mr. Blake. "The road is bad, I suppose."
+
+"The road is very bad," I said. "I walked the last two miles of it."
+
+Mrs. Grey set a cup of tea before me. She smiled at Mr. Blake across the table.
+
+"He will want his supper," said Mrs. Grey. "Sam, bring the bread."
+
+Sam stood up from the fire. He was a big young man with red hands.
+
+"There is no bread left," said Sam. "Mr. Blake ate all of it."
+
+"I did no such thing," said Mr. Blake.
+
+"Then the dog has it," said Mrs. Grey.
+
+I laughed, and I said, "I am not hungry at all."
+
+"Nonsense," said Mrs. Grey. "Everyone is hungry in this weather."
+
+Sam went out to the dairy. He came back with cheese and a loaf.
+
+"Here is the bread," said Sam. "It was in the dairy all along."
+
+"You see," said Mr. Blake. "Nobody ate it."
+
+"I will bake more tomorrow," said Sam.
+"""
+
+#: Each quotation's opening words and who says it, in reading order.
+SAID = [
+    ("You are late", "Mr. Blake"),
+    ("The road is bad", "Mr. Blake"),
+    ("The road is very bad", "Narrator"),
+    ("I walked", "Narrator"),
+    ("He will want", "Mrs. Grey"),
+    ("Sam, bring", "Mrs. Grey"),
+    ("There is no bread", "Sam"),
+    ("Mr. Blake ate", "Sam"),
+    ("I did no such", "Mr. Blake"),
+    ("Then the dog", "Mrs. Grey"),
+    ("I am not hungry", "Narrator"),
+    ("Nonsense", "Mrs. Grey"),
+    ("Everyone is hungry", "Mrs. Grey"),
+    ("Here is the bread", "Sam"),
+    ("It was in the dairy", "Sam"),
+    ("You see", "Mr. Blake"),
+    ("Nobody ate it", "Mr. Blake"),
+    ("I will bake", "Sam"),
+]
+
+KOKORO_VOICES = """voices:
+  narrator: {engine: kokoro, voice: bm_george, label: Narrator}
+default: narrator
+characters:
+  auto: true
+"""
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def story_project(tmp_path: Path, voices: str | None = None) -> Path:
+    root = tmp_path / "story"
+    run("init", str(root))
+    (root / "seeds" / "01-example.md").unlink()
+    (root / "seeds" / "01-story.md").write_text(STORY, encoding="utf-8")
+    if voices is not None:
+        (root / "voices.yaml").write_text(voices, encoding="utf-8")
+    return root
+
+
+def build(root: Path) -> dict:
+    run("build", "-p", str(root), "--quiet")
+    return json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
+
+
+def said_by(root: Path) -> list[tuple[str, str | None]]:
+    """Each quoted cue's first words and the voice the transcript names for it."""
+    (vtt,) = sorted((root / "output").glob("*.vtt"))
+    out = []
+    for _, voice, text in vtt_cues(vtt):
+        for start, _who in SAID:
+            if text.lstrip('"“').startswith(start):
+                out.append((start, voice))
+    return out
+
+
+def check_story(root: Path, female: set[str]) -> dict[str, dict]:
+    """The cast every build of the story must give; returns the characters by id."""
+    characters = {
+        c["id"]: c for c in json.loads(run("characters", "-p", str(root), "--json"))["characters"]
+    }
+    assert {"mr-blake", "mrs-grey", "sam", "narrator"} <= set(characters)
+    voices = {cid: characters[cid]["voice"] for cid in ("mr-blake", "mrs-grey", "sam")}
+    assert {v["how"] for v in voices.values()} == {"automatic"}
+    engine_voices = [v["engine_voice"] for v in voices.values()]
+    assert len(set(engine_voices)) == 3, "one voice each"
+    assert voices["mrs-grey"]["engine_voice"] in female
+    assert not {voices["mr-blake"]["engine_voice"], voices["sam"]["engine_voice"]} & female
+    narrator = characters["narrator"]
+    assert (narrator["narrator"], narrator["voice"]["how"]) == (True, "narrator")
+    assert narrator["voice"]["name"] == "narrator"
+    # the transcript: every quotation in its speaker's voice, the narrator's in the
+    # narration's ("Narrator", the voice's label)
+    assert said_by(root) == SAID
+    return characters
+
+
+def test_espeak_story_gives_each_character_a_voice_kept_across_a_rebuild(
+    tmp_path: Path,
+) -> None:
+    root = story_project(tmp_path)
+    listed = json.loads(run("voices", "--engine", "pyttsx3", "--json"))
+    female = {
+        f"{v['id']}+{variant['id']}"
+        for v in listed["voices"]
+        for variant in listed["variants"]
+        if variant["gender"] == "female"
+    }
+    cold = build(root)
+    assert cold["totals"]["rendered"] == cold["totals"]["clips"] > 0
+    before = check_story(root, female)
+    # a paragraph of narration added elsewhere: every voice kept, only it rendered
+    text = STORY.replace(
+        "Sam went out to the dairy.",
+        "The rain beat on the window all the while.\n\nSam went out to the dairy.",
+    )
+    (root / "seeds" / "01-story.md").write_text(text, encoding="utf-8")
+    again = build(root)
+    assert again["totals"]["rendered"] == 1, again["totals"]
+    after = check_story(root, female)
+    assert {k: c["voice"] for k, c in after.items()} == {
+        k: c["voice"] for k, c in before.items()
+    }
+
+
+@pytest.mark.kokoro
+@pytest.mark.skipif(
+    bool(kk.missing_packages()),
+    reason="the kokoro extra is not installed "
+    f"({', '.join(kk.missing_packages())} missing): make kokoro",
+)
+def test_kokoro_story_gives_each_character_a_voice_of_its_gender(tmp_path: Path) -> None:
+    root = story_project(tmp_path, KOKORO_VOICES)
+    female = {v.id for v in kk.catalogue().values() if v.gender == "female"}
+    build(root)
+    characters = check_story(root, female)
+    assert all(
+        characters[c]["voice"]["engine"] == "kokoro" for c in ("mr-blake", "mrs-grey", "sam")
+    )
