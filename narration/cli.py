@@ -209,7 +209,8 @@ def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
     variants = getattr(engine, "list_variants", None)
     if variants is not None:
         click.echo(
-            f"\n{len(found)} voices. Variants (voices.yaml `variant:`): " + ", ".join(variants())
+            f"\n{len(found)} voices. Variants (voices.yaml `variant:`): "
+            + ", ".join(v.id for v in variants())
         )
     elif getattr(engine, "blends", False):
         click.echo(
