@@ -14,13 +14,16 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..errors import SynthesisError
 from ..model import CastableVoice, Voice
 
 SAMPLE_WIDTH = 2  # bytes: 16-bit signed PCM, whatever the engine
 CHANNELS = 1
+
+#: The genders a castable voice has, in the order `castable` lists them.
+CAST_GENDERS: tuple[Literal["female", "male"], ...] = ("female", "male")
 
 #: Bumped when narrate changes how it drives an engine (flags, warm-up), so that old clips,
 #: rendered differently, are not reused: it is part of every engine's version string.
@@ -83,8 +86,9 @@ class Engine(Protocol):
     def castable(self, language: str) -> list[CastableVoice]:
         """The plain voices of known gender that speak `language` ("en", "en-gb": any dialect
         of its primary subtag), for the automatic cast to give characters: no robots or
-        novelty voices. Ordered so that the first ones of each gender are the most distinct
-        from each other (the cast takes them in order), and the same on every machine."""
+        novelty voices. The female ones first, then the male ones, each ordered so that its
+        first ones are the most distinct from each other (the cast takes them in order); the
+        same list on every machine, whatever order the engine's files are listed in."""
         ...
 
     def render(self, text: str, voice: Voice, path: Path) -> None: ...

@@ -42,6 +42,7 @@ from typing import Any
 from ..errors import SynthesisError
 from ..model import CastableVoice, Voice
 from .base import (
+    CAST_GENDERS,
     RENDER_REVISION,
     SAMPLE_WIDTH,
     EngineVariant,
@@ -168,7 +169,7 @@ def pair_with_accents(
     the next voice (m1 American, m2 British, m3 Scottish, ...), the next round shifts them by
     one, so every variant comes before any variant repeats, and no pair comes twice."""
     out: list[CastableVoice] = []
-    for gender in ("female", "male"):
+    for gender in CAST_GENDERS:
         ofs = [v for v in variants if v.gender == gender]
         for shift in range(len(voices)):
             for i, variant in enumerate(ofs):
@@ -178,7 +179,7 @@ def pair_with_accents(
                     CastableVoice(
                         engine=engine,
                         engine_voice=f"{voice.id}+{variant.id}",
-                        gender=gender,  # type: ignore[arg-type]  # one of the two above
+                        gender=gender,
                         accent=voice.accent,
                         description=f"{where}, variant {variant.id} ({gender})",
                     )

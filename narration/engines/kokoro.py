@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SynthesisError
 from ..model import PHONEMES_CLOSE, PHONEMES_OPEN, CastableVoice, Voice
 from .base import (
+    CAST_GENDERS,
     RENDER_REVISION,
     EngineMissing,
     EngineVoice,
@@ -136,7 +137,7 @@ def castable_voices(language: str) -> list[CastableVoice]:
         return GRADES.index(grade) if grade in GRADES else len(GRADES)
 
     out: list[CastableVoice] = []
-    for gender in ("female", "male"):
+    for gender in CAST_GENDERS:
         pool = [
             v
             for v in catalogue().values()
@@ -154,7 +155,7 @@ def castable_voices(language: str) -> list[CastableVoice]:
                 CastableVoice(
                     engine="kokoro",
                     engine_voice=best.id,
-                    gender=gender,  # type: ignore[arg-type]  # one of the two above
+                    gender=gender,
                     accent=best.accent,
                     description=f"{best.name} ({best.accent}, grade {best.grade})",
                 )
