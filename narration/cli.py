@@ -206,22 +206,44 @@ def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
         for v in engine.list_voices()
         if lang is None or any(lg.lower().startswith(lang.lower()) for lg in v.languages)
     ]
+    list_variants = getattr(engine, "list_variants", None)
+    variants = list_variants() if callable(list_variants) else []
     if as_json:
         _echo_json(
-            [
-                {"id": v.id, "name": v.name, "languages": list(v.languages), "gender": v.gender}
-                for v in found
-            ]
+            {
+                "voices": [
+                    {
+                        "id": v.id,
+                        "name": v.name,
+                        "languages": list(v.languages),
+                        "gender": v.gender,
+                        "accent": v.accent,
+                    }
+                    for v in found
+                ],
+                "variants": [
+                    {"id": v.id, "name": v.name, "gender": v.gender, "castable": v.castable}
+                    for v in variants
+                ],
+            }
         )
         return
+    click.echo(f"{'ID':<28} {'NAME':<36} {'GENDER':<7} {'ACCENT':<32} LANGUAGES")
     for v in found:
-        gender = v.gender or ""
-        click.echo(f"{v.id:<28} {v.name:<36} {gender:<7} {', '.join(v.languages)}")
-    variants = getattr(engine, "list_variants", None)
-    if variants is not None:
         click.echo(
-            f"\n{len(found)} voices. Variants (voices.yaml `variant:`): " + ", ".join(variants())
+            f"{v.id:<28} {v.name:<36} {v.gender or '-':<7} {v.accent or '-':<32} "
+            + ", ".join(v.languages)
         )
+    if variants:
+        click.echo(
+            f"\n{len(found)} voices, of no gender of their own: a variant gives it "
+            "(voice: gmw/en-us+f3, or variant: f3).\n"
+            "Variants (* a plain voice the automatic cast uses):"
+        )
+        for gender in ("female", "male", None):
+            ids = [f"{v.id}*" if v.castable else v.id for v in variants if v.gender == gender]
+            if ids:
+                click.echo(f"  {gender or 'no gender'}: " + ", ".join(ids))
     elif getattr(engine, "blends", False):
         click.echo(
             f"\n{len(found)} voices. In voices.yaml: engine: kokoro, voice: ID (or a blend, "

@@ -176,11 +176,38 @@ def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
 def test_voices_lists_english(tmp_path: Path) -> None:
     result = run("voices", "--lang", "en", "--json")
     assert result.exit_code == 0, result.output
-    ids = {v["id"] for v in json.loads(result.stdout)}
-    assert {"gmw/en-us", "gmw/en-gb-scotland"} <= ids
-    assert all(
-        any(lang.startswith("en") for lang in v["languages"]) for v in json.loads(result.stdout)
-    )
+    voices = json.loads(result.stdout)["voices"]
+    assert {"gmw/en-us", "gmw/en-gb-scotland"} <= {v["id"] for v in voices}
+    assert all(any(lang.startswith("en") for lang in v["languages"]) for v in voices)
+
+
+def test_voices_show_accents_and_the_variants_genders_not_a_false_male() -> None:
+    data = json.loads(run("voices", "--lang", "en", "--json").stdout)
+    by_id = {v["id"]: v for v in data["voices"]}
+    assert "gmw/en-shaw" not in by_id
+    assert by_id["gmw/en-gb-scotland"]["accent"] == "Scottish"
+    assert by_id["gmw/en-us"] == {
+        "id": "gmw/en-us",
+        "name": "English (America)",
+        "languages": ["en-us", "en"],
+        "gender": None,
+        "accent": "American",
+    }
+    variants = {v["id"]: v for v in data["variants"]}
+    assert variants["f3"] == {"id": "f3", "name": "female3", "gender": "female", "castable": True}
+    assert variants["whisper"]["gender"] == "male" and not variants["whisper"]["castable"]
+    assert variants["fast"]["gender"] is None
+    text = run("voices", "--lang", "en")
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    row = next(line for line in lines if line.startswith("gmw/en-gb-scotland "))
+    assert re.split(r"\s{2,}", row)[1:4] == ["English (Scotland)", "-", "Scottish"]
+    assert not any(line.startswith("gmw/en-shaw") for line in lines)
+    female = next(line for line in lines if line.startswith("  female: "))
+    male = next(line for line in lines if line.startswith("  male: "))
+    assert "f3*" in female.split(", ") and "whisperf" in female.split(", ")
+    assert "m3*" in male and "whisper" in male.split(", ") and "f3" not in male
+    assert "a variant gives it" in text.output
 
 
 def test_voices_option_prefers_the_projects_file_over_one_in_the_working_dir(

@@ -14,6 +14,7 @@ import pytest
 from narration.engines import (
     DEFAULT_VOICE,
     Engine,
+    EngineSet,
     EngineVoice,
     FakeEngine,
     Fault,
@@ -23,8 +24,9 @@ from narration.engines import (
     list_voices,
     write_wav,
 )
+from narration.engines import kokoro as kk
 from narration.errors import SynthesisError
-from narration.model import Voice
+from narration.model import CastableVoice, Voice
 from narration.synth import check_clip, speech_bounds, speech_seconds
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it rests."
@@ -95,14 +97,147 @@ def test_voices_are_listed_with_all_their_languages_and_filtered(engine: Pyttsx3
     us = voices["gmw/en-us"]
     assert us.name == "English (America)"
     assert us.languages[0] == "en-us" and "en" in us.languages
-    assert us.gender == "male"
+    assert us.gender is None  # espeak-ng's voices name no gender: their variants do
     english = list_voices(engine, "en")
     assert [v.id for v in english] == sorted(v.id for v in english)
     assert {"gmw/en", "gmw/en-us"} <= {v.id for v in english}
     assert all(any(code == "en" or code.startswith("en-") for code in v.languages) for v in english)
     assert "roa/fr" not in {v.id for v in english}
     assert {v.id for v in list_voices(engine, "EN_us")} >= {"gmw/en-us"}
-    assert "f3" in engine.list_variants()
+    assert "f3" in {v.id for v in engine.list_variants()}
+
+
+#: Variants that are not a plain human voice: robots, whispers, a croak, a demon, a test.
+NOVELTIES = {
+    "whisper", "whisperf", "croak", "Demonic", "UniRobot", "anikaRobot", "Tweaky", "fast",
+    "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "robosoft", "announcer",
+    "grandma", "AnxiousAndy",
+}  # fmt: skip
+
+
+def test_variants_carry_the_gender_and_name_their_files_give(engine: Pyttsx3Engine) -> None:
+    variants = {v.id: v for v in engine.list_variants()}
+    assert [v.id for v in engine.list_variants()] == sorted(variants)
+    for n in range(1, 6):
+        assert variants[f"f{n}"].gender == "female" and variants[f"f{n}"].name == f"female{n}"
+    for n in range(1, 9):
+        assert variants[f"m{n}"].gender == "male" and variants[f"m{n}"].name == f"male{n}"
+    # "gender Male" and "gender female 70" (an age) read alike; no gender line: None
+    assert variants["Andy"].gender == "male" and variants["Annie"].gender == "female"
+    assert variants["fast"].gender is None and variants["klatt"].gender is None
+    assert variants["Mr serious"].name == "Mr_Serious"
+    assert all(f"m{n}" in variants and variants[f"m{n}"].castable for n in range(1, 8))
+    assert all(variants[f"f{n}"].castable for n in range(1, 6))
+    assert not any(variants[n].castable for n in NOVELTIES)
+    assert all(v.gender for v in variants.values() if v.castable)
+    # voices.yaml's `variant:` is checked against every variant, castable or not
+    catalog = EngineSet().catalog("pyttsx3")
+    assert catalog.variants == frozenset(variants) and "whisper" in catalog.variants
+
+
+def test_castable_variants_sound_their_gender(engine: Pyttsx3Engine) -> None:
+    """Measured (gmw/en-us): female castable variants 175-266 Hz, male ones 83-109 Hz."""
+    castable = [v for v in engine.list_variants() if v.castable]
+    assert len([v for v in castable if v.gender == "female"]) >= 5
+    assert len([v for v in castable if v.gender == "male"]) >= 7
+    for variant in castable:
+        pcm = np.frombuffer(engine.synth(SENTENCE, voice(f"gmw/en-us+{variant.id}")), "<i2")
+        f0 = fundamental(pcm)
+        if variant.gender == "female":
+            assert f0 > 150, (variant.id, f0)
+        else:
+            assert f0 < 130, (variant.id, f0)
+
+
+def test_voices_that_are_not_speech_are_hidden_and_english_ones_have_accents(
+    engine: Pyttsx3Engine,
+) -> None:
+    voices = {v.id: v for v in engine.list_voices()}
+    assert "gmw/en-shaw" not in voices  # the Shavian alphabet: a script, not an accent
+    accents = {
+        "gmw/en-us": "American",
+        "gmw/en": "British",
+        "gmw/en-gb-x-rp": "British (Received Pronunciation)",
+        "gmw/en-gb-scotland": "Scottish",
+        "gmw/en-029": "Caribbean",
+        "gmw/en-gb-x-gbclan": "Lancastrian",
+        "gmw/en-gb-x-gbcwmd": "West Midlands",
+        "gmw/en-us-nyc": "American (New York City)",
+    }
+    assert {i: v.accent for i, v in voices.items() if v.accent} == accents
+    assert all(v.gender is None for v in voices.values())
+
+
+def assert_castable_order(cast: list[CastableVoice], gender: str, kinds: int) -> None:
+    """The first `kinds` voices of a gender differ in variant (or Kokoro voice); no pair twice."""
+    mine = [c for c in cast if c.gender == gender]
+    assert len({c.engine_voice for c in mine}) == len(mine)
+    firsts = [c.engine_voice.partition("+")[2] or c.engine_voice for c in mine[:kinds]]
+    assert len(set(firsts)) == kinds
+
+
+def test_castable_pairs_each_plain_variant_with_a_distinct_accent_first(
+    engine: Pyttsx3Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast = engine.castable("en")
+    variants = {v.id: v for v in engine.list_variants()}
+    english = {v.id: v for v in list_voices(engine, "en")}
+    for c in cast:
+        base, _, variant = c.engine_voice.partition("+")
+        assert c.engine == "pyttsx3" and base in english and variants[variant].castable
+        assert variants[variant].gender == c.gender and english[base].accent == c.accent
+    for gender in ("female", "male"):
+        kinds = len([v for v in variants.values() if v.castable and v.gender == gender])
+        assert_castable_order(cast, gender, kinds)
+        mine = [c for c in cast if c.gender == gender]
+        assert len(mine) == kinds * len(english)  # every variant with every accent, once
+        assert len({c.accent for c in mine[: len(english)]}) == len(english)
+    males = [c for c in cast if c.gender == "male"]
+    assert [c.engine_voice for c in males[:3]] == [
+        "gmw/en-us+m1",
+        "gmw/en+m2",
+        "gmw/en-gb-scotland+m3",
+    ]
+    assert males[2].description == "Scottish, variant m3 (male)"
+    assert engine.castable("en-GB")[0].engine_voice == "gmw/en+f1"  # its own dialect first
+    assert {c.engine_voice.partition("+")[0] for c in engine.castable("fr")} == {
+        "roa/fr", "roa/fr-be", "roa/fr-ch"
+    }  # fmt: skip
+    # the same whatever order the files and espeak-ng's list come in
+    listed = engine.list_voices()
+    monkeypatch.setattr(engine, "list_voices", lambda: list(reversed(listed)))
+    real_iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda p: iter(sorted(real_iterdir(p), reverse=True)))
+    assert engine.castable("en") == cast
+
+
+def test_kokoro_castable_voices_are_its_good_ones_by_grade() -> None:
+    """The real catalogue; no model needed."""
+    cast = kk.castable_voices("en")
+    ids = [c.engine_voice for c in cast]
+    assert "af_sky" not in ids  # grade C-
+    assert all(c.engine == "kokoro" and "+" not in c.engine_voice for c in cast)
+    known = kk.catalogue()
+    assert all(known[c.engine_voice].gender == c.gender for c in cast)
+    female = [c for c in cast if c.gender == "female"]
+    male = [c for c in cast if c.gender == "male"]
+    assert [c.engine_voice for c in female[:3]] == ["af_heart", "af_bella", "bf_emma"]
+    assert female[2].description == "Emma (British, grade B-)" and female[2].accent == "British"
+    assert len(female) == 10 and len(male) == 5
+    grades = [kk.GRADES.index(known[c.engine_voice].grade) for c in female]
+    assert grades == sorted(grades)
+    assert_castable_order(cast, "female", len(female))
+    assert kk.castable_voices("fr") == [] and kk.castable_voices("en-us") != []
+
+
+def test_fake_castable_is_four_of_each_gender_deterministic() -> None:
+    cast = FakeEngine().castable("en")
+    assert cast == FakeEngine().castable("en")
+    assert [c.gender for c in cast] == ["female"] * 4 + ["male"] * 4
+    assert_castable_order(cast, "female", 4)
+    assert_castable_order(cast, "male", 4)
+    assert {c.accent for c in cast} == {"American", "British"}
+    assert FakeEngine().castable("ja") == []
 
 
 def test_render_writes_a_22050_hz_mono_16_bit_wav_and_prints_nothing(
@@ -214,7 +349,8 @@ def test_fake_engine_is_deterministic_speech_like_and_paced_by_rate(tmp_path: Pa
     other = np.frombuffer(fake.synth(SENTENCE, voice("gmw/en-us+f3")), "<i2")
     assert fundamental(other) != pytest.approx(fundamental(plain), rel=0.05)
     assert (
-        EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male") in fake.list_voices()
+        EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male", "American")
+        in fake.list_voices()
     )
 
 

@@ -334,6 +334,16 @@ def test_voices_command_lists_kokoro_voices_with_accent_and_gender() -> None:
     assert any("bm_george" in r and "male" in r for r in rows)
 
 
+def test_kokoro_offers_its_graded_voices_for_casting_and_no_variants() -> None:
+    engine = KokoroEngine()
+    cast = engine.castable("en")
+    assert cast == kk.castable_voices("en") and cast[0].engine_voice == "af_heart"
+    assert {v.id: v.accent for v in engine.list_voices()}["bm_george"] == "British"
+    data = json.loads(CliRunner().invoke(main, ["voices", "--engine", "kokoro", "--json"]).stdout)
+    assert data["variants"] == []
+    assert {v["id"]: v["gender"] for v in data["voices"]}["bf_emma"] == "female"
+
+
 def test_preview_renders_a_kokoro_voice_of_another_cast_file(tmp_path: Path) -> None:
     root = tiny_project(tmp_path / "p", cast="voices: {}\ndefault: x\n")
     shutil.copy(REPO / "voices.kokoro.yaml", root / "voices.kokoro.yaml")

@@ -21,6 +21,7 @@ from .base import (
     SAMPLE_WIDTH,
     Engine,
     EngineMissing,
+    EngineVariant,
     EngineVoice,
     Unrecoverable,
     VoiceNotFound,
@@ -100,7 +101,7 @@ class EngineSet:
                 variants = getattr(engine, "list_variants", None)
                 self.catalogs[name] = EngineCatalog(
                     voices=frozenset(v.id for v in engine.list_voices()),
-                    variants=frozenset(variants()) if callable(variants) else None,
+                    variants=frozenset(v.id for v in variants()) if callable(variants) else None,
                     settings=frozenset(getattr(engine, "settings", ESPEAK_SETTINGS)),
                     ignore_case=bool(getattr(engine, "ignore_case", True)),
                     default_voice=bool(getattr(engine, "default_voice", True)),
@@ -145,6 +146,7 @@ __all__ = [
     "Engine",
     "EngineMissing",
     "EngineSet",
+    "EngineVariant",
     "EngineVoice",
     "FakeEngine",
     "Fault",

@@ -14,13 +14,16 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..errors import SynthesisError
-from ..model import Voice
+from ..model import CastableVoice, Voice
 
 SAMPLE_WIDTH = 2  # bytes: 16-bit signed PCM, whatever the engine
 CHANNELS = 1
+
+#: The genders a castable voice has, in the order `castable` lists them.
+CAST_GENDERS: tuple[Literal["female", "male"], ...] = ("female", "male")
 
 #: Bumped when narrate changes how it drives an engine (flags, warm-up), so that old clips,
 #: rendered differently, are not reused: it is part of every engine's version string.
@@ -35,6 +38,22 @@ class EngineVoice:
     name: str  # human name, e.g. "English (America)"
     languages: tuple[str, ...]  # e.g. ("en-us", "en"), most specific first
     gender: str | None = None  # "male", "female" or None when the engine does not say
+    #: how it sounds, for `narrate voices` and the cast: "American", "British (Received
+    #: Pronunciation)", "Scottish", "Caribbean"; None when the engine does not say
+    accent: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineVariant:
+    """A voice variant an engine offers on top of its voices (espeak-ng's `+m3`): it gives
+    the gender that espeak-ng's voices themselves leave unsaid."""
+
+    id: str  # what follows the '+' in an engine voice: "m3", "Annie"
+    name: str  # its own name for itself: "male3", "Annie"
+    gender: str | None  # "male", "female", or None when its file says neither
+    #: a plain human speaking voice of known gender, fit for casting a character (not a
+    #: robot, a whisper, a croak or another novelty)
+    castable: bool
 
 
 @runtime_checkable
@@ -52,9 +71,9 @@ class Engine(Protocol):
 
     Optional: `key_fields(voice)`, what else shapes a voice's audio (a voice tensor's hash),
     added to the clip's cache key; `words_per_minute(voice)`, its pace when that is not
-    `voice.rate`, for the check of a clip's length; `list_variants()`, voice variants for
-    voices.yaml; `check_model()`, a check of the engine's files a build runs before it
-    writes anything.
+    `voice.rate`, for the check of a clip's length; `list_variants()`, voice variants
+    (EngineVariant) for voices.yaml; `check_model()`, a check of the engine's files a build
+    runs before it writes anything.
     """
 
     name: str
@@ -63,6 +82,14 @@ class Engine(Protocol):
     fork_per_clip: bool
 
     def list_voices(self) -> list[EngineVoice]: ...
+
+    def castable(self, language: str) -> list[CastableVoice]:
+        """The plain voices of known gender that speak `language` ("en", "en-gb": any dialect
+        of its primary subtag), for the automatic cast to give characters: no robots or
+        novelty voices. The female ones first, then the male ones, each ordered so that its
+        first ones are the most distinct from each other (the cast takes them in order); the
+        same list on every machine, whatever order the engine's files are listed in."""
+        ...
 
     def render(self, text: str, voice: Voice, path: Path) -> None: ...
 

@@ -34,18 +34,22 @@ import contextlib
 import ctypes
 import io
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import SynthesisError
-from ..model import Voice
+from ..model import CastableVoice, Voice
 from .base import (
+    CAST_GENDERS,
     RENDER_REVISION,
     SAMPLE_WIDTH,
+    EngineVariant,
     EngineVoice,
     VoiceNotFound,
     package_version,
+    voice_matches_language,
     write_wav,
 )
 
@@ -64,6 +68,141 @@ WARM_UP_TEXT = (
     "dictionaries and buffers loaded, whatever was rendered before, and is therefore the same "
     "from one build to the next, byte for byte, on every machine that runs this wheel."
 )
+
+#: Voices espeak-ng lists that are not a way of speaking, left out of `narrate voices` and the
+#: cast, and why.
+NOT_SPEECH = {
+    # Reads English written in Shaw's alphabet; Latin text it reads exactly as gmw/en does.
+    "gmw/en-shaw": "the Shavian alphabet, a script, not an accent",
+}
+
+#: The accents of espeak-ng's English voices (their names say "English (Scotland)"), most
+#: distinct first: the order in which the cast pairs them with variants.
+ENGLISH_ACCENTS = {
+    "gmw/en-us": "American",
+    "gmw/en": "British",
+    "gmw/en-gb-scotland": "Scottish",
+    "gmw/en-029": "Caribbean",
+    "gmw/en-gb-x-gbcwmd": "West Midlands",
+    "gmw/en-gb-x-gbclan": "Lancastrian",
+    "gmw/en-gb-x-rp": "British (Received Pronunciation)",
+    "gmw/en-us-nyc": "American (New York City)",
+}
+
+#: What makes a variant a novelty rather than a plain voice, read from its file (espeak-ng's
+#: docs/voices.md): measured on the variants of espeak-ng 1.52, these leave out the robots
+#: (`klatt`, echo 10000), the whispers (voicing 17-20), croak and grandma (flutter 20),
+#: Demonic and sandro (breath up to 100) and AnxiousAndy and aunty (a pitch range that falls).
+MAX_ECHO = 30  # echo amplitude, %: f2-f5 and m2 have 10-15, Alicia 50, Marco 80
+MAX_FLUTTER = 14  # f1 has 8, aunty 12
+MIN_VOICING = 25  # whisper 17, whisperf 20, Annie 30
+MAX_BREATH = 15  # per formant: f5 up to 10, Demonic 100
+
+_VARIANT_NUMBER = re.compile(r"^[mf]([0-9]+)$")
+
+
+def read_variant(path: Path) -> EngineVariant:
+    """A variant from its espeak-ng file: `name`, `gender male|female [age]`, and whether its
+    settings make it a plain speaking voice (see MAX_ECHO...)."""
+    settings: dict[str, list[str]] = {}
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        words = raw.split("//")[0].split()
+        if words and not words[0].startswith("#"):  # espeak-ng skips what it does not know
+            settings[words[0].lower()] = words[1:]
+    name = " ".join(settings.get("name", [])) or path.name
+    said = (settings.get("gender") or [""])[0].lower()
+    gender = said if said in ("male", "female") else None
+    return EngineVariant(path.name, name, gender, gender is not None and not _novelty(settings))
+
+
+def _novelty(settings: dict[str, list[str]]) -> str | None:
+    """Why a variant's settings are not those of a plain voice, or None."""
+
+    def numbers(key: str) -> list[float]:
+        found = []
+        for word in settings.get(key, []):
+            with contextlib.suppress(ValueError):
+                found.append(float(word))
+        return found
+
+    echo, pitch = numbers("echo"), numbers("pitch")
+    if any(numbers("klatt")):
+        return "the Klatt synthesiser"
+    if len(echo) > 1 and echo[1] > MAX_ECHO:
+        return f"echo {echo[1]:g}"
+    if any(f > MAX_FLUTTER for f in numbers("flutter")):
+        return "flutter"
+    if any(v < MIN_VOICING for v in numbers("voicing")):
+        return "a whisper"
+    if any(b > MAX_BREATH for b in numbers("breath")):
+        return "breath"
+    if len(pitch) > 1 and pitch[1] < pitch[0]:
+        return "a falling pitch range"
+    return None
+
+
+def variant_order(variant: EngineVariant) -> tuple[int, int, str, str]:
+    """espeak-ng's numbered variants (m1..m8, f1..f5) first, by number, then the named ones
+    by name: the numbered ones were made as a set of distinct voices."""
+    number = _VARIANT_NUMBER.match(variant.id)
+    if number:
+        return (0, int(number.group(1)), "", variant.id)
+    return (1, 0, variant.id.casefold(), variant.id)
+
+
+def accent_of(ident: str, name: str, languages: tuple[str, ...]) -> str | None:
+    """An English voice's accent ("Scottish"); None for other languages' voices."""
+    if ident in ENGLISH_ACCENTS:
+        return ENGLISH_ACCENTS[ident]
+    if "en" in languages or any(code.startswith("en-") for code in languages):
+        inside = name.partition("(")[2].rstrip(")").strip()
+        return inside or None
+    return None
+
+
+def pair_with_accents(
+    engine: str,
+    voices: list[EngineVoice],
+    variants: list[EngineVariant],
+) -> list[CastableVoice]:
+    """Each variant with each voice, in rounds: the first round gives every variant in turn
+    the next voice (m1 American, m2 British, m3 Scottish, ...), the next round shifts them by
+    one, so every variant comes before any variant repeats, and no pair comes twice."""
+    out: list[CastableVoice] = []
+    for gender in CAST_GENDERS:
+        ofs = [v for v in variants if v.gender == gender]
+        for shift in range(len(voices)):
+            for i, variant in enumerate(ofs):
+                voice = voices[(i + shift) % len(voices)]
+                where = voice.accent or voice.name
+                out.append(
+                    CastableVoice(
+                        engine=engine,
+                        engine_voice=f"{voice.id}+{variant.id}",
+                        gender=gender,
+                        accent=voice.accent,
+                        description=f"{where}, variant {variant.id} ({gender})",
+                    )
+                )
+    return out
+
+
+def rank_voices(voices: list[EngineVoice], language: str) -> list[EngineVoice]:
+    """The voices that speak `language`'s primary subtag, those of its own dialect first
+    ("en-gb": British ones), then English ones by ENGLISH_ACCENTS, then by id."""
+    want = language.strip().lower().replace("_", "-")
+    primary = want.partition("-")[0]
+    order = list(ENGLISH_ACCENTS)
+
+    def key(voice: EngineVoice) -> tuple[int, int, str]:
+        own = want == primary or voice_matches_language(voice, want)
+        return (
+            0 if own else 1,
+            order.index(voice.id) if voice.id in order else len(order),
+            voice.id,
+        )
+
+    return sorted((v for v in voices if voice_matches_language(v, primary)), key=key)
 
 
 # --------------------------------------------------------------------------- pyttsx3 / espeak-ng
@@ -120,9 +259,11 @@ class _Espeak:
             self._chunks.append(ctypes.string_at(wav, numsamples * SAMPLE_WIDTH))
         return 0
 
-    def variants(self) -> list[str]:
+    def variants(self) -> list[EngineVariant]:
         folder = self.data_path / "voices" / "!v"
-        return sorted(p.name for p in folder.iterdir() if p.is_file())
+        return sorted(
+            (read_variant(p) for p in folder.iterdir() if p.is_file()), key=lambda v: v.id
+        )
 
     def select(self, voice: Voice) -> None:
         """Voice (with its +variant), rate, pitch and volume: the calls pyttsx3's driver makes
@@ -169,11 +310,12 @@ class _Espeak:
         with self.lock:
             self.initialize()
             raw = self.api.ListVoices(None)
-        genders = {1: "male", 2: "female"}
         offset = self.api.VOICE.languages.offset
         voices = []
         for v in raw:
             ident = v.identifier.decode("utf-8", "replace").lower()
+            if ident in NOT_SPEECH:
+                continue
             name = v.name.decode("utf-8", "replace") if v.name else ident
             # `languages` is a list of (priority byte, NUL-terminated name), ending with a 0
             # priority; ctypes' c_char_p would only show the first, with its priority byte.
@@ -185,7 +327,10 @@ class _Espeak:
                 lang = ctypes.string_at(address + 1)
                 languages.append(lang.decode("utf-8", "replace").lower())
                 address += len(lang) + 2
-            voices.append(EngineVoice(ident, name, tuple(languages), genders.get(v.gender)))
+            # No gender: espeak-ng's voice files name none and it reports its default, male,
+            # for each; a variant (+f3) gives the gender.
+            found = tuple(languages)
+            voices.append(EngineVoice(ident, name, found, None, accent_of(ident, name, found)))
         return voices
 
 
@@ -241,9 +386,16 @@ class Pyttsx3Engine:
     def list_voices(self) -> list[EngineVoice]:
         return _espeak().list_voices()
 
-    def list_variants(self) -> list[str]:
-        """Variant names usable after a '+' in an engine voice: "gmw/en-us+f3"."""
+    def list_variants(self) -> list[EngineVariant]:
+        """The variants usable after a '+' in an engine voice ("gmw/en-us+f3"), by id, each
+        with the gender its file gives and whether it is a plain voice for casting."""
         return _espeak().variants()
+
+    def castable(self, language: str) -> list[CastableVoice]:
+        """Each castable variant with each voice of `language` (see pair_with_accents):
+        "gmw/en-gb-scotland+m3", the female ones first."""
+        variants = sorted((v for v in self.list_variants() if v.castable), key=variant_order)
+        return pair_with_accents(self.name, rank_voices(self.list_voices(), language), variants)
 
     def warm_up(self, threads: int = 1) -> None:
         """Load espeak-ng and render one long utterance, so clips forked after it start alike."""

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import SynthesisError
-from ..model import Voice
-from .base import RENDER_REVISION, EngineVoice, write_wav
+from ..model import CastableVoice, Voice
+from .base import RENDER_REVISION, EngineVariant, EngineVoice, write_wav
+from .espeak import pair_with_accents, rank_voices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,8 +62,8 @@ class FakeEngine:
     fork_per_clip = True  # so the crash and kill-worker faults hit a child, as with espeak-ng
 
     VOICES: tuple[EngineVoice, ...] = (
-        EngineVoice("gmw/en", "English (Great Britain)", ("en-gb", "en"), "male"),
-        EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male"),
+        EngineVoice("gmw/en", "English (Great Britain)", ("en-gb", "en"), "male", "British"),
+        EngineVoice("gmw/en-us", "English (America)", ("en-us", "en"), "male", "American"),
         EngineVoice("roa/fr", "French", ("fr-fr", "fr"), "male"),
         EngineVoice("gmw/de", "German", ("de",), "male"),
     )
@@ -91,6 +92,23 @@ class FakeEngine:
 
     def list_voices(self) -> list[EngineVoice]:
         return list(self.VOICES)
+
+    #: Four of each gender, named as espeak-ng's first ones, for unit tests of casting (no
+    #: `list_variants`: voices.yaml's variants are not checked against the fake's).
+    VARIANTS: tuple[EngineVariant, ...] = tuple(
+        EngineVariant(f"{g[0]}{n}", f"{g}{n}", g, True)
+        for g in ("female", "male")
+        for n in range(1, 5)
+    )
+
+    def castable(self, language: str) -> list[CastableVoice]:
+        """Four female and four male voices for English (each variant once, paired with the
+        voices of the language as espeak-ng's are); none for a language it has no voice of."""
+        voices = rank_voices(self.list_voices(), language)
+        if not voices:
+            return []
+        pairs = pair_with_accents(self.name, voices, list(self.VARIANTS))
+        return [p for g in ("female", "male") for p in [p for p in pairs if p.gender == g][:4]]
 
     def attempts(self, text: str) -> int:
         """How many times a faulty text has been rendered (for tests to see the retries)."""

@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SynthesisError
-from ..model import PHONEMES_CLOSE, PHONEMES_OPEN, Voice
+from ..model import PHONEMES_CLOSE, PHONEMES_OPEN, CastableVoice, Voice
 from .base import (
+    CAST_GENDERS,
     RENDER_REVISION,
     EngineMissing,
     EngineVoice,
@@ -112,6 +113,54 @@ def catalogue() -> dict[str, KokoroVoice]:
     """The voices in kokoro_voices/voices.json, by id."""
     data = json.loads((VOICES_DIR / "voices.json").read_text(encoding="utf-8"))
     return {vid: KokoroVoice(id=vid, **info) for vid, info in data["voices"].items()}
+
+
+#: The model card's grades, best first.
+GRADES = ("A+", "A", "A-", "B+", "B", "B-", "C+", "C", "C-", "D+", "D", "D-", "F+", "F", "F-")
+#: The worst grade the automatic cast gives a character: af_sky (C-), the poorest grade
+#: narrate ships, is left out; grade C and up gives 10 female and 5 male English voices.
+CAST_GRADE = "C"
+
+
+def castable_voices(language: str) -> list[CastableVoice]:
+    """The shipped voices of grade CAST_GRADE or better that speak `language` (its primary
+    subtag: "en-gb" gives American voices too), the female ones first, each gender best grade
+    first; among equals, those of `language`'s own dialect, then the accent used least so far
+    (so a British voice comes between American ones of its grade), then by id."""
+    want = language.strip().lower().replace("_", "-")
+    primary = want.partition("-")[0]
+
+    def speaks(vid: str, code: str) -> bool:
+        return any(c == code or c.startswith(code + "-") for c in _LANGUAGES[vid[0]])
+
+    def rank(grade: str) -> int:
+        return GRADES.index(grade) if grade in GRADES else len(GRADES)
+
+    out: list[CastableVoice] = []
+    for gender in CAST_GENDERS:
+        pool = [
+            v
+            for v in catalogue().values()
+            if v.gender == gender and rank(v.grade) <= rank(CAST_GRADE) and speaks(v.id, primary)
+        ]
+        used: dict[str, int] = {}
+        while pool:
+            best = min(
+                pool,
+                key=lambda v: (rank(v.grade), not speaks(v.id, want), used.get(v.accent, 0), v.id),
+            )
+            pool.remove(best)
+            used[best.accent] = used.get(best.accent, 0) + 1
+            out.append(
+                CastableVoice(
+                    engine="kokoro",
+                    engine_voice=best.id,
+                    gender=gender,
+                    accent=best.accent,
+                    description=f"{best.name} ({best.accent}, grade {best.grade})",
+                )
+            )
+    return out
 
 
 def parse_blend(engine_voice: str) -> list[tuple[str, float]]:
@@ -277,10 +326,19 @@ class KokoroEngine:
     def list_voices(self) -> list[EngineVoice]:
         return [
             EngineVoice(
-                v.id, f"{v.name} ({v.accent}, grade {v.grade})", _LANGUAGES[v.id[0]], v.gender
+                v.id,
+                f"{v.name} ({v.accent}, grade {v.grade})",
+                _LANGUAGES[v.id[0]],
+                v.gender,
+                v.accent,
             )
             for v in catalogue().values()
         ]
+
+    def castable(self, language: str) -> list[CastableVoice]:
+        """Its voices that speak `language`, by grade, the poor ones left out (see
+        castable_voices): each a voice of its own, no blends."""
+        return castable_voices(language)
 
     def key_fields(self, voice: Voice) -> dict[str, Any]:
         """The speed and the voice tensors' checksums with their weights, as written."""
