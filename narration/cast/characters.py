@@ -4,14 +4,14 @@ Contract: `cast_characters(speakers, config, palette)` gives every character a `
 voice that reads its quotations and why. Pure and deterministic: the same speakers, the
 same voices.yaml and the same engine voices give the same cast.
 
-The automatic cast is stable as well as deterministic: each character ranks the engine's
-voices of its gender by a hash of its own id and the voice (the most distinct voices
-first: espeak-ng's variants before a variant comes back with another accent), and the
-characters with a voice of their own choose in the order they first speak, each taking
-the first voice it ranks that an earlier speaker has not taken. So text changed elsewhere
-never moves a voice, and a character who first speaks later in the book never takes one
-from a character already cast; only a new character speaking before another, and ranking
-the same voice first, can move it. A voice pinned in voices.yaml never moves.
+The automatic cast is stable as well as deterministic: the characters with a voice of
+their own choose in the order they first speak, each among the first CHOICE voices of its
+gender that earlier speakers left (in the engine's order, most distinct first: espeak-ng's
+variants each once before one comes back with another accent), by a hash of its own id
+and the voice. So text changed elsewhere never moves a voice, and a character who first
+speaks later in the book never takes one from a character already cast; only a new
+character speaking before others can move theirs, and then only where it took the voice
+one of them chose. A voice pinned in voices.yaml never moves.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ How = Literal["pinned", "automatic", "shared pool", "narrator", "fallback"]
 NARRATION = "narrator"
 #: ...and for nobody in particular: the fallback.
 NOBODY = "unknown"
+
+
+#: A character chooses among this many of the engine's free voices of its gender, the
+#: most distinct first, by a hash of its id (so a character added before it moves its voice
+#: only if it chose the same one).
+CHOICE = 5
 
 
 @dataclass(frozen=True)
@@ -67,18 +73,6 @@ def character_index(speakers: Speakers) -> dict[str, Character]:
 
 def _rank(character: str, voice: CastableVoice) -> str:
     return hashlib.sha256(f"{character}\0{voice.engine_voice}".encode()).hexdigest()
-
-
-def _tiers(palette: Sequence[CastableVoice]) -> dict[str, int]:
-    """How often each voice's timbre came before it in the engine's order: espeak-ng's
-    variant (`+m3`) is its timbre, whatever the accent; every other voice is its own."""
-    seen: dict[str, int] = {}
-    tiers: dict[str, int] = {}
-    for v in palette:
-        timbre = v.engine_voice.partition("+")[2] or v.engine_voice
-        tiers[v.engine_voice] = seen.get(timbre, 0)
-        seen[timbre] = tiers[v.engine_voice] + 1
-    return tiers
 
 
 def _auto_voice(character: Character, chosen: CastableVoice, base: VoiceConfig | None) -> Voice:
@@ -137,7 +131,6 @@ def cast_characters(
         size = min(chars.pool, len(offered))
         pools[gender] = offered[len(offered) - size :]
         own[gender] = offered[: len(offered) - size]
-    tiers = _tiers(palette)
     roles: dict[str, Role] = {}
     used: set[str] = set()
     order = sorted(speakers.characters, key=lambda c: (first.get(c.id, len(first)), c.id))
@@ -156,9 +149,9 @@ def cast_characters(
                 c.id, None, "fallback", f"the engine offers no other {c.gender} voice"
             )
         elif c.quotations >= chars.min_quotations and (
-            free := [v for v in own[c.gender] if v.engine_voice not in used]
+            free := [v for v in own[c.gender] if v.engine_voice not in used][:CHOICE]
         ):
-            chosen = min(free, key=lambda v: (tiers[v.engine_voice], _rank(c.id, v)))
+            chosen = min(free, key=lambda v: _rank(c.id, v))
             used.add(chosen.engine_voice)
             roles[c.id] = Role(c.id, _auto_voice(c, chosen, base), "automatic", chosen.description)
         else:
