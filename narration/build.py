@@ -246,9 +246,10 @@ class BuildReport:
             return ""
         from .progress import count
 
+        voiced = f", {s['voiced']} with voices of their own" if s.get("voiced") else ""
         return (
             f"\nSpeakers: {count(s['characters'], 'character')}, {s['attributed']} of "
-            f"{count(s['quotations'], 'quotation')} attributed (narrate characters)."
+            f"{count(s['quotations'], 'quotation')} attributed{voiced} (narrate characters)."
         )
 
 
@@ -335,7 +336,7 @@ def build_project(
             _load_early(cluster, project)
         with stage("check"):
             checked = check_project(project, warn, stage)
-            report.speakers = _speakers_report(checked.speakers)
+            report.speakers = _speakers_report(checked.speakers, checked.roles)
             report.engines = [
                 {"name": e.name, "version": e.version} for e in checked.engines.values()
             ]
@@ -399,13 +400,14 @@ def build_project(
     return report
 
 
-def _speakers_report(speakers: Speakers) -> dict[str, int]:
+def _speakers_report(speakers: Speakers, roles: Mapping[str, Role]) -> dict[str, int]:
     from .speakers.review import attributed
 
     return {
         "characters": len(speakers.characters),
         "quotations": len(speakers.quotations),
         "attributed": attributed(speakers),
+        "voiced": sum(1 for r in roles.values() if r.voice is not None),
     }
 
 

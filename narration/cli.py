@@ -150,7 +150,7 @@ def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> N
             )
         )
     else:
-        click.echo(cast_outline(checked.cast, speakers=checked.speakers))
+        click.echo(cast_outline(checked.cast, speakers=checked.speakers, roles=checked.roles))
 
 
 @main.command()

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import miniaudio
+import numpy as np
+import pyloudnorm
 import pytest
 from click.testing import CliRunner
 
@@ -111,6 +114,25 @@ def said_by(root: Path) -> list[tuple[str, str | None]]:
     return out
 
 
+def voice_levels(root: Path) -> dict[str, float]:
+    """Each voice's loudness in the chapter's MP3 (LUFS), decoded as players decode it,
+    measured over its cues."""
+    (mp3,) = sorted((root / "output").glob("*.mp3"))
+    (vtt,) = sorted((root / "output").glob("*.vtt"))
+    decoded = miniaudio.decode_file(
+        str(mp3), output_format=miniaudio.SampleFormat.FLOAT32, nchannels=1, sample_rate=44100
+    )
+    x = np.frombuffer(decoded.samples, dtype=np.float32).astype(np.float64)
+    import webvtt
+
+    parts: dict[str, list[np.ndarray]] = {}
+    for cue in webvtt.read(str(vtt)).captions[:-1]:  # the last runs on over the tail
+        a, b = int(cue.start_in_seconds * 44100), int(cue.end_in_seconds * 44100)
+        parts.setdefault(cue.voice, []).append(x[a:b])
+    meter = pyloudnorm.Meter(44100)
+    return {v: float(meter.integrated_loudness(np.concatenate(p))) for v, p in parts.items()}
+
+
 def check_story(root: Path, female: set[str]) -> dict[str, dict]:
     """The cast every build of the story must give; returns the characters by id."""
     characters = {
@@ -129,6 +151,10 @@ def check_story(root: Path, female: set[str]) -> dict[str, dict]:
     # the transcript: every quotation in its speaker's voice, the narrator's in the
     # narration's ("Narrator", the voice's label)
     assert said_by(root) == SAID
+    # every character's voice levelled like every voice: within 1 LU of the others
+    levels = voice_levels(root)
+    assert set(levels) == {"Narrator", "Mr. Blake", "Mrs. Grey", "Sam"}
+    assert max(levels.values()) - min(levels.values()) <= 1.0, levels
     return characters
 
 
@@ -172,3 +198,32 @@ def test_kokoro_story_gives_each_character_a_voice_of_its_gender(tmp_path: Path)
     assert all(
         characters[c]["voice"]["engine"] == "kokoro" for c in ("mr-blake", "mrs-grey", "sam")
     )
+
+
+def test_names_and_part_ids_that_match_nothing_are_warned_with_their_lines(
+    tmp_path: Path,
+) -> None:
+    """A pinned name, a merge or split name, or a part id voices.yaml gives that the seeds
+    do not hold: a warning with its line, and the rest still cast."""
+    voices = (
+        "voices:\n"  # 1
+        "  narrator: {voice: gmw/en-us}\n"  # 2
+        "  grey: {voice: gmw/en-gb-x-rp, variant: f3}\n"  # 3
+        "default: narrator\n"  # 4
+        "characters:\n"  # 5
+        "  voices:\n"  # 6
+        "    Mrs Grey: grey\n"  # 7
+        "    Mr. Greene: grey\n"  # 8
+        "  split: [Blakey]\n"  # 9
+        "  speakers:\n"  # 10
+        "    no-such-part.1: Sam\n"  # 11
+    )
+    root = story_project(tmp_path, voices)
+    result = CliRunner().invoke(main, ["characters", "-p", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert [w.split(": ", 2)[1].rsplit(":", 1)[1] for w in warnings] == ["8", "9", "11"]
+    assert "characters.voices.Mr. Greene: no character found is called 'Mr. Greene'" in warnings[0]
+    assert "characters.speakers.no-such-part.1: no quotation" in warnings[2]
+    grey = {c["id"]: c for c in json.loads(result.stdout)["characters"]}["mrs-grey"]
+    assert (grey["voice"]["name"], grey["voice"]["how"]) == ("grey", "pinned")

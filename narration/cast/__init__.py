@@ -498,10 +498,14 @@ def _speech_json(part: CastSegment, speakers: Speakers, where: Offsets) -> dict[
 
 
 def cast_outline(
-    cast: Iterable[CastChapter], preview: int = 60, speakers: Speakers | None = None
+    cast: Iterable[CastChapter],
+    preview: int = 60,
+    speakers: Speakers | None = None,
+    roles: Mapping[str, Role] | None = None,
 ) -> str:
     """Who reads what, per chapter, and per voice the number of segments and words; under a
-    part, who speaks it or each quotation in it, with the evidence."""
+    part, who speaks it or each quotation in it, with the evidence; at the end, the voice
+    of each character that has one, and why."""
     from ..speakers.review import part_speech, speech_lines
 
     speakers = speakers or Speakers()
@@ -535,4 +539,10 @@ def cast_outline(
 
         out.append("")
         out.append(f"Speakers: {tally(speakers)} (narrate characters lists them).")
+    voiced = [(c, r) for c in speakers.characters if (r := (roles or {}).get(c.id)) and r.voice]
+    if voiced:
+        out.append("Characters' voices:")
+        for c, r in voiced:
+            assert r.voice is not None
+            out.append(f"    {c.name:<24} {r.voice.engine_voice:<28} {r.how}: {r.why}")
     return "\n".join(out)

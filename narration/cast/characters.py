@@ -142,6 +142,8 @@ def cast_characters(
             roles[c.id] = Role(c.id, None, "narrator", "the narrator: the narration's voice")
         elif not chars.auto:
             roles[c.id] = Role(c.id, None, "fallback", "not cast (characters.auto is off)")
+        elif not c.quotations:
+            roles[c.id] = Role(c.id, None, "fallback", "no quotation is theirs")
         elif c.gender not in by_gender:
             roles[c.id] = Role(c.id, None, "fallback", "gender unknown")
         elif not by_gender[c.gender]:
