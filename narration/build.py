@@ -39,7 +39,17 @@ from .layout import (
     is_audiobook_file,
     is_chapter_file,
 )
-from .model import Audiobook, Book, BookFacts, CastChapter, Clip, Episode, Show, Speakers
+from .model import (
+    Audiobook,
+    Book,
+    BookFacts,
+    CastChapter,
+    Clip,
+    Episode,
+    Show,
+    Speakers,
+    Voice,
+)
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
@@ -246,7 +256,11 @@ class BuildReport:
             return ""
         from .progress import count
 
-        voiced = f", {s['voiced']} with voices of their own" if s.get("voiced") else ""
+        voiced = (
+            f", {s['own_voices']} in voices of their own, {s['pool_voices']} in a shared pool"
+            if s.get("own_voices") or s.get("pool_voices")
+            else ""
+        )
         return (
             f"\nSpeakers: {count(s['characters'], 'character')}, {s['attributed']} of "
             f"{count(s['quotations'], 'quotation')} attributed{voiced} (narrate characters)."
@@ -407,7 +421,9 @@ def _speakers_report(speakers: Speakers, roles: Mapping[str, Role]) -> dict[str,
         "characters": len(speakers.characters),
         "quotations": len(speakers.quotations),
         "attributed": attributed(speakers),
-        "voiced": sum(1 for r in roles.values() if r.voice is not None),
+        # characters read in voices of their own (automatic or pinned), and in a shared pool
+        "own_voices": sum(1 for r in roles.values() if r.how in ("automatic", "pinned")),
+        "pool_voices": sum(1 for r in roles.values() if r.how == "shared pool"),
     }
 
 
@@ -787,15 +803,17 @@ def preview_clip(
             raise InputError(
                 "preview", 'give the text to read: narrate preview --voice NAME "text"'
             )
-        if voice_name not in checked_voices.voices:
-            raise InputError(
-                project.voices_file,
-                f"no voice '{voice_name}' (defined: {', '.join(checked_voices.voices)})",
+        if voice_name in checked_voices.voices:
+            voice = make_voice(voice_name, checked_voices.voices[voice_name])
+            lexicon = checked_voices.lexicon_for(voice_name)
+        else:
+            voice = _character_voice(project, voice_name, checked_voices)
+            lexicon = (
+                checked_voices.lexicon_for(voice.name)
+                if voice.name in checked_voices.voices
+                else checked_voices.shared_lexicon(voice.engine)
             )
-        voice = make_voice(voice_name, checked_voices.voices[voice_name])
-        spoken = Lexicon(checked_voices.lexicon_for(voice_name)).apply(
-            " ".join(split_sentences(text))
-        )
+        spoken = Lexicon(lexicon).apply(" ".join(split_sentences(text)))
         name = f"preview-{voice_name}"
     else:
         if not segment_id:
@@ -817,6 +835,29 @@ def preview_clip(
         return preview_text(spoken, voice, engine, target)
     except OSError as exc:
         raise _os_error(exc) from None
+
+
+def _character_voice(project: Project, who: str, voices: VoicesConfig) -> Voice:
+    """The voice that reads a character (`preview --voice "Mrs. Grey"`), by any of its
+    names; InputError listing the voices and characters when it names neither."""
+    from .cast.characters import character_index, name_key
+
+    checked = check_project(project)
+    character = character_index(checked.speakers).get(name_key(who))
+    role = checked.roles.get(character.id) if character else None
+    if character is None or role is None:
+        raise InputError(
+            project.voices_file,
+            f"no voice or character '{who}' (voices: {', '.join(voices.voices)}; "
+            "`narrate characters` lists the characters)",
+        )
+    if role.voice is None:
+        raise InputError(
+            project.voices_file,
+            f"{character.name} has no voice of their own ({role.why}); "
+            "`narrate characters` says who reads them",
+        )
+    return role.voice
 
 
 def _safe(name: str) -> str:

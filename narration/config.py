@@ -134,8 +134,11 @@ class CharactersConfig(_Strict):
     merge: list[list[str]] = Field(default_factory=list)
     #: names narrate merged into another character that are a person of their own
     split: list[str] = Field(default_factory=list)
-    #: who speaks one quotation: a part id (or segment id) as `narrate cast` prints it,
-    #: and a character's name; `unknown` for nobody in particular
+    #: a character's gender where narrate found none, or a wrong one: female or male
+    genders: dict[str, Literal["female", "male"]] = Field(default_factory=dict)
+    #: who speaks one quotation (every piece of it): a part id (or a segment id, for every
+    #: quotation in it) as `narrate cast` prints it, and a character's name; `narrator`
+    #: for the narration's voice, `unknown` for nobody in particular
     speakers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -194,8 +197,12 @@ class VoicesConfig(_Strict):
 
     @property
     def engines(self) -> list[str]:
-        """The engines this cast uses, in order of first use."""
-        return list(dict.fromkeys(vc.engine for vc in self.voices.values()))
+        """The engines this cast uses, in order of first use: its voices', and the one the
+        automatic cast of characters picks from."""
+        named = [vc.engine for vc in self.voices.values()]
+        if self.characters.auto and self.characters.engine:
+            named.append(self.characters.engine)
+        return list(dict.fromkeys(named))
 
     def lexicon_for(self, name: str) -> dict[str, str]:
         """Voice `name`'s lexicon: the shared entries, then its own, for its engine.
@@ -244,6 +251,9 @@ def engines_named(path: Path) -> list[str]:
         v.get("engine", DEFAULT_ENGINE) if isinstance(v, dict) else DEFAULT_ENGINE
         for v in (voices.values() if isinstance(voices, dict) else ())
     ]
+    characters = data.get("characters") if isinstance(data, dict) else None
+    if isinstance(characters, dict) and characters.get("auto") is True and "engine" in characters:
+        found.append(characters["engine"])
     return [e for e in dict.fromkeys(found) if isinstance(e, str)]
 
 
@@ -519,6 +529,11 @@ def _validation_problems(
             key = str(loc[-1])
             hint = closest(key, _fields_at(model, loc[:-1]))
             msg = f"unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
+            if loc[:1] == ("rules",) and key in ("speaker", "character", "characters"):
+                msg += (
+                    "; a rule matches segments, not speakers: give a character its voice "
+                    "under characters: voices: (`narrate characters` lists them)"
+                )
             where = _where(loc[:-1])
         elif err["type"] == "missing":
             msg = "is required"

@@ -236,7 +236,10 @@ class CastableVoice:
     engine_voice: str  # "gmw/en-gb-scotland+m3", "bf_emma"
     gender: Literal["female", "male"]
     accent: str | None  # "Scottish", "American", ... as `narrate voices` shows it
-    description: str  # how `narrate characters` shows it: "Scottish, male variant m3"
+    description: str  # how `narrate characters` shows it: "Scottish, variant m3 (male)"
+    #: how far down the engine's list of distinct voices: 0 the most distinct (espeak-ng's
+    #: numbered variants, Kokoro's best grades); the cast takes lower tiers first
+    tier: int = 0
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,13 @@ SAID = [
     ("I will bake", "Sam"),
 ]
 
+#: An espeak-ng narrator, the characters cast from Kokoro's voices: engines mix.
 KOKORO_VOICES = """voices:
-  narrator: {engine: kokoro, voice: bm_george, label: Narrator}
+  narrator: {voice: gmw/en-us, variant: m3, label: Narrator}
 default: narrator
 characters:
   auto: true
+  engine: kokoro
 """
 
 
@@ -192,7 +194,7 @@ def test_espeak_story_gives_each_character_a_voice_kept_across_a_rebuild(
 )
 def test_kokoro_story_gives_each_character_a_voice_of_its_gender(tmp_path: Path) -> None:
     root = story_project(tmp_path, KOKORO_VOICES)
-    female = {v.id for v in kk.catalogue().values() if v.gender == "female"}
+    female = {v.engine_voice for v in kk.castable_voices("en") if v.gender == "female"}
     build(root)
     characters = check_story(root, female)
     assert all(
@@ -227,3 +229,17 @@ def test_names_and_part_ids_that_match_nothing_are_warned_with_their_lines(
     assert "characters.speakers.no-such-part.1: no quotation" in warnings[2]
     grey = {c["id"]: c for c in json.loads(result.stdout)["characters"]}["mrs-grey"]
     assert (grey["voice"]["name"], grey["voice"]["how"]) == ("grey", "pinned")
+
+
+def test_preview_reads_a_line_in_a_character_s_voice(tmp_path: Path) -> None:
+    """`narrate preview --voice "mrs grey" TEXT`: a character, by any of its names, in the
+    voice the cast gives it (a real espeak-ng render); a name nobody has is one line."""
+    import wave
+
+    root = story_project(tmp_path)
+    wav = Path(run("preview", "-p", str(root), "--voice", "mrs grey", "Is that you, Tom?").strip())
+    with wave.open(str(wav)) as w:
+        assert w.getnframes() > 0.5 * w.getframerate()
+    result = CliRunner().invoke(main, ["preview", "-p", str(root), "--voice", "Nobody", "Hi."])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "no voice or character 'Nobody'" in result.output

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from narration.cast import cast_book
-from narration.cast.characters import cast_characters, speech_pieces
+from narration.cast.characters import cast_characters, speech_pieces, with_speakers_set
 from narration.config import load_voices
 from narration.engines import EngineSet
 from narration.errors import ConfigError
@@ -70,7 +70,7 @@ def speakers_of(*people: tuple[Character, int]) -> Speakers:
     """Characters, and one quotation for each at the position given (its first speech)."""
     quotations = []
     for n, (c, _at) in enumerate(sorted(people, key=lambda p: p[1])):
-        quotations.append(Quotation(f"c.q{n}", "c", (QuotePiece("s", 0, 1),), c.id, "explicit"))
+        quotations.append(Quotation(f"c.q{n}", "c", (QuotePiece("p0", 0, 1),), c.id, "explicit"))
     return Speakers(characters=tuple(c for c, _ in people), quotations=tuple(quotations))
 
 
@@ -173,6 +173,14 @@ def test_a_character_who_speaks_later_never_moves_anyone_s_voice(
         speakers_of(*people, (person("newcomer", new_gender, new_count), 99)), cfg, palette()
     )
     assert {k: after[k] for k in before} == before
+    # pinning a character moves no one else's voice (it keeps its own, unused)
+    pinned_cfg = config(
+        tmp_path_factory.mktemp("v"), "characters:\n  auto: true\n  voices:\n    p-0: talk\n"
+    )
+    pinned = cast_characters(speakers_of(*people), pinned_cfg, palette())
+    assert {k: r for k, r in pinned.items() if k != "p-0"} == {
+        k: r for k, r in before.items() if k != "p-0"
+    }
     busier = [
         (person(f"p-{n}", genders[n], c + 100 if c >= 3 else c), n) for n, c in enumerate(counts)
     ]
@@ -270,6 +278,17 @@ def test_seeds_voices_yaml_casts_no_character() -> None:
             "characters.merge[0]: list two names or more",
         ),
         ("characters:\n  pool: 0\n", 7, "characters.pool: must be between 1 and 20"),
+        (
+            "characters:\n  genders:\n    Ann: woman\n",
+            8,
+            "characters.genders.Ann: Input should be 'female' or 'male'",
+        ),
+        (
+            "rules:\n  - {speaker: Martha, voice: lizzy}\n",
+            7,
+            "unknown key 'speaker'; a rule matches segments, not speakers: give a character "
+            "its voice under characters: voices:",
+        ),
         ("characters:\n  engine: festival\n", 7, "characters.engine: unknown engine 'festival'"),
     ],
 )
@@ -315,3 +334,37 @@ def test_merge_and_split_correct_the_characters_before_attribution() -> None:
     people = {c.id: c for c in fixed.characters}
     assert people["long-john"].aliases == ("Long John", "Silver")
     assert people["newland-archer"].aliases == ("Newland Archer",)
+
+
+def test_genders_in_voices_yaml_cast_a_character_of_unknown_gender(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "characters:\n  auto: true\n  genders:\n    THE STRANGER: female\n")
+    book, _ = story_book()
+    speakers = speakers_of((person("the-stranger", "unknown", 9), 0))
+    assert cast_characters(speakers, cfg, palette())["the-stranger"].how == "fallback"
+    fixed = with_speakers_set(book, speakers, cfg)
+    (stranger,) = fixed.characters
+    assert (stranger.gender, stranger.gender_evidence) == ("female", "set in voices.yaml")
+    role = cast_characters(fixed, cfg, palette())["the-stranger"]
+    assert role.voice is not None and role.voice.engine_voice.split("+")[1].startswith("f")
+
+
+def test_merge_and_split_take_names_in_any_case() -> None:
+    texts = [
+        '"Where is the ship?" said Long John to the boy. Long John was in a hurry.',
+        '"Come on," said Silver. Silver laughed.',
+        '"Merry Christmas," said Mrs. Fezziwig. Fezziwig danced.',
+        '"Ha," said Fezziwig.',
+    ]
+    segments = tuple(
+        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,)) for n, t in enumerate(texts)
+    )
+    chapter = Chapter(id="c", number=1, title="S", author=None, file="a.txt", segments=segments)
+    book = Book(chapters=(chapter,), removed=())
+    assert [c.id for c in find_speakers(book).characters if c.id.endswith("fezziwig")] == [
+        "fezziwig"
+    ]
+    fixed = find_speakers(book, merge=[["long john", "SILVER"]], split=["mrs fezziwig"])
+    people = {c.id: c for c in fixed.characters}
+    assert people["long-john"].aliases == ("Long John", "Silver")
+    assert people["mrs-fezziwig"].gender == "female"
+    assert people["fezziwig"].aliases == ("Fezziwig",)

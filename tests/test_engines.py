@@ -213,10 +213,11 @@ def test_castable_pairs_each_plain_variant_with_a_distinct_accent_first(
 
 def test_kokoro_castable_voices_are_its_good_ones_by_grade() -> None:
     """The real catalogue; no model needed."""
-    cast = kk.castable_voices("en")
+    everything = kk.castable_voices("en")
+    cast = [c for c in everything if "+" not in c.engine_voice]  # the voices themselves
     ids = [c.engine_voice for c in cast]
     assert "af_sky" not in ids  # grade C-
-    assert all(c.engine == "kokoro" and "+" not in c.engine_voice for c in cast)
+    assert all(c.engine == "kokoro" for c in cast)
     known = kk.catalogue()
     assert all(known[c.engine_voice].gender == c.gender for c in cast)
     female = [c for c in cast if c.gender == "female"]
@@ -226,8 +227,20 @@ def test_kokoro_castable_voices_are_its_good_ones_by_grade() -> None:
     assert len(female) == 10 and len(male) == 5
     grades = [kk.GRADES.index(known[c.engine_voice].grade) for c in female]
     assert grades == sorted(grades)
+    assert [c.tier for c in female[:4]] == [0, 0, 0, 0] and female[-1].tier == 1
     assert_castable_order(cast, "female", len(female))
     assert kk.castable_voices("fr") == [] and kk.castable_voices("en-us") != []
+    # then even blends of every two voices of a gender, after its voices: ten more men
+    blends = [c for c in everything if "+" in c.engine_voice]
+    men = [c.engine_voice for c in blends if c.gender == "male"]
+    assert len(men) == 10 and men[0] == "am_fenrir*0.5+am_michael*0.5"
+    assert all(c.tier == 2 for c in blends)
+    assert all(
+        known[part.split("*")[0]].gender == c.gender
+        for c in blends
+        for part in c.engine_voice.split("+")
+    )
+    assert [c.engine_voice for c in everything].index(men[0]) > ids.index("bm_george")
 
 
 def test_fake_castable_is_four_of_each_gender_deterministic() -> None:

@@ -258,7 +258,13 @@ def test_build_reports_speakers_and_reads_every_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Speakers: 3 characters, 5 of 5 quotations attributed" in result.stdout
     report = json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
-    assert report["speakers"] == {"characters": 3, "quotations": 5, "attributed": 5, "voiced": 0}
+    assert report["speakers"] == {
+        "characters": 3,
+        "quotations": 5,
+        "attributed": 5,
+        "own_voices": 0,
+        "pool_voices": 0,
+    }
     assert "speakers" in report["stages"]
     checked = check_project(open_project(root))
     assert report["totals"]["clips"] == sum(len(p.lines) for cc in checked.cast for p in cc.parts)

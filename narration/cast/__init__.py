@@ -512,6 +512,12 @@ def cast_outline(
     names = {c.id: c.name for c in speakers.characters}
     out: list[str] = []
     per_voice: dict[str, list[int]] = {}
+    cast = list(cast)
+    every = [p for cc in cast for p in cc.parts]
+    # columns as wide as their widest entry ("character:mrs-grey"), 28 and 12 at least
+    iw = max([28, *(len(p.id) for p in every)])
+    vw = max([12, *(len(p.voice.name) for p in every)])
+    rw = max([22, *(len(p.rule) for p in every)])
     for cc in cast:
         ch = cc.chapter
         out.append(
@@ -522,18 +528,18 @@ def cast_outline(
         for p in cc.parts:
             text = " ".join(line.text for line in p.lines)
             short = text if len(text) <= preview else text[: preview - 1].rstrip() + "…"
-            out.append(f"    {p.id:<28} {p.kind:<12} {p.voice.name:<12} {p.rule:<22} {short}")
+            out.append(f"    {p.id:<{iw}} {p.kind:<12} {p.voice.name:<{vw}} {p.rule:<{rw}} {short}")
             if p.segment is not None:
                 speech = part_speech(speakers, p.segment, p.within)
                 for line in speech_lines(p.segment, names, speech):
-                    out.append(f"    {'':<28} {line}")
+                    out.append(f"    {'':<{iw}} {line}")
             stats = per_voice.setdefault(p.voice.name, [0, 0])
             stats[0] += 1
             stats[1] += len(text.split())
         out.append("")
     out.append("Voices:")
     for name, (segments, words) in sorted(per_voice.items()):
-        out.append(f"    {name:<12} {segments:>5} segments {words:>7} words")
+        out.append(f"    {name:<{vw}} {segments:>5} segments {words:>7} words")
     if speakers.quotations:
         from ..speakers.review import tally
 

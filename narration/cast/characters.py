@@ -5,13 +5,14 @@ voice that reads its quotations and why. Pure and deterministic: the same speake
 same voices.yaml and the same engine voices give the same cast.
 
 The automatic cast is stable as well as deterministic: the characters with a voice of
-their own choose in the order they first speak, each among the first CHOICE voices of its
-gender that earlier speakers left (in the engine's order, most distinct first: espeak-ng's
-variants each once before one comes back with another accent), by a hash of its own id
-and the voice. So text changed elsewhere never moves a voice, and a character who first
-speaks later in the book never takes one from a character already cast; only a new
-character speaking before others can move theirs, and then only where it took the voice
-one of them chose. A voice pinned in voices.yaml never moves.
+their own choose in the order they first speak, each the free voice of its gender it ranks
+first, in the engine's most distinct tier that has one (espeak-ng's numbered variants,
+each with its own accent; Kokoro's best grades), by a hash of its own id and the voice
+(rendezvous hashing). So text changed elsewhere never moves a voice, a character who first
+speaks later never takes one from a character already cast, and pinning a character keeps
+its automatic voice unused, so it moves no one. Only a character cast anew before others
+(a merge, a split, one crossing min_quotations) can move a later one's voice, and only
+where it took the very voice that one ranked first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import DEFAULT_ENGINE, VoiceConfig, VoicesConfig
+from ..config import DEFAULT_ENGINE, CharactersConfig, VoiceConfig, VoicesConfig
 from ..errors import Problem
 from ..inline import WORD
 from ..model import Book, CastableVoice, Character, Quotation, Segment, Speakers, Voice
@@ -34,12 +35,6 @@ How = Literal["pinned", "automatic", "shared pool", "narrator", "fallback"]
 NARRATION = "narrator"
 #: ...and for nobody in particular: the fallback.
 NOBODY = "unknown"
-
-
-#: A character chooses among this many of the engine's free voices of its gender, the
-#: most distinct first, by a hash of its id (so a character added before it moves its voice
-#: only if it chose the same one).
-CHOICE = 5
 
 
 @dataclass(frozen=True)
@@ -135,42 +130,47 @@ def cast_characters(
     used: set[str] = set()
     order = sorted(speakers.characters, key=lambda c: (first.get(c.id, len(first)), c.id))
     for c in order:
+        role = _automatic(c, chars, own, pools, used, base)
         if c.id in pinned:
+            # a pinned character keeps the voice it would have had, unused, so pinning one
+            # never moves another's
             voice = made[pinned[c.id]]
-            roles[c.id] = Role(c.id, voice, "pinned", f"pinned to '{voice.name}'")
-        elif c.narrator:
-            roles[c.id] = Role(c.id, None, "narrator", "the narrator: the narration's voice")
-        elif not chars.auto:
-            roles[c.id] = Role(c.id, None, "fallback", "not cast (characters.auto is off)")
-        elif not c.quotations:
-            roles[c.id] = Role(c.id, None, "fallback", "no quotation is theirs")
-        elif c.gender not in by_gender:
-            roles[c.id] = Role(c.id, None, "fallback", "gender unknown")
-        elif not by_gender[c.gender]:
-            roles[c.id] = Role(
-                c.id, None, "fallback", f"the engine offers no other {c.gender} voice"
-            )
-        elif c.quotations >= chars.min_quotations and (
-            free := [v for v in own[c.gender] if v.engine_voice not in used][:CHOICE]
-        ):
-            chosen = min(free, key=lambda v: _rank(c.id, v))
-            used.add(chosen.engine_voice)
-            roles[c.id] = Role(c.id, _auto_voice(c, chosen, base), "automatic", chosen.description)
-        else:
-            pool = pools[c.gender]
-            chosen = min(pool, key=lambda v: _rank(c.id, v))
-            why = (
-                f"fewer than {chars.min_quotations} quotations"
-                if c.quotations < chars.min_quotations
-                else f"no {c.gender} voice of its own left"
-            )
-            roles[c.id] = Role(
-                c.id,
-                _auto_voice(c, chosen, base),
-                "shared pool",
-                f"{chosen.description}; {why}",
-            )
+            role = Role(c.id, voice, "pinned", f"pinned to '{voice.name}'")
+        roles[c.id] = role
     return roles
+
+
+def _automatic(
+    c: Character,
+    chars: CharactersConfig,
+    own: Mapping[str, Sequence[CastableVoice]],
+    pools: Mapping[str, Sequence[CastableVoice]],
+    used: set[str],
+    base: VoiceConfig | None,
+) -> Role:
+    """The voice the automatic cast gives `c` (taking it from `used`'s free ones)."""
+    if c.narrator:
+        return Role(c.id, None, "narrator", "the narrator: the narration's voice")
+    if not chars.auto:
+        return Role(c.id, None, "fallback", "not cast (characters.auto is off)")
+    if not c.quotations:
+        return Role(c.id, None, "fallback", "no quotation is theirs")
+    if c.gender not in own:
+        return Role(c.id, None, "fallback", "gender unknown (characters.genders can say)")
+    if not own[c.gender] and not pools[c.gender]:
+        return Role(c.id, None, "fallback", f"the engine offers no other {c.gender} voice")
+    free = [v for v in own[c.gender] if v.engine_voice not in used]
+    if c.quotations >= chars.min_quotations and free:
+        chosen = min(free, key=lambda v: (v.tier, _rank(c.id, v)))
+        used.add(chosen.engine_voice)
+        return Role(c.id, _auto_voice(c, chosen, base), "automatic", chosen.description)
+    chosen = min(pools[c.gender], key=lambda v: _rank(c.id, v))
+    why = (
+        f"fewer than {chars.min_quotations} quotations"
+        if c.quotations < chars.min_quotations
+        else f"no {c.gender} voice of its own left"
+    )
+    return Role(c.id, _auto_voice(c, chosen, base), "shared pool", f"{chosen.description}; {why}")
 
 
 def casts_characters(config: VoicesConfig) -> bool:
@@ -219,14 +219,16 @@ def speech_pieces(segment: Segment, speakers: Speakers) -> list[Piece]:
 
 
 def with_speakers_set(book: Book, speakers: Speakers, config: VoicesConfig) -> Speakers:
-    """Speakers with voices.yaml's `characters.speakers` applied: each quotation in a part
-    (or a whole segment) it names given that speaker, and the characters' counts again."""
+    """Speakers with voices.yaml's corrections applied: `characters.speakers` (each
+    quotation in a part, or a whole segment, it names given that speaker, and the
+    characters' counts again) and `characters.genders`."""
     wanted = config.characters.speakers
-    if not wanted:
+    genders = {name_key(k): g for k, g in config.characters.genders.items()}
+    if not wanted and not genders:
         return speakers
     index = character_index(speakers)
     changed: dict[str, Quotation] = {}
-    for chapter in book.chapters:
+    for chapter in book.chapters if wanted else ():
         for segment in chapter.segments:
             if not speakers.in_segment(segment.id):
                 continue
@@ -238,12 +240,20 @@ def with_speakers_set(book: Book, speakers: Speakers, config: VoicesConfig) -> S
                 key = name_key(who)
                 character = index.get(key)
                 if character is not None:
-                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, character.id, _SET)
+                    changed.setdefault(
+                        q.id, Quotation(q.id, q.chapter, q.pieces, character.id, _SET)
+                    )
                 elif key == NARRATION:
-                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, None, SET_TO_NARRATION)
+                    changed.setdefault(
+                        q.id, Quotation(q.id, q.chapter, q.pieces, None, SET_TO_NARRATION)
+                    )
                 elif key == NOBODY:
-                    changed[q.id] = Quotation(q.id, q.chapter, q.pieces, None, _SET)
-    if not changed:
+                    changed.setdefault(q.id, Quotation(q.id, q.chapter, q.pieces, None, _SET))
+    gender_of: dict[str, str] = {}
+    for key, gender in genders.items():
+        if (c := index.get(key)) is not None:
+            gender_of.setdefault(c.id, gender)
+    if not changed and not gender_of:
         return speakers
     quotations = tuple(changed.get(q.id, q) for q in speakers.quotations)
     texts = {s.id: s.text for ch in book.chapters for s in ch.segments}
@@ -260,8 +270,8 @@ def with_speakers_set(book: Book, speakers: Speakers, config: VoicesConfig) -> S
             c.id,
             c.name,
             c.aliases,
-            c.gender,
-            c.gender_evidence,
+            gender_of.get(c.id, c.gender),  # type: ignore[arg-type]
+            _SET if c.id in gender_of else c.gender_evidence,
             count.get(c.id, 0),
             words.get(c.id, 0),
             c.narrator,
@@ -335,20 +345,40 @@ def character_problems(
 
     for who in chars.voices:
         unknown(who, ("characters", "voices", who), f"characters.voices.{who}")
+    for who in chars.genders:
+        unknown(who, ("characters", "genders", who), f"characters.genders.{who}")
+    for section, entries in (("voices", chars.voices), ("genders", chars.genders)):
+        seen: dict[str, str] = {}
+        for who in entries:
+            c = index.get(name_key(who))
+            if c is None:
+                continue
+            if c.id in seen:
+                problems.append(
+                    Problem(
+                        path,
+                        lines.get(("characters", section, who)),
+                        f"characters.{section}.{who}: {c.name} is given already, as "
+                        f"'{seen[c.id]}' (line {lines.get(('characters', section, seen[c.id]))}); "
+                        "the first is used",
+                    )
+                )
+            else:
+                seen[c.id] = who
     for i, group in enumerate(chars.merge):
         for j, name in enumerate(group):
             unknown(name, ("characters", "merge", i, j), f"characters.merge[{i}]")
     for i, name in enumerate(chars.split):
         unknown(name, ("characters", "split", i), f"characters.split[{i}]")
-    parts: set[str] = set()
+    parts: dict[str, tuple[str, ...]] = {}  # part or segment id -> its quotations' ids
     for chapter in book.chapters:
         for segment in chapter.segments:
             pieces = speech_pieces(segment, speakers) if speakers.in_segment(segment.id) else []
-            if any(p.quotation for p in pieces):
-                parts.add(segment.id)
-                parts.update(
-                    f"{segment.id}.{n}" for n, p in enumerate(pieces) if p.quotation is not None
-                )
+            held = [(n, p.quotation.id) for n, p in enumerate(pieces) if p.quotation]
+            if held:
+                parts[segment.id] = tuple(dict.fromkeys(q for _, q in held))
+                parts.update((f"{segment.id}.{n}", (q,)) for n, q in held)
+    said: dict[str, tuple[str, str]] = {}  # quotation id -> the entry that set it, and who
     for part, who in chars.speakers.items():
         loc = ("characters", "speakers", part)
         if part not in parts:
@@ -360,8 +390,23 @@ def character_problems(
                     "this id (`narrate cast` shows them)",
                 )
             )
-        elif name_key(who) not in (NARRATION, NOBODY):
+            continue
+        if name_key(who) not in (NARRATION, NOBODY):
             unknown(who, loc, f"characters.speakers.{part}")
+        for q in parts[part]:
+            first_part, first_who = said.setdefault(q, (part, who))
+            if first_part != part and name_key(first_who) != name_key(who):
+                problems.append(
+                    Problem(
+                        path,
+                        lines.get(loc),
+                        f"characters.speakers.{part}: the same quotation as {first_part} "
+                        f"(line {lines.get(('characters', 'speakers', first_part))}), set "
+                        f"to '{first_who}' there; a part sets every piece of its quotation, "
+                        "and the piece first in the text is used",
+                    )
+                )
+                break
     if chars.auto and not palette:
         problems.append(
             Problem(

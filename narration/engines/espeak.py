@@ -167,7 +167,8 @@ def pair_with_accents(
 ) -> list[CastableVoice]:
     """Each variant with each voice, in rounds: the first round gives every variant in turn
     the next voice (m1 American, m2 British, m3 Scottish, ...), the next round shifts them by
-    one, so every variant comes before any variant repeats, and no pair comes twice."""
+    one, so every variant comes before any variant repeats, and no pair comes twice. Tiers:
+    the first round's numbered variants 0, its named ones 1, each later round two more."""
     out: list[CastableVoice] = []
     for gender in CAST_GENDERS:
         ofs = [v for v in variants if v.gender == gender]
@@ -182,6 +183,7 @@ def pair_with_accents(
                         gender=gender,
                         accent=voice.accent,
                         description=f"{where}, variant {variant.id} ({gender})",
+                        tier=2 * shift + variant_order(variant)[0],
                     )
                 )
     return out

@@ -126,7 +126,8 @@ def castable_voices(language: str) -> list[CastableVoice]:
     """The shipped voices of grade CAST_GRADE or better that speak `language` (its primary
     subtag: "en-gb" gives American voices too), the female ones first, each gender best grade
     first; among equals, those of `language`'s own dialect, then the accent used least so far
-    (so a British voice comes between American ones of its grade), then by id."""
+    (so a British voice comes between American ones of its grade), then by id; after each
+    gender's voices, even blends of every two of them, in that order."""
     want = language.strip().lower().replace("_", "-")
     primary = want.partition("-")[0]
 
@@ -138,6 +139,7 @@ def castable_voices(language: str) -> list[CastableVoice]:
 
     out: list[CastableVoice] = []
     for gender in CAST_GENDERS:
+        singles: list[KokoroVoice] = []
         pool = [
             v
             for v in catalogue().values()
@@ -151,6 +153,7 @@ def castable_voices(language: str) -> list[CastableVoice]:
             )
             pool.remove(best)
             used[best.accent] = used.get(best.accent, 0) + 1
+            singles.append(best)
             out.append(
                 CastableVoice(
                     engine="kokoro",
@@ -158,8 +161,23 @@ def castable_voices(language: str) -> list[CastableVoice]:
                     gender=gender,
                     accent=best.accent,
                     description=f"{best.name} ({best.accent}, grade {best.grade})",
+                    tier=0 if best.grade[0] in "AB" else 1,
                 )
             )
+        # then even blends of two of them, the first giving the accent: more voices of a
+        # gender than the model has (five men of grade C or better), each between two
+        for i, a in enumerate(singles):
+            for b in singles[i + 1 :]:
+                out.append(
+                    CastableVoice(
+                        engine="kokoro",
+                        engine_voice=f"{a.id}*0.5+{b.id}*0.5",
+                        gender=gender,
+                        accent=a.accent,
+                        description=f"{a.name} and {b.name} blended ({a.accent})",
+                        tier=2,
+                    )
+                )
     return out
 
 

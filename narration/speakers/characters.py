@@ -607,12 +607,14 @@ def build_cast(
 
 def _split(cast: Cast, name: str) -> None:
     """Make `name` (and its spellings: "Mrs Fezziwig", "Mrs. Fezziwig") a person of its own."""
-    norm = _norm(name)
-    key = cast.by_name.get(norm)
+    key = _named(cast, name)
     if key is None:
         return  # not found: the check of voices.yaml against the characters says so
     p = cast.people[key]
-    aliases = [a for a in p.names if _norm(a) == norm]
+    folded = _norm(name).casefold()
+    aliases = [a for a in p.names if _norm(a).casefold() == folded]
+    if not aliases:
+        return
     if len(aliases) == len(p.names):
         p.fixed = True  # a person of its own already
         return
@@ -631,7 +633,7 @@ def _split(cast: Cast, name: str) -> None:
 
 def _merge(cast: Cast, names: Sequence[str]) -> None:
     """Make the people called by `names` one, under the first name's person."""
-    keys = list(dict.fromkeys(k for n in names if (k := cast.by_name.get(_norm(n)))))
+    keys = list(dict.fromkeys(k for n in names if (k := _named(cast, n))))
     if not keys:
         return
     into = cast.people[keys[0]]
@@ -644,6 +646,17 @@ def _merge(cast: Cast, names: Sequence[str]) -> None:
         for alias, k in cast.by_name.items():
             if k == key:
                 cast.by_name[alias] = into.key
+
+
+def _named(cast: Cast, name: str) -> str | None:
+    """The person a user's name is, as voices.yaml may write it: in any case, with or
+    without the dots of titles ("mrs fezziwig")."""
+    norm = _norm(name)
+    key = cast.by_name.get(norm)
+    if key is None:
+        folded = norm.casefold()
+        key = next((k for a, k in cast.by_name.items() if a.casefold() == folded), None)
+    return key
 
 
 def _free_key(cast: Cast, name: str) -> str:
