@@ -129,7 +129,9 @@ def voice_levels(root: Path) -> dict[str, float]:
 
     parts: dict[str, list[np.ndarray]] = {}
     for cue in webvtt.read(str(vtt)).captions[:-1]:  # the last runs on over the tail
-        a, b = int(cue.start_in_seconds * 44100), int(cue.end_in_seconds * 44100)
+        # to the millisecond (webvtt-py's start_in_seconds are whole seconds)
+        a = cue.start_time.in_milliseconds() * 441 // 10
+        b = cue.end_time.in_milliseconds() * 441 // 10
         parts.setdefault(cue.voice, []).append(x[a:b])
     meter = pyloudnorm.Meter(44100)
     return {v: float(meter.integrated_loudness(np.concatenate(p))) for v, p in parts.items()}
