@@ -110,12 +110,12 @@ def check_project(
     voices, podcast = load_config(project, catalog=engines.catalog)
     book = load_book(project, warn, voices)
     lines = line_index_of(project.voices_file)
-    for problem in unused_rules(book, voices, project.voices_file, lines):
-        warn(str(problem))
     chars = voices.characters
     with stage("speakers"):
         speakers = find_speakers(book, chars.merge, chars.split)
     speakers = with_speakers_set(book, speakers, voices)
+    for problem in unused_rules(book, voices, project.voices_file, lines, speakers):
+        warn(str(problem))
     palette = (
         engines.castable(auto_engine(voices), book_language(podcast, book.facts))
         if chars.auto

@@ -245,3 +245,19 @@ def test_preview_reads_a_line_in_a_character_s_voice(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["preview", "-p", str(root), "--voice", "Nobody", "Hi."])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "no voice or character 'Nobody'" in result.output
+
+
+def test_a_dialogue_rule_in_a_book_without_quotations_is_warned_unused(tmp_path: Path) -> None:
+    """A dialogue rule matches the quotations narrate finds: in a text whose only quote
+    marks are scare quotes it matches nothing, and says so with its line."""
+    voices = (
+        "voices:\n  narrator: {voice: gmw/en-us}\n  talk: {voice: gmw/en-gb-x-rp}\n"
+        "default: narrator\nrules:\n  - {kind: dialogue, voice: talk}\n"
+    )
+    root = story_project(tmp_path, voices)
+    (root / "seeds" / "01-story.md").write_text(
+        '# Notes\n\nThe so-called "reform" changed nothing in the town.\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["cast", "-p", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "voices.yaml:6: rules[0] matches no segment in the current seeds" in result.stderr

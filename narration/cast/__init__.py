@@ -1,11 +1,14 @@
 """Casting: give every segment of the Book a Voice, by the rules in voices.yaml.
 
-Contract: `cast_book(book, config)` returns one CastChapter per Chapter, in order. Each
-CastChapter's parts are the chapter's segments, each with the voice of the first rule that
-matches it (else the default voice), and the announcements the narrator reads: the chapter
-opening and the source before each quote block. Every part's lines are the segment's
-sentences, with the lexicon applied to what the engine is given (`Line.spoken`) and the
-original kept for transcripts (`Line.text`). Casting is pure: same book and config, same cast.
+Contract: `cast_book(book, config, speakers, roles)` returns one CastChapter per Chapter,
+in order. Each CastChapter's parts are the chapter's segments, each with the voice of the
+first rule that matches it (else the default voice), and the announcements the narrator
+reads: the chapter opening and the source before each quote block. A narration segment
+holding quotations is cut into parts at them when voices.yaml casts characters or has a
+dialogue rule for it: each quotation read by its speaker's voice (characters.py). Every
+part's lines are its sentences, with the lexicon applied to what the engine is given
+(`Line.spoken`) and the original kept for transcripts (`Line.text`). Casting is pure: same
+book, speakers and config, same cast.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def rule_label(index: int, rule: RuleConfig) -> str:
 def rule_matches(rule: RuleConfig, chapter: Chapter, segment: Segment) -> bool:
     """True when every matcher the rule sets agrees with the segment (matchers are ANDed)."""
     if rule.kind == "dialogue":
-        # Dialogue rules match spans inside narration, handled by `_dialogue_parts`.
+        # Dialogue rules match quotations inside narration, handled by `_speech_parts`.
         return False
     if rule.file is not None and not fnmatch.fnmatchcase(chapter.file, rule.file):
         return False
@@ -380,13 +383,23 @@ def cast_book(
 
 
 def unused_rules(
-    book: Book, config: VoicesConfig, path: Path, lines: Mapping[Any, int] | None = None
+    book: Book,
+    config: VoicesConfig,
+    path: Path,
+    lines: Mapping[Any, int] | None = None,
+    speakers: Speakers | None = None,
 ) -> list[Problem]:
-    """Rules that match nothing in the current seeds: warnings, not errors."""
+    """Rules that match nothing in the current seeds: warnings, not errors. A dialogue rule
+    matches a narration segment holding a quotation (any narration one, without
+    `speakers`)."""
     warnings = []
     for i, rule in enumerate(config.rules):
         hit = any(
-            (rule_matches(rule, ch, seg) or _dialogue_rule_matches(rule, ch, seg))
+            rule_matches(rule, ch, seg)
+            or (
+                _dialogue_rule_matches(rule, ch, seg)
+                and (speakers is None or bool(speakers.in_segment(seg.id)))
+            )
             for ch in book.chapters
             for seg in ch.segments
         )
