@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from .errors import InputError, NarrateError, OutputError
 from .files import write_atomic
+from .invocation import narrate
 from .layout import (
     FEED_FILE,
     OUTPUT_COVERS,
@@ -263,7 +264,7 @@ class BuildReport:
         )
         return (
             f"\nSpeakers: {count(s['characters'], 'character')}, {s['attributed']} of "
-            f"{count(s['quotations'], 'quotation')} attributed{voiced} (narrate characters)."
+            f"{count(s['quotations'], 'quotation')} attributed{voiced} ({narrate()} characters)."
         )
 
 
@@ -408,7 +409,7 @@ def build_project(
         )
     if not configured:
         say(
-            f"No base URL configured: the feed points at {url} (`narrate serve`). "
+            f"No base URL configured: the feed points at {url} (`{narrate()} serve`). "
             "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
         )
     return report
@@ -801,7 +802,7 @@ def preview_clip(
             text, segment_id = segment_id, None
         if not text:
             raise InputError(
-                "preview", 'give the text to read: narrate preview --voice NAME "text"'
+                "preview", f'give the text to read: {narrate()} preview --voice NAME "text"'
             )
         if voice_name in checked_voices.voices:
             voice = make_voice(voice_name, checked_voices.voices[voice_name])
@@ -818,12 +819,14 @@ def preview_clip(
     else:
         if not segment_id:
             raise InputError(
-                "preview", 'give a segment id (see `narrate cast`) or --voice NAME "text"'
+                "preview", f'give a segment id (see `{narrate()} cast`) or --voice NAME "text"'
             )
         checked = check_project(project)
         part = next((p for cc in checked.cast for p in cc.parts if p.id == segment_id), None)
         if part is None:
-            raise InputError(SEEDS_DIR, f"no segment '{segment_id}' (see `narrate cast` for ids)")
+            raise InputError(
+                SEEDS_DIR, f"no segment '{segment_id}' (see `{narrate()} cast` for ids)"
+            )
         voice = part.voice
         spoken = " ".join(line.spoken for line in part.lines)
         name = f"preview-{segment_id}"
@@ -849,13 +852,13 @@ def _character_voice(project: Project, who: str, voices: VoicesConfig) -> Voice:
         raise InputError(
             project.voices_file,
             f"no voice or character '{who}' (voices: {', '.join(voices.voices)}; "
-            "`narrate characters` lists the characters)",
+            f"`{narrate()} characters` lists the characters)",
         )
     if role.voice is None:
         raise InputError(
             project.voices_file,
             f"{character.name} has no voice of their own ({role.why}); "
-            "`narrate characters` says who reads them",
+            f"`{narrate()} characters` says who reads them",
         )
     return role.voice
 
@@ -869,7 +872,7 @@ def serve_project(project: Project, *, host: str, port: int, echo: Say) -> None:
 
     out = project.output
     if not (out / FEED_FILE).is_file():
-        raise OutputError(f"{out / FEED_FILE}: not built yet; run `narrate build` first")
+        raise OutputError(f"{out / FEED_FILE}: not built yet; run `{narrate()} build` first")
     podcast = load_config_podcast(project)
     serve(out, host=host, port=port, feed_base_url=podcast.base_url, echo=echo)
 
