@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ from .model import (
     Book,
     BookFacts,
     CastChapter,
+    CastSegment,
     Clip,
     Episode,
     Show,
@@ -791,7 +792,7 @@ def preview_clip(
     from .cast import Lexicon, make_voice
     from .engines import EngineSet
     from .sentences import split_sentences
-    from .synth import preview_text
+    from .synth import PreviewPiece, preview_pieces
 
     if out is not None and not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder for the preview (--out {out})")
@@ -814,30 +815,42 @@ def preview_clip(
                 if voice.name in checked_voices.voices
                 else checked_voices.shared_lexicon(voice.engine)
             )
-        spoken = Lexicon(lexicon).apply(" ".join(split_sentences(text)))
+        said = [(Lexicon(lexicon).apply(" ".join(split_sentences(text))), voice)]
         name = f"preview-{voice_name}"
+        pause = 0
     else:
         if not segment_id:
             raise InputError(
                 "preview", f'give a segment id (see `{narrate()} cast`) or --voice NAME "text"'
             )
         checked = check_project(project)
-        part = next((p for cc in checked.cast for p in cc.parts if p.id == segment_id), None)
-        if part is None:
+        parts = _segment_parts(checked.cast, segment_id)
+        if not parts:
             raise InputError(
                 SEEDS_DIR, f"no segment '{segment_id}' (see `{narrate()} cast` for ids)"
             )
-        voice = part.voice
-        spoken = " ".join(line.spoken for line in part.lines)
+        said = [(" ".join(line.spoken for line in part.lines), part.voice) for part in parts]
         name = f"preview-{segment_id}"
         engines = EngineSet(checked.engines)  # their models were checked with the project
-    engine = engines.ready(voice.engine)  # only the engine that reads it
+        pause = checked.voices.pauses.sentence  # as a chapter joins a split segment's pieces
+    pieces = [PreviewPiece(text, voice, engines.ready(voice.engine)) for text, voice in said]
     target = out or (project.output / PREVIEWS_DIR / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return preview_text(spoken, voice, engine, target)
+        return preview_pieces(pieces, target, pause_ms=pause)
     except OSError as exc:
         raise _os_error(exc) from None
+
+
+def _segment_parts(cast: Sequence[CastChapter], segment_id: str) -> list[CastSegment]:
+    """The parts that read `segment_id`, in order: the part of that id (`narrate cast`'s
+    `<id>.0`, an announcement), or every piece of a segment the cast split between voices
+    (`narrate segments`' id, which no single part has)."""
+    parts = [p for cc in cast for p in cc.parts]
+    exact = [p for p in parts if p.id == segment_id]
+    if exact:
+        return exact
+    return [p for p in parts if p.segment is not None and p.segment.id == segment_id]
 
 
 def _character_voice(project: Project, who: str, voices: VoicesConfig) -> Voice:
