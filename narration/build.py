@@ -140,12 +140,18 @@ def book_language(podcast: PodcastConfig, facts: BookFacts) -> str:
 
 def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _quiet) -> Show:
     """The book as a whole: podcast.yaml, falling back on what the seeds say of themselves
-    (BookFacts: an EPUB's OPF, a Gutenberg header), else on the first chapter's title and a
-    chapter's author. `recorded` is the day of the project's first build (narrate.lock's),
-    the recording year. Nothing is made up: a year nobody gave stays None."""
+    (BookFacts: an EPUB's OPF, a Gutenberg header), else on the first chapter's title (with a
+    warning) and a chapter's author. `recorded` is the day of the project's first build
+    (narrate.lock's), the recording year. Nothing is made up: a year nobody gave stays None."""
     podcast, book = checked.podcast, checked.book
     first, facts = book.chapters[0], book.facts
     title = podcast.title or facts.title or first.title
+    if not (podcast.title or facts.title):
+        warn(
+            f"{checked.project.podcast_file.name}: no title, and the book names none; the show "
+            f"is called '{first.title}' after its first chapter (set title: in "
+            f"{checked.project.podcast_file.name})"
+        )
     author = (
         podcast.author or facts.author or next((c.author for c in book.chapters if c.author), None)
     )
