@@ -57,6 +57,7 @@ from .engines import (
 from .errors import OutputError, SynthesisError
 from .layout import cache_dir
 from .model import Clip, Line, Voice
+from .progress import Work
 
 __all__ = [
     "ClipCache",
@@ -80,7 +81,13 @@ KEY_SCHEMA = 1  # bump if the key's recipe changes
 CLIP_TIMEOUT = 120  # seconds one child may spend on one utterance before it is killed
 WORKER_NICE = 5  # workers yield to the build's process (its checks) when cores are short
 
-ProgressFn = Callable[[int, int, int], None]
+
+class ProgressFn(Protocol):
+    """progress(done, cached, total, work): unique clips, and the characters they hold."""
+
+    def __call__(self, done: int, cached: int, total: int, work: Work, /) -> None: ...
+
+
 Job = tuple[Line, Voice] | tuple[Line, Voice, str]
 #: One engine for every voice (tests), or the engine of each voice by its `engine` name.
 Engines = Engine | Mapping[str, Engine]
@@ -890,10 +897,11 @@ def synthesize(
     Identical lines (same key) are rendered once: the first occurrence carries
     `rendered=True`, the others `rendered=False`, so counting `rendered` counts renders.
     `jobs` worker processes per engine (default: one per core, never more than clips to
-    render); `retries` re-renders after a failed attempt; `progress(done, cached, total)`
-    counts unique clips; `on_retry(message)` hears about clips that needed more than one
-    attempt. `workers`, pools started earlier with the same cache, are used for their
-    engines instead of new ones (and `jobs` and `retries` are theirs); the caller closes them.
+    render); `retries` re-renders after a failed attempt; `progress(done, cached, total,
+    work)` counts unique clips and the characters they speak; `on_retry(message)` hears about
+    clips that needed more than one attempt. `workers`, pools started earlier with the same
+    cache, are used for their engines instead of new ones (and `jobs` and `retries` are
+    theirs); the caller closes them.
     `cluster` renders the missing clips elsewhere (narration/cluster.py: a Dask cluster);
     they come back here, are checked as a fresh render is, and cached.
     """
@@ -927,13 +935,19 @@ def synthesize(
             group = todo.setdefault(eng.name, (eng, []))[1]
             group.append((ClipTask(n, key, line.spoken, voice), items[i]))
     total, cached = len(first), len(clips)
+    weight = {key: len(items[i].line.spoken) for key, i in first.items()}
+    chars = sum(weight.values())
+    chars_cached = chars_done = sum(weight[key] for key in clips)
     if progress:
-        progress(cached, cached, total)
+        progress(cached, cached, total, Work(chars_done, chars_cached, chars))
 
     def finished(task: ClipTask, clip: Clip) -> None:
+        nonlocal chars_done
+        if task.key not in clips:
+            chars_done += weight[task.key]
         clips[task.key] = clip
         if progress:
-            progress(len(clips), cached, total)
+            progress(len(clips), cached, total, Work(chars_done, chars_cached, chars))
 
     if todo and cluster is not None:
         _render_remote(todo, cache, cluster, finished, on_retry)
