@@ -9,6 +9,12 @@ through `ProgressReporter` on a fake clock, and through the old estimator (clips
 the first call), and each ETA given after the first minute is set against the time
 synthesis really took from then. The issue's goal: within 25% of the time left.
 Prints one JSON object; needs the kokoro extra for the default cast (make kokoro).
+
+Measured (2 shared cores, load 2-5 from other work; the seeds, 86 clips, 11,060 characters,
+synthesis 724 s with Kokoro): after the first minute, characters per second gave a median
+error of 4.9% and 82% of 83 estimates within 25% (the worst, -88%, is not yet located: the
+last clips' seconds are the likely place); clips per second from the first call, before,
+a median error of 199% and none within 25%.
 """
 
 from __future__ import annotations
