@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from .errors import InputError, NarrateError, OutputError
 from .files import write_atomic
+from .invocation import narrate
 from .layout import (
     FEED_FILE,
     OUTPUT_COVERS,
@@ -44,6 +45,7 @@ from .model import (
     Book,
     BookFacts,
     CastChapter,
+    CastSegment,
     Clip,
     Episode,
     Show,
@@ -138,12 +140,18 @@ def book_language(podcast: PodcastConfig, facts: BookFacts) -> str:
 
 def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _quiet) -> Show:
     """The book as a whole: podcast.yaml, falling back on what the seeds say of themselves
-    (BookFacts: an EPUB's OPF, a Gutenberg header), else on the first chapter's title and a
-    chapter's author. `recorded` is the day of the project's first build (narrate.lock's),
-    the recording year. Nothing is made up: a year nobody gave stays None."""
+    (BookFacts: an EPUB's OPF, a Gutenberg header), else on the first chapter's title (with a
+    warning) and a chapter's author. `recorded` is the day of the project's first build
+    (narrate.lock's), the recording year. Nothing is made up: a year nobody gave stays None."""
     podcast, book = checked.podcast, checked.book
     first, facts = book.chapters[0], book.facts
     title = podcast.title or facts.title or first.title
+    if not (podcast.title or facts.title):
+        warn(
+            f"{checked.project.podcast_file.name}: no title, and the book names none; the show "
+            f"is called '{first.title}' after its first chapter (set title: in "
+            f"{checked.project.podcast_file.name})"
+        )
     author = (
         podcast.author or facts.author or next((c.author for c in book.chapters if c.author), None)
     )
@@ -263,7 +271,7 @@ class BuildReport:
         )
         return (
             f"\nSpeakers: {count(s['characters'], 'character')}, {s['attributed']} of "
-            f"{count(s['quotations'], 'quotation')} attributed{voiced} (narrate characters)."
+            f"{count(s['quotations'], 'quotation')} attributed{voiced} ({narrate()} characters)."
         )
 
 
@@ -408,7 +416,7 @@ def build_project(
         )
     if not configured:
         say(
-            f"No base URL configured: the feed points at {url} (`narrate serve`). "
+            f"No base URL configured: the feed points at {url} (`{narrate()} serve`). "
             "Set base_url in podcast.yaml or pass --base-url to publish elsewhere."
         )
     return report
@@ -790,7 +798,7 @@ def preview_clip(
     from .cast import Lexicon, make_voice
     from .engines import EngineSet
     from .sentences import split_sentences
-    from .synth import preview_text
+    from .synth import PreviewPiece, preview_pieces
 
     if out is not None and not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder for the preview (--out {out})")
@@ -801,7 +809,7 @@ def preview_clip(
             text, segment_id = segment_id, None
         if not text:
             raise InputError(
-                "preview", 'give the text to read: narrate preview --voice NAME "text"'
+                "preview", f'give the text to read: {narrate()} preview --voice NAME "text"'
             )
         if voice_name in checked_voices.voices:
             voice = make_voice(voice_name, checked_voices.voices[voice_name])
@@ -813,28 +821,42 @@ def preview_clip(
                 if voice.name in checked_voices.voices
                 else checked_voices.shared_lexicon(voice.engine)
             )
-        spoken = Lexicon(lexicon).apply(" ".join(split_sentences(text)))
+        said = [(Lexicon(lexicon).apply(" ".join(split_sentences(text))), voice)]
         name = f"preview-{voice_name}"
+        pause = 0
     else:
         if not segment_id:
             raise InputError(
-                "preview", 'give a segment id (see `narrate cast`) or --voice NAME "text"'
+                "preview", f'give a segment id (see `{narrate()} cast`) or --voice NAME "text"'
             )
         checked = check_project(project)
-        part = next((p for cc in checked.cast for p in cc.parts if p.id == segment_id), None)
-        if part is None:
-            raise InputError(SEEDS_DIR, f"no segment '{segment_id}' (see `narrate cast` for ids)")
-        voice = part.voice
-        spoken = " ".join(line.spoken for line in part.lines)
+        parts = _segment_parts(checked.cast, segment_id)
+        if not parts:
+            raise InputError(
+                SEEDS_DIR, f"no segment '{segment_id}' (see `{narrate()} cast` for ids)"
+            )
+        said = [(" ".join(line.spoken for line in part.lines), part.voice) for part in parts]
         name = f"preview-{segment_id}"
         engines = EngineSet(checked.engines)  # their models were checked with the project
-    engine = engines.ready(voice.engine)  # only the engine that reads it
+        pause = checked.voices.pauses.sentence  # as a chapter joins a split segment's pieces
+    pieces = [PreviewPiece(text, voice, engines.ready(voice.engine)) for text, voice in said]
     target = out or (project.output / PREVIEWS_DIR / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return preview_text(spoken, voice, engine, target)
+        return preview_pieces(pieces, target, pause_ms=pause)
     except OSError as exc:
         raise _os_error(exc) from None
+
+
+def _segment_parts(cast: Sequence[CastChapter], segment_id: str) -> list[CastSegment]:
+    """The parts that read `segment_id`, in order: the part of that id (`narrate cast`'s
+    `<id>.0`, an announcement), or every piece of a segment the cast split between voices
+    (`narrate segments`' id, which no single part has)."""
+    parts = [p for cc in cast for p in cc.parts]
+    exact = [p for p in parts if p.id == segment_id]
+    if exact:
+        return exact
+    return [p for p in parts if p.segment is not None and p.segment.id == segment_id]
 
 
 def _character_voice(project: Project, who: str, voices: VoicesConfig) -> Voice:
@@ -849,13 +871,13 @@ def _character_voice(project: Project, who: str, voices: VoicesConfig) -> Voice:
         raise InputError(
             project.voices_file,
             f"no voice or character '{who}' (voices: {', '.join(voices.voices)}; "
-            "`narrate characters` lists the characters)",
+            f"`{narrate()} characters` lists the characters)",
         )
     if role.voice is None:
         raise InputError(
             project.voices_file,
             f"{character.name} has no voice of their own ({role.why}); "
-            "`narrate characters` says who reads them",
+            f"`{narrate()} characters` says who reads them",
         )
     return role.voice
 
@@ -869,7 +891,7 @@ def serve_project(project: Project, *, host: str, port: int, echo: Say) -> None:
 
     out = project.output
     if not (out / FEED_FILE).is_file():
-        raise OutputError(f"{out / FEED_FILE}: not built yet; run `narrate build` first")
+        raise OutputError(f"{out / FEED_FILE}: not built yet; run `{narrate()} build` first")
     podcast = load_config_podcast(project)
     serve(out, host=host, port=port, feed_base_url=podcast.base_url, echo=echo)
 

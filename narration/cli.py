@@ -108,12 +108,14 @@ def main() -> None:
 @handle_errors
 def init(directory: Path) -> None:
     """Create a new book project in DIRECTORY with a commented voices.yaml."""
+    from .invocation import command
     from .layout import SEEDS_DIR
     from .scaffold import init_project
 
     for path in init_project(directory):
         click.echo(f"created {path}")
-    click.echo(f"Put your texts in {directory / SEEDS_DIR} and run: narrate build -p {directory}")
+    typed = command("build", "-p", directory)
+    click.echo(f"Put your texts in {directory / SEEDS_DIR} and run: {typed}")
 
 
 @main.command()

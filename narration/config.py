@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError, Problem, closest
+from .invocation import narrate
 from .layout import VOICES_FILE
 
 
@@ -532,7 +533,7 @@ def _validation_problems(
             if loc[:1] == ("rules",) and key in ("speaker", "character", "characters"):
                 msg += (
                     "; a rule matches segments, not speakers: give a character its voice "
-                    "under characters: voices: (`narrate characters` lists them)"
+                    f"under characters: voices: (`{narrate()} characters` lists them)"
                 )
             where = _where(loc[:-1])
         elif err["type"] == "missing":
@@ -632,7 +633,7 @@ def _semantic_problems(
                     f"rules[{i}].{key}: a kind: dialogue rule matches no {key}; it gives "
                     "one voice to all the dialogue it matches (by file, chapter or id). "
                     f"{key} matches a quote block's source (kind: quote); "
-                    "`narrate characters` lists who speaks the dialogue",
+                    f"`{narrate()} characters` lists who speaks the dialogue",
                 )
                 for key in ("author", "work")
                 if key in rule
@@ -708,7 +709,7 @@ def load_voices(
     if catalog is None:
         catalog = _plain_catalog(engine_voice_ids, engine_variants)
     if not path.is_file():
-        hint = " (run `narrate init` to create one)" if path.name == VOICES_FILE else ""
+        hint = f" (run `{narrate()} init` to create one)" if path.name == VOICES_FILE else ""
         raise ConfigError([Problem(path, None, f"not found{hint}")])
     data, lines = _load_yaml(path)
     if not isinstance(data, dict):
@@ -782,7 +783,7 @@ def _voice_problems(
             problem(key, f"{engine} voices have no {key}{hint}")
     vid = voice.get("voice")
     if vid is None and not info.default_voice:
-        problem("voice", f"name a {engine} voice (see `narrate voices --engine {engine}`)")
+        problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
         return problems
     if isinstance(vid, dict):
         if not info.blends:
@@ -805,7 +806,7 @@ def _voice_problems(
         if not isinstance(part, str):
             continue
         if known is not None and fold(part) not in known:
-            hint = _close(part, known) or f" (see `narrate voices --engine {engine}`)"
+            hint = _close(part, known) or f" (see `{narrate()} voices --engine {engine}`)"
             who = "the engine" if engine == DEFAULT_ENGINE else engine
             problem("voice", f"{who} has no voice '{part}'{hint}")
     variant = voice.get("variant")

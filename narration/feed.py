@@ -449,7 +449,9 @@ def render_feed(
     fg.image(url=cover_url, title=title, link=page_url)
     fg.narrate_channel.values = {
         "author": author,
-        "owner_name": xml_text(podcast.owner_name) or author,
+        # itunes:owner is the show's contact (Apple: recommended, not required): only the one
+        # podcast.yaml gives, never the book's author, who may have died a century ago
+        "owner_name": xml_text(podcast.owner_name),
         "owner_email": xml_text(podcast.owner_email),
         "image": cover_url,
         "category": podcast.category.strip(),

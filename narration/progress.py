@@ -1,10 +1,14 @@
 """Progress of long work on standard error: a live bar on a terminal, plain lines otherwise.
 
-`ProgressReporter` is the `progress(done, cached, total)` callback that `synthesize` takes.
-On a terminal it redraws one line (bar, clips rendered, from cache, remaining, ETA) at most
-ten times a second; in a log (CI, a pipe) it prints a plain line every `interval` seconds and
-once at the end, so logs stay short; with `quiet` it prints nothing. The clock is only used
-for the display, never for anything written to the output.
+`ProgressReporter` is the `progress(done, cached, total, work)` callback that `synthesize`
+takes. Its ETA divides the characters left by the characters rendered per second since the
+first clip came back: clips vary from a two-word heading to a long paragraph, and the first
+clip also carries the workers' start (Kokoro loads its model), so counting clips, or timing
+from the start, misjudged a Kokoro build by minutes. On a terminal it redraws one line
+(bar, clips rendered, from cache, remaining, ETA) at most ten times a second; in a log (CI,
+a pipe) it prints a plain line every `interval` seconds and once at the end, so logs stay
+short; with `quiet` it prints nothing. The clock is only used for the display, never for
+anything written to the output.
 """
 
 from __future__ import annotations
@@ -12,7 +16,18 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
+
+
+@dataclass(frozen=True)
+class Work:
+    """The weight of the clips counted beside them: characters to speak in the clips done,
+    in those that came from the cache, and in all."""
+
+    done: int
+    cached: int
+    total: int
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
@@ -56,8 +71,10 @@ class ProgressReporter:
         self.clock = clock
         isatty = getattr(self.stream, "isatty", None)
         self.live = bool(isatty and isatty())
-        self._start: float | None = None  # when the first clip began rendering
-        self._start_rendered = 0
+        self._first: float | None = None  # the first call: something to show
+        self._start: float | None = None  # when the first rendered clip came back
+        self._start_rendered = 0  # the work it held, not timed
+        self._work = Work(0, 0, 0)
         self._last_draw: float | None = None
         self._last_text = ""
         self._state = (0, 0, 0)
@@ -69,14 +86,19 @@ class ProgressReporter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __call__(self, done: int, cached: int, total: int) -> None:
+    def __call__(self, done: int, cached: int, total: int, work: Work | None = None) -> None:
         if self.quiet:
             return
         now = self.clock()
-        rendered = done - cached
-        if self._start is None:
+        weight = work or Work(done, cached, total)  # without characters, each clip weighs one
+        rendered = weight.done - weight.cached
+        if self._first is None:
+            self._first = now
+        if self._start is None and rendered > 0:
+            # timed from the first clip back: the workers' start is not a rate of speech
             self._start, self._start_rendered = now, rendered
         self._state = (done, cached, total)
+        self._work = weight
         final = done >= total
         if self.live:
             if final or self._last_draw is None or now - self._last_draw >= 0.1:
@@ -89,12 +111,13 @@ class ProgressReporter:
             self._finished = True
 
     def eta(self, now: float) -> float | None:
-        """Seconds left at the rendering speed seen so far; None before there is one."""
-        done, cached, total = self._state
-        rendered = done - cached - self._start_rendered
+        """Seconds left at the rate of speech rendered so far (characters, or clips when
+        the caller gives no characters); None before there is one."""
+        work = self._work
+        rendered = work.done - work.cached - self._start_rendered
         if self._start is None or rendered <= 0 or now <= self._start:
             return None
-        return (total - done) * (now - self._start) / rendered
+        return (work.total - work.done) * (now - self._start) / rendered
 
     def text(self, now: float) -> str:
         done, cached, total = self._state
@@ -125,7 +148,7 @@ class ProgressReporter:
 
     def close(self) -> None:
         """Finish the live line, or print the last state if no line showed it yet."""
-        if self.quiet or self._start is None:
+        if self.quiet or self._first is None:
             return
         if self.live:
             if self._last_text:

@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from .errors import OutputError
 from .feed import is_loopback_url
+from .invocation import narrate
 from .layout import FEED_FILE, PAGE_FILE
 
 MAX_RANGES = 16
@@ -321,7 +322,7 @@ def serve(
     import uvicorn
 
     if not (Path(output_dir) / FEED_FILE).is_file():
-        raise OutputError(f"{Path(output_dir) / FEED_FILE}: not built yet; run `narrate build`")
+        raise OutputError(f"{Path(output_dir) / FEED_FILE}: not built yet; run `{narrate()} build`")
     feed_text = (Path(output_dir) / FEED_FILE).read_text(encoding="utf-8", errors="replace")
     built = feed_base(feed_text)
     sock = bind_socket(host, port)

@@ -57,6 +57,7 @@ from .engines import (
 from .errors import OutputError, SynthesisError
 from .layout import cache_dir
 from .model import Clip, Line, Voice
+from .progress import Work
 
 __all__ = [
     "ClipCache",
@@ -80,7 +81,13 @@ KEY_SCHEMA = 1  # bump if the key's recipe changes
 CLIP_TIMEOUT = 120  # seconds one child may spend on one utterance before it is killed
 WORKER_NICE = 5  # workers yield to the build's process (its checks) when cores are short
 
-ProgressFn = Callable[[int, int, int], None]
+
+class ProgressFn(Protocol):
+    """progress(done, cached, total, work): unique clips, and the characters they hold."""
+
+    def __call__(self, done: int, cached: int, total: int, work: Work, /) -> None: ...
+
+
 Job = tuple[Line, Voice] | tuple[Line, Voice, str]
 #: One engine for every voice (tests), or the engine of each voice by its `engine` name.
 Engines = Engine | Mapping[str, Engine]
@@ -890,10 +897,11 @@ def synthesize(
     Identical lines (same key) are rendered once: the first occurrence carries
     `rendered=True`, the others `rendered=False`, so counting `rendered` counts renders.
     `jobs` worker processes per engine (default: one per core, never more than clips to
-    render); `retries` re-renders after a failed attempt; `progress(done, cached, total)`
-    counts unique clips; `on_retry(message)` hears about clips that needed more than one
-    attempt. `workers`, pools started earlier with the same cache, are used for their
-    engines instead of new ones (and `jobs` and `retries` are theirs); the caller closes them.
+    render); `retries` re-renders after a failed attempt; `progress(done, cached, total,
+    work)` counts unique clips and the characters they speak; `on_retry(message)` hears about
+    clips that needed more than one attempt. `workers`, pools started earlier with the same
+    cache, are used for their engines instead of new ones (and `jobs` and `retries` are
+    theirs); the caller closes them.
     `cluster` renders the missing clips elsewhere (narration/cluster.py: a Dask cluster);
     they come back here, are checked as a fresh render is, and cached.
     """
@@ -927,13 +935,19 @@ def synthesize(
             group = todo.setdefault(eng.name, (eng, []))[1]
             group.append((ClipTask(n, key, line.spoken, voice), items[i]))
     total, cached = len(first), len(clips)
+    weight = {key: len(items[i].line.spoken) for key, i in first.items()}
+    chars = sum(weight.values())
+    chars_cached = chars_done = sum(weight[key] for key in clips)
     if progress:
-        progress(cached, cached, total)
+        progress(cached, cached, total, Work(chars_done, chars_cached, chars))
 
     def finished(task: ClipTask, clip: Clip) -> None:
+        nonlocal chars_done
+        if task.key not in clips:
+            chars_done += weight[task.key]
         clips[task.key] = clip
         if progress:
-            progress(len(clips), cached, total)
+            progress(len(clips), cached, total, Work(chars_done, chars_cached, chars))
 
     if todo and cluster is not None:
         _render_remote(todo, cache, cluster, finished, on_retry)
@@ -1103,6 +1117,15 @@ def _render_all(
 # --------------------------------------------------------------------------- preview and play
 
 
+@dataclass(frozen=True)
+class PreviewPiece:
+    """One piece of a preview: its text as the engine reads it, in its voice."""
+
+    spoken: str
+    voice: Voice
+    engine: Engine
+
+
 def preview_text(
     text: str, voice: Voice, engine: Engine, out: Path, *, cache: ClipCache | None = None
 ) -> Path:
@@ -1111,35 +1134,83 @@ def preview_text(
     `out` ending in .mp3 is encoded with lameenc (64 kbps, at espeak-ng's 22,050 Hz); any
     other name gets the WAV. With `cache`, the clip is taken from or added to it.
     """
+    return preview_pieces([PreviewPiece(text, voice, engine)], out, cache=cache)
+
+
+def preview_pieces(
+    pieces: Sequence[PreviewPiece],
+    out: Path,
+    *,
+    pause_ms: int = 0,
+    cache: ClipCache | None = None,
+) -> Path:
+    """Render the pieces of one segment in order, as one clip, to `out`.
+
+    One piece is written as its clip (the build's bytes). Several (a segment the cast split
+    between voices) are trimmed to their speech and joined at 22,050 Hz with `pause_ms` of
+    silence between them, as a chapter lays them out: each voice's own engine reads its piece.
+    """
+    import numpy as np
+
+    from . import audio
+
     out = Path(out)
     if out.suffix.lower() not in (".wav", ".mp3"):
         raise OutputError(f"{out}: a preview is written as .wav or .mp3")
-    line = Line(text=text, spoken=text)
+    if not pieces:
+        raise SynthesisError(f"{out}: nothing to preview")
     with tempfile.TemporaryDirectory(prefix="narrate-preview-") as scratch:
         store = cache or ClipCache(Path(scratch))
-        (clip,) = synthesize([(line, voice, "preview")], engine=engine, cache=store, jobs=1)
+        clips = [
+            synthesize(
+                [(Line(text=p.spoken, spoken=p.spoken), p.voice, "preview")],
+                engine=p.engine,
+                cache=store,
+                jobs=1,
+            )[0]
+            for p in pieces
+        ]
+        if len(clips) == 1:
+            info = wav_info(clips[0].path)
+            with open(clips[0].path, "rb") as f:
+                f.seek(info.data_offset)
+                pcm = f.read(info.frames * info.sample_width)
+            rate, wav = info.sample_rate, clips[0].path.read_bytes()
+        else:
+            rate = audio.RATE
+            gap = np.zeros(rate * pause_ms // 1000, dtype="<i2")
+            joined: list[np.ndarray] = []
+            for i, clip in enumerate(clips):
+                samples = audio.read_clip(clip.path, clip.digest)
+                a, b = audio.speech_bounds(samples)
+                joined.extend([gap, samples[a:b]] if i else [samples[a:b]])
+            pcm = np.concatenate(joined).astype("<i2").tobytes()
+            wav = _wav_bytes(pcm, rate)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-            if out.suffix.lower() == ".mp3":
-                tmp.write_bytes(_encode_mp3(clip))
-            else:
-                shutil.copyfile(clip.path, tmp)
+            tmp.write_bytes(_encode_mp3(pcm, rate) if out.suffix.lower() == ".mp3" else wav)
             os.replace(tmp, out)
         except OSError as exc:
             raise OutputError(f"{out}: cannot write the preview ({exc.strerror})") from None
     return out
 
 
-def _encode_mp3(clip: Clip) -> bytes:
+def _wav_bytes(pcm: bytes, rate: int) -> bytes:
+    """A canonical mono 16-bit PCM WAV of `pcm`."""
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16,
+        b"data", len(pcm),
+    )  # fmt: skip
+    return header + pcm
+
+
+def _encode_mp3(pcm: bytes, rate: int) -> bytes:
     import lameenc
 
-    info = wav_info(clip.path)
-    with open(clip.path, "rb") as f:
-        f.seek(info.data_offset)
-        pcm = f.read(info.frames * info.sample_width)
     encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(info.sample_rate)
+    encoder.set_in_sample_rate(rate)
     encoder.set_channels(1)
     encoder.set_bit_rate(64)
     encoder.set_quality(2)

@@ -4,7 +4,10 @@ no traceback, and output/ untouched. These refuse before synthesis, so they are 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -324,3 +327,63 @@ def test_files_in_seeds_narrate_cannot_read_are_named_not_skipped(make_project) 
         "Warning: seeds/novel.mobi: a Kindle book (MOBI): narrate cannot read it "
         "(.txt, .md, .epub, .html, .xhtml, .htm only); it is not read",
     ]
+
+
+def _console_script(bin_dir: Path) -> Path:
+    """A `narrate` console script as pip writes one, running this checkout's narration."""
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "narrate"
+    repo = Path(__file__).resolve().parent.parent
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(repo)!r})\n"
+        "from narration.cli import main\nsys.exit(main())\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_init_prints_a_build_command_that_runs_as_printed(tmp_path: Path) -> None:
+    """After `make build` narrate is .venv/bin/narrate, not on PATH: init's hint says so, and
+    the line it prints, typed into a shell, builds the new project."""
+    _console_script(tmp_path / ".venv" / "bin")
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "NARRATE_CACHE_DIR": str(tmp_path / "cache")}
+    init = subprocess.run(
+        [".venv/bin/narrate", "init", "my book"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    hint = init.stdout.strip().splitlines()[-1]
+    typed = hint.split("and run: ", 1)[1]
+    assert typed == ".venv/bin/narrate build -p 'my book'"
+    # Messages that name another command name it the same way.
+    serve = subprocess.run(
+        [".venv/bin/narrate", "serve", "-p", "my book"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "run `.venv/bin/narrate build` first" in serve.stderr
+
+    built = subprocess.run(
+        typed, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "my book" / "output" / "feed.xml").is_file()
+    # With the venv on PATH (activated, or pip installed), the bare name is what to type.
+    on_path = {**env, "PATH": f"{tmp_path / '.venv' / 'bin'}:/usr/bin:/bin"}
+    again = subprocess.run(
+        ["narrate", "init", "other"],
+        cwd=tmp_path,
+        env=on_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.stdout.strip().endswith("and run: narrate build -p other"), again.stdout

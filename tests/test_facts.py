@@ -18,6 +18,7 @@ from pathlib import Path
 
 import feedparser
 import mutagen.id3
+import podcastparser
 import pytest
 from click.testing import CliRunner
 from lxml import etree
@@ -337,3 +338,48 @@ def test_a_year_no_tag_can_hold_is_refused_naming_the_line(tmp_path: Path) -> No
         f"Error: {root / 'podcast.yaml'}:2: year: must be between 0 and 9999 (got 18860)"
     ]
     assert not (root / "output").exists()
+
+
+def test_a_show_nobody_titles_warns_and_no_owner_is_made_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No title in podcast.yaml or the book: the build says which title it fell back on.
+    podcast.yaml names an author and no owner: itunes:author is that author, and the feed
+    has no itunes:owner (Apple lists it as recommended, not required) rather than the author
+    as the show's contact."""
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "notes"
+    (root / "seeds").mkdir(parents=True)
+    shutil.copy(REPO / "voices.yaml", root / "voices.yaml")
+    (root / "podcast.yaml").write_text("author: Jane Roe\n", encoding="utf-8")
+    (root / "seeds" / "notes.txt").write_text(
+        "Chapter I\n\nThe water was high that spring.\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch(2026, 12, 1))
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "no title" in line]
+    assert warned == [
+        "Warning: podcast.yaml: no title, and the book names none; the show is called "
+        "'Chapter I' after its first chapter (set title: in podcast.yaml)"
+    ]
+    out = root / "output"
+    feed = etree.parse(str(out / "feed.xml"))
+    assert feed.findtext("channel/title") == "Chapter I"
+    assert feed.findtext(f"channel/{{{ITUNES}}}author") == "Jane Roe"
+    assert feed.find(f"channel/{{{ITUNES}}}owner") is None
+    parsed = feedparser.parse(str(out / "feed.xml"))
+    assert not parsed.bozo and "publisher_detail" not in parsed.feed
+    with open(out / "feed.xml", "rb") as fh:
+        podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", fh)
+    assert "itunes_owner" not in podcast and podcast["itunes_author"] == "Jane Roe"
+
+    (root / "podcast.yaml").write_text(
+        "title: Notes\nauthor: Jane Roe\nowner_name: Sam Poe\nowner_email: sam@example.org\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["build", "-p", str(root), "-q"])
+    assert result.exit_code == 0 and "no title" not in result.output, result.output
+    with open(out / "feed.xml", "rb") as fh:
+        podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", fh)
+    assert podcast["itunes_owner"] == {"name": "Sam Poe", "email": "sam@example.org"}

@@ -334,3 +334,50 @@ def test_cast_json_offsets_epub_seed(tmp_path: Path) -> None:
     document = "".join(ElementTree.fromstring(XHTML.encode()).itertext())
     spoken = [(t.replace("Mrs. ", "Mrs.\u00a0"), who, why) for t, who, why in SPOKEN]
     assert_offsets(data, {"book.epub/OEBPS/text/ch1.xhtml": document}, spoken)
+
+
+def test_preview_takes_every_id_segments_and_cast_print(tmp_path: Path) -> None:
+    """A dialogue rule splits a paragraph into `<id>.0`, `.1`…; `narrate segments` prints the
+    paragraph's own id. Preview takes both: the whole id reads its pieces in order, each in
+    its voice (real espeak-ng renders), as one clip."""
+    import wave
+
+    import numpy as np
+
+    root = novel_project(tmp_path, VOICES + DIALOGUE_RULE)
+    runner = CliRunner()
+    segments = json.loads(runner.invoke(main, ["segments", "-p", str(root), "--json"]).stdout)
+    cast = json.loads(runner.invoke(main, ["cast", "-p", str(root), "--json"]).stdout)
+    segment_ids = [s["id"] for c in segments["chapters"] for s in c["segments"]]
+    part_ids = [s["id"] for c in cast["chapters"] for s in c["segments"]]
+
+    def preview(segment_id: str) -> np.ndarray:
+        result = runner.invoke(main, ["preview", "-p", str(root), segment_id])
+        assert result.exit_code == 0, f"{segment_id}: {result.output}"
+        with wave.open(result.stdout.strip()) as w:
+            assert w.getframerate() == 22050
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+    clips = {i: preview(i) for i in dict.fromkeys(segment_ids + part_ids)}
+    assert all(clip.size > 0.3 * 22050 for clip in clips.values())
+
+    split = "the-red-lamp-4ad10696"  # "Your boots…," said Holmes. "And your hat…"
+    pieces = [i for i in part_ids if i.startswith(f"{split}.")]
+    assert split not in part_ids and pieces == [f"{split}.0", f"{split}.1", f"{split}.2"]
+    whole = clips[split]
+    # each piece's speech is in the whole clip, sample for sample, in reading order
+    found = []
+    for piece in pieces:
+        mid = clips[piece].size // 2
+        window = clips[piece][mid - 1000 : mid + 1000].tobytes()
+        at = whole.tobytes().find(window)
+        assert at >= 0 and at % 2 == 0, piece
+        assert whole.tobytes().find(window, at + 1) == -1, piece
+        found.append(at)
+    assert found == sorted(found)
+    # trimmed of the pieces' own lead and tail silence, with a sentence pause between them
+    assert whole.size < sum(clips[p].size for p in pieces)
+    assert whole.size > sum(clips[p].size for p in pieces) * 0.5
+
+    result = runner.invoke(main, ["preview", "-p", str(root), f"{split}.9"])
+    assert result.exit_code == 1 and f"no segment '{split}.9'" in result.output

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import hashlib
 import io
+import itertools
 import os
 import signal
 import struct
@@ -28,7 +29,7 @@ from narration.errors import OutputError, SynthesisError
 from narration.layout import CACHE_ENV
 from narration.layout import cache_dir as default_cache_dir
 from narration.model import Clip, Line, Voice
-from narration.progress import ProgressReporter, format_duration
+from narration.progress import ProgressReporter, Work, format_duration
 from narration.synth import (
     ClipCache,
     ClipProblem,
@@ -75,7 +76,7 @@ def first_build(
     engine: Pyttsx3Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[ClipCache, list[Clip], list]:
     cache = ClipCache(tmp_path_factory.mktemp("cache") / "clips")
-    calls: list[tuple[int, int, int]] = []
+    calls: list[tuple[int, int, int, Work]] = []
     clips = synthesize(
         book_jobs(), engine=engine, cache=cache, jobs=2, progress=lambda *a: calls.append(a)
     )
@@ -265,7 +266,14 @@ def test_every_line_gets_a_verified_clip_in_order(
     # the duplicate line is rendered once: only its first occurrence counts as rendered
     assert [c.rendered for c in clips] == [True] * 6 + [False]
     assert clips[6].path == clips[0].path
-    assert calls[0] == (0, 0, 6) and calls[-1] == (6, 0, 6) and len(calls) == 7
+    chars = sum(len(ln.spoken) for ln, _, _ in jobs[:6])  # the duplicate is rendered once
+    assert calls[0] == (0, 0, 6, Work(0, 0, chars)) and len(calls) == 7
+    assert calls[-1] == (6, 0, 6, Work(chars, 0, chars))
+    # each clip back adds its own line's characters
+    done = sorted(c[3].done for c in calls)
+    assert sorted(b - a for a, b in itertools.pairwise(done)) == sorted(
+        len(ln.spoken) for ln, _, _ in jobs[:6]
+    )
     assert capfd.readouterr().out == ""  # no "Audio saved to ..." from any worker
 
 
@@ -284,7 +292,8 @@ def test_second_build_renders_nothing_and_starts_no_worker(
     assert time.monotonic() - started < 0.5
     assert [c.rendered for c in again] == [False] * 7
     assert [c.path for c in again] == [c.path for c in clips]
-    assert calls == [(6, 6, 6)]
+    chars = sum(len(ln.spoken) for ln, _, _ in book_jobs()[:6])
+    assert calls == [(6, 6, 6, Work(chars, chars, chars))]
 
 
 def test_builds_are_byte_identical_whatever_the_jobs_or_order(
@@ -639,6 +648,50 @@ def test_progress_prints_periodic_lines_in_a_log() -> None:
     assert lines[1] == "synthesis: 60/100 clips (20 rendered, 40 from cache, 40 left, ETA 0:20)"
     assert lines[-1] == "synthesis: 100/100 clips (60 rendered, 40 from cache, 0 left, done)"
     assert len(lines) == 4  # start, every 10 s, the end: a short log
+
+
+def test_progress_estimates_from_characters_timed_from_the_first_clip_back() -> None:
+    """A fake clock: the workers take 20 s to start (a model to load), then speak 100
+    characters a second, through short clips and long ones. The ETA is the characters left at
+    that rate, exact whatever the clips' sizes; clips per second since the first call would
+    say 60 s left at the end of the short clips when 900 s are."""
+    out, clock = io.StringIO(), Clock()
+    report = ProgressReporter(out, interval=1000, clock=clock)
+    sizes = [50] * 10 + [2000] * 45  # ten headings, then long paragraphs: 90,500 characters
+    total = sum(sizes)
+    report(0, 0, len(sizes), Work(0, 0, total))
+    assert report.eta(clock.now) is None
+    clock.now += 20  # the workers start
+    done = 0
+    etas = []
+    for n, size in enumerate(sizes, 1):
+        clock.now += size / 100
+        done += size
+        report(n, 0, len(sizes), Work(done, 0, total))
+        etas.append(report.eta(clock.now))
+    assert etas[0] is None  # one clip back: no rate yet (its time holds the start)
+    for n, eta in enumerate(etas[1:], 2):
+        left = (total - sum(sizes[:n])) / 100
+        assert eta == pytest.approx(left), n
+    assert "55/55 clips (55 rendered, 0 from cache, 0 left, done)" in out.getvalue()
+
+    # cached clips are not a rate of speech: 40,000 characters from the cache, then 10 a second
+    report = ProgressReporter(io.StringIO(), clock=clock)
+    report(40, 40, 60, Work(40_000, 40_000, 60_000))
+    clock.now += 30
+    report(41, 40, 60, Work(41_000, 40_000, 60_000))
+    clock.now += 100
+    report(42, 40, 60, Work(42_000, 40_000, 60_000))
+    assert report.eta(clock.now) == pytest.approx(1800)
+
+    # without characters (assembly's chapters), each item weighs one, as before
+    report = ProgressReporter(io.StringIO(), clock=clock, unit="chapters")
+    report(0, 0, 4)
+    clock.now += 5
+    report(1, 0, 4)
+    clock.now += 10
+    report(2, 0, 4)
+    assert report.eta(clock.now) == pytest.approx(20)
 
 
 def test_progress_draws_a_bar_on_a_terminal_and_nothing_when_quiet() -> None:

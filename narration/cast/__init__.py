@@ -22,6 +22,7 @@ from typing import Any
 
 from ..config import RuleConfig, VoiceConfig, VoicesConfig, text_matches
 from ..errors import Problem
+from ..invocation import narrate
 from ..locate import Offsets
 from ..model import (
     MAX_UTTERANCE,
@@ -557,7 +558,7 @@ def cast_outline(
         from ..speakers.review import tally
 
         out.append("")
-        out.append(f"Speakers: {tally(speakers)} (narrate characters lists them).")
+        out.append(f"Speakers: {tally(speakers)} ({narrate()} characters lists them).")
     voiced = [(c, r) for c in speakers.characters if (r := (roles or {}).get(c.id)) and r.voice]
     if voiced:
         out.append("Characters' voices:")

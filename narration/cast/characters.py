@@ -26,6 +26,7 @@ from typing import Any, Literal
 from ..config import DEFAULT_ENGINE, CharactersConfig, VoiceConfig, VoicesConfig
 from ..errors import Problem
 from ..inline import WORD
+from ..invocation import narrate
 from ..model import Book, CastableVoice, Character, Quotation, Segment, Speakers, Voice
 
 #: How a character got its voice, as `narrate characters` and `narrate cast` say it.
@@ -339,7 +340,7 @@ def character_problems(
                     path,
                     lines.get(loc),
                     f"{where}: no character found is called '{name}' "
-                    "(`narrate characters` lists them)",
+                    f"(`{narrate()} characters` lists them)",
                 )
             )
 
@@ -387,7 +388,7 @@ def character_problems(
                     path,
                     lines.get(loc),
                     f"characters.speakers.{part}: no quotation is in a part or segment of "
-                    "this id (`narrate cast` shows them)",
+                    f"this id (`{narrate()} cast` shows them)",
                 )
             )
             continue

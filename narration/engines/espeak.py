@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SynthesisError
+from ..invocation import narrate
 from ..model import CastableVoice, Voice
 from .base import (
     CAST_GENDERS,
@@ -279,11 +280,11 @@ class _Espeak:
             # espeak-ng silently ignores an unknown variant and keeps the plain voice.
             raise VoiceNotFound(
                 f"voice '{voice.name}': espeak-ng has no variant '{variant}' "
-                f"(in '{engine_voice}'; see `narrate voices`)"
+                f"(in '{engine_voice}'; see `{narrate()} voices`)"
             )
         if api.SetVoiceByName(engine_voice.encode("utf-8")) != api.EE_OK:
             raise VoiceNotFound(
-                f"voice '{voice.name}': espeak-ng has no voice '{base}' (see `narrate voices`)"
+                f"voice '{voice.name}': espeak-ng has no voice '{base}' (see `{narrate()} voices`)"
             )
         # A voice change keeps the previous rate, pitch and volume: set all of them each time.
         api.SetParameter(api.RATE, int(voice.rate), 0)

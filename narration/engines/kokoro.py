@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SynthesisError
+from ..invocation import narrate
 from ..model import PHONEMES_CLOSE, PHONEMES_OPEN, CastableVoice, Voice
 from .base import (
     CAST_GENDERS,
@@ -261,7 +262,9 @@ def load_style(vid: str) -> np.ndarray:
 
     voice = catalogue().get(vid)
     if voice is None:
-        raise VoiceNotFound(f"Kokoro has no voice '{vid}' (see `narrate voices --engine kokoro`)")
+        raise VoiceNotFound(
+            f"Kokoro has no voice '{vid}' (see `{narrate()} voices --engine kokoro`)"
+        )
     path = VOICES_DIR / f"{vid}.bin"
     data = _read(path, "the Kokoro voice")
     if hashlib.sha256(data).hexdigest() != voice.sha256:
