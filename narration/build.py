@@ -2,8 +2,9 @@
 
 Everything that can refuse (configuration, seeds, casting, cover, base URL) is checked
 before anything is written, so a refused build leaves output/ exactly as it was. Then, under
-a lock on output/: synthesis (cached), assembly (skipped for unchanged chapters), the feed,
-the show page and output/build.json. Every file is written beside its final name and
+the project's lock (.narrate/lock): synthesis (cached in .narrate/cache), assembly (skipped
+for unchanged chapters, as .narrate/state says), the feed, the show page and
+output/build.json. Every file is written beside its final name and
 renamed into place, so an interrupted build never leaves a truncated file that looks done.
 """
 
@@ -31,11 +32,9 @@ from .layout import (
     FEED_FILE,
     OUTPUT_COVERS,
     OUTPUT_DIR,
-    PREVIEWS_DIR,
     REPORT_FILE,
     SCHEDULER_ENV,
     SEEDS_DIR,
-    STATE_DIR,
     audiobook_file,
     is_audiobook_file,
     is_chapter_file,
@@ -296,25 +295,6 @@ class _Stages:
             self.report.stages[name] = self.report.stages.get(name, 0.0) + took - inner
 
 
-@contextmanager
-def build_lock(output: Path) -> Iterator[None]:
-    """One build per project at a time; a second one says so and stops."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(output / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise OutputError(
-            f"{output}: another narrate build is running on this project; "
-            "wait for it to finish, then build again"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def _os_error(exc: OSError) -> OutputError:
     name = exc.filename or "output"
     return OutputError(f"{name}: {exc.strerror or exc}")
@@ -403,9 +383,11 @@ def build_project(
             quiet,
             warn,
         )
+        from .workspace import build_lock
+
         try:
-            project.output.mkdir(parents=True, exist_ok=True)
-            with build_lock(project.output):
+            with build_lock(project.root, "build again"):
+                project.output.mkdir(parents=True, exist_ok=True)
                 _build_locked(run)
         except OSError as exc:
             raise _os_error(exc) from None
@@ -565,7 +547,14 @@ def _build_locked(run: _Run) -> None:
     checked, report, stage, show = run.checked, run.report, run.stage, run.show
     project, cast = checked.project, checked.cast
     out = project.output
-    _remove_leftovers(out, project.lock_file)
+    from .workspace import adopt_legacy
+
+    moved = adopt_legacy(project.root)
+    if moved:
+        run.warn(
+            f"moved {', '.join(moved)}: output/ holds only the show now (git-ignore .narrate/)"
+        )
+    _remove_leftovers([out, project.state], project.lock_file)
 
     with ThreadPoolExecutor(max_workers=1) as background:
         # Without a cover of the user's (the checks looked), one is drawn in a thread while
@@ -644,6 +633,7 @@ def _build_locked(run: _Run) -> None:
                 pauses=checked.voices.pauses,
                 audio=checked.voices.audio,
                 out_dir=out,
+                state_dir=project.state,
                 jobs=run.jobs,
                 progress=assembled,
                 m4b=run.m4b,
@@ -686,6 +676,7 @@ def _build_locked(run: _Run) -> None:
                 show=show,
                 bitrate=checked.voices.audio.bitrate,
                 path=audiobook_file(out, show.title),
+                state_dir=project.state,
             )
         report.audiobook = {
             "file": book.path.name,
@@ -755,10 +746,11 @@ def _preload_assembly() -> None:
     preload()
 
 
-def _remove_leftovers(out: Path, lock_file: Path) -> None:
-    """Temporary files of a build that was killed (.NAME.tmpPID beside each final name): under
-    the lock no other build is writing them, and left alone they would be published."""
-    for folder in (out, out / STATE_DIR):
+def _remove_leftovers(folders: list[Path], lock_file: Path) -> None:
+    """Temporary files of a build that was killed (.NAME.tmpPID beside each final name, a
+    chapter's timeline and pieces in the state): under the lock no other build is writing
+    them, and left alone they would be published, or fill the disk."""
+    for folder in folders:
         if folder.is_dir():
             for path in folder.glob(".*.tmp*"):
                 if path.is_file() and _TEMP_FILE.fullmatch(path.name):
@@ -840,7 +832,7 @@ def preview_clip(
         engines = EngineSet(checked.engines)  # their models were checked with the project
         pause = checked.voices.pauses.sentence  # as a chapter joins a split segment's pieces
     pieces = [PreviewPiece(text, voice, engines.ready(voice.engine)) for text, voice in said]
-    target = out or (project.output / PREVIEWS_DIR / f"{_safe(name)}.wav")
+    target = out or (project.previews / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return preview_pieces(pieces, target, pause_ms=pause)
@@ -903,23 +895,45 @@ def load_config_podcast(project: Project) -> PodcastConfig:
 
 
 def clean_project(project: Project, *, everything: bool) -> list[str]:
-    """Empty the clip cache, or all of output/."""
+    """Empty the clip cache, or remove output/ and .narrate/ (never the seeds or the
+    configuration); refused while a build runs on the project, whose files these are."""
     from .progress import count as plural
     from .synth import ClipCache
+    from .workspace import adopt_legacy, build_lock
 
     done = []
+    work = project.work
     try:
-        if everything:
-            if project.output.exists():
-                shutil.rmtree(project.output)
-                done.append(f"removed {project.display(project.output)}")
+        if everything and not work.exists() and not project.output.exists():
             return done
-        cache = ClipCache(project.cache)
-        count = cache.clear()
-        done.append(f"removed {plural(count, 'cached clip')} from {project.display(project.cache)}")
+        with build_lock(project.root, "clean"):
+            if everything:
+                if project.output.exists():
+                    shutil.rmtree(project.output)
+                    done.append(f"removed {project.display(project.output)}")
+                for path in sorted(work.iterdir()):  # all but the lock, held until the end
+                    if path != project.build_lock:
+                        _remove(path)
+            else:
+                adopt_legacy(project.root)  # an older narrate's cache is the one to empty
+                count = ClipCache(project.cache).clear()
+                done.append(
+                    f"removed {plural(count, 'cached clip')} from {project.display(project.cache)}"
+                )
+        if everything:
+            project.build_lock.unlink(missing_ok=True)
+            work.rmdir()
+            done.append(f"removed {project.display(work)}")
     except OSError as exc:
         raise _os_error(exc) from None
     return done
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 __all__ = ["BuildReport", "Checked", "NarrateError", "build_project", "check_project"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +34,44 @@ class NarrateClickError(click.ClickException):
 
 
 class Interrupted(click.ClickException):
-    """Ctrl-C: one line, and the exit status shells expect after SIGINT (128 + 2)."""
+    """Ctrl-C, SIGTERM or SIGHUP: one line, and the exit status shells expect after the
+    signal (128 + its number: 130, 143, 129)."""
 
-    exit_code = 130
+    def __init__(self, signum: int) -> None:
+        how = (
+            "interrupted"
+            if signum == signal.SIGINT
+            else f"stopped by {signal.Signals(signum).name}"
+        )
+        super().__init__(f"{how}; the next build resumes from the cache")
+        self.exit_code = 128 + signum
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the build is: it stops as after Ctrl-C (every
+    `finally` runs: workers stopped, temporary files removed, the lock released)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: The signals that end a build as Ctrl-C does: a plain `kill`, `docker stop`, a CI time-out,
+#: a closed terminal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise Stopped in the main thread; a second one while the build
+    cleans up is ignored, so the cleanup runs to its end."""
+
+    def stop(signum: int, _frame: object) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
 
 
 def handle_errors(func: F) -> F:
@@ -47,8 +83,8 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NarrateError as exc:
             raise NarrateClickError(exc) from exc
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted; the next build resumes from the cache") from None
+        except KeyboardInterrupt as exc:
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -348,6 +384,7 @@ def build(
 
     from .build import build_project
 
+    _stop_on_signals()
     if base_url is not None:
         _check_base_url(base_url)
     if scheduler is not None and cluster_workers is not None:
@@ -407,11 +444,15 @@ def serve(project_dir: Path | None, host: str, port: int) -> None:
 @main.command()
 @project_option
 @click.option(
-    "--all", "everything", is_flag=True, help="Remove all of output/, not just the clip cache."
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Remove output/ and .narrate/ (cache, state, previews), not just the clip cache.",
 )
 @handle_errors
 def clean(project_dir: Path | None, everything: bool) -> None:
-    """Empty the clip cache (and with --all, the whole output/)."""
+    """Empty the clip cache (with --all, remove output/ and .narrate/; never the seeds or
+    the configuration). Refused while a build runs on the project."""
     from .build import clean_project
 
     for line in clean_project(open_project_dir(project_dir), everything=everything):

@@ -6,14 +6,22 @@ writes, in one place that every stage reads (so no stage imports another for a n
       voices.yaml       the cast
       podcast.yaml      the show (optional)
       narrate.lock      episode guids, dates and fingerprints: committed
-      output/           everything a build writes, safe to delete
+      output/           the show, exactly what a static host serves (is_published)
         feed.xml  index.html  cover.jpg|png  build.json
         NN-<chapter>.mp3 .vtt .chapters.json
         <book>.m4b      the whole book as one audiobook (m4b: true, or --m4b)
+      .narrate/         what a build keeps for itself, git-ignored, never published
+        lock            held by the running build (its pid inside)
+        state/          each chapter's inputs, to skip unchanged ones (and, with the
+                        audiobook on, each chapter's AAC: NN-<chapter>.aac); a chapter's
+                        timeline and pieces while it is assembled (.NN-<chapter>.*.tmpPID)
+        cache/clips/    rendered clips ($NARRATE_CACHE_DIR moves them)
         previews/       `narrate preview` clips
-        .state/         each chapter's inputs, to skip unchanged ones (and, with the
-                        audiobook on, each chapter's AAC: NN-<chapter>.aac)
-        .cache/clips/   rendered clips ($NARRATE_CACHE_DIR moves them)
+
+Files are written beside their final name (.NAME.tmpPID) and renamed into place; a killed
+build's are removed by the next one. A project built by an older narrate kept its cache in
+output/.cache/clips, its state in output/.state, its previews in output/previews and its
+lock in output/.lock (LEGACY): a build moves them here.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 SEEDS_DIR = "seeds"
@@ -32,8 +41,12 @@ OUTPUT_DIR = "output"
 FEED_FILE = "feed.xml"
 PAGE_FILE = "index.html"
 REPORT_FILE = "build.json"  # the last file a build writes
+#: What a build keeps for itself, beside output/ (git-ignored), and its parts.
+WORK_DIR = ".narrate"
 PREVIEWS_DIR = "previews"
-STATE_DIR = ".state"
+STATE_DIR = "state"
+BUILD_LOCK = "lock"
+CACHE_DIR = "cache/clips"
 CACHE_ENV = "NARRATE_CACHE_DIR"
 #: Dask's own variable for its scheduler: a build renders its clips there when it is set.
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -87,10 +100,66 @@ def is_chapter_file(name: str) -> bool:
     return _CHAPTER_FILE.match(name) is not None and name.endswith(CHAPTER_SUFFIXES)
 
 
+def work_dir(project_root: Path) -> Path:
+    """<project>/.narrate: the cache, state, previews and lock, never published."""
+    return Path(project_root) / WORK_DIR
+
+
+def state_dir(project_root: Path) -> Path:
+    """Each chapter's inputs and AAC, and a chapter's scratch files while it is assembled."""
+    return work_dir(project_root) / STATE_DIR
+
+
+def previews_dir(project_root: Path) -> Path:
+    return work_dir(project_root) / PREVIEWS_DIR
+
+
+def lock_path(project_root: Path) -> Path:
+    """The file the running build holds locked (one build per project at a time)."""
+    return work_dir(project_root) / BUILD_LOCK
+
+
 def cache_dir(project_root: Path) -> Path:
     """Rendered clips: $NARRATE_CACHE_DIR if set (shared between projects), else
-    <project>/output/.cache/clips."""
+    <project>/.narrate/cache/clips."""
     env = os.environ.get(CACHE_ENV, "").strip()
     if env:
         return Path(env).expanduser().resolve()
-    return Path(project_root) / OUTPUT_DIR / ".cache" / "clips"
+    return work_dir(project_root) / CACHE_DIR
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A folder an older narrate kept inside output/, and where it lives now."""
+
+    old: Path
+    new: Path
+
+
+def legacy_folders(project_root: Path) -> list[Moved]:
+    """Where an older narrate kept what now lives in .narrate/ (in output/): the clip
+    cache, the state and the previews, for a build to move them."""
+    out = Path(project_root) / OUTPUT_DIR
+    return [
+        Moved(out / ".cache" / "clips", cache_dir(project_root)),
+        Moved(out / ".state", state_dir(project_root)),
+        Moved(out / PREVIEWS_DIR, previews_dir(project_root)),
+    ]
+
+
+def legacy_leftovers(project_root: Path) -> tuple[Path, Path]:
+    """An older narrate's build lock in output/, and the folder its cache was in (removed
+    when empty once the clips have moved)."""
+    out = Path(project_root) / OUTPUT_DIR
+    return out / ".lock", out / ".cache"
+
+
+def is_published(name: str) -> bool:
+    """Whether `name` (a file directly in output/) is one a static host should serve: the
+    feed, the page, the cover, build.json, a chapter's files or the audiobook. Nothing
+    hidden, no folder: what a build keeps for itself is in .narrate/."""
+    return (
+        name in (FEED_FILE, PAGE_FILE, REPORT_FILE, *OUTPUT_COVERS)
+        or is_chapter_file(name)
+        or is_audiobook_file(name)
+    )

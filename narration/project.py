@@ -1,7 +1,8 @@
 """Where a book project keeps its files, and the read-only steps every command shares.
 
 A project directory holds `seeds/`, `voices.yaml`, `podcast.yaml` (optional),
-`narrate.lock` (episode guids and dates, committed like a lock file) and `output/`.
+`narrate.lock` (episode guids and dates, committed like a lock file), `output/` (the
+show, as published) and `.narrate/` (the build's cache, state, previews and lock).
 Loading a project validates everything and writes nothing, so a command that refuses
 leaves `output/` exactly as it was.
 """
@@ -14,7 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import OutputError, Problem
-from .layout import LOCK_FILE, OUTPUT_DIR, PODCAST_FILE, SEEDS_DIR, VOICES_FILE, cache_dir
+from .layout import (
+    LOCK_FILE,
+    OUTPUT_DIR,
+    PODCAST_FILE,
+    SEEDS_DIR,
+    VOICES_FILE,
+    cache_dir,
+    lock_path,
+    previews_dir,
+    state_dir,
+    work_dir,
+)
 
 if TYPE_CHECKING:  # the configuration's pydantic models load only when a command reads it
     from .config import Catalog, PodcastConfig, VoicesConfig
@@ -50,8 +62,25 @@ class Project:
         return self.root / LOCK_FILE
 
     @property
+    def work(self) -> Path:
+        """.narrate/: what a build keeps for itself (never published)."""
+        return work_dir(self.root)
+
+    @property
+    def state(self) -> Path:
+        return state_dir(self.root)
+
+    @property
+    def previews(self) -> Path:
+        return previews_dir(self.root)
+
+    @property
+    def build_lock(self) -> Path:
+        return lock_path(self.root)
+
+    @property
     def cache(self) -> Path:
-        """Rendered clips: output/.cache/clips, or $NARRATE_CACHE_DIR."""
+        """Rendered clips: .narrate/cache/clips, or $NARRATE_CACHE_DIR."""
         return cache_dir(self.root)
 
     def display(self, path: Path) -> str:

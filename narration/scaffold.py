@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import OutputError
-from .layout import OUTPUT_DIR, PODCAST_FILE, SEEDS_DIR, VOICES_FILE
+from .layout import OUTPUT_DIR, PODCAST_FILE, SEEDS_DIR, VOICES_FILE, WORK_DIR
 
 _FILES = {  # where each template goes in a new project
     VOICES_FILE: VOICES_FILE,  # templates/ names them as a project does
@@ -16,8 +16,12 @@ _FILES = {  # where each template goes in a new project
 
 
 def init_project(directory: Path) -> list[Path]:
-    """Create DIRECTORY with seeds/, voices.yaml, podcast.yaml and .gitignore; never overwrite."""
+    """Create DIRECTORY with seeds/, voices.yaml, podcast.yaml and .gitignore; never overwrite,
+    and never beside a running build."""
+    from .workspace import refuse_while_building
+
     directory = Path(directory)
+    refuse_while_building(directory, "run narrate init")
     existing = [directory / rel for rel in _FILES if (directory / rel).exists()]
     if existing:
         raise OutputError(f"{existing[0]}: already exists; narrate init never overwrites files")
@@ -33,7 +37,8 @@ def init_project(directory: Path) -> list[Path]:
             created.append(target)
         ignore = directory / ".gitignore"
         if not ignore.exists():
-            ignore.write_text(f"{OUTPUT_DIR}/\n", encoding="utf-8")
+            # the show as built, and what the build keeps for itself (cache, state, lock)
+            ignore.write_text(f"{OUTPUT_DIR}/\n{WORK_DIR}/\n", encoding="utf-8")
             created.append(ignore)
     except OSError as exc:
         raise OutputError(f"{exc.filename or directory}: {exc.strerror}") from None

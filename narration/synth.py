@@ -4,7 +4,7 @@
   every voice setting, the engine and its versions, and what else the engine says matters,
   such as Kokoro's voice tensors) and nothing else: renaming a voice or changing its
   transcript label does not re-render it.
-* `ClipCache` keeps the WAVs under `<project>/output/.cache/clips` (or `$NARRATE_CACHE_DIR`),
+* `ClipCache` keeps the WAVs under `<project>/.narrate/cache/clips` (or `$NARRATE_CACHE_DIR`),
   written atomically; a truncated or corrupt entry reads as missing and is rendered again.
 * `synthesize` renders what is not cached on worker processes, one pool per engine (a book
   may mix them), one worker per core. espeak-ng keeps state from one utterance to the next,
@@ -641,7 +641,9 @@ def _worker_main(task_fd: int, result_fd: int) -> None:
     # (Kokoro's onnxruntime sets its own thread count.)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # the parent handles Ctrl-C and a closed terminal, and stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # A build starts us beside its own checks: they go first while both want a core.
     with contextlib.suppress(OSError, AttributeError):
         os.nice(WORKER_NICE)

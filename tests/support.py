@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -9,6 +11,24 @@ from narration.coverage import words_accounted
 from narration.model import Book, Segment
 from narration.readers import seed_contents
 from narration.segment import segment_book
+
+#: The checkout under test: `narrate` run in a subprocess imports narration from here (the
+#: venv's console script would import the installed, perhaps another, checkout's).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def narrate_env(**extra: str) -> dict[str, str]:
+    """The environment for a `narrate` subprocess: this checkout first on its import path,
+    no $NARRATE_CACHE_DIR unless given."""
+    env = {k: v for k, v in os.environ.items() if k != "NARRATE_CACHE_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def narrate_argv(*args: str) -> list[str]:
+    """`narrate ARGS` as this checkout's code runs it (with narrate_env)."""
+    return [sys.executable, "-m", "narration.cli", *args]
 
 
 def book_from(tmp: Path, files: dict[str, str | bytes]) -> Book:

@@ -239,6 +239,7 @@ def built(
             pauses=PausesConfig(),
             audio=AudioConfig(),
             out_dir=out,
+            state_dir=state_of(out),
         )
     finally:
         mp.undo()
@@ -418,6 +419,7 @@ def test_custom_pauses_are_heard(tmp_path: Path, rendered: dict[tuple[str, int],
         pauses=pauses,
         audio=AudioConfig(),
         out_dir=tmp_path,
+        state_dir=tmp_path / "state",
     )
     cues = {c.ident: c for c in read_vtt(ep.vtt)}
     assert abs(cues["p1.0"].start - 0.225) <= 0.002
@@ -502,6 +504,7 @@ def test_a_voice_heard_for_one_word_is_matched_too(
         pauses=PausesConfig(),
         audio=AudioConfig(),
         out_dir=tmp_path,
+        state_dir=tmp_path / "state",
     )
     gains = ep.voice_gains
     assert gains["Heckler"] > gains["Alexandra Kollontai"] + 6  # a quarter of the volume
@@ -532,6 +535,7 @@ def test_low_bitrate_stays_44k_cbr_and_under_the_ceiling(
         pauses=PausesConfig(),
         audio=config,
         out_dir=tmp_path,
+        state_dir=tmp_path / "state",
     )
     info = mutagen.mp3.MP3(ep.mp3).info
     assert (info.sample_rate, info.bitrate) == (44100, 32000)
@@ -548,8 +552,20 @@ def assemble_defaults(
 ) -> list[assemble.AssembledEpisode]:
     """assemble_book with the default pauses and audio settings."""
     return assemble_book(
-        chapters, show=show, pauses=PausesConfig(), audio=AudioConfig(), out_dir=out, jobs=jobs
+        chapters,
+        show=show,
+        pauses=PausesConfig(),
+        audio=AudioConfig(),
+        out_dir=out,
+        state_dir=state_of(out),
+        jobs=jobs,
     )
+
+
+def state_of(out: Path) -> Path:
+    """Where a test keeps the state of what it assembles in `out` (beside it, as a
+    project keeps .narrate/state beside output/)."""
+    return out.with_name(f"{out.name}-state")
 
 
 def _products(ep: assemble.AssembledEpisode) -> dict[str, bytes]:
@@ -569,6 +585,7 @@ def _small(
         pauses=pauses or PausesConfig(),
         audio=AudioConfig(),
         out_dir=out,
+        state_dir=state_of(out),
     )
 
 
@@ -672,7 +689,7 @@ def test_assemble_book_in_parallel_matches_one_process(
     # a rebuild with the book one chapter shorter keeps the others and forgets the third
     eps = assemble_defaults(chapters[:2], show, tmp_path / "jobs2", 2)
     assert [e.encoded for e in eps] == [True, True]  # "n/2" in TRCK: new tags, new files
-    assert sorted(p.name for p in (tmp_path / "jobs2" / ".state").iterdir()) == [
+    assert sorted(p.name for p in state_of(tmp_path / "jobs2").iterdir()) == [
         "01-one.json",
         "02-two.json",
     ]
@@ -697,6 +714,7 @@ def test_a_missing_or_broken_clip_is_a_clear_error(
             pauses=PausesConfig(),
             audio=AudioConfig(),
             out_dir=tmp_path,
+            state_dir=tmp_path / "state",
         )
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
@@ -710,6 +728,7 @@ def test_a_missing_or_broken_clip_is_a_clear_error(
             pauses=PausesConfig(),
             audio=AudioConfig(),
             out_dir=tmp_path,
+            state_dir=tmp_path / "state",
         )
     assert not list(tmp_path.glob("*.mp3"))
 
@@ -730,6 +749,7 @@ def test_an_unwritable_output_is_an_output_error_naming_the_file(
             pauses=PausesConfig(),
             audio=AudioConfig(),
             out_dir=blocker,
+            state_dir=tmp_path / "state",
         )
 
 
@@ -748,6 +768,7 @@ def test_titles_beyond_latin1_survive_id3v23(
         pauses=PausesConfig(),
         audio=AudioConfig(),
         out_dir=tmp_path,
+        state_dir=tmp_path / "state",
     )
     assert ep.mp3.name == "01-reforme.mp3"
     tags = mutagen.id3.ID3(ep.mp3)
@@ -1054,7 +1075,6 @@ def test_pieces_checked_again_after_a_high_decoded_peak(
         assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
         assert audio.mp3_frames(_audio_frames(ep.mp3)) * 1152 == decode(ep.mp3).size
         assert sorted(p.name for p in out.iterdir()) == [
-            ".state",
             "01-long.chapters.json",
             "01-long.mp3",
             "01-long.vtt",
@@ -1079,9 +1099,10 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
     with pytest.raises(SynthesisError, match=r"gone\.wav: clip is missing"):
         assemble_defaults(chapters, show, out, 2)
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    assert not [p.name for p in state_of(out).iterdir() if ".tmp" in p.name]
     # scratch files are named like every temporary file (.NAME.tmpPID): if a build is
     # killed, the next one recognises and removes them
-    timeline = timeline_mod.scratch_path(out, "01-one")
+    timeline = timeline_mod.scratch_path(state_of(out), "01-one")
     for scratch in (timeline, timeline_mod.piece_path(timeline, 12)):
         assert re.fullmatch(r"\..+\.tmp\d+", scratch.name), scratch.name
 

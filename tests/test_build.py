@@ -25,8 +25,8 @@ from narration.cli import main
 
 from .conftest import REPO
 
-#: Written by every build (its timings) or internal to output/: not part of the product.
-NOT_PRODUCT = {"build.json", ".lock"}
+#: Written by every build (its timings): not part of the product.
+NOT_PRODUCT = {"build.json"}
 
 
 def build(root: Path, *args: str) -> dict:
@@ -37,11 +37,11 @@ def build(root: Path, *args: str) -> dict:
 
 
 def products(out: Path) -> dict[str, tuple[str, int]]:
-    """Every file the build delivers (not the cache or state), with sha256 and mtime."""
+    """Every file the build delivers (all of output/ but build.json), with sha256 and mtime."""
     found = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
-        if p.is_file() and rel.parts[0] not in (".cache", ".state") and rel.name not in NOT_PRODUCT:
+        if p.is_file() and rel.name not in NOT_PRODUCT:
             found[str(rel)] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
     return found
 
@@ -168,7 +168,7 @@ def test_the_users_cover_goes_out_as_given(
     root = new_project(tmp_path / "book")
     Image.new("RGB", (1400, 1400), (150, 30, 30)).save(root / "seeds" / "cover.jpg", quality=90)
     mine = (root / "seeds" / "cover.jpg").read_bytes()
-    monkeypatch.setenv(layout.CACHE_ENV, str(built[0] / "output" / ".cache" / "clips"))
+    monkeypatch.setenv(layout.CACHE_ENV, str(built[0] / ".narrate" / "cache" / "clips"))
     report = build(root)
     assert report["totals"]["rendered"] == 0  # the first project's clips
     out = root / "output"
@@ -195,13 +195,13 @@ def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
             procs.extend(w.proc for w in self.workers)
 
     monkeypatch.setattr(synth, "WorkerPool", RecordedPool)
-    monkeypatch.delenv(layout.CACHE_ENV, raising=False)  # the cache is output/.cache/clips
+    monkeypatch.delenv(layout.CACHE_ENV, raising=False)  # the cache is .narrate/cache/clips
     result = CliRunner().invoke(main, ["build", "-p", str(root)])
     assert result.exit_code != 0 and "voices.yaml" in result.output, result.output
     assert "surprise" in result.output
     assert procs, "no workers were started early"
     assert all(p.poll() is not None for p in procs), "a worker outlived the refused build"
-    assert not (root / "output").exists()
+    assert not (root / "output").exists() and not (root / ".narrate").exists()
 
 
 def test_a_fresh_build_elsewhere_is_byte_identical(
@@ -219,4 +219,4 @@ def test_a_fresh_build_elsewhere_is_byte_identical(
     assert mine.keys() == theirs.keys()
     differ = [k for k in mine if mine[k] != theirs[k]]
     assert not differ, f"differ between two clean builds: {differ}"
-    assert not any((other / "output").rglob("*.wav")), "NARRATE_CACHE_DIR was ignored"
+    assert not any(other.rglob("*.wav")), "NARRATE_CACHE_DIR was ignored"

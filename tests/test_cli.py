@@ -247,6 +247,7 @@ def test_counts_agree_with_their_nouns(make_project) -> None:
     assert "Built 2 chapters" in report.summary() and "1 clip rendered" in report.summary()
     assert "1 chapter encoded" in report.summary()
     root = make_project()
+    # where an older narrate kept its cache: clean empties it too (moved to .narrate/ first)
     clip = root / "output" / ".cache" / "clips" / "ab" / ("ab" + "0" * 62 + ".wav")
     clip.parent.mkdir(parents=True)
     clip.write_bytes(b"RIFF")

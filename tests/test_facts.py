@@ -130,14 +130,12 @@ def m4b_tags(root: Path) -> dict:
 
 
 def products(root: Path) -> dict[str, str]:
-    """Every file the build delivers, by sha256 (not its timings, cache or state)."""
+    """Every file the build delivers, by sha256 (not its timings)."""
     out = root / "output"
     return {
         str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
-        if p.is_file()
-        and p.relative_to(out).parts[0] not in (".cache", ".state")
-        and p.name not in ("build.json", ".lock")
+        if p.is_file() and p.name != "build.json"
     }
 
 

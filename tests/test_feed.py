@@ -648,6 +648,7 @@ def test_a_chapter_from_assemble_is_published(tmp_path: Path, speech: list[bytes
         pauses=PausesConfig(),
         audio=AudioConfig(),
         out_dir=out,
+        state_dir=out.with_name("state"),
     )
     write_feed(
         [episode],

@@ -185,7 +185,7 @@ def test_builds_give_the_same_m4b_and_a_rebuild_that_changes_nothing_keeps_it(
     other = new_project(tmp_path / "other")
     with open(other / "podcast.yaml", "a", encoding="utf-8") as fh:
         fh.write("\nm4b: true\n")
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / "output" / ".cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
     report = build(other, "-j", "1")
     assert report["audiobook"]["written"] is True
     assert (other / "output" / BOOK).read_bytes() == book.read_bytes()
@@ -202,7 +202,7 @@ def test_turned_on_later_only_the_audio_is_encoded_for_it(
     """A book built without the M4B, then with: the MP3s are kept as they are, and the M4B
     is the one a build with it from the start makes."""
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / "output" / ".cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
     other = new_project(tmp_path / "later")
     build(other)
     out = other / "output"
@@ -217,10 +217,10 @@ def test_a_changed_chapter_is_encoded_again_and_the_m4b_rebuilt(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / "output" / ".cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
     other = tmp_path / "changed"
-    shutil.copytree(root, other, ignore=shutil.ignore_patterns(".cache", ".lock"))
-    state = other / "output" / ".state"
+    shutil.copytree(root, other, ignore=shutil.ignore_patterns("cache", "lock"))
+    state = other / ".narrate" / "state"
     first, second = sorted(state.glob("*.aac"))
     kept = first.stat().st_mtime_ns, hashlib.sha256(first.read_bytes()).hexdigest()
     was = second.read_bytes()
@@ -247,12 +247,12 @@ def test_a_chapter_aac_rotted_on_disk_is_refused_then_encoded_again(
     import os
 
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / "output" / ".cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
     other = tmp_path / "rot"
-    shutil.copytree(root, other, ignore=shutil.ignore_patterns(".cache", ".lock"))
+    shutil.copytree(root, other, ignore=shutil.ignore_patterns("cache", "lock"))
     out = other / "output"
     (out / BOOK).unlink()  # so that the M4B is joined again
-    aac_file = sorted((out / ".state").glob("*.aac"))[1]
+    aac_file = sorted((other / ".narrate" / "state").glob("*.aac"))[1]
     st = aac_file.stat()
     data = bytearray(aac_file.read_bytes())
     data[len(data) // 2] ^= 0x10

@@ -18,7 +18,7 @@ under its final name in output/ is one complete version of itself (old or new, b
 byte; every MP3 parses with mutagen and lasts what its build said), and feed.xml and
 index.html name no file that is missing. Then the build is run to its end, and output/
 must be byte-identical (sha256 of every file; build.json without its timings and counts,
-nothing under .cache/ or .state/) to a clean build made in a separate project with its
+nothing in .narrate/) to a clean build made in a separate project with its
 own cache, and narrate.lock identical too.
 
 * default (CI): 6 trials, one of each kind of moment, about 15-20 s (the whole file about
@@ -74,6 +74,8 @@ from narration.page import read_vtt
 from narration.project import load_config, open_project
 from narration.segment import segment_book
 from narration.synth import ClipProblem, wav_info
+
+from .support import narrate_env
 
 NARRATE = Path(sys.executable).with_name("narrate")
 LONG = os.environ.get("NARRATE_LONG_TESTS", "").strip() not in ("", "0")
@@ -136,10 +138,10 @@ def write_project(root: Path, seeds: dict[str, str] = SEEDS, voices: str = VOICE
 
 
 def child_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "NARRATE_CACHE_DIR"}
+    """`narrate` (the console script) importing this checkout's code."""
+    env = narrate_env(**extra)
     if cache is not None:
         env["NARRATE_CACHE_DIR"] = str(cache)
-    env.update(extra)
     return env
 
 
@@ -176,7 +178,7 @@ def normalized_build_json(data: bytes) -> bytes:
 
 
 def products(out: Path) -> dict[str, str]:
-    """sha256 of every file the build delivers: not hidden (.lock, .cache/, .state/, temp)."""
+    """sha256 of every file the build delivers: not hidden (a killed build's temp files)."""
     found = {}
     if not out.is_dir():
         return found
@@ -454,7 +456,7 @@ def watching(root: Path, ref: Edition | None) -> dict[str, Callable[[], bool]]:
     being rendered, a chapter being encoded beside its final name, every chapter in place
     (as `ref` has them, or as many as there are seeds), build.json written."""
     out = root / "output"
-    clips = out / ".cache" / "clips"
+    clips = root / ".narrate" / "cache" / "clips"
     known = {p.name for p in clips.glob("*/*.wav")}
     if ref is not None:
         mp3s = [n for n in ref.products if n.endswith(".mp3")]
@@ -556,19 +558,19 @@ class Trial:
 
 def reset(trial_root: Path, kind: str, earlier: Edition) -> None:
     """The project as the trial starts: the final seeds, and output/ as the kind wants."""
-    out = trial_root / "output"
+    out, work = trial_root / "output", trial_root / ".narrate"
     write_project(trial_root)
     (trial_root / "narrate.lock").unlink(missing_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
     if kind.startswith("rebuild"):
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(earlier.root / "output", out)  # copy2: the .state facts still hold
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(earlier.root / "output", out)  # copy2: the state's facts still hold
+        shutil.copytree(earlier.root / ".narrate", work, ignore=shutil.ignore_patterns("lock"))
         shutil.copy2(earlier.root / "narrate.lock", trial_root / "narrate.lock")
-    elif kind in ("segmenting", "synthesis"):
-        shutil.rmtree(out, ignore_errors=True)  # cold: the clips are rendered again
-    elif out.is_dir():
-        for p in out.iterdir():  # warm cache, nothing else: straight on to assembly
-            if p.name != ".cache":
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    elif kind in ("segmenting", "synthesis"):  # cold: the clips are rendered again
+        shutil.rmtree(work, ignore_errors=True)
+    else:  # warm cache, nothing else: straight on to assembly
+        shutil.rmtree(work / "state", ignore_errors=True)
 
 
 def kill_at_random(
@@ -694,7 +696,8 @@ def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     out = root / "output"
     assert list(out.glob(".01-*.mp3.tmp*")), "the kill should have left a temporary MP3"
     cli_build(root)
-    leftovers = [p.name for p in [*out.iterdir(), *(out / ".state").iterdir()] if ".tmp" in p.name]
+    state = root / ".narrate" / "state"
+    leftovers = [p.name for p in [*out.iterdir(), *state.iterdir()] if ".tmp" in p.name]
     assert leftovers == []
 
 
@@ -713,7 +716,7 @@ def test_killing_only_the_build_process_leaves_no_worker_behind(
         root = write_project(tmp_path / "book", {"01-many.txt": f"Many Words\n\n{sentences}\n"})
     else:  # a warm cache: straight on to encoding
         root = write_project(tmp_path / "book")
-        shutil.copytree(reference.root / "output" / ".cache", root / "output" / ".cache")
+        shutil.copytree(reference.root / ".narrate" / "cache", root / ".narrate" / "cache")
     run = start_build(root, "--jobs", "2", watch=watching(root, reference))
     try:
         assert run.wait_for(stage), run.stderr
@@ -760,8 +763,8 @@ def test_a_second_build_on_the_same_project_waits_or_says_so_and_both_end_well(
             message = second.stderr.strip()
             assert "Traceback" not in message and "\n" not in message, message
             assert re.fullmatch(
-                r"Error: \S*output: another narrate build is running on this project; "
-                r"wait for it to finish, then build again",
+                r"Error: \S+: a narrate build \(pid \d+\) is running on this project; "
+                r"build again once it has finished",
                 message,
             ), message
     finally:
@@ -770,8 +773,8 @@ def test_a_second_build_on_the_same_project_waits_or_says_so_and_both_end_well(
     if not refused:  # it waited: now it runs, after the first
         assert second.finish() == 0, second.stderr
     assert_same_as(root, reference, "after both builds")
-    clips = root / "output" / ".cache" / "clips"
-    assert_cache_sound(clips, len(cache_entries(reference.root / "output" / ".cache" / "clips")))
+    clips = root / ".narrate" / "cache" / "clips"
+    assert_cache_sound(clips, len(cache_entries(reference.root / ".narrate" / "cache" / "clips")))
     again = narrate_build(root, "--quiet")
     assert again.returncode == 0, again.stderr
     report = json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
@@ -790,8 +793,8 @@ def test_two_projects_building_at_once_share_one_cache_safely(
         assert run.finish() == 0, run.stderr
     for root in roots:
         assert_same_as(root, reference, root.name)
-        assert not (root / "output" / ".cache").exists()
-    unique = len(cache_entries(reference.root / "output" / ".cache" / "clips"))
+        assert not (root / ".narrate" / "cache").exists()
+    unique = len(cache_entries(reference.root / ".narrate" / "cache" / "clips"))
     assert_cache_sound(cache, unique)
 
 
@@ -803,7 +806,7 @@ def test_a_truncated_or_emptied_cache_entry_is_rendered_again_not_shipped(
 ) -> None:
     root = tmp_path / "book"
     shutil.copytree(reference.root, root)
-    clips = root / "output" / ".cache" / "clips"
+    clips = root / ".narrate" / "cache" / "clips"
     entries = cache_entries(clips)
     damaged = {entries[0]: "half", entries[len(entries) // 2]: "header", entries[-1]: "empty"}
     for path, how in damaged.items():
@@ -813,7 +816,7 @@ def test_a_truncated_or_emptied_cache_entry_is_rendered_again_not_shipped(
         with pytest.raises(ClipProblem):
             wav_info(path)
     out = root / "output"
-    for p in [*out.glob("*.mp3"), *(out / ".state").iterdir()]:
+    for p in [*out.glob("*.mp3"), *(root / ".narrate" / "state").iterdir()]:
         p.unlink()  # every chapter is assembled again, from whatever the cache gives
     result = narrate_build(root)
     assert result.returncode == 0, result.stderr
@@ -832,7 +835,7 @@ def test_a_cached_clip_whose_samples_changed_on_disk_is_rendered_again(
     the clip can tell, and the build says which it rendered again."""
     root = tmp_path / "book"
     shutil.copytree(reference.root, root)  # times kept: the copied clips stay trusted
-    clips = root / "output" / ".cache" / "clips"
+    clips = root / ".narrate" / "cache" / "clips"
     entries = cache_entries(clips)
     zeroed, flipped = entries[1], entries[-2]
     info = wav_info(zeroed)
@@ -843,7 +846,7 @@ def test_a_cached_clip_whose_samples_changed_on_disk_is_rendered_again(
     data[len(data) // 2] ^= 0x01
     flipped.write_bytes(bytes(data))
     out = root / "output"
-    for p in [*out.glob("*.mp3"), *(out / ".state").iterdir()]:
+    for p in [*out.glob("*.mp3"), *(root / ".narrate" / "state").iterdir()]:
         p.unlink()  # every chapter is assembled again, from whatever the cache gives
     result = narrate_build(root)
     assert result.returncode == 0, result.stderr
@@ -867,7 +870,7 @@ def test_a_clip_rotted_without_a_trace_in_its_size_or_time_is_caught_in_assembly
     root = tmp_path / "book"
     shutil.copytree(reference.root, root)
     out = root / "output"
-    clips = out / ".cache" / "clips"
+    clips = root / ".narrate" / "cache" / "clips"
     rotted = cache_entries(clips)[3]
     before = rotted.stat()
     with open(rotted, "r+b") as f:
@@ -880,7 +883,7 @@ def test_a_clip_rotted_without_a_trace_in_its_size_or_time_is_caught_in_assembly
         before.st_size,
         before.st_mtime_ns,
     )
-    for p in [*out.glob("*.mp3"), *(out / ".state").iterdir()]:
+    for p in [*out.glob("*.mp3"), *(root / ".narrate" / "state").iterdir()]:
         p.unlink()  # every chapter is assembled again
     result = narrate_build(root)
     assert result.returncode == 0, result.stderr
@@ -914,8 +917,8 @@ def build_on_a_full_disk(
         write_project(root)
         if where == "assembly":
             shutil.copytree(
-                reference.root / "output" / ".cache",
-                root / "output" / ".cache",
+                reference.root / ".narrate" / "cache",
+                root / ".narrate" / "cache",
                 dirs_exist_ok=True,
             )
         limit = 100_000  # under every MP3 (110-210 KB) and long clip, over the rest
@@ -968,8 +971,8 @@ def test_a_full_disk_stops_the_build_with_one_line_and_the_previous_output_stays
     if where != "feed":
         assert_same_as(root, reference, "after the disk was freed")
     assert_cache_sound(
-        root / "output" / ".cache" / "clips",
-        len(cache_entries(root / "output" / ".cache" / "clips")),
+        root / ".narrate" / "cache" / "clips",
+        len(cache_entries(root / ".narrate" / "cache" / "clips")),
     )
 
 

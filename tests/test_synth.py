@@ -202,8 +202,8 @@ def test_cache_directory_default_and_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(CACHE_ENV, raising=False)
-    assert default_cache_dir(tmp_path) == tmp_path / "output" / ".cache" / "clips"
-    assert ClipCache.for_project(tmp_path).root == tmp_path / "output" / ".cache" / "clips"
+    assert default_cache_dir(tmp_path) == tmp_path / ".narrate" / "cache" / "clips"
+    assert ClipCache.for_project(tmp_path).root == tmp_path / ".narrate" / "cache" / "clips"
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
     assert default_cache_dir(tmp_path) == (tmp_path / "elsewhere").resolve()
 

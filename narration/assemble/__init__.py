@@ -14,15 +14,15 @@ The modules, in the order the work flows:
     plan.py       clips laid out with the pauses, chapter marks, voices matched
     levelling.py  gains on limited audio, and a piece rendered as it is heard
     mp3.py        the MP3 writer: pieces encoded with LAME and joined, ID3 tags
-    aac.py        a chapter encoded to AAC for the audiobook (kept in .state/)
+    aac.py        a chapter encoded to AAC for the audiobook (kept in the state folder)
     m4b.py        the M4B writer: the chapters' AAC joined, MP4 chapters and tags
     sidecars.py   the WebVTT transcript, JSON chapters and description
     state.py      what each chapter was made from, to skip unchanged ones
     book.py       drives the chapters' tasks over the processes
 
 Every output is deterministic (same inputs, same bytes) and written atomically. A digest of
-all of a chapter's inputs is kept in out_dir/.state/, so a chapter whose inputs did not
-change is neither encoded nor rewritten on the next build.
+all of a chapter's inputs is kept in the state folder (.narrate/state/), so a chapter whose
+inputs did not change is neither encoded nor rewritten on the next build.
 
 Where the time goes (the two seeds, 11.6 min of audio, 2 cores): LAME is two thirds of
 assembly's CPU and cannot be shared out within one stream, so `assemble_book` cuts each

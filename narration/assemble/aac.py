@@ -2,9 +2,9 @@
 wheel carries the encoder: no system ffmpeg).
 
 Each chapter is encoded on its own, from the same levelled samples as its MP3
-(`levelling.render`, every piece in a row), and kept in out_dir/.state/ as NN-<chapter>.aac,
-so the audiobook is joined from the chapters' packets unchanged and a rebuild encodes only
-the chapters that changed.
+(`levelling.render`, every piece in a row), and kept in the state folder (.narrate/state/)
+as NN-<chapter>.aac, so the audiobook is joined from the chapters' packets unchanged and a
+rebuild encodes only the chapters that changed.
 
 Timing: the encoder puts 1024 samples of priming before the audio, as LAME puts 1105; the
 chapter is preceded by the difference, so it sounds where its MP3 puts it, and marks taken
@@ -51,7 +51,7 @@ FAST_CODER_KBPS = 64
 
 @dataclass(frozen=True)
 class AacChapter:
-    """A chapter's AAC as kept in .state/: its packets (each FRAME samples) and what the
+    """A chapter's AAC as kept in the state folder: its packets (each FRAME samples) and what the
     codec needs to read them (the AudioSpecificConfig)."""
 
     extradata: bytes

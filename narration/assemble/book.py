@@ -51,12 +51,13 @@ def assemble_chapter(
     pauses: PausesConfig,
     audio: AudioConfig,
     out_dir: Path,
+    state_dir: Path,
 ) -> AssembledEpisode:
     """One chapter's MP3, WebVTT transcript and JSON chapters in out_dir, in this process.
 
     clips[i][j] is the verified WAV of cast.parts[i].lines[j]. If out_dir already holds
-    this chapter built from the same inputs, nothing is encoded or written. The bytes are
-    those `assemble_book` writes, whatever its number of processes.
+    this chapter built from the same inputs (as state_dir remembers), nothing is encoded or
+    written. The bytes are those `assemble_book` writes, whatever its number of processes.
     """
     (episode,) = assemble_book(
         [(cast, clips)],
@@ -64,6 +65,7 @@ def assemble_chapter(
         pauses=pauses,
         audio=audio,
         out_dir=out_dir,
+        state_dir=state_dir,
         jobs=1,
         numbering=(number, total),
     )
@@ -96,6 +98,7 @@ class _Work:
             self.pauses,
             self.audio,
             self.out_dir,
+            self.state_dir,
             self.cover,
             self.stem,
             self.digest,
@@ -103,7 +106,7 @@ class _Work:
             self.kept,
         ) = args
         self.mp3, self.vtt, self.chapters_json = chapter_files(self.out_dir, self.stem)
-        self.timeline = scratch_path(self.out_dir, self.stem)
+        self.timeline = scratch_path(self.state_dir, self.stem)
         self.plan: Plan | None = None
         self.voice_db: dict[str, float] = {}
         self.chapter_db = 0.0
@@ -153,7 +156,7 @@ class _Work:
             return self._encode()
         if task.run is encode_chapter:
             assert self.made is not None
-            path = aac_path(self.out_dir, self.stem)
+            path = aac_path(self.state_dir, self.stem)
             self.made = replace(
                 self.made, aac=path, aac_sha256=result, aac_key=aac_key(self.digest)
             )
@@ -200,13 +203,13 @@ class _Work:
             lead=self.made.lead,
             first=self.number == 1,
             bitrate=self.audio.bitrate,
-            path=aac_path(self.out_dir, self.stem),
+            path=aac_path(self.state_dir, self.stem),
         )
         return _Task(self, encode_chapter, job)
 
     def _finish(self) -> list[_Task]:
         assert self.made is not None
-        save_state(self.out_dir, self.stem, self.digest, self.made)
+        save_state(self.state_dir, self.stem, self.digest, self.made)
         self.cleanup()
         self.episode = self.made
         return []
@@ -309,8 +312,10 @@ def _run_plan(job: PlanJob) -> Plan:
 
 def _pool_worker(parent: int) -> None:
     """A pool process dies with the build (on Linux) instead of waiting for work forever,
-    holding its memory, when the build is killed; Ctrl-C is the build's to handle."""
+    holding its memory, when the build is killed; Ctrl-C and a closed terminal are the
+    build's to handle (SIGTERM is not ignored: the executor ends a broken pool with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -441,6 +446,7 @@ def assemble_book(
     pauses: PausesConfig,
     audio: AudioConfig,
     out_dir: Path,
+    state_dir: Path,
     jobs: int | None = None,
     progress: Callable[[AssembledEpisode], None] | None = None,
     numbering: tuple[int, int] | None = None,
@@ -456,8 +462,10 @@ def assemble_book(
     held by the process planning it, then read from a file by its pieces: memory stays
     bounded whatever the book's length. `progress` hears of each chapter when it is done,
     kept ones first. `numbering` (number, total) places a single chapter in a longer book.
-    With `m4b`, each chapter's audio is also encoded to AAC for the audiobook (kept in
-    .state/, and only for chapters whose AAC is not already there). With `offload`, pieces
+    What each chapter was made from is kept in `state_dir` (.narrate/state), and its
+    timeline and pieces are written there while it is assembled. With `m4b`, each
+    chapter's audio is also encoded to AAC for the audiobook (kept in `state_dir`, and
+    only for chapters whose AAC is not already there). With `offload`, pieces
     are encoded there too (a Dask cluster), beside this machine's processes.
     """
     audio_config = audio
@@ -480,7 +488,7 @@ def assemble_book(
             audio_config=audio_config,
             cover=cover,
         )
-        kept = current(out_dir, stem, digest)
+        kept = current(out_dir, state_dir, stem, digest)
         if kept is not None and (not m4b or kept.aac_key == aac_key(digest)):
             results[k] = kept
             if progress:
@@ -489,12 +497,16 @@ def assemble_book(
         if kept is not None and not (kept.mix and kept.lead):  # made before these were kept
             kept = None
         seconds = sum(c.seconds for group in clips for c in group)
-        args = (cast, clips, number, total, show, pauses, audio_config, out_dir, cover)
+        args = (cast, clips, number, total, show, pauses, audio_config, out_dir, state_dir, cover)
         todo.append((seconds, k, _Work((*args, stem, digest, m4b, kept))))
     if numbering is None:
-        prune_state(out_dir, stems)
+        prune_state(state_dir, stems)
     if not todo:
         return [r for r in results if r is not None]
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)  # the timelines are written there
+    except OSError as exc:
+        raise OutputError(f"{state_dir}: {exc.strerror or exc}") from None
 
     # longest first: its plan, the one step that cannot be shared, starts at once
     todo.sort(key=lambda t: (-t[0], t[1]))

@@ -27,7 +27,7 @@ from typing import Any
 from .. import audio as sig
 from ..errors import OutputError
 from ..files import temp_path
-from ..layout import AUDIOBOOK_STATE, STATE_DIR
+from ..layout import AUDIOBOOK_STATE
 from ..model import Audiobook, Show
 from .aac import FRAME, PRIMING, AacChapter, encoder_version, unpack
 from .state import AssembledEpisode, cover_bytes, replace_file
@@ -81,14 +81,14 @@ def _digest(chapters: Sequence[BookChapter], show: Show, cover: bytes, narrators
     return hashlib.sha256(blob).hexdigest()
 
 
-def _state(out_dir: Path) -> Path:
-    return out_dir / STATE_DIR / AUDIOBOOK_STATE
+def _state(state_dir: Path) -> Path:
+    return state_dir / AUDIOBOOK_STATE
 
 
-def _kept(out_dir: Path, path: Path, digest: str) -> Audiobook | None:
+def _kept(state_dir: Path, path: Path, digest: str) -> Audiobook | None:
     """The audiobook an earlier build made from the same inputs, if it is untouched."""
     try:
-        state = json.loads(_state(out_dir).read_text(encoding="utf-8"))
+        state = json.loads(_state(state_dir).read_text(encoding="utf-8"))
         st = path.stat()
         if state["digest"] != digest or state["file"] != path.name:
             return None
@@ -108,13 +108,13 @@ def write_audiobook(
     narrators: Sequence[str],
     bitrate: int,
     path: Path,
+    state_dir: Path,
 ) -> Audiobook:
     """Join the chapters' AAC into `path` (written beside it and renamed into place), or
-    keep the one an earlier build made from the same inputs."""
-    out_dir = path.parent
+    keep the one an earlier build made from the same inputs (as state_dir remembers)."""
     names = ", ".join(narrators)
     digest = _digest(chapters, show, cover, names)
-    kept = _kept(out_dir, path, digest)
+    kept = _kept(state_dir, path, digest)
     if kept is not None:
         return kept
     if not chapters:
@@ -166,7 +166,7 @@ def write_audiobook(
         "marks": [list(m) for m in book.marks],
     }
     blob = json.dumps(state, indent=1, ensure_ascii=False) + "\n"
-    replace_file(_state(out_dir), blob.encode())
+    replace_file(_state(state_dir), blob.encode())
     return book
 
 
@@ -272,7 +272,12 @@ def _tag(tmp: Path, final: Path, *, show: Show, cover: bytes, narrators: str) ->
 
 
 def assemble_audiobook(
-    episodes: Sequence[AssembledEpisode], *, show: Show, bitrate: int, path: Path
+    episodes: Sequence[AssembledEpisode],
+    *,
+    show: Show,
+    bitrate: int,
+    path: Path,
+    state_dir: Path,
 ) -> Audiobook:
     """The audiobook of episodes that `assemble_book(..., m4b=True)` made or kept."""
     chapters = []
@@ -288,4 +293,5 @@ def assemble_audiobook(
         narrators=narrators,
         bitrate=bitrate,
         path=path,
+        state_dir=state_dir,
     )

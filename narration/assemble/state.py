@@ -1,5 +1,6 @@
-"""What each chapter's files were made from (out_dir/.state/), so that a chapter whose
-inputs did not change is neither encoded nor rewritten by the next build."""
+"""What each chapter's files were made from (kept in the state folder, .narrate/state/),
+so that a chapter whose inputs did not change is neither encoded nor rewritten by the next
+build."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError
 from ..files import write_atomic
-from ..layout import AUDIOBOOK_STATE, CHAPTER_AAC_SUFFIX, STATE_DIR
+from ..layout import AUDIOBOOK_STATE, CHAPTER_AAC_SUFFIX
 from ..model import CastChapter, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -38,7 +39,7 @@ class AssembledEpisode(Episode):
     voice_loudness: dict[str, float] = field(default_factory=dict, hash=False)
     # for the audiobook: samples at OUT_RATE the MP3 is heard for (all its frames) and
     # of those before the timeline (LAME's delay), its marks (seconds, title), the gains
-    # its audio was levelled with, and its AAC in .state/ if encoded
+    # its audio was levelled with, and its AAC in the state folder if encoded
     heard: int = 0
     lead: int = 0
     marks: tuple[tuple[float, str], ...] = ()
@@ -50,9 +51,9 @@ class AssembledEpisode(Episode):
 
 def replace_file(path: Path, data: bytes) -> None:
     """Write beside the final name and rename into place (the digest already said it
-    changed), making its folder (.state/) if it is not there yet."""
+    changed), making its folder (the state's) if it is not there yet."""
     try:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path.parent}: {exc.strerror or exc}") from None
     write_atomic(path, data, skip_unchanged=False)
@@ -119,8 +120,8 @@ def chapter_digest(
     return hashlib.sha256(blob).hexdigest()
 
 
-def _state_path(out_dir: Path, stem: str) -> Path:
-    return out_dir / STATE_DIR / f"{stem}.json"
+def _state_path(state_dir: Path, stem: str) -> Path:
+    return state_dir / f"{stem}.json"
 
 
 def _file_facts(path: Path) -> list[int]:
@@ -128,10 +129,10 @@ def _file_facts(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
+def current(out_dir: Path, state_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
     """The episode an earlier build made from the same inputs, if its files are untouched."""
     try:
-        state = json.loads(_state_path(out_dir, stem).read_text(encoding="utf-8"))
+        state = json.loads(_state_path(state_dir, stem).read_text(encoding="utf-8"))
         if state.get("digest") != digest:
             return None
         for name, facts in state["files"].items():
@@ -159,16 +160,16 @@ def current(out_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
             lead=int(ep.get("lead", 0)),
             marks=tuple((float(t), str(title)) for t, title in ep.get("marks", ())),
             mix=ep.get("mix", {}),
-            **_aac(out_dir, state.get("aac")),
+            **_aac(state_dir, state.get("aac")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _aac(out_dir: Path, kept: Any) -> dict[str, Any]:
+def _aac(state_dir: Path, kept: Any) -> dict[str, Any]:
     """The chapter's AAC as the state names it, if the file is untouched."""
     try:
-        path = out_dir / STATE_DIR / kept["file"]
+        path = state_dir / kept["file"]
         if _file_facts(path) == kept["facts"]:
             return {"aac": path, "aac_sha256": kept["sha256"], "aac_key": kept["key"]}
     except (OSError, KeyError, TypeError):
@@ -176,7 +177,7 @@ def _aac(out_dir: Path, kept: Any) -> dict[str, Any]:
     return {}
 
 
-def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode) -> None:
+def save_state(state_dir: Path, stem: str, digest: str, episode: AssembledEpisode) -> None:
     ep = asdict(episode)
     for key in ("mp3", "vtt", "chapters_json"):
         ep[key] = Path(ep[key]).name
@@ -191,18 +192,17 @@ def save_state(out_dir: Path, stem: str, digest: str, episode: AssembledEpisode)
             "sha256": episode.aac_sha256,
             "key": episode.aac_key,
         }
-    path = _state_path(out_dir, stem)
+    path = _state_path(state_dir, stem)
     replace_file(path, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
 
 
-def aac_path(out_dir: Path, stem: str) -> Path:
+def aac_path(state_dir: Path, stem: str) -> Path:
     """Where a chapter's AAC for the audiobook is kept."""
-    return out_dir / STATE_DIR / f"{stem}{CHAPTER_AAC_SUFFIX}"
+    return state_dir / f"{stem}{CHAPTER_AAC_SUFFIX}"
 
 
-def prune_state(out_dir: Path, stems: set[str]) -> None:
+def prune_state(state: Path, stems: set[str]) -> None:
     """Forget chapters that are no longer in the book (their state and AAC)."""
-    state = out_dir / STATE_DIR
     if not state.is_dir():
         return
     for path in [*state.glob("*.json"), *state.glob(f"*{CHAPTER_AAC_SUFFIX}")]:

@@ -110,10 +110,11 @@ def cut_pieces(cues: Sequence[Cue], total: int) -> tuple[Piece, ...]:
     return tuple(pieces)
 
 
-def scratch_path(out_dir: Path, stem: str) -> Path:
-    """A chapter's timeline file while it is assembled; its pieces' MP3s go beside it. Named
-    like every temporary file of a build (.NAME.tmpPID), so a killed build's are removed."""
-    return out_dir / f".{stem}.timeline.tmp{os.getpid()}"
+def scratch_path(state_dir: Path, stem: str) -> Path:
+    """A chapter's timeline file while it is assembled (in the state folder, never in
+    output/); its pieces' MP3s go beside it. Named like every temporary file of a build
+    (.NAME.tmpPID), so a killed build's are removed."""
+    return state_dir / f".{stem}.timeline.tmp{os.getpid()}"
 
 
 def piece_path(timeline: Path, index: int) -> Path:
