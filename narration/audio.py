@@ -17,13 +17,14 @@ import math
 import struct
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .errors import ClipDamaged, SynthesisError
+from .model import Clip
 
 #: The working rate: what espeak-ng renders, so clips are used without resampling.
 RATE = 22_050
@@ -668,3 +669,15 @@ def chunks(total: int, size: int = 1 << 19) -> Iterator[tuple[int, int]]:
     """[start, stop) ranges covering 0..total."""
     for start in range(0, total, size):
         yield start, min(total, start + size)
+
+
+def join_clips(clips: Sequence[Clip], pause_ms: int) -> tuple[bytes, int]:
+    """Clips trimmed to their speech and joined at RATE with `pause_ms` of silence between
+    them, as a chapter lays out the pieces of one segment: 16-bit PCM, and RATE."""
+    gap = np.zeros(RATE * pause_ms // 1000, dtype="<i2")
+    joined: list[np.ndarray] = []
+    for i, clip in enumerate(clips):
+        samples = read_clip(clip.path, clip.digest)
+        a, b = speech_bounds(samples)
+        joined.extend([gap, samples[a:b]] if i else [samples[a:b]])
+    return np.concatenate(joined).astype("<i2").tobytes(), RATE

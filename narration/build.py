@@ -11,6 +11,7 @@ renamed into place, so an interrupted build never leaves a truncated file that l
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -787,6 +788,7 @@ def preview_clip(
     out: Path | None,
 ) -> Path:
     """Render one segment, or some text in a named voice, for auditioning."""
+    from . import audio
     from .cast import Lexicon, make_voice
     from .engines import EngineSet
     from .sentences import split_sentences
@@ -835,7 +837,9 @@ def preview_clip(
     target = out or (project.previews / f"{_safe(name)}.wav")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return preview_pieces(pieces, target, pause_ms=pause)
+        return preview_pieces(
+            pieces, target, join=functools.partial(audio.join_clips, pause_ms=pause)
+        )
     except OSError as exc:
         raise _os_error(exc) from None
 

@@ -1139,28 +1139,30 @@ def preview_text(
     return preview_pieces([PreviewPiece(text, voice, engine)], out, cache=cache)
 
 
+#: Joins several rendered clips into one stretch of audio: its 16-bit PCM and sample rate.
+JoinClips = Callable[[Sequence[Clip]], tuple[bytes, int]]
+
+
 def preview_pieces(
     pieces: Sequence[PreviewPiece],
     out: Path,
     *,
-    pause_ms: int = 0,
+    join: JoinClips | None = None,
     cache: ClipCache | None = None,
 ) -> Path:
     """Render the pieces of one segment in order, as one clip, to `out`.
 
     One piece is written as its clip (the build's bytes). Several (a segment the cast split
-    between voices) are trimmed to their speech and joined at 22,050 Hz with `pause_ms` of
-    silence between them, as a chapter lays them out: each voice's own engine reads its piece.
+    between voices), each read by its voice's own engine, are joined by `join` (the
+    assembly's way of laying them out, which the caller gives: synthesis knows no timeline).
     """
-    import numpy as np
-
-    from . import audio
-
     out = Path(out)
     if out.suffix.lower() not in (".wav", ".mp3"):
         raise OutputError(f"{out}: a preview is written as .wav or .mp3")
     if not pieces:
         raise SynthesisError(f"{out}: nothing to preview")
+    if len(pieces) > 1 and join is None:
+        raise SynthesisError(f"{out}: {len(pieces)} pieces and no way to join them")
     with tempfile.TemporaryDirectory(prefix="narrate-preview-") as scratch:
         store = cache or ClipCache(Path(scratch))
         clips = [
@@ -1179,14 +1181,8 @@ def preview_pieces(
                 pcm = f.read(info.frames * info.sample_width)
             rate, wav = info.sample_rate, clips[0].path.read_bytes()
         else:
-            rate = audio.RATE
-            gap = np.zeros(rate * pause_ms // 1000, dtype="<i2")
-            joined: list[np.ndarray] = []
-            for i, clip in enumerate(clips):
-                samples = audio.read_clip(clip.path, clip.digest)
-                a, b = audio.speech_bounds(samples)
-                joined.extend([gap, samples[a:b]] if i else [samples[a:b]])
-            pcm = np.concatenate(joined).astype("<i2").tobytes()
+            assert join is not None
+            pcm, rate = join(clips)
             wav = _wav_bytes(pcm, rate)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
