@@ -156,16 +156,17 @@ def resolve_show(checked: Checked, recorded: date | None = None, warn: Say = _qu
         podcast.author or facts.author or next((c.author for c in book.chapters if c.author), None)
     )
     description = podcast.description or facts.description or _read_by(title, facts)
-    language = podcast.language
-    if "language" not in podcast.model_fields_set and facts.language:
-        if _LANGUAGE_CODE.fullmatch(facts.language.strip()):
-            language = facts.language.strip()
-        else:
-            warn(
-                f"{SEEDS_DIR}: the book's language '{facts.language}' is not a language code "
-                f"like en or en-GB; the feed says '{language}' (set language: in "
-                f"{checked.project.podcast_file.name})"
-            )
+    language = book_language(podcast, facts)
+    if (
+        "language" not in podcast.model_fields_set
+        and facts.language
+        and language != facts.language.strip()
+    ):
+        warn(
+            f"{SEEDS_DIR}: the book's language '{facts.language}' is not a language code "
+            f"like en or en-GB; the feed says '{language}' (set language: in "
+            f"{checked.project.podcast_file.name})"
+        )
     return Show(
         title=title,
         author=author,

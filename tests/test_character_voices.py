@@ -198,13 +198,17 @@ STORY = (
 )
 
 
-def story_book() -> tuple[Book, list[Segment]]:
+def paragraphs_book(texts: list[str]) -> tuple[Book, list[Segment]]:
+    """A one-chapter book of narration paragraphs p0, p1…, and its segments."""
     segments = tuple(
-        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,))
-        for n, t in enumerate(STORY.split("\n\n"))
+        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,)) for n, t in enumerate(texts)
     )
     chapter = Chapter(id="ch", number=1, title="Ch", author=None, file="01.txt", segments=segments)
     return Book(chapters=(chapter,), removed=()), list(segments)
+
+
+def story_book() -> tuple[Book, list[Segment]]:
+    return paragraphs_book(STORY.split("\n\n"))
 
 
 def test_speech_pieces_carry_their_quote_marks() -> None:
@@ -312,11 +316,7 @@ def test_merge_and_split_correct_the_characters_before_attribution() -> None:
         '"Come on," said Silver. Silver laughed.',
         '"No," said Archer, who was his father.',
     ]
-    segments = tuple(
-        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,)) for n, t in enumerate(texts)
-    )
-    chapter = Chapter(id="c", number=1, title="S", author=None, file="a.txt", segments=segments)
-    book = Book(chapters=(chapter,), removed=())
+    book, _ = paragraphs_book(texts)
     found = find_speakers(book)
     assert [q.speaker for q in found.quotations] == [
         "long-john",
@@ -355,11 +355,7 @@ def test_merge_and_split_take_names_in_any_case() -> None:
         '"Merry Christmas," said Mrs. Fezziwig. Fezziwig danced.',
         '"Ha," said Fezziwig.',
     ]
-    segments = tuple(
-        Segment(id=f"p{n}", kind="narration", text=t, sentences=(t,)) for n, t in enumerate(texts)
-    )
-    chapter = Chapter(id="c", number=1, title="S", author=None, file="a.txt", segments=segments)
-    book = Book(chapters=(chapter,), removed=())
+    book, _ = paragraphs_book(texts)
     assert [c.id for c in find_speakers(book).characters if c.id.endswith("fezziwig")] == [
         "fezziwig"
     ]

@@ -372,7 +372,7 @@ def character_problems(
     for i, name in enumerate(chars.split):
         unknown(name, ("characters", "split", i), f"characters.split[{i}]")
     parts: dict[str, tuple[str, ...]] = {}  # part or segment id -> its quotations' ids
-    for chapter in book.chapters:
+    for chapter in book.chapters if chars.speakers else ():
         for segment in chapter.segments:
             pieces = speech_pieces(segment, speakers) if speakers.in_segment(segment.id) else []
             held = [(n, p.quotation.id) for n, p in enumerate(pieces) if p.quotation]
