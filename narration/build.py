@@ -39,9 +39,10 @@ from .layout import (
     audiobook_file,
     is_audiobook_file,
     is_chapter_file,
+    is_readalong_file,
+    readalong_file,
 )
 from .model import (
-    Audiobook,
     Book,
     BookFacts,
     CastChapter,
@@ -210,6 +211,7 @@ class BuildReport:
     stages: dict[str, float] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     audiobook: dict[str, Any] | None = None
+    readalong: dict[str, Any] | None = None  # the read-along EPUB
     cluster: dict[str, Any] | None = None  # the Dask cluster synthesis ran on
     #: characters found, quotations and how many have a speaker (`narrate characters`)
     speakers: dict[str, int] | None = None
@@ -233,6 +235,7 @@ class BuildReport:
             "base_url": self.base_url,
             "chapters": self.chapters,
             **({"audiobook": self.audiobook} if self.audiobook else {}),
+            **({"readalong": self.readalong} if self.readalong else {}),
             **({"cluster": self.cluster} if self.cluster else {}),
             **({"speakers": self.speakers} if self.speakers is not None else {}),
         }
@@ -254,6 +257,7 @@ class BuildReport:
             + f", {t['cached']} from cache, "
             f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / FEED_FILE}"
             + (f"; audiobook: {self.output / self.audiobook['file']}" if self.audiobook else "")
+            + (f"; read-along: {self.output / self.readalong['file']}" if self.readalong else "")
             + self._speakers_line()
         )
 
@@ -308,6 +312,7 @@ def build_project(
     jobs: int | None = None,
     base_url: str | None = None,
     m4b: bool | None = None,
+    readalong: bool | None = None,
     scheduler: str | None = None,
     cluster: Cluster | None = None,
     quiet: bool = False,
@@ -315,7 +320,8 @@ def build_project(
     warn: Say = _quiet,
 ) -> BuildReport:
     """Build the project into its output/. `m4b` (default: podcast.yaml's) also writes
-    the whole book as one audiobook. Clips are rendered on `cluster` if given (the caller
+    the whole book as one audiobook, `readalong` (the same) as an EPUB 3 whose text is
+    highlighted as it is read. Clips are rendered on `cluster` if given (the caller
     closes it), else on the Dask scheduler at `scheduler` (default: podcast.yaml's, then
     $DASK_SCHEDULER_ADDRESS), else on this machine."""
     report = BuildReport(output=project.output)
@@ -370,6 +376,7 @@ def build_project(
                 workers = []
                 cluster.prepare(dict(checked.engines), warn)
         audiobook = checked.podcast.m4b if m4b is None else m4b
+        ebook = checked.podcast.readalong if readalong is None else readalong
         run = _Run(
             checked,
             show,
@@ -382,6 +389,7 @@ def build_project(
             workers,
             cluster,
             audiobook,
+            ebook,
             quiet,
             warn,
         )
@@ -537,6 +545,7 @@ class _Run:
     workers: list[WorkerPool]  # started before the checks; closed after synthesis
     cluster: Cluster | None  # renders the clips instead of `workers`
     m4b: bool  # also the audiobook
+    readalong: bool  # also the read-along EPUB
     quiet: bool
     warn: Say
 
@@ -688,6 +697,28 @@ def _build_locked(run: _Run) -> None:
             "written": book.written,
         }
 
+    ebook = None
+    if run.readalong:
+        from .assemble import assemble_readalong
+
+        with stage("read-along"):
+            ebook = assemble_readalong(
+                [(cc, ep.mp3, ep.vtt) for (cc, _), ep in zip(grouped, episodes, strict=True)],
+                texts=checked.book.texts,
+                show=show,
+                modified=run.recorded,
+                path=readalong_file(out, show.title),
+                state_dir=project.state,
+            )
+        report.readalong = {
+            "file": ebook.path.name,
+            "size": ebook.size,
+            "chapters": ebook.chapters,
+            "cues": ebook.cues,
+            "speech_seconds": ebook.seconds,
+            "written": ebook.written,
+        }
+
     with stage("feed"):
         write_feed(
             episodes,
@@ -698,10 +729,10 @@ def _build_locked(run: _Run) -> None:
             lock_path=project.lock_file,
             today=run.recorded,  # the day the tags were given, should the lock have none
         )
-        write_page(episodes, show=show, out_dir=out, audiobook=book)
+        write_page(episodes, show=show, out_dir=out, audiobook=book, readalong=ebook)
         # Only now that the feed and page no longer name them: a build killed before this
         # point leaves a feed whose every file is still there.
-        _remove_stale(out, episodes, book)
+        _remove_stale(out, episodes, [b.path for b in (book, ebook) if b is not None])
 
     for (cc, clips), ep in zip(grouped, episodes, strict=True):
         flat_clips = [c for part in clips for c in part]
@@ -768,15 +799,16 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _remove_stale(out: Path, episodes: list[Episode], book: Audiobook | None) -> None:
+def _remove_stale(out: Path, episodes: list[Episode], books: list[Path]) -> None:
     """Chapter files a previous build made for chapters that no longer exist, and an
-    audiobook this build did not make (the book's title changed, or the M4B is off)."""
+    audiobook or read-along book this build did not make (the book's title changed, or
+    it is off)."""
     keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
-    if book is not None:
-        keep.add(book.path.name)
+    keep.update(p.name for p in books)
     for path in out.iterdir():
-        ours = is_chapter_file(path.name) or is_audiobook_file(path.name)
-        if ours and path.is_file() and path.name not in keep:
+        name = path.name
+        ours = is_chapter_file(name) or is_audiobook_file(name) or is_readalong_file(name)
+        if ours and path.is_file() and name not in keep:
             path.unlink()
 
 

@@ -367,6 +367,12 @@ def preview(
     default=None,
     help="Also write the whole book as one M4B audiobook (default: podcast.yaml's m4b).",
 )
+@click.option(
+    "--readalong/--no-readalong",
+    default=None,
+    help="Also write the read-along book: an EPUB 3 whose text is highlighted as the "
+    "narration reads it (default: podcast.yaml's readalong).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @handle_errors
 def build(
@@ -377,6 +383,7 @@ def build(
     scheduler: str | None,
     cluster_workers: int | None,
     m4b: bool | None,
+    readalong: bool | None,
     quiet: bool,
 ) -> None:
     """Build the audiobook and podcast into output/."""
@@ -405,6 +412,7 @@ def build(
                 jobs=jobs,
                 base_url=base_url,
                 m4b=m4b,
+                readalong=readalong,
                 scheduler=scheduler,
                 cluster=cluster,
                 quiet=quiet,

@@ -279,6 +279,9 @@ class PodcastConfig(_Strict):
     locked: bool = True
     published: datetime.date | None = None  # first episodes' pubDate; default the first build's
     m4b: bool = False  # also write the whole book as one M4B audiobook (or build --m4b)
+    #: also write the read-along book: an EPUB 3 whose text is highlighted as it is read
+    #: (or build --readalong)
+    readalong: bool = False
     scheduler: str | None = None  # a Dask scheduler (tcp://host:8786) to render clips on
 
     @field_validator("scheduler")

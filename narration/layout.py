@@ -10,6 +10,7 @@ writes, in one place that every stage reads (so no stage imports another for a n
         feed.xml  index.html  cover.jpg|png  build.json
         NN-<chapter>.mp3 .vtt .chapters.json
         <book>.m4b      the whole book as one audiobook (m4b: true, or --m4b)
+        <book>.epub     the read-along book: text and narration in sync (readalong: true)
       .narrate/         what a build keeps for itself, git-ignored, never published
         lock            held by the running build (its pid inside)
         state/          each chapter's inputs, to skip unchanged ones (and, with the
@@ -65,6 +66,11 @@ AUDIOBOOK_SUFFIX = ".m4b"
 CHAPTER_AAC_SUFFIX = ".aac"
 #: The audiobook's own state in STATE_DIR: what it was made from.
 AUDIOBOOK_STATE = "audiobook.json"
+#: The read-along book: an EPUB 3 with media overlays, named as the audiobook is.
+READALONG_SUFFIX = ".epub"
+READALONG_STATE = "readalong.json"
+#: The state folder's files that are the book's, not a chapter's.
+BOOK_STATES = (AUDIOBOOK_STATE, READALONG_STATE)
 
 
 def _slug(text: str, default: str) -> str:
@@ -81,6 +87,16 @@ def audiobook_file(out_dir: Path, title: str) -> Path:
 def is_audiobook_file(name: str) -> bool:
     """Whether `name` is one a build writes as the audiobook (any title's)."""
     return re.fullmatch(r"[a-z0-9-]+\.m4b", name) is not None
+
+
+def readalong_file(out_dir: Path, title: str) -> Path:
+    """output/<book-slug>.epub, named as the audiobook is."""
+    return audiobook_file(out_dir, title).with_suffix(READALONG_SUFFIX)
+
+
+def is_readalong_file(name: str) -> bool:
+    """Whether `name` is one a build writes as the read-along book (any title's)."""
+    return re.fullmatch(r"[a-z0-9-]+\.epub", name) is not None
 
 
 def chapter_stem(number: int, total: int, chapter_id: str) -> str:
@@ -156,10 +172,12 @@ def legacy_leftovers(project_root: Path) -> tuple[Path, Path]:
 
 def is_published(name: str) -> bool:
     """Whether `name` (a file directly in output/) is one a static host should serve: the
-    feed, the page, the cover, build.json, a chapter's files or the audiobook. Nothing
+    feed, the page, the cover, build.json, a chapter's files, the audiobook or the
+    read-along book. Nothing
     hidden, no folder: what a build keeps for itself is in .narrate/."""
     return (
         name in (FEED_FILE, PAGE_FILE, REPORT_FILE, *OUTPUT_COVERS)
         or is_chapter_file(name)
         or is_audiobook_file(name)
+        or is_readalong_file(name)
     )

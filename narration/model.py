@@ -10,7 +10,8 @@ earlier one decided, and each stage can be tested on its own by building them by
     synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
                                              rendered by narration/engines/
     assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),
-                                             and the Audiobook (one M4B) when asked
+                                             the Audiobook (one M4B) and the ReadAlong
+                                             book (EPUB 3 with media overlays) when asked
     feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
 """
 
@@ -361,6 +362,19 @@ class Audiobook:
     seconds: float
     size: int  # bytes
     marks: tuple[tuple[float, str], ...]  # chapter starts (seconds) and titles
+    written: bool = True  # False: an earlier build's was current and kept
+
+
+@dataclass(frozen=True)
+class ReadAlong:
+    """The read-along book in output/: an EPUB 3 whose text is highlighted as the
+    chapters' audio, inside it, reads it (media overlays)."""
+
+    path: Path
+    size: int  # bytes
+    chapters: int
+    cues: int  # sentences (or clauses) paired with their audio
+    seconds: float  # of speech the overlays play, summed
     written: bool = True  # False: an earlier build's was current and kept
 
 

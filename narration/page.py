@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from .assemble.sidecars import VttCue as Cue
+from .assemble.sidecars import read_vtt
 from .errors import OutputError
 from .files import write_atomic
 from .layout import FEED_FILE, PAGE_FILE
-from .model import Audiobook, Episode, Show
+from .model import Audiobook, Episode, ReadAlong, Show
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,6 @@ class Mark:
 
     start: float
     title: str
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One transcript cue: its time span, who speaks (from <v Name>) and the text."""
-
-    start: float
-    end: float
-    speaker: str | None
-    text: str
 
 
 def read_chapters(path: Path) -> list[Mark]:
@@ -56,50 +47,6 @@ def read_chapters(path: Path) -> list[Mark]:
         if isinstance(start, int | float) and not isinstance(start, bool) and start >= 0:
             marks.append(Mark(float(start), str(item.get("title") or "").strip()))
     return sorted(marks, key=lambda m: m.start)
-
-
-_TIMING = re.compile(
-    r"^\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})"
-)
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*)>")
-_TAG = re.compile(r"</?[^>]*>")
-
-
-def _seconds(stamp: str) -> float:
-    parts = stamp.replace(",", ".").split(":")
-    total = 0.0
-    for part in parts:
-        total = total * 60 + float(part)
-    return total
-
-
-def _vtt_unescape(text: str) -> str:
-    """WebVTT's character references; html.unescape knows them all (&amp; &lrm; &nbsp; ...)."""
-    return html.unescape(text)
-
-
-def read_vtt(path: Path) -> list[Cue]:
-    """The cues of a WebVTT file, with the speaker of a <v> span and the text without tags."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutputError(f"{path}: cannot read the transcript ({exc})") from None
-    cues = []
-    for block in re.split(r"\r?\n\s*\r?\n", text.replace("\r\n", "\n")):
-        lines = block.strip("\n").split("\n")
-        for i, line in enumerate(lines):
-            m = _TIMING.match(line)
-            if m is None:
-                continue
-            body = "\n".join(lines[i + 1 :])
-            voice = _VOICE.search(body)
-            speaker = _vtt_unescape(voice.group(1)).strip() if voice else None
-            words = _vtt_unescape(_TAG.sub("", body))
-            words = " ".join(words.split())
-            if words:
-                cues.append(Cue(_seconds(m.group(1)), _seconds(m.group(2)), speaker, words))
-            break
-    return cues
 
 
 def clock(seconds: float) -> str:
@@ -136,6 +83,43 @@ def _mark_items(marks: Sequence[Mark]) -> str:
     )
 
 
+def _paragraph_key(cue: Cue) -> str | None:
+    """The segment a cue reads (the part of its identifier before the first dot: a
+    segment's pieces, its sentences and its announcement share it)."""
+    return cue.ident.split(".", 1)[0] if cue.ident else None
+
+
+def _read_along(cues: Sequence[Cue]) -> str:
+    """The transcript as running text, a paragraph per segment, every cue a sentence that
+    seeks the player when clicked and is highlighted while it plays. A paragraph opens
+    with a time button (for the keyboard) and, when the voice changes, who reads it."""
+    paragraphs: list[list[Cue]] = []
+    for k, cue in enumerate(cues):
+        key = _paragraph_key(cue)
+        if k == 0 or key is None or key != _paragraph_key(cues[k - 1]):
+            paragraphs.append([])
+        paragraphs[-1].append(cue)
+    out, speaker = [], None
+    for para in paragraphs:
+        first = para[0]
+        who = ""
+        if first.speaker and first.speaker != speaker:
+            who = f'<span class="who">{_e(first.speaker)}:</span> '
+        speaker = para[-1].speaker
+        sentences = " ".join(
+            f'<span class="cue" data-start="{c.start:.3f}" data-end="{c.end:.3f}"'
+            + (f' title="{_e(c.speaker)}"' if c.speaker else "")
+            + f">{_e(c.text)}</span>"
+            for c in para
+        )
+        out.append(
+            f'<p><button type="button" class="at" data-start="{first.start:.3f}" '
+            f'aria-label="Play from {clock(first.start)}">{clock(first.start)}</button> '
+            f"{who}{sentences}</p>"
+        )
+    return "\n".join(out)
+
+
 def _episode_html(ep: Episode, out_dir: Path) -> str:
     marks = read_chapters(ep.chapters_json)
     cues = read_vtt(ep.vtt)
@@ -147,13 +131,6 @@ def _episode_html(ep: Episode, out_dir: Path) -> str:
     if voices:
         meta.append("read by " + _e(voices))
     chapter_items = _mark_items(marks)
-    cue_items = "\n".join(
-        f'<li><button type="button" class="at" data-start="{c.start:.3f}" '
-        f'aria-label="Play from {clock(c.start)}">{clock(c.start)}</button> '
-        + (f'<span class="who">{_e(c.speaker)}:</span> ' if c.speaker else "")
-        + f"{_e(c.text)}</li>"
-        for c in cues
-    )
     chapters_html = (
         f'<nav aria-label="Chapters of {_e(ep.title)}"><h3>Chapters</h3>\n'
         f'<ol class="marks">\n{chapter_items}\n</ol></nav>'
@@ -161,9 +138,10 @@ def _episode_html(ep: Episode, out_dir: Path) -> str:
         else ""
     )
     transcript_html = (
-        f'<details class="transcript"><summary>Transcript</summary>\n'
-        f'<ol class="cues">\n{cue_items}\n</ol>\n'
-        f'<p class="files"><a href="{_href(ep.vtt, out_dir)}">WebVTT</a></p></details>'
+        f'<details class="transcript"><summary>Read along</summary>\n'
+        f'<div class="readalong">\n{_read_along(cues)}\n</div>\n'
+        f'<p class="files">Transcript: <a href="{_href(ep.vtt, out_dir)}">WebVTT</a></p>'
+        "</details>"
         if cues
         else ""
     )
@@ -198,6 +176,19 @@ def _audiobook_html(book: Audiobook, out_dir: Path) -> str:
 </section>"""
 
 
+def _readalong_html(book: ReadAlong, out_dir: Path) -> str:
+    """The read-along book: the text and the narration in one EPUB, for ebook readers."""
+    href = _href(book.path, out_dir)
+    return f"""<section class="episode readalong-book" id="readalong">
+<h2>Read along</h2>
+<p class="meta">The whole text with its narration, each sentence highlighted as it is read,
+for ebook readers that play EPUB 3 media overlays (Thorium Reader, Apple Books, Readest)
+· {book.chapters} chapters · EPUB, {_size(book.size)}</p>
+<p class="files"><a href="{href}" download type="application/epub+zip">Download the read-along
+book (EPUB)</a></p>
+</section>"""
+
+
 _CSS = """
 :root { color-scheme: light dark; --accent: #8a2d1c; }
 body { font: 17px/1.5 Georgia, "Times New Roman", serif; max-width: 46rem; margin: 0 auto;
@@ -210,7 +201,7 @@ h2 { font-size: 1.3rem; margin: 2rem 0 .25rem; }
 h3 { font-size: 1rem; margin: .75rem 0 .25rem; }
 .author, .meta, .files { color: #666; margin: .25rem 0; }
 audio { width: 100%; margin: .5rem 0; }
-ol.marks, ol.cues { padding-left: 0; list-style: none; }
+ol.marks { padding-left: 0; list-style: none; }
 button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
   cursor: pointer; text-align: left; }
 .mark { padding: .15rem .3rem; border-radius: 3px; }
@@ -218,7 +209,11 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
 .now { background: rgba(138, 45, 28, .15); }
 .at { font-variant-numeric: tabular-nums; color: var(--accent); }
 .who { font-weight: bold; }
-ol.cues li { margin: .2rem 0; }
+.readalong p { margin: .4rem 0; }
+.readalong .at { font-size: .85em; margin-right: .2rem; }
+.cue { cursor: pointer; border-radius: 3px; }
+.cue:hover { text-decoration: underline dotted; }
+.cue.now { background: rgba(255, 214, 10, .45); }
 .subscribe code { overflow-wrap: anywhere; }  /* moves to its own line; splits only if too long */
 """
 
@@ -226,17 +221,25 @@ _JS = """
 (function () {
   "use strict";
   function current(list, t) {
-    var found = null;
-    for (var i = 0; i < list.length; i++) {
-      if (parseFloat(list[i].getAttribute("data-start")) <= t + 0.05) { found = list[i]; }
+    // the last whose start has passed (they are in time order): a binary search, as a
+    // novel's chapter holds a thousand sentences
+    var lo = 0, hi = list.length;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (parseFloat(list[mid].getAttribute("data-start")) <= t + 0.05) { lo = mid + 1; }
+      else { hi = mid; }
     }
-    return found;
+    return lo ? list[lo - 1] : null;
+  }
+  function inView(el) {
+    var r = el.getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight && el.offsetParent !== null;
   }
   var sections = document.querySelectorAll("section.episode");
   Array.prototype.forEach.call(sections, function (section) {
     var audio = section.querySelector("audio");
     var marks = section.querySelectorAll(".mark");
-    var cues = section.querySelectorAll("ol.cues li");
+    var cues = section.querySelectorAll(".cue");
     section.addEventListener("click", function (event) {
       var el = event.target.closest("[data-start]");
       if (!el || !audio) { return; }
@@ -254,16 +257,18 @@ _JS = """
         if (mark) { mark.classList.add("now"); }
         lastMark = mark;
       }
-      var cue = null;
-      for (var i = 0; i < cues.length; i++) {
-        var at = cues[i].querySelector("[data-start]");
-        if (at && parseFloat(at.getAttribute("data-start")) <= audio.currentTime + 0.05) {
-          cue = cues[i];
-        }
-      }
+      var cue = current(cues, audio.currentTime);
       if (cue !== lastCue) {
+        // the view follows the reading while the reader follows it (the sentence before
+        // was in view), and leaves alone a reader who scrolled elsewhere
+        var follow = lastCue === null || inView(lastCue);
         if (lastCue) { lastCue.classList.remove("now"); }
-        if (cue) { cue.classList.add("now"); }
+        if (cue) {
+          cue.classList.add("now");
+          if (follow && !inView(cue) && cue.offsetParent !== null) {
+            cue.scrollIntoView({block: "center"});
+          }
+        }
         lastCue = cue;
       }
     });
@@ -280,7 +285,12 @@ _JS = """
 
 
 def render_page(
-    episodes: Sequence[Episode], *, show: Show, out_dir: Path, audiobook: Audiobook | None = None
+    episodes: Sequence[Episode],
+    *,
+    show: Show,
+    out_dir: Path,
+    audiobook: Audiobook | None = None,
+    readalong: ReadAlong | None = None,
 ) -> str:
     """The page's HTML. Every text is escaped; every URL is relative to output/."""
     ordered = sorted(episodes, key=lambda e: e.number)
@@ -293,6 +303,8 @@ def render_page(
     )
     total = sum(ep.seconds for ep in ordered)
     body = "\n".join(_episode_html(ep, out_dir) for ep in ordered)
+    if readalong is not None:
+        body = _readalong_html(readalong, out_dir) + "\n" + body
     if audiobook is not None:
         body = _audiobook_html(audiobook, out_dir) + "\n" + body
     feed = _e(FEED_FILE)
@@ -334,11 +346,18 @@ def render_page(
 
 
 def write_page(
-    episodes: Sequence[Episode], *, show: Show, out_dir: Path, audiobook: Audiobook | None = None
+    episodes: Sequence[Episode],
+    *,
+    show: Show,
+    out_dir: Path,
+    audiobook: Audiobook | None = None,
+    readalong: ReadAlong | None = None,
 ) -> Path:
     """Write out_dir/index.html atomically and return its path."""
     target = out_dir / PAGE_FILE
-    page = render_page(episodes, show=show, out_dir=out_dir, audiobook=audiobook)
+    page = render_page(
+        episodes, show=show, out_dir=out_dir, audiobook=audiobook, readalong=readalong
+    )
     write_atomic(target, page.encode("utf-8"))
     return target
 

@@ -47,6 +47,7 @@ MEDIA_TYPES = {
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
     ".m4b": "audio/mp4",  # audio/x-m4b is unknown to browsers: they would not play it
+    ".epub": "application/epub+zip",
     ".xml": "application/rss+xml; charset=utf-8",
     ".vtt": "text/vtt; charset=utf-8",
     ".srt": "application/x-subrip",

@@ -15,6 +15,7 @@ import pytest
 
 from narration.page import clock, read_chapters, read_vtt, write_page
 
+from .support import CHROMIUM, CHROMIUM_ARGS, start_server, stop
 from .test_feed import (  # noqa: F401  (speech: a fixture)
     SENTENCES,
     TRICKY_AUTHOR,
@@ -24,19 +25,6 @@ from .test_feed import (  # noqa: F401  (speech: a fixture)
     build_podcast,
     speech,
 )
-from .test_serve import start_server, stop
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 class _Refs(HTMLParser):
@@ -199,7 +187,7 @@ def _check_in_browser(browser: object, url: str, episodes: list, shot: Path | No
     cues = read_vtt(other.vtt)
     target = page.locator(f"#ep-{other.chapter_id}")
     target.locator("summary").click()
-    target.locator("ol.cues .at").nth(1).click()
+    target.locator(".readalong .cue").nth(1).click()
     at = page.evaluate(f"document.querySelector('#ep-{other.chapter_id} audio').currentTime")
     assert cues[1].start - 0.01 <= at < cues[1].start + 0.5, (at, cues[1].start)
     page.evaluate("document.querySelectorAll('audio').forEach(a => a.pause())")

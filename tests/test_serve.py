@@ -29,50 +29,10 @@ import pytest
 from narration.errors import OutputError
 from narration.serve import bind_socket, check_range
 
+from .support import start_server, stop
 from .test_feed import ChapterSpec, build_podcast, speech  # noqa: F401  (speech: a fixture)
 
 SECRET = "this file is outside output/ and must never be served"
-
-_SERVE = """
-import sys
-from pathlib import Path
-from narration.serve import serve
-serve(Path(sys.argv[1]), host=sys.argv[2], port=int(sys.argv[3]),
-      feed_base_url=None, echo=lambda m: print(m, flush=True))
-"""
-
-
-def start_server(out: Path, host: str = "127.0.0.1") -> tuple[subprocess.Popen[str], list[str]]:
-    """`serve` in a subprocess on a free port; returns it and what it printed up to 'Ctrl-C'."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(out), host, "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Press Ctrl-C"):
-            return proc, lines
-    proc.kill()
-    raise AssertionError(
-        f"server did not start: {lines} {proc.stderr.read() if proc.stderr else ''}"
-    )
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class Site:

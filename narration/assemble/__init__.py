@@ -16,6 +16,7 @@ The modules, in the order the work flows:
     mp3.py        the MP3 writer: pieces encoded with LAME and joined, ID3 tags
     aac.py        a chapter encoded to AAC for the audiobook (kept in the state folder)
     m4b.py        the M4B writer: the chapters' AAC joined, MP4 chapters and tags
+    readalong.py  the read-along EPUB 3: each chapter's text, its MP3 and a media overlay
     sidecars.py   the WebVTT transcript, JSON chapters and description
     state.py      what each chapter was made from, to skip unchanged ones
     book.py       drives the chapters' tasks over the processes
@@ -40,6 +41,7 @@ from __future__ import annotations
 from .book import assemble_book, assemble_chapter
 from .m4b import assemble_audiobook
 from .mp3 import iso639_2
+from .readalong import assemble_readalong
 from .state import AssembledEpisode, chapter_digest
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "assemble_audiobook",
     "assemble_book",
     "assemble_chapter",
+    "assemble_readalong",
     "chapter_digest",
     "iso639_2",
 ]

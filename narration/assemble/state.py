@@ -16,7 +16,7 @@ from typing import Any
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError
 from ..files import write_atomic
-from ..layout import AUDIOBOOK_STATE, CHAPTER_AAC_SUFFIX
+from ..layout import BOOK_STATES, CHAPTER_AAC_SUFFIX
 from ..model import CastChapter, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
@@ -206,5 +206,5 @@ def prune_state(state: Path, stems: set[str]) -> None:
     if not state.is_dir():
         return
     for path in [*state.glob("*.json"), *state.glob(f"*{CHAPTER_AAC_SUFFIX}")]:
-        if path.stem not in stems and path.name != AUDIOBOOK_STATE:
+        if path.stem not in stems and path.name not in BOOK_STATES:
             path.unlink(missing_ok=True)
