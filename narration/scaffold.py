@@ -16,20 +16,25 @@ _FILES = {  # where each template goes in a new project
 
 
 def init_project(directory: Path) -> list[Path]:
-    """Create DIRECTORY with seeds/, voices.yaml, podcast.yaml and .gitignore; never overwrite,
-    and never beside a running build."""
+    """Create DIRECTORY with seeds/, voices.yaml, podcast.yaml and .gitignore (and an example
+    text, unless seeds/ holds texts already); never overwrite, and never beside a running
+    build."""
     from .workspace import refuse_while_building
 
     directory = Path(directory)
     refuse_while_building(directory, "run narrate init")
-    existing = [directory / rel for rel in _FILES if (directory / rel).exists()]
+    files = dict(_FILES)
+    seeds = directory / SEEDS_DIR
+    if seeds.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in seeds.iterdir()):
+        del files[f"{SEEDS_DIR}/01-example.md"]  # the user's texts are there: no example
+    existing = [directory / rel for rel in files if (directory / rel).exists()]
     if existing:
         raise OutputError(f"{existing[0]}: already exists; narrate init never overwrites files")
     created = []
     templates = resources.files("narration") / "templates"
     try:
         (directory / SEEDS_DIR).mkdir(parents=True, exist_ok=True)
-        for rel, template in _FILES.items():
+        for rel, template in files.items():
             target = directory / rel
             target.write_text(
                 templates.joinpath(template).read_text(encoding="utf-8"), encoding="utf-8"

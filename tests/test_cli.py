@@ -176,6 +176,16 @@ def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_init_beside_the_users_texts_adds_no_example_to_their_book(tmp_path: Path) -> None:
+    root = tmp_path / "novel"
+    (root / "seeds").mkdir(parents=True)
+    (root / "seeds" / "novel.txt").write_text("CHAPTER I\n\nIt was a dark night.\n")
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (root / "seeds").iterdir()) == ["novel.txt"]
+    assert (root / "voices.yaml").is_file() and "example" not in result.output
+
+
 def test_voices_lists_english(tmp_path: Path) -> None:
     result = run("voices", "--lang", "en", "--json")
     assert result.exit_code == 0, result.output
