@@ -541,6 +541,16 @@ _VERSE_SHORT = 0.75
 _MARKUP = (".xhtml", ".html", ".htm", ".xml")
 
 
+#: A line that opens with a capital (after any quote marks or brackets), as verse lines do:
+#: a line of prose wrapped short mostly opens with a word that runs on.
+_CAPITAL = re.compile(r"[\W_]*[^\W\d_a-z]")
+
+
+#: A line ending on punctuation: a couplet's first line does; prose wrapped short mostly
+#: breaks between words.
+_CLOSED = re.compile(r"[,;:.!?\u2014\u2019\u201d'\")]$")
+
+
 def _width(text: str) -> int:
     """The width a plain text is wrapped at: the longest of most of its lines."""
     lengths = sorted(len(line.rstrip()) for line in text.splitlines() if line.strip())
@@ -552,8 +562,9 @@ def verse_breaks(
 ) -> dict[str, tuple[int, ...]]:
     """The segments of a chapter that are set in lines of their own (verse, an address, a
     letter's close), by segment id: after which of their words each line ends. Found in
-    plain and Markdown seeds, where a short line within a paragraph is the author's; a
-    paragraph whose words do not match its lines one for one keeps no breaks."""
+    plain and Markdown seeds, where lines within a paragraph that stop well short of the
+    text's width and each open with a capital are the author's; a paragraph whose words do
+    not match its lines one for one keeps no breaks."""
     out: dict[str, tuple[int, ...]] = {}
     for part in cast.parts:
         segment = part.segment
@@ -569,8 +580,14 @@ def verse_breaks(
         lines = [ln for ln in lines if ln]
         if len(lines) < 2:
             continue
-        width = widths.setdefault(span.file, _width(text))
+        if span.file not in widths:
+            widths[span.file] = _width(text)
+        width = widths[span.file]
         if max(len(ln) for ln in lines[:-1]) > _VERSE_SHORT * width:
+            continue
+        if not all(_CAPITAL.match(ln) for ln in lines[1:]):  # prose wrapped narrow
+            continue
+        if len(lines) == 2 and not _CLOSED.search(lines[0]):  # "... said\nScrooge."
             continue
         counts = [len(ln.split()) for ln in lines]
         if sum(counts) != len(segment.text.split()):
