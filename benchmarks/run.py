@@ -19,8 +19,9 @@ the median ratio is reported. With --kokoro, the seeds are also built with voice
 and measured against the Kokoro floor (benchmarks/kokoro_floor.py: kokoro-onnx alone
 rendering the same sentences with the same voices, in each process/thread split of the
 cores, the fastest taken). After the no-op rebuild, the book is built again with --m4b: the
-audiobook's cost on its own (its chapters' AAC and the M4B; no MP3 is encoded again). Prints
-a table with each goal of issues 7, 13 and 15 checked, and writes
+audiobook's cost on its own (its chapters' AAC and the M4B; no MP3 is encoded again); then
+without and with --readalong, three pairs: what the read-along EPUB adds. Prints
+a table with each goal of issues 7, 13, 15 and 27 checked, and writes
 the figures as JSON (benchmarks/results.json, or --json PATH). Exit status 1 if a goal is
 missed.
 """
@@ -139,7 +140,7 @@ def build(project: Path, voices: str | None = None, *args: str) -> dict:
     result["stages"] = report["stages"]
     result["totals"] = report["totals"]
     result["encoded"] = [c["mp3"] for c in report["chapters"] if c["encoded"]]
-    for key in ("audiobook", "cluster"):
+    for key in ("audiobook", "readalong", "cluster"):
         if key in report:
             result[key] = report[key]
     return result
@@ -215,6 +216,21 @@ def bench_book(
     # are kept and only the audiobook is made (each chapter's AAC, then the M4B joined).
     print(f"[{name}] the audiobook added (--m4b)...", file=sys.stderr, flush=True)
     result["m4b"] = build(project, None, "--m4b")
+    # The read-along EPUB's cost: what a build with it adds to one without (the MP3s kept,
+    # the book written anew each time), in pairs back to back, the median taken.
+    extra = []
+    for i in range(READALONG_PAIRS):
+        step = f" ({i + 1}/{READALONG_PAIRS})"
+        print(f"[{name}] without and with --readalong{step}...", file=sys.stderr, flush=True)
+        for book in (project / "output").glob("*.epub"):
+            book.unlink()
+        without = build(project)
+        with_it = build(project, None, "--readalong")
+        extra.append((with_it["seconds"] - without["seconds"], without, with_it))
+    result["readalong_extra"] = [round(e[0], 3) for e in extra]
+    _, result["readalong_without"], result["readalong"] = sorted(extra, key=lambda e: e[0])[
+        len(extra) // 2
+    ]
     if rebuilds:
         serge = voice_lines(project, "Victor Serge")
         print(f"[{name}] rebuild after Serge's rate changed...", file=sys.stderr, flush=True)
@@ -227,6 +243,9 @@ def bench_book(
 
 
 KOKORO_CAST = "voices.kokoro.yaml"
+#: Pairs of builds without and with the read-along EPUB (issue 27: it adds at most 10%).
+READALONG_PAIRS = 3
+READALONG_GOAL = 0.10
 #: Issue 15's goals for a cold build with the M4B off, against the floor in the same run.
 COLD_GOAL = {"seeds": 1.35, "novel": 1.2}
 
@@ -301,6 +320,20 @@ def goals(results: dict) -> list[tuple[str, str, bool]]:
                     f"{book.get('size', 0) / 1e6:.1f} MB, {book.get('chapters', 0)} chapters, "
                     f"{len(m['encoded'])} MP3s encoded",
                     bool(book.get("written")) and not m["encoded"],
+                )
+            )
+        if "readalong" in r:
+            ra = r["readalong"]
+            extra = sorted(r["readalong_extra"])[len(r["readalong_extra"]) // 2]
+            share = extra / cold["seconds"]
+            rows.append(
+                (
+                    f"{name}: --readalong adds <= {READALONG_GOAL:.0%} to a cold build",
+                    f"+{extra:.2f} s = {share:.1%} (pairs: "
+                    + ", ".join(f"{x:+.2f}" for x in r["readalong_extra"])
+                    + f" s; its stage {ra['stages'].get('read-along', 0):.2f} s), "
+                    f"{ra['readalong']['size'] / 1e6:.1f} MB, {ra['readalong']['cues']} cues",
+                    share <= READALONG_GOAL and ra["readalong"]["written"],
                 )
             )
         noop = r["noop"]
@@ -389,7 +422,7 @@ def table(results: dict) -> str:
     ]
     for name, r in results.items():
         base = r["floor"]["seconds"]
-        for run in ("floor", "cold", "noop", "m4b", "one_voice"):
+        for run in ("floor", "cold", "noop", "m4b", "readalong", "one_voice"):
             if run not in r:
                 continue
             m = r[run]
