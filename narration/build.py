@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -552,7 +553,7 @@ class _Run:
 
 def _build_locked(run: _Run) -> None:
     from .cover import generate_cover, write_cover
-    from .progress import ProgressReporter, count
+    from .progress import ProgressReporter, count, format_duration
     from .synth import ClipCache, synthesize
 
     checked, report, stage, show = run.checked, run.report, run.stage, run.show
@@ -567,93 +568,141 @@ def _build_locked(run: _Run) -> None:
         )
     _remove_leftovers([out, project.state], project.lock_file)
 
+    from .assemble import AssembledEpisode, assemble_audiobook, assemble_book
+    from .errors import ClipDamaged
+    from .feed import LockEntry, write_feed
+    from .fingerprint import sketch
+    from .page import write_page
+    from .streaming import ChapterStream, Publisher, previous_episodes
+    from .synth import ClipJob
+
+    requests = [
+        ClipJob(line, part.voice, part.id, k)
+        for k, cc in enumerate(cast)
+        for part in cc.parts
+        for line in part.lines
+    ]
+    # the lock as the whole book gives it, worked out before any episode is published
+    from .assemble.sidecars import transcript_words
+
+    entries = [
+        LockEntry(cc.chapter.id, k + 1, sketch(transcript_words(cc))) for k, cc in enumerate(cast)
+    ]
+    previous = previous_episodes(out, project.state)  # before assembly forgets them
+
+    def publish(episodes: list[Episode], *, book: Any = None, ebook: Any = None) -> None:
+        write_feed(
+            episodes,
+            show=show,
+            podcast=checked.podcast,
+            out_dir=out,
+            base_url=run.base_url,
+            lock_path=project.lock_file,
+            today=run.recorded,  # the day the tags were given, should the lock have none
+            chapters=entries,
+        )
+        write_page(episodes, show=show, out_dir=out, audiobook=book, readalong=ebook)
+
+    publisher = Publisher(cast, dict(previous), publish)
+    offload = run.cluster.encoder() if run.cluster is not None else None
+    progress = ProgressReporter(
+        quiet=run.quiet,
+        label=f"synthesis on {run.cluster.size()} workers" if run.cluster else "synthesis",
+    )
+    chapters = ProgressReporter(
+        quiet=run.quiet, label="assembly", unit="chapters", made="encoded", kept="unchanged"
+    )
+    counts = {"done": 0, "kept": 0}
+    synthesised = threading.Event()
+
+    def finished(index: int, episode: AssembledEpisode) -> None:
+        """A chapter's episode is finished (in assembly's thread): published at once."""
+        publisher.done(index, episode)
+        counts["done"] += 1
+        counts["kept"] += not episode.encoded
+        if synthesised.is_set():
+            chapters(counts["done"], counts["kept"], len(cast))
+        elif episode.encoded:
+            progress.note(
+                f"ready: {project.display(episode.mp3)} "
+                f"(chapter {episode.number} of {len(cast)}, {format_duration(episode.seconds)})"
+            )
+
+    def assemble(chapter_list: Sequence[Any], **kwargs: Any) -> list[AssembledEpisode]:
+        return assemble_book(
+            chapter_list,
+            pauses=checked.voices.pauses,
+            audio=checked.voices.audio,
+            out_dir=out,
+            state_dir=project.state,
+            jobs=run.jobs,
+            m4b=run.m4b,
+            offload=offload,
+            **kwargs,
+        )
+
     with ThreadPoolExecutor(max_workers=1) as background:
         # Without a cover of the user's (the checks looked), one is drawn in a thread while
-        # the workers render (this process only waits on them); either is written after
-        # synthesis, so a build that fails there writes nothing.
+        # the workers render (this process only waits on them); either is written when the
+        # first chapter's clips are ready, so a build refused before that writes nothing.
         drawn = None
         if run.cover is None:
             drawn = background.submit(generate_cover, show.title, show.author or "")
         background.submit(_preload_assembly)
-        with stage("synthesis"):
-            requests = [
-                (line, part.voice, part.id)
-                for cc in cast
-                for part in cc.parts
-                for line in part.lines
-            ]
-            label = f"synthesis on {run.cluster.size()} workers" if run.cluster else "synthesis"
-            progress = ProgressReporter(quiet=run.quiet, label=label)
-            cache = ClipCache(project.cache)
-            try:
-                flat = synthesize(
-                    requests,
-                    engine=checked.engines,
-                    cache=cache,
-                    jobs=run.jobs,
-                    progress=progress,
-                    workers=run.workers,
-                    cluster=run.cluster,
-                )
-            finally:
-                progress.close()
-                for pool in run.workers:
-                    pool.close()  # idle from now on: their memory is the encoders'
-            if run.cluster is not None:
-                report.cluster = {
-                    "scheduler": run.cluster.address,
-                    "workers": run.cluster.size(),
-                    "refused": dict(run.cluster.refused),
-                }
-            if cache.damaged:
-                n = len(cache.damaged)
-                run.warn(
-                    f"{project.display(project.cache)}: {count(n, 'cached clip')} "
-                    f"{'was' if n == 1 else 'were'} damaged on disk (bytes changed since "
-                    f"{'it was' if n == 1 else 'they were'} made, or failing a render's "
-                    f"checks) and {'was' if n == 1 else 'were'} rendered again"
-                )
-        with stage("cover"):
-            data, ext = run.cover if drawn is None else (drawn.result(), ".png")
-            show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
+
+        def start() -> Show:
+            nonlocal show
+            with stage("cover"):
+                data, ext = run.cover if drawn is None else (drawn.result(), ".png")
+                show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
+            return show
+
+        stream = ChapterStream(cast, start, assemble, finished)
+        cache = ClipCache(project.cache)
+        try:
+            with stage("synthesis"):
+                try:
+                    flat = synthesize(
+                        requests,
+                        engine=checked.engines,
+                        cache=cache,
+                        jobs=run.jobs,
+                        progress=progress,
+                        workers=run.workers,
+                        cluster=run.cluster,
+                        on_group=stream.arrived,
+                    )
+                finally:
+                    progress.close()
+                    for pool in run.workers:
+                        pool.close()  # idle from now on: their memory is the encoders'
+                stream.close()
+                synthesised.set()
+                chapters(counts["done"], counts["kept"], len(cast))
+        except BaseException:
+            stream.stop()
+            chapters.close()
+            raise
+    if run.cluster is not None:
+        report.cluster = {
+            "scheduler": run.cluster.address,
+            "workers": run.cluster.size(),
+            "refused": dict(run.cluster.refused),
+        }
+    if cache.damaged:
+        n = len(cache.damaged)
+        run.warn(
+            f"{project.display(project.cache)}: {count(n, 'cached clip')} "
+            f"{'was' if n == 1 else 'were'} damaged on disk (bytes changed since "
+            f"{'it was' if n == 1 else 'they were'} made, or failing a render's "
+            f"checks) and {'was' if n == 1 else 'were'} rendered again"
+        )
     grouped = _grouped(cast, flat)
 
-    from .assemble import assemble_audiobook, assemble_book
-    from .errors import ClipDamaged
-    from .feed import write_feed
-    from .page import write_page
-
     with stage("assembly"):
-        chapters = ProgressReporter(
-            quiet=run.quiet, label="assembly", unit="chapters", made="encoded", kept="unchanged"
-        )
-        counts = {"done": 0, "kept": 0}
-
-        def assembled(episode: Episode) -> None:
-            counts["done"] += 1
-            counts["kept"] += not getattr(episode, "encoded", True)
-            chapters(counts["done"], counts["kept"], len(grouped))
-
-        offload = run.cluster.encoder() if run.cluster is not None else None
-
-        def assemble() -> list[Episode]:
-            counts.update(done=0, kept=0)
-            return assemble_book(
-                grouped,
-                show=show,
-                pauses=checked.voices.pauses,
-                audio=checked.voices.audio,
-                out_dir=out,
-                state_dir=project.state,
-                jobs=run.jobs,
-                progress=assembled,
-                m4b=run.m4b,
-                offload=offload,
-            )
-
         try:
             try:
-                episodes = assemble()
+                episodes = stream.result()
             except ClipDamaged:
                 # a clip's bytes changed while its size, time and inode did not (bit rot):
                 # every such clip is found, rendered again, and the book assembled again
@@ -673,7 +722,11 @@ def _build_locked(run: _Run) -> None:
                     cluster=run.cluster,
                 )
                 grouped = _grouped(cast, flat)
-                episodes = assemble()
+                counts.update(done=0, kept=0)
+                index = {cc.chapter.id: k for k, cc in enumerate(cast)}
+                episodes = assemble(
+                    grouped, show=show, progress=lambda ep: finished(index[ep.chapter_id], ep)
+                )
         finally:
             chapters.close()
         if offload is not None and report.cluster is not None:
@@ -683,7 +736,7 @@ def _build_locked(run: _Run) -> None:
     if run.m4b:
         with stage("audiobook"):
             book = assemble_audiobook(
-                episodes,  # type: ignore[arg-type]  # assemble_book's AssembledEpisodes
+                episodes,
                 show=show,
                 bitrate=checked.voices.audio.bitrate,
                 path=audiobook_file(out, show.title),
@@ -720,16 +773,7 @@ def _build_locked(run: _Run) -> None:
         }
 
     with stage("feed"):
-        write_feed(
-            episodes,
-            show=show,
-            podcast=checked.podcast,
-            out_dir=out,
-            base_url=run.base_url,
-            lock_path=project.lock_file,
-            today=run.recorded,  # the day the tags were given, should the lock have none
-        )
-        write_page(episodes, show=show, out_dir=out, audiobook=book, readalong=ebook)
+        publish(episodes, book=book, ebook=ebook)
         # Only now that the feed and page no longer name them: a build killed before this
         # point leaves a feed whose every file is still there.
         _remove_stale(out, episodes, [b.path for b in (book, ebook) if b is not None])
@@ -745,15 +789,13 @@ def _build_locked(run: _Run) -> None:
                 "clips": len(flat_clips),
                 "rendered": sum(1 for c in flat_clips if c.rendered),
                 "cached": sum(1 for c in flat_clips if not c.rendered),
-                "encoded": bool(getattr(ep, "encoded", True)),
+                "encoded": ep.encoded,
                 "seconds": round(ep.seconds, 3),
                 "voices": list(ep.voices),
                 # measured when it was encoded (kept chapters: by the build that encoded them)
-                "loudness_lufs": _rounded(getattr(ep, "loudness", None)),
-                "true_peak_dbtp": _rounded(getattr(ep, "true_peak", None)),
-                "voice_loudness_lufs": {
-                    k: _rounded(v) for k, v in getattr(ep, "voice_loudness", {}).items()
-                },
+                "loudness_lufs": _rounded(ep.loudness),
+                "true_peak_dbtp": _rounded(ep.true_peak),
+                "voice_loudness_lufs": {k: _rounded(v) for k, v in ep.voice_loudness.items()},
             }
         )
     data = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
@@ -770,13 +812,16 @@ def _grouped(
 
 def _preload_assembly() -> None:
     """Assembly's modules and native libraries, loaded while the workers render, so they
-    are off the path from synthesis to assembly and the processes that assembly forks
-    inherit them instead of each loading its own. Nobody reads its outcome: if a library
-    cannot load, assembly's own import of it fails with the error."""
+    are off the path to the first chapter's assembly; and the server that assembly's
+    processes are forked from, started with them loaded (each process inherits them).
+    Nobody reads its outcome: if a library cannot load, assembly's own import of it fails
+    with the error."""
     from . import assemble  # noqa: F401 - loading it is the point
+    from .assemble.book import start_processes
     from .audio import preload
 
     preload()
+    start_processes()
 
 
 def _remove_leftovers(folders: list[Path], lock_file: Path) -> None:

@@ -237,19 +237,40 @@ def first_build_day(lock: Lock, day: date | None = None) -> date:
 EPISODE_STEP = timedelta(minutes=1)
 
 
+@dataclass(frozen=True)
+class LockEntry:
+    """A chapter as the lock knows it: its id, its number, and its text's fingerprint."""
+
+    chapter_id: str
+    number: int
+    fingerprint: tuple[str, ...]
+
+
+def lock_entries(episodes: Sequence[Episode]) -> list[LockEntry]:
+    """The episodes as the lock knows them, fingerprinted from their transcripts."""
+    return [
+        LockEntry(
+            ep.chapter_id, ep.number, fingerprint.sketch(fingerprint.transcript_words(ep.vtt))
+        )
+        for ep in episodes
+    ]
+
+
 def update_lock(
     lock: Lock,
-    episodes: Sequence[Episode],
+    episodes: Sequence[LockEntry],
     *,
     feed_url: str,
     published: date | None,
     today: date | None = None,
 ) -> tuple[Lock, str]:
-    """The lock with every episode given a guid and date; and the podcast guid to publish.
+    """The lock with every chapter given a guid and date; and the podcast guid to publish.
 
     New episodes are dated from podcast.yaml's `published`, else from the day of the
     project's first build, which the lock records (`today` when it has none, also in a lock
-    of an older narrate that kept no such day: its episodes keep their dates).
+    of an older narrate that kept no such day: its episodes keep their dates). Given every
+    chapter of the book at once (not only those published so far), the lock is the one the
+    whole book gets, whatever order its episodes are finished in.
     """
     podcast_guid = lock.podcast_guid or podcast_guid_for(feed_url)
     keep_guid = lock.podcast_guid or (None if is_loopback_url(feed_url) else podcast_guid)
@@ -258,9 +279,7 @@ def update_lock(
     base = datetime.combine(start, datetime.min.time(), timezone.utc)
     entries = dict(lock.episodes)
     latest = max((e.published for e in entries.values()), default=None)
-    prints = {
-        ep.chapter_id: fingerprint.sketch(fingerprint.transcript_words(ep.vtt)) for ep in episodes
-    }
+    prints = {ep.chapter_id: ep.fingerprint for ep in episodes}
     # A chapter whose title was corrected gets a new id; so does one that was edited. Each
     # new id takes the guid and date of the lost chapter whose text it shares most, so
     # subscribers do not get it twice; one that shares little with every lost chapter is a
@@ -510,11 +529,15 @@ def write_feed(
     base_url: str,
     lock_path: Path,
     today: date | None = None,
+    chapters: Sequence[LockEntry] | None = None,
 ) -> Path:
     """Write out_dir/feed.xml (and narrate.lock when it gains entries); return the feed's path.
 
     Episode files are published at base_url + their URL-quoted names. The lock is written
     before the feed, so a feed on disk never carries a guid the lock does not remember.
+    `chapters`, every chapter of the book, gives the lock its entries when the feed lists
+    only the episodes finished so far (default: the episodes, fingerprinted from their
+    transcripts).
     """
     podcast_file = lock_path.parent / PODCAST_FILE
     problems = check_podcast(podcast, podcast_file, line_index_of(podcast_file))
@@ -524,7 +547,11 @@ def write_feed(
         base_url += "/"
     lock = load_lock(lock_path)
     new_lock, podcast_guid = update_lock(
-        lock, episodes, feed_url=base_url + FEED_FILE, published=podcast.published, today=today
+        lock,
+        lock_entries(episodes) if chapters is None else chapters,
+        feed_url=base_url + FEED_FILE,
+        published=podcast.published,
+        today=today,
     )
     data = render_feed(
         episodes,
@@ -544,10 +571,12 @@ def write_feed(
 __all__ = [
     "EpisodeLock",
     "Lock",
+    "LockEntry",
     "file_url",
     "first_build_day",
     "is_loopback_url",
     "load_lock",
+    "lock_entries",
     "podcast_guid_for",
     "render_feed",
     "today",

@@ -24,7 +24,7 @@ SHINGLE = 3
 #: Above this estimated similarity, two chapters are the same episode.
 SAME_EPISODE = 0.5
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")
 _CUE_TIMING = re.compile(r"^\d[\d:.]* --> ")
 _TAG = re.compile(r"<[^>]*>")
 
@@ -59,7 +59,7 @@ def transcript_words(vtt: Path) -> list[str]:
         if not line or line == "WEBVTT" or _CUE_TIMING.match(line):
             continue
         text = _TAG.sub(" ", line).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-        words += _WORD.findall(text)
+        words += WORD.findall(text)
     return words
 
 

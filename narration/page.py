@@ -120,7 +120,34 @@ def _read_along(cues: Sequence[Cue]) -> str:
     return "\n".join(out)
 
 
+#: Each episode's section as last rendered, by what it is made from: a build publishing
+#: chapter by chapter renders the page again for each one, and only the new one changes.
+_SECTIONS: dict[tuple[object, ...], str] = {}
+
+
+def _files_key(*paths: Path) -> tuple[object, ...]:
+    try:
+        return tuple((p, p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    except OSError:  # gone: read_* say so
+        return (None,)
+
+
 def _episode_html(ep: Episode, out_dir: Path) -> str:
+    key = (
+        ep.number, ep.chapter_id, ep.title, ep.author, ep.mp3, ep.seconds, ep.voices, out_dir,
+        *_files_key(ep.vtt, ep.chapters_json),
+    )  # fmt: skip
+    if key[-1] is not None and key in _SECTIONS:
+        return _SECTIONS[key]
+    section = _render_episode(ep, out_dir)
+    if key[-1] is not None:
+        if len(_SECTIONS) > 4096:
+            _SECTIONS.clear()
+        _SECTIONS[key] = section
+    return section
+
+
+def _render_episode(ep: Episode, out_dir: Path) -> str:
     marks = read_chapters(ep.chapters_json)
     cues = read_vtt(ep.vtt)
     anchor = _e(f"ep-{ep.chapter_id}")

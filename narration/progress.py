@@ -14,6 +14,7 @@ anything written to the output.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class ProgressReporter:
         self._last_text = ""
         self._state = (0, 0, 0)
         self._finished = False
+        self._lock = threading.Lock()  # a note comes from another thread than the counts
 
     def __enter__(self) -> ProgressReporter:
         return self
@@ -89,6 +91,25 @@ class ProgressReporter:
     def __call__(self, done: int, cached: int, total: int, work: Work | None = None) -> None:
         if self.quiet:
             return
+        with self._lock:
+            self._update(done, cached, total, work)
+
+    def note(self, message: str) -> None:
+        """A line of its own above the live one (a chapter ready while clips render); in a
+        log, a line of its own."""
+        if self.quiet:
+            return
+        with self._lock:
+            if self.live and self._last_text:
+                pad = " " * max(0, len(self._last_text) - len(message))
+                self.stream.write(f"\r{message}{pad}\n")
+                self._last_text = ""
+                self._draw(self.clock())
+            else:
+                self.stream.write(message + "\n")
+            self.stream.flush()
+
+    def _update(self, done: int, cached: int, total: int, work: Work | None) -> None:
         now = self.clock()
         weight = work or Work(done, cached, total)  # without characters, each clip weighs one
         rendered = weight.done - weight.cached

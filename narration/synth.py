@@ -88,7 +88,20 @@ class ProgressFn(Protocol):
     def __call__(self, done: int, cached: int, total: int, work: Work, /) -> None: ...
 
 
-Job = tuple[Line, Voice] | tuple[Line, Voice, str]
+@dataclass(frozen=True)
+class ClipJob:
+    """One line to render in one voice: `label` names it in messages (its segment id), and
+    `group` (its chapter's index) orders the work: groups are rendered in order, each as
+    soon as the one before has all its clips started."""
+
+    line: Line
+    voice: Voice
+    label: str
+    group: int = 0
+
+
+#: A ClipJob, or (line, voice[, label]) as tests write it.
+Job = ClipJob | tuple[Line, Voice] | tuple[Line, Voice, str]
 #: One engine for every voice (tests), or the engine of each voice by its `engine` name.
 Engines = Engine | Mapping[str, Engine]
 #: The lowest sample rate a clip may have (every engine renders at 22,050 Hz or more).
@@ -820,26 +833,21 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
-@dataclass(frozen=True)
-class _Job:
-    line: Line
-    voice: Voice
-    label: str
-
-
-def _normalize(jobs_in: Sequence[Job]) -> list[_Job]:
+def _normalize(jobs_in: Sequence[Job]) -> list[ClipJob]:
     jobs = []
     for i, job in enumerate(jobs_in):
-        if len(job) == 3:
+        if isinstance(job, ClipJob):
+            jobs.append(job)
+        elif len(job) == 3:
             line, voice, label = job  # type: ignore[misc]
+            jobs.append(ClipJob(line, voice, str(label)))
         else:
             line, voice = job  # type: ignore[misc]
-            label = f"line {i + 1}"
-        jobs.append(_Job(line, voice, str(label)))
+            jobs.append(ClipJob(line, voice, f"line {i + 1}"))
     return jobs
 
 
-def _retried(job: _Job, attempts: int, problems: list[str]) -> str:
+def _retried(job: ClipJob, attempts: int, problems: list[str]) -> str:
     """What `on_retry` hears of a clip that was rendered after failed attempts."""
     return f"segment {job.label}: clip needed {attempts} attempts ({'; '.join(problems)})"
 
@@ -849,7 +857,7 @@ def _engine_failed(name: str, why: str) -> SynthesisError:
     return SynthesisError(f"engine '{name}' could not start: {why}")
 
 
-def _failure(job: _Job, attempts: int, problems: list[str]) -> SynthesisError:
+def _failure(job: ClipJob, attempts: int, problems: list[str]) -> SynthesisError:
     voice = job.voice
     tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
     why = problems[-1] if problems else "unknown failure"
@@ -891,6 +899,7 @@ def synthesize(
     on_retry: Callable[[str], None] | None = None,
     workers: WorkerPool | Sequence[WorkerPool] | None = None,
     cluster: RemoteRenderer | None = None,
+    on_group: Callable[[int, list[Clip]], None] | None = None,
 ) -> list[Clip]:
     """One verified Clip per (Line, Voice[, segment id]), in order; renders only what's missing.
 
@@ -906,6 +915,10 @@ def synthesize(
     theirs); the caller closes them.
     `cluster` renders the missing clips elsewhere (narration/cluster.py: a Dask cluster);
     they come back here, are checked as a fresh render is, and cached.
+    Jobs are rendered group by group (ClipJob.group: a chapter), the longest first within
+    each; `on_group(group, clips)` hears of each group as soon as all its clips are there
+    (in its jobs' order; called from this thread), so a caller can go on with a chapter
+    while later ones render.
     """
     items = _normalize(jobs_in)
     for job in items:
@@ -927,7 +940,7 @@ def synthesize(
     for i, key in enumerate(keys):
         first.setdefault(key, i)
     clips: dict[str, Clip] = {}
-    todo: dict[str, tuple[Engine, list[tuple[ClipTask, _Job]]]] = {}
+    todo: dict[str, tuple[Engine, list[tuple[ClipTask, ClipJob]]]] = {}
     for n, (key, i) in enumerate(first.items()):
         eng, line, voice = renderers[i], items[i].line, items[i].voice
         hit = cache.get(key, functools.partial(_verify, eng, line.spoken, voice))
@@ -943,6 +956,31 @@ def synthesize(
     if progress:
         progress(cached, cached, total, Work(chars_done, chars_cached, chars))
 
+    # each group's clips still to come, and the groups waiting on each clip
+    members: dict[int, list[int]] = {}
+    for i, job in enumerate(items):
+        members.setdefault(job.group, []).append(i)
+    missing: dict[int, set[str]] = {}
+    waiting: dict[str, list[int]] = {}
+    for g, indices in members.items():
+        missing[g] = {keys[i] for i in indices if keys[i] not in clips}
+        for key in missing[g]:
+            waiting.setdefault(key, []).append(g)
+
+    def group_clips(g: int) -> list[Clip]:
+        return [
+            clips[keys[i]] if first[keys[i]] == i else replace(clips[keys[i]], rendered=False)
+            for i in members[g]
+        ]
+
+    def ready(g: int) -> None:
+        if on_group is not None:
+            on_group(g, group_clips(g))
+
+    for g in sorted(members):
+        if not missing[g]:
+            ready(g)
+
     def finished(task: ClipTask, clip: Clip) -> None:
         nonlocal chars_done
         if task.key not in clips:
@@ -950,6 +988,10 @@ def synthesize(
         clips[task.key] = clip
         if progress:
             progress(len(clips), cached, total, Work(chars_done, chars_cached, chars))
+        for g in waiting.pop(task.key, ()):
+            missing[g].discard(task.key)
+            if not missing[g]:
+                ready(g)
 
     if todo and cluster is not None:
         _render_remote(todo, cache, cluster, finished, on_retry)
@@ -973,7 +1015,7 @@ class RemoteRenderer(Protocol):
 
 
 def _render_remote(
-    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, _Job]]]],
+    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, ClipJob]]]],
     cache: ClipCache,
     cluster: RemoteRenderer,
     finished: Callable[[ClipTask, Clip], None],
@@ -983,14 +1025,19 @@ def _render_remote(
     as a local worker checks its own), verified to be the bytes it checked and put in the
     cache; stop at the first that fails."""
     cache.ensure()
-    owner: dict[int, tuple[Engine, _Job]] = {}
+    owner: dict[int, tuple[Engine, ClipJob]] = {}
     tasks: list[tuple[str, ClipTask]] = []
     for name, (engine, group) in todo.items():
         for task, job in group:
             owner[task.index] = (engine, job)
             tasks.append((name, task))
-    # the longest first, as locally: the last to finish are short
-    tasks.sort(key=lambda p: -len(p[1].text) / max(1, pace(owner[p[1].index][0], p[1].voice)))
+    # group by group, the longest first within each, as locally: the last to finish are short
+    tasks.sort(
+        key=lambda p: (
+            owner[p[1].index][1].group,
+            -len(p[1].text) / max(1, pace(owner[p[1].index][0], p[1].voice)),
+        )
+    )
     for result in cluster.render(tasks):
         task = result.task
         engine, job = owner[task.index]
@@ -1030,7 +1077,7 @@ def _cores() -> int:
 
 
 def _render_all(
-    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, _Job]]]],
+    todo: Mapping[str, tuple[Engine, list[tuple[ClipTask, ClipJob]]]],
     cache: ClipCache,
     jobs: int | None,
     retries: int,
@@ -1041,15 +1088,16 @@ def _render_all(
     """Feed each engine's tasks to its workers, two in flight each; stop at the first failed
     clip.
 
-    The longest clips go first, so the last ones to finish are short and no worker waits
-    long for another at the end (the bytes do not depend on the order).
+    Group by group (a book's chapters in order, so the first can be assembled while the
+    rest render), the longest clips first within each, so the last ones to finish are short
+    and no worker waits long for another at the end (the bytes do not depend on the order).
     """
     cache.ensure()
     for pool in given:
         if Path(pool.cache_root) != Path(cache.root):
             raise ValueError(f"workers started for {pool.cache_root}, not for {cache.root}")
     pending: dict[str, deque[ClipTask]] = {}
-    owner: dict[int, tuple[ClipTask, _Job]] = {}
+    owner: dict[int, tuple[ClipTask, ClipJob]] = {}
     started: list[WorkerPool] = []
     inflight: dict[Connection, list[int]] = {}
     worker_of: dict[Connection, _Worker] = {}
@@ -1057,9 +1105,14 @@ def _render_all(
     try:
         for name, (engine, group) in todo.items():
             pending[name] = deque(
-                sorted(
-                    (task for task, _ in group),
-                    key=lambda t, e=engine: (-len(t.text) / max(1, pace(e, t.voice)), t.index),
+                task
+                for task, _ in sorted(
+                    group,
+                    key=lambda p, e=engine: (
+                        p[1].group,
+                        -len(p[0].text) / max(1, pace(e, p[0].voice)),
+                        p[0].index,
+                    ),
                 )
             )
             owner.update((task.index, (task, job)) for task, job in group)

@@ -37,7 +37,7 @@ STAGES = [
 SHARED = {"layout", "errors", "model", "files", "progress", "config", "directories"}
 SHARED |= {"fingerprint", "cover", "invocation"}
 #: What runs the stages: nothing but the CLI imports these.
-ORCHESTRATION = {"project", "build", "scaffold", "cli", "workspace"}
+ORCHESTRATION = {"project", "build", "streaming", "scaffold", "cli", "workspace"}
 
 
 def narration_imports(path: Path) -> set[str]:

@@ -38,13 +38,14 @@ take more rounds). Memory is bounded by the piece, not the chapter or the book.
 
 from __future__ import annotations
 
-from .book import assemble_book, assemble_chapter
+from .book import Arrivals, assemble_book, assemble_chapter
 from .m4b import assemble_audiobook
 from .mp3 import iso639_2
 from .readalong import assemble_readalong
 from .state import AssembledEpisode, chapter_digest
 
 __all__ = [
+    "Arrivals",
     "AssembledEpisode",
     "assemble_audiobook",
     "assemble_book",

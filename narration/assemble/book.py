@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import math
+import multiprocessing
 import os
 import shutil
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -310,18 +313,35 @@ def _run_plan(job: PlanJob) -> Plan:
     return plan_chapter(job)
 
 
-def _pool_worker(parent: int) -> None:
+#: Assembly's processes are forked from a server process (a fresh Python with assembly's
+#: modules loaded and no threads), not from the build: the build renders and assembles in
+#: threads at once, and a fork copies any lock another thread holds (an import's) into a
+#: child that then waits on it forever.
+_PROCESSES = multiprocessing.get_context("forkserver")
+_PRELOAD = ["narration.assemble"]
+
+
+def start_processes() -> None:
+    """Start the server assembly's processes are forked from, with assembly's modules
+    loaded (a build calls this while it checks and renders, off the path to chapter 1)."""
+    _PROCESSES.set_forkserver_preload(_PRELOAD)
+    forkserver.ensure_running()
+
+
+def _pool_worker() -> None:
     """A pool process dies with the build (on Linux) instead of waiting for work forever,
-    holding its memory, when the build is killed; Ctrl-C and a closed terminal are the
-    build's to handle (SIGTERM is not ignored: the executor ends a broken pool with it)."""
+    holding its memory, when the build is killed (its parent, the fork server, ends with
+    the build); Ctrl-C and a closed terminal are the build's to handle (SIGTERM is not
+    ignored: the executor ends a broken pool with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sig.preload()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pool's own end is all there is
         return
-    if os.getppid() != parent:  # the build died before prctl took effect
+    if os.getppid() == 1:  # the fork server died before prctl took effect
         os._exit(1)
 
 
@@ -341,24 +361,87 @@ class Offload(Protocol):
         """Stop what it still has to do (the build failed or was interrupted)."""
 
 
+class Arrivals:
+    """Chapters handed to assembly as their clips are ready, from another thread (the
+    build's synthesis): `put` each (its index in the book and its clips, grouped as
+    `assemble_book` takes them), then `close`, with the error that stopped the producer if
+    one did (assembly raises it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[tuple[int, Sequence[Sequence[Clip]]]] = deque()
+        self._signal: Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def put(self, index: int, clips: Sequence[Sequence[Clip]]) -> None:
+        with self._lock:
+            self._items.append((index, clips))
+            self._wake()
+
+    def close(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._closed, self._error = True, error
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._signal is not None and not self._signal.done():
+            self._signal.set_result(None)
+        self._signal = None
+
+    def take(self) -> list[tuple[int, Sequence[Sequence[Clip]]]]:
+        """What has arrived since the last call (raising the producer's error, if any)."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def signal(self) -> Future[None]:
+        """A future done when something arrives or the producer closes (at once if so)."""
+        with self._lock:
+            future: Future[None] = Future()
+            if self._items or self._closed:
+                future.set_result(None)
+            else:
+                self._signal = future
+            return future
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self._closed and not self._items
+
+
 def _run(
-    works: list[_Work],
+    waiting: deque[_Work],
     jobs: int,
     progress: Callable[[AssembledEpisode], None] | None,
     offload: Offload | None = None,
-) -> None:
+    arrive: Callable[[], list[_Work]] | None = None,
+    arrivals: Arrivals | None = None,
+) -> list[_Work]:
     """Drive the chapters' tasks to the end, in this process (jobs == 1) or on `jobs`
     processes, never more tasks in flight than processes; with `offload`, pieces are also
-    encoded there, up to its slots.
+    encoded there, up to its slots. With `arrivals`, chapters keep coming (`arrive` turns
+    what arrived into work) until it is closed. Returns every work it drove.
 
     Ready pieces of chapters already started go first, oldest chapter first, and a new
     chapter is planned only when no piece is waiting: the processes stay busy (a long
     chapter's pieces are spread over all of them) while at most a few chapters' timelines
-    exist at once, whatever the book's length.
+    exist at once, whatever the book's length. `progress` hears of each chapter as soon as
+    its files are written.
     """
-    waiting = deque(works)
+    works = list(waiting)
     active: list[_Work] = []
     ready: dict[int, deque[_Task]] = {}
+
+    def admit() -> None:
+        if arrive is not None:
+            new = arrive()
+            waiting.extend(new)
+            works.extend(new)
 
     def next_task() -> _Task | None:
         for work in active:
@@ -371,13 +454,22 @@ def _run(
             return ready[id(work)].popleft()
         return None
 
+    heard: set[int] = set()
+
     def finish(task: _Task, result: Any) -> None:
         work = task.work
         ready[id(work)].extend(work.done(task, result))
+        # heard of as soon as its files are written (its AAC for the audiobook may follow),
+        # so a build publishing as it goes lists it without waiting for that
+        if work.made is not None and id(work) not in heard:
+            heard.add(id(work))
+            if progress:
+                progress(work.made)
         if work.episode is not None:
             active.remove(work)
-            if progress:
-                progress(work.episode)
+
+    def more_to_come() -> bool:
+        return arrivals is not None and not arrivals.finished
 
     held: deque[_Task] = deque()  # taken in order, waiting for a free slot
     remote: set[Future[Any]] = set()
@@ -398,24 +490,42 @@ def _run(
             inflight[future] = task
 
     try:
+        admit()
         if jobs <= 1 and offload is None:
-            while (task := next_task()) is not None:
-                finish(task, task.run(task.arg))
-            return
+            while True:
+                task = next_task()
+                if task is not None:
+                    finish(task, task.run(task.arg))
+                elif more_to_come():
+                    assert arrivals is not None
+                    arrivals.signal().result()
+                else:
+                    break
+                admit()
+            return works
+        start_processes()
         with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_pool_worker, initargs=(os.getpid(),)
+            max_workers=jobs, mp_context=_PROCESSES, initializer=_pool_worker
         ) as pool:
             inflight: dict[Future[Any], _Task] = {}
             try:
                 while True:
                     submit(pool, inflight)
-                    if not inflight:
-                        break
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    if not inflight and not more_to_come():
+                        admit()  # the last arrivals, taken after the producer closed
+                        if not waiting:
+                            break
+                        continue
+                    watch: set[Future[Any]] = set(inflight)
+                    if more_to_come():
+                        assert arrivals is not None
+                        watch.add(arrivals.signal())
+                    done, _ = wait(watch, return_when=FIRST_COMPLETED)
                     for future in [f for f in inflight if f in done]:  # in order sent
                         task = inflight.pop(future)
                         remote.discard(future)
                         finish(task, future.result())
+                    admit()
             except BrokenProcessPool:
                 raise OutputError(
                     f"{task.work.mp3}: a process assembling it died "
@@ -429,6 +539,7 @@ def _run(
     finally:
         for work in works:
             work.cleanup()
+    return works
 
 
 def _cores() -> int:
@@ -440,7 +551,7 @@ def _cores() -> int:
 
 
 def assemble_book(
-    chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]]]],
+    chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]] | None]],
     *,
     show: Show,
     pauses: PausesConfig,
@@ -452,6 +563,7 @@ def assemble_book(
     numbering: tuple[int, int] | None = None,
     m4b: bool = False,
     offload: Offload | None = None,
+    arrivals: Arrivals | None = None,
 ) -> list[AssembledEpisode]:
     """Every chapter, in book order; unchanged chapters are kept, the others made on
     `jobs` processes (default: one per core).
@@ -466,18 +578,24 @@ def assemble_book(
     timeline and pieces are written there while it is assembled. With `m4b`, each
     chapter's audio is also encoded to AAC for the audiobook (kept in `state_dir`, and
     only for chapters whose AAC is not already there). With `offload`, pieces
-    are encoded there too (a Dask cluster), beside this machine's processes.
+    are encoded there too (a Dask cluster), beside this machine's processes. With
+    `arrivals`, a chapter given without clips (None) is assembled when they arrive there,
+    while the others are: the build's synthesis hands each chapter over as it is ready.
     """
     audio_config = audio
     total = numbering[1] if numbering else len(chapters)
     cover = cover_bytes(show)
     results: list[AssembledEpisode | None] = [None] * len(chapters)
-    todo: list[tuple[float, int, _Work]] = []
-    stems: set[str] = set()
-    for k, (cast, clips) in enumerate(chapters):
+    stems = [
+        chapter_stem(numbering[0] if numbering else k + 1, total, cast.chapter.id)
+        for k, (cast, _) in enumerate(chapters)
+    ]
+    made: dict[int, _Work] = {}
+
+    def admit(k: int, clips: Sequence[Sequence[Clip]]) -> _Work | None:
+        """The chapter kept as an earlier build made it, or its work to do."""
+        cast = chapters[k][0]
         number = numbering[0] if numbering else k + 1
-        stem = chapter_stem(number, total, cast.chapter.id)
-        stems.add(stem)
         digest = chapter_digest(
             cast,
             clips,
@@ -488,31 +606,56 @@ def assemble_book(
             audio_config=audio_config,
             cover=cover,
         )
-        kept = current(out_dir, state_dir, stem, digest)
+        kept = current(out_dir, state_dir, stems[k], digest)
         if kept is not None and (not m4b or kept.aac_key == aac_key(digest)):
             results[k] = kept
             if progress:
                 progress(kept)
-            continue
+            return None
         if kept is not None and not (kept.mix and kept.lead):  # made before these were kept
             kept = None
-        seconds = sum(c.seconds for group in clips for c in group)
         args = (cast, clips, number, total, show, pauses, audio_config, out_dir, state_dir, cover)
-        todo.append((seconds, k, _Work((*args, stem, digest, m4b, kept))))
+        made[k] = _Work((*args, stems[k], digest, m4b, kept))
+        return made[k]
+
     if numbering is None:
-        prune_state(state_dir, stems)
-    if not todo:
+        prune_state(state_dir, set(stems))
+    given = [(k, clips) for k, (_, clips) in enumerate(chapters) if clips is not None]
+    todo = [(k, w) for k, clips in given if (w := admit(k, clips)) is not None]
+    if not todo and arrivals is None:
         return [r for r in results if r is not None]
     try:
         state_dir.mkdir(parents=True, exist_ok=True)  # the timelines are written there
     except OSError as exc:
         raise OutputError(f"{state_dir}: {exc.strerror or exc}") from None
 
-    # longest first: its plan, the one step that cannot be shared, starts at once
-    todo.sort(key=lambda t: (-t[0], t[1]))
-    pieces = sum(len(timeline.piece_sizes(round(t[0] * sig.RATE))) for t in todo)
-    workers = max(1, min(jobs or _cores(), pieces))
-    _run([w for _, _, w in todo], workers, progress, offload)
-    for _, k, work in todo:
+    def seconds(w: _Work) -> float:
+        return sum(c.seconds for group in w.clips for c in group)
+
+    # longest first: its plan, the one step that cannot be shared, starts at once (chapters
+    # arriving one by one are taken in their order)
+    todo.sort(key=lambda t: (-seconds(t[1]), t[0]))
+    if arrivals is None:
+        pieces = sum(len(timeline.piece_sizes(round(seconds(w) * sig.RATE))) for _, w in todo)
+        workers = max(1, min(jobs or _cores(), pieces))
+    else:
+        workers = max(1, jobs or _cores())
+
+    def arrive() -> list[_Work]:
+        assert arrivals is not None
+        return [w for k, clips in sorted(arrivals.take()) if (w := admit(k, clips)) is not None]
+
+    _run(
+        deque(w for _, w in todo),
+        workers,
+        progress,
+        offload,
+        arrive if arrivals is not None else None,
+        arrivals,
+    )
+    for k, work in made.items():
         results[k] = work.episode
+    missing = [stems[k] for k, r in enumerate(results) if r is None]
+    if missing:  # pragma: no cover - the producer closed without handing every chapter over
+        raise OutputError(f"{out_dir / missing[0]}: its clips never arrived for assembly")
     return [r for r in results if r is not None]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OutputError
+from ..fingerprint import WORD
 from ..model import CastChapter, CastSegment
 from .mp3 import Timing
 from .timeline import Cue
@@ -31,6 +32,17 @@ def _vtt_escape(text: str) -> str:
 def cue_id(part: CastSegment, line: int) -> str:
     """A cue's identifier in the transcript: its part's id and the line's number in it."""
     return re.sub(r"\s+", "-", f"{part.id}.{line}").replace("-->", "--")
+
+
+def transcript_words(cast: CastChapter) -> list[str]:
+    """The words of the chapter's transcript as `fingerprint.transcript_words` reads them
+    from its WebVTT file (each cue's identifier, then its text), known before it is made."""
+    words: list[str] = []
+    for part in cast.parts:
+        for j, line in enumerate(part.lines):
+            words += WORD.findall(cue_id(part, j))
+            words += WORD.findall(line.text)
+    return words
 
 
 def vtt(cast: CastChapter, cues: list[Cue], timing: Timing, duration: float) -> str:

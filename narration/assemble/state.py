@@ -131,9 +131,30 @@ def _file_facts(path: Path) -> list[int]:
 
 def current(out_dir: Path, state_dir: Path, stem: str, digest: str) -> AssembledEpisode | None:
     """The episode an earlier build made from the same inputs, if its files are untouched."""
+    return _episode(out_dir, state_dir, _state_path(state_dir, stem), digest)
+
+
+def published(out_dir: Path, state_dir: Path) -> dict[str, AssembledEpisode]:
+    """Every episode an earlier build made whose files are untouched, by chapter id."""
+    found: dict[str, AssembledEpisode] = {}
+    if not state_dir.is_dir():
+        return found
+    for path in sorted(state_dir.glob("*.json")):
+        if path.name not in BOOK_STATES:
+            ep = _episode(out_dir, state_dir, path, None)
+            if ep is not None:
+                found[ep.chapter_id] = ep
+    return found
+
+
+def _episode(
+    out_dir: Path, state_dir: Path, path: Path, digest: str | None
+) -> AssembledEpisode | None:
+    """The episode a chapter's state describes, if its files are untouched (and, given a
+    digest, it was made from the inputs that digest stands for)."""
     try:
-        state = json.loads(_state_path(state_dir, stem).read_text(encoding="utf-8"))
-        if state.get("digest") != digest:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if digest is not None and state.get("digest") != digest:
             return None
         for name, facts in state["files"].items():
             if _file_facts(out_dir / name) != facts:
