@@ -589,6 +589,7 @@ def _build_locked(run: _Run) -> None:
         LockEntry(cc.chapter.id, k + 1, sketch(transcript_words(cc))) for k, cc in enumerate(cast)
     ]
     previous = previous_episodes(out, project.state)  # before assembly forgets them
+    books_before = _book_files(project.state)  # before this build records its own
 
     def publish(episodes: list[Episode], *, book: Any = None, ebook: Any = None) -> None:
         write_feed(
@@ -776,7 +777,8 @@ def _build_locked(run: _Run) -> None:
         publish(episodes, book=book, ebook=ebook)
         # Only now that the feed and page no longer name them: a build killed before this
         # point leaves a feed whose every file is still there.
-        _remove_stale(out, episodes, [b.path for b in (book, ebook) if b is not None])
+        kept = [b.path for b in (book, ebook) if b is not None]
+        _remove_stale(out, episodes, kept, books_before)
 
     for (cc, clips), ep in zip(grouped, episodes, strict=True):
         flat_clips = [c for part in clips for c in part]
@@ -844,15 +846,28 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _remove_stale(out: Path, episodes: list[Episode], books: list[Path]) -> None:
+def _book_files(state: Path) -> set[str]:
+    """The audiobook and read-along files earlier builds wrote, as the state records them
+    (a file of that kind narrate did not write is the user's, and stays)."""
+    from .layout import BOOK_STATES
+
+    names = set()
+    for name in BOOK_STATES:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+            names.add(str(json.loads((state / name).read_text(encoding="utf-8"))["file"]))
+    return names
+
+
+def _remove_stale(out: Path, episodes: list[Episode], books: list[Path], made: set[str]) -> None:
     """Chapter files a previous build made for chapters that no longer exist, and an
-    audiobook or read-along book this build did not make (the book's title changed, or
-    it is off)."""
+    audiobook or read-along book an earlier build made (`made`) that this one did not (the
+    book's title changed, or it is off)."""
     keep = {p.name for ep in episodes for p in (ep.mp3, ep.vtt, ep.chapters_json)}
     keep.update(p.name for p in books)
     for path in out.iterdir():
         name = path.name
-        ours = is_chapter_file(name) or is_audiobook_file(name) or is_readalong_file(name)
+        book = name in made and (is_audiobook_file(name) or is_readalong_file(name))
+        ours = is_chapter_file(name) or book
         if ours and path.is_file() and name not in keep:
             path.unlink()
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, Problem, closest
 from .invocation import narrate
 from .layout import VOICES_FILE
+from .model import CHARACTER_VOICE
 
 
 class _Strict(BaseModel):
@@ -690,6 +691,15 @@ def _semantic_problems(
                 )
             )
     for name, voice in voices.items():
+        if str(name).startswith(CHARACTER_VOICE):
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(("voices", name)),
+                    f"voices.{name}: {CHARACTER_VOICE}<name> names the voices narrate gives "
+                    "characters of its own accord; name this one otherwise",
+                )
+            )
         if isinstance(voice, dict):
             problems += _voice_problems(path, lines, str(name), voice, catalog)
     for loc, lexicon in _lexicons(data, voices):

@@ -243,6 +243,11 @@ class CastableVoice:
     tier: int = 0
 
 
+#: The name of a voice the cast gave a character of its own accord (`character:<id>`), as
+#: no voices.yaml voice can be named.
+CHARACTER_VOICE = "character:"
+
+
 @dataclass(frozen=True)
 class Voice:
     """A named voice from voices.yaml, with everything the engine needs to render it."""

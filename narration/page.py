@@ -277,6 +277,15 @@ _JS = """
     });
     if (!audio) { return; }
     var lastMark = null, lastCue = null;
+    var view = section.querySelector("details.transcript");
+    if (view) {
+      // opened while it plays: the sentence being read is shown at once
+      view.addEventListener("toggle", function () {
+        if (view.open && lastCue && !inView(lastCue)) {
+          lastCue.scrollIntoView({block: "center"});
+        }
+      });
+    }
     audio.addEventListener("timeupdate", function () {
       var mark = current(marks, audio.currentTime);
       if (mark !== lastMark) {
@@ -288,7 +297,7 @@ _JS = """
       if (cue !== lastCue) {
         // the view follows the reading while the reader follows it (the sentence before
         // was in view), and leaves alone a reader who scrolled elsewhere
-        var follow = lastCue === null || inView(lastCue);
+        var follow = lastCue === null || lastCue.offsetParent === null || inView(lastCue);
         if (lastCue) { lastCue.classList.remove("now"); }
         if (cue) {
           cue.classList.add("now");

@@ -65,6 +65,14 @@ def test_undefined_voice_in_rule(tmp_path: Path) -> None:
     assert "did you mean 'serge'?" in msg
 
 
+def test_a_voice_named_as_the_casts_character_voices_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("  serge:", '  "character:serge":').replace(
+        "voice: serge", 'voice: "character:serge"'
+    )
+    (msg,) = _problems(text, tmp_path)
+    assert "voices.yaml:5: voices.character:serge: character:<name> names the voices" in msg
+
+
 def test_unknown_engine_voice_lists_close_matches(tmp_path: Path) -> None:
     text = GOOD.replace("gmw/en-gb-scotland", "gmw/en-gb-scotlnd")
     (msg,) = _problems(text, tmp_path, ["gmw/en-us", "gmw/en-gb-scotland", "gmw/en"])

@@ -226,6 +226,9 @@ def test_rebuilds_are_byte_identical_and_only_a_changed_chapter_rewrites_the_boo
     built, _ = seeds
     want = (built / "output" / BOOK).read_bytes()
     root = seeds_project(tmp_path / "again")
+    (root / "output").mkdir()
+    notes = root / "output" / "my-notes.epub"  # not narrate's: never removed
+    notes.write_bytes(b"the user's own")
     report = build(root, cache, "--readalong")
     epub = root / "output" / BOOK
     assert epub.read_bytes() == want  # another folder, another build: the same bytes
@@ -259,6 +262,29 @@ def test_rebuilds_are_byte_identical_and_only_a_changed_chapter_rewrites_the_boo
     report = build(root, cache)
     assert "readalong" not in report and not epub.exists()
     assert ".epub" not in (root / "output" / "index.html").read_text(encoding="utf-8")
+    assert notes.read_bytes() == b"the user's own"
+
+
+def test_a_quote_whose_source_is_not_read_keeps_it_as_text(tmp_path: Path) -> None:
+    """With the quote announcements off, a quote block's source stays in the book (with no
+    audio to pair it with); announced, it is a cue of its own."""
+    from narration.assemble.readalong import ReadChapter, chapter_text
+    from narration.build import check_project
+    from narration.project import open_project
+
+    root = seeds_project(tmp_path / "quiet")
+    voices = root / "voices.yaml"
+    text = voices.read_text()
+    voices.write_text(text.replace('  quote: "From {author}, {work}, {year}."', "  quote: null"))
+    cast = check_project(open_project(root)).cast
+    chapter = ReadChapter(cast[1], "02-x", Path("x.mp3"), Path("x.vtt"), {})
+    body = chapter_text(chapter).body
+    sources = re.findall(r'<p class="source">(.*?)</p>\n<blockquote>', body)
+    assert sources == [
+        "Workers' Opposition, Statement of 27 February 1921 (1921)",
+        "Alexandra Kollantai, The Workers' Opposition (1921)",
+        "Victor Serge, Memoirs of a Revolutionary (1963)",
+    ]
 
 
 # --------------------------------------------------------------------------- an EPUB seed
@@ -365,6 +391,11 @@ def test_a_novels_chapters_with_their_characters_voices_read_along(
                 assert len(segments) == 1, p[:200]
                 mixed += len(set(ids)) > 1 and any(re.search(r"\.\d+$", i) for i in ids)
     assert mixed > 0
+    # the narrators are the voices.yaml voices heard, not the characters cast
+    opf = book.zip.read("EPUB/package.opf").decode()
+    narrators = re.findall(r'<meta property="media:narrator">([^<]*)</meta>', opf)
+    labels = set(re.findall(r"label: (.+)", (root / "voices.yaml").read_text()))
+    assert narrators and set(narrators) <= labels, (narrators, labels)
     assert epubcheck(epub) == []
 
 
@@ -377,7 +408,14 @@ def test_verse_keeps_its_lines_and_wrapped_prose_does_not(tmp_path: Path, cache:
         "over the water so that the far bank could hardly be seen from the ford,\n"
         "and the carters waited there for the morning to clear before they crossed.\n"
     )
-    verse = "The mist is on the river,\nThe carters wait the day;\nAnd who would cross the water\nMust wait as well as they.\n"
+    verse = (
+        "The mist is on the river,\nThe carters wait the day;\nAnd who would cross the "
+        "water\nMust wait as well as they.\n\nRoses are red,\nViolets are blue,\n"
+        "Sugar is sweet--\nAnd so are you.\n\n"
+        "Will you walk a little faster, said a whiting to a snail,\n"
+        "There's a porpoise close behind us, and he's treading on my tail.\n"
+        "See how eagerly the lobsters and the turtles all advance!\n"
+    )
     root = tmp_path / "verse"
     (root / "seeds").mkdir(parents=True)
     (root / "seeds" / "01-the-ford.txt").write_text(f"THE FORD\n\n{prose}\n{verse}\n{prose}")
@@ -387,7 +425,9 @@ def test_verse_keeps_its_lines_and_wrapped_prose_does_not(tmp_path: Path, cache:
     book = check_book(out / report["readalong"]["file"], out)
     doc = book.zip.read(next(n for n in book.zip.namelist() if "/text/" in n)).decode()
     paragraphs = re.findall(r"<p(?: class=\"verse\")?>(.*?)</p>", doc, re.S)
-    assert [p.count("<br/>") for p in paragraphs] == [0, 3, 0]
+    assert [p.count("<br/>") for p in paragraphs] == [0, 3, 3, 2, 0]
+    # a dash ends its line ("Sugar is sweet —"), and is no word of the next
+    assert re.search(r"sweet —<br/>\n(<span[^>]*>)?And so", doc), doc
     assert 'class="verse"' in doc
     assert epubcheck(out / report["readalong"]["file"]) == []
 
@@ -455,6 +495,24 @@ def test_the_show_pages_read_along_view_follows_playback_and_seeks_on_a_click(
                 box = page.locator(f"{section} .cue.now").bounding_box()
                 height = page.evaluate("window.innerHeight")
                 assert box is not None and 0 <= box["y"] < height
+                # closed, it plays on; opened, it shows the sentence being read at once
+                page.locator(f"{section} summary").click()
+                page.evaluate("window.scrollTo(0, 0)")
+                mid = len(cues) // 2
+                page.evaluate(
+                    f"document.querySelector('{section} audio').currentTime = "
+                    f"{ms(cues[mid].start) / 1000 + 0.2}"
+                )
+                page.wait_for_function(
+                    f"document.querySelectorAll('{section} .cue')[{mid}].classList.contains('now')",
+                    timeout=10_000,
+                )
+                page.locator(f"{section} summary").click()
+                page.wait_for_function(
+                    f"(() => {{ const r = document.querySelectorAll('{section} .cue')[{mid}]"
+                    ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()",
+                    timeout=5_000,
+                )
                 page.evaluate("document.querySelectorAll('audio').forEach(a => a.pause())")
                 assert problems == []
             finally:

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..files import temp_path
+from ..fingerprint import WORD
 from ..layout import READALONG_STATE
-from ..model import CastChapter, CastSegment, ReadAlong, Show
+from ..model import CHARACTER_VOICE, CastChapter, CastSegment, ReadAlong, Show
 from .sidecars import VttCue, cue_id, read_vtt
 from .state import replace_file
 from .timeline import discard
@@ -102,23 +103,35 @@ def _inline(
     parts: Sequence[CastSegment], ids: dict[str, str], taken: set[str], breaks: tuple[int, ...]
 ) -> str:
     """Parts' lines as one text, each line in a span of its own id; a line break (verse)
-    after each word whose count through the text is in `breaks`."""
+    before the first word after each count of words in `breaks` (words as fingerprints
+    count them: a dash or a quote mark alone is none, and stays on its line)."""
     out: list[str] = []
-    words = before = 0
+    words = 0
+    pending = False  # a line ended: break before the next word
+
+    def separator(token: str) -> str:
+        nonlocal pending
+        if pending and WORD.search(token):
+            pending = False
+            return "<br/>\n"
+        return " "
+
     for part in parts:
         for j, line in enumerate(part.lines):
             ident = cue_id(part, j)
             xid = ids[ident] = _xml_id(ident, taken)
             inner: list[str] = []
-            for n, word in enumerate(line.text.split()):
+            for n, token in enumerate(line.text.split()):
                 if n:
-                    inner.append("<br/>\n" if words in breaks else " ")
-                inner.append(_x(word))
-                words += 1
-            if out:
-                out.append("<br/>\n" if before in breaks else " ")
+                    inner.append(separator(token))
+                elif out:
+                    out.append(separator(token))
+                inner.append(_x(token))
+                counted = len(WORD.findall(token))
+                if counted:
+                    words += counted
+                    pending = pending or words in breaks
             out.append(f'<span id="{xid}">{"".join(inner)}</span>')
-            before = words
     return "".join(out)
 
 
@@ -145,6 +158,7 @@ def chapter_text(chapter: ReadChapter) -> _Text:
     if ch.author:
         body.append(f'<p class="byline">{_x(ch.author)}</p>')
     rest = [p for p in parts if p.id != announce]
+    announced = {p.id for p in rest if p.segment is None}
     k = 0
     while k < len(rest):
         part = rest[k]
@@ -164,6 +178,9 @@ def chapter_text(chapter: ReadChapter) -> _Text:
         if part.kind == "heading":
             body.append(f"<h2>{inner}</h2>")
         elif part.kind == "quote":
+            label = part.source.label() if part.source is not None else ""
+            if label and f"{segment.id}.announce" not in announced:  # its source, not read
+                body.append(f'<p class="source">{_x(label)}</p>')
             body.append(f"<blockquote><p>{inner}</p></blockquote>")
         elif part.kind == "list_item":
             if body[-1] == "</ul>":
@@ -403,7 +420,8 @@ def _entries(
         count += len(cues)
         durations.append(sum(c.end_ms - c.start_ms for c in cues))
         for voice in chapter.cast.voices:
-            narrators.setdefault(voice.label)
+            if not voice.name.startswith(CHARACTER_VOICE):  # a character is no narrator
+                narrators.setdefault(voice.label)
         language = show.language
         texts.append(
             _Entry(
@@ -534,8 +552,10 @@ def write_readalong(
 
 
 #: A line of a hard-wrapped text that stops this far short of the file's width is a line
-#: the author ended (verse, an address), not one the wrapping ended.
+#: the author ended (a couplet's), not one the wrapping ended.
 _VERSE_SHORT = 0.75
+#: Wrapped prose fills its lines to within a word of the width: a line this short is not.
+_WRAPPED = 0.85
 #: Files whose line breaks are the source's formatting, not the text's (their <br> is lost
 #: in the text they are read from).
 _MARKUP = (".xhtml", ".html", ".htm", ".xml")
@@ -562,9 +582,11 @@ def verse_breaks(
 ) -> dict[str, tuple[int, ...]]:
     """The segments of a chapter that are set in lines of their own (verse, an address, a
     letter's close), by segment id: after which of their words each line ends. Found in
-    plain and Markdown seeds, where lines within a paragraph that stop well short of the
-    text's width and each open with a capital are the author's; a paragraph whose words do
-    not match its lines one for one keeps no breaks."""
+    plain and Markdown seeds: a paragraph of three lines or more that each open with a
+    capital (wrapped prose goes on mid-sentence), one of them well short of the text's width
+    (wrapped prose fills each), or a couplet whose first line stops short of it on a
+    punctuation mark. A paragraph whose words do not match its
+    lines one for one keeps no breaks."""
     out: dict[str, tuple[int, ...]] = {}
     for part in cast.parts:
         segment = part.segment
@@ -578,19 +600,18 @@ def verse_breaks(
             continue
         lines = [ln.strip().lstrip(">").strip() for ln in text[span.start : span.end].splitlines()]
         lines = [ln for ln in lines if ln]
-        if len(lines) < 2:
-            continue
+        if len(lines) < 2 or not all(_CAPITAL.match(ln) for ln in lines[1:]):
+            continue  # one line, or prose wrapped (its lines go on mid-sentence)
         if span.file not in widths:
             widths[span.file] = _width(text)
         width = widths[span.file]
-        if max(len(ln) for ln in lines[:-1]) > _VERSE_SHORT * width:
-            continue
-        if not all(_CAPITAL.match(ln) for ln in lines[1:]):  # prose wrapped narrow
-            continue
-        if len(lines) == 2 and not _CLOSED.search(lines[0]):  # "... said\nScrooge."
-            continue
-        counts = [len(ln.split()) for ln in lines]
-        if sum(counts) != len(segment.text.split()):
+        if len(lines) == 2:  # "... said\nScrooge." is prose wrapped narrow; a couplet is not
+            if not (len(lines[0]) <= _VERSE_SHORT * width and _CLOSED.search(lines[0])):
+                continue
+        elif min(len(ln) for ln in lines[:-1]) > _WRAPPED * width:
+            continue  # every line full: prose whose lines happen to open with names
+        counts = [len(WORD.findall(ln)) for ln in lines]
+        if sum(counts) != len(WORD.findall(segment.text)):
             continue
         ends, total = [], 0
         for n in counts[:-1]:

@@ -27,7 +27,16 @@ from ..config import DEFAULT_ENGINE, CharactersConfig, VoiceConfig, VoicesConfig
 from ..errors import Problem
 from ..inline import WORD
 from ..invocation import narrate
-from ..model import Book, CastableVoice, Character, Quotation, Segment, Speakers, Voice
+from ..model import (
+    CHARACTER_VOICE,
+    Book,
+    CastableVoice,
+    Character,
+    Quotation,
+    Segment,
+    Speakers,
+    Voice,
+)
 
 #: How a character got its voice, as `narrate characters` and `narrate cast` say it.
 How = Literal["pinned", "automatic", "shared pool", "narrator", "fallback"]
@@ -75,7 +84,7 @@ def _auto_voice(character: Character, chosen: CastableVoice, base: VoiceConfig |
     """The engine's voice with the pace of the default voice, when it is the same engine's."""
     same = base is not None and base.engine == chosen.engine
     return Voice(
-        name=f"character:{character.id}",
+        name=f"{CHARACTER_VOICE}{character.id}",
         label=character.name,
         engine_voice=chosen.engine_voice,
         rate=base.rate if same and base is not None else VoiceConfig().rate,
