@@ -618,7 +618,7 @@ def _build_locked(run: _Run) -> None:
 
     def finished(index: int, episode: AssembledEpisode) -> None:
         """A chapter's episode is finished (in assembly's thread): published at once."""
-        publisher.done(index, episode)
+        publisher.done(index, episode, changed=episode.encoded)
         counts["done"] += 1
         counts["kept"] += not episode.encoded
         if synthesised.is_set():

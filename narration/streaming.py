@@ -44,10 +44,13 @@ class Publisher:
                 out.append(old)
         return out
 
-    def done(self, index: int, episode: Episode) -> None:
+    def done(self, index: int, episode: Episode, *, changed: bool = True) -> None:
+        """The chapter's episode is finished; published unless it is the one already
+        listed (`changed` False: kept as the previous build made it)."""
         with self.lock:
             self.finished[index] = episode
-            self.write(self.listed())
+            if changed:
+                self.write(self.listed())
 
 
 @dataclass
