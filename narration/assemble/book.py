@@ -122,7 +122,15 @@ class _Work:
         self.episode: AssembledEpisode | None = None  # done
 
     def start(self) -> list[_Task]:
-        job = PlanJob(self.cast, self.clips, self.pauses, self.audio, self.timeline, self.mp3)
+        job = PlanJob(
+            self.cast,
+            self.clips,
+            self.pauses,
+            self.audio,
+            self.timeline,
+            self.mp3,
+            timeline.PIECE_SECONDS,  # as this process has it (a test sets it)
+        )
         return [_Task(self, _run_plan, job)]
 
     def _mix(self) -> Mix:
@@ -313,26 +321,37 @@ def _run_plan(job: PlanJob) -> Plan:
     return plan_chapter(job)
 
 
-#: Assembly's processes are forked from a server process (a fresh Python with assembly's
-#: modules loaded and no threads), not from the build: the build renders and assembles in
-#: threads at once, and a fork copies any lock another thread holds (an import's) into a
-#: child that then waits on it forever.
-_PROCESSES = multiprocessing.get_context("forkserver")
+#: Assembly's processes are forked from the build when it runs no other thread (they
+#: inherit what it loaded), else from a fork server (a fresh Python with assembly's modules
+#: loaded and no threads): a build rendering and assembling in threads at once would copy
+#: into a forked child any lock another thread holds (an import's), which the child would
+#: then wait on forever.
+_FORK_SERVER = multiprocessing.get_context("forkserver")
 _PRELOAD = ["narration.assemble"]
 
 
 def start_processes() -> None:
-    """Start the server assembly's processes are forked from, with assembly's modules
-    loaded (a build calls this while it checks and renders, off the path to chapter 1)."""
-    _PROCESSES.set_forkserver_preload(_PRELOAD)
+    """Start the server assembly's processes are forked from while the build has threads,
+    with assembly's modules loaded (a build calls this while it checks and renders, off
+    the path to chapter 1)."""
+    _FORK_SERVER.set_forkserver_preload(_PRELOAD)
     forkserver.ensure_running()
 
 
-def _pool_worker() -> None:
+def _processes() -> tuple[Any, tuple[int]]:
+    """The multiprocessing context to start assembly's processes with, and the pid their
+    parent must have (0: the fork server's, whatever it is)."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork"), (os.getpid(),)
+    start_processes()
+    return _FORK_SERVER, (0,)
+
+
+def _pool_worker(parent: int) -> None:
     """A pool process dies with the build (on Linux) instead of waiting for work forever,
-    holding its memory, when the build is killed (its parent, the fork server, ends with
-    the build); Ctrl-C and a closed terminal are the build's to handle (SIGTERM is not
-    ignored: the executor ends a broken pool with it)."""
+    holding its memory, when the build is killed (a fork server's child, with its server,
+    which ends with the build); Ctrl-C and a closed terminal are the build's to handle
+    (SIGTERM is not ignored: the executor ends a broken pool with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sig.preload()
@@ -341,8 +360,8 @@ def _pool_worker() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pool's own end is all there is
         return
-    if os.getppid() == 1:  # the fork server died before prctl took effect
-        os._exit(1)
+    if os.getppid() == 1 or (parent and os.getppid() != parent):
+        os._exit(1)  # the build (or the server) died before prctl took effect
 
 
 _PR_SET_PDEATHSIG = 1
@@ -503,9 +522,9 @@ def _run(
                     break
                 admit()
             return works
-        start_processes()
+        context, parent = _processes()
         with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=_PROCESSES, initializer=_pool_worker
+            max_workers=jobs, mp_context=context, initializer=_pool_worker, initargs=parent
         ) as pool:
             inflight: dict[Future[Any], _Task] = {}
             try:

@@ -245,6 +245,8 @@ class PlanJob:
     audio: AudioConfig
     timeline: Path
     final: Path
+    #: the pieces' length, as the process that made the job reads it (None: PIECE_SECONDS)
+    piece_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -295,5 +297,5 @@ def plan_chapter(job: PlanJob) -> Plan:
         regions=mix.regions,
         voice_db=rebalance((mix, target)),
         headroom=headroom,
-        pieces=cut_pieces(layout.cues, layout.total),
+        pieces=cut_pieces(layout.cues, layout.total, job.piece_seconds),
     )

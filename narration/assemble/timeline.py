@@ -60,19 +60,19 @@ class Piece:
     end: int  # the end of what it measures: the next piece's start (stop + FRAME_SPAN)
 
 
-def piece_sizes(total: int) -> list[float]:
+def piece_sizes(total: int, seconds: float | None = None) -> list[float]:
     """The ideal lengths of a chapter's pieces, in timeline samples: PIECE_SECONDS or so,
     the last piece's share cut into a half and two quarters, so that whichever piece of the
     book is encoded last leaves the other processes idle for a quarter of a piece at most
     (a whole one left them waiting up to half a second at the end of the seeds' build)."""
-    count = round(total / (PIECE_SECONDS * sig.RATE))
+    count = round(total / ((PIECE_SECONDS if seconds is None else seconds) * sig.RATE))
     if count < 2:
         return [float(total)]
     part = total / count
     return [part] * (count - 1) + [part / 2, part / 4, part / 4]
 
 
-def cut_pieces(cues: Sequence[Cue], total: int) -> tuple[Piece, ...]:
+def cut_pieces(cues: Sequence[Cue], total: int, seconds: float | None = None) -> tuple[Piece, ...]:
     """Cut a chapter into pieces of `piece_sizes`, at pauses only.
 
     A cut needs a pause with room for the frame left out and a guard on either side; near
@@ -81,7 +81,7 @@ def cut_pieces(cues: Sequence[Cue], total: int) -> tuple[Piece, ...]:
     alone, never on the number of processes, so the bytes do not either.
     """
     span = FRAME_SPAN
-    sizes = piece_sizes(total)
+    sizes = piece_sizes(total, seconds)
     if len(sizes) < 2:
         return (Piece(0, total, total),)
     guard = ms(CUT_GUARD_MS)
