@@ -703,7 +703,11 @@ def _build_locked(run: _Run) -> None:
     with stage("assembly"):
         try:
             try:
-                episodes = stream.result()
+                try:
+                    episodes = stream.result()
+                except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, SIGHUP: it stops
+                    stream.stop()
+                    raise
             except ClipDamaged:
                 # a clip's bytes changed while its size, time and inode did not (bit rot):
                 # every such clip is found, rendered again, and the book assembled again

@@ -876,14 +876,16 @@ def _confirm_numerals(items: list[_Item]) -> None:
 def _toc_block(b: _Block) -> bool:
     """A block of chapter-heading lines (or lines with page numbers): a table of contents."""
     lines = [t.strip() for _, t in b.lines]
-    hits = sum(
-        1
+    hits = [
+        t
         for t in lines
         if chapter_heading(t) is not None
         or re.search(r"(?:\.{3,}|\s{2,}|\t)\s*(?:\d{1,4}|[ivxlc]+)$", t)
         or unit_line(t)
-    )
-    return hits >= 2 and hits * 2 >= len(lines)
+    ]
+    # a contents list names each chapter once: "I." twice is a paragraph's wrapped lines
+    names = {re.sub(r"[\W_]+$", "", t).casefold() for t in hits}
+    return len(names) >= 2 and len(hits) * 2 >= len(lines)
 
 
 def _merge_quote_sources(items: list[_Item]) -> None:

@@ -115,7 +115,8 @@ class ChapterStream:
         return self.episodes
 
     def stop(self) -> None:
-        """The build is failing: assembly stops after the tasks it is running."""
+        """The build is failing or stopped: assembly stops after the tasks it is running,
+        and removes its chapters' scratch files (taking an arrival raises)."""
         self.arrivals.close(_Stopped())
         if self.thread is not None:
             self.thread.join(timeout=120)

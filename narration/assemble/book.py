@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -322,46 +323,60 @@ def _run_plan(job: PlanJob) -> Plan:
 
 
 #: Assembly's processes are forked from the build when it runs no other thread (they
-#: inherit what it loaded), else from a fork server (a fresh Python with assembly's modules
-#: loaded and no threads): a build rendering and assembling in threads at once would copy
-#: into a forked child any lock another thread holds (an import's), which the child would
-#: then wait on forever.
+#: inherit what it loaded), else from a fork server (a fresh Python with no threads): a
+#: build rendering and assembling in threads at once would copy into a forked child any
+#: lock another thread holds (an import's), which the child would then wait on forever.
+#: The server loads nothing ahead (asked to, it would run the build's own script again,
+#: should that lack a __main__ guard); each process loads assembly as it starts.
 _FORK_SERVER = multiprocessing.get_context("forkserver")
-_PRELOAD = ["narration.assemble"]
 
 
 def start_processes() -> None:
-    """Start the server assembly's processes are forked from while the build has threads,
-    with assembly's modules loaded (a build calls this while it checks and renders, off
-    the path to chapter 1)."""
-    _FORK_SERVER.set_forkserver_preload(_PRELOAD)
+    """Start the server assembly's processes are forked from while the build has threads
+    (a build calls this while it checks and renders, off the path to chapter 1)."""
     forkserver.ensure_running()
 
 
-def _processes() -> tuple[Any, tuple[int]]:
-    """The multiprocessing context to start assembly's processes with, and the pid their
-    parent must have (0: the fork server's, whatever it is)."""
+def _processes() -> tuple[Any, tuple[int, int]]:
+    """The multiprocessing context to start assembly's processes with, and the arguments
+    of their initializer: their parent's pid (0: the fork server's) and the build's."""
     if threading.active_count() == 1:
-        return multiprocessing.get_context("fork"), (os.getpid(),)
+        return multiprocessing.get_context("fork"), (os.getpid(), os.getpid())
     start_processes()
-    return _FORK_SERVER, (0,)
+    return _FORK_SERVER, (0, os.getpid())
 
 
-def _pool_worker(parent: int) -> None:
-    """A pool process dies with the build (on Linux) instead of waiting for work forever,
-    holding its memory, when the build is killed (a fork server's child, with its server,
-    which ends with the build); Ctrl-C and a closed terminal are the build's to handle
-    (SIGTERM is not ignored: the executor ends a broken pool with it)."""
+def _pool_worker(parent: int, build: int) -> None:
+    """A pool process dies with the build instead of waiting for work forever, holding its
+    memory, when the build is killed: on Linux the kernel kills a forked one with its
+    parent, and a fork server's child watches the build (the server lives while any of
+    its children does). Ctrl-C and a closed terminal are the build's to handle (SIGTERM is
+    not ignored: the executor ends a broken pool with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sig.preload()
+    if not parent:
+        threading.Thread(target=_watch, args=(build,), daemon=True).start()
+        return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pool's own end is all there is
         return
-    if os.getppid() == 1 or (parent and os.getppid() != parent):
-        os._exit(1)  # the build (or the server) died before prctl took effect
+    if os.getppid() != parent:  # the build died before prctl took effect
+        os._exit(1)
+
+
+def _watch(build: int) -> None:
+    """End this process when the build is gone (it was killed: nobody will end us)."""
+    while True:
+        try:
+            os.kill(build, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:  # alive, another user's: cannot happen for our parent's pid
+            pass
+        time.sleep(0.25)
 
 
 _PR_SET_PDEATHSIG = 1
