@@ -69,6 +69,9 @@ class ChapterStream:
     show: Show | None = None
     episodes: list[AssembledEpisode] | None = None
     error: BaseException | None = None
+    #: set when assembly's thread has ended, its scratch files removed (waited on instead
+    #: of joining the thread: a join that Ctrl-C interrupted may not wait a second time)
+    ended: threading.Event = field(default_factory=threading.Event)
 
     def arrived(self, index: int, clips: list[Clip]) -> None:
         """synthesize's on_group: the chapter's clips, grouped by part, go to assembly
@@ -99,6 +102,8 @@ class ChapterStream:
             )
         except BaseException as exc:  # handed to the build's thread, which raises it
             self.error = exc
+        finally:
+            self.ended.set()
 
     def close(self, error: BaseException | None = None) -> None:
         """Synthesis is over (or failed with `error`, which stops assembly)."""
@@ -107,7 +112,7 @@ class ChapterStream:
     def result(self) -> list[AssembledEpisode]:
         """Every episode, once assembly has finished; its error, if it failed."""
         if self.thread is not None:
-            self.thread.join()
+            self.ended.wait()
         if self.error is not None:
             raise self.error
         if self.episodes is None:  # pragma: no cover - synthesis hands every chapter over
@@ -119,7 +124,7 @@ class ChapterStream:
         and removes its chapters' scratch files (taking an arrival raises)."""
         self.arrivals.close(_Stopped())
         if self.thread is not None:
-            self.thread.join(timeout=120)
+            self.ended.wait(timeout=120)
 
 
 class _Stopped(Exception):

@@ -347,7 +347,7 @@ def _console_script(bin_dir: Path) -> Path:
     repo = Path(__file__).resolve().parent.parent
     script.write_text(
         f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(repo)!r})\n"
-        "from narration.cli import main\nsys.exit(main())\n",
+        "from narration.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n",
         encoding="utf-8",
     )
     script.chmod(0o755)
