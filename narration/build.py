@@ -642,100 +642,107 @@ def _build_locked(run: _Run) -> None:
             **kwargs,
         )
 
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Without a cover of the user's (the checks looked), one is drawn in a thread while
-        # the workers render (this process only waits on them); either is written when the
-        # first chapter's clips are ready, so a build refused before that writes nothing.
-        drawn = None
-        if run.cover is None:
-            drawn = background.submit(generate_cover, show.title, show.author or "")
-        background.submit(_preload_assembly)
+    streams: list[ChapterStream] = []  # stopped, whatever ends the build early
+    try:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # Without a cover of the user's (the checks looked), one is drawn in a thread while
+            # the workers render (this process only waits on them); either is written when the
+            # first chapter's clips are ready, so a build refused before that writes nothing.
+            drawn = None
+            if run.cover is None:
+                drawn = background.submit(generate_cover, show.title, show.author or "")
+            background.submit(_preload_assembly)
 
-        def start() -> Show:
-            nonlocal show
-            with stage("cover"):
-                data, ext = run.cover if drawn is None else (drawn.result(), ".png")
-                show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
-            return show
+            def start() -> Show:
+                nonlocal show
+                with stage("cover"):
+                    data, ext = run.cover if drawn is None else (drawn.result(), ".png")
+                    show = Show(**{**show.__dict__, "cover": write_cover(out, data, ext)})
+                return show
 
-        stream = ChapterStream(cast, start, assemble, finished)
-        cache = ClipCache(project.cache)
-        try:
-            with stage("synthesis"):
+            stream = ChapterStream(cast, start, assemble, finished)
+            streams.append(stream)
+            cache = ClipCache(project.cache)
+            try:
+                with stage("synthesis"):
+                    try:
+                        flat = synthesize(
+                            requests,
+                            engine=checked.engines,
+                            cache=cache,
+                            jobs=run.jobs,
+                            progress=progress,
+                            workers=run.workers,
+                            cluster=run.cluster,
+                            on_group=stream.arrived,
+                        )
+                    finally:
+                        progress.close()
+                        for pool in run.workers:
+                            pool.close()  # idle from now on: their memory is the encoders'
+                    stream.close()
+                    synthesised.set()
+                    chapters(counts["done"], counts["kept"], len(cast))
+            except BaseException:
+                stream.stop()
+                chapters.close()
+                raise
+        if run.cluster is not None:
+            report.cluster = {
+                "scheduler": run.cluster.address,
+                "workers": run.cluster.size(),
+                "refused": dict(run.cluster.refused),
+            }
+        if cache.damaged:
+            n = len(cache.damaged)
+            run.warn(
+                f"{project.display(project.cache)}: {count(n, 'cached clip')} "
+                f"{'was' if n == 1 else 'were'} damaged on disk (bytes changed since "
+                f"{'it was' if n == 1 else 'they were'} made, or failing a render's "
+                f"checks) and {'was' if n == 1 else 'were'} rendered again"
+            )
+        grouped = _grouped(cast, flat)
+
+        with stage("assembly"):
+            try:
                 try:
+                    try:
+                        episodes = stream.result()
+                    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, SIGHUP: it stops
+                        stream.stop()
+                        raise
+                except ClipDamaged:
+                    # a clip's bytes changed while its size, time and inode did not (bit rot):
+                    # every such clip is found, rendered again, and the book assembled again
+                    damaged = [c for c in {c.key: c for c in flat}.values() if not cache.intact(c)]
+                    for clip in damaged:
+                        cache.discard(clip.key)
+                    run.warn(
+                        f"{project.display(project.cache)}: {count(len(damaged), 'cached clip')} "
+                        "had changed on disk without a trace in its size or time (bit rot?) and "
+                        f"{'was' if len(damaged) == 1 else 'were'} rendered again"
+                    )
                     flat = synthesize(
                         requests,
                         engine=checked.engines,
                         cache=cache,
                         jobs=run.jobs,
-                        progress=progress,
-                        workers=run.workers,
                         cluster=run.cluster,
-                        on_group=stream.arrived,
                     )
-                finally:
-                    progress.close()
-                    for pool in run.workers:
-                        pool.close()  # idle from now on: their memory is the encoders'
-                stream.close()
-                synthesised.set()
-                chapters(counts["done"], counts["kept"], len(cast))
-        except BaseException:
-            stream.stop()
-            chapters.close()
-            raise
-    if run.cluster is not None:
-        report.cluster = {
-            "scheduler": run.cluster.address,
-            "workers": run.cluster.size(),
-            "refused": dict(run.cluster.refused),
-        }
-    if cache.damaged:
-        n = len(cache.damaged)
-        run.warn(
-            f"{project.display(project.cache)}: {count(n, 'cached clip')} "
-            f"{'was' if n == 1 else 'were'} damaged on disk (bytes changed since "
-            f"{'it was' if n == 1 else 'they were'} made, or failing a render's "
-            f"checks) and {'was' if n == 1 else 'were'} rendered again"
-        )
-    grouped = _grouped(cast, flat)
-
-    with stage("assembly"):
-        try:
-            try:
-                try:
-                    episodes = stream.result()
-                except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, SIGHUP: it stops
-                    stream.stop()
-                    raise
-            except ClipDamaged:
-                # a clip's bytes changed while its size, time and inode did not (bit rot):
-                # every such clip is found, rendered again, and the book assembled again
-                damaged = [c for c in {c.key: c for c in flat}.values() if not cache.intact(c)]
-                for clip in damaged:
-                    cache.discard(clip.key)
-                run.warn(
-                    f"{project.display(project.cache)}: {count(len(damaged), 'cached clip')} "
-                    "had changed on disk without a trace in its size or time (bit rot?) and "
-                    f"{'was' if len(damaged) == 1 else 'were'} rendered again"
-                )
-                flat = synthesize(
-                    requests,
-                    engine=checked.engines,
-                    cache=cache,
-                    jobs=run.jobs,
-                    cluster=run.cluster,
-                )
-                grouped = _grouped(cast, flat)
-                counts.update(done=0, kept=0)
-                index = {cc.chapter.id: k for k, cc in enumerate(cast)}
-                episodes = assemble(
-                    grouped, show=show, progress=lambda ep: finished(index[ep.chapter_id], ep)
-                )
-        finally:
-            chapters.close()
-        if offload is not None and report.cluster is not None:
-            report.cluster["pieces"] = offload.sent
+                    grouped = _grouped(cast, flat)
+                    counts.update(done=0, kept=0)
+                    index = {cc.chapter.id: k for k, cc in enumerate(cast)}
+                    episodes = assemble(
+                        grouped, show=show, progress=lambda ep: finished(index[ep.chapter_id], ep)
+                    )
+            finally:
+                chapters.close()
+            if offload is not None and report.cluster is not None:
+                report.cluster["pieces"] = offload.sent
+    except BaseException:  # Ctrl-C, a signal, a failure: assembly stops and cleans up
+        for running in streams:
+            running.stop()
+        raise
 
     book = None
     if run.m4b:
