@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assemble import Arrivals, AssembledEpisode, assemble_book
+from .assemble import Arrivals, AssembledEpisode
 from .errors import OutputError
 from .model import CastChapter, Clip, Episode, Show
 
@@ -140,4 +140,4 @@ def previous_episodes(out_dir: Path, state_dir: Path) -> dict[str, Episode]:
     return published(out_dir, state_dir)
 
 
-__all__ = ["ChapterStream", "Publisher", "assemble_book", "previous_episodes"]
+__all__ = ["ChapterStream", "Publisher", "previous_episodes"]
