@@ -30,7 +30,7 @@ from ..files import temp_path
 from ..layout import AUDIOBOOK_STATE
 from ..model import Audiobook, Show
 from .aac import FRAME, PRIMING, AacChapter, encoder_version, unpack
-from .state import AssembledEpisode, cover_bytes, replace_file
+from .state import AssembledEpisode, cover_bytes, kept_book, save_book
 from .timeline import discard
 
 #: Bump when a change here changes the M4B's bytes.
@@ -87,15 +87,12 @@ def _state(state_dir: Path) -> Path:
 
 def _kept(state_dir: Path, path: Path, digest: str) -> Audiobook | None:
     """The audiobook an earlier build made from the same inputs, if it is untouched."""
+    state = kept_book(_state(state_dir), path, digest)
     try:
-        state = json.loads(_state(state_dir).read_text(encoding="utf-8"))
-        st = path.stat()
-        if state["digest"] != digest or state["file"] != path.name:
-            return None
-        if [st.st_size, st.st_mtime_ns] != state["facts"]:
+        if state is None:
             return None
         marks = tuple((float(t), str(title)) for t, title in state["marks"])
-        return Audiobook(path, float(state["seconds"]), st.st_size, marks, written=False)
+        return Audiobook(path, float(state["seconds"]), path.stat().st_size, marks, written=False)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -158,15 +155,12 @@ def write_audiobook(
     seconds = round(total / rate, 3)
     st = path.stat()
     book = Audiobook(path, seconds, st.st_size, tuple((round(a / rate, 3), t) for a, t in marks))
-    state = {
-        "digest": digest,
-        "file": path.name,
-        "facts": [st.st_size, st.st_mtime_ns],
-        "seconds": seconds,
-        "marks": [list(m) for m in book.marks],
-    }
-    blob = json.dumps(state, indent=1, ensure_ascii=False) + "\n"
-    replace_file(_state(state_dir), blob.encode())
+    save_book(
+        _state(state_dir),
+        path,
+        digest,
+        {"seconds": seconds, "marks": [list(m) for m in book.marks]},
+    )
     return book
 
 

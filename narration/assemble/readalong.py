@@ -18,7 +18,6 @@ changed (a digest kept in the state folder, as the audiobook's).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import uuid
@@ -34,7 +33,7 @@ from ..fingerprint import WORD
 from ..layout import READALONG_STATE
 from ..model import CHARACTER_VOICE, CastChapter, CastSegment, ReadAlong, Show
 from .sidecars import VttCue, cue_id, read_vtt
-from .state import replace_file
+from .state import kept_book, save_book
 from .timeline import discard
 
 #: Bump when a change here changes the EPUB's bytes.
@@ -488,16 +487,13 @@ def _write_zip(tmp: Path, entries: Sequence[_Entry]) -> None:
 
 def _kept(state_dir: Path, path: Path, digest: str) -> ReadAlong | None:
     """The book an earlier build made from the same inputs, if it is untouched."""
+    state = kept_book(state_dir / READALONG_STATE, path, digest)
     try:
-        state = json.loads((state_dir / READALONG_STATE).read_text(encoding="utf-8"))
-        st = path.stat()
-        if state["digest"] != digest or state["file"] != path.name:
-            return None
-        if [st.st_size, st.st_mtime_ns] != state["facts"]:
+        if state is None:
             return None
         return ReadAlong(
             path,
-            st.st_size,
+            path.stat().st_size,
             int(state["chapters"]),
             int(state["cues"]),
             float(state["seconds"]),
@@ -536,15 +532,8 @@ def write_readalong(
         discard(tmp)
     st = path.stat()
     book = ReadAlong(path, st.st_size, len(chapters), cues, round(speech_ms / 1000, 3))
-    state = {
-        "digest": digest,
-        "file": path.name,
-        "facts": [st.st_size, st.st_mtime_ns],
-        "chapters": book.chapters,
-        "cues": book.cues,
-        "seconds": book.seconds,
-    }
-    replace_file(state_dir / READALONG_STATE, (json.dumps(state, indent=1) + "\n").encode())
+    facts = {"chapters": book.chapters, "cues": book.cues, "seconds": book.seconds}
+    save_book(state_dir / READALONG_STATE, path, digest, facts)
     return book
 
 

@@ -217,6 +217,27 @@ def save_state(state_dir: Path, stem: str, digest: str, episode: AssembledEpisod
     replace_file(path, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+def kept_book(state_file: Path, path: Path, digest: str) -> dict[str, Any] | None:
+    """What `save_book` recorded of a whole-book file (the M4B, the read-along EPUB), if an
+    earlier build made it from the inputs `digest` stands for and it is untouched."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        if state["digest"] != digest or state["file"] != path.name:
+            return None
+        if _file_facts(path) != state["facts"]:
+            return None
+        return dict(state)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def save_book(state_file: Path, path: Path, digest: str, facts: dict[str, Any]) -> None:
+    """Record a whole-book file just written: its inputs' digest, name, size and time, and
+    `facts` for the build that keeps it."""
+    state = {"digest": digest, "file": path.name, "facts": _file_facts(path), **facts}
+    replace_file(state_file, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
+
+
 def aac_path(state_dir: Path, stem: str) -> Path:
     """Where a chapter's AAC for the audiobook is kept."""
     return state_dir / f"{stem}{CHAPTER_AAC_SUFFIX}"
