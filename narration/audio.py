@@ -234,6 +234,10 @@ def gain_to_db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0 else SILENT
 
 
+#: Samples of BS.1770's 100 ms hop at RATE (what a Gate at RATE gates on).
+HOP = round(RATE * 0.1)
+
+
 class Gate:
     """BS.1770-4 gating over K-weighted squared samples fed in pieces: 400 ms blocks with
     75 % overlap, absolute gate -70 LUFS, relative gate -10 LU.
@@ -265,13 +269,25 @@ class Gate:
             return SILENT
         return gated_loudness(np.concatenate(self._energies), self._hop)
 
+    def hops(self) -> np.ndarray:
+        """The energies of the whole hops fed so far (a last, partial one left out)."""
+        return np.concatenate(self._energies) if self._energies else np.zeros(0)
+
 
 def gated_loudness(hops: np.ndarray, hop: int) -> float:
     """BS.1770-4 gated loudness from the energies (sums of K-weighted squares) of
     consecutive 100 ms hops of `hop` samples; -inf when under one block or silent."""
-    if hops.size < 4:
+    return gated_loudness_of([hops], hop)
+
+
+def gated_loudness_of(stretches: Sequence[np.ndarray], hop: int) -> float:
+    """Gated loudness of several stretches' hop energies together: each stretch's own
+    400 ms blocks, all gated as one signal's (a chapter measured piece by piece: only the
+    blocks across a cut, in a pause, are left out)."""
+    found = [(h[:-3] + h[1:-2] + h[2:-1] + h[3:]) / (4 * hop) for h in stretches if h.size >= 4]
+    if not found:
         return SILENT
-    blocks = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * hop)
+    blocks = np.concatenate(found)
     with np.errstate(divide="ignore"):
         levels = -0.691 + 10.0 * np.log10(blocks)
     gated = blocks[levels >= -70.0]
@@ -282,47 +298,6 @@ def gated_loudness(hops: np.ndarray, hop: int) -> float:
     if kept.size == 0:
         return SILENT
     return -0.691 + 10.0 * math.log10(float(kept.mean()))
-
-
-class HopSums:
-    """Hop energies of a signal measured in separate stretches, on a grid fixed to the
-    signal's own start: stretches measured by different processes add up to what one
-    meter fed the whole signal would gate (a hop cut by a stretch's end is completed by
-    the next stretch)."""
-
-    def __init__(self, rate: int) -> None:
-        self.hop = round(rate * 0.1)
-        self.parts: list[tuple[int, np.ndarray]] = []  # (first hop, energies), in any order
-
-    def add(self, sq: np.ndarray, offset: int) -> None:
-        """K-weighted squares of the signal's samples [offset, offset + len(sq))."""
-        if sq.size == 0:
-            return
-        hop = self.hop
-        first = offset // hop
-        head = min(sq.size, (first + 1) * hop - offset)  # up to the end of the first hop
-        sums = [np.array([sq[:head].sum()])]
-        rest = sq[head:]
-        whole = rest.size // hop * hop
-        if whole:
-            sums.append(rest[:whole].reshape(-1, hop).sum(axis=1))
-        if rest.size > whole:
-            sums.append(np.array([rest[whole:].sum()]))
-        self.parts.append((first, np.concatenate(sums)))
-
-    def merge(self, other: HopSums) -> None:
-        self.parts.extend(other.parts)
-
-    def loudness(self, length: int) -> float:
-        """Gated loudness of the signal's first `length` samples, in whole hops (the last,
-        partial hop is left out, as a streaming meter leaves it)."""
-        count = length // self.hop
-        hops = np.zeros(count + 1)
-        for first, sums in sorted(self.parts, key=lambda p: p[0]):
-            end = min(count + 1, first + sums.size)
-            if end > first:
-                hops[first:end] += sums[: end - first]
-        return gated_loudness(hops[:count], self.hop)
 
 
 class LoudnessMeter(Gate):

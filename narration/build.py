@@ -34,6 +34,7 @@ from .layout import (
     FEED_FILE,
     OUTPUT_COVERS,
     OUTPUT_DIR,
+    PIECES_DIR,
     REPORT_FILE,
     SCHEDULER_ENV,
     SEEDS_DIR,
@@ -216,6 +217,8 @@ class BuildReport:
     cluster: dict[str, Any] | None = None  # the Dask cluster synthesis ran on
     #: characters found, quotations and how many have a speaker (`narrate characters`)
     speakers: dict[str, int] | None = None
+    #: the encoded pieces kept for the next build: {"files": n, "bytes": size}
+    pieces_kept: dict[str, int] | None = None
     base_url: str = ""
     output: Path = Path(OUTPUT_DIR)
 
@@ -227,12 +230,15 @@ class BuildReport:
             "rendered": sum(c["rendered"] for c in self.chapters),
             "cached": sum(c["cached"] for c in self.chapters),
             "encoded": sum(1 for c in self.chapters if c["encoded"]),
+            "pieces": sum(c["pieces"] for c in self.chapters),
+            "pieces_encoded": sum(c["pieces_encoded"] for c in self.chapters),
             "seconds": round(sum(c["seconds"] for c in self.chapters), 3),
         }
         return {
             "engines": self.engines,
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "totals": totals,
+            **({"pieces_kept": self.pieces_kept} if self.pieces_kept is not None else {}),
             "base_url": self.base_url,
             "chapters": self.chapters,
             **({"audiobook": self.audiobook} if self.audiobook else {}),
@@ -256,11 +262,19 @@ class BuildReport:
                 else ""
             )
             + f", {t['cached']} from cache, "
-            f"{count(t['encoded'], 'chapter')} encoded. Feed: {self.output / FEED_FILE}"
+            f"{count(t['encoded'], 'chapter')} encoded{self._pieces_note()}. "
+            f"Feed: {self.output / FEED_FILE}"
             + (f"; audiobook: {self.output / self.audiobook['file']}" if self.audiobook else "")
             + (f"; read-along: {self.output / self.readalong['file']}" if self.readalong else "")
             + self._speakers_line()
         )
+
+    def _pieces_note(self) -> str:
+        """' (12 of 140 pieces)' when the chapters encoded reused some of their pieces."""
+        made = [c for c in self.chapters if c["encoded"]]
+        pieces = sum(c["pieces"] for c in made)
+        encoded = sum(c["pieces_encoded"] for c in made)
+        return f" ({encoded} of {pieces} pieces)" if encoded < pieces else ""
 
     def _speakers_line(self) -> str:
         """'Speakers: 12 characters, 340 of 500 quotations attributed', when the book has
@@ -566,9 +580,11 @@ def _build_locked(run: _Run) -> None:
         run.warn(
             f"moved {', '.join(moved)}: output/ holds only the show now (git-ignore .narrate/)"
         )
-    _remove_leftovers([out, project.state], project.lock_file)
+    _remove_leftovers([out, project.state, project.state / PIECES_DIR], project.lock_file)
 
     from .assemble import AssembledEpisode, assemble_audiobook, assemble_book
+    from .assemble.pieces import PieceStore
+    from .assemble.state import pieces_dir
     from .errors import ClipDamaged
     from .feed import LockEntry, write_feed
     from .fingerprint import sketch
@@ -739,6 +755,8 @@ def _build_locked(run: _Run) -> None:
                 chapters.close()
             if offload is not None and report.cluster is not None:
                 report.cluster["pieces"] = offload.sent
+            files, size = PieceStore(pieces_dir(project.state)).size()
+            report.pieces_kept = {"files": files, "bytes": size}
     except BaseException:  # Ctrl-C, a signal, a failure: assembly stops and cleans up
         for running in streams:
             running.stop()
@@ -803,6 +821,9 @@ def _build_locked(run: _Run) -> None:
                 "rendered": sum(1 for c in flat_clips if c.rendered),
                 "cached": sum(1 for c in flat_clips if not c.rendered),
                 "encoded": ep.encoded,
+                # the pieces its MP3 is joined from, and of those, encoded by this build
+                "pieces": ep.pieces,
+                "pieces_encoded": ep.pieces_encoded,
                 "seconds": round(ep.seconds, 3),
                 "voices": list(ep.voices),
                 # measured when it was encoded (kept chapters: by the build that encoded them)

@@ -16,6 +16,8 @@ writes, in one place that every stage reads (so no stage imports another for a n
         state/          each chapter's inputs, to skip unchanged ones (and, with the
                         audiobook on, each chapter's AAC: NN-<chapter>.aac); a chapter's
                         timeline and pieces while it is assembled (.NN-<chapter>.*.tmpPID)
+          pieces/       the chapters' MP3s in pieces, by content: a rebuild encodes only
+                        the pieces whose content changed (about the MP3s' size again)
         cache/clips/    rendered clips ($NARRATE_CACHE_DIR moves them)
         previews/       `narrate preview` clips
 
@@ -46,6 +48,8 @@ REPORT_FILE = "build.json"  # the last file a build writes
 WORK_DIR = ".narrate"
 PREVIEWS_DIR = "previews"
 STATE_DIR = "state"
+#: In STATE_DIR: each chapter's encoded pieces, reused by a rebuild where nothing changed.
+PIECES_DIR = "pieces"
 BUILD_LOCK = "lock"
 CACHE_DIR = "cache/clips"
 CACHE_ENV = "NARRATE_CACHE_DIR"

@@ -248,6 +248,7 @@ def test_counts_agree_with_their_nouns(make_project) -> None:
     from narration.build import BuildReport
 
     one = {"segments": 1, "clips": 1, "rendered": 1, "cached": 0, "encoded": True, "seconds": 3.0}
+    one |= {"pieces": 1, "pieces_encoded": 1}
     report = BuildReport(chapters=[one])
     assert report.summary().startswith(
         "Built 1 chapter, 0.1 min of audio, in 0.0 s: 1 clip rendered, 0 from cache, "
@@ -255,7 +256,10 @@ def test_counts_agree_with_their_nouns(make_project) -> None:
     )
     report = BuildReport(chapters=[one, {**one, "rendered": 0, "cached": 1, "encoded": False}])
     assert "Built 2 chapters" in report.summary() and "1 clip rendered" in report.summary()
-    assert "1 chapter encoded" in report.summary()
+    assert "1 chapter encoded." in report.summary()
+    # a chapter made again from some of the pieces an earlier build kept
+    report = BuildReport(chapters=[{**one, "pieces": 30, "pieces_encoded": 4}])
+    assert "1 chapter encoded (4 of 30 pieces). Feed:" in report.summary()
     root = make_project()
     # where an older narrate kept its cache: clean empties it too (moved to .narrate/ first)
     clip = root / "output" / ".cache" / "clips" / "ab" / ("ab" + "0" * 62 + ".wav")

@@ -4,6 +4,7 @@ while they run, killed half-way, and resumed; the feed read by feedparser each t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -184,17 +185,36 @@ def test_a_rebuild_killed_half_way_keeps_every_previous_episode(tmp_path: Path) 
         assert after[guid] == before[guid]
 
 
-@pytest.mark.parametrize("edit", ["lexicon", "text"])
+def two_voice_book(root: Path) -> Path:
+    """The novel's book, its dialogue read by a voice of its own."""
+    novel_book(root)
+    (root / "voices.yaml").write_text(
+        "voices:\n  narrator:\n    label: Narrator\n    voice: gmw/en-us\n    rate: 190\n"
+        "  talk:\n    label: Talk\n    voice: gmw/en-gb-x-rp\n    variant: f2\n    rate: 180\n"
+        "default: narrator\nrules:\n  - kind: dialogue\n    voice: talk\n"
+    )
+    return root
+
+
+def report(root: Path) -> dict:
+    return json.loads((root / "output" / "build.json").read_text())
+
+
+@pytest.mark.parametrize("edit", ["rate", "lexicon", "text"])
 def test_a_rebuild_after_an_edit_ends_as_a_cold_build_of_the_edited_book(
     tmp_path: Path, edit: str
 ) -> None:
-    root = novel_book(tmp_path / "book")
+    """Rebuilt after a change, the book is byte for byte a cold build of the changed book,
+    and only the pieces holding what changed were encoded again."""
+    root = two_voice_book(tmp_path / "book")
     ok = subprocess.run(narrate_argv("build", "-q", "-p", str(root)), env=narrate_env())
     assert ok.returncode == 0
 
     def change(project: Path) -> None:
-        if edit == "lexicon":
-            voices = project / "voices.yaml"
+        voices = project / "voices.yaml"
+        if edit == "rate":
+            voices.write_text(voices.read_text().replace("rate: 180", "rate: 165"))
+        elif edit == "lexicon":
             voices.write_text(voices.read_text() + "lexicon:\n  Thames: Tems\n")
         else:
             seed = project / "seeds" / "nowhere.txt"
@@ -207,9 +227,29 @@ def test_a_rebuild_after_an_edit_ends_as_a_cold_build_of_the_edited_book(
     change(root)
     again = subprocess.run(narrate_argv("build", "-q", "-p", str(root)), env=narrate_env())
     assert again.returncode == 0
-    cold = novel_book(tmp_path / "cold")
+    cold = two_voice_book(tmp_path / "cold")
     change(cold)
     shutil.copy(root / "narrate.lock", cold / "narrate.lock")
     once = subprocess.run(narrate_argv("build", "-q", "-p", str(cold)), env=narrate_env())
     assert once.returncode == 0
     assert digests(root / "output") == digests(cold / "output")
+
+    # what was encoded again: counted by the build, and what the change can explain
+    chapters = report(root)["chapters"]
+    encoded = {c["id"]: (c["pieces_encoded"], c["pieces"]) for c in chapters if c["encoded"]}
+    whole = {c["id"]: c["pieces"] for c in report(cold)["chapters"]}
+    assert all(c["pieces_encoded"] == c["pieces"] for c in report(cold)["chapters"])
+    assert {c: p for c, (_, p) in encoded.items()} == {c: whole[c] for c in encoded}
+    if edit == "text":  # the edited chapter's first piece, and none of the others
+        assert list(encoded) == ["chapter-3-part-3"]
+        assert encoded["chapter-3-part-3"][0] <= 2 < encoded["chapter-3-part-3"][1]
+        return
+    # the pieces holding the dialogue (the voice) or the word (the lexicon), no others
+    vtts = {p.stem: p.read_text() for p in (root / "output").glob("*.vtt")}
+    assert encoded
+    for pieces_encoded, pieces in encoded.values():
+        assert 1 <= pieces_encoded < pieces
+    assert sum(n for n, _ in encoded.values()) < sum(whole.values()) / 2
+    if edit == "lexicon":
+        holding = {stem.split("-", 1)[1] for stem, text in vtts.items() if "Thames" in text}
+        assert set(encoded) == holding

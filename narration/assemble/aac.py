@@ -24,7 +24,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,7 @@ class AacJob:
 
     mix: Mix
     pieces: tuple[Piece, ...]
+    ceilings: tuple[float, ...]  # each piece's limiter ceiling, as its MP3 was limited
     heard: int  # samples at OUT_RATE, as its MP3 plays: all its frames
     lead: int  # of those, before the timeline: LAME's delay
     first: bool  # the book's first chapter: its priming is cut (an MP4 edit list)
@@ -178,8 +179,9 @@ def encode_chapter(job: AacJob) -> str:
     source = job.mix.source()
 
     def chunks() -> Iterator[np.ndarray]:
-        for piece in job.pieces:
-            yield from render(job.mix, piece, piece.end, source=source)
+        for piece, ceiling in zip(job.pieces, job.ceilings, strict=True):
+            mix = replace(job.mix, ceiling_db=ceiling)
+            yield from render(mix, piece, piece.end, source=source)
 
     if job.first:
         decoded, lead = job.heard + PRIMING, job.lead

@@ -20,6 +20,8 @@ from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from .. import audio as sig
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError
@@ -28,9 +30,10 @@ from ..layout import chapter_files, chapter_stem
 from ..model import CastChapter, Clip, Show
 from . import timeline
 from .aac import AacJob, aac_key, encode_chapter
-from .levelling import LOUDNESS_TOLERANCE, Mix, rebalance, voice_offsets
+from .levelling import LOUDNESS_TOLERANCE, Mix, quantized
 from .mp3 import Encoded, Timing, encode_piece, write_tags
-from .plan import Plan, PlanJob, plan_chapter
+from .pieces import PieceStore, piece_key
+from .plan import Plan, PlanJob, cut_places, plan_chapter
 from .sidecars import chapters_json, description, vtt
 from .state import (
     AssembledEpisode,
@@ -38,6 +41,7 @@ from .state import (
     chapter_digest,
     cover_bytes,
     current,
+    pieces_dir,
     prune_state,
     replace_file,
     save_state,
@@ -86,10 +90,14 @@ class _Task:
 class _Work:
     """One chapter on its way through assembly, driven from the calling process.
 
-    plan (layout, voice matching, gains; timeline to a file) -> its pieces, encoded in any
-    order by any process -> loudness and decoded peak checked over all of them -> either
-    the pieces again (the chapter's gain corrected, or the voices rebalanced under a lower
-    ceiling: rare) or the files written. Each step hands back the tasks it makes ready.
+    plan (layout, cuts, each voice's gain; timeline to a file) -> each piece found in the
+    store by its key, or encoded by any process -> the chapter's loudness checked over all
+    of them (if off, every piece again under a corrected chapter gain: rare) and each
+    piece's decoded peak (one over the ceiling: that piece again, limited lower) -> the
+    pieces joined and the files written. Every decision is taken on facts a piece's key
+    stands for, so a rebuild that finds them in the store takes the same ones, and writes
+    the same bytes, encoding only what changed. Each step hands back the tasks it makes
+    ready.
     """
 
     def __init__(self, args: tuple[Any, ...]) -> None:
@@ -111,14 +119,19 @@ class _Work:
         ) = args
         self.mp3, self.vtt, self.chapters_json = chapter_files(self.out_dir, self.stem)
         self.timeline = scratch_path(self.state_dir, self.stem)
+        self.store = PieceStore(pieces_dir(self.state_dir))
         self.plan: Plan | None = None
         self.voice_db: dict[str, float] = {}
         self.chapter_db = 0.0
         self.headroom = 0.0
-        self.attempt = 0  # ceilings tried after the first
-        self.passes = 0  # encodings at this ceiling
-        self.encodes = 0
+        self.ceilings: list[float] = []  # each piece's limiter ceiling
+        self.attempts: list[int] = []  # lower ceilings each piece was given
+        self.corrected = False  # the chapter's gain was corrected once
+        self.encodes = 0  # pieces this build encoded
         self.encoded: dict[int, Encoded] = {}
+        self.waiting = 0  # pieces being encoded
+        self.filling = False  # encoding final pieces whose MP3 the store lacked
+        self.used: set[str] = set()  # every piece key whose facts a decision read
         self.made: AssembledEpisode | None = self.kept  # written, its AAC perhaps to come
         self.episode: AssembledEpisode | None = None  # done
 
@@ -130,31 +143,54 @@ class _Work:
             self.audio,
             self.timeline,
             self.mp3,
-            timeline.PIECE_SECONDS,  # as this process has it (a test sets it)
+            cut_places(self.cast.parts, timeline.PARAGRAPH_CHARS, timeline.PIECE_CHARS),
         )
         return [_Task(self, _run_plan, job)]
 
-    def _mix(self) -> Mix:
+    def _mix(self, k: int | None = None) -> Mix:
+        """The mix piece k is encoded with (its own ceiling), or the chapter's."""
         assert self.plan is not None
+        ceiling = self.ceilings[k] if k is not None else self.audio.true_peak - self.headroom
         return Mix(
             timeline=self.timeline,
             total=self.plan.total,
             regions=self.plan.regions,
             voice_db=self.voice_db,
             chapter_db=self.chapter_db,
-            ceiling_db=self.audio.true_peak - self.headroom,
+            ceiling_db=ceiling,
             true_peak=self.audio.true_peak,
             bitrate=self.audio.bitrate,
             final=self.mp3,
         )
 
-    def _encode(self) -> list[_Task]:
+    def _key(self, k: int) -> str:
         assert self.plan is not None
-        self.encoded = {}
-        mix = self._mix()
-        return [
-            _Task(self, encode_piece, (mix, k, piece)) for k, piece in enumerate(self.plan.pieces)
-        ]
+        return piece_key(self._mix(k), self.plan.pieces[k], self.plan.contents[k])
+
+    def _piece_task(self, k: int) -> _Task:
+        assert self.plan is not None
+        return _Task(self, encode_piece, (self._mix(k), k, self.plan.pieces[k]))
+
+    def _encode(self, indices: Sequence[int]) -> list[_Task]:
+        """Pieces `indices` as they now are: from the store, or tasks to encode them."""
+        tasks = []
+        for k in indices:
+            key = self._key(k)
+            self.used.add(key)
+            found = self.store.find(key, k)
+            if found is not None:
+                self.encoded[k] = found
+            else:
+                self.encoded.pop(k, None)
+                tasks.append(self._piece_task(k))
+        self.waiting = len(tasks)
+        return tasks or self._check()
+
+    def _reset(self) -> None:
+        assert self.plan is not None
+        count = len(self.plan.pieces)
+        self.ceilings = [self.audio.true_peak - self.headroom] * count
+        self.attempts = [0] * count
 
     def done(self, task: _Task, result: Any) -> list[_Task]:
         if task.run is _run_plan:
@@ -163,9 +199,11 @@ class _Work:
                 mix = self.kept.mix
                 self.voice_db = dict(mix["voice_db"])
                 self.chapter_db, self.headroom = mix["chapter_db"], mix["headroom"]
+                self.ceilings = list(mix["ceilings"])
                 return [self._aac_task()]
             self.voice_db, self.headroom = dict(result.voice_db), result.headroom
-            return self._encode()
+            self._reset()
+            return self._encode(range(len(result.pieces)))
         if task.run is encode_chapter:
             assert self.made is not None
             path = aac_path(self.state_dir, self.stem)
@@ -173,36 +211,57 @@ class _Work:
                 self.made, aac=path, aac_sha256=result, aac_key=aac_key(self.digest)
             )
             return self._finish()
-        if task.run is rebalance:
-            self.voice_db, self.chapter_db = dict(result), 0.0
-            return self._encode()
-        self.encoded[result.index] = result
-        assert self.plan is not None
-        if len(self.encoded) < len(self.plan.pieces):
+        self.encodes += 1
+        self.encoded[result.index] = self.store.keep(self._key(result.index), result)
+        self.waiting -= 1
+        if self.waiting:
             return []
-        return self._check()
+        return self._write_when_playable() if self.filling else self._check()
 
     def _check(self) -> list[_Task]:
-        """All pieces are in: encode again if the loudness or the decoded peak is off (as
-        one encoder would), else write the files."""
+        """All pieces are in: the chapter again if its loudness is off (as one encoder
+        would), a piece again if its decoded peak is over the ceiling; else the files."""
         assert self.plan is not None
-        self.encodes += 1
-        self.passes += 1
-        hops = sig.HopSums(sig.RATE)
-        for piece in self.encoded.values():
-            hops.merge(piece.hops)
-        loudness = hops.loudness(self.plan.total)
+        count = len(self.plan.pieces)
+        encoded = [self.encoded[k] for k in range(count)]
+        loudness = sig.gated_loudness_of([e.hops for e in encoded], sig.HOP)
         off = self.audio.loudness - loudness
-        if math.isfinite(off) and abs(off) > LOUDNESS_TOLERANCE and self.passes < 2:
-            self.chapter_db += off
-            return self._encode()
-        peak = max(p.true_peak for p in self.encoded.values())
-        if peak > self.audio.true_peak and self.attempt < 3:
-            self.attempt += 1
-            self.passes = 0
-            self.headroom += peak - self.audio.true_peak + 0.3
-            return [_Task(self, rebalance, (self._mix(), self.audio.loudness))]
-        self._write(loudness, peak)
+        if math.isfinite(off) and abs(off) > LOUDNESS_TOLERANCE and not self.corrected:
+            self.corrected = True
+            self._superseded(range(count))
+            self.chapter_db = quantized(self.chapter_db + off)
+            self._reset()
+            return self._encode(range(count))
+        over = [
+            k
+            for k, e in enumerate(encoded)
+            if e.true_peak > self.audio.true_peak and self.attempts[k] < 3
+        ]
+        if over:
+            self._superseded(over)
+            for k in over:
+                self.attempts[k] += 1
+                self.ceilings[k] -= encoded[k].true_peak - self.audio.true_peak + 0.3
+            return self._encode(over)
+        return self._write_when_playable()
+
+    def _superseded(self, indices: Sequence[int]) -> None:
+        """Pieces encoded only to be measured: their facts stay, their MP3 goes."""
+        for k in indices:
+            self.store.drop_mp3(self._key(k))
+
+    def _write_when_playable(self) -> list[_Task]:
+        """Write the files, once every piece's MP3 is in the store (one kept only as facts,
+        or damaged, is encoded again first)."""
+        assert self.plan is not None
+        missing = [
+            k for k in range(len(self.plan.pieces)) if not self.store.playable(self.encoded[k])
+        ]
+        if missing:
+            self.filling = True
+            self.waiting = len(missing)
+            return [self._piece_task(k) for k in missing]
+        self._write()
         return [self._aac_task()] if self.m4b else self._finish()
 
     def _aac_task(self) -> _Task:
@@ -211,6 +270,7 @@ class _Work:
         job = AacJob(
             mix=self._mix(),
             pieces=self.plan.pieces,
+            ceilings=tuple(self.ceilings),
             heard=self.made.heard,
             lead=self.made.lead,
             first=self.number == 1,
@@ -226,11 +286,13 @@ class _Work:
         self.episode = self.made
         return []
 
-    def _write(self, loudness: float, peak: float) -> None:
+    def _write(self) -> None:
         """Join the pieces, tag, write the sidecars, rename into place, remember the inputs."""
         assert self.plan is not None
         plan, cast = self.plan, self.cast
         encoded = [self.encoded[k] for k in range(len(plan.pieces))]
+        loudness = sig.gated_loudness_of([e.hops for e in encoded], sig.HOP)
+        peak = max(e.true_peak for e in encoded)
         ratio = sig.OUT_RATE // sig.RATE
         shifts, frames = [], 0
         for piece, enc in zip(plan.pieces, encoded, strict=True):
@@ -273,12 +335,16 @@ class _Work:
         for k in range(len(plan.pieces)):
             discard(piece_path(self.timeline, k))  # the timeline stays for the AAC
 
-        heard: dict[str, float] = {}
-        for name, samples in voice_offsets(plan.regions)[1].items():
-            voice = sig.HopSums(sig.RATE)
-            for enc in encoded:
-                voice.merge(enc.voices[name])
-            heard[name] = voice.loudness(samples)
+        # each voice's stretches heard back to back, from piece to piece
+        heard = {
+            name: sig.gated_loudness(
+                np.concatenate(
+                    [np.zeros(0), *(e.voices[name] for e in encoded if name in e.voices)]
+                ),
+                sig.HOP,
+            )
+            for name in self.voice_db
+        }
         chapter = cast.chapter
         labels = {p.voice.name: p.voice.label for p in cast.parts}
         self.made = AssembledEpisode(
@@ -294,7 +360,9 @@ class _Work:
             voices=tuple(v.label for v in cast.voices),
             description=description(cast),
             encoded=True,
-            encodes=self.encodes,
+            pieces=len(plan.pieces),
+            pieces_encoded=self.encodes,
+            piece_keys=tuple(sorted(self.used)),
             loudness=round(loudness, 2),
             true_peak=round(peak, 2),
             voice_gains={
@@ -309,6 +377,7 @@ class _Work:
                 "voice_db": dict(self.voice_db),
                 "chapter_db": self.chapter_db,
                 "headroom": self.headroom,
+                "ceilings": list(self.ceilings),
             },
         )
 
@@ -657,7 +726,7 @@ def assemble_book(
     given = [(k, clips) for k, (_, clips) in enumerate(chapters) if clips is not None]
     todo = [(k, w) for k, clips in given if (w := admit(k, clips)) is not None]
     if not todo and arrivals is None:
-        return [r for r in results if r is not None]
+        return _pruned([r for r in results if r is not None], state_dir, numbering)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)  # the timelines are written there
     except OSError as exc:
@@ -670,7 +739,7 @@ def assemble_book(
     # arriving one by one are taken in their order)
     todo.sort(key=lambda t: (-seconds(t[1]), t[0]))
     if arrivals is None:
-        pieces = sum(len(timeline.piece_sizes(round(seconds(w) * sig.RATE))) for _, w in todo)
+        pieces = sum(timeline.expected_pieces(seconds(w)) for _, w in todo)
         workers = max(1, min(jobs or _cores(), pieces))
     else:
         workers = max(1, jobs or _cores())
@@ -692,4 +761,14 @@ def assemble_book(
     missing = [stems[k] for k, r in enumerate(results) if r is None]
     if missing:  # pragma: no cover - the producer closed without handing every chapter over
         raise OutputError(f"{out_dir / missing[0]}: its clips never arrived for assembly")
-    return [r for r in results if r is not None]
+    return _pruned([r for r in results if r is not None], state_dir, numbering)
+
+
+def _pruned(
+    episodes: list[AssembledEpisode], state_dir: Path, numbering: tuple[int, int] | None
+) -> list[AssembledEpisode]:
+    """The book's episodes, every kept piece none of them uses forgotten (after a whole
+    book only: a single chapter does not know the others')."""
+    if numbering is None:
+        PieceStore(pieces_dir(state_dir)).prune({k for ep in episodes for k in ep.piece_keys})
+    return episodes

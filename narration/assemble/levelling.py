@@ -25,16 +25,12 @@ CODEC_HEADROOM_DB = {32: 3.0, 40: 3.0, 48: 2.5, 56: 2.5, 64: 2.0, 80: 1.6}
 CODEC_HEADROOM_DEFAULT_DB = 1.2
 #: Accepted distance from the loudness target before the chapter is encoded again.
 LOUDNESS_TOLERANCE = 0.4
-#: The chapter's gain is found on at most this much of it (evenly spread chunks).
-CHAPTER_SAMPLE_SECONDS = 120.0
-#: And at least this much of each voice's speech (or all of it) is among those chunks.
-VOICE_CHECK_SECONDS = 30.0
-#: The chunks those samples are made of (samples at RATE, a multiple of the limiter's block):
-#: small, so a voice heard for a few seconds brings little else with it.
-SAMPLE_CHUNK = 1 << 15
-
-
-#: A step that moves no voice by more than this is taken without measuring its outcome.
+#: Gains are kept in steps of this many dB: a small edit elsewhere in a voice's text rarely
+#: moves its gain to another step, so its pieces are reused (half a step: 0.05 LU).
+GAIN_STEP_DB = 0.1
+#: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
+MAX_VOICE_GAIN_DB = 30.0
+#: A step that moves a voice by no more than this is taken without measuring its outcome.
 TRUSTED_STEP_LU = 0.3
 
 
@@ -64,17 +60,69 @@ def voice_loudness(chunks: list[np.ndarray]) -> float:
     return meter.integrated()
 
 
-def voice_offsets(
-    regions: Sequence[tuple[int, int, str]],
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Per region, how much of its voice comes before it (where it sits in that voice's
-    own measurement, its stretches heard back to back); and each voice's total."""
-    heard: dict[str, int] = {}
-    before = np.zeros(len(regions), dtype=np.int64)
-    for k, (a, b, name) in enumerate(regions):
-        before[k] = heard.get(name, 0)
-        heard[name] = heard.get(name, 0) + (b - a)
-    return before, heard
+def quantized(db: float) -> float:
+    """A gain on its GAIN_STEP_DB step."""
+    return round(round(db / GAIN_STEP_DB) * GAIN_STEP_DB, 4)
+
+
+def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause: int = 0) -> float:
+    """The gain (dB, on its step) that puts a voice at `target` LUFS once limited under
+    `ceiling_db`: measured on its clips heard one after another, each followed by `pause`
+    samples of silence as its sentences are (a voice's stretches are measured with them in
+    the chapter), on nothing else.
+
+    The limiter takes more from a peaky voice than from a smooth one, and more the louder
+    it is pushed, so the gain is found on limited audio: a first step from the clips'
+    levels, then secant steps on the voice's own loudness-versus-gain curve, the first
+    slope guessed from what the limiter takes (`initial_slope`); a step of under
+    TRUSTED_STEP_LU is taken without measuring it again. Every voice is matched to the
+    target on its own, so one voice's change leaves the others' gains, and the pieces
+    they read alone, as they were; the chapter is checked as a whole once encoded.
+    """
+    total = sum(c.size for c in chunks)
+    if total == 0:
+        return 0.0
+    repeat = max(1, math.ceil(3 * sig.RATE / total))  # as voice_loudness measures it
+    gap = np.zeros(pause, dtype=np.int16)
+    spaced = [part for c in chunks for part in (c, gap)]
+    x = np.concatenate(spaced * repeat).astype(np.float32) * np.float32(1 / TIMELINE_SCALE)
+    size = x.size
+
+    def limited(db: float) -> tuple[float, float]:
+        """(limited, unlimited) loudness at `db` of gain."""
+        y = x * np.float32(sig.db_to_gain(db))
+        limiter = sig.Limiter(sig.RATE, ceiling_db)
+        meter, raw = sig.LoudnessMeter(sig.RATE), sig.LoudnessMeter(sig.RATE)
+        for a, b in sig.chunks(size):
+            meter.feed(limiter.process(lambda lo, hi: y[lo:hi], a, b, size))
+            raw.feed(y[a:b])
+        return meter.integrated(), raw.integrated()
+
+    def clamp(db: float) -> float:
+        return max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
+
+    level = sig.integrated_loudness(x, sig.RATE)
+    if not math.isfinite(level):
+        return 0.0
+    gain = clamp(target - level)
+    heard, unlimited = limited(gain)
+    if not math.isfinite(heard):
+        return quantized(gain)
+    slope = initial_slope(unlimited - heard)
+    for _ in range(6):
+        if abs(heard - target) < 0.05:
+            break
+        new = clamp(gain + (target - heard) / slope)
+        if abs(target - heard) <= TRUSTED_STEP_LU or new == gain:
+            gain = new  # a slope off by a third moves it 0.1 LU from where it aims
+            break
+        new_heard, _ = limited(new)
+        if math.isfinite(new_heard) and abs(new - gain) > 0.05:
+            slope = min(1.0, max(0.2, (new_heard - heard) / (new - gain)))
+        gain, heard = new, new_heard
+        if not math.isfinite(heard):
+            break
+    return quantized(gain)
 
 
 class Source:
@@ -94,7 +142,6 @@ class Source:
         self.regions = list(regions)
         self.starts = np.array([r[0] for r in self.regions], dtype=np.int64)
         self.ends = np.array([r[1] for r in self.regions], dtype=np.int64)
-        self.before, self.voice_samples = voice_offsets(self.regions)
         self.voice_db = dict(voice_db)
         self.chapter_db = chapter_db
         self._apply()
@@ -123,107 +170,14 @@ class Source:
                 x[a - lo : b - lo] *= self.gains[k]
         return x
 
-    def _stretches(self, a: int, b: int) -> Iterator[tuple[int, int, int]]:
-        """(region, start, stop) of every region's part inside [a, b)."""
+    def voice_stretches(self, a: int, b: int) -> Iterator[tuple[str, int, int]]:
+        """(voice, start, stop) of every region's part inside [a, b), in order."""
         first = int(np.searchsorted(self.ends, a, side="right"))
         last = int(np.searchsorted(self.starts, b, side="left"))
         for k in range(first, last):
             lo, hi = max(int(self.starts[k]), a), min(int(self.ends[k]), b)
             if hi > lo:
-                yield k, lo, hi
-
-    def feed_voices(self, gates: dict[str, sig.Gate], sq: np.ndarray, a: int) -> None:
-        """Feed each voice's gate with its stretches of sq: the output for [a, a + len(sq)),
-        K-weighted and squared (one filter pass serves the chapter and every voice)."""
-        for k, lo, hi in self._stretches(a, a + len(sq)):
-            gates[self.regions[k][2]].feed_squares(sq[lo - a : hi - a])
-
-    def add_voice_hops(self, hops: dict[str, sig.HopSums], sq: np.ndarray, a: int) -> None:
-        """Like feed_voices, for a stretch of the chapter measured on its own: each voice's
-        squares go where they fall in that voice's whole measurement."""
-        for k, lo, hi in self._stretches(a, a + len(sq)):
-            start = int(self.before[k]) + lo - int(self.starts[k])
-            hops[self.regions[k][2]].add(sq[lo - a : hi - a], start)
-
-
-def _sample_chunks(source: Source) -> list[tuple[int, int]]:
-    """Chunks to tune the gains on: evenly spread ones (at most CHAPTER_SAMPLE_SECONDS in
-    all) and, for each voice, the ones holding some of its passages (VOICE_CHECK_SECONDS),
-    so that even a voice heard once is measured after limiting."""
-    size = SAMPLE_CHUNK
-    total = len(source)
-    count = max(1, math.ceil(total / size))
-    keep = max(1, math.ceil(count * size / sig.RATE / CHAPTER_SAMPLE_SECONDS))
-    chosen = set(range(0, count, keep))
-    by_voice: dict[str, list[tuple[int, int]]] = {}
-    for a, b, name in source.regions:
-        by_voice.setdefault(name, []).append((a, b))
-    for regions in by_voice.values():
-        seconds = sum(b - a for a, b in regions) / sig.RATE
-        stride = max(1, math.ceil(seconds / VOICE_CHECK_SECONDS))
-        for a, b in regions[::stride]:
-            chosen.update(range(a // size, (b - 1) // size + 1))
-    return [(k * size, min(total, (k + 1) * size)) for k in sorted(chosen)]
-
-
-def balance(source: Source, target: float, ceiling_db: float) -> None:
-    """Set the voices' gains so that, after limiting, every voice is as loud as the others
-    and the chapter as a whole is at the target loudness.
-
-    Voices are first matched on their clips; but the limiter takes more from a peaky voice
-    than from a smooth one, and takes more the louder it is pushed, so the gains are
-    finished on limited audio: a few rounds on sample chunks (limited exactly as in the
-    final pass), each moving every voice towards the level that puts the chapter at the
-    target, by a secant step on its own loudness-versus-gain curve, the first one guessed
-    from what the limiter takes from it (`initial_slope`): a chapter at -19 LUFS is
-    usually matched after one step, and a step of under TRUSTED_STEP_LU is not measured
-    again (the encoded chapter's loudness is checked anyway). It starts from the gains it
-    is given, so a second call (a lower ceiling) converges in a round or two.
-    """
-    total = len(source)
-    sample = _sample_chunks(source)
-    names = list(source.voice_db)
-
-    def measure(
-        voice_db: dict[str, float], unlimited: dict[str, sig.Gate] | None = None
-    ) -> tuple[float, dict[str, float]]:
-        source.set_gains(voice_db, 0.0)
-        limiter = sig.Limiter(sig.RATE, ceiling_db)
-        meter, raw = sig.LoudnessMeter(sig.RATE), sig.LoudnessMeter(sig.RATE)
-        voices = {name: sig.Gate(sig.RATE) for name in names}
-        for a, b in sample:
-            sq = meter.feed(limiter.process(source.read, a, b, total))
-            source.feed_voices(voices, sq, a)
-            if unlimited is not None:
-                source.feed_voices(unlimited, raw.feed(source.read(a, b)), a)
-        return meter.integrated(), {n: m.integrated() for n, m in voices.items()}
-
-    gains = {n: source.voice_db[n] + source.chapter_db for n in names}
-    unlimited = {name: sig.Gate(sig.RATE) for name in names}
-    level, levels = measure(gains, unlimited)
-    slopes = {n: initial_slope(unlimited[n].integrated() - levels[n]) for n in names}
-    for _ in range(6):
-        heard = {n: v for n, v in levels.items() if math.isfinite(v)}
-        if not math.isfinite(level) or not heard:
-            break
-        spread = max(heard.values()) - min(heard.values())
-        if abs(level - target) < 0.1 and spread < 0.25:
-            break
-        # voices sit this far above the chapter's level (pauses lower it); aim them there
-        aim = target + sum(heard.values()) / len(heard) - level
-        new = dict(gains)
-        for n, v in heard.items():
-            new[n] = gains[n] + (aim - v) / slopes[n]
-        if max(abs(aim - v) for v in heard.values()) <= TRUSTED_STEP_LU:
-            gains = new  # a slope off by a third moves a voice 0.1 LU from where it aims
-            break
-        new_level, new_levels = measure(new)
-        for n in heard:
-            dv, dg = new_levels[n] - levels[n], new[n] - gains[n]
-            if math.isfinite(dv) and abs(dg) > 0.05:
-                slopes[n] = min(1.0, max(0.2, dv / dg))
-        gains, level, levels = new, new_level, new_levels
-    source.set_gains(gains, 0.0)
+                yield self.regions[k][2], lo, hi
 
 
 @dataclass(frozen=True)
@@ -291,7 +245,7 @@ def render(
     for k, (a, b) in enumerate(spans):
         a, b = a + lo, b + lo
         x = limiter.process(source.read, a, b, total)
-        sig.add_looped(x, tone, a)
+        sig.add_looped(x, tone, a - piece.start)  # from the piece's start: wherever it is
         if measure is not None and weigh is not None:
             sq = weigh(x)  # every chunk: the filter runs on through the context
             m0, m1 = max(a, piece.start), min(b, piece.end)
@@ -302,12 +256,3 @@ def render(
         if y1 > y0:
             yield y[y0 - made : y1 - made]
         made += y.size
-
-
-def rebalance(job: tuple[Mix, float]) -> dict[str, float]:
-    """The voices' gains matched on audio limited at the mix's ceiling: from the clips'
-    levels when planned, again under a lower ceiling when a decoded peak came out high."""
-    mix, target = job
-    source = mix.source()
-    balance(source, target, mix.ceiling_db)
-    return source.voice_db

@@ -4,6 +4,7 @@ decoded true peak checked, and ID3v2.3 tags with CHAP/CTOC chapter marks and the
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,18 @@ LAME_QUALITY = 2
 
 @dataclass(frozen=True)
 class Encoded:
-    """One piece, encoded and measured."""
+    """One piece, encoded and measured: all of it depends on the piece's own content (see
+    `timeline.PieceContent`), so a rebuild reuses it wherever that recurs."""
 
     index: int
     mp3: Path  # the piece's MP3 stream (no tags)
     frames: int
-    hops: sig.HopSums  # loudness of [start, end), on the chapter's hop grid
-    voices: dict[str, sig.HopSums]  # each voice's, on its own grid
+    size: int
+    sha256: str
+    #: K-weighted energies of its whole 100 ms hops from its start, [start, end): the
+    #: chapter's loudness is gated over the blocks of every piece
+    hops: np.ndarray
+    voices: dict[str, np.ndarray]  # the same of each voice's stretches, back to back
     true_peak: float  # dBTP of the piece's MP3 as decoded
 
 
@@ -35,13 +41,14 @@ def encode_piece(job: tuple[Mix, int, Piece]) -> Encoded:
     """Render, encode and measure one piece (in any process). It encodes [start, stop):
     the frame before the next piece is the join's (see Piece)."""
     mix, index, piece = job
-    hops = sig.HopSums(sig.RATE)
-    voices = {name: sig.HopSums(sig.RATE) for name in mix.voice_db}
+    chapter = sig.Gate(sig.RATE)
+    voices: dict[str, sig.Gate] = {}
     source = mix.source()
 
     def measure(sq: np.ndarray, a: int) -> None:
-        hops.add(sq, a)
-        source.add_voice_hops(voices, sq, a)
+        chapter.feed_squares(sq)
+        for name, lo, hi in source.voice_stretches(a, a + sq.size):
+            voices.setdefault(name, sig.Gate(sig.RATE)).feed_squares(sq[lo - a : hi - a])
 
     path = mix.piece_path(index)
     try:
@@ -50,11 +57,21 @@ def encode_piece(job: tuple[Mix, int, Piece]) -> Encoded:
             for y in render(mix, piece, piece.stop, measure=measure, source=source):
                 mp3.write(y)
             mp3.close()
-        frames = sig.mp3_frames(path.read_bytes())
+        data = path.read_bytes()
+        frames = sig.mp3_frames(data)
         peak = sig.decoded_true_peak(path, mix.true_peak)
     except (OSError, ValueError) as exc:
         raise OutputError(f"{mix.final}: {getattr(exc, 'strerror', None) or exc}") from None
-    return Encoded(index, path, frames, hops, voices, peak)
+    return Encoded(
+        index=index,
+        mp3=path,
+        frames=frames,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        hops=chapter.hops(),
+        voices={name: gate.hops() for name, gate in voices.items()},
+        true_peak=peak,
+    )
 
 
 @dataclass(frozen=True)

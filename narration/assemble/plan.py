@@ -4,6 +4,7 @@ chapter marks, and its voices' gains."""
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +16,25 @@ from .. import audio as sig
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError, SynthesisError
 from ..model import CastChapter, CastSegment, Clip
-from .levelling import (
-    CODEC_HEADROOM_DB,
-    CODEC_HEADROOM_DEFAULT_DB,
-    Mix,
-    rebalance,
-    voice_loudness,
+from .levelling import CODEC_HEADROOM_DB, CODEC_HEADROOM_DEFAULT_DB, voice_gain
+from .timeline import (
+    FRAME_SPAN,
+    PARAGRAPH_CHARS,
+    PIECE_CHARS,
+    PIECE_REACH,
+    TIMELINE_SCALE,
+    Cue,
+    Piece,
+    PieceContent,
+    cut_gap,
+    ms,
+    piece_contents,
+    place_cut,
 )
-from .timeline import TIMELINE_SCALE, Cue, Piece, cut_pieces, ms
 
-#: Per voice, at most this much of its speech is measured (evenly spread over its clips).
-VOICE_SAMPLE_SECONDS = 240.0
-#: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
-MAX_VOICE_GAIN_DB = 30.0
+#: Per voice, about this much of its speech is measured for its gain (clips picked by
+#: their content, so the same ones are picked whatever else changes in the chapter).
+VOICE_SAMPLE_SECONDS = 100000.0
 
 
 def _allpass(fc: float, q: float) -> np.ndarray:
@@ -73,6 +80,7 @@ class Layout:
     regions: list[tuple[int, int, str]]  # (start, end, voice name) per part, for gains
     voice_audio: dict[str, list[np.ndarray]]  # per voice, the clips measured for loudness
     markers: list[Marker]
+    pieces: tuple[Piece, ...]
 
 
 def _quote_block(parts: Sequence[CastSegment], i: int) -> bool:
@@ -167,11 +175,55 @@ def chapter_marks(cast: CastChapter, cues: list[Cue]) -> list[Marker]:
     return marks
 
 
+def cut_places(
+    parts: Sequence[CastSegment],
+    paragraph_chars: int = PARAGRAPH_CHARS,
+    piece_chars: int = PIECE_CHARS,
+) -> frozenset[tuple[int, int]]:
+    """The lines (part, line) after which a piece ends, chosen from the text alone: after
+    each paragraph of `paragraph_chars` or more (a shorter one joins what follows, unless
+    `piece_chars` have gathered), and inside a long paragraph at the sentence where
+    `piece_chars` have gathered, if half as much follows. Each cut depends on the text near
+    it, so an edit moves the cuts around it only, and a voice's settings move none: the
+    pieces a rebuild finds unchanged are reused (see `book`)."""
+    units: list[list[tuple[int, int, int]]] = []  # per paragraph: (part, line, characters)
+    for i, part in enumerate(parts):
+        if not units or not _same_segment(parts[i - 1], part):
+            units.append([])
+        units[-1].extend((i, j, len(line.text)) for j, line in enumerate(part.lines))
+    cuts: set[tuple[int, int]] = set()
+    since = 0
+    for unit in units:
+        size = left = sum(chars for *_, chars in unit)
+        for k, (i, j, chars) in enumerate(unit):
+            since += chars
+            left -= chars
+            if k == len(unit) - 1:
+                if size >= paragraph_chars or since >= piece_chars:
+                    cuts.add((i, j))
+                    since = 0
+            elif since >= piece_chars and left >= piece_chars // 2:
+                cuts.add((i, j))
+                since = 0
+    return frozenset(cuts)
+
+
+def _measured(key: str, stride: int) -> bool:
+    """Whether a clip is among its voice's measured ones: picked by its content."""
+    return stride == 1 or zlib.crc32(key.encode()) % stride == 0
+
+
 def lay_out(
-    cast: CastChapter, clips: Sequence[Sequence[Clip]], pauses: PausesConfig, out: BinaryIO
+    cast: CastChapter,
+    clips: Sequence[Sequence[Clip]],
+    pauses: PausesConfig,
+    out: BinaryIO,
+    cuts: frozenset[tuple[int, int]] = frozenset(),
 ) -> Layout:
     """Read and trim every clip and lay it out with the pauses on one int16 timeline,
-    written to `out` as it goes: a chapter's audio is never all in memory."""
+    written to `out` as it goes: a chapter's audio is never all in memory. It is cut into
+    pieces after the lines in `cuts` (see `cut_places`), where the pause can hold a cut,
+    each pause at a cut moved by under half an MP3 frame so its piece starts on a frame."""
     parts = cast.parts
     if len(clips) != len(parts):
         raise SynthesisError(
@@ -183,7 +235,7 @@ def lay_out(
                 f"segment {part.id}: {len(group)} clips for {len(part.lines)} lines"
             )
 
-    # which clips to measure per voice: evenly spread, at most VOICE_SAMPLE_SECONDS each
+    # which clips to measure per voice: about VOICE_SAMPLE_SECONDS each, by their content
     per_voice: dict[str, list[tuple[int, int]]] = {}
     for i, part in enumerate(parts):
         per_voice.setdefault(part.voice.name, []).extend((i, j) for j in range(len(part.lines)))
@@ -191,7 +243,8 @@ def lay_out(
     for keys in per_voice.values():
         seconds = sum(clips[i][j].seconds for i, j in keys)
         stride = max(1, math.ceil(seconds / VOICE_SAMPLE_SECONDS))
-        measured.update(keys[::stride])
+        picked = [(i, j) for i, j in keys if _measured(clips[i][j].key, stride)]
+        measured.update(picked or keys)
 
     voice_audio: dict[str, list[np.ndarray]] = {}
     cues: list[Cue] = []
@@ -205,14 +258,27 @@ def lay_out(
             out.write(_ZEROS[:n].tobytes())
             written += n
 
+    pieces: list[Piece] = []
+    piece_start = 0
+    cut_due = False  # the last line ended a piece: cut at the next pause that can hold it
+
+    def pause(gap: int) -> None:
+        nonlocal pos, piece_start, cut_due
+        if cut_due and cut_gap(gap):
+            cut, moved = place_cut(piece_start, pos, gap)
+            pieces.append(Piece(piece_start, cut - FRAME_SPAN, cut))
+            piece_start, cut_due = cut, False
+            gap += moved
+        pos += gap
+
     pos = ms(pauses.head)
     for i, (part, group) in enumerate(zip(parts, clips, strict=True)):
         if i:
-            pos += ms(_gap(parts, i, pauses))
+            pause(ms(_gap(parts, i, pauses)))
         region_start = pos
         for j, clip in enumerate(group):
             if j:
-                pos += ms(pauses.sentence)
+                pause(ms(pauses.sentence))
             samples = sig.read_clip(clip.path, clip.digest)
             if samples.size == 0:
                 raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
@@ -227,10 +293,12 @@ def lay_out(
             if (i, j) in measured:
                 voice_audio.setdefault(part.voice.name, []).append(speech)
             pos += speech.size
+            cut_due = cut_due or (i, j) in cuts
         regions.append((region_start, pos, part.voice.name))
     pos += ms(pauses.tail)
     silence_to(pos)
-    return Layout(pos, cues, regions, voice_audio, chapter_marks(cast, cues))
+    pieces.append(Piece(piece_start, pos, pos))
+    return Layout(pos, cues, regions, voice_audio, chapter_marks(cast, cues), tuple(pieces))
 
 
 #: Silence to write between clips.
@@ -245,8 +313,8 @@ class PlanJob:
     audio: AudioConfig
     timeline: Path
     final: Path
-    #: the pieces' length, as the process that made the job reads it (None: PIECE_SECONDS)
-    piece_seconds: float | None = None
+    #: after which lines pieces end (`cut_places`, found by the process that made the job)
+    cuts: frozenset[tuple[int, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -260,42 +328,42 @@ class Plan:
     voice_db: dict[str, float]
     headroom: float
     pieces: tuple[Piece, ...]
+    contents: tuple[PieceContent, ...]  # what each piece reads, for its key
 
 
 def plan_chapter(job: PlanJob) -> Plan:
-    """Lay out the clips into the timeline's file, match the voices, find the gains."""
+    """Lay out the clips into the timeline's file, and find each voice's gain."""
     try:
         with open(job.timeline, "wb") as out:
-            layout = lay_out(job.cast, job.clips, job.pauses, out)
+            layout = lay_out(job.cast, job.clips, job.pauses, out, job.cuts)
     except OSError as exc:
         raise OutputError(f"{job.final}: {exc.strerror or exc}") from None
     if not layout.cues:
         raise SynthesisError(f"chapter {job.cast.chapter.id}: nothing to read aloud")
-    target = job.audio.loudness
-    voice_db: dict[str, float] = {}
-    for name in {p.voice.name: None for p in job.cast.parts}:
-        level = voice_loudness(layout.voice_audio.get(name, []))
-        db = 0.0 if not math.isfinite(level) else target - level
-        voice_db[name] = max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
-    layout.voice_audio.clear()
     headroom = CODEC_HEADROOM_DB.get(job.audio.bitrate, CODEC_HEADROOM_DEFAULT_DB)
-    mix = Mix(
-        timeline=job.timeline,
-        total=layout.total,
-        regions=tuple(layout.regions),
-        voice_db=voice_db,
-        chapter_db=0.0,
-        ceiling_db=job.audio.true_peak - headroom,
-        true_peak=job.audio.true_peak,
-        bitrate=job.audio.bitrate,
-        final=job.final,
-    )
+    ceiling = job.audio.true_peak - headroom
+    voice_db = {
+        name: voice_gain(
+            layout.voice_audio.get(name, []), job.audio.loudness, ceiling, ms(job.pauses.sentence)
+        )
+        for name in {p.voice.name: None for p in job.cast.parts}
+    }
+    layout.voice_audio.clear()
+    parts = job.cast.parts
     return Plan(
         total=layout.total,
         cues=layout.cues,
         markers=layout.markers,
-        regions=mix.regions,
-        voice_db=rebalance((mix, target)),
+        regions=tuple(layout.regions),
+        voice_db=voice_db,
         headroom=headroom,
-        pieces=cut_pieces(layout.cues, layout.total, job.piece_seconds),
+        pieces=layout.pieces,
+        contents=piece_contents(
+            layout.pieces,
+            layout.cues,
+            [job.clips[c.part][c.line].key for c in layout.cues],
+            [parts[c.part].voice.name for c in layout.cues],
+            layout.total,
+            PIECE_REACH,
+        ),
     )

@@ -16,11 +16,11 @@ from typing import Any
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError
 from ..files import write_atomic
-from ..layout import BOOK_STATES, CHAPTER_AAC_SUFFIX
+from ..layout import BOOK_STATES, CHAPTER_AAC_SUFFIX, PIECES_DIR
 from ..model import CastChapter, Clip, Episode, Show
 
 #: Bump when a change here changes output bytes: every chapter is then assembled again.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,10 @@ class AssembledEpisode(Episode):
     """
 
     encoded: bool = True  # False: the files from an earlier build were current and kept
-    encodes: int = 0  # MP3 encodings this build made of it (2+: a check sent it back)
+    pieces: int = 0  # the pieces its MP3 is joined from
+    pieces_encoded: int = 0  # encoded by this build (the others were kept from earlier)
+    #: every piece whose facts made its bytes: kept while the chapter is (see `pieces`)
+    piece_keys: tuple[str, ...] = ()
     loudness: float | None = None  # LUFS integrated, measured on the encoded PCM
     true_peak: float | None = None  # dBTP, 4x oversampled, of the MP3 as players decode it
     # dB applied and LUFS heard, per voice label (not hashed: an episode stays hashable)
@@ -173,6 +176,8 @@ def _episode(
             voices=tuple(ep["voices"]),
             description=ep["description"],
             encoded=False,
+            pieces=int(ep.get("pieces", 0)),
+            piece_keys=tuple(ep.get("piece_keys", ())),
             loudness=ep.get("loudness"),
             true_peak=ep.get("true_peak"),
             voice_gains=ep.get("voice_gains", {}),
@@ -202,7 +207,7 @@ def save_state(state_dir: Path, stem: str, digest: str, episode: AssembledEpisod
     ep = asdict(episode)
     for key in ("mp3", "vtt", "chapters_json"):
         ep[key] = Path(ep[key]).name
-    for key in ("encoded", "aac", "aac_sha256", "aac_key"):
+    for key in ("encoded", "pieces_encoded", "aac", "aac_sha256", "aac_key"):
         ep.pop(key)
     files = {p.name: _file_facts(p) for p in (episode.mp3, episode.vtt, episode.chapters_json)}
     state: dict[str, Any] = {"digest": digest, "files": files, "episode": ep}
@@ -236,6 +241,11 @@ def save_book(state_file: Path, path: Path, digest: str, facts: dict[str, Any]) 
     `facts` for the build that keeps it."""
     state = {"digest": digest, "file": path.name, "facts": _file_facts(path), **facts}
     replace_file(state_file, (json.dumps(state, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def pieces_dir(state_dir: Path) -> Path:
+    """Where the chapters' encoded pieces are kept between builds."""
+    return state_dir / PIECES_DIR
 
 
 def aac_path(state_dir: Path, stem: str) -> Path:

@@ -4,7 +4,6 @@ is cut into to be encoded on every core."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +24,21 @@ def ms(ms: int) -> int:
     return sig.RATE * ms // 1000
 
 
-#: Chapters are encoded in pieces of about this many seconds, spread over the processes.
-PIECE_SECONDS = 45.0
+#: A piece ends after a paragraph (or heading, or quote) of at least this many characters;
+#: a shorter one is encoded with what follows it. Counted in the text, never in seconds, so
+#: pieces stay where they are when a voice's rate changes.
+PARAGRAPH_CHARS = 60
+#: A longer stretch than this is also cut at a sentence pause, when at least half as much
+#: of its paragraph follows.
+PIECE_CHARS = 700
+#: What a piece lasts on average, in seconds (for the number of processes worth starting).
+TYPICAL_PIECE_SECONDS = 25.0
 #: Context either side of a piece for its limiter, loudness filter and resampler (samples
 #: at RATE, a multiple of the limiter's block): their responses have died out well before.
 PIECE_CONTEXT = 4096
+#: How far either side of a piece its encoding reads: the context, and the limiter's own
+#: look-around beyond it (480 samples, and a block; checked in the tests).
+PIECE_REACH = PIECE_CONTEXT + 1024
 #: Timeline samples per MP3 frame (1152 samples at OUT_RATE).
 FRAME_SPAN = sig.SAMPLES_PER_FRAME * sig.RATE // sig.OUT_RATE
 #: Room tone kept between speech and a cut between pieces, milliseconds.
@@ -60,54 +69,77 @@ class Piece:
     end: int  # the end of what it measures: the next piece's start (stop + FRAME_SPAN)
 
 
-def piece_sizes(total: int, seconds: float | None = None) -> list[float]:
-    """The ideal lengths of a chapter's pieces, in timeline samples: PIECE_SECONDS or so,
-    the last piece's share cut into a half and two quarters, so that whichever piece of the
-    book is encoded last leaves the other processes idle for a quarter of a piece at most
-    (a whole one left them waiting up to half a second at the end of the seeds' build)."""
-    count = round(total / ((PIECE_SECONDS if seconds is None else seconds) * sig.RATE))
-    if count < 2:
-        return [float(total)]
-    part = total / count
-    return [part] * (count - 1) + [part / 2, part / 4, part / 4]
+def expected_pieces(seconds: float) -> int:
+    """About how many pieces a chapter of `seconds` is cut into."""
+    return max(1, round(seconds / TYPICAL_PIECE_SECONDS))
 
 
-def cut_pieces(cues: Sequence[Cue], total: int, seconds: float | None = None) -> tuple[Piece, ...]:
-    """Cut a chapter into pieces of `piece_sizes`, at pauses only.
+def cut_gap(gap: int) -> bool:
+    """Whether a pause of `gap` samples can hold a cut: the frame left out, a guard either
+    side, and the half frame either way the cut moves to start its piece on a frame."""
+    return gap >= 2 * FRAME_SPAN + 2 * ms(CUT_GUARD_MS)
 
-    A cut needs a pause with room for the frame left out and a guard on either side; near
-    each ideal cut (within a quarter of the shorter piece beside it) the longest such pause
-    is taken, a heading or paragraph break before a sentence's. Cuts depend on the chapter
-    alone, never on the number of processes, so the bytes do not either.
-    """
-    span = FRAME_SPAN
-    sizes = piece_sizes(total, seconds)
-    if len(sizes) < 2:
-        return (Piece(0, total, total),)
-    guard = ms(CUT_GUARD_MS)
-    places: list[tuple[int, int]] = []  # (pause length, cut)
-    for a, b in itertools.pairwise(cues):
-        lo = -(-(a.end + span + guard) // span) * span
-        hi = (b.start - guard) // span * span
-        if lo <= hi:
-            middle = (a.end + b.start + span) // 2 // span * span  # the left-out frame centred
-            places.append((b.start - a.end, min(max(middle, lo), hi)))
-    cuts: list[int] = []
-    ideal = 0.0
-    for before, after in itertools.pairwise(sizes):
-        ideal += before
-        least = min(before, after) / 4
-        last = cuts[-1] if cuts else 0
-        usable = [(g, c) for g, c in places if last + least <= c <= total - sizes[-1] / 4]
-        near = [(g, c) for g, c in usable if abs(c - ideal) <= least]
-        if near:
-            cuts.append(max(near, key=lambda p: (p[0], -abs(p[1] - ideal)))[1])
-        elif usable:
-            cuts.append(min(usable, key=lambda p: abs(p[1] - ideal))[1])
-    starts = [0, *cuts]
-    pieces = [Piece(s, c - span, c) for s, c in zip(starts, cuts, strict=False)]
-    pieces.append(Piece(starts[-1], total, total))
-    return tuple(pieces)
+
+def place_cut(start: int, speech_end: int, gap: int) -> tuple[int, int]:
+    """Where the piece that began at `start` ends, when the speech before a cut ends at
+    `speech_end` and a pause of `gap` samples follows (cut_gap(gap) holds): the next
+    piece's start (the left-out frame centred in the pause, then moved to the nearest
+    whole number of frames from `start`), and how far that moved it (under half a frame,
+    13 ms: the pause is that much longer or shorter, so every piece is encoded from its
+    own content, wherever it falls in the chapter)."""
+    natural = speech_end + (gap + FRAME_SPAN) // 2
+    frames = (natural - start + FRAME_SPAN // 2) // FRAME_SPAN
+    cut = start + frames * FRAME_SPAN
+    return cut, cut - natural
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A stretch of speech a piece's encoding reads (its own, or its neighbours' within
+    its context): the clip, whose voice reads it, where it starts relative to the piece's
+    start, and how long it lasts (timeline samples)."""
+
+    clip: str  # the clip's key: its content
+    voice: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class PieceContent:
+    """All a piece's encoding depends on in the chapter: what it reads, and how much of
+    the timeline there is before and after it within its context (less at the chapter's
+    ends)."""
+
+    heard: tuple[Heard, ...]
+    before: int
+    after: int
+
+
+def piece_contents(
+    pieces: Sequence[Piece],
+    cues: Sequence[Cue],
+    clips: Sequence[str],
+    voices: Sequence[str],
+    total: int,
+    reach: int,
+) -> tuple[PieceContent, ...]:
+    """What each piece reads within `reach` samples either side: cues[k] reads clips[k] in
+    voices[k]."""
+    out = []
+    at = 0
+    for piece in pieces:
+        lo, hi = max(0, piece.start - reach), min(total, piece.end + reach)
+        while at < len(cues) and cues[at].end <= lo:
+            at += 1
+        heard = []
+        k = at
+        while k < len(cues) and cues[k].start < hi:
+            cue = cues[k]
+            heard.append(Heard(clips[k], voices[k], cue.start - piece.start, cue.end - cue.start))
+            k += 1
+        out.append(PieceContent(tuple(heard), piece.start - lo, hi - piece.end))
+    return tuple(out)
 
 
 def scratch_path(state_dir: Path, stem: str) -> Path:
