@@ -55,6 +55,7 @@ from .model import (
     Speakers,
     Voice,
 )
+from .processes import fork_server
 from .project import DEFAULT_BASE_URL, Project, load_book, load_config
 
 # The stages' modules (pydantic models, feedgen, numpy) are imported where they are used:
@@ -349,10 +350,12 @@ def build_project(
     with contextlib.ExitStack() as stack:
         given = scheduler or os.environ.get(SCHEDULER_ENV)
         remote = cluster is not None or bool(given)
-        idle = remote or _unchanged_since_last_build(project)
-        workers = [] if idle else _early_workers(project, jobs)
+        unchanged = _unchanged_since_last_build(project)
+        workers = [] if remote or unchanged else _early_workers(project, jobs)
         for pool in workers:
             stack.enter_context(pool)
+        if not unchanged and jobs != 1:  # and the server assembly's processes start from
+            fork_server()
         # A cluster is connected to, and its workers load the engines, beside the checks.
         connecting = None
         if cluster is None and given:
@@ -407,6 +410,7 @@ def build_project(
             ebook,
             quiet,
             warn,
+            unchanged,
         )
         from .workspace import build_lock
 
@@ -563,6 +567,9 @@ class _Run:
     readalong: bool  # also the read-along EPUB
     quiet: bool
     warn: Say
+    #: the inputs look unchanged since the last build: most likely nothing to render or
+    #: encode, so nothing is loaded ahead for it (a guess about start-up time only)
+    idle: bool = False
 
 
 def _build_locked(run: _Run) -> None:
@@ -667,7 +674,8 @@ def _build_locked(run: _Run) -> None:
             drawn = None
             if run.cover is None:
                 drawn = background.submit(generate_cover, show.title, show.author or "")
-            background.submit(_preload_assembly)
+            if not run.idle:
+                background.submit(_preload_assembly)
 
             def start() -> Show:
                 nonlocal show
@@ -851,11 +859,10 @@ def _preload_assembly() -> None:
     Nobody reads its outcome: if a library cannot load, assembly's own import of it fails
     with the error."""
     from . import assemble  # noqa: F401 - loading it is the point
-    from .assemble.book import start_processes
     from .audio import preload
 
     preload()
-    start_processes()
+    fork_server()
 
 
 def _remove_leftovers(folders: list[Path], lock_file: Path) -> None:

@@ -146,7 +146,7 @@ def test_output_holds_only_the_show_and_narrate_keeps_the_rest(reference: Refere
     state = {p.suffix for p in (root / ".narrate" / "state").iterdir() if p.is_file()}
     assert state == {".json", ".aac"}
     pieces = root / ".narrate" / "state" / "pieces"  # each chapter's MP3 in pieces
-    assert {p.suffix for p in pieces.iterdir()} == {".json", ".mp3"}
+    assert {p.suffix for p in pieces.iterdir()} == {".json", ".mp3", ".gain"}
 
 
 def test_is_published_names_the_shows_files_only() -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from ..errors import OutputError
 from ..files import temp_path
 from ..layout import chapter_files, chapter_stem
 from ..model import CastChapter, Clip, Show
+from ..processes import fork_server
 from . import timeline
 from .aac import AacJob, aac_key, encode_chapter
 from .levelling import LOUDNESS_TOLERANCE, Mix, quantized
@@ -144,6 +144,7 @@ class _Work:
             self.timeline,
             self.mp3,
             cut_places(self.cast.parts, timeline.PARAGRAPH_CHARS, timeline.PIECE_CHARS),
+            self.store.folder,
         )
         return [_Task(self, _run_plan, job)]
 
@@ -202,6 +203,10 @@ class _Work:
                 self.ceilings = list(mix["ceilings"])
                 return [self._aac_task()]
             self.voice_db, self.headroom = dict(result.voice_db), result.headroom
+            for gain in result.gains:
+                self.used.add(gain.key)
+                if gain.fresh:
+                    self.store.keep_gain(gain.key, gain.db)
             self._reset()
             return self._encode(range(len(result.pieces)))
         if task.run is encode_chapter:
@@ -391,28 +396,15 @@ def _run_plan(job: PlanJob) -> Plan:
     return plan_chapter(job)
 
 
-#: Assembly's processes are forked from the build when it runs no other thread (they
-#: inherit what it loaded), else from a fork server (a fresh Python with no threads): a
-#: build rendering and assembling in threads at once would copy into a forked child any
-#: lock another thread holds (an import's), which the child would then wait on forever.
-#: The server loads nothing ahead (asked to, it would run the build's own script again,
-#: should that lack a __main__ guard); each process loads assembly as it starts.
-_FORK_SERVER = multiprocessing.get_context("forkserver")
-
-
-def start_processes() -> None:
-    """Start the server assembly's processes are forked from while the build has threads
-    (a build calls this while it checks and renders, off the path to chapter 1)."""
-    forkserver.ensure_running()
-
-
 def _processes() -> tuple[Any, tuple[int, int]]:
     """The multiprocessing context to start assembly's processes with, and the arguments
-    of their initializer: their parent's pid (0: the fork server's) and the build's."""
+    of their initializer: their parent's pid (0: the fork server's) and the build's.
+
+    They are forked from the build when it runs no other thread (they inherit what it
+    loaded), else from the fork server (`narration.processes`)."""
     if threading.active_count() == 1:
         return multiprocessing.get_context("fork"), (os.getpid(), os.getpid())
-    start_processes()
-    return _FORK_SERVER, (0, os.getpid())
+    return fork_server(), (0, os.getpid())
 
 
 def _pool_worker(parent: int, build: int) -> None:

@@ -9,6 +9,7 @@ chapter, so a piece moved by an edit before it is still found. Each entry is the
 MP3 stream and its facts (frames, decoded true peak, loudness hops); a piece whose MP3 was
 encoded only to be measured (its chapter's gain then changed, or it peaked over the
 ceiling) keeps its facts alone, so a rebuild takes the same decisions without encoding it.
+Each voice's gain is kept there too, by a key of the clips it was measured on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..errors import OutputError
 from ..files import write_atomic
 from .levelling import Mix
 from .mp3 import LAME_QUALITY, Encoded
+from .plan import gain_file
 from .state import versions
 from .timeline import Piece, PieceContent
 
@@ -103,6 +105,15 @@ class PieceStore:
         except OSError:
             return False
         return len(data) == encoded.size and hashlib.sha256(data).hexdigest() == encoded.sha256
+
+    def keep_gain(self, key: str, db: float) -> None:
+        """Keep a voice's gain just found (see `plan.VoiceGain`)."""
+        path = gain_file(self.folder, key)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, repr(db).encode(), skip_unchanged=False)
+        except OSError as exc:
+            raise OutputError(f"{path}: {exc.strerror or exc}") from None
 
     def drop_mp3(self, key: str) -> None:
         """Forget a piece's MP3 but keep its facts (it was encoded only to be measured)."""

@@ -3,6 +3,8 @@ chapter marks, and its voices' gains."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import zlib
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError, SynthesisError
 from ..model import CastChapter, CastSegment, Clip
 from .levelling import CODEC_HEADROOM_DB, CODEC_HEADROOM_DEFAULT_DB, voice_gain
+from .state import versions
 from .timeline import (
     FRAME_SPAN,
     PARAGRAPH_CHARS,
@@ -79,6 +82,7 @@ class Layout:
     cues: list[Cue]
     regions: list[tuple[int, int, str]]  # (start, end, voice name) per part, for gains
     voice_audio: dict[str, list[np.ndarray]]  # per voice, the clips measured for loudness
+    voice_clips: dict[str, list[str]]  # and their keys
     markers: list[Marker]
     pieces: tuple[Piece, ...]
 
@@ -247,6 +251,7 @@ def lay_out(
         measured.update(picked or keys)
 
     voice_audio: dict[str, list[np.ndarray]] = {}
+    voice_clips: dict[str, list[str]] = {}
     cues: list[Cue] = []
     regions: list[tuple[int, int, str]] = []
     written = 0
@@ -292,13 +297,16 @@ def lay_out(
             cues.append(Cue(i, j, pos, pos + speech.size))
             if (i, j) in measured:
                 voice_audio.setdefault(part.voice.name, []).append(speech)
+                voice_clips.setdefault(part.voice.name, []).append(clip.key)
             pos += speech.size
             cut_due = cut_due or (i, j) in cuts
         regions.append((region_start, pos, part.voice.name))
     pos += ms(pauses.tail)
     silence_to(pos)
     pieces.append(Piece(piece_start, pos, pos))
-    return Layout(pos, cues, regions, voice_audio, chapter_marks(cast, cues), tuple(pieces))
+    return Layout(
+        pos, cues, regions, voice_audio, voice_clips, chapter_marks(cast, cues), tuple(pieces)
+    )
 
 
 #: Silence to write between clips.
@@ -315,6 +323,44 @@ class PlanJob:
     final: Path
     #: after which lines pieces end (`cut_places`, found by the process that made the job)
     cuts: frozenset[tuple[int, int]] = frozenset()
+    #: where voices' gains found by earlier builds are kept (see `VoiceGain`)
+    gains: Path | None = None
+
+
+#: Bump when a change makes a voice's gain differ for the same clips.
+GAIN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class VoiceGain:
+    """A voice's gain, and the key of what it was found from (its measured clips, the
+    target and ceiling): a rebuild that finds the key kept takes the gain, unmeasured."""
+
+    db: float
+    key: str
+    fresh: bool  # found by this plan (to be kept), not taken from an earlier build
+
+
+def gain_key(clips: Sequence[str], target: float, ceiling: float, pause: int) -> str:
+    data = [GAIN_FORMAT, versions(), repr(target), repr(ceiling), pause, list(clips)]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
+
+
+def gain_file(folder: Path, key: str) -> Path:
+    return folder / f"{key}.gain"
+
+
+def _voice_gain(
+    job: PlanJob, chunks: list[np.ndarray], clips: Sequence[str], ceiling: float
+) -> VoiceGain:
+    pause = ms(job.pauses.sentence)
+    key = gain_key(clips, job.audio.loudness, ceiling, pause)
+    if job.gains is not None:
+        try:
+            return VoiceGain(float(gain_file(job.gains, key).read_text()), key, False)
+        except (OSError, ValueError):
+            pass
+    return VoiceGain(voice_gain(chunks, job.audio.loudness, ceiling, pause), key, True)
 
 
 @dataclass(frozen=True)
@@ -329,6 +375,7 @@ class Plan:
     headroom: float
     pieces: tuple[Piece, ...]
     contents: tuple[PieceContent, ...]  # what each piece reads, for its key
+    gains: tuple[VoiceGain, ...]  # how voice_db was found
 
 
 def plan_chapter(job: PlanJob) -> Plan:
@@ -342,9 +389,9 @@ def plan_chapter(job: PlanJob) -> Plan:
         raise SynthesisError(f"chapter {job.cast.chapter.id}: nothing to read aloud")
     headroom = CODEC_HEADROOM_DB.get(job.audio.bitrate, CODEC_HEADROOM_DEFAULT_DB)
     ceiling = job.audio.true_peak - headroom
-    voice_db = {
-        name: voice_gain(
-            layout.voice_audio.get(name, []), job.audio.loudness, ceiling, ms(job.pauses.sentence)
+    gains = {
+        name: _voice_gain(
+            job, layout.voice_audio.get(name, []), layout.voice_clips.get(name, []), ceiling
         )
         for name in {p.voice.name: None for p in job.cast.parts}
     }
@@ -355,9 +402,10 @@ def plan_chapter(job: PlanJob) -> Plan:
         cues=layout.cues,
         markers=layout.markers,
         regions=tuple(layout.regions),
-        voice_db=voice_db,
+        voice_db={name: gain.db for name, gain in gains.items()},
         headroom=headroom,
         pieces=layout.pieces,
+        gains=tuple(gains.values()),
         contents=piece_contents(
             layout.pieces,
             layout.cues,
