@@ -31,7 +31,15 @@ from PIL import Image
 from scipy.signal import resample_poly
 
 from narration import assemble, audio
-from narration.assemble import assemble_book, assemble_chapter, book, iso639_2, levelling, plan
+from narration.assemble import (
+    assemble_book,
+    assemble_chapter,
+    book,
+    iso639_2,
+    levelling,
+    pieces,
+    plan,
+)
 from narration.assemble import timeline as timeline_mod
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError, SynthesisError
@@ -947,6 +955,26 @@ def test_a_voice_gain_depends_on_that_voice_alone(
     ]
     assert 2 <= len(alone) < len(before.pieces)
     assert all(b == a for b, a in alone)
+
+
+def test_a_voice_gain_kept_by_an_earlier_build_is_taken_unmeasured(
+    tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast = _long_cast()
+    clips = _long_clips(rendered, cast)
+    store = tmp_path / "pieces"
+    job = plan.PlanJob(
+        cast, clips, PausesConfig(), AudioConfig(), tmp_path / "t", tmp_path / "x", gains=store
+    )
+    first = plan.plan_chapter(job)
+    assert all(g.fresh for g in first.gains)
+    pieces.PieceStore(store).keep_gain(first.gains[0].key, 1.5)  # as if found before
+    measured: list[object] = []
+    monkeypatch.setattr(plan, "voice_gain", lambda *a: measured.append(a) or 0.0)
+    again = plan.plan_chapter(job)
+    assert [g.fresh for g in again.gains] == [False] + [True] * (len(again.gains) - 1)
+    assert again.gains[0].db == 1.5 and len(measured) == len(again.gains) - 1
+    assert [g.key for g in again.gains] == [g.key for g in first.gains]
 
 
 def _with_serge_slower(

@@ -30,6 +30,8 @@ LOUDNESS_TOLERANCE = 0.4
 GAIN_STEP_DB = 0.1
 #: Voices are gain-matched within this range; beyond it a clip is broken, not quiet.
 MAX_VOICE_GAIN_DB = 30.0
+#: What the limiter takes from a voice is measured on about this much of its clips.
+LIMITED_SAMPLE_SECONDS = 60.0
 #: A step that moves a voice by no more than this is taken without measuring its outcome.
 TRUSTED_STEP_LU = 0.3
 
@@ -65,6 +67,16 @@ def quantized(db: float) -> float:
     return round(round(db / GAIN_STEP_DB) * GAIN_STEP_DB, 4)
 
 
+def _spaced(chunks: list[np.ndarray], pause: int) -> np.ndarray:
+    """Clips one after another, each followed by `pause` samples of silence, repeated to
+    3 s if shorter (as `voice_loudness` measures them), as float at full scale 1."""
+    total = sum(c.size for c in chunks)
+    repeat = max(1, math.ceil(3 * sig.RATE / total))
+    gap = np.zeros(pause, dtype=np.int16)
+    spaced = [part for c in chunks for part in (c, gap)]
+    return np.concatenate(spaced * repeat).astype(np.float32) * np.float32(1 / TIMELINE_SCALE)
+
+
 def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause: int = 0) -> float:
     """The gain (dB, on its step) that puts a voice at `target` LUFS once limited under
     `ceiling_db`: measured on its clips heard one after another, each followed by `pause`
@@ -75,48 +87,50 @@ def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause
     it is pushed, so the gain is found on limited audio: a first step from the clips'
     levels, then secant steps on the voice's own loudness-versus-gain curve, the first
     slope guessed from what the limiter takes (`initial_slope`); a step of under
-    TRUSTED_STEP_LU is taken without measuring it again. Every voice is matched to the
-    target on its own, so one voice's change leaves the others' gains, and the pieces
-    they read alone, as they were; the chapter is checked as a whole once encoded.
+    TRUSTED_STEP_LU is taken without measuring it again. The clips' level is measured on
+    all of them, what the limiter takes on about LIMITED_SAMPLE_SECONDS of them (it is
+    the same on a minute as on four, within 0.05 dB, at a quarter of the cost). Every voice
+    is matched to the target on its own, so one voice's change leaves the others' gains,
+    and the pieces they read alone, as they were; the chapter is checked as a whole once
+    encoded.
     """
-    total = sum(c.size for c in chunks)
-    if total == 0:
+    if not chunks or not sum(c.size for c in chunks):
         return 0.0
-    repeat = max(1, math.ceil(3 * sig.RATE / total))  # as voice_loudness measures it
-    gap = np.zeros(pause, dtype=np.int16)
-    spaced = [part for c in chunks for part in (c, gap)]
-    x = np.concatenate(spaced * repeat).astype(np.float32) * np.float32(1 / TIMELINE_SCALE)
+    seconds = sum(c.size for c in chunks) / sig.RATE
+    stride = max(1, math.ceil(seconds / LIMITED_SAMPLE_SECONDS))
+    x = _spaced(chunks[::stride], pause)
+    level = sig.integrated_loudness(x, sig.RATE)
+    # where the whole stands against the sample, unlimited: the sample is aimed that far off
+    whole = sig.integrated_loudness(_spaced(chunks, pause), sig.RATE) if stride > 1 else level
+    if not (math.isfinite(level) and math.isfinite(whole)):
+        return 0.0
+    aim = target - (whole - level)
     size = x.size
 
-    def limited(db: float) -> tuple[float, float]:
-        """(limited, unlimited) loudness at `db` of gain."""
+    def limited(db: float) -> float:
         y = x * np.float32(sig.db_to_gain(db))
         limiter = sig.Limiter(sig.RATE, ceiling_db)
-        meter, raw = sig.LoudnessMeter(sig.RATE), sig.LoudnessMeter(sig.RATE)
+        meter = sig.LoudnessMeter(sig.RATE)
         for a, b in sig.chunks(size):
             meter.feed(limiter.process(lambda lo, hi: y[lo:hi], a, b, size))
-            raw.feed(y[a:b])
-        return meter.integrated(), raw.integrated()
+        return meter.integrated()
 
     def clamp(db: float) -> float:
         return max(-MAX_VOICE_GAIN_DB, min(MAX_VOICE_GAIN_DB, db))
 
-    level = sig.integrated_loudness(x, sig.RATE)
-    if not math.isfinite(level):
-        return 0.0
-    gain = clamp(target - level)
-    heard, unlimited = limited(gain)
+    gain = clamp(aim - level)
+    heard = limited(gain)
     if not math.isfinite(heard):
         return quantized(gain)
-    slope = initial_slope(unlimited - heard)
+    slope = initial_slope(level + gain - heard)
     for _ in range(6):
-        if abs(heard - target) < 0.05:
+        if abs(heard - aim) < 0.05:
             break
-        new = clamp(gain + (target - heard) / slope)
-        if abs(target - heard) <= TRUSTED_STEP_LU or new == gain:
+        new = clamp(gain + (aim - heard) / slope)
+        if abs(aim - heard) <= TRUSTED_STEP_LU or new == gain:
             gain = new  # a slope off by a third moves it 0.1 LU from where it aims
             break
-        new_heard, _ = limited(new)
+        new_heard = limited(new)
         if math.isfinite(new_heard) and abs(new - gain) > 0.05:
             slope = min(1.0, max(0.2, (new_heard - heard) / (new - gain)))
         gain, heard = new, new_heard
