@@ -3,6 +3,7 @@ paired runs, side by side on this machine.
 
     .venv/bin/python benchmarks/rebuild.py                  # both books, 3 pairs each
     .venv/bin/python benchmarks/rebuild.py --book long --voice boffin --pairs 1
+    .venv/bin/python benchmarks/rebuild.py --checkout /path/to/older/checkout  # its narrate
 
 The books:
 - `long`: the shared novel's first five chapters as one chapter (their headings removed,
@@ -55,7 +56,7 @@ CHARACTER_VOICES = """
 """
 
 
-def long_book(root: Path) -> Path:
+def long_book(root: Path, checkout: Path = REPO) -> Path:
     """The novel's chapters I-V as one chapter of a Markdown seed, its characters cast."""
     text = NOVEL.read_text(encoding="utf-8")
     body = text[text.index("CHAPTER I: DISCUSSION AND BED") : text.index("CHAPTER VI:")]
@@ -64,7 +65,7 @@ def long_book(root: Path) -> Path:
     (root / "seeds" / "nowhere.md").write_text(
         "# News from Nowhere, chapters one to five\n\n" + "\n".join(lines) + "\n"
     )
-    run(REPO, root, "init", ".")
+    run(checkout, root, "init", ".")
     voices = (root / "voices.yaml").read_text()
     anchor = "\n# Whoever no rule names"
     voices = voices.replace(anchor, CHARACTER_VOICES + anchor)
@@ -78,7 +79,7 @@ def long_book(root: Path) -> Path:
     return root
 
 
-def seeds_book(root: Path) -> Path:
+def seeds_book(root: Path, checkout: Path = REPO) -> Path:
     (root / "seeds").mkdir(parents=True)
     for seed in sorted((REPO / "seeds").iterdir()):
         if seed.is_file():
@@ -126,7 +127,7 @@ def digests(out: Path) -> dict[str, str]:
     }
 
 
-def pair(base: Path, scratch: Path, voice: str, rate: int, rebuild_first: bool) -> dict:
+def pair(code: Path, base: Path, scratch: Path, voice: str, rate: int, rebuild_first: bool) -> dict:
     again = scratch / "rebuild"
     cold = scratch / "cold"
     for p in (again, cold):
@@ -140,20 +141,20 @@ def pair(base: Path, scratch: Path, voice: str, rate: int, rebuild_first: bool) 
     times = {}
     for name in ("rebuild", "cold") if rebuild_first else ("cold", "rebuild"):
         project = again if name == "rebuild" else cold
-        times[name] = run(REPO, project, "build", "-q")
+        times[name] = run(code, project, "build", "-q")
     if digests(again / "output") != digests(cold / "output"):
         raise SystemExit("the rebuild's output differs from the cold build's")
     report = json.loads((again / "output" / "build.json").read_text())
-    kept = json.loads((cold / "output" / "build.json").read_text())["pieces_kept"]
+    kept = json.loads((cold / "output" / "build.json").read_text()).get("pieces_kept", {})
     mp3s = sum(p.stat().st_size for p in (cold / "output").glob("*.mp3"))
     return {
         **times,
         "ratio": times["rebuild"] / times["cold"],
-        "pieces": report["totals"]["pieces"],
-        "pieces_encoded": report["totals"]["pieces_encoded"],
+        "pieces": report["totals"].get("pieces", 0),  # an older narrate: not counted
+        "pieces_encoded": report["totals"].get("pieces_encoded", 0),
         "rendered": report["totals"]["rendered"],
         "clips": report["totals"]["clips"],
-        "kept_bytes": kept["bytes"],
+        "kept_bytes": kept.get("bytes", 0),
         "mp3_bytes": mp3s,
     }
 
@@ -163,6 +164,7 @@ def main() -> None:
     parser.add_argument("--book", choices=("long", "seeds", "both"), default="both")
     parser.add_argument("--voice", default=None, help="long: dick (default) or boffin")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--checkout", type=Path, default=REPO, help="the narrate to run")
     args = parser.parse_args()
     books = ("long", "seeds") if args.book == "both" else (args.book,)
     results = {}
@@ -170,12 +172,15 @@ def main() -> None:
         for book in books:
             voice = "serge" if book == "seeds" else (args.voice or "dick")
             rate = 150
-            base = (long_book if book == "long" else seeds_book)(Path(tmp) / book / "base")
+            make = long_book if book == "long" else seeds_book
+            base = make(Path(tmp) / book / "base", args.checkout)
             print(f"[{book}] cold build of the book as it was...", file=sys.stderr, flush=True)
-            run(REPO, base, "build", "-q")
+            run(args.checkout, base, "build", "-q")
             pairs = []
             for k in range(args.pairs):
-                r = pair(base, Path(tmp) / book, voice, rate, rebuild_first=k % 2 == 0)
+                r = pair(
+                    args.checkout, base, Path(tmp) / book, voice, rate, rebuild_first=k % 2 == 0
+                )
                 print(
                     f"[{book}] pair {k + 1}: rebuild {r['rebuild']:.2f} s, cold {r['cold']:.2f} s,"
                     f" {r['ratio']:.1%}; {r['pieces_encoded']} of {r['pieces']} pieces encoded,"
