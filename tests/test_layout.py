@@ -35,7 +35,7 @@ STAGES = [
 ]
 #: Modules every stage may use: they import no stage.
 SHARED = {"layout", "errors", "model", "files", "progress", "config", "directories"}
-SHARED |= {"fingerprint", "cover", "invocation"}
+SHARED |= {"fingerprint", "cover", "invocation", "processes"}
 #: What runs the stages: nothing but the CLI imports these.
 ORCHESTRATION = {"project", "build", "streaming", "scaffold", "cli", "workspace"}
 
