@@ -27,6 +27,8 @@ import mutagen.mp3
 import numpy as np
 import pyloudnorm
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy.signal import resample_poly
 
@@ -41,6 +43,7 @@ from narration.assemble import (
     plan,
 )
 from narration.assemble import timeline as timeline_mod
+from narration.assemble.mp3 import Encoded
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError, SynthesisError
 from narration.layout import chapter_stem
@@ -955,6 +958,53 @@ def test_a_voice_gain_depends_on_that_voice_alone(
     ]
     assert 2 <= len(alone) < len(before.pieces)
     assert all(b == a for b, a in alone)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    lengths=st.lists(st.integers(40, 200), min_size=80, max_size=120),
+    removed=st.integers(0, 50),
+)
+def test_an_edit_in_a_long_paragraph_moves_only_the_cuts_near_it(
+    lengths: list[int], removed: int
+) -> None:
+    """Inside a paragraph the sentences its text picks end pieces, each decided by the
+    text beside it: with one sentence taken out, the cuts elsewhere fall on the same
+    sentences (counted from the last cut, they all moved to the paragraph's end)."""
+    sentences = tuple(f"S{k} " + "x" * n + "." for k, n in enumerate(lengths))
+    edited = sentences[:removed] + sentences[removed + 1 :]
+
+    def cut_after(lines: tuple[str, ...]) -> set[str]:
+        cast = make_cast((("p", "narration", NARRATOR, lines),))
+        return {lines[j] for _, j in plan.cut_places(cast.parts)}
+
+    before, after = cut_after(sentences), cut_after(edited)
+    assert len(before) >= 4
+    moved = (before ^ after) - {sentences[removed]}
+    # the cut after the next sentence picked, and those made by length where none is
+    assert len(moved) <= 6, (removed, sorted(moved))
+    sizes = [len(" ".join(sentences).split(c, 1)[0]) for c in before]
+    gaps = [b - a for a, b in itertools.pairwise(sorted(sizes))]
+    assert max(gaps) <= 4 * timeline_mod.PIECE_CHARS
+
+
+def test_kept_facts_changed_since_are_not_taken(tmp_path: Path) -> None:
+    """A piece's facts or a voice's gain edited on disk (still valid JSON, still a number)
+    are encoded or measured again, never trusted."""
+    store = pieces.PieceStore(tmp_path / "pieces")
+    mp3 = tmp_path / "piece.mp3"
+    mp3.write_bytes(b"\xff\xfb" + bytes(200))
+    encoded = Encoded(0, mp3, 1, 202, "0" * 64, np.ones(4), {"n": np.ones(4)}, -2.5)
+    kept = store.keep("k" * 64, encoded)
+    assert store.find("k" * 64, 3) is not None and kept.mp3.parent == store.folder
+    facts = store.folder / f"{'k' * 64}.json"
+    facts.write_text(facts.read_text().replace('"true_peak": -2.5', '"true_peak": 0.5'))
+    assert store.find("k" * 64, 3) is None
+    store.keep_gain("g" * 64, 1.5)
+    gain = plan.gain_file(store.folder, "g" * 64)
+    assert plan.read_gain(gain) == 1.5
+    gain.write_text(gain.read_text().replace("1.5", "5.0"))
+    assert plan.read_gain(gain) is None
 
 
 def test_a_voice_gain_kept_by_an_earlier_build_is_taken_unmeasured(

@@ -215,7 +215,7 @@ def test_a_rebuild_after_an_edit_ends_as_a_cold_build_of_the_edited_book(
         if edit == "rate":
             voices.write_text(voices.read_text().replace("rate: 180", "rate: 165"))
         elif edit == "lexicon":
-            voices.write_text(voices.read_text() + "lexicon:\n  Thames: Tems\n")
+            voices.write_text(voices.read_text() + "lexicon:\n  Thames: Tamesis\n")
         else:
             seed = project / "seeds" / "nowhere.txt"
             seed.write_text(

@@ -36,8 +36,9 @@ how the join stays exact). A chapter's plan
 (clips laid out into a scratch file, voices matched) runs on one process while others
 encode pieces. Measured per minute of audio: LAME 460 ms; decoding the MP3 to check its
 true peak 32 ms, the limiter 27 ms, resampling 12 ms, the phase rotator 10 ms, K-weighting
-9 ms; and per chapter, matching each voice on its limited clips (up to four minutes of
-them, one to three rounds). Memory is bounded by the piece, not the chapter or the book.
+9 ms; and per chapter, matching each voice on its clips (their level on up to four minutes
+of them, what the limiter takes on about one, in one to three rounds). Memory is bounded
+by the piece, not the chapter or the book.
 """
 
 from __future__ import annotations

@@ -663,14 +663,16 @@ def assemble_book(
     """Every chapter, in book order; unchanged chapters are kept, the others made on
     `jobs` processes (default: one per core).
 
-    Chapters are cut at pauses into pieces of about PIECE_SECONDS, encoded wherever a
-    process is free and joined, so even a book of one long chapter keeps every core busy;
-    the bytes do not depend on `jobs`. A chapter's timeline (16-bit, 2.6 MB a minute) is
-    held by the process planning it, then read from a file by its pieces: memory stays
-    bounded whatever the book's length. `progress` hears of each chapter when it is done,
-    kept ones first. `numbering` (number, total) places a single chapter in a longer book.
-    What each chapter was made from is kept in `state_dir` (.narrate/state), and its
-    timeline and pieces are written there while it is assembled. With `m4b`, each
+    Chapters are cut at pauses into pieces (where the text chooses: `plan.cut_places`),
+    encoded wherever a process is free and joined, so even a book of one long chapter keeps
+    every core busy; the bytes do not depend on `jobs`. Pieces whose content an earlier
+    build encoded are taken from the store (`pieces`) instead. A chapter's timeline
+    (16-bit, 2.6 MB a minute) is held by the process planning it, then read from a file by
+    its pieces: memory stays bounded whatever the book's length. `progress` hears of each
+    chapter when it is done, kept ones first. `numbering` (number, total) places a single
+    chapter in a longer book. What each chapter was made from is kept in `state_dir`
+    (.narrate/state), and its timeline and pieces are written there while it is
+    assembled. With `m4b`, each
     chapter's audio is also encoded to AAC for the audiobook (kept in `state_dir`, and
     only for chapters whose AAC is not already there). With `offload`, pieces
     are encoded there too (a Dask cluster), beside this machine's processes. With

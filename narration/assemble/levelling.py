@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,11 @@ def quantized(db: float) -> float:
     return round(round(db / GAIN_STEP_DB) * GAIN_STEP_DB, 4)
 
 
+def picked(key: str, stride: int) -> bool:
+    """Whether a clip is among one in `stride` picked by its content (its key)."""
+    return stride == 1 or zlib.crc32(key.encode()) % stride == 0
+
+
 def _spaced(chunks: list[np.ndarray], pause: int) -> np.ndarray:
     """Clips one after another, each followed by `pause` samples of silence, repeated to
     3 s if shorter (as `voice_loudness` measures them), as float at full scale 1."""
@@ -77,7 +83,13 @@ def _spaced(chunks: list[np.ndarray], pause: int) -> np.ndarray:
     return np.concatenate(spaced * repeat).astype(np.float32) * np.float32(1 / TIMELINE_SCALE)
 
 
-def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause: int = 0) -> float:
+def voice_gain(
+    chunks: list[np.ndarray],
+    target: float,
+    ceiling_db: float,
+    pause: int = 0,
+    keys: Sequence[str] | None = None,
+) -> float:
     """The gain (dB, on its step) that puts a voice at `target` LUFS once limited under
     `ceiling_db`: measured on its clips heard one after another, each followed by `pause`
     samples of silence as its sentences are (a voice's stretches are measured with them in
@@ -89,7 +101,8 @@ def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause
     slope guessed from what the limiter takes (`initial_slope`); a step of under
     TRUSTED_STEP_LU is taken without measuring it again. The clips' level is measured on
     all of them, what the limiter takes on about LIMITED_SAMPLE_SECONDS of them (it is
-    the same on a minute as on four, within 0.05 dB, at a quarter of the cost). Every voice
+    the same on a minute as on four, within 0.05 dB, at a quarter of the cost), picked by
+    their `keys` (their content: the same whatever else changes) when given. Every voice
     is matched to the target on its own, so one voice's change leaves the others' gains,
     and the pieces they read alone, as they were; the chapter is checked as a whole once
     encoded.
@@ -98,7 +111,11 @@ def voice_gain(chunks: list[np.ndarray], target: float, ceiling_db: float, pause
         return 0.0
     seconds = sum(c.size for c in chunks) / sig.RATE
     stride = max(1, math.ceil(seconds / LIMITED_SAMPLE_SECONDS))
-    x = _spaced(chunks[::stride], pause)
+    if keys is None:
+        sample = chunks[::stride]
+    else:
+        sample = [c for c, k in zip(chunks, keys, strict=True) if picked(k, stride)]
+    x = _spaced(sample or chunks, pause)
     level = sig.integrated_loudness(x, sig.RATE)
     # where the whole stands against the sample, unlimited: the sample is aimed that far off
     whole = sig.integrated_loudness(_spaced(chunks, pause), sig.RATE) if stride > 1 else level

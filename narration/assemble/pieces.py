@@ -26,7 +26,7 @@ from ..errors import OutputError
 from ..files import write_atomic
 from .levelling import Mix
 from .mp3 import LAME_QUALITY, Encoded
-from .plan import gain_file
+from .plan import gain_file, gain_text
 from .state import versions
 from .timeline import Piece, PieceContent
 
@@ -50,6 +50,11 @@ def piece_key(mix: Mix, piece: Piece, content: PieceContent) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def _check(facts: dict[str, object]) -> str:
+    """A digest of a piece's facts, kept with them: a file changed since is not taken."""
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
 class PieceStore:
     """The kept pieces: `find` a key's facts, `keep` a piece just encoded, `playable`
     checks a kept MP3 before it is joined, `prune` forgets every other piece."""
@@ -67,6 +72,8 @@ class PieceStore:
         """The facts kept for `key`, as piece `index` of a chapter (its MP3 may be gone)."""
         try:
             facts = json.loads(self._facts(key).read_text(encoding="utf-8"))
+            if facts.pop("check") != _check(facts):  # changed since it was written
+                return None
             return Encoded(
                 index=index,
                 mp3=self.mp3(key),
@@ -87,6 +94,7 @@ class PieceStore:
         facts.pop("mp3")
         facts["hops"] = encoded.hops.tolist()
         facts["voices"] = {n: h.tolist() for n, h in encoded.voices.items()}
+        facts["check"] = _check(facts)
         path = self.mp3(key)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ class PieceStore:
         path = gain_file(self.folder, key)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, repr(db).encode(), skip_unchanged=False)
+            write_atomic(path, gain_text(db).encode(), skip_unchanged=False)
         except OSError as exc:
             raise OutputError(f"{path}: {exc.strerror or exc}") from None
 

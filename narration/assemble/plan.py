@@ -4,6 +4,7 @@ chapter marks, and its voices' gains."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import zlib
@@ -18,7 +19,7 @@ from .. import audio as sig
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError, SynthesisError
 from ..model import CastChapter, CastSegment, Clip
-from .levelling import CODEC_HEADROOM_DB, CODEC_HEADROOM_DEFAULT_DB, voice_gain
+from .levelling import CODEC_HEADROOM_DB, CODEC_HEADROOM_DEFAULT_DB, picked, voice_gain
 from .state import versions
 from .timeline import (
     FRAME_SPAN,
@@ -37,7 +38,7 @@ from .timeline import (
 
 #: Per voice, about this much of its speech is measured for its gain (clips picked by
 #: their content, so the same ones are picked whatever else changes in the chapter).
-VOICE_SAMPLE_SECONDS = 100000.0
+VOICE_SAMPLE_SECONDS = 240.0
 
 
 def _allpass(fc: float, q: float) -> np.ndarray:
@@ -184,37 +185,57 @@ def cut_places(
     paragraph_chars: int = PARAGRAPH_CHARS,
     piece_chars: int = PIECE_CHARS,
 ) -> frozenset[tuple[int, int]]:
-    """The lines (part, line) after which a piece ends, chosen from the text alone: after
-    each paragraph of `paragraph_chars` or more (a shorter one joins what follows, unless
-    `piece_chars` have gathered), and inside a long paragraph at the sentence where
-    `piece_chars` have gathered, if half as much follows. Each cut depends on the text near
-    it, so an edit moves the cuts around it only, and a voice's settings move none: the
-    pieces a rebuild finds unchanged are reused (see `book`)."""
-    units: list[list[tuple[int, int, int]]] = []  # per paragraph: (part, line, characters)
+    """The lines (part, line) after which a piece ends, chosen from the text alone, each
+    by the text next to it (so an edit moves only the cuts beside it, and a voice's
+    settings move none: the pieces a rebuild finds unchanged are reused, see `book`):
+    - after a paragraph of `paragraph_chars` or more, or a shorter one its text picks (by
+      a hash of it, as likely as its share of `piece_chars`: a run of short paragraphs is
+      cut every `piece_chars` or so);
+    - inside a paragraph longer than `piece_chars`, after a sentence its text picks (the
+      same way: one every `piece_chars` or so), when half of `piece_chars` lie between it
+      and the sentence picked before it (or the paragraph's start) and as much follows in
+      the paragraph; and where no sentence is picked for twice `piece_chars`, every
+      `piece_chars` through that stretch.
+    """
+    units: list[list[tuple[int, int, str]]] = []  # per paragraph: (part, line, text)
     for i, part in enumerate(parts):
         if not units or not _same_segment(parts[i - 1], part):
             units.append([])
-        units[-1].extend((i, j, len(line.text)) for j, line in enumerate(part.lines))
+        units[-1].extend((i, j, line.text) for j, line in enumerate(part.lines))
     cuts: set[tuple[int, int]] = set()
-    since = 0
+    half = piece_chars // 2
     for unit in units:
-        size = left = sum(chars for *_, chars in unit)
-        for k, (i, j, chars) in enumerate(unit):
-            since += chars
-            left -= chars
-            if k == len(unit) - 1:
-                if size >= paragraph_chars or since >= piece_chars:
-                    cuts.add((i, j))
-                    since = 0
-            elif since >= piece_chars and left >= piece_chars // 2:
-                cuts.add((i, j))
-                since = 0
+        ends = list(itertools.accumulate(len(text) for *_, text in unit))
+        size = ends[-1]
+        if size >= paragraph_chars or _picks(" ".join(text for *_, text in unit), piece_chars):
+            cuts.add(unit[-1][:2])
+        if size <= piece_chars:
+            continue
+        inner = [k for k in range(len(unit) - 1) if size - ends[k] >= half]
+        anchors = [(0, -1)] + [(ends[k], k) for k in inner if _picks(unit[k][2], piece_chars)]
+        anchors.append((size, len(unit) - 1))
+        for (start, _), (end, k) in itertools.pairwise(anchors):
+            if k < len(unit) - 1 and end - start >= half:
+                cuts.add(unit[k][:2])
+            if end - start > 2 * piece_chars:  # no sentence picked for long: by length
+                mark = start + piece_chars
+                for m in inner:
+                    if start < ends[m] < end and ends[m] >= mark and end - ends[m] >= half:
+                        cuts.add(unit[m][:2])
+                        mark = ends[m] + piece_chars
     return frozenset(cuts)
 
 
-def _measured(key: str, stride: int) -> bool:
-    """Whether a clip is among its voice's measured ones: picked by its content."""
-    return stride == 1 or zlib.crc32(key.encode()) % stride == 0
+def _picks(text: str, every: int) -> bool:
+    """Whether a cut may fall after `text`: decided by its content (a hash of it), as
+    likely as its share of `every` characters, so picks come every `every` or so."""
+    return zlib.crc32(text.encode()) < len(text) / every * 2**32
+
+
+def _content(clip: Clip) -> str:
+    """What a clip's audio is, for the keys of what is made from it: the digest of its
+    WAV as verified (its inputs' key where none was taken)."""
+    return clip.digest or clip.key
 
 
 def lay_out(
@@ -247,8 +268,8 @@ def lay_out(
     for keys in per_voice.values():
         seconds = sum(clips[i][j].seconds for i, j in keys)
         stride = max(1, math.ceil(seconds / VOICE_SAMPLE_SECONDS))
-        picked = [(i, j) for i, j in keys if _measured(clips[i][j].key, stride)]
-        measured.update(picked or keys)
+        chosen = [(i, j) for i, j in keys if picked(clips[i][j].key, stride)]
+        measured.update(chosen or keys)
 
     voice_audio: dict[str, list[np.ndarray]] = {}
     voice_clips: dict[str, list[str]] = {}
@@ -297,7 +318,7 @@ def lay_out(
             cues.append(Cue(i, j, pos, pos + speech.size))
             if (i, j) in measured:
                 voice_audio.setdefault(part.voice.name, []).append(speech)
-                voice_clips.setdefault(part.voice.name, []).append(clip.key)
+                voice_clips.setdefault(part.voice.name, []).append(_content(clip))
             pos += speech.size
             cut_due = cut_due or (i, j) in cuts
         regions.append((region_start, pos, part.voice.name))
@@ -350,17 +371,34 @@ def gain_file(folder: Path, key: str) -> Path:
     return folder / f"{key}.gain"
 
 
+def gain_text(db: float) -> str:
+    """A gain as kept: its value and a check of it, so a file changed since is not taken."""
+    value = repr(db)
+    return f"{value} {hashlib.sha256(value.encode()).hexdigest()[:16]}\n"
+
+
+def read_gain(path: Path) -> float | None:
+    """The gain `gain_text` wrote there, if it is intact."""
+    try:
+        value, check = path.read_text(encoding="ascii").split()
+        if gain_text(float(value)) == f"{value} {check}\n":
+            return float(value)
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    return None
+
+
 def _voice_gain(
     job: PlanJob, chunks: list[np.ndarray], clips: Sequence[str], ceiling: float
 ) -> VoiceGain:
     pause = ms(job.pauses.sentence)
     key = gain_key(clips, job.audio.loudness, ceiling, pause)
     if job.gains is not None:
-        try:
-            return VoiceGain(float(gain_file(job.gains, key).read_text()), key, False)
-        except (OSError, ValueError):
-            pass
-    return VoiceGain(voice_gain(chunks, job.audio.loudness, ceiling, pause), key, True)
+        kept = read_gain(gain_file(job.gains, key))
+        if kept is not None:
+            return VoiceGain(kept, key, False)
+    found = voice_gain(chunks, job.audio.loudness, ceiling, pause, list(clips))
+    return VoiceGain(found, key, True)
 
 
 @dataclass(frozen=True)
@@ -409,7 +447,7 @@ def plan_chapter(job: PlanJob) -> Plan:
         contents=piece_contents(
             layout.pieces,
             layout.cues,
-            [job.clips[c.part][c.line].key for c in layout.cues],
+            [_content(job.clips[c.part][c.line]) for c in layout.cues],
             [parts[c.part].voice.name for c in layout.cues],
             layout.total,
             PIECE_REACH,
