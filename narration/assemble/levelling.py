@@ -46,23 +46,6 @@ def initial_slope(loss_db: float) -> float:
     return min(1.0, max(0.2, 1.0 / (1.0 + max(0.0, loss_db))))
 
 
-def voice_loudness(chunks: list[np.ndarray]) -> float:
-    """A voice's loudness over its measured clips, as if heard back to back.
-
-    Below BS.1770's 400 ms block nothing can be measured, and a few blocks measure badly,
-    so a voice with under 3 s of speech is measured repeated up to 3 s.
-    """
-    meter = sig.LoudnessMeter(sig.RATE)
-    total = sum(c.size for c in chunks)
-    if total == 0:
-        return sig.SILENT
-    repeat = max(1, math.ceil(3 * sig.RATE / total))
-    for _ in range(repeat):
-        for c in chunks:
-            meter.feed(c.astype(np.float64) / TIMELINE_SCALE)
-    return meter.integrated()
-
-
 def quantized(db: float) -> float:
     """A gain on its GAIN_STEP_DB step."""
     return round(round(db / GAIN_STEP_DB) * GAIN_STEP_DB, 4)
@@ -74,8 +57,9 @@ def picked(key: str, stride: int) -> bool:
 
 
 def _spaced(chunks: list[np.ndarray], pause: int) -> np.ndarray:
-    """Clips one after another, each followed by `pause` samples of silence, repeated to
-    3 s if shorter (as `voice_loudness` measures them), as float at full scale 1."""
+    """Clips one after another, each followed by `pause` samples of silence, as float at
+    full scale 1; repeated to 3 s if shorter: under BS.1770's 400 ms block nothing can be
+    measured, and a few blocks measure badly."""
     total = sum(c.size for c in chunks)
     repeat = max(1, math.ceil(3 * sig.RATE / total))
     gap = np.zeros(pause, dtype=np.int16)
