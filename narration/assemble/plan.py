@@ -19,7 +19,14 @@ from .. import audio as sig
 from ..config import AudioConfig, PausesConfig
 from ..errors import OutputError, SynthesisError
 from ..model import CastChapter, CastSegment, Clip
-from .levelling import CODEC_HEADROOM_DB, CODEC_HEADROOM_DEFAULT_DB, picked, voice_gain
+from .levelling import (
+    CODEC_HEADROOM_DB,
+    CODEC_HEADROOM_DEFAULT_DB,
+    GAIN_STEP_DB,
+    LIMITED_SAMPLE_SECONDS,
+    picked,
+    voice_gain,
+)
 from .state import versions
 from .timeline import (
     FRAME_SPAN,
@@ -363,7 +370,9 @@ class VoiceGain:
 
 
 def gain_key(clips: Sequence[str], target: float, ceiling: float, pause: int) -> str:
-    data = [GAIN_FORMAT, versions(), repr(target), repr(ceiling), pause, list(clips)]
+    """The digest of what a voice's gain is found from, and how."""
+    how = [GAIN_FORMAT, VOICE_SAMPLE_SECONDS, LIMITED_SAMPLE_SECONDS, GAIN_STEP_DB]
+    data = [how, versions(), repr(target), repr(ceiling), pause, list(clips)]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
 
