@@ -980,9 +980,15 @@ def test_an_edit_in_a_long_paragraph_moves_only_the_cuts_near_it(
 
     before, after = cut_after(sentences), cut_after(edited)
     assert len(before) >= 4
-    moved = (before ^ after) - {sentences[removed]}
-    # the cut after the next sentence picked, and those made by length where none is
-    assert len(moved) <= 6, (removed, sorted(moved))
+    moved = {int(c[1 : c.index(" ")]) for c in (before ^ after) - {sentences[removed]}}
+    # only near the edit: within the stretch between the sentences the text picks around
+    # it, and up to the next one picked (whose cut depends on that stretch's length)
+    picks = [k for k, text in enumerate(sentences) if plan._picks(text, timeline_mod.PIECE_CHARS)]
+    lo = max([k for k in picks if k < removed], default=0)
+    later = [k for k in picks if k > removed]
+    hi = later[1] if len(later) > 1 else len(sentences)
+    assert all(lo <= k <= hi for k in moved), (removed, lo, hi, sorted(moved))
+    assert len(moved) < len(before) or len(before) <= 6
     sizes = [len(" ".join(sentences).split(c, 1)[0]) for c in before]
     gaps = [b - a for a, b in itertools.pairwise(sorted(sizes))]
     assert max(gaps) <= 4 * timeline_mod.PIECE_CHARS
