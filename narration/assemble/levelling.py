@@ -71,8 +71,8 @@ def voice_gain(
     chunks: list[np.ndarray],
     target: float,
     ceiling_db: float,
-    pause: int = 0,
-    keys: Sequence[str] | None = None,
+    pause: int,
+    keys: Sequence[str],
 ) -> float:
     """The gain (dB, on its step) that puts a voice at `target` LUFS once limited under
     `ceiling_db`: measured on its clips heard one after another, each followed by `pause`
@@ -86,7 +86,7 @@ def voice_gain(
     TRUSTED_STEP_LU is taken without measuring it again. The clips' level is measured on
     all of them, what the limiter takes on about LIMITED_SAMPLE_SECONDS of them (it is
     the same on a minute as on four, within 0.05 dB, at a quarter of the cost), picked by
-    their `keys` (their content: the same whatever else changes) when given. Every voice
+    their `keys` (their content: the same whatever else changes). Every voice
     is matched to the target on its own, so one voice's change leaves the others' gains,
     and the pieces they read alone, as they were; the chapter is checked as a whole once
     encoded.
@@ -95,10 +95,7 @@ def voice_gain(
         return 0.0
     seconds = sum(c.size for c in chunks) / sig.RATE
     stride = max(1, math.ceil(seconds / LIMITED_SAMPLE_SECONDS))
-    if keys is None:
-        sample = chunks[::stride]
-    else:
-        sample = [c for c, k in zip(chunks, keys, strict=True) if picked(k, stride)]
+    sample = [c for c, k in zip(chunks, keys, strict=True) if picked(k, stride)]
     x = _spaced(sample or chunks, pause)
     level = sig.integrated_loudness(x, sig.RATE)
     # where the whole stands against the sample, unlimited: the sample is aimed that far off
@@ -159,20 +156,10 @@ class Source:
         self.ends = np.array([r[1] for r in self.regions], dtype=np.int64)
         self.voice_db = dict(voice_db)
         self.chapter_db = chapter_db
-        self._apply()
-
-    def _apply(self) -> None:
         self.gains = np.array(
             [sig.db_to_gain(self.voice_db[r[2]]) for r in self.regions], dtype=np.float32
         )
         self.chapter_gain = sig.db_to_gain(self.chapter_db)
-
-    def set_gains(self, voice_db: dict[str, float], chapter_db: float) -> None:
-        self.voice_db, self.chapter_db = dict(voice_db), chapter_db
-        self._apply()
-
-    def __len__(self) -> int:
-        return int(self.timeline.size)
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         x = self.timeline[lo:hi].astype(np.float32)
