@@ -62,8 +62,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # this checkout's narration, not an installed one
 
-from narration.inline import WORD  # noqa: E402
 from narration.model import Book, Character, Speakers  # noqa: E402
+from narration.segmenting.inline import WORD  # noqa: E402
 
 #: The novels attribution is tuned on (the first 14 of PDNC's 28 in the lead's choice); the
 #: other 14 are held out, and reported beside them.
@@ -292,8 +292,8 @@ def seeds_for(novel: Novel, scratch: Path) -> Path:
 
 
 def run_narrate(novel: Novel, scratch: Path) -> Found:
-    from narration.segment import segment_book
-    from narration.speakers import find_speakers
+    from narration.segmenting.segment import segment_book
+    from narration.segmenting.speakers import find_speakers
 
     book = segment_book(seeds_for(novel, scratch))
     speakers = find_speakers(book)
@@ -302,7 +302,7 @@ def run_narrate(novel: Novel, scratch: Path) -> Found:
 
 def found_in(book: Book, speakers: Speakers) -> Found:
     """narrate's quotation pieces in file offsets, as `narrate cast --json` reports them."""
-    from narration.locate import Offsets
+    from narration.segmenting.locate import Offsets
 
     where = Offsets(book.texts)
     segments = {s.id: s for ch in book.chapters for s in ch.segments}
@@ -513,8 +513,8 @@ def peak_kb() -> int:
 def child(mode: str, seeds: Path) -> None:
     """Run in a fresh process: segment (and, with mode "speakers", attribute) one book, and
     print the seconds and the peak resident memory (KB) after imports and at the end."""
-    from narration.segment import segment_book
-    from narration.speakers import find_speakers
+    from narration.segmenting.segment import segment_book
+    from narration.segmenting.speakers import find_speakers
 
     base = peak_kb()
     start = time.perf_counter()

@@ -26,9 +26,9 @@ Utterance = tuple[str, str, float, str]  # text, engine voice, speed, lang
 
 def utterances(project: Path, voices: str) -> list[Utterance]:
     """The unique Kokoro lines of the project's cast, as the build would render them."""
-    from narration.build import check_project
-    from narration.engines import kokoro
-    from narration.project import open_project
+    from narration.pipeline.build import check_project
+    from narration.pipeline.project import open_project
+    from narration.synthesis.engines import kokoro
 
     checked = check_project(open_project(project, Path(voices)))
     seen: dict[tuple[str, str, float], Utterance] = {}
@@ -52,7 +52,7 @@ def _render(args: tuple[str, str, int, list[Utterance]]) -> float:
     import onnxruntime as rt
     from kokoro_onnx import Kokoro
 
-    from narration.engines import kokoro
+    from narration.synthesis.engines import kokoro
 
     options = rt.SessionOptions()
     options.intra_op_num_threads = threads
@@ -105,7 +105,7 @@ def main() -> None:
 
     import numpy as np
 
-    from narration.engines import kokoro
+    from narration.synthesis.engines import kokoro
 
     with tempfile.TemporaryDirectory(prefix="kokoro-floor-") as scratch:
         model = Path(scratch) / "kokoro-v1.0.int8.onnx"

@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this checkout's narration, not an installed one
 
 from narration import progress as progress_module  # noqa: E402
-from narration.build import build_project  # noqa: E402
+from narration.pipeline.build import build_project  # noqa: E402
+from narration.pipeline.project import open_project  # noqa: E402
 from narration.progress import ProgressReporter, Work  # noqa: E402
-from narration.project import open_project  # noqa: E402
 
 
 @dataclass(frozen=True)

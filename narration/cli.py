@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import NarrateError
+from narration import __version__
+from narration.errors import NarrateError
 
 if TYPE_CHECKING:
-    from .project import Project
+    from narration.pipeline.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,9 +144,9 @@ def main() -> None:
 @handle_errors
 def init(directory: Path) -> None:
     """Create a new book project in DIRECTORY with a commented voices.yaml."""
-    from .invocation import command
-    from .layout import SEEDS_DIR
-    from .scaffold import init_project
+    from narration.invocation import command
+    from narration.layout import SEEDS_DIR
+    from narration.pipeline.scaffold import init_project
 
     for path in init_project(directory):
         click.echo(f"created {path}")
@@ -160,8 +160,8 @@ def init(directory: Path) -> None:
 @handle_errors
 def segments(project_dir: Path | None, as_json: bool) -> None:
     """Show how the seeds split into chapters, headings and quote blocks."""
-    from .outline import book_to_json, outline
-    from .project import load_book
+    from narration.pipeline.project import load_book
+    from narration.segmenting.outline import book_to_json, outline
 
     book = load_book(open_project_dir(project_dir), _warn)
     if as_json:
@@ -177,8 +177,8 @@ def segments(project_dir: Path | None, as_json: bool) -> None:
 @handle_errors
 def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> None:
     """Show who reads what: each segment's voice and the rule that chose it."""
-    from .build import check_project
-    from .cast import cast_outline, cast_to_json
+    from narration.casting import cast_outline, cast_to_json
+    from narration.pipeline.build import check_project
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
@@ -199,10 +199,10 @@ def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> N
 def characters(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> None:
     """List the characters found in the seeds, most quoted first: names, genders, evidence,
     and the voice voices.yaml gives each, and why."""
-    from .build import check_project
-    from .cast import characters_json
-    from .cast.characters import role_text
-    from .speakers.review import characters_table
+    from narration.casting import characters_json
+    from narration.casting.characters import role_text
+    from narration.pipeline.build import check_project
+    from narration.segmenting.speakers.review import characters_table
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
@@ -218,7 +218,7 @@ def characters(project_dir: Path | None, voices_file: Path | None, as_json: bool
 def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) -> Project:
     """The project given with --project, or else the one this command runs in (from inside
     its seeds/ too)."""
-    from .project import find_project, open_project
+    from narration.pipeline.project import find_project, open_project
 
     return open_project(project_dir or find_project(Path.cwd()), voices_file)
 
@@ -236,7 +236,7 @@ def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) 
 @handle_errors
 def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
     """List an engine's voices, to pick from in voices.yaml."""
-    from .engines import get_engine
+    from narration.synthesis.engines import get_engine
 
     engine = get_engine(engine_name)
     found = [
@@ -314,7 +314,7 @@ def preview(
     voices_file: Path | None,
 ) -> None:
     """Render one segment (SEGMENT_ID) or some text (--voice NAME "text") to hear a voice."""
-    from .build import preview_clip
+    from narration.pipeline.build import preview_clip
 
     path = preview_clip(
         open_project_dir(project_dir, voices_file),
@@ -325,7 +325,7 @@ def preview(
     )
     click.echo(str(path))
     if play:
-        from .synth import play as play_clip
+        from narration.synthesis.synth import play as play_clip
 
         message = play_clip(path)
         if message:
@@ -389,7 +389,7 @@ def build(
     """Build the audiobook and podcast into output/."""
     import contextlib
 
-    from .build import build_project
+    from narration.pipeline.build import build_project
 
     _stop_on_signals()
     if base_url is not None:
@@ -401,7 +401,7 @@ def build(
     with contextlib.ExitStack() as stack:
         cluster = None
         if cluster_workers is not None or (scheduler is not None and len(projects) > 1):
-            from .cluster import Cluster  # one cluster for every book
+            from narration.cluster import Cluster  # one cluster for every book
 
             cluster = stack.enter_context(
                 Cluster.connect(scheduler.strip() if scheduler else None, workers=cluster_workers)
@@ -427,7 +427,7 @@ def _check_base_url(url: str) -> None:
     """Refuse a --base-url that urllib cannot even split ("http://[x"), as an InputError."""
     from urllib.parse import urlsplit
 
-    from .errors import InputError
+    from narration.errors import InputError
 
     try:
         urlsplit(url)
@@ -444,7 +444,7 @@ def _check_base_url(url: str) -> None:
 @handle_errors
 def serve(project_dir: Path | None, host: str, port: int) -> None:
     """Serve output/ over HTTP so podcast apps can subscribe."""
-    from .build import serve_project
+    from narration.pipeline.build import serve_project
 
     serve_project(open_project_dir(project_dir), host=host, port=port, echo=click.echo)
 
@@ -461,7 +461,7 @@ def serve(project_dir: Path | None, host: str, port: int) -> None:
 def clean(project_dir: Path | None, everything: bool) -> None:
     """Empty the clip cache (with --all, remove output/ and .narrate/; never the seeds or
     the configuration). Refused while a build runs on the project."""
-    from .build import clean_project
+    from narration.pipeline.build import clean_project
 
     for line in clean_project(open_project_dir(project_dir), everything=everything):
         click.echo(line)

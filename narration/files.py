@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import OutputError
+from narration.errors import OutputError
 
 
 def temp_path(path: Path) -> Path:

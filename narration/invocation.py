@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import shown
+from narration.errors import shown
 
 NAME = "narrate"
 

@@ -3,16 +3,16 @@
 Every stage takes and returns these frozen dataclasses, so no stage can change what an
 earlier one decided, and each stage can be tested on its own by building them by hand.
 
-    segment.py   seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
-    speakers/    Book                     -> Speakers (characters, each quotation's speaker)
-    cast/        Book + Speakers          -> CastChapters (each part with its Voice and Lines;
+    segmenting/  seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
+      speakers/  Book                     -> Speakers (characters, each quotation's speaker)
+    casting/     Book + Speakers          -> CastChapters (each part with its Voice and Lines;
                  + voices.yaml               quotations in their characters' voices)
-    synth.py     CastChapters             -> Clips (one verified WAV per Line, cached),
-                                             rendered by narration/engines/
-    assemble/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),
+    synthesis/   CastChapters             -> Clips (one verified WAV per Line, cached),
+                                             rendered by synthesis/engines/
+    assembly/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),
                                              the Audiobook (one M4B) and the ReadAlong
                                              book (EPUB 3 with media overlays) when asked
-    feed.py      Episodes + podcast.yaml  -> feed.xml, index.html
+    publishing/  Episodes + podcast.yaml  -> feed.xml, index.html
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fork server assembly's processes start from while a build runs threads: a fresh
 Python with no threads (forking the build itself could copy into a child a lock another
 thread holds, which the child would then wait on forever), which loads assembly's modules
-and native libraries once as it starts (`narration.assemble.preload`), so every process
+and native libraries once as it starts (`narration.assembly.preload`), so every process
 forked from it has them. A module of its own, light to import: a build starts the server
 first thing, beside its checks, so a rebuild with one piece to encode does not wait on it.
 """
@@ -14,7 +14,7 @@ from multiprocessing.context import BaseContext
 
 #: What the server imports before it forks any process: a module by name, never the
 #: build's own script (which would run again, should it lack a __main__ guard).
-PRELOAD = "narration.assemble.preload"
+PRELOAD = "narration.assembly.preload"
 
 
 def fork_server() -> BaseContext:

@@ -9,10 +9,10 @@ import time
 import zipfile
 from pathlib import Path
 
-from narration.coverage import words_accounted
 from narration.model import Book, Segment
-from narration.readers import seed_contents
-from narration.segment import segment_book
+from narration.reading import seed_contents
+from narration.segmenting.coverage import words_accounted
+from narration.segmenting.segment import segment_book
 
 #: The checkout under test: `narrate` run in a subprocess imports narration from here (the
 #: venv's console script would import the installed, perhaps another, checkout's).
@@ -65,8 +65,8 @@ def start_epub(z: zipfile.ZipFile, opf: str) -> None:
 def spoken_words(text: str) -> list[str]:
     """A text's words, case-folded, accents set aside: as a segment's and its span's are
     compared."""
-    from narration.inline import WORD
-    from narration.locate import word_key
+    from narration.segmenting.inline import WORD
+    from narration.segmenting.locate import word_key
 
     return [word_key(w) for w in WORD.findall(text)]
 
@@ -79,7 +79,7 @@ def spoken_letters(text: str) -> str:
 def span_words(book: Book, segment: Segment) -> list[str]:
     """The words of the file's text at a segment's span, read as the segmenter reads it
     (Markdown references decoded, markup dropped, abbreviations read as words)."""
-    from narration.inline import join_lines, source_text, spoken_text
+    from narration.segmenting.inline import join_lines, source_text, spoken_text
 
     assert segment.span is not None, f"{segment.id} has no span"
     text = book.texts[segment.span.file][segment.span.start : segment.span.end]
@@ -111,7 +111,7 @@ def assert_spans_hold_words(book: Book, *, removed_inside: bool = False) -> None
 
 def words_of(text: str) -> list[str]:
     """A text's words, case-folded: what a span and the text it stands for share."""
-    from narration.inline import WORD
+    from narration.segmenting.inline import WORD
 
     return [w.casefold() for w in WORD.findall(text)]
 
@@ -128,7 +128,7 @@ def vtt_cues(path: Path) -> list[tuple[str, str | None, str]]:
 _SERVE = """
 import sys
 from pathlib import Path
-from narration.serve import serve
+from narration.publishing.serve import serve
 serve(Path(sys.argv[1]), host=sys.argv[2], port=int(sys.argv[3]),
       feed_base_url=None, echo=lambda m: print(m, flush=True))
 """

@@ -32,18 +32,19 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy.signal import resample_poly
 
-from narration import assemble, audio
-from narration.assemble import (
+from narration import assembly
+from narration.assembly import (
     assemble_book,
     assemble_chapter,
+    audio,
     book,
     iso639_2,
     levelling,
     pieces,
     plan,
 )
-from narration.assemble import timeline as timeline_mod
-from narration.assemble.mp3 import Encoded
+from narration.assembly import timeline as timeline_mod
+from narration.assembly.mp3 import Encoded
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError, SynthesisError
 from narration.layout import chapter_stem
@@ -105,7 +106,7 @@ def _render(engine: object, text: str, voice: Voice, path: Path) -> None:
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Clip]:
     """Every line of SCRIPT as a real espeak-ng WAV, keyed by (part id, line)."""
-    from narration.engines import get_engine
+    from narration.synthesis.engines import get_engine
 
     engine = get_engine("pyttsx3")
     folder = tmp_path_factory.mktemp("clips")
@@ -212,7 +213,7 @@ def read_vtt(path: Path) -> list[VttCue]:
 
 @dataclass
 class Built:
-    episode: assemble.AssembledEpisode
+    episode: assembly.AssembledEpisode
     show: Show
     cast: CastChapter
     clips: list[list[Clip]]
@@ -510,7 +511,7 @@ def test_a_voice_heard_for_one_word_is_matched_too(
 ) -> None:
     """Under BS.1770's 400 ms block a voice cannot be measured as it is: it is measured
     repeated, so a one-word interjection in a quiet voice is brought up like the others."""
-    from narration.engines import get_engine
+    from narration.synthesis.engines import get_engine
 
     heckler = Voice("heckler", "Heckler", "gmw/en-us+m3", 190, 50, 0.25)
     wav = tmp_path / "no.wav"
@@ -573,7 +574,7 @@ def test_low_bitrate_stays_44k_cbr_and_under_the_ceiling(
 
 def assemble_defaults(
     chapters: Sequence[tuple[CastChapter, list[list[Clip]]]], show: Show, out: Path, jobs: int
-) -> list[assemble.AssembledEpisode]:
+) -> list[assembly.AssembledEpisode]:
     """assemble_book with the default pauses and audio settings."""
     return assemble_book(
         chapters,
@@ -592,13 +593,13 @@ def state_of(out: Path) -> Path:
     return out.with_name(f"{out.name}-state")
 
 
-def _products(ep: assemble.AssembledEpisode) -> dict[str, bytes]:
+def _products(ep: assembly.AssembledEpisode) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (ep.mp3, ep.vtt, ep.chapters_json)}
 
 
 def _small(
     rendered: dict[tuple[str, int], Clip], out: Path, pauses: PausesConfig | None = None
-) -> assemble.AssembledEpisode:
+) -> assembly.AssembledEpisode:
     cast = make_cast(SCRIPT[3:6], chapter_id="serge")
     return assemble_chapter(
         cast,
@@ -1221,7 +1222,7 @@ def test_scipy_signal_is_not_imported_and_lfilter_matches_it() -> None:
 
     code = (
         "import sys, numpy as np\n"
-        "from narration import assemble, audio\n"
+        "from narration import assembly\nfrom narration.assembly import audio\n"
         "m = audio.LoudnessMeter(22050); m.feed(np.ones(5000)); audio.room_tone(1000)\n"
         "print(sorted(k for k in sys.modules if k.startswith(('scipy.signal', 'scipy.ndimage',"
         " 'pyloudnorm'))))\n"

@@ -20,8 +20,9 @@ import mutagen.mp3
 import pytest
 from click.testing import CliRunner
 
-from narration import layout, synth
+from narration import layout
 from narration.cli import main
+from narration.synthesis import synth
 
 from .conftest import REPO
 

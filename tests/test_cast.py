@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from narration.cast import Lexicon, cast_book, cast_to_json, render_template
+from narration.casting import Lexicon, cast_book, cast_to_json, render_template
 from narration.cli import main
 from narration.config import load_voices
 from narration.model import Book, Chapter, Segment, Source, Span

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from narration.cli import main
-from narration.engines import kokoro as kk
+from narration.synthesis.engines import kokoro as kk
 
 from .support import vtt_cues
 

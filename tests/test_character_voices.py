@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from narration.cast import cast_book
-from narration.cast.characters import cast_characters, speech_pieces, with_speakers_set
+from narration.casting import cast_book
+from narration.casting.characters import cast_characters, speech_pieces, with_speakers_set
 from narration.config import load_voices
-from narration.engines import EngineSet
 from narration.errors import ConfigError
 from narration.model import (
     Book,
@@ -24,7 +23,8 @@ from narration.model import (
     Segment,
     Speakers,
 )
-from narration.speakers import find_speakers
+from narration.segmenting.speakers import find_speakers
+from narration.synthesis.engines import EngineSet
 
 VOICES = """voices:
   narrator: {voice: gmw/en-us, variant: m3, rate: 160}

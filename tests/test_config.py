@@ -293,7 +293,7 @@ def _catalog(installed: bool = True):
         if engine == "pyttsx3":
             return EngineCatalog(voices=frozenset({"gmw/en-us"}), variants=frozenset({"m3"}))
         if engine == "kokoro" and installed:
-            from narration.engines.kokoro import catalogue
+            from narration.synthesis.engines.kokoro import catalogue
 
             return EngineCatalog(
                 voices=frozenset(catalogue()),
@@ -407,7 +407,7 @@ def test_kokoro_ids_match_exactly_and_weights_are_finite(tmp_path: Path) -> None
 
 
 def test_a_tiny_blend_weight_survives_the_round_trip(tmp_path: Path) -> None:
-    from narration.engines.kokoro import parse_blend
+    from narration.synthesis.engines.kokoro import parse_blend
 
     text = KOKORO_CAST.replace("bf_isabella: 0.3", "bf_isabella: 0.00001")
     path = tmp_path / "voices.yaml"
@@ -423,7 +423,7 @@ def test_build_with_kokoro_voice_and_no_extra_is_one_line_per_voice(
     make_project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As on an espeak-only install: the real build's checks, with the extra reported missing."""
-    from narration.engines import kokoro
+    from narration.synthesis.engines import kokoro
 
     monkeypatch.setattr(kokoro, "missing_packages", lambda: ["onnxruntime", "kokoro_onnx"])
     root = make_project()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from narration.cover import generate_cover, prepare_cover, user_cover
+from narration.assembly.cover import generate_cover, prepare_cover, user_cover
 from narration.errors import InputError
 
 TITLE = "The Workers' Opposition in Russia"

@@ -11,7 +11,9 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from narration.engines import (
+from narration.errors import SynthesisError
+from narration.model import CastableVoice, Voice
+from narration.synthesis.engines import (
     DEFAULT_VOICE,
     Engine,
     EngineSet,
@@ -24,10 +26,8 @@ from narration.engines import (
     list_voices,
     write_wav,
 )
-from narration.engines import kokoro as kk
-from narration.errors import SynthesisError
-from narration.model import CastableVoice, Voice
-from narration.synth import check_clip, speech_bounds, speech_seconds
+from narration.synthesis.engines import kokoro as kk
+from narration.synthesis.synth import check_clip, speech_bounds, speech_seconds
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it rests."
 
@@ -327,7 +327,7 @@ def test_a_fresh_engines_first_long_utterance_is_written(tmp_path: Path) -> None
     assert len(text) > 300
     out = tmp_path / "first.wav"
     code = (
-        "import sys; from pathlib import Path; from narration.engines import Pyttsx3Engine;"
+        "import sys; from pathlib import Path; from narration.synthesis.engines import Pyttsx3Engine;"
         "from narration.model import Voice;"
         "Pyttsx3Engine().render(sys.argv[1], Voice('n', 'N', 'gmw/en-us', 175, 50, 1.0),"
         " Path(sys.argv[2]))"

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from narration.cli import main
-from narration.coverage import words, words_accounted
 from narration.errors import InputError
-from narration.readers import read_seed_file, seed_contents
-from narration.segment import segment_book
+from narration.reading import read_seed_file, seed_contents
+from narration.segmenting.coverage import words, words_accounted
+from narration.segmenting.segment import segment_book
 
 from .support import start_epub
 
@@ -449,7 +449,7 @@ def test_an_epub_cover_narrate_cannot_draw_gives_a_generated_one_and_a_warning(
     )
     out = root / "output"
     assert not (out / "cover.jpg").exists()
-    from narration.cover import generate_cover
+    from narration.assembly.cover import generate_cover
 
     generated = generate_cover("The Workers at Dawn", "Alexandra Kollontai")
     assert (out / "cover.png").read_bytes() == generated
@@ -538,7 +538,7 @@ def pack_as_epub(book, path: Path) -> Path:
 
 
 def test_the_novel_packed_as_an_epub_reads_as_its_text_does(tmp_path: Path) -> None:
-    from narration.segment import segment_text
+    from narration.segmenting.segment import segment_text
 
     text = NOVEL.read_text(encoding="utf-8")
     chapters, _ = segment_text(text, NOVEL.name)

@@ -24,10 +24,10 @@ from click.testing import CliRunner
 from lxml import etree
 from mutagen.mp4 import MP4
 
-from narration.build import check_project, resolve_show
 from narration.cli import main
-from narration.project import open_project
-from narration.readers import read_seed_file
+from narration.pipeline.build import check_project, resolve_show
+from narration.pipeline.project import open_project
+from narration.reading import read_seed_file
 
 from .conftest import REPO
 from .support import start_epub

@@ -32,15 +32,15 @@ from PIL import Image
 
 from narration.config import PodcastConfig
 from narration.errors import ConfigError, InputError, OutputError
-from narration.feed import (
+from narration.model import Episode, Show
+from narration.publishing.feed import (
     ITUNES_NS,
     PODCAST_NS,
     load_lock,
     podcast_guid_for,
     write_feed,
 )
-from narration.model import Episode, Show
-from narration.page import write_page
+from narration.publishing.page import write_page
 
 LOOPBACK = "http://127.0.0.1:8000/"
 NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": "http://www.w3.org/2005/Atom"}
@@ -608,10 +608,10 @@ def test_control_characters_and_markup_in_text_still_give_a_valid_feed(
 
 def test_a_chapter_from_assemble_is_published(tmp_path: Path, speech: list[bytes]) -> None:
     """The real assembly stage's MP3, VTT and chapters go into the feed and the page."""
-    assemble = pytest.importorskip("narration.assemble")
+    assemble = pytest.importorskip("narration.assembly")
     from narration.config import AudioConfig, PausesConfig
     from narration.model import CastChapter, CastSegment, Chapter, Clip, Line, Segment, Voice
-    from narration.page import read_chapters, read_vtt
+    from narration.publishing.page import read_chapters, read_vtt
 
     out = tmp_path / "output"
     out.mkdir()

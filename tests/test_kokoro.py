@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from mutagen.mp3 import MP3
 
 from narration.cli import main
-from narration.engines import KokoroEngine, Unrecoverable
-from narration.engines import kokoro as kk
 from narration.model import PHONEMES_CLOSE, PHONEMES_OPEN, Line, Voice
-from narration.synth import ClipCache, check_clip, clip_key, speech_seconds, synthesize
+from narration.synthesis.engines import KokoroEngine, Unrecoverable
+from narration.synthesis.engines import kokoro as kk
+from narration.synthesis.synth import ClipCache, check_clip, clip_key, speech_seconds, synthesize
 
 from .conftest import REPO, tree_digest
 
@@ -106,7 +106,7 @@ def test_same_text_same_bytes_in_other_processes_thread_counts_and_orders(
     engine.render(SENTENCE, kvoice(), again)
     assert first.read_bytes() == again.read_bytes()
     script = (
-        "import sys; from pathlib import Path; from narration.engines import KokoroEngine;"
+        "import sys; from pathlib import Path; from narration.synthesis.engines import KokoroEngine;"
         "from narration.model import Voice;"
         "e = KokoroEngine(); e.warm_up(int(sys.argv[1]));"
         "v = Voice('k', 'K', 'am_michael', 175, 50, 1.0, engine='kokoro', speed=1.0);"

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutagen.mp4 import MP4
 
-from narration.assemble import aac, m4b
+from narration.assembly import aac, m4b
 from narration.cli import main
 
 from .test_assemble import decode, lufs, true_peak_db

@@ -13,7 +13,7 @@ from pathlib import Path
 import mutagen.mp3
 import pytest
 
-from narration.page import clock, read_chapters, read_vtt, write_page
+from narration.publishing.page import clock, read_chapters, read_vtt, write_page
 
 from .support import CHROMIUM, CHROMIUM_ARGS, start_server, stop
 from .test_feed import (  # noqa: F401  (speech: a fixture)

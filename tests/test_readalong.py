@@ -268,9 +268,9 @@ def test_rebuilds_are_byte_identical_and_only_a_changed_chapter_rewrites_the_boo
 def test_a_quote_whose_source_is_not_read_keeps_it_as_text(tmp_path: Path) -> None:
     """With the quote announcements off, a quote block's source stays in the book (with no
     audio to pair it with); announced, it is a cue of its own."""
-    from narration.assemble.readalong import ReadChapter, chapter_text
-    from narration.build import check_project
-    from narration.project import open_project
+    from narration.assembly.readalong import ReadChapter, chapter_text
+    from narration.pipeline.build import check_project
+    from narration.pipeline.project import open_project
 
     root = seeds_project(tmp_path / "quiet")
     voices = root / "voices.yaml"

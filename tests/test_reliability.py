@@ -63,17 +63,17 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from narration import engines
-from narration.cast import cast_book
+from narration.casting import cast_book
 from narration.cli import main
 from narration.config import load_voices
-from narration.engines import FakeEngine
 from narration.errors import ConfigError, NarrateError
 from narration.model import MAX_UTTERANCE
-from narration.page import read_vtt
-from narration.project import load_config, open_project
-from narration.segment import segment_book
-from narration.synth import ClipProblem, wav_info
+from narration.pipeline.project import load_config, open_project
+from narration.publishing.page import read_vtt
+from narration.segmenting.segment import segment_book
+from narration.synthesis import engines
+from narration.synthesis.engines import FakeEngine
+from narration.synthesis.synth import ClipProblem, wav_info
 
 from .support import narrate_env
 
@@ -507,7 +507,7 @@ import os, signal, sys, time
 from pathlib import Path
 import importlib
 if os.environ.get("NARRATE_TEST_FAKE") == "1":
-    from narration import engines
+    from narration.synthesis import engines
     engines.get_engine = lambda name="pyttsx3": engines.FakeEngine()
 module = importlib.import_module(os.environ["HOOK_MODULE"])
 real = getattr(module, os.environ["HOOK_FUNCTION"])
@@ -671,7 +671,7 @@ def test_killed_just_before_the_feed_the_old_feed_names_only_files_still_there(
     )
     cli_build(root)
     (root / "seeds" / "04-extra.txt").unlink()
-    run = start_hooked(root, "narration.feed", "write_feed", KILL_ME, fake=True)
+    run = start_hooked(root, "narration.publishing.feed", "write_feed", KILL_ME, fake=True)
     assert run.finish() == -signal.SIGKILL
     out = root / "output"
     assert (out / "feed.xml").is_file()
@@ -702,7 +702,7 @@ def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     # killed as the transcript is written: the chapter's MP3 is encoded, not yet renamed
     before = "if str(args[0]).endswith('.vtt'): " + KILL_ME
     run = start_hooked(
-        root, "narration.assemble.book", "replace_file", before, "-j", "1", fake=True
+        root, "narration.assembly.book", "replace_file", before, "-j", "1", fake=True
     )
     assert run.finish() == -signal.SIGKILL
     out = root / "output"
@@ -761,7 +761,7 @@ def test_a_second_build_on_the_same_project_waits_or_says_so_and_both_end_well(
         f"while not Path({str(release)!r}).exists(): time.sleep(0.02)"
     )
     first = start_hooked(
-        root, "narration.assemble", "assemble_book", hold, watch={"holding": holding.exists}
+        root, "narration.assembly", "assemble_book", hold, watch={"holding": holding.exists}
     )
     second = None
     try:

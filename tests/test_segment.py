@@ -18,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from narration.coverage import words, words_accounted
 from narration.errors import InputError
-from narration.inline import expand_abbreviations
 from narration.model import MAX_UTTERANCE, Book, Chapter, Segment
-from narration.outline import book_to_json, outline
-from narration.readers import read_seed
-from narration.segment import segment_book, segment_text
-from narration.sentences import dialogue_spans, split_sentences
+from narration.reading import read_seed
+from narration.segmenting.coverage import words, words_accounted
+from narration.segmenting.inline import expand_abbreviations
+from narration.segmenting.outline import book_to_json, outline
+from narration.segmenting.segment import segment_book, segment_text
+from narration.segmenting.sentences import dialogue_spans, split_sentences
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from narration.errors import OutputError
-from narration.serve import bind_socket, check_range
+from narration.publishing.serve import bind_socket, check_range
 
 from .support import start_server, stop
 from .test_feed import ChapterSpec, build_podcast, speech  # noqa: F401  (speech: a fixture)
@@ -295,7 +295,7 @@ def test_served_feed_carries_the_address_it_was_reached_at(site: Site) -> None:
 def test_configured_base_url_is_left_alone(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
     import anyio
 
-    from narration.serve import make_app
+    from narration.publishing.serve import make_app
 
     _, _, _, out = build_podcast(tmp_path, speech, base_url="https://example.org/book/")
 

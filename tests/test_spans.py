@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from narration.locate import align, position
 from narration.model import Book, Segment, TextSpan
-from narration.segment import segment_text
+from narration.segmenting.locate import align, position
+from narration.segmenting.segment import segment_text
 
 from .support import (
     assert_spans_hold_words,
@@ -255,7 +255,7 @@ def test_a_mismatch_never_raises_it_gives_the_best_span() -> None:
     chapters, _ = segment_text("Alpha beta gamma delta.\n", "a.txt")
     s = chapters[0].segments[0]
     # a file text that is not the one segmented: the words it has, or no span at all
-    from narration.locate import Locator
+    from narration.segmenting.locate import Locator
 
     assert Locator("a.txt", "beta gamma", lines=True).span(s.text, 1) == TextSpan("a.txt", 0, 10)
     assert Locator("a.txt", "nothing alike here", lines=True).span(s.text, 1) is None
@@ -359,7 +359,7 @@ def test_every_segment_of_a_novel_stands_where_its_words_are(tmp_path: Path) -> 
 
 
 def test_segments_json_gives_each_segments_span(tmp_path: Path) -> None:
-    from narration.outline import book_to_json
+    from narration.segmenting.outline import book_to_json
 
     text = PLAIN.replace("\n", "\r\n")
     book = book_from(tmp_path, {"story.txt": codecs.BOM_UTF8 + text.encode("utf-8")})

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from narration.errors import InputError
-from narration.locate import Offsets
 from narration.model import Book, Speakers
-from narration.segment import segment_text
-from narration.speakers import find_speakers
+from narration.segmenting.locate import Offsets
+from narration.segmenting.segment import segment_text
+from narration.segmenting.speakers import find_speakers
 
 from .support import book_from
 

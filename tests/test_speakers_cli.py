@@ -11,9 +11,9 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from narration.build import check_project
 from narration.cli import main
-from narration.project import open_project
+from narration.pipeline.build import check_project
+from narration.pipeline.project import open_project
 
 from .conftest import tree_digest
 from .support import start_epub, words_of

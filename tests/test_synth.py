@@ -23,14 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutagen.mp3 import MP3
 
-from narration import synth
-from narration.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
 from narration.errors import OutputError, SynthesisError
 from narration.layout import CACHE_ENV
 from narration.layout import cache_dir as default_cache_dir
 from narration.model import Clip, Line, Voice
 from narration.progress import ProgressReporter, Work, format_duration
-from narration.synth import (
+from narration.synthesis import synth
+from narration.synthesis.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
+from narration.synthesis.synth import (
     ClipCache,
     ClipProblem,
     check_clip,
@@ -320,8 +320,8 @@ def test_the_lean_fork_renders_what_os_fork_renders(tmp_path: Path) -> None:
         """
         import os, sys, threading
         from pathlib import Path
-        from narration import synth
-        from narration.engines import Pyttsx3Engine
+        from narration.synthesis import synth
+        from narration.synthesis.engines import Pyttsx3Engine
         from narration.model import Voice
         out = Path(sys.argv[1])
         engine = Pyttsx3Engine()
