@@ -44,7 +44,7 @@ Utterance = tuple[str, str, int, int, int]
 
 def utterances(project: Path, voices: str | None) -> list[Utterance]:
     """The unique espeak-ng lines of the project's cast, as the build would render them."""
-    from narration.pipeline.build import check_project
+    from narration.pipeline.checks import check_project
     from narration.pipeline.project import open_project
 
     checked = check_project(open_project(project, Path(voices) if voices else None))

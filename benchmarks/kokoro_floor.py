@@ -26,7 +26,7 @@ Utterance = tuple[str, str, float, str]  # text, engine voice, speed, lang
 
 def utterances(project: Path, voices: str) -> list[Utterance]:
     """The unique Kokoro lines of the project's cast, as the build would render them."""
-    from narration.pipeline.build import check_project
+    from narration.pipeline.checks import check_project
     from narration.pipeline.project import open_project
     from narration.synthesis.engines import kokoro
 

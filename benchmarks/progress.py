@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this checkout's narration, not an installed one
 
 from narration import progress as progress_module  # noqa: E402
-from narration.pipeline.build import build_project  # noqa: E402
+from narration.pipeline.build import BuildOptions, build_project  # noqa: E402
 from narration.pipeline.project import open_project  # noqa: E402
 from narration.progress import ProgressReporter, Work  # noqa: E402
 
@@ -77,7 +77,7 @@ def record_build(voices: str, scratch: Path) -> list[Call]:
 
     progress_module.ProgressReporter.__call__ = recording  # type: ignore[method-assign]
     try:
-        build_project(open_project(root, Path(voices)), quiet=True)
+        build_project(open_project(root, Path(voices)), BuildOptions(quiet=True))
     finally:
         progress_module.ProgressReporter.__call__ = original  # type: ignore[method-assign]
     return calls

@@ -178,7 +178,7 @@ def segments(project_dir: Path | None, as_json: bool) -> None:
 def cast(project_dir: Path | None, voices_file: Path | None, as_json: bool) -> None:
     """Show who reads what: each segment's voice and the rule that chose it."""
     from narration.casting import cast_outline, cast_to_json
-    from narration.pipeline.build import check_project
+    from narration.pipeline.checks import check_project
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
     if as_json:
@@ -201,7 +201,7 @@ def characters(project_dir: Path | None, voices_file: Path | None, as_json: bool
     and the voice voices.yaml gives each, and why."""
     from narration.casting import characters_json
     from narration.casting.characters import role_text
-    from narration.pipeline.build import check_project
+    from narration.pipeline.checks import check_project
     from narration.segmenting.speakers.review import characters_table
 
     checked = check_project(open_project_dir(project_dir, voices_file), warn=_warn)
@@ -314,7 +314,7 @@ def preview(
     voices_file: Path | None,
 ) -> None:
     """Render one segment (SEGMENT_ID) or some text (--voice NAME "text") to hear a voice."""
-    from narration.pipeline.build import preview_clip
+    from narration.pipeline.preview import preview_clip
 
     path = preview_clip(
         open_project_dir(project_dir, voices_file),
@@ -389,9 +389,10 @@ def build(
     """Build the audiobook and podcast into output/."""
     import contextlib
 
-    from narration.pipeline.build import build_project
+    from narration.pipeline.build import BuildOptions, build_project
 
     _stop_on_signals()
+    options = BuildOptions(jobs, base_url, m4b, readalong, scheduler, quiet)
     if base_url is not None:
         _check_base_url(base_url)
     if scheduler is not None and cluster_workers is not None:
@@ -407,18 +408,7 @@ def build(
                 Cluster.connect(scheduler.strip() if scheduler else None, workers=cluster_workers)
             )
         for project in projects:
-            report = build_project(
-                project,
-                jobs=jobs,
-                base_url=base_url,
-                m4b=m4b,
-                readalong=readalong,
-                scheduler=scheduler,
-                cluster=cluster,
-                quiet=quiet,
-                say=say,
-                warn=_warn,
-            )
+            report = build_project(project, options, cluster=cluster, say=say, warn=_warn)
             if not quiet:
                 click.echo(report.summary())
 
@@ -444,7 +434,7 @@ def _check_base_url(url: str) -> None:
 @handle_errors
 def serve(project_dir: Path | None, host: str, port: int) -> None:
     """Serve output/ over HTTP so podcast apps can subscribe."""
-    from narration.pipeline.build import serve_project
+    from narration.pipeline.serve import serve_project
 
     serve_project(open_project_dir(project_dir), host=host, port=port, echo=click.echo)
 
@@ -461,7 +451,7 @@ def serve(project_dir: Path | None, host: str, port: int) -> None:
 def clean(project_dir: Path | None, everything: bool) -> None:
     """Empty the clip cache (with --all, remove output/ and .narrate/; never the seeds or
     the configuration). Refused while a build runs on the project."""
-    from narration.pipeline.build import clean_project
+    from narration.pipeline.clean import clean_project
 
     for line in clean_project(open_project_dir(project_dir), everything=everything):
         click.echo(line)

@@ -82,6 +82,11 @@ class ClipDamaged(SynthesisError):
 class OutputError(NarrateError):
     """Output that could not be written (disk full, permissions, a path outside the project)."""
 
+    @classmethod
+    def from_os(cls, exc: OSError) -> OutputError:
+        """The one-line error for a failed write: the file, and what the system said."""
+        return cls(f"{exc.filename or 'output'}: {exc.strerror or exc}")
+
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice `word` most likely misspells (letter case aside), for "did you mean"."""

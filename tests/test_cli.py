@@ -245,7 +245,7 @@ def test_voices_option_prefers_the_projects_file_over_one_in_the_working_dir(
 
 
 def test_counts_agree_with_their_nouns(make_project) -> None:
-    from narration.pipeline.build import BuildReport
+    from narration.pipeline.report import BuildReport
 
     one = {"segments": 1, "clips": 1, "rendered": 1, "cached": 0, "encoded": True, "seconds": 3.0}
     one |= {"pieces": 1, "pieces_encoded": 1}

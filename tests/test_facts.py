@@ -25,7 +25,7 @@ from lxml import etree
 from mutagen.mp4 import MP4
 
 from narration.cli import main
-from narration.pipeline.build import check_project, resolve_show
+from narration.pipeline.checks import check_project, resolve_show
 from narration.pipeline.project import open_project
 from narration.reading import read_seed_file
 

@@ -269,7 +269,7 @@ def test_a_quote_whose_source_is_not_read_keeps_it_as_text(tmp_path: Path) -> No
     """With the quote announcements off, a quote block's source stays in the book (with no
     audio to pair it with); announced, it is a cue of its own."""
     from narration.assembly.readalong import ReadChapter, chapter_text
-    from narration.pipeline.build import check_project
+    from narration.pipeline.checks import check_project
     from narration.pipeline.project import open_project
 
     root = seeds_project(tmp_path / "quiet")

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from narration.cli import main
-from narration.pipeline.build import check_project
+from narration.pipeline.checks import check_project
 from narration.pipeline.project import open_project
 
 from .conftest import tree_digest
