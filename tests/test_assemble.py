@@ -37,7 +37,7 @@ from narration.assembly import (
     assemble_book,
     assemble_chapter,
     audio,
-    book,
+    chapter,
     iso639_2,
     levelling,
     pieces,
@@ -1297,8 +1297,8 @@ def test_a_failure_on_a_worker_stops_the_book_and_leaves_no_scratch(
         os._exit(9)
 
     die.__qualname__ = die.__name__ = "encode_piece"
-    die.__module__ = book.__name__
-    monkeypatch.setattr(book, "encode_piece", die)
+    die.__module__ = chapter.__name__
+    monkeypatch.setattr(chapter, "encode_piece", die)
     chapters[1] = (chapters[1][0], clips_for(chapters[1][0], rendered))
     with pytest.raises(OutputError, match=r"\.mp3: a process assembling it died"):
         assemble_defaults(chapters, show, out, 2)

@@ -702,7 +702,7 @@ def test_a_resumed_build_leaves_no_temporary_files_of_the_killed_one(
     # killed as the transcript is written: the chapter's MP3 is encoded, not yet renamed
     before = "if str(args[0]).endswith('.vtt'): " + KILL_ME
     run = start_hooked(
-        root, "narration.assembly.book", "replace_file", before, "-j", "1", fake=True
+        root, "narration.assembly.chapter", "replace_file", before, "-j", "1", fake=True
     )
     assert run.finish() == -signal.SIGKILL
     out = root / "output"

@@ -10,6 +10,7 @@ and written with a WebVTT transcript and Podcasting 2.0 JSON chapters beside it.
 
 The modules, in the order the work flows:
 
+    audio.py      the signal processing: loudness, true peak, limiter, resampling, MP3
     timeline.py   the chapter's samples, cues and the pieces it is cut into
     plan.py       clips laid out with the pauses, cuts, chapter marks, voices matched
     levelling.py  gains on limited audio, and a piece rendered as it is heard
@@ -19,8 +20,11 @@ The modules, in the order the work flows:
     m4b.py        the M4B writer: the chapters' AAC joined, MP4 chapters and tags
     readalong.py  the read-along EPUB 3: each chapter's text, its MP3 and a media overlay
     sidecars.py   the WebVTT transcript, JSON chapters and description
+    cover.py      the show's cover: the user's checked, or one drawn
     state.py      what each chapter was made from, to skip unchanged ones
-    book.py       drives the chapters' tasks over the processes
+    chapter.py    one chapter's work, step by step
+    driver.py     where the chapters' tasks run: processes, a cluster beside them
+    book.py       the book's chapters, kept or made, in order
 
 Every output is deterministic (same inputs, same bytes) and written atomically. A digest of
 all of a chapter's inputs is kept in the state folder (.narrate/state/), so a chapter whose

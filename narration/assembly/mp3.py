@@ -37,10 +37,19 @@ class Encoded:
     true_peak: float  # dBTP of the piece's MP3 as decoded
 
 
-def encode_piece(job: tuple[Mix, int, Piece]) -> Encoded:
+@dataclass(frozen=True)
+class PieceJob:
+    """One piece of a chapter to encode, in any process (or on a cluster's worker)."""
+
+    mix: Mix
+    index: int  # its place in the chapter
+    piece: Piece
+
+
+def encode_piece(job: PieceJob) -> Encoded:
     """Render, encode and measure one piece (in any process). It encodes [start, stop):
     the frame before the next piece is the join's (see Piece)."""
-    mix, index, piece = job
+    mix, index, piece = job.mix, job.index, job.piece
     chapter = sig.Gate(sig.RATE)
     voices: dict[str, sig.Gate] = {}
     source = mix.source()

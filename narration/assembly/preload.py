@@ -6,7 +6,7 @@ Importing a module by name is safe where preloading the build's own script would
 
 from narration.assembly import (
     audio,
-    book,  # noqa: F401 - loading it is the point
+    book,  # noqa: F401 - loading it (and the chapter work and driver it imports) is the point
 )
 
 audio.preload()

@@ -24,6 +24,27 @@ FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True)
+class MixLevels:
+    """The gains a chapter's audio was levelled with: kept with its episode, so that its
+    AAC for the audiobook is made later from the same mix without measuring again."""
+
+    voice_db: dict[str, float]  # each voice's gain, by voices.yaml name
+    chapter_db: float  # the chapter's correction, if its loudness was off
+    headroom: float  # the limiter's ceiling under the true-peak ceiling, for the codec
+    ceilings: tuple[float, ...]  # each piece's limiter ceiling (lower for one that peaked)
+
+    @classmethod
+    def from_json(cls, data: Any) -> MixLevels:
+        """As save_state wrote it (asdict); KeyError or TypeError if it is not that."""
+        return cls(
+            voice_db={str(k): float(v) for k, v in data["voice_db"].items()},
+            chapter_db=float(data["chapter_db"]),
+            headroom=float(data["headroom"]),
+            ceilings=tuple(float(c) for c in data["ceilings"]),
+        )
+
+
+@dataclass(frozen=True)
 class AssembledEpisode(Episode):
     """An Episode plus what this build did for it and what was measured (for build.json).
 
@@ -46,7 +67,7 @@ class AssembledEpisode(Episode):
     heard: int = 0
     lead: int = 0
     marks: tuple[tuple[float, str], ...] = ()
-    mix: dict[str, Any] = field(default_factory=dict, hash=False)
+    mix: MixLevels | None = field(default=None, hash=False)
     aac: Path | None = None
     aac_sha256: str | None = None
     aac_key: str | None = None
@@ -185,7 +206,7 @@ def _episode(
             heard=int(ep.get("heard", 0)),
             lead=int(ep.get("lead", 0)),
             marks=tuple((float(t), str(title)) for t, title in ep.get("marks", ())),
-            mix=ep.get("mix", {}),
+            mix=MixLevels.from_json(ep["mix"]) if ep.get("mix") else None,
             **_aac(state_dir, state.get("aac")),
         )
     except (OSError, ValueError, KeyError, TypeError):

@@ -40,7 +40,7 @@ from typing import Any
 
 from narration import __version__
 from narration.assembly.levelling import Mix
-from narration.assembly.mp3 import encode_piece
+from narration.assembly.mp3 import PieceJob, encode_piece
 from narration.assembly.state import FORMAT_VERSION, versions
 from narration.assembly.timeline import PIECE_CONTEXT, Piece
 from narration.errors import NarrateError, OutputError, SynthesisError
@@ -197,7 +197,7 @@ def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -
                 fh.truncate(2 * mix.total)
                 fh.seek(2 * lo)
                 fh.write(samples)
-            encoded = encode_piece((replace(mix, timeline=timeline), index, piece))
+            encoded = encode_piece(PieceJob(replace(mix, timeline=timeline), index, piece))
             data = encoded.mp3.read_bytes()
     except OSError as exc:  # this worker's disk
         raise OutputError(f"{mix.final}: a worker could not encode a piece ({exc})") from None
