@@ -41,3 +41,12 @@ def write_atomic(path: Path, data: bytes, *, skip_unchanged: bool = True) -> boo
 
 
 __all__ = ["temp_path", "write_atomic"]
+
+
+#: A PNG file's first bytes; a cover narrate writes is a PNG or a JPEG.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_type(data: bytes) -> str:
+    """A cover's media type, from its bytes (what each container's tags ask for)."""
+    return "image/png" if data.startswith(PNG_SIGNATURE) else "image/jpeg"

@@ -29,7 +29,7 @@ from narration.assembly.aac import FRAME, PRIMING, AacChapter, encoder_version, 
 from narration.assembly.state import AssembledEpisode, cover_bytes, kept_book, save_book
 from narration.assembly.timeline import discard
 from narration.errors import OutputError
-from narration.files import temp_path
+from narration.files import image_type, temp_path
 from narration.layout import AUDIOBOOK_STATE
 from narration.model import Audiobook, Show
 
@@ -238,7 +238,7 @@ def _tag(tmp: Path, final: Path, *, show: Show, cover: bytes, narrators: str) ->
         tags = MP4(tmp)
         if tags.tags is None:
             tags.add_tags()
-        fmt = MP4Cover.FORMAT_PNG if cover.startswith(b"\x89PNG") else MP4Cover.FORMAT_JPEG
+        fmt = MP4Cover.FORMAT_PNG if image_type(cover) == "image/png" else MP4Cover.FORMAT_JPEG
         values: dict[str, Any] = {
             "\xa9nam": [show.title],
             "\xa9alb": [show.title],

@@ -14,6 +14,7 @@ from narration.assembly import audio as sig
 from narration.assembly.levelling import Mix, render
 from narration.assembly.timeline import Piece
 from narration.errors import OutputError
+from narration.files import image_type
 from narration.model import CastChapter, Show
 
 #: LAME's quality setting (2: high; the floor in benchmarks uses the same).
@@ -195,8 +196,9 @@ def write_tags(
         tags.add(TDOR(encoding=0, text=[f"{show.year:04d}"]))
     tags.add(TLAN(encoding=0, text=[lang]))
     tags.add(COMM(encoding=_enc(voices), lang=lang, desc="", text=[voices]))
-    mime = "image/png" if show.cover.suffix.lower() == ".png" else "image/jpeg"
-    tags.add(APIC(encoding=0, mime=mime, type=PictureType.COVER_FRONT, desc="", data=cover))
+    tags.add(
+        APIC(encoding=0, mime=image_type(cover), type=PictureType.COVER_FRONT, desc="", data=cover)
+    )
     ids = [f"chp{k}" for k in range(len(marks))]
     end_ms = round(duration * 1000)
     for k, (start, text) in enumerate(marks):

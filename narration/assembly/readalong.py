@@ -31,7 +31,7 @@ from narration.assembly.sidecars import VttCue, cue_id, read_vtt
 from narration.assembly.state import kept_book, save_book
 from narration.assembly.timeline import discard
 from narration.errors import OutputError
-from narration.files import temp_path
+from narration.files import image_type, temp_path
 from narration.fingerprint import WORD
 from narration.layout import READALONG_STATE
 from narration.model import CHARACTER_VOICE, CastChapter, CastSegment, ReadAlong, Show
@@ -316,9 +316,6 @@ def _cover_page(show: Show, image: str) -> str:
     return _xhtml(show.title, show.language, body, css="style.css")
 
 
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-
-
 def _opf(
     chapters: Sequence[ReadChapter],
     durations: Sequence[int],
@@ -326,6 +323,7 @@ def _opf(
     show: Show,
     narrators: Sequence[str],
     cover: str,
+    cover_kind: str,
     modified: date,
 ) -> str:
     lang = _x(show.language)
@@ -356,13 +354,11 @@ def _opf(
         '<meta property="schema:accessibilitySummary">The full text, synchronised with its '
         "narration: each sentence is highlighted as it is read.</meta>",
     ]
-    suffix = Path(cover).suffix.lower()
     items = [
         '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>',
         '<item id="style" href="style.css" media-type="text/css"/>',
         '<item id="cover-page" href="cover.xhtml" media-type="application/xhtml+xml"/>',
-        f'<item id="cover" href="{cover}" media-type="{_IMAGE_TYPES[suffix]}" '
-        'properties="cover-image"/>',
+        f'<item id="cover" href="{cover}" media-type="{cover_kind}" properties="cover-image"/>',
     ]
     spine = ['<itemref idref="cover-page"/>']
     for c in chapters:
@@ -432,7 +428,13 @@ def _entries(
         )
         media.append(_Entry(f"EPUB/audio/{chapter.mp3.name}", path=chapter.mp3))
     opf = _opf(
-        chapters, durations, show=show, narrators=list(narrators), cover=cover, modified=modified
+        chapters,
+        durations,
+        show=show,
+        narrators=list(narrators),
+        cover=cover,
+        cover_kind=image_type(show.cover.read_bytes()),
+        modified=modified,
     )
     head = [
         _Entry("mimetype", b"application/epub+zip"),
