@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from narration.model import Book, Character, Quotation, Speakers
+from narration.segmenting.ids import unique_id
 from narration.segmenting.inline import WORD
-from narration.segmenting.segment import unique_id
 from narration.segmenting.speakers.attribute import (
     Attributor,
     Turn,
