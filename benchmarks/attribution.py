@@ -302,7 +302,7 @@ def run_narrate(novel: Novel, scratch: Path) -> Found:
 
 def found_in(book: Book, speakers: Speakers) -> Found:
     """narrate's quotation pieces in file offsets, as `narrate cast --json` reports them."""
-    from narration.segmenting.locate import Offsets
+    from narration.segmenting.offsets import Offsets
 
     where = Offsets(book.texts)
     segments = {s.id: s for ch in book.chapters for s in ch.segments}

@@ -19,7 +19,7 @@ from narration.model import (
     Source,
     Speakers,
 )
-from narration.segmenting.locate import Offsets
+from narration.segmenting.offsets import Offsets
 
 
 def _source_json(source: Source | None) -> dict[str, str | None] | None:

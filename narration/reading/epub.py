@@ -25,13 +25,8 @@ from lxml import html as lxml_html
 from narration.errors import InputError
 from narration.model import BookFacts, Removed
 from narration.reading.base import Reading, ReadOptions
-from narration.reading.html import (
-    content_text,
-    is_note_ref,
-    not_read,
-    parse_document,
-    render_document,
-)
+from narration.reading.elements import content_text, is_note_ref, not_read
+from narration.reading.html import parse_document, render_document
 
 #: More than any book unpacks to (the longest novels are a few MB of XHTML; images add
 #: tens): a bound against zip bombs, checked on the sizes the archive declares (zipfile

@@ -20,25 +20,15 @@ from dataclasses import dataclass
 from narration.model import Book, Character, Quotation, Speakers
 from narration.segmenting.ids import unique_id
 from narration.segmenting.inline import WORD
-from narration.segmenting.speakers.attribute import (
-    Attributor,
-    Turn,
-    around,
+from narration.segmenting.speakers.attribute import Attributor, Turn, around
+from narration.segmenting.speakers.characters import Cast, Person, build_cast, pronoun_votes
+from narration.segmenting.speakers.evidence import (
     explicit_who,
     first_person_narrator,
     two_speakers,
     vocatives,
 )
-from narration.segmenting.speakers.characters import (
-    Cast,
-    Mention,
-    Person,
-    build_cast,
-    name_mentions,
-    name_words,
-    outside,
-    pronoun_votes,
-)
+from narration.segmenting.speakers.names import Mention, name_mentions, name_words, outside
 from narration.segmenting.speakers.quotes import (
     Paragraph,
     Stretch,
