@@ -149,19 +149,7 @@ def mark_contents(items: list[Item]) -> list[tuple[int, str]]:
     between them, and what follows a CONTENTS line, are the table. The table ends at a real
     chapter, at prose, or where its first entries come round again as the text's headings."""
     n = len(items)
-    real = [False] * n
-    follows: str | None = None  # the kind of the next item that is not removed
-    follows_real = False
-    for i in range(n - 1, -1, -1):
-        it = items[i]
-        if it.kind == "removed":
-            continue
-        if it.kind == "chapter":
-            real[i] = follows not in ("chapter", None) or (
-                is_part(it) and follows == "chapter" and follows_real
-            )
-            follows_real = real[i]
-        follows = it.kind
+    real = _real_headings(items)
 
     def next_kind(i: int) -> str | None:
         return next((items[j].kind for j in range(i + 1, n) if items[j].kind != "removed"), None)
@@ -223,6 +211,25 @@ def mark_contents(items: list[Item]) -> list[tuple[int, str]]:
                 else "table of contents"
             )
     return entries
+
+
+def _real_headings(items: list[Item]) -> list[bool]:
+    """Which items are real chapter headings: text follows them (a part's, a real
+    chapter), where a contents list's entries are followed by more entries."""
+    real = [False] * len(items)
+    follows: str | None = None  # the kind of the next item that is not removed
+    follows_real = False
+    for i in range(len(items) - 1, -1, -1):
+        it = items[i]
+        if it.kind == "removed":
+            continue
+        if it.kind == "chapter":
+            real[i] = follows not in ("chapter", None) or (
+                is_part(it) and follows == "chapter" and follows_real
+            )
+            follows_real = real[i]
+        follows = it.kind
+    return real
 
 
 def _listed_numbers(item: Item) -> set[int]:

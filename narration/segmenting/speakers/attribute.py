@@ -31,6 +31,7 @@ from narration.segmenting.speakers.evidence import (
     BEFORE_VERB,
     OPENING_QUOTE,
     SENTENCE_END,
+    Said,
     explicit_who,
     vocatives,
 )
@@ -209,7 +210,7 @@ class Attributor:
         if found is None:
             self._subject(t, where, before, recent)
             return
-        who, evidence, label = found.who, found.evidence, found.label
+        who, label = found.who, found.label
         lowered = who.lower()
         if lowered == "i":
             if self.narrator is not None:
@@ -219,38 +220,7 @@ class Attributor:
             return
         if lowered in ("he", "she"):
             gender = "male" if lowered == "he" else "female"
-            t.gender = gender
-            verb = (
-                evidence.split()[-1].lower()
-                if evidence.split()[0].lower() in ("he", "she")
-                else evidence.split()[0].lower()
-            )
-            if (
-                verb in _GOING_ON
-                and prev is not None
-                and prev.speaker is not None
-                and prev.speaker.gender()[0] == gender
-            ):
-                # "she added": the one who spoke last goes on
-                t.speaker, t.evidence = prev.speaker, label
-                return
-            p = None
-            if (
-                prev is not None
-                and prev2 is not None
-                and prev.speaker is not None
-                and prev2.speaker is not None
-                and prev2.speaker is not prev.speaker
-                and prev2.speaker.gender()[0] == gender
-                and prev2.speaker not in named
-            ):
-                # in a conversation, "he said" answers: the one who spoke before the last
-                p = prev2.speaker
-            p = p or recent.last(gender, named) or recent.last(gender)
-            if p is not None:
-                t.speaker, t.evidence = p, label
-            else:
-                t.blocked = True
+            self._pronoun(t, gender, found, recent, named, prev, prev2)
             return
         p = self.resolve_name(who)
         if p is not None:
@@ -261,6 +231,52 @@ class Attributor:
             if np_gender:
                 t.gender = np_gender
             t.outsider = lowered.split()[-1] in _OUTSIDERS
+
+    def _pronoun(
+        self,
+        t: Turn,
+        gender: str,
+        found: Said,
+        recent: Recent,
+        named: Sequence[Person],
+        prev: Turn | None,
+        prev2: Turn | None,
+    ) -> None:
+        """ "said he", "she added": the last speaker going on, in a conversation the one
+        who spoke before the last, else the last person of that gender named or heard."""
+        evidence, label = found.evidence, found.label
+        t.gender = gender
+        verb = (
+            evidence.split()[-1].lower()
+            if evidence.split()[0].lower() in ("he", "she")
+            else evidence.split()[0].lower()
+        )
+        if (
+            verb in _GOING_ON
+            and prev is not None
+            and prev.speaker is not None
+            and prev.speaker.gender()[0] == gender
+        ):
+            # "she added": the one who spoke last goes on
+            t.speaker, t.evidence = prev.speaker, label
+            return
+        p = None
+        if (
+            prev is not None
+            and prev2 is not None
+            and prev.speaker is not None
+            and prev2.speaker is not None
+            and prev2.speaker is not prev.speaker
+            and prev2.speaker.gender()[0] == gender
+            and prev2.speaker not in named
+        ):
+            # in a conversation, "he said" answers: the one who spoke before the last
+            p = prev2.speaker
+        p = p or recent.last(gender, named) or recent.last(gender)
+        if p is not None:
+            t.speaker, t.evidence = p, label
+        else:
+            t.blocked = True
 
     def _subject(self, t: Turn, segment_id: str, before: str, recent: Recent) -> None:
         """A verb of speech ending the narration before the quotation, its subject the first

@@ -94,6 +94,10 @@ def _norm(name: str) -> str:
     return " ".join(name.replace(".", "").split())
 
 
+#: How often each form of a name is written: (its title's class, its words) -> times.
+_Forms = Counter[tuple[str | None, tuple[str, ...]]]
+
+
 def build_cast(
     mentions: Sequence[Mention],
     speakers: Counter[str],
@@ -106,12 +110,40 @@ def build_cast(
     user's corrections: names `split` off the person they were merged into, and each
     `merge` group made one person."""
     cast = Cast()
-    forms: Counter[tuple[str | None, tuple[str, ...]]] = Counter()
+    forms: _Forms = Counter()
     for m in mentions:
         forms[(_norm(m.title) if m.title else None, m.words)] += 1
-    # 1. full names (two words or more), a title's gender kept
-    # ("Mrs. Charles Wilcox" is not Charles Wilcox: a title of the other gender is another
-    # person, the more frequent gender keeping the name without a title)
+    full, other = _full_names(forms)
+    titled = _titled_names(forms, full)
+    singles = _single_names(forms, full, titled)
+    people: dict[int, Person] = {}
+    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
+        people[id(p)] = p
+    for p in people.values():
+        cast.people[p.key] = p
+        for alias in p.names:
+            cast.by_name.setdefault(_norm(alias), p.key)
+    for name in split:
+        _split(cast, name)
+    for group in merge:
+        _merge(cast, group)
+    for name, n in speakers.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].speaks += n
+    for name, n in addressed.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].addressed += n
+    return cast
+
+
+def _full_names(
+    forms: _Forms,
+) -> tuple[dict[tuple[str, ...], Person], dict[tuple[str, tuple[str, ...]], Person]]:
+    """1. Full names (two words or more), a title's gender kept ("Mrs. Charles Wilcox" is
+    not Charles Wilcox: a title of the other gender is another person, the more frequent
+    gender keeping the name without a title): the people by their words, and the others."""
     full: dict[tuple[str, ...], Person] = {}
     other: dict[tuple[str, tuple[str, ...]], Person] = {}
     for (title, words), n in sorted(
@@ -127,10 +159,16 @@ def build_cast(
             p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
-    # 2. title and surname ("Mr. Weston" and "Mrs. Weston" are two, "Miss Bennet" and
-    # "Mrs. Bennet" too): the full name of that surname seen with that very title, when
-    # the full name is not rare beside it, or is the formal name it is introduced by;
-    # else, when the book gives that surname no other title, its one full name
+    return full, other
+
+
+def _titled_names(
+    forms: _Forms, full: dict[tuple[str, ...], Person]
+) -> dict[tuple[str, str], Person]:
+    """2. Title and surname ("Mr. Weston" and "Mrs. Weston" are two, "Miss Bennet" and
+    "Mrs. Bennet" too): the full name of that surname seen with that very title, when the
+    full name is not rare beside it, or is the formal name it is introduced by; else, when
+    the book gives that surname no other title, its one full name. By (title class, surname)."""
     titled: dict[tuple[str, str], Person] = {}
     for (title, words), n in sorted(forms.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
         if len(words) != 1 or title is None:
@@ -138,37 +176,47 @@ def build_cast(
         kind = title_class(title)
         p = titled.get((kind, words[0]))
         if p is None:
-            count = sum(
-                c for (t, w), c in forms.items() if w == words and t and title_class(t) == kind
-            )
-            # how often the surname takes another title ("Mrs. Denham", beside "Mr. Denham")
-            others = sum(
-                c
-                for (t, w), c in forms.items()
-                if t and w[-1:] == words and len(w) == 1 and title_class(t) != kind
-            )
-            matches = [
-                f
-                for w, f in full.items()
-                if w[-1] == words[0]
-                and (kind in f.titles or (not f.titles and others * 3 <= count))
-            ]
-            size = sum(matches[0].names.values()) if len(matches) == 1 else 0
-            # the full name with its given name alone ("Charles" is called so 130 times:
-            # not a formal name to be merged with "Mr. Wilcox", his father)
-            called = size + sum(
-                forms.get((None, (w[0],)), 0)
-                for w, f in full.items()
-                if matches and f is matches[0]
-            )
-            if len(matches) == 1 and (size * 4 >= count or called * 10 <= count):
-                p = matches[0]
-            else:
-                p = Person(key=f"{title} {words[0]}")
-            titled[(kind, words[0])] = p
+            p = titled[(kind, words[0])] = _titled_person(title, words, kind, forms, full)
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
-    # 3. a single name: the given name of one full name, else a surname, else its own
+    return titled
+
+
+def _titled_person(
+    title: str,
+    words: tuple[str, ...],
+    kind: str,
+    forms: _Forms,
+    full: dict[tuple[str, ...], Person],
+) -> Person:
+    """The person a title and surname first seen names: a full name's, or its own."""
+    count = sum(c for (t, w), c in forms.items() if w == words and t and title_class(t) == kind)
+    # how often the surname takes another title ("Mrs. Denham", beside "Mr. Denham")
+    others = sum(
+        c
+        for (t, w), c in forms.items()
+        if t and w[-1:] == words and len(w) == 1 and title_class(t) != kind
+    )
+    matches = [
+        f
+        for w, f in full.items()
+        if w[-1] == words[0] and (kind in f.titles or (not f.titles and others * 3 <= count))
+    ]
+    size = sum(matches[0].names.values()) if len(matches) == 1 else 0
+    # the full name with its given name alone ("Charles" is called so 130 times:
+    # not a formal name to be merged with "Mr. Wilcox", his father)
+    called = size + sum(
+        forms.get((None, (w[0],)), 0) for w, f in full.items() if matches and f is matches[0]
+    )
+    if len(matches) == 1 and (size * 4 >= count or called * 10 <= count):
+        return matches[0]
+    return Person(key=f"{title} {words[0]}")
+
+
+def _single_names(
+    forms: _Forms, full: dict[tuple[str, ...], Person], titled: dict[tuple[str, str], Person]
+) -> dict[str, Person]:
+    """3. A single name: the given name of one full name, else a surname, else its own."""
     singles: dict[str, Person] = {}
     for (title, words), n in sorted(forms.items(), key=lambda kv: kv[0][1]):
         if len(words) != 1 or title is not None:
@@ -198,26 +246,7 @@ def build_cast(
                 p = Person(key=w)
         singles[w] = p
         p.names[w] += n
-    people: dict[int, Person] = {}
-    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
-        people[id(p)] = p
-    for p in people.values():
-        cast.people[p.key] = p
-        for alias in p.names:
-            cast.by_name.setdefault(_norm(alias), p.key)
-    for name in split:
-        _split(cast, name)
-    for group in merge:
-        _merge(cast, group)
-    for name, n in speakers.items():
-        key = cast.by_name.get(_norm(name))
-        if key:
-            cast.people[key].speaks += n
-    for name, n in addressed.items():
-        key = cast.by_name.get(_norm(name))
-        if key:
-            cast.people[key].addressed += n
-    return cast
+    return singles
 
 
 def _split(cast: Cast, name: str) -> None:
