@@ -292,7 +292,7 @@ def seeds_for(novel: Novel, scratch: Path) -> Path:
 
 
 def run_narrate(novel: Novel, scratch: Path) -> Found:
-    from narration.segmenting.segment import segment_book
+    from narration.segmenting import segment_book
     from narration.segmenting.speakers import find_speakers
 
     book = segment_book(seeds_for(novel, scratch))
@@ -302,7 +302,7 @@ def run_narrate(novel: Novel, scratch: Path) -> Found:
 
 def found_in(book: Book, speakers: Speakers) -> Found:
     """narrate's quotation pieces in file offsets, as `narrate cast --json` reports them."""
-    from narration.segmenting.locate import Offsets
+    from narration.segmenting.offsets import Offsets
 
     where = Offsets(book.texts)
     segments = {s.id: s for ch in book.chapters for s in ch.segments}
@@ -513,7 +513,7 @@ def peak_kb() -> int:
 def child(mode: str, seeds: Path) -> None:
     """Run in a fresh process: segment (and, with mode "speakers", attribute) one book, and
     print the seconds and the peak resident memory (KB) after imports and at the end."""
-    from narration.segmenting.segment import segment_book
+    from narration.segmenting import segment_book
     from narration.segmenting.speakers import find_speakers
 
     base = peak_kb()

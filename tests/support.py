@@ -11,8 +11,8 @@ from pathlib import Path
 
 from narration.model import Book, Segment
 from narration.reading import seed_contents
+from narration.segmenting import segment_book
 from narration.segmenting.coverage import words_accounted
-from narration.segmenting.segment import segment_book
 
 #: The checkout under test: `narrate` run in a subprocess imports narration from here (the
 #: venv's console script would import the installed, perhaps another, checkout's).

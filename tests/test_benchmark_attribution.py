@@ -188,7 +188,7 @@ ROE_QUOTES = [
 def test_pieces_are_placed_in_the_file(tmp_path):
     """narrate's pieces (offsets into Segment.text) land on the file's words."""
     from narration.model import Quotation, QuotePiece, Speakers
-    from narration.segmenting.segment import segment_book
+    from narration.segmenting import segment_book
 
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "novel.txt").write_text("Some front matter.\n\n\n" + ROE)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from narration.cli import main
 from narration.model import FOUND_BY
-from narration.segmenting.segment import MAX_PART_WORDS
+from narration.segmenting.chapters import MAX_PART_WORDS
 
 from .support import assert_every_word_once, book_from
 

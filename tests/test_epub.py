@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from narration.cli import main
 from narration.errors import InputError
 from narration.reading import read_seed_file, seed_contents
+from narration.segmenting import segment_book
 from narration.segmenting.coverage import words, words_accounted
-from narration.segmenting.segment import segment_book
 
 from .support import start_epub
 
@@ -538,7 +538,7 @@ def pack_as_epub(book, path: Path) -> Path:
 
 
 def test_the_novel_packed_as_an_epub_reads_as_its_text_does(tmp_path: Path) -> None:
-    from narration.segmenting.segment import segment_text
+    from narration.segmenting import segment_text
 
     text = NOVEL.read_text(encoding="utf-8")
     chapters, _ = segment_text(text, NOVEL.name)

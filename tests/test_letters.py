@@ -20,7 +20,7 @@ from mutagen.mp4 import MP4
 
 from narration.cli import main
 from narration.model import Book, Segment
-from narration.segmenting.segment import segment_book
+from narration.segmenting import segment_book
 
 from .support import assert_every_word_once, book_from, start_epub
 

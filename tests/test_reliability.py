@@ -70,7 +70,7 @@ from narration.errors import ConfigError, NarrateError
 from narration.model import MAX_UTTERANCE
 from narration.pipeline.project import load_config, open_project
 from narration.publishing.page import read_vtt
-from narration.segmenting.segment import segment_book
+from narration.segmenting import segment_book
 from narration.synthesis import engines
 from narration.synthesis.engines import FakeEngine
 from narration.synthesis.synth import ClipProblem, wav_info

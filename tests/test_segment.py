@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from narration.errors import InputError
 from narration.model import MAX_UTTERANCE, Book, Chapter, Segment
 from narration.reading import read_seed
+from narration.segmenting import segment_book, segment_text
 from narration.segmenting.coverage import words, words_accounted
 from narration.segmenting.inline import expand_abbreviations
 from narration.segmenting.outline import book_to_json, outline
-from narration.segmenting.segment import segment_book, segment_text
 from narration.segmenting.sentences import dialogue_spans, split_sentences
 
 REPO = Path(__file__).resolve().parent.parent

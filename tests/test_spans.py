@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from narration.model import Book, Segment, TextSpan
-from narration.segmenting.locate import align, position
-from narration.segmenting.segment import segment_text
+from narration.segmenting import segment_text
+from narration.segmenting.offsets import align, position
 
 from .support import (
     assert_spans_hold_words,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from narration.errors import InputError
 from narration.model import Book, Speakers
-from narration.segmenting.locate import Offsets
-from narration.segmenting.segment import segment_text
+from narration.segmenting import segment_text
+from narration.segmenting.offsets import Offsets
 from narration.segmenting.speakers import find_speakers
 
 from .support import book_from

@@ -265,6 +265,14 @@ def with_speakers_set(book: Book, speakers: Speakers, config: VoicesConfig) -> S
     if not changed and not gender_of:
         return speakers
     quotations = tuple(changed.get(q.id, q) for q in speakers.quotations)
+    return _recounted(book, speakers, quotations, gender_of)
+
+
+def _recounted(
+    book: Book, speakers: Speakers, quotations: tuple[Quotation, ...], gender_of: Mapping[str, str]
+) -> Speakers:
+    """The speakers with these quotations, each character's quotations and words counted
+    again, and its gender where voices.yaml sets it."""
     texts = {s.id: s.text for ch in book.chapters for s in ch.segments}
     count: dict[str, int] = {}
     words: dict[str, int] = {}
@@ -327,6 +335,31 @@ def role_text(role: Role | None, config: VoicesConfig) -> str:
     return f"{shown} ({role.how})"
 
 
+@dataclass(frozen=True)
+class _Entries:
+    """`characters:` in voices.yaml as its warnings name it: the file, each entry's line,
+    and the characters found, by every name."""
+
+    path: Path
+    lines: Mapping[tuple[str | int, ...], int]
+    index: Mapping[str, Character]
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> Problem:
+        return Problem(self.path, self.lines.get(loc), message)
+
+    def unknown(self, name: str, loc: tuple[str | int, ...], where: str) -> list[Problem]:
+        """A warning when no character found is called `name`."""
+        if name_key(name) in self.index:
+            return []
+        return [
+            self.problem(
+                loc,
+                f"{where}: no character found is called '{name}' "
+                f"(`{narrate()} characters` lists them)",
+            )
+        ]
+
+
 def character_problems(
     book: Book,
     speakers: Speakers,
@@ -337,36 +370,40 @@ def character_problems(
 ) -> list[Problem]:
     """What in `characters:` matches nothing in the current seeds: warnings, each with its
     line (the seeds change; a name may come back)."""
-    index = character_index(speakers)
-    chars = config.characters
-    problems: list[Problem] = []
-
-    def unknown(name: str, loc: tuple[str | int, ...], where: str) -> None:
-        if name_key(name) not in index:
-            problems.append(
-                Problem(
-                    path,
-                    lines.get(loc),
-                    f"{where}: no character found is called '{name}' "
-                    f"(`{narrate()} characters` lists them)",
-                )
+    entries = _Entries(path, lines, character_index(speakers))
+    problems = _name_problems(config.characters, entries)
+    problems += _speaker_problems(book, speakers, config.characters, entries)
+    if config.characters.auto and not palette:
+        problems.append(
+            entries.problem(
+                ("characters", "auto"),
+                f"characters.auto: the {auto_engine(config)} engine offers no voices to cast "
+                "in the book's language; the characters are read by the fallback",
             )
+        )
+    return problems
 
+
+def _name_problems(chars: CharactersConfig, entries: _Entries) -> list[Problem]:
+    """Names in `voices`, `genders`, `merge` and `split` that no character is called, and
+    a character given twice in `voices` or `genders`."""
+    problems: list[Problem] = []
     for who in chars.voices:
-        unknown(who, ("characters", "voices", who), f"characters.voices.{who}")
+        problems += entries.unknown(who, ("characters", "voices", who), f"characters.voices.{who}")
     for who in chars.genders:
-        unknown(who, ("characters", "genders", who), f"characters.genders.{who}")
-    for section, entries in (("voices", chars.voices), ("genders", chars.genders)):
+        loc = ("characters", "genders", who)
+        problems += entries.unknown(who, loc, f"characters.genders.{who}")
+    lines = entries.lines
+    for section, given in (("voices", chars.voices), ("genders", chars.genders)):
         seen: dict[str, str] = {}
-        for who in entries:
-            c = index.get(name_key(who))
+        for who in given:
+            c = entries.index.get(name_key(who))
             if c is None:
                 continue
             if c.id in seen:
                 problems.append(
-                    Problem(
-                        path,
-                        lines.get(("characters", section, who)),
+                    entries.problem(
+                        ("characters", section, who),
                         f"characters.{section}.{who}: {c.name} is given already, as "
                         f"'{seen[c.id]}' (line {lines.get(('characters', section, seen[c.id]))}); "
                         "the first is used",
@@ -376,9 +413,19 @@ def character_problems(
                 seen[c.id] = who
     for i, group in enumerate(chars.merge):
         for j, name in enumerate(group):
-            unknown(name, ("characters", "merge", i, j), f"characters.merge[{i}]")
+            problems += entries.unknown(
+                name, ("characters", "merge", i, j), f"characters.merge[{i}]"
+            )
     for i, name in enumerate(chars.split):
-        unknown(name, ("characters", "split", i), f"characters.split[{i}]")
+        problems += entries.unknown(name, ("characters", "split", i), f"characters.split[{i}]")
+    return problems
+
+
+def _speaker_problems(
+    book: Book, speakers: Speakers, chars: CharactersConfig, entries: _Entries
+) -> list[Problem]:
+    """Entries of `speakers` naming no part or segment with a quotation, or no character,
+    or setting a quotation another entry set to someone else."""
     parts: dict[str, tuple[str, ...]] = {}  # part or segment id -> its quotations' ids
     for chapter in book.chapters if chars.speakers else ():
         for segment in chapter.segments:
@@ -387,42 +434,33 @@ def character_problems(
             if held:
                 parts[segment.id] = tuple(dict.fromkeys(q for _, q in held))
                 parts.update((f"{segment.id}.{n}", (q,)) for n, q in held)
+    problems: list[Problem] = []
     said: dict[str, tuple[str, str]] = {}  # quotation id -> the entry that set it, and who
     for part, who in chars.speakers.items():
         loc = ("characters", "speakers", part)
         if part not in parts:
             problems.append(
-                Problem(
-                    path,
-                    lines.get(loc),
+                entries.problem(
+                    loc,
                     f"characters.speakers.{part}: no quotation is in a part or segment of "
                     f"this id (`{narrate()} cast` shows them)",
                 )
             )
             continue
         if name_key(who) not in (NARRATION, NOBODY):
-            unknown(who, loc, f"characters.speakers.{part}")
+            problems += entries.unknown(who, loc, f"characters.speakers.{part}")
         for q in parts[part]:
             first_part, first_who = said.setdefault(q, (part, who))
             if first_part != part and name_key(first_who) != name_key(who):
+                first_line = entries.lines.get(("characters", "speakers", first_part))
                 problems.append(
-                    Problem(
-                        path,
-                        lines.get(loc),
+                    entries.problem(
+                        loc,
                         f"characters.speakers.{part}: the same quotation as {first_part} "
-                        f"(line {lines.get(('characters', 'speakers', first_part))}), set "
+                        f"(line {first_line}), set "
                         f"to '{first_who}' there; a part sets every piece of its quotation, "
                         "and the piece first in the text is used",
                     )
                 )
                 break
-    if chars.auto and not palette:
-        problems.append(
-            Problem(
-                path,
-                lines.get(("characters", "auto")),
-                f"characters.auto: the {auto_engine(config)} engine offers no voices to cast "
-                "in the book's language; the characters are read by the fallback",
-            )
-        )
     return problems

@@ -156,7 +156,7 @@ def load_book(
     project's voices.yaml says, when it has one); `warn` hears of each file in seeds/ that
     no reader takes, and of what the segmenter noticed (Book.notices)."""
     from narration.reading import ReadOptions, unreadable
-    from narration.segmenting.segment import segment_book
+    from narration.segmenting import segment_book
 
     if warn is not None:
         for path, why in unreadable(project.seeds):

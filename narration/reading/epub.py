@@ -24,14 +24,9 @@ from lxml import html as lxml_html
 
 from narration.errors import InputError
 from narration.model import BookFacts, Removed
-from narration.reading.base import Reading, ReadOptions
-from narration.reading.html import (
-    content_text,
-    is_note_ref,
-    not_read,
-    parse_document,
-    render_document,
-)
+from narration.reading.base import Reading, ReadOptions, SourceText
+from narration.reading.elements import content_text, is_note_ref, not_read
+from narration.reading.html import parse_document, render_document
 
 #: More than any book unpacks to (the longest novels are a few MB of XHTML; images add
 #: tens): a bound against zip bombs, checked on the sizes the archive declares (zipfile
@@ -192,14 +187,7 @@ class _Book:
 
     def read(self) -> Reading:
         self.check_drm()
-        if "META-INF/container.xml" not in self.names:
-            raise InputError(self.path, "not an EPUB: no META-INF/container.xml")
-        container = self.xml("META-INF/container.xml")
-        rootfile = container.find(".//c:rootfile", _NS)
-        opf_name = rootfile.get("full-path") if rootfile is not None else None
-        if not opf_name or opf_name not in self.names:
-            raise InputError(self.path, "not an EPUB: the container names no package (OPF)")
-        opf = self.xml(opf_name)
+        opf_name, opf = self.package()
         base = posixpath.dirname(opf_name)
 
         def href(h: str) -> str:
@@ -208,18 +196,7 @@ class _Book:
         manifest = {}
         for item in opf.iterfind(".//opf:manifest/opf:item", _NS):
             manifest[item.get("id")] = item
-        spine = opf.find(".//opf:spine", _NS)
-        if spine is None:
-            raise InputError(self.path, f"{opf_name} has no spine: no reading order")
-        order = []
-        for ref in spine.iterfind("opf:itemref", _NS):
-            item = manifest.get(ref.get("idref"))
-            if item is None:
-                raise InputError(self.path, f"the spine names '{ref.get('idref')}', not listed")
-            name = href(item.get("href") or "")
-            if name not in self.names:
-                raise InputError(self.path, f"the spine names {name}, which is not in it")
-            order.append((name, ref.get("linear") != "no"))
+        spine, order = self.spine(opf, opf_name, manifest, href)
         nav_doc = next(
             (
                 href(i.get("href"))
@@ -240,6 +217,49 @@ class _Book:
             for r in opf.iterfind(".//opf:guide/opf:reference", _NS)
             if r.get("type") in _GUIDE
         }
+        docs = self.documents(order)
+        not_read_as = dict(guide)
+        if nav_doc is not None:
+            not_read_as[nav_doc] = "table of contents"
+        texts, removed = self.texts(docs, labels, tops, not_read_as)
+        return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
+
+    def package(self) -> tuple[str, etree._Element]:
+        """The package document (OPF) the container names: its name and its root."""
+        if "META-INF/container.xml" not in self.names:
+            raise InputError(self.path, "not an EPUB: no META-INF/container.xml")
+        container = self.xml("META-INF/container.xml")
+        rootfile = container.find(".//c:rootfile", _NS)
+        opf_name = rootfile.get("full-path") if rootfile is not None else None
+        if not opf_name or opf_name not in self.names:
+            raise InputError(self.path, "not an EPUB: the container names no package (OPF)")
+        return opf_name, self.xml(opf_name)
+
+    def spine(
+        self,
+        opf: etree._Element,
+        opf_name: str,
+        manifest: dict[str | None, etree._Element],
+        href: Callable[[str], str],
+    ) -> tuple[etree._Element, list[tuple[str, bool]]]:
+        """The spine, and the reading order it gives: each document, and whether it is
+        linear (part of the reading order proper)."""
+        spine = opf.find(".//opf:spine", _NS)
+        if spine is None:
+            raise InputError(self.path, f"{opf_name} has no spine: no reading order")
+        order = []
+        for ref in spine.iterfind("opf:itemref", _NS):
+            item = manifest.get(ref.get("idref"))
+            if item is None:
+                raise InputError(self.path, f"the spine names '{ref.get('idref')}', not listed")
+            name = href(item.get("href") or "")
+            if name not in self.names:
+                raise InputError(self.path, f"the spine names {name}, which is not in it")
+            order.append((name, ref.get("linear") != "no"))
+        return spine, order
+
+    def documents(self, order: list[tuple[str, bool]]) -> list[tuple[str, bool, etree._Element]]:
+        """The spine's documents parsed, in order; never more than MAX_TEXT in all."""
         docs, total = [], 0
         for name, linear in order:
             data = self.data(name)
@@ -249,6 +269,17 @@ class _Book:
                     self.path, f"more than {MAX_TEXT // 2**20} MB of text: more than a book"
                 )
             docs.append((name, linear, parse_document(data, f"{self.path}: {name}")))
+        return docs
+
+    def texts(
+        self,
+        docs: list[tuple[str, bool, etree._Element]],
+        labels: dict[str, str],
+        tops: dict[str, dict[str, str]],
+        not_read_as: dict[str, str],
+    ) -> tuple[list[SourceText], list[Removed]]:
+        """Each document rendered, but those not read (the navigation, the guide's cover
+        or copyright page, a part not in the reading order, a title page), listed."""
         notes = _note_targets(docs)
         first_named = next((k for k, (n, _, _) in enumerate(docs) if n in labels), len(docs))
         texts, removed = [], []
@@ -259,7 +290,7 @@ class _Book:
                 body = root
             named = _NAMED.search(name.lower())
             why = (
-                ("table of contents" if name == nav_doc else guide.get(name))
+                not_read_as.get(name)
                 or not_read(body)
                 or (_NAMED_AS[named.group(1)] if named and name not in labels else None)
                 or (None if linear else "not in the reading order (linear=no)")
@@ -284,7 +315,7 @@ class _Book:
                     content=content,
                 )
             )
-        return Reading(tuple(texts), self.facts(opf, manifest, href), tuple(removed))
+        return texts, removed
 
     def check_drm(self) -> None:
         for marker, scheme in (("META-INF/rights.xml", "Adobe"), ("META-INF/sinf.xml", "Apple")):

@@ -4,7 +4,7 @@ or arabic numerals; numerals alone (``IV.``, ``4)``); the named sections (PREFAC
 short titles; page numbers; and the entries of a book's own contents list.
 
 These are the recognisers only: which of the lines they accept really are chapters is the
-segmenter's decision (segment.py), made over the whole book (a run of numerals counting up
+segmenter's decision (chapters.py), made over the whole book (a run of numerals counting up
 from one is a book's chapters, a numeral alone is a section; numbers that fall in the middle
 of a sentence are page numbers).
 """

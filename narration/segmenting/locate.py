@@ -1,4 +1,4 @@
-"""Where a segment's text stands in its seed file, and where a piece of it does.
+"""Where a segment's text stands in its seed file (where a piece of it does: offsets.py).
 
 A segment's text is the text as spoken (lines joined, markup dropped, abbreviations read
 as words, references decoded), so it is no slice of the file. Its place is found by its
@@ -24,10 +24,8 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
 
-from narration.model import Segment, TextSpan
+from narration.model import TextSpan
 from narration.segmenting.inline import _DASHES as _DASH_MARKS  # `--` and ` - `, read as a dash
 from narration.segmenting.inline import _ENTITY as _REFERENCE  # a Markdown character reference
 from narration.segmenting.inline import MARKERS, WORD, decode_entities, restore
@@ -101,11 +99,11 @@ def _references(
     return out_keys, out_spans
 
 
-def _same_char(a: str, b: str) -> bool:
+def same_char(a: str, b: str) -> bool:
     return a == b or (a in _DASHES and b in _DASHES)
 
 
-class _Words:
+class Words:
     """The words of a text (or of text[lo:hi]) from some offset on, read a chunk at a time:
     each word's key and where it stands. Words are numbered in the order read; numbers stay
     valid until the next `at` that starts reading afresh."""
@@ -207,12 +205,12 @@ class _Words:
 
 #: A segment word's place in the file: (start, end), or None where no word of the file
 #: stands for it.
-_Place = tuple[int, int] | None
+Place = tuple[int, int] | None
 
 
 def _group_places(
-    words: _Words, j: int, fj: int, seg_keys: list[str], i: int, si: int
-) -> list[_Place]:
+    words: Words, j: int, fj: int, seg_keys: list[str], i: int, si: int
+) -> list[Place]:
     """Places of segment words i..si-1 matched as a group to file words j..fj-1 (their keys
     joined are the same letters, or the same abbreviation): by letters where they agree."""
     file_keys = [words.key(t) for t in range(j, fj)]
@@ -228,7 +226,7 @@ def _group_places(
         s, e = words.start(j + t), words.end(j + t)
         return min(s + (p - cum[t]), e)
 
-    out: list[_Place] = []
+    out: list[Place] = []
     p = 0
     for k in seg_keys[i:si]:
         out.append((at(p, False), at(p + len(k), True)))
@@ -236,7 +234,7 @@ def _group_places(
     return out
 
 
-def _group(words: _Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int] | None:
+def _group(words: Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int] | None:
     """(si, fj) where segment words i..si-1 and file words j..fj-1 are the same letters
     ("mismanaged" / "mis" "managed"), or an abbreviation and the words read for it."""
     for spoken, written in _EXPANSIONS.get(seg_keys[i], ()):
@@ -284,7 +282,7 @@ def _probe(seg_keys: list[str], i: int, k: int) -> list[str]:
     return out
 
 
-def _resync(words: _Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int] | None:
+def _resync(words: Words, j: int, seg_keys: list[str], i: int) -> tuple[int, int] | None:
     """The nearest place the two run together again: (i2, j2) with segment words from i2
     found at file word j2, fewest words passed over on both sides. Three words in a row
     must agree, or (near by, where fewer are left to agree) one."""
@@ -302,9 +300,9 @@ def _resync(words: _Words, j: int, seg_keys: list[str], i: int) -> tuple[int, in
     return None
 
 
-def _align(words: _Words, j: int, seg_keys: list[str], i: int = 0) -> list[_Place]:
+def match_words(words: Words, j: int, seg_keys: list[str], i: int = 0) -> list[Place]:
     """Each segment word's place in the file, matched in order from file word j."""
-    out: list[_Place] = [None] * len(seg_keys)
+    out: list[Place] = [None] * len(seg_keys)
     n = len(seg_keys)
     while i < n and words.has(j):
         if words.key(j) == seg_keys[i]:
@@ -339,7 +337,7 @@ def _extend(text: str, start: int, end: int, lead: str, trail: str) -> tuple[int
         if c.isalnum() or c in "\r\n\u2028\u2029\x85":
             break
         k -= 1
-        if _same_char(c, want[0]):
+        if same_char(c, want[0]):
             want.pop(0)
             start = k
             while k > 0 and c in _DASHES and text[k - 1] in _DASHES:
@@ -354,7 +352,7 @@ def _extend(text: str, start: int, end: int, lead: str, trail: str) -> tuple[int
         if c.isalnum() or c in "\r\n\u2028\u2029\x85":
             break
         k += 1
-        if _same_char(c, want[0]):
+        if same_char(c, want[0]):
             want.pop(0)
             end = k
             while k < len(text) and c in _DASHES and text[k] in _DASHES:
@@ -389,7 +387,7 @@ def _last_word_end(text: str) -> int:
     return k
 
 
-def _seg_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+def segment_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     keys, places = [], []
     for m in WORD.finditer(text):
         w = m.group()
@@ -415,7 +413,7 @@ class Locator:
         self.file = file
         self.text = text
         self.lines = lines
-        self.words = _Words(text, references=references(file))
+        self.words = Words(text, references=references(file))
         self.last = start  # where the last segment found ended (first: where to begin)
         self._line_starts: list[int] | None = None
 
@@ -465,7 +463,7 @@ class Locator:
             if anchor is None:
                 return None
             j0 = anchor
-        found = _align(words, j0, keys)
+        found = match_words(words, j0, keys)
         hits = [k for k, f in enumerate(found) if f is not None]
         if not hits:
             return None
@@ -526,151 +524,3 @@ class Locator:
             return None
         self.last = offset + at + len(marks)
         return TextSpan(self.file, offset + at, self.last)
-
-
-@dataclass(frozen=True)
-class Alignment:
-    """A segment's words matched to the file's within its span: maps an index in the
-    segment's text to an offset in the file's text (a quotation's start and end)."""
-
-    segment_text: str
-    file_text: str
-    span: TextSpan
-    places: tuple[tuple[int, int], ...]  # each segment word's (start, end) in its text
-    found: tuple[_Place, ...]  # and in the file's
-
-    def position(self, index: int, *, end: bool = False) -> int:
-        """The file offset for an index into the segment's text. A start (end=False) maps
-        the character at `index`; an end (exclusive, end=True) maps the character before
-        it and is one past it. Always within the span."""
-        n = len(self.segment_text)
-        if end:
-            if index <= 0:
-                return self.span.start
-            return min(self._char(min(index, n) - 1, True) + 1, self.span.end)
-        if index >= n:
-            return self.span.end
-        return max(self._char(max(index, 0), False), self.span.start)
-
-    def range(self, start: int, end: int) -> TextSpan:
-        """The span in the file of segment text[start:end]."""
-        a = self.position(start)
-        b = max(a, self.position(end, end=True))
-        return TextSpan(self.span.file, a, b)
-
-    def _char(self, c: int, end: bool) -> int:
-        places, found = self.places, self.found
-        k = bisect.bisect_right([s for s, _ in places], c) - 1  # the word at or before c
-        if k >= 0 and c < places[k][1]:  # inside word k
-            f = found[k]
-            if f is None:
-                return self._between(k, end)
-            return self._in_word(f, c - places[k][0], end)
-        # in the gap after word k (k == -1: before the first)
-        return self._in_gap(k, c, end)
-
-    def _in_word(self, f: tuple[int, int], off: int, end: bool) -> int:
-        """The off-th letter of the file's word(s) at f (markup inside passed over)."""
-        s, e = f
-        seen = 0
-        for p in range(s, e):
-            if self.file_text[p].isalnum():
-                if seen == off:
-                    return p
-                seen += 1
-        return e - 1 if end else s
-
-    def _bounds(self, k: int) -> tuple[int, int]:
-        """The file stretch between segment word k's place and word k+1's (-1, n: the span's
-        ends), looking past words with no place."""
-        found = self.found
-        a = next((found[t][1] for t in range(k, -1, -1) if found[t] is not None), self.span.start)  # type: ignore[index]
-        b = next(
-            (found[t][0] for t in range(k + 1, len(found)) if found[t] is not None),  # type: ignore[index]
-            self.span.end,
-        )
-        return a, max(a, b)
-
-    def _between(self, k: int, end: bool) -> int:
-        """A word with no place of its own: the first (or, for an end, last) mark of the
-        file's stretch where it would stand."""
-        a, b = self._bounds(k - 1)
-        stretch = self.file_text[a:b]
-        if end:
-            stripped = stretch.rstrip()
-            return a + len(stripped) - 1 if stripped else max(a - 1, self.span.start)
-        return a + len(stretch) - len(stretch.lstrip()) if stretch.strip() else b
-
-    def _in_gap(self, k: int, c: int, end: bool) -> int:
-        """A mark between words (a comma, a dash, a quote): the same mark in the file's gap
-        between the same words, in order; else the edge of the gap on its side."""
-        gap_start = self.places[k][1] if k >= 0 else 0
-        a, b = self._bounds(k)
-        cursor = a
-        for q in range(gap_start, c + 1):
-            ch = self.segment_text[q]
-            if ch.isspace():
-                continue
-            p = cursor
-            while p < b and not _same_char(self.file_text[p], ch):
-                p += 1
-            if p >= b:
-                if q == c:
-                    return cursor - 1 if end else b
-                continue
-            if q == c:
-                return p
-            cursor = p + 1
-        return b
-
-
-def align(segment_text: str, file_text: str, span: TextSpan) -> Alignment:
-    """Match a segment's words to the file's within its span, to map many indices."""
-    keys, places = _seg_words(segment_text)
-    words = _Words(file_text, span.start, span.end, references=references(span.file))
-    found = _align(words, words.at(span.start), keys) if keys else []
-    return Alignment(segment_text, file_text, span, tuple(places), tuple(found))
-
-
-def position(
-    segment_text: str, file_text: str, span: TextSpan, index: int, *, end: bool = False
-) -> int:
-    """The offset in `file_text` of `index` in a segment's text, its words aligned within the
-    segment's `span`: a start maps the character at `index`, an end (end=True, exclusive)
-    the character before it, plus one. For a quotation `segment.text[a:b]`, the file's
-    text[position(.., a):position(.., b, end=True)] reads the same words."""
-    return align(segment_text, file_text, span).position(index, end=end)
-
-
-class Offsets:
-    """File offsets of stretches of segments' text (a quotation, a dialogue piece), as
-    `narrate cast --json` reports them: a segment's words aligned with its file's once, for
-    all the stretches asked of it in turn."""
-
-    def __init__(self, texts: Mapping[str, str]) -> None:
-        self.texts = texts  # Book.texts: file name -> the text offsets index into
-        self._segment: Segment | None = None
-        self._alignment: Alignment | None = None
-
-    def range(self, segment: Segment, start: int, end: int) -> TextSpan | None:
-        """Where segment.text[start:end] stands in its file, its surrounding spaces left out
-        (a space has no place of its own); None where the segment has no place there (an
-        image's description)."""
-        span = segment.span
-        if span is None or span.file not in self.texts:
-            return None
-        piece = segment.text[start:end]
-        start, end = (
-            start + len(piece) - len(piece.lstrip()),
-            end - len(piece) + len(piece.rstrip()),
-        )
-        if self._segment is not segment:
-            self._segment = segment
-            self._alignment = align(segment.text, self.texts[span.file], span)
-        assert self._alignment is not None
-        at = self._alignment.range(start, end)
-        text = self.texts[span.file]
-        stop = at.end
-        while stop < len(text) and text[stop] == "-" and text[stop - 1] == "-":
-            stop += 1  # "--" read as one dash: a stretch ending with it ends after both
-        return at if stop == at.end else TextSpan(at.file, at.start, stop)

@@ -12,7 +12,7 @@ from narration.segmenting.inline import WHITESPACE, WORD
 
 
 def wordset(words: str) -> frozenset[str]:
-    """A set of words written as one string (for the word lists here and in segment.py)."""
+    """A set of words written as one string (for the word lists of the segmenter's modules)."""
     return frozenset(words.split())
 
 

@@ -18,27 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from narration.model import Book, Character, Quotation, Speakers
+from narration.segmenting.ids import unique_id
 from narration.segmenting.inline import WORD
-from narration.segmenting.segment import unique_id
-from narration.segmenting.speakers.attribute import (
-    Attributor,
-    Turn,
-    around,
+from narration.segmenting.speakers.attribute import Attributor, Turn, around
+from narration.segmenting.speakers.characters import Cast, Person, build_cast, pronoun_votes
+from narration.segmenting.speakers.evidence import (
     explicit_who,
     first_person_narrator,
     two_speakers,
     vocatives,
 )
-from narration.segmenting.speakers.characters import (
-    Cast,
-    Mention,
-    Person,
-    build_cast,
-    name_mentions,
-    name_words,
-    outside,
-    pronoun_votes,
-)
+from narration.segmenting.speakers.names import Mention, name_mentions, name_words, outside
 from narration.segmenting.speakers.quotes import (
     Paragraph,
     Stretch,
@@ -76,9 +66,40 @@ def find_speakers(
         chapters.append(
             ChapterQuotes(ch.id, paragraphs, quotation_pieces(paragraphs, two_speakers))
         )
+    speakers, called = _said_and_called(chapters)
+    # a word an attribution names as a speaker, or speech addresses more than once, is a
+    # name, however seldom the book writes it ("Guest," they call the narrator)
+    valid = (
+        name_words(texts)
+        | {w for name in speakers for w in name.split()}
+        | {w for name, n in called.items() if n >= _ADDRESSED for w in name.split()}
+    )
+    mentions, narration, names = _mentions(chapters, valid)
+    cast = build_cast(mentions, speakers, called, merge, split)
+    for text, outside_names in narration:
+        pronoun_votes(text, outside_names, cast)
+    _keep_people(cast)
+    narrator, runs = _attribute(cast, chapters, names, [text for text, _ in narration])
+    quotations: list[Quotation] = []
+    for chapter, turns in zip(chapters, runs, strict=True):
+        for t, q in zip(turns, chapter.quotations, strict=True):
+            quotations.append(
+                Quotation(
+                    id=f"{chapter.id}.q{t.index + 1}",
+                    chapter=chapter.id,
+                    pieces=tuple(piece.piece for piece in q),
+                    speaker=t.speaker.key if t.speaker else None,
+                    attribution=t.evidence,
+                )
+            )
+    return _finish(cast, narrator, quotations, chapters)
+
+
+def _said_and_called(chapters: list[ChapterQuotes]) -> tuple[Counter[str], Counter[str]]:
+    """The names attributions give as speakers, and the names speech addresses after a
+    comma ("But now, Guest, we are…"), with how often."""
     speakers: Counter[str] = Counter()
-    addressed: Counter[str] = Counter()
-    called: Counter[str] = Counter()  # addressed after a comma: "But now, Guest, we are…"
+    called: Counter[str] = Counter()
     for chapter in chapters:
         paragraphs, quotations = chapter.paragraphs, chapter.quotations
         for q in quotations:
@@ -90,19 +111,19 @@ def find_speakers(
             for piece in q:
                 inner = paragraphs[piece.paragraph].segment.text[piece.start : piece.end]
                 for who, inside in vocatives(inner):
-                    addressed[who] += 1
                     if inside:
                         called[who] += 1
-    # a word an attribution names as a speaker, or speech addresses more than once, is a
-    # name, however seldom the book writes it ("Guest," they call the narrator)
-    valid = (
-        name_words(texts)
-        | {w for name in speakers for w in name.split()}
-        | {w for name, n in called.items() if n >= _ADDRESSED for w in name.split()}
-    )
+    return speakers, called
+
+
+def _mentions(
+    chapters: list[ChapterQuotes], valid: frozenset[str]
+) -> tuple[list[Mention], list[tuple[str, list[Mention]]], dict[str, list[Mention]]]:
+    """Every name in the paragraphs; each paragraph's narration (its quotations blanked)
+    with the names outside them; and the names by segment id, found once."""
     mentions: list[Mention] = []
     narration: list[tuple[str, list[Mention]]] = []
-    names: dict[str, list[Mention]] = {}  # segment id -> the names in it, found once
+    names: dict[str, list[Mention]] = {}
     for chapter in chapters:
         paragraphs, quotations = chapter.paragraphs, chapter.quotations
         spans_by_para: dict[int, list[tuple[int, int]]] = {}
@@ -114,11 +135,13 @@ def find_speakers(
             mentions.extend(found_here)
             spans = spans_by_para.get(k, [])
             narration.append((_blank(para.segment.text, spans), outside(found_here, spans)))
-    cast = build_cast(mentions, speakers, called, merge, split)
-    for text, outside_names in narration:
-        pronoun_votes(text, outside_names, cast)
-    # a person: titled, speaking, addressed, or often in the narration with a gender its
-    # pronouns give ("John is a physician", "John laughs at me")
+    return mentions, narration, names
+
+
+def _keep_people(cast: Cast) -> None:
+    """Only the names that are people stay in the cast: titled, speaking, addressed, or
+    often in the narration with a gender its pronouns give ("John is a physician", "John
+    laughs at me")."""
     people = {
         key: p
         for key, p in cast.people.items()
@@ -134,8 +157,18 @@ def find_speakers(
     }
     cast.people = people
     cast.by_name = {alias: key for alias, key in cast.by_name.items() if key in people}
+
+
+def _attribute(
+    cast: Cast,
+    chapters: list[ChapterQuotes],
+    names: dict[str, list[Mention]],
+    narration: list[str],
+) -> tuple[Person | None, list[list[Turn]]]:
+    """Who speaks each quotation, chapter by chapter, and the narrator if the book is told
+    in the first person (the person the others address when they answer "I", if one)."""
     narrator = None
-    if first_person_narrator([text for text, _ in narration]):
+    if first_person_narrator(narration):
         narrator = Person(key="narrator", narrator=True)
         narrator.names["Narrator"] = 1
     runs = [Attributor(cast, narrator, names).chapter(c.paragraphs, c.quotations) for c in chapters]
@@ -148,19 +181,7 @@ def find_speakers(
         runs = [
             Attributor(cast, narrator, names).chapter(c.paragraphs, c.quotations) for c in chapters
         ]
-    quotations: list[Quotation] = []
-    for chapter, turns in zip(chapters, runs, strict=True):
-        for t, q in zip(turns, chapter.quotations, strict=True):
-            quotations.append(
-                Quotation(
-                    id=f"{chapter.id}.q{t.index + 1}",
-                    chapter=chapter.id,
-                    pieces=tuple(piece.piece for piece in q),
-                    speaker=t.speaker.key if t.speaker else None,
-                    attribution=t.evidence,
-                )
-            )
-    return _finish(cast, narrator, quotations, chapters)
+    return narrator, runs
 
 
 def _narrator_name(runs: list[list[Turn]], narrator: Person) -> Person | None:

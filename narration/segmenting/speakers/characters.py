@@ -1,5 +1,5 @@
-"""Characters, from the book itself: the people named in it, their names merged where the
-text links them, and their gender where the text says it.
+"""Characters, from the book itself: the people named in it (names.py finds the names), their
+names merged where the text links them, and their gender where the text says it.
 
 A name is a run of capitalised words the book capitalises wherever it uses them (so
 "Poor" opening a sentence is not one), with or without a title ("Mr.", "Lady", "Captain").
@@ -18,300 +18,16 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from narration.segmenting.sentences import wordset
-
-MALE_TITLES = frozenset(
-    [
-        "Mr",
-        "Mister",
-        "Sir",
-        "Lord",
-        "Monsieur",
-        "Mons",
-        "M",
-        "Herr",
-        "Signor",
-        "Senor",
-        "Señor",
-        "Don",
-        "Father",
-        "Uncle",
-        "Master",
-        "Count",
-        "Baron",
-        "Prince",
-        "King",
-        "Duke",
-        "Earl",
-        "Marquis",
-        "Brother",
-        "Squire",
-    ]
+from narration.segmenting.speakers.names import (
+    PRONOUNS_MALE,
+    Mention,
+    title_class,
+    title_gender,
+    title_of,
 )
-FEMALE_TITLES = frozenset(
-    [
-        "Mrs",
-        "Miss",
-        "Ms",
-        "Mme",
-        "Madame",
-        "Mlle",
-        "Mademoiselle",
-        "Lady",
-        "Dame",
-        "Aunt",
-        "Mistress",
-        "Countess",
-        "Baroness",
-        "Princess",
-        "Queen",
-        "Duchess",
-        "Frau",
-        "Fraulein",
-        "Fräulein",
-        "Signora",
-        "Signorina",
-        "Senora",
-        "Señora",
-        "Donna",
-        "Sister",
-        "Mother",
-        "Marchioness",
-    ]
-)
-OTHER_TITLES = frozenset(
-    [
-        "Dr",
-        "Doctor",
-        "Captain",
-        "Capt",
-        "Colonel",
-        "Col",
-        "Major",
-        "General",
-        "Gen",
-        "Professor",
-        "Prof",
-        "Rev",
-        "Reverend",
-        "Inspector",
-        "Sergeant",
-        "Sgt",
-        "Lieutenant",
-        "Lieut",
-        "Lt",
-        "Cousin",
-        "Nurse",
-        "Judge",
-        "Admiral",
-        "Corporal",
-        "Private",
-        "Saint",
-        "St",
-    ]
-)
-TITLES = MALE_TITLES | FEMALE_TITLES | OTHER_TITLES
-TITLE_PATTERN = r"(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\.?"
-_WORD = r"[A-Z][a-zà-öø-ÿ]+(?:['’-](?![sS]\b)[A-Za-zà-öø-ÿ]+)*"
-CAPITALISED = r"(?!(?:" + "|".join(sorted(TITLES, key=len, reverse=True)) + r")\b)" + _WORD
-NAME = re.compile(
-    rf"(?<![\w'’])(?=[A-Z])(?:(?P<title>{TITLE_PATTERN})\s+)?"
-    rf"(?P<words>(?:(?:van|von|der|den|de|du|da|di|del|della|la|le|ten|ter)\s+){{0,2}}"
-    rf"{CAPITALISED}(?:\s+{CAPITALISED}){{0,2}})\b"
-)
-
-#: Words that make a place of a name ("King Street", "Hyde Park").
-_PLACES = frozenset(
-    (
-        *("Street", "Road", "Square", "Lane", "Hall", "Park", "House", "Church", "Court"),
-        *("Place", "Bridge", "Abbey", "Castle", "Inn", "Row", "Hill", "Gate", "Cross"),
-        *("Terrace", "Gardens", "Avenue", "Chapel", "Cathedral", "College", "Station"),
-    )
-)
-#: Capitalised words that are not names even where a book capitalises them everywhere.
-_NOT_NAMES = frozenset(
-    [
-        "I",
-        "I'm",
-        "I've",
-        "I'll",
-        "I'd",
-        "Me",
-        "My",
-        "Mine",
-        "Myself",
-        "We",
-        "Us",
-        "Our",
-        "You",
-        "Your",
-        "He",
-        "Him",
-        "His",
-        "She",
-        "Her",
-        "Hers",
-        "It",
-        "Its",
-        "They",
-        "Them",
-        "Their",
-        "The",
-        "A",
-        "An",
-        "And",
-        "But",
-        "Or",
-        "If",
-        "Then",
-        "When",
-        "Where",
-        "What",
-        "Who",
-        "Why",
-        "How",
-        "Yes",
-        "No",
-        "Oh",
-        "Ah",
-        "Well",
-        "Sir",
-        "Madam",
-        "Ma'am",
-        "God",
-        "Lord",
-        "Heaven",
-        "Heavens",
-        "Christ",
-        "Jesus",
-        "Christmas",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-        "English",
-        "French",
-        "German",
-        "Italian",
-        "Spanish",
-        "Russian",
-        "American",
-        "Indian",
-        "Irish",
-        "Scotch",
-        "Scottish",
-        "Welsh",
-        "British",
-        "Europe",
-        "Chapter",
-        "Book",
-        "Part",
-        "Volume",
-        "Mamma",
-        "Papa",
-        "Mama",
-        "Pa",
-        "Ma",
-        "Mother",
-        "Father",
-        "Uncle",
-        "Aunt",
-        "Grandmother",
-        "Grandfather",
-        "This",
-        "That",
-        "These",
-        "Those",
-        "There",
-        "Here",
-        "Not",
-        "Now",
-        "Do",
-        "Don't",
-        "Did",
-        "Is",
-        "Was",
-        "Are",
-        "Were",
-        "Be",
-        "Been",
-        "Have",
-        "Had",
-        "Has",
-        "Let",
-        "Come",
-        "Go",
-        "Good",
-        "Dear",
-        "Poor",
-        "Miss",
-        "Mrs",
-        "Mr",
-        "Ms",
-        "Mlle",
-        "Mme",
-        "Dr",
-        "Street",
-        "Square",
-        "Road",
-        "Lane",
-        "Hall",
-        "House",
-        "Park",
-        "Court",
-        "Church",
-        "Abbey",
-        "London",
-        "Paris",
-        "England",
-        "France",
-        "Italy",
-        "Rome",
-        "America",
-        "Lady",
-    ]
-)
-#: Words that open sentences and attributions ("Presently Tony said"), never names.
-_NOT_NAMES |= wordset(
-    """One So Shame Nobody Somebody Everybody Everyone Someone Anyone Nothing Something All Both
-    Each Either Neither Some Many Few Such Another Other Others Nay Yea Hush Alas Hullo Hello
-    Goodbye Thank Thanks Please Pray See Look Listen Hark Stop Wait Quick Never Always Perhaps
-    Certainly Surely Indeed Really Quite Very Only Just Still Yet Even Too Also Again Once
-    Twice Aye Ay Bravo Nonsense Fiddlesticks Mercy Goodness Gracious Dearest Darling Honey
-    For From With Without At In On Of To By Upon Into After Before Presently Suddenly
-    Meanwhile Afterwards Later Soon Finally Instantly Immediately Slowly Quickly As While
-    Though Although Because Since Unless Until Whether"""
-)
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)$")
-PRONOUNS_MALE = frozenset(["he", "him", "his", "himself"])
-PRONOUNS_FEMALE = frozenset(["she", "her", "hers", "herself"])
-
-
-def title_gender(title: str | None) -> str | None:
-    t = (title or "").rstrip(".")
-    if t in MALE_TITLES:
-        return "male"
-    if t in FEMALE_TITLES:
-        return "female"
-    return None
 
 
 @dataclass(eq=False)
@@ -337,7 +53,7 @@ class Person:
         ranked = sorted(self.names.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
         top = ranked[0][1]
         common = [n for n, c in ranked if c * 2 > top]
-        return max(common, key=lambda n: (_title_of(n) is not None, len(n.split()), self.names[n]))
+        return max(common, key=lambda n: (title_of(n) is not None, len(n.split()), self.names[n]))
 
     def gender(self) -> tuple[str, str | None]:
         if self.titled:
@@ -349,107 +65,6 @@ class Person:
             g = "male" if self.male > self.female else "female"
             return g, f"pronouns ({max(self.male, self.female)} of {votes})"
         return "unknown", None
-
-
-def _title_of(name: str) -> str | None:
-    m = NAME.fullmatch(name)
-    return m.group("title") if m else None
-
-
-@dataclass(frozen=True)
-class Mention:
-    """A name found in a paragraph: where, as written, and its parts."""
-
-    start: int
-    end: int
-    text: str
-    title: str | None
-    words: tuple[str, ...]
-
-
-#: A title standing for a name: "the General", "the Marquis" (capitalised, no name after).
-THE_TITLE = re.compile(
-    r"\b[Tt]he\s+(?P<title>(?:"
-    + "|".join(sorted((t for t in TITLES if len(t) > 3), key=len, reverse=True))
-    + r"))\b(?!\.?\s+[A-Z])"
-)
-
-
-def name_mentions(text: str, valid: frozenset[str] | None = None) -> list[Mention]:
-    """Names in a text, leading words that are not names dropped ("Poor Miss Taylor"), and
-    words after the name that are not names ("Emma Dear"); a capitalised title alone ("the
-    General") is a name too."""
-    out: list[Mention] = []
-    if "he " in text:
-        for m in THE_TITLE.finditer(text):
-            name = f"the {m.group('title')}"
-            out.append(Mention(m.start(), m.end(), name, None, (name,)))
-    for m in NAME.finditer(text):
-        title = m.group("title")
-        words = m.group("words")
-        if title is None and " " not in words:
-            # the common case: one capitalised word, a name or not
-            if _name_word(words, valid) and words not in _PLACES:
-                out.append(Mention(m.start(), m.end(), words, None, (words,)))
-            continue
-        toks = list(_WORD_RE.finditer(text, m.start("words"), m.end("words")))
-        if title is None:
-            while toks and not _name_word(toks[0].group(0), valid):
-                toks.pop(0)
-        if toks and toks[0].group(0) in _PLACES:
-            continue  # King Street, St. Paul's Church
-        kept = toks[:1]
-        for t in toks[1:]:
-            if not _name_word(t.group(0), valid):
-                break
-            kept.append(t)
-        if not kept:
-            continue
-        start = m.start() if title else kept[0].start()
-        end = kept[-1].end()
-        out.append(Mention(start, end, text[start:end], title, tuple(t.group(0) for t in kept)))
-    if len(out) > 1:
-        out.sort(key=lambda m: m.start)
-    return out
-
-
-_WORD_RE = re.compile(_WORD)
-
-
-def _name_word(word: str, valid: frozenset[str] | None) -> bool:
-    return word not in _NOT_NAMES and (valid is None or word in valid)
-
-
-def outside(mentions: Sequence[Mention], spans: Sequence[tuple[int, int]]) -> list[Mention]:
-    """The mentions outside quoted stretches (their quote marks included)."""
-    if not spans:
-        return list(mentions)
-    return [m for m in mentions if not any(s - 1 < m.end and m.start < e + 1 for s, e in spans)]
-
-
-_LETTERS = "A-Za-zà-öø-ÿ"
-_CAPITAL_WORD = re.compile(rf"(?<![{_LETTERS}])[A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
-_STARTING_WORD = re.compile(
-    rf"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*)([A-Z][a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*)", re.M
-)
-_LOWER_WORD = re.compile(rf"(?<![{_LETTERS}])[a-zà-öø-ÿ]+(?:['’-][{_LETTERS}]+)*")
-
-
-def name_words(texts: Iterable[str]) -> frozenset[str]:
-    """Capitalised words the book writes capitalised where no sentence starts, and rarely in
-    lower case: the words names are made of."""
-    text = "\n\n".join(texts)
-    capital = Counter(_CAPITAL_WORD.findall(text))
-    starts = Counter(_STARTING_WORD.findall(text))
-    lower = Counter(_LOWER_WORD.findall(text))
-    return frozenset(
-        w
-        for w, n in capital.items()
-        if (n - starts[w] >= 2 or (n - starts[w] >= 1 and n >= 2))
-        and lower.get(w.lower(), 0) * 3 <= n
-        and w not in _NOT_NAMES
-        and not w.isupper()
-    )
 
 
 class Cast:
@@ -479,6 +94,10 @@ def _norm(name: str) -> str:
     return " ".join(name.replace(".", "").split())
 
 
+#: How often each form of a name is written: (its title's class, its words) -> times.
+_Forms = Counter[tuple[str | None, tuple[str, ...]]]
+
+
 def build_cast(
     mentions: Sequence[Mention],
     speakers: Counter[str],
@@ -491,12 +110,40 @@ def build_cast(
     user's corrections: names `split` off the person they were merged into, and each
     `merge` group made one person."""
     cast = Cast()
-    forms: Counter[tuple[str | None, tuple[str, ...]]] = Counter()
+    forms: _Forms = Counter()
     for m in mentions:
         forms[(_norm(m.title) if m.title else None, m.words)] += 1
-    # 1. full names (two words or more), a title's gender kept
-    # ("Mrs. Charles Wilcox" is not Charles Wilcox: a title of the other gender is another
-    # person, the more frequent gender keeping the name without a title)
+    full, other = _full_names(forms)
+    titled = _titled_names(forms, full)
+    singles = _single_names(forms, full, titled)
+    people: dict[int, Person] = {}
+    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
+        people[id(p)] = p
+    for p in people.values():
+        cast.people[p.key] = p
+        for alias in p.names:
+            cast.by_name.setdefault(_norm(alias), p.key)
+    for name in split:
+        _split(cast, name)
+    for group in merge:
+        _merge(cast, group)
+    for name, n in speakers.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].speaks += n
+    for name, n in addressed.items():
+        key = cast.by_name.get(_norm(name))
+        if key:
+            cast.people[key].addressed += n
+    return cast
+
+
+def _full_names(
+    forms: _Forms,
+) -> tuple[dict[tuple[str, ...], Person], dict[tuple[str, tuple[str, ...]], Person]]:
+    """1. Full names (two words or more), a title's gender kept ("Mrs. Charles Wilcox" is
+    not Charles Wilcox: a title of the other gender is another person, the more frequent
+    gender keeping the name without a title): the people by their words, and the others."""
     full: dict[tuple[str, ...], Person] = {}
     other: dict[tuple[str, tuple[str, ...]], Person] = {}
     for (title, words), n in sorted(
@@ -512,10 +159,16 @@ def build_cast(
             p = other.setdefault((g, words), Person(key=f"{title} {' '.join(words)}"))
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
-    # 2. title and surname ("Mr. Weston" and "Mrs. Weston" are two, "Miss Bennet" and
-    # "Mrs. Bennet" too): the full name of that surname seen with that very title, when
-    # the full name is not rare beside it, or is the formal name it is introduced by;
-    # else, when the book gives that surname no other title, its one full name
+    return full, other
+
+
+def _titled_names(
+    forms: _Forms, full: dict[tuple[str, ...], Person]
+) -> dict[tuple[str, str], Person]:
+    """2. Title and surname ("Mr. Weston" and "Mrs. Weston" are two, "Miss Bennet" and
+    "Mrs. Bennet" too): the full name of that surname seen with that very title, when the
+    full name is not rare beside it, or is the formal name it is introduced by; else, when
+    the book gives that surname no other title, its one full name. By (title class, surname)."""
     titled: dict[tuple[str, str], Person] = {}
     for (title, words), n in sorted(forms.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
         if len(words) != 1 or title is None:
@@ -523,37 +176,47 @@ def build_cast(
         kind = title_class(title)
         p = titled.get((kind, words[0]))
         if p is None:
-            count = sum(
-                c for (t, w), c in forms.items() if w == words and t and title_class(t) == kind
-            )
-            # how often the surname takes another title ("Mrs. Denham", beside "Mr. Denham")
-            others = sum(
-                c
-                for (t, w), c in forms.items()
-                if t and w[-1:] == words and len(w) == 1 and title_class(t) != kind
-            )
-            matches = [
-                f
-                for w, f in full.items()
-                if w[-1] == words[0]
-                and (kind in f.titles or (not f.titles and others * 3 <= count))
-            ]
-            size = sum(matches[0].names.values()) if len(matches) == 1 else 0
-            # the full name with its given name alone ("Charles" is called so 130 times:
-            # not a formal name to be merged with "Mr. Wilcox", his father)
-            called = size + sum(
-                forms.get((None, (w[0],)), 0)
-                for w, f in full.items()
-                if matches and f is matches[0]
-            )
-            if len(matches) == 1 and (size * 4 >= count or called * 10 <= count):
-                p = matches[0]
-            else:
-                p = Person(key=f"{title} {words[0]}")
-            titled[(kind, words[0])] = p
+            p = titled[(kind, words[0])] = _titled_person(title, words, kind, forms, full)
         p.names[_alias(title, words)] += n
         _vote_title(p, title, n)
-    # 3. a single name: the given name of one full name, else a surname, else its own
+    return titled
+
+
+def _titled_person(
+    title: str,
+    words: tuple[str, ...],
+    kind: str,
+    forms: _Forms,
+    full: dict[tuple[str, ...], Person],
+) -> Person:
+    """The person a title and surname first seen names: a full name's, or its own."""
+    count = sum(c for (t, w), c in forms.items() if w == words and t and title_class(t) == kind)
+    # how often the surname takes another title ("Mrs. Denham", beside "Mr. Denham")
+    others = sum(
+        c
+        for (t, w), c in forms.items()
+        if t and w[-1:] == words and len(w) == 1 and title_class(t) != kind
+    )
+    matches = [
+        f
+        for w, f in full.items()
+        if w[-1] == words[0] and (kind in f.titles or (not f.titles and others * 3 <= count))
+    ]
+    size = sum(matches[0].names.values()) if len(matches) == 1 else 0
+    # the full name with its given name alone ("Charles" is called so 130 times:
+    # not a formal name to be merged with "Mr. Wilcox", his father)
+    called = size + sum(
+        forms.get((None, (w[0],)), 0) for w, f in full.items() if matches and f is matches[0]
+    )
+    if len(matches) == 1 and (size * 4 >= count or called * 10 <= count):
+        return matches[0]
+    return Person(key=f"{title} {words[0]}")
+
+
+def _single_names(
+    forms: _Forms, full: dict[tuple[str, ...], Person], titled: dict[tuple[str, str], Person]
+) -> dict[str, Person]:
+    """3. A single name: the given name of one full name, else a surname, else its own."""
     singles: dict[str, Person] = {}
     for (title, words), n in sorted(forms.items(), key=lambda kv: kv[0][1]):
         if len(words) != 1 or title is not None:
@@ -583,26 +246,7 @@ def build_cast(
                 p = Person(key=w)
         singles[w] = p
         p.names[w] += n
-    people: dict[int, Person] = {}
-    for p in [*full.values(), *other.values(), *titled.values(), *singles.values()]:
-        people[id(p)] = p
-    for p in people.values():
-        cast.people[p.key] = p
-        for alias in p.names:
-            cast.by_name.setdefault(_norm(alias), p.key)
-    for name in split:
-        _split(cast, name)
-    for group in merge:
-        _merge(cast, group)
-    for name, n in speakers.items():
-        key = cast.by_name.get(_norm(name))
-        if key:
-            cast.people[key].speaks += n
-    for name, n in addressed.items():
-        key = cast.by_name.get(_norm(name))
-        if key:
-            cast.people[key].addressed += n
-    return cast
+    return singles
 
 
 def _split(cast: Cast, name: str) -> None:
@@ -622,12 +266,12 @@ def _split(cast: Cast, name: str) -> None:
     for alias in aliases:
         n = p.names.pop(alias)
         new.names[alias] += n
-        _vote_title(new, _title_of(alias), n)
+        _vote_title(new, title_of(alias), n)
         cast.by_name[_norm(alias)] = new.key
     p.titles.clear()
     p.titled = None
     for alias, n in p.names.items():
-        _vote_title(p, _title_of(alias), n)
+        _vote_title(p, title_of(alias), n)
     cast.people[new.key] = new
 
 
@@ -707,32 +351,6 @@ def _vote_title(p: Person, title: str | None, n: int) -> None:
         p.titled = "male" if male > female else "female"
 
 
-#: Titles written two ways: one class each ("Doctor Watson" is "Dr. Watson").
-_TITLE_CLASS = {
-    "Mister": "Mr",
-    "Doctor": "Dr",
-    "Captain": "Capt",
-    "Colonel": "Col",
-    "General": "Gen",
-    "Professor": "Prof",
-    "Reverend": "Rev",
-    "Lieutenant": "Lt",
-    "Lieut": "Lt",
-    "Sergeant": "Sgt",
-    "Madame": "Mme",
-    "Mademoiselle": "Mlle",
-    "Monsieur": "M",
-    "Mons": "M",
-    "Fraulein": "Fräulein",
-    "Saint": "St",
-}
-
-
-def title_class(title: str) -> str:
-    t = title.rstrip(".")
-    return _TITLE_CLASS.get(t, t)
-
-
 def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
     """Votes for a person's gender: a name opening its sentence, and the first subject or
     reflexive pronoun after it (he, himself; she, herself) before another name. "His",
@@ -761,4 +379,6 @@ def pronoun_votes(text: str, mentions: Sequence[Mention], cast: Cast) -> None:
 
 
 _LOCATIVE = re.compile(r"\b(?:in|at|into|near|through|across)\s+(?:the\s+)?$", re.I)
+
+
 _SUBJECT_PRONOUN = re.compile(r"\b(he|himself|she|herself)\b", re.I)
