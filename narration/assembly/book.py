@@ -92,83 +92,31 @@ def assemble_book(
     `arrivals`, a chapter given without clips (None) is assembled when they arrive there,
     while the others are: the build's synthesis hands each chapter over as it is ready.
     """
-    audio_config = audio
-    total = numbering[1] if numbering else len(chapters)
-    cover = cover_bytes(show)
-    results: list[AssembledEpisode | None] = [None] * len(chapters)
-    stems = [
-        chapter_stem(numbering[0] if numbering else k + 1, total, cast.chapter.id)
-        for k, (cast, _) in enumerate(chapters)
-    ]
-    made: dict[int, ChapterWork] = {}
-
-    def admit(k: int, clips: Sequence[Sequence[Clip]]) -> ChapterWork | None:
-        """The chapter kept as an earlier build made it, or its work to do."""
-        cast = chapters[k][0]
-        number = numbering[0] if numbering else k + 1
-        digest = chapter_digest(
-            cast,
-            clips,
-            number=number,
-            total=total,
-            show=show,
-            pauses=pauses,
-            audio_config=audio_config,
-            cover=cover,
-        )
-        kept = current(out_dir, state_dir, stems[k], digest)
-        if kept is not None and (not m4b or kept.aac_key == aac_key(digest)):
-            results[k] = kept
-            if progress:
-                progress(kept)
-            return None
-        if kept is not None and not (kept.mix and kept.lead):  # made before these were kept
-            kept = None
-        job = ChapterJob(
-            cast=cast,
-            clips=clips,
-            number=number,
-            total=total,
-            show=show,
-            pauses=pauses,
-            audio=audio_config,
-            out_dir=out_dir,
-            state_dir=state_dir,
-            cover=cover,
-            stem=stems[k],
-            digest=digest,
-            m4b=m4b,
-            kept=kept,
-        )
-        made[k] = ChapterWork(job)
-        return made[k]
-
+    book = _Book(chapters, show, pauses, audio, out_dir, state_dir, numbering, m4b, progress)
     if numbering is None:
-        prune_state(state_dir, set(stems))
+        prune_state(state_dir, set(book.stems))
     given = [(k, clips) for k, (_, clips) in enumerate(chapters) if clips is not None]
-    todo = [(k, w) for k, clips in given if (w := admit(k, clips)) is not None]
+    todo = [(k, w) for k, clips in given if (w := book.admit(k, clips)) is not None]
     if not todo and arrivals is None:
-        return _pruned([r for r in results if r is not None], state_dir, numbering)
+        return book.episodes()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)  # the timelines are written there
     except OSError as exc:
         raise OutputError(f"{state_dir}: {exc.strerror or exc}") from None
-
-    def seconds(w: ChapterWork) -> float:
-        return sum(c.seconds for group in w.job.clips for c in group)
-
     # longest first: its plan, the one step that cannot be shared, starts at once (chapters
     # arriving one by one are taken in their order)
-    todo.sort(key=lambda t: (-seconds(t[1]), t[0]))
+    todo.sort(key=lambda t: (-t[1].seconds, t[0]))
     if arrivals is None:
-        pieces = sum(timeline.expected_pieces(seconds(w)) for _, w in todo)
+        pieces = sum(timeline.expected_pieces(w.seconds) for _, w in todo)
         workers = max(1, min(jobs or cores(), pieces))
     else:
         workers = max(1, jobs or cores())
 
     def arrive() -> list[ChapterWork]:
         assert arrivals is not None
-        return [w for k, clips in sorted(arrivals.take()) if (w := admit(k, clips)) is not None]
+        return [
+            w for k, clips in sorted(arrivals.take()) if (w := book.admit(k, clips)) is not None
+        ]
 
     drive(
         deque(w for _, w in todo),
@@ -178,12 +126,89 @@ def assemble_book(
         arrive if arrivals is not None else None,
         arrivals,
     )
-    for k, work in made.items():
-        results[k] = work.episode
-    missing = [stems[k] for k, r in enumerate(results) if r is None]
-    if missing:  # pragma: no cover - the producer closed without handing every chapter over
-        raise OutputError(f"{out_dir / missing[0]}: its clips never arrived for assembly")
-    return _pruned([r for r in results if r is not None], state_dir, numbering)
+    return book.episodes()
+
+
+class _Book:
+    """The book's chapters as assembly finds them: each kept as an earlier build made it,
+    or admitted as work to do."""
+
+    def __init__(
+        self,
+        chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]] | None]],
+        show: Show,
+        pauses: PausesConfig,
+        audio: AudioConfig,
+        out_dir: Path,
+        state_dir: Path,
+        numbering: tuple[int, int] | None,
+        m4b: bool,
+        progress: Callable[[AssembledEpisode], None] | None,
+    ) -> None:
+        self.chapters, self.show, self.pauses, self.audio = chapters, show, pauses, audio
+        self.out_dir, self.state_dir, self.numbering = out_dir, state_dir, numbering
+        self.m4b, self.progress = m4b, progress
+        self.total = numbering[1] if numbering else len(chapters)
+        self.cover = cover_bytes(show)
+        self.results: list[AssembledEpisode | None] = [None] * len(chapters)
+        self.stems = [
+            chapter_stem(self.number(k), self.total, cast.chapter.id)
+            for k, (cast, _) in enumerate(chapters)
+        ]
+        self.made: dict[int, ChapterWork] = {}
+
+    def number(self, k: int) -> int:
+        return self.numbering[0] if self.numbering else k + 1
+
+    def admit(self, k: int, clips: Sequence[Sequence[Clip]]) -> ChapterWork | None:
+        """The chapter kept as an earlier build made it, or its work to do."""
+        cast = self.chapters[k][0]
+        digest = chapter_digest(
+            cast,
+            clips,
+            number=self.number(k),
+            total=self.total,
+            show=self.show,
+            pauses=self.pauses,
+            audio_config=self.audio,
+            cover=self.cover,
+        )
+        kept = current(self.out_dir, self.state_dir, self.stems[k], digest)
+        if kept is not None and (not self.m4b or kept.aac_key == aac_key(digest)):
+            self.results[k] = kept
+            if self.progress:
+                self.progress(kept)
+            return None
+        if kept is not None and not (kept.mix and kept.lead):  # made before these were kept
+            kept = None
+        job = ChapterJob(
+            cast=cast,
+            clips=clips,
+            number=self.number(k),
+            total=self.total,
+            show=self.show,
+            pauses=self.pauses,
+            audio=self.audio,
+            out_dir=self.out_dir,
+            state_dir=self.state_dir,
+            cover=self.cover,
+            stem=self.stems[k],
+            digest=digest,
+            m4b=self.m4b,
+            kept=kept,
+        )
+        self.made[k] = ChapterWork(job)
+        return self.made[k]
+
+    def episodes(self) -> list[AssembledEpisode]:
+        """Every chapter's episode, in book order."""
+        for k, work in self.made.items():
+            self.results[k] = work.episode
+        missing = [self.stems[k] for k, r in enumerate(self.results) if r is None]
+        if missing:  # pragma: no cover - the producer closed without handing every chapter over
+            raise OutputError(f"{self.out_dir / missing[0]}: its clips never arrived for assembly")
+        episodes = [r for r in self.results if r is not None]
+        return _pruned(episodes, self.state_dir, self.numbering)
 
 
 def _pruned(

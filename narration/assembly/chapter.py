@@ -108,6 +108,11 @@ class ChapterWork:
         self.made: AssembledEpisode | None = self.job.kept  # written, its AAC perhaps to come
         self.episode: AssembledEpisode | None = None  # done
 
+    @property
+    def seconds(self) -> float:
+        """How long its clips play, all told."""
+        return sum(c.seconds for group in self.job.clips for c in group)
+
     def start(self) -> list[Task]:
         job = PlanJob(
             self.job.cast,
@@ -274,10 +279,8 @@ class ChapterWork:
     def _write(self) -> None:
         """Join the pieces, tag, write the sidecars, rename into place, remember the inputs."""
         assert self.plan is not None
-        plan, cast = self.plan, self.job.cast
+        plan = self.plan
         encoded = [self.encoded[k] for k in range(len(plan.pieces))]
-        loudness = sig.gated_loudness_of([e.hops for e in encoded], sig.HOP)
-        peak = max(e.true_peak for e in encoded)
         ratio = sig.OUT_RATE // sig.RATE
         shifts, frames = [], 0
         for piece, enc in zip(plan.pieces, encoded, strict=True):
@@ -286,7 +289,22 @@ class ChapterWork:
         timing = Timing(tuple(p.start for p in plan.pieces), tuple(shifts))
         duration = timing.duration(plan.total)
         marks = [(0.0 if m.start == 0 else timing.seconds(m.start), m.title) for m in plan.markers]
-        vtt_path, json_path = self.vtt, self.chapters_json
+        self._join(encoded, timing, duration, marks)
+        for k in range(len(plan.pieces)):
+            discard(piece_path(self.timeline, k))  # the timeline stays for the AAC
+        self.made = self._episode(encoded, timing, duration, marks, frames)
+
+    def _join(
+        self,
+        encoded: list[Encoded],
+        timing: Timing,
+        duration: float,
+        marks: list[tuple[float, str]],
+    ) -> None:
+        """The MP3 (its pieces end to end, then tagged), transcript and chapters, each
+        written beside its name and renamed into place."""
+        assert self.plan is not None
+        job = self.job
         tmp = temp_path(self.mp3)
         try:
             try:
@@ -301,25 +319,35 @@ class ChapterWork:
             write_tags(
                 tmp,
                 self.mp3,
-                cast=cast,
-                number=self.job.number,
-                total=self.job.total,
-                show=self.job.show,
-                cover=self.job.cover,
+                cast=job.cast,
+                number=job.number,
+                total=job.total,
+                show=job.show,
+                cover=job.cover,
                 marks=marks,
                 duration=duration,
             )
-            replace_file(vtt_path, vtt(cast, plan.cues, timing, duration).encode("utf-8"))
-            replace_file(json_path, chapters_json(marks).encode("utf-8"))
+            cues = vtt(job.cast, self.plan.cues, timing, duration)
+            replace_file(self.vtt, cues.encode("utf-8"))
+            replace_file(self.chapters_json, chapters_json(marks).encode("utf-8"))
             try:
                 os.replace(tmp, self.mp3)
             except OSError as exc:
                 raise OutputError(f"{self.mp3}: {exc.strerror or exc}") from None
         finally:
             discard(tmp)
-        for k in range(len(plan.pieces)):
-            discard(piece_path(self.timeline, k))  # the timeline stays for the AAC
 
+    def _episode(
+        self,
+        encoded: list[Encoded],
+        timing: Timing,
+        duration: float,
+        marks: list[tuple[float, str]],
+        frames: int,
+    ) -> AssembledEpisode:
+        """The episode just written, with what was measured of it."""
+        assert self.plan is not None
+        plan, cast = self.plan, self.job.cast
         # each voice's stretches heard back to back, from piece to piece
         heard = {
             name: sig.gated_loudness(
@@ -332,14 +360,15 @@ class ChapterWork:
         }
         chapter = cast.chapter
         labels = {p.voice.name: p.voice.label for p in cast.parts}
-        self.made = AssembledEpisode(
+        ratio = sig.OUT_RATE // sig.RATE
+        return AssembledEpisode(
             number=self.job.number,
             chapter_id=chapter.id,
             title=chapter.title,
             author=chapter.author,
             mp3=self.mp3,
-            vtt=vtt_path,
-            chapters_json=json_path,
+            vtt=self.vtt,
+            chapters_json=self.chapters_json,
             seconds=round(duration, 3),
             size=self.mp3.stat().st_size,
             voices=tuple(v.label for v in cast.voices),
@@ -348,8 +377,8 @@ class ChapterWork:
             pieces=len(plan.pieces),
             pieces_encoded=self.encodes,
             piece_keys=tuple(sorted(self.used)),
-            loudness=round(loudness, 2),
-            true_peak=round(peak, 2),
+            loudness=round(sig.gated_loudness_of([e.hops for e in encoded], sig.HOP), 2),
+            true_peak=round(max(e.true_peak for e in encoded), 2),
             voice_gains={
                 labels[n]: round(db + self.chapter_db, 2) for n, db in self.voice_db.items()
             },
