@@ -245,17 +245,8 @@ def _content(clip: Clip) -> str:
     return clip.digest or clip.key
 
 
-def lay_out(
-    cast: CastChapter,
-    clips: Sequence[Sequence[Clip]],
-    pauses: PausesConfig,
-    out: BinaryIO,
-    cuts: frozenset[tuple[int, int]] = frozenset(),
-) -> Layout:
-    """Read and trim every clip and lay it out with the pauses on one int16 timeline,
-    written to `out` as it goes: a chapter's audio is never all in memory. It is cut into
-    pieces after the lines in `cuts` (see `cut_places`), where the pause can hold a cut,
-    each pause at a cut moved by under half an MP3 frame so its piece starts on a frame."""
+def _check_groups(cast: CastChapter, clips: Sequence[Sequence[Clip]]) -> None:
+    """A clip for every line of every part, or SynthesisError saying where one is missing."""
     parts = cast.parts
     if len(clips) != len(parts):
         raise SynthesisError(
@@ -267,9 +258,12 @@ def lay_out(
                 f"segment {part.id}: {len(group)} clips for {len(part.lines)} lines"
             )
 
-    # which clips to measure per voice: about VOICE_SAMPLE_SECONDS each, by their content
+
+def _measured(cast: CastChapter, clips: Sequence[Sequence[Clip]]) -> set[tuple[int, int]]:
+    """The clips (part, line) each voice's gain is measured on: about VOICE_SAMPLE_SECONDS
+    a voice, picked by their content."""
     per_voice: dict[str, list[tuple[int, int]]] = {}
-    for i, part in enumerate(parts):
+    for i, part in enumerate(cast.parts):
         per_voice.setdefault(part.voice.name, []).extend((i, j) for j in range(len(part.lines)))
     measured: set[tuple[int, int]] = set()
     for keys in per_voice.values():
@@ -277,6 +271,35 @@ def lay_out(
         stride = max(1, math.ceil(seconds / VOICE_SAMPLE_SECONDS))
         chosen = [(i, j) for i, j in keys if picked(clips[i][j].key, stride)]
         measured.update(chosen or keys)
+    return measured
+
+
+def _speech(clip: Clip, part_id: str) -> np.ndarray:
+    """A clip's speech as the timeline holds it: trimmed of the engine's silence, its phase
+    rotated, scaled to int16."""
+    samples = sig.read_clip(clip.path, clip.digest)
+    if samples.size == 0:
+        raise SynthesisError(f"{clip.path}: empty clip for segment {part_id}")
+    a, b = sig.speech_bounds(samples)
+    rotated = sig.lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b])
+    scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
+    return np.clip(scaled, -32768, 32767).astype("<i2")
+
+
+def lay_out(
+    cast: CastChapter,
+    clips: Sequence[Sequence[Clip]],
+    pauses: PausesConfig,
+    out: BinaryIO,
+    cuts: frozenset[tuple[int, int]] = frozenset(),
+) -> Layout:
+    """Read and trim every clip and lay it out with the pauses on one int16 timeline,
+    written to `out` as it goes: a chapter's audio is never all in memory. It is cut into
+    pieces after the lines in `cuts` (see `cut_places`), where the pause can hold a cut,
+    each pause at a cut moved by under half an MP3 frame so its piece starts on a frame."""
+    _check_groups(cast, clips)
+    parts = cast.parts
+    measured = _measured(cast, clips)
 
     voice_audio: dict[str, list[np.ndarray]] = {}
     voice_clips: dict[str, list[str]] = {}
@@ -312,13 +335,7 @@ def lay_out(
         for j, clip in enumerate(group):
             if j:
                 pause(ms(pauses.sentence))
-            samples = sig.read_clip(clip.path, clip.digest)
-            if samples.size == 0:
-                raise SynthesisError(f"{clip.path}: empty clip for segment {part.id}")
-            a, b = sig.speech_bounds(samples)
-            rotated = sig.lfilter(_ROTATOR_B, _ROTATOR_A, samples[a:b])
-            scaled = np.rint(rotated * (TIMELINE_SCALE / 32768.0))
-            speech = np.clip(scaled, -32768, 32767).astype("<i2")
+            speech = _speech(clip, part.id)
             silence_to(pos)
             out.write(speech.tobytes())
             written += speech.size
