@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import eyed3
-import miniaudio
 import mutagen.id3
 import mutagen.mp3
 import numpy as np
@@ -30,7 +29,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from scipy.signal import resample_poly
 
 from narration import assembly
 from narration.assembly import (
@@ -59,6 +57,8 @@ from narration.model import (
     Source,
     Voice,
 )
+
+from .support import decode, lufs, true_peak_db
 
 NARRATOR = Voice("narrator", "Narrator", "gmw/en-us", 175, 45, 1.0)
 KOLLONTAI = Voice("kollontai", "Alexandra Kollontai", "gmw/en-gb-x-rp+f2", 165, 62, 1.0)
@@ -165,24 +165,6 @@ def make_show(folder: Path, year: int | None = 1921, recorded: int | None = 2026
         recorded=recorded,
         cover=cover,
     )
-
-
-def decode(path: Path) -> np.ndarray:
-    """The MP3 as a player decodes it: float samples at 44.1 kHz, LAME's delay included."""
-    decoded = miniaudio.decode_file(
-        str(path), output_format=miniaudio.SampleFormat.FLOAT32, nchannels=1, sample_rate=44100
-    )
-    return np.asarray(decoded.samples, dtype=np.float32)
-
-
-def true_peak_db(x: np.ndarray) -> float:
-    """BS.1770-4 true peak, 4x oversampled with SciPy's polyphase filter (not narrate's)."""
-    up = resample_poly(x.astype(np.float64), 4, 1)
-    return 20 * math.log10(float(np.max(np.abs(up))))
-
-
-def lufs(x: np.ndarray, rate: int = 44100) -> float:
-    return float(pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64)))
 
 
 @dataclass

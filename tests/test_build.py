@@ -1,17 +1,15 @@
 """The whole pipeline on the real seeds with the real engine, through the command line.
 
-One project is built once for the module; the tests then rebuild it the way users do (nothing
-changed, one voice's rate changed, changed back) and compare a second project built from
-scratch with its own clip cache and one synthesis worker: the same inputs must give the same
-bytes, whatever the engine rendered before and however the work was spread.
+The session's cold build of the seeds (conftest's seeds_build) is read here; the tests then
+rebuild a copy of it the way users do (nothing changed, one voice's rate changed, changed
+back) and compare a second project built from scratch with its own clip cache and one
+synthesis worker: the same inputs must give the same bytes, whatever the engine rendered
+before and however the work was spread.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +22,19 @@ from narration import layout
 from narration.cli import main
 from narration.synthesis import synth
 
-from .conftest import REPO
-
-#: Written by every build (its timings): not part of the product.
-NOT_PRODUCT = {"build.json"}
-
-
-def build(root: Path, *args: str) -> dict:
-    result = CliRunner().invoke(main, ["build", "-p", str(root), *args])
-    assert result.exit_code == 0, result.output
-    assert re.search(r"Built \d+ chapters, [\d.]+ min of audio", result.output), result.output
-    return json.loads((root / "output" / "build.json").read_text(encoding="utf-8"))
-
-
-def products(out: Path) -> dict[str, tuple[str, int]]:
-    """Every file the build delivers (all of output/ but build.json), with sha256 and mtime."""
-    found = {}
-    for p in sorted(out.rglob("*")):
-        rel = p.relative_to(out)
-        if p.is_file() and rel.name not in NOT_PRODUCT:
-            found[str(rel)] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-    return found
-
-
-def new_project(root: Path) -> Path:
-    root.mkdir()
-    shutil.copytree(REPO / "seeds", root / "seeds")
-    for name in ("voices.yaml", "podcast.yaml"):
-        shutil.copy(REPO / name, root / name)
-    return root
+from .support import build, copy_build, decode, lufs, new_project, products, true_peak_db
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = new_project(tmp_path_factory.mktemp("e2e") / "book")
-    return root, build(root)
+def built(seeds_build: tuple[Path, dict]) -> tuple[Path, dict]:
+    """The session's cold build of the seeds (conftest): read here, rebuilt only in a copy."""
+    return seeds_build
 
 
+@pytest.mark.slow
 def test_the_seeds_chapters_play_at_mono_podcast_loudness(built: tuple[Path, dict]) -> None:
     """-19 LUFS (mono: as loud as a stereo show at -16), true peak at most -1 dBTP, as a
     player decodes the MP3 (measured by pyloudnorm and SciPy, not by narrate)."""
-    from .test_assemble import decode, lufs, true_peak_db
-
     root, report = built
     for chapter in report["chapters"]:
         x = decode(root / "output" / chapter["mp3"])
@@ -73,6 +42,7 @@ def test_the_seeds_chapters_play_at_mono_podcast_loudness(built: tuple[Path, dic
         assert true_peak_db(x) <= -1.0 + 0.1, (chapter["mp3"], true_peak_db(x))
 
 
+@pytest.mark.slow
 def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path, dict]) -> None:
     root, report = built
     out = root / "output"
@@ -102,10 +72,11 @@ def test_cold_build_renders_every_line_and_delivers_every_file(built: tuple[Path
     assert (out / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_rebuilds_do_only_what_changed(
-    built: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+    built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root, first = built
+    root, first = copy_build(built, tmp_path / "book")
     out = root / "output"
     before = products(out)
     started: list[int] = []
@@ -159,6 +130,7 @@ def test_rebuilds_do_only_what_changed(
     assert first["totals"]["seconds"] == back["totals"]["seconds"]
 
 
+@pytest.mark.slow
 def test_the_users_cover_goes_out_as_given(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,6 +177,7 @@ def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
     assert not (root / "output").exists() and not (root / ".narrate").exists()
 
 
+@pytest.mark.slow
 def test_a_fresh_build_elsewhere_is_byte_identical(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

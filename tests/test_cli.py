@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from narration.cli import main
 
-from .conftest import tree_digest
+from .support import tree_digest
 
 
 def run(*args: str):

@@ -20,8 +20,7 @@ from click.testing import CliRunner
 
 from narration.cli import main
 
-from .conftest import tree_digest
-from .test_build import build, new_project, products
+from .support import build, new_project, products, tree_digest
 
 distributed = pytest.importorskip(
     "distributed", reason="the cluster tests need the dask extra: pip install -e '.[dask]'"
@@ -38,10 +37,10 @@ def local_cluster() -> object:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The seeds built locally, as today: what every cluster build must give, byte for byte."""
-    root = new_project(tmp_path_factory.mktemp("local") / "book")
-    build(root)
+def reference(seeds_build: tuple[Path, dict]) -> dict[str, str]:
+    """The seeds built locally, as today (the session's cold build, conftest's seeds_build):
+    what every cluster build must give, byte for byte."""
+    root, _ = seeds_build
     return {k: v[0] for k, v in products(root / "output").items()}
 
 
@@ -49,6 +48,7 @@ def _digests(root: Path) -> dict[str, str]:
     return {k: v[0] for k, v in products(root / "output").items()}
 
 
+@pytest.mark.slow
 def test_the_seeds_built_on_the_cluster_are_the_local_build_byte_for_byte(
     local_cluster: object,
     reference: dict[str, str],
@@ -71,6 +71,7 @@ def test_the_seeds_built_on_the_cluster_are_the_local_build_byte_for_byte(
     assert report["totals"]["rendered"] == 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_build_loses_nothing(
     local_cluster: object, reference: dict[str, str], tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_worker_killed_mid_build_loses_nothing(
         client.close()
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line_and_leaves_output_alone(tmp_path: Path) -> None:
     root = new_project(tmp_path / "book")
     build(root)
@@ -136,6 +138,7 @@ def test_workers_without_the_engine_or_with_another_version_are_refused() -> Non
     }
 
 
+@pytest.mark.slow
 def test_several_books_in_one_command_share_the_cluster_and_the_cache(
     local_cluster: object,
     reference: dict[str, str],
@@ -154,6 +157,7 @@ def test_several_books_in_one_command_share_the_cluster_and_the_cache(
     assert _digests(one) == _digests(two) == reference
 
 
+@pytest.mark.slow
 def test_workers_starts_a_local_cluster_for_the_build(
     reference: dict[str, str], tmp_path: Path
 ) -> None:
@@ -168,6 +172,7 @@ def _narrate_tasks(dask_scheduler: object) -> list[str]:
     return [str(k) for k in dask_scheduler.tasks if str(k).startswith("narrate-")]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_build_in_one_line_and_its_tasks_on_the_cluster(
     local_cluster: object, tmp_path: Path
 ) -> None:

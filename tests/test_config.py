@@ -15,7 +15,7 @@ from narration.cli import main
 from narration.config import load_podcast, load_voices
 from narration.errors import ConfigError
 
-from .conftest import tree_digest
+from .support import tree_digest
 
 GOOD = """\
 voices:
@@ -427,7 +427,7 @@ def test_build_with_kokoro_voice_and_no_extra_is_one_line_per_voice(
 
     monkeypatch.setattr(kokoro, "missing_packages", lambda: ["onnxruntime", "kokoro_onnx"])
     root = make_project()
-    from .conftest import REPO
+    from .support import REPO
 
     (root / "voices.kokoro.yaml").write_text(
         (REPO / "voices.kokoro.yaml").read_text(encoding="utf-8"), encoding="utf-8"
@@ -447,7 +447,7 @@ def test_build_with_kokoro_voice_and_no_extra_is_one_line_per_voice(
 
 
 def test_the_seeds_kokoro_cast_gives_four_distinct_kokoro_voices(tmp_path: Path) -> None:
-    from .conftest import REPO
+    from .support import REPO
 
     config = load_voices(REPO / "voices.kokoro.yaml", catalog=_catalog())
     voices = config.voices

@@ -29,8 +29,7 @@ from narration.pipeline.checks import check_project, resolve_show
 from narration.pipeline.project import open_project
 from narration.reading import read_seed_file
 
-from .conftest import REPO
-from .support import start_epub
+from .support import REPO, start_epub
 
 OPF_NS = "http://www.idpf.org/2007/opf"
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"

@@ -1,8 +1,9 @@
 """The feed: read back by two independent parsers, checked against the real files, stable.
 
 Test episodes are real: sentences spoken by espeak-ng (pyttsx3, in a subprocess), encoded
-to MP3 with lameenc, with a WebVTT transcript and JSON chapters written beside them. The
-helpers here are shared with test_page.py and test_serve.py.
+to MP3 with lameenc, with a WebVTT transcript and JSON chapters written beside them, by
+tests/support.py's helpers (which test_page.py and test_serve.py use too); conftest's
+`speech` renders the sentences once a session.
 """
 
 from __future__ import annotations
@@ -10,29 +11,23 @@ from __future__ import annotations
 import html
 import io
 import json
-import math
 import os
-import subprocess
-import sys
 import time
 import uuid
 import wave
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import feedparser
-import lameenc
 import mutagen.mp3
 import podcastparser
 import pytest
 from lxml import etree
-from PIL import Image
 
 from narration.config import PodcastConfig
 from narration.errors import ConfigError, InputError, OutputError
-from narration.model import Episode, Show
 from narration.publishing.feed import (
     ITUNES_NS,
     PODCAST_NS,
@@ -42,188 +37,19 @@ from narration.publishing.feed import (
 )
 from narration.publishing.page import write_page
 
-LOOPBACK = "http://127.0.0.1:8000/"
+from .support import (
+    DEFAULT_SPECS,
+    LOOPBACK,
+    SENTENCES,
+    TRICKY_AUTHOR,
+    TRICKY_TITLE,
+    VOICES,
+    ChapterSpec,
+    build_podcast,
+    make_show,
+)
+
 NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": "http://www.w3.org/2005/Atom"}
-
-# Titles and names with every character XML and HTML escape, and a few others.
-TRICKY_TITLE = "Bread & Roses: <the> \"strike\" at O'Brien's — été"
-TRICKY_AUTHOR = "Kollontai & <Serge> \"A\" 'B'"
-
-SENTENCES = (
-    "Chapter one. The meeting at the factory gate.",
-    "The workers and their unions must decide, said the opposition.",
-    "I had long discussions with the comrades that winter.",
-    "Bread and roses, they sang, and the hall went quiet.",
-)
-VOICES = ("Narrator", "Alexandra Kollontai", "Victor Serge", "Narrator")
-
-_SPEAK = r"""
-import ctypes, os, sys
-import espeakng_loader
-ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
-os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-import pyttsx3
-engine = pyttsx3.init("espeak")
-out = sys.argv[1]
-for i, text in enumerate(sys.argv[2:]):
-    path = os.path.join(out, f"{i}.wav")
-    for attempt in range(4):  # the driver sometimes writes nothing, or an empty file
-        engine.save_to_file(text, path)
-        engine.runAndWait()
-        if os.path.exists(path) and os.path.getsize(path) > 1000:
-            break
-"""
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
-    """16-bit mono PCM at 22,050 Hz of each of SENTENCES, spoken by the real engine."""
-    out = tmp_path_factory.mktemp("speech")
-    subprocess.run(
-        [sys.executable, "-c", _SPEAK, str(out), *SENTENCES],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    clips = []
-    for i in range(len(SENTENCES)):
-        with wave.open(str(out / f"{i}.wav")) as w:
-            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (22050, 1, 2)
-            clips.append(w.readframes(w.getnframes()))
-    return clips
-
-
-def tone(seconds: float, freq: float = 440.0, rate: int = 22050) -> bytes:
-    """A sine tone as 16-bit mono PCM (for tests that need audio but not speech)."""
-    n = int(seconds * rate)
-    return b"".join(
-        int(6000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(2, "little", signed=True)
-        for i in range(n)
-    )
-
-
-def encode_mp3(pcm: bytes, rate: int = 22050, kbps: int = 64) -> bytes:
-    enc = lameenc.Encoder()
-    enc.set_bit_rate(kbps)
-    enc.set_in_sample_rate(rate)
-    enc.set_channels(1)
-    enc.set_quality(2)
-    return bytes(enc.encode(pcm) + enc.flush())
-
-
-def _stamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
-@dataclass(frozen=True)
-class ChapterSpec:
-    """An episode to make: which spoken clips it is made of, in order."""
-
-    chapter_id: str
-    title: str
-    clips: tuple[int, ...]
-    author: str | None = TRICKY_AUTHOR
-    slug: str | None = None  # file name stem; default: "<number>-<chapter_id>"
-
-
-def make_episode(
-    out_dir: Path, number: int, spec: ChapterSpec, pcm: list[bytes], gap: float = 0.4
-) -> Episode:
-    """Write one episode's MP3, VTT and JSON chapters into out_dir and describe it."""
-    rate = 22050
-    silence = b"\0\0" * int(gap * rate)
-    audio = b""
-    marks, cues = [], []
-    for k, idx in enumerate(spec.clips):
-        start = len(audio) / 2 / rate
-        audio += pcm[idx]
-        end = len(audio) / 2 / rate
-        audio += silence
-        marks.append(
-            {"startTime": round(start, 3), "title": f"Part {k + 1}: {SENTENCES[idx][:20]}"}
-        )
-        cues.append(
-            f"{_stamp(start)} --> {_stamp(end)}\n"
-            f"<v {VOICES[idx]}>{SENTENCES[idx].replace('&', '&amp;').replace('<', '&lt;')}"
-        )
-    stem = spec.slug or f"{number:02d}-{spec.chapter_id}"
-    mp3 = out_dir / f"{stem}.mp3"
-    mp3.write_bytes(encode_mp3(audio))
-    vtt = out_dir / f"{stem}.vtt"
-    vtt.write_text("WEBVTT\n\n" + "\n\n".join(cues) + "\n", encoding="utf-8")
-    chapters = out_dir / f"{stem}.chapters.json"
-    chapters.write_text(
-        json.dumps({"version": "1.2.0", "chapters": marks}, indent=2), encoding="utf-8"
-    )
-    return Episode(
-        number=number,
-        chapter_id=spec.chapter_id,
-        title=spec.title,
-        author=spec.author,
-        mp3=mp3,
-        vtt=vtt,
-        chapters_json=chapters,
-        seconds=len(audio) / 2 / rate,
-        size=mp3.stat().st_size,
-        voices=tuple(dict.fromkeys(VOICES[i] for i in spec.clips)),
-        description=f"{SENTENCES[spec.clips[0]]}\nSources: {TRICKY_AUTHOR}, The <Workers'> & Co.",
-    )
-
-
-DEFAULT_SPECS = (
-    ChapterSpec("workers-opposition", TRICKY_TITLE, (0, 1)),
-    ChapterSpec("memoirs", "Memoirs of a Revolutionary", (2, 3), author="Victor Serge"),
-    ChapterSpec("statement", "The statement of 27 February", (1, 2)),
-)
-
-
-def make_show(out_dir: Path, title: str = TRICKY_TITLE) -> Show:
-    """A show with a real 1400 px JPEG cover in out_dir."""
-    cover = out_dir / "cover.jpg"
-    if not cover.exists():
-        Image.new("RGB", (1400, 1400), (138, 45, 28)).save(cover, "JPEG", quality=80)
-    return Show(
-        title=title,
-        author=TRICKY_AUTHOR,
-        description=f"{TRICKY_TITLE}, read in full.\nEach source in its own voice & <tone>.",
-        language="en",
-        year=1921,
-        cover=cover,
-    )
-
-
-def build_podcast(
-    root: Path,
-    pcm: list[bytes],
-    specs: tuple[ChapterSpec, ...] = DEFAULT_SPECS,
-    *,
-    base_url: str = LOOPBACK,
-    podcast: PodcastConfig | None = None,
-    page: bool = True,
-    today: date | None = None,
-) -> tuple[list[Episode], Show, PodcastConfig, Path]:
-    """A project at root: output/ with episodes, cover, feed.xml (and index.html), narrate.lock."""
-    out = root / "output"
-    out.mkdir(parents=True, exist_ok=True)
-    episodes = [make_episode(out, n, spec, pcm) for n, spec in enumerate(specs, 1)]
-    show = make_show(out)
-    podcast = podcast or PodcastConfig(owner_name="A & B", owner_email="owner@example.org")
-    write_feed(
-        episodes,
-        show=show,
-        podcast=podcast,
-        out_dir=out,
-        base_url=base_url,
-        lock_path=root / "narrate.lock",
-        today=today,
-    )
-    if page:
-        write_page(episodes, show=show, out_dir=out)
-    return episodes, show, podcast, out
 
 
 def items_by_guid(feed_xml: Path) -> dict[str, dict[str, str]]:

@@ -25,7 +25,7 @@ from narration.synthesis.engines import KokoroEngine, Unrecoverable
 from narration.synthesis.engines import kokoro as kk
 from narration.synthesis.synth import ClipCache, check_clip, clip_key, speech_seconds, synthesize
 
-from .conftest import REPO, tree_digest
+from .support import REPO, tree_digest
 
 MISSING = kk.missing_packages()
 pytestmark = [

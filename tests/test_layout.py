@@ -190,3 +190,37 @@ def test_a_project_finds_its_files_through_the_layout(tmp_path: Path) -> None:
         project.output / "01-a.chapters.json",
     )
     assert layout.is_chapter_file("01-a.chapters.json") and not layout.is_chapter_file("a.mp3")
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module a test file imports, or may import (`from x import y` may import x.y),
+    by its dotted name in tests/ (`tests.` dropped), with its line: relative imports of
+    more than one level leave tests/ and are left out."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level <= 1:
+            module = node.module or ""
+            names = [module, *(f"{module}.{alias.name}".lstrip(".") for alias in node.names)]
+        else:
+            continue
+        for name in names:
+            absolute = isinstance(node, ast.Import) or node.level == 0
+            found.append((node.lineno, name.removeprefix("tests.") if absolute else name))
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """Test modules stand alone: what they share is in tests/support.py (helpers) or
+    tests/conftest.py (fixtures, which pytest gives by name), never imported from a sibling
+    test module or from conftest."""
+    tests = Path(__file__).resolve().parent
+    siblings = {p.stem for p in tests.glob("*.py")} - {"__init__", "support"}
+    found = {
+        f"{path.name}:{line} imports {name.split('.')[0]}"
+        for path in sorted(tests.glob("*.py"))
+        for line, name in imported_modules(path)
+        if name.split(".")[0] in siblings
+    }
+    assert not found, sorted(found)

@@ -26,10 +26,18 @@ from mutagen.mp4 import MP4
 from narration.assembly import aac, m4b
 from narration.cli import main
 
-from .test_assemble import decode, lufs, true_peak_db
-from .test_build import build, new_project
-from .test_page import CHROMIUM, CHROMIUM_ARGS
-from .test_serve import start_server, stop
+from .support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    build,
+    copy_build,
+    decode,
+    lufs,
+    new_project,
+    start_server,
+    stop,
+    true_peak_db,
+)
 
 RATE = 44100
 BOOK = "the-workers-opposition.m4b"
@@ -89,11 +97,13 @@ def pcm(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = new_project(tmp_path_factory.mktemp("m4b") / "book")
-    return root, build(root, "--m4b")
+def built(seeds_m4b_build: tuple[Path, dict]) -> tuple[Path, dict]:
+    """The session's cold build of the seeds with --m4b (conftest): read here, rebuilt only
+    in a copy or in projects of their own that take its clips."""
+    return seeds_m4b_build
 
 
+@pytest.mark.slow
 def test_the_m4b_has_every_mp3_chapter_mark_where_the_episodes_put_it(
     built: tuple[Path, dict],
 ) -> None:
@@ -118,6 +128,7 @@ def test_the_m4b_has_every_mp3_chapter_mark_where_the_episodes_put_it(
     assert report["audiobook"]["size"] == path.stat().st_size
 
 
+@pytest.mark.slow
 def test_the_m4b_is_tagged_as_an_audiobook_with_the_cover(built: tuple[Path, dict]) -> None:
     root, _ = built
     out = root / "output"
@@ -151,6 +162,7 @@ def test_the_m4b_is_tagged_as_an_audiobook_with_the_cover(built: tuple[Path, dic
     assert b"Lavf" not in data
 
 
+@pytest.mark.slow
 def test_the_m4b_is_the_mp3s_audio_at_mono_podcast_loudness(built: tuple[Path, dict]) -> None:
     """Decoded, it measures -19 +/- 1 LUFS under the -1 dBTP ceiling, and each chapter is its
     MP3's audio where its marks say (the same levelled samples, encoded twice)."""
@@ -170,15 +182,17 @@ def test_the_m4b_is_the_mp3s_audio_at_mono_podcast_loudness(built: tuple[Path, d
         first += len(json.loads(mp3.with_suffix(".chapters.json").read_text())["chapters"])
 
 
+@pytest.mark.slow
 def test_builds_give_the_same_m4b_and_a_rebuild_that_changes_nothing_keeps_it(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, _ = built
     book = root / "output" / BOOK
-    before = book.stat().st_mtime_ns
-    report = build(root, "--m4b")
+    copy, _ = copy_build(built, tmp_path / "again")
+    before = (copy / "output" / BOOK).stat().st_mtime_ns
+    report = build(copy, "--m4b")
     assert report["audiobook"]["written"] is False
-    assert book.stat().st_mtime_ns == before
+    assert (copy / "output" / BOOK).stat().st_mtime_ns == before
 
     # another clean build, on one process (the clips from the first: their own test is
     # test_build's), and through podcast.yaml rather than the flag
@@ -196,6 +210,7 @@ def test_builds_give_the_same_m4b_and_a_rebuild_that_changes_nothing_keeps_it(
     assert ".m4b" not in (other / "output" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_turned_on_later_only_the_audio_is_encoded_for_it(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -213,6 +228,7 @@ def test_turned_on_later_only_the_audio_is_encoded_for_it(
     assert (out / BOOK).read_bytes() == (root / "output" / BOOK).read_bytes()
 
 
+@pytest.mark.slow
 def test_a_changed_chapter_is_encoded_again_and_the_m4b_rebuilt(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,6 +255,7 @@ def test_a_changed_chapter_is_encoded_again_and_the_m4b_rebuilt(
     assert (out / BOOK).read_bytes() != (root / "output" / BOOK).read_bytes()
 
 
+@pytest.mark.slow
 def test_a_chapter_aac_rotted_on_disk_is_refused_then_encoded_again(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,6 +321,7 @@ def test_the_encoder_gives_whole_frames_and_the_same_bytes_every_time() -> None:
 # --------------------------------------------------------------------------- in Chromium
 
 
+@pytest.mark.slow
 def test_the_show_page_plays_the_m4b_in_chromium(built: tuple[Path, dict]) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}: this test plays the M4B in Debian's chromium")

@@ -15,15 +15,17 @@ import pytest
 
 from narration.publishing.page import clock, read_chapters, read_vtt, write_page
 
-from .support import CHROMIUM, CHROMIUM_ARGS, start_server, stop
-from .test_feed import (  # noqa: F401  (speech: a fixture)
+from .support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
     SENTENCES,
     TRICKY_AUTHOR,
     TRICKY_TITLE,
     VOICES,
     ChapterSpec,
     build_podcast,
-    speech,
+    start_server,
+    stop,
 )
 
 
@@ -50,7 +52,7 @@ SPECS = (
 
 def test_page_is_self_contained_and_links_only_files_in_output(
     tmp_path: Path,
-    speech: list[bytes],  # noqa: F811
+    speech: list[bytes],
 ) -> None:
     episodes, _, _, out = build_podcast(tmp_path, speech, SPECS)
     text = (out / "index.html").read_text(encoding="utf-8")
@@ -67,7 +69,7 @@ def test_page_is_self_contained_and_links_only_files_in_output(
     assert not re.search(r"<(link|script)[^>]+(src|href)=\"(https?:)?//", text)
 
 
-def test_page_escapes_every_text(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+def test_page_escapes_every_text(tmp_path: Path, speech: list[bytes]) -> None:
     _, _, _, out = build_podcast(tmp_path, speech, SPECS)
     text = (out / "index.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in text
@@ -79,7 +81,7 @@ def test_page_escapes_every_text(tmp_path: Path, speech: list[bytes]) -> None:  
 
 def test_chapters_and_transcript_are_inlined_from_the_sidecar_files(
     tmp_path: Path,
-    speech: list[bytes],  # noqa: F811
+    speech: list[bytes],
 ) -> None:
     episodes, _, _, out = build_podcast(tmp_path, speech, SPECS)
     text = (out / "index.html").read_text(encoding="utf-8")
@@ -200,7 +202,7 @@ def _check_in_browser(browser: object, url: str, episodes: list, shot: Path | No
 def test_page_in_chromium_from_the_server(
     browser: object,
     tmp_path: Path,
-    speech: list[bytes],  # noqa: F811
+    speech: list[bytes],
 ) -> None:
     episodes, _, _, out = build_podcast(tmp_path, speech, SPECS)
     proc, printed = start_server(out)
@@ -215,7 +217,7 @@ def test_page_in_chromium_from_the_server(
 def test_page_at_phone_width_links_the_whole_feed_url_on_one_line(
     browser: object,
     tmp_path: Path,
-    speech: list[bytes],  # noqa: F811
+    speech: list[bytes],
 ) -> None:
     """Served, the feed's address is absolute (to paste into a podcast app), and at 390 px
     it is not broken in the middle."""
@@ -240,13 +242,13 @@ def test_page_at_phone_width_links_the_whole_feed_url_on_one_line(
 def test_page_in_chromium_from_disk(
     browser: object,
     tmp_path: Path,
-    speech: list[bytes],  # noqa: F811
+    speech: list[bytes],
 ) -> None:
     episodes, _, _, out = build_podcast(tmp_path, speech, SPECS)
     _check_in_browser(browser, (out / "index.html").as_uri(), episodes, None)
 
 
-def test_write_page_is_atomic_and_skips_unchanged(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+def test_write_page_is_atomic_and_skips_unchanged(tmp_path: Path, speech: list[bytes]) -> None:
     episodes, show, _, out = build_podcast(tmp_path, speech, SPECS)
     page = out / "index.html"
     before = page.stat().st_mtime_ns

@@ -177,6 +177,7 @@ def seeds(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> tuple[Path, 
     return root, build(root, cache, "--readalong")
 
 
+@pytest.mark.slow
 def test_every_cue_is_one_par_at_its_transcript_times_and_the_book_is_valid(
     seeds: tuple[Path, dict],
 ) -> None:
@@ -220,6 +221,7 @@ def test_every_cue_is_one_par_at_its_transcript_times_and_the_book_is_valid(
     assert first.startswith("urn:uuid:")
 
 
+@pytest.mark.slow
 def test_rebuilds_are_byte_identical_and_only_a_changed_chapter_rewrites_the_book(
     seeds: tuple[Path, dict], cache: Path, tmp_path: Path
 ) -> None:
@@ -340,6 +342,7 @@ def epub_seed(path: Path) -> None:
             z.writestr(f"OEBPS/{name}", _xhtml(title, body))
 
 
+@pytest.mark.slow
 def test_a_book_from_an_epub_seed_keeps_its_chapters_order_and_language(
     tmp_path: Path, cache: Path
 ) -> None:
@@ -363,6 +366,7 @@ def test_a_book_from_an_epub_seed_keeps_its_chapters_order_and_language(
 # --------------------------------------------------------------------------- a novel
 
 
+@pytest.mark.slow
 def test_a_novels_chapters_with_their_characters_voices_read_along(
     tmp_path: Path, cache: Path
 ) -> None:
@@ -402,6 +406,7 @@ def test_a_novels_chapters_with_their_characters_voices_read_along(
 # --------------------------------------------------------------------------- verse
 
 
+@pytest.mark.slow
 def test_verse_keeps_its_lines_and_wrapped_prose_does_not(tmp_path: Path, cache: Path) -> None:
     prose = (
         "The road ran down to the river through the fields, and the mist lay low\n"
@@ -435,6 +440,7 @@ def test_verse_keeps_its_lines_and_wrapped_prose_does_not(tmp_path: Path, cache:
 # --------------------------------------------------------------------------- in Chromium
 
 
+@pytest.mark.slow
 def test_the_show_pages_read_along_view_follows_playback_and_seeks_on_a_click(
     seeds: tuple[Path, dict],
 ) -> None:

@@ -29,8 +29,7 @@ import pytest
 from narration.errors import OutputError
 from narration.publishing.serve import bind_socket, check_range
 
-from .support import start_server, stop
-from .test_feed import ChapterSpec, build_podcast, speech  # noqa: F401  (speech: a fixture)
+from .support import ChapterSpec, build_podcast, start_server, stop
 
 SECRET = "this file is outside output/ and must never be served"
 
@@ -64,7 +63,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, speech: list[bytes]) -> Iterator[Site]:  # noqa: F811
+def site(tmp_path_factory: pytest.TempPathFactory, speech: list[bytes]) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("served")
     specs = (
         ChapterSpec("first", "First & <best>", (0, 1), slug="01-first"),
@@ -292,7 +291,7 @@ def test_served_feed_carries_the_address_it_was_reached_at(site: Site) -> None:
         ].href.startswith(f"http://127.0.0.1:{site.port}/")
 
 
-def test_configured_base_url_is_left_alone(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+def test_configured_base_url_is_left_alone(tmp_path: Path, speech: list[bytes]) -> None:
     import anyio
 
     from narration.publishing.serve import make_app
@@ -390,7 +389,7 @@ def test_greg_downloads_every_episode_byte_for_byte(site: Site, tmp_path: Path) 
         assert (downloads / name).read_bytes() == (site.out / name).read_bytes()
 
 
-def test_wildcard_host_warns(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+def test_wildcard_host_warns(tmp_path: Path, speech: list[bytes]) -> None:
     _, _, _, out = build_podcast(tmp_path, speech, page=False)
     proc, printed = start_server(out, host="0.0.0.0")
     stop(proc)
@@ -428,7 +427,7 @@ def test_check_range_decisions() -> None:
     assert check_range("bytes=1-2,x", 10) is None
 
 
-def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path, speech: list[bytes]) -> None:  # noqa: F811
+def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path, speech: list[bytes]) -> None:
     import signal
 
     _, _, _, out = build_podcast(tmp_path, speech, page=False)

@@ -15,8 +15,7 @@ from narration.cli import main
 from narration.pipeline.checks import check_project
 from narration.pipeline.project import open_project
 
-from .conftest import tree_digest
-from .support import start_epub, words_of
+from .support import start_epub, tree_digest, words_of
 
 #: A short chapter with an explicit attribution after the quotation ("said Holmes"), a name
 #: before its verb ("Watson replied"), a quotation interrupted by its attribution, and a

@@ -3,8 +3,9 @@ without rendering anything again, and every command is safe beside a running bui
 
 Real processes throughout: `narrate` started with this checkout's code (tests/support.py's
 narrate_argv), the seeds' project read by espeak-ng, and a build stopped with real signals.
-The reference build (cold, with the audiobook) gives the clips every later build starts
-from, so only the SIGHUP trial renders anything.
+The reference build (cold, with the audiobook: the session's, conftest's seeds_m4b_build,
+made in-process) gives the clips every later build starts from, so only the SIGHUP trial
+renders anything.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import pytest
 
 from narration.layout import is_published
 
-from .conftest import REPO
-from .support import narrate_argv, narrate_env
+from .support import narrate_argv, narrate_env, new_project
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,6 @@ def products(out: Path) -> dict[str, str]:
         for p in sorted(out.iterdir())
         if p.is_file() and p.name != "build.json"
     }
-
-
-def new_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "seeds", root / "seeds")
-    for name in ("voices.yaml", "podcast.yaml"):
-        shutil.copy(REPO / name, root / name)
-    return root
 
 
 def narrate(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -83,11 +75,10 @@ def temp_files(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    """The seeds built cold with the audiobook: the output every other build must match."""
-    root = new_project(tmp_path_factory.mktemp("reference") / "book")
-    done = narrate("build", "-p", str(root), "--m4b", "--quiet")
-    assert done.returncode == 0, done.stderr
+def reference(seeds_m4b_build: tuple[Path, dict]) -> Reference:
+    """The seeds built cold with the audiobook (the session's, conftest's seeds_m4b_build:
+    read-only here): the output every other build must match."""
+    root, _ = seeds_m4b_build
     clips = len(list((root / ".narrate" / "cache" / "clips").glob("*/*.wav")))
     return Reference(root, products(root / "output"), clips)
 
@@ -126,6 +117,7 @@ def holds_lock(root: Path, proc: subprocess.Popen[str]) -> Callable[[], bool]:
 # --------------------------------------------------------------------------- output/
 
 
+@pytest.mark.slow
 def test_output_holds_only_the_show_and_narrate_keeps_the_rest(reference: Reference) -> None:
     """After a real build with the audiobook: the MP3s, transcripts, chapters, the M4B, the
     feed, the page, the cover and build.json; the cache and state are in .narrate/."""
@@ -165,6 +157,7 @@ def test_init_ignores_output_and_narrate(tmp_path: Path) -> None:
     assert ignored == ["output/", ".narrate/"]
 
 
+@pytest.mark.slow
 def test_an_older_projects_cache_and_state_move_and_nothing_is_made_again(
     reference: Reference, tmp_path: Path
 ) -> None:
@@ -203,6 +196,7 @@ def test_an_older_projects_cache_and_state_move_and_nothing_is_made_again(
 # --------------------------------------------------------------------------- beside a build
 
 
+@pytest.mark.slow
 def test_clean_init_and_a_second_build_refuse_while_a_build_runs(
     reference: Reference, tmp_path: Path
 ) -> None:
@@ -246,6 +240,7 @@ def test_clean_init_and_a_second_build_refuse_while_a_build_runs(
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "stage"), [(signal.SIGTERM, "assembly"), (signal.SIGHUP, "synthesis")]
 )
