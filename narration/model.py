@@ -17,7 +17,7 @@ earlier one decided, and each stage can be tested on its own by building them by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -340,6 +340,23 @@ class Clip:
     @property
     def seconds(self) -> float:
         return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True)
+class ChapterClips:
+    """A cast chapter and its verified clips, grouped as its parts and lines are
+    (`clips[i][j]` reads `cast.parts[i].lines[j]`): what synthesis hands assembly. `clips`
+    is None for a chapter whose clips are still to come (assembly takes them as they
+    arrive)."""
+
+    cast: CastChapter
+    clips: tuple[tuple[Clip, ...], ...] | None
+
+    @classmethod
+    def grouped(cls, cast: CastChapter, flat: Iterable[Clip]) -> ChapterClips:
+        """The chapter's clips, given in book order, grouped by part."""
+        it = iter(flat)
+        return cls(cast, tuple(tuple(next(it) for _ in part.lines) for part in cast.parts))
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from narration.model import (
     CastChapter,
     CastSegment,
     Chapter,
+    ChapterClips,
     Clip,
     Line,
     Segment,
@@ -559,7 +560,7 @@ def assemble_defaults(
 ) -> list[assembly.AssembledEpisode]:
     """assemble_book with the default pauses and audio settings."""
     return assemble_book(
-        chapters,
+        [ChapterClips(cast, tuple(map(tuple, clips))) for cast, clips in chapters],
         show=show,
         pauses=PausesConfig(),
         audio=AudioConfig(),

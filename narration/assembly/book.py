@@ -24,7 +24,7 @@ from narration.assembly.state import (
 from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError
 from narration.layout import chapter_stem
-from narration.model import CastChapter, Clip, Show
+from narration.model import CastChapter, ChapterClips, Clip, Show
 
 
 def assemble_chapter(
@@ -46,7 +46,7 @@ def assemble_chapter(
     written. The bytes are those `assemble_book` writes, whatever its number of processes.
     """
     (episode,) = assemble_book(
-        [(cast, clips)],
+        [ChapterClips(cast, tuple(tuple(group) for group in clips))],
         show=show,
         pauses=pauses,
         audio=audio,
@@ -59,7 +59,7 @@ def assemble_chapter(
 
 
 def assemble_book(
-    chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]] | None]],
+    chapters: Sequence[ChapterClips],
     *,
     show: Show,
     pauses: PausesConfig,
@@ -95,7 +95,7 @@ def assemble_book(
     book = _Book(chapters, show, pauses, audio, out_dir, state_dir, numbering, m4b, progress)
     if numbering is None:
         prune_state(state_dir, set(book.stems))
-    given = [(k, clips) for k, (_, clips) in enumerate(chapters) if clips is not None]
+    given = [(k, c.clips) for k, c in enumerate(chapters) if c.clips is not None]
     todo = [(k, w) for k, clips in given if (w := book.admit(k, clips)) is not None]
     if not todo and arrivals is None:
         return book.episodes()
@@ -135,7 +135,7 @@ class _Book:
 
     def __init__(
         self,
-        chapters: Sequence[tuple[CastChapter, Sequence[Sequence[Clip]] | None]],
+        chapters: Sequence[ChapterClips],
         show: Show,
         pauses: PausesConfig,
         audio: AudioConfig,
@@ -153,7 +153,7 @@ class _Book:
         self.results: list[AssembledEpisode | None] = [None] * len(chapters)
         self.stems = [
             chapter_stem(self.number(k), self.total, cast.chapter.id)
-            for k, (cast, _) in enumerate(chapters)
+            for k, cast in enumerate(c.cast for c in chapters)
         ]
         self.made: dict[int, ChapterWork] = {}
 
@@ -162,7 +162,7 @@ class _Book:
 
     def admit(self, k: int, clips: Sequence[Sequence[Clip]]) -> ChapterWork | None:
         """The chapter kept as an earlier build made it, or its work to do."""
-        cast = self.chapters[k][0]
+        cast = self.chapters[k].cast
         digest = chapter_digest(
             cast,
             clips,

@@ -34,7 +34,7 @@ from narration.errors import OutputError
 from narration.files import image_type, temp_path
 from narration.fingerprint import WORD
 from narration.layout import READALONG_STATE
-from narration.model import CHARACTER_VOICE, CastChapter, CastSegment, ReadAlong, Show
+from narration.model import CHARACTER_VOICE, CastChapter, CastSegment, Episode, ReadAlong, Show
 
 #: Bump when a change here changes the EPUB's bytes.
 EPUB_FORMAT = 1
@@ -613,7 +613,8 @@ def verse_breaks(
 
 
 def assemble_readalong(
-    chapters: Sequence[tuple[CastChapter, Path, Path]],
+    chapters: Sequence[CastChapter],
+    episodes: Sequence[Episode],
     *,
     texts: Mapping[str, str],
     show: Show,
@@ -621,12 +622,12 @@ def assemble_readalong(
     path: Path,
     state_dir: Path,
 ) -> ReadAlong:
-    """The read-along book of the chapters as published: each cast chapter with its MP3
-    and WebVTT transcript in output/. `texts` are the seeds' texts (Book.texts), where
-    verse keeps its lines."""
+    """The read-along book of the chapters as published: each cast chapter with its
+    episode's MP3 and WebVTT transcript in output/. `texts` are the seeds' texts
+    (Book.texts), where verse keeps its lines."""
     widths: dict[str, int] = {}
     read = [
-        ReadChapter(cast, mp3.stem, mp3, vtt, verse_breaks(cast, texts, widths))
-        for cast, mp3, vtt in chapters
+        ReadChapter(cast, ep.mp3.stem, ep.mp3, ep.vtt, verse_breaks(cast, texts, widths))
+        for cast, ep in zip(chapters, episodes, strict=True)
     ]
     return write_readalong(read, show=show, modified=modified, path=path, state_dir=state_dir)

@@ -248,8 +248,8 @@ def _build_locked(run: BuildRun) -> None:
         # point leaves a feed whose every file is still there.
         kept = [b.path for b in (book, ebook) if b is not None]
         remove_stale(project.output, episodes, kept, chapters.books_before)
-    for (cc, clips), ep in zip(grouped, episodes, strict=True):
-        run.report.chapters.append(chapter_entry(cc, clips, ep))
+    for chapter, ep in zip(grouped, episodes, strict=True):
+        run.report.chapters.append(chapter_entry(chapter, ep))
     data = json.dumps(run.report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomic(project.output / REPORT_FILE, data.encode("utf-8"))
 
@@ -290,7 +290,8 @@ def _readalong(
     project = run.checked.project
     with run.stage("read-along"):
         ebook = assemble_readalong(
-            [(cc, ep.mp3, ep.vtt) for (cc, _), ep in zip(grouped, episodes, strict=True)],
+            [chapter.cast for chapter in grouped],
+            episodes,
             texts=run.checked.book.texts,
             show=show,
             modified=run.recorded,

@@ -14,7 +14,7 @@ from narration.layout import (
     FEED_FILE,
     OUTPUT_DIR,
 )
-from narration.model import CastChapter, Clip, Speakers
+from narration.model import ChapterClips, Speakers
 
 # The stages' modules are imported where they are used (see build.py).
 if TYPE_CHECKING:
@@ -150,9 +150,10 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def chapter_entry(cc: CastChapter, clips: list[list[Clip]], ep: AssembledEpisode) -> dict[str, Any]:
+def chapter_entry(chapter: ChapterClips, ep: AssembledEpisode) -> dict[str, Any]:
     """A chapter as build.json lists it."""
-    flat_clips = [c for part in clips for c in part]
+    cc = chapter.cast
+    flat_clips = [c for part in chapter.clips or () for c in part]
     return {
         "id": cc.chapter.id,
         "file": cc.chapter.file,

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from narration.assembly import Arrivals, AssembledEpisode
 from narration.errors import OutputError
-from narration.model import Audiobook, CastChapter, Clip, Episode, ReadAlong, Show
+from narration.model import (
+    Audiobook,
+    CastChapter,
+    ChapterClips,
+    Clip,
+    Episode,
+    ReadAlong,
+    Show,
+)
 from narration.pipeline.checks import BuildRun
 from narration.pipeline.early import preload_assembly
 from narration.pipeline.leftovers import book_files
@@ -89,9 +97,8 @@ class ChapterStream:
         (started by the first); a failure of assembly's stops synthesis here."""
         if self.error is not None:
             raise self.error
-        cc = self.cast[index]
-        it = iter(clips)
-        grouped = [[next(it) for _ in part.lines] for part in cc.parts]
+        grouped = ChapterClips.grouped(self.cast[index], clips).clips
+        assert grouped is not None
         if self.thread is None:
             self.show = self.start()
             self.thread = threading.Thread(target=self._run, name="assembly", daemon=True)
@@ -106,7 +113,7 @@ class ChapterStream:
 
         try:
             self.episodes = self.assemble(
-                [(cc, None) for cc in self.cast],
+                [ChapterClips(cc, None) for cc in self.cast],
                 show=self.show,
                 progress=progress,
                 arrivals=self.arrivals,
@@ -155,7 +162,7 @@ __all__ = ["ChapterStream", "Publisher", "previous_episodes"]
 
 
 #: A chapter and its clips, grouped by part, as assembly takes them.
-Grouped = list[tuple[CastChapter, list[list[Clip]]]]
+Grouped = list[ChapterClips]
 
 
 class Chapters:
@@ -409,4 +416,4 @@ class Chapters:
 def grouped_clips(cast: list[CastChapter], flat: list[Clip]) -> Grouped:
     """The clips in book order, grouped by chapter and segment as assembly takes them."""
     it = iter(flat)
-    return [(cc, [[next(it) for _ in part.lines] for part in cc.parts]) for cc in cast]
+    return [ChapterClips.grouped(cc, it) for cc in cast]
