@@ -287,22 +287,21 @@ lexicon:
 
 
 def _catalog(installed: bool = True):
+    """The engines' own catalogs, espeak-ng's cut down to one voice and one variant."""
     from narration.config import EngineCatalog
+    from narration.synthesis.engines import EngineSet, Pyttsx3Engine
+
+    engines = EngineSet()
 
     def catalog(engine: str) -> EngineCatalog:
         if engine == "pyttsx3":
-            return EngineCatalog(voices=frozenset({"gmw/en-us"}), variants=frozenset({"m3"}))
-        if engine == "kokoro" and installed:
-            from narration.synthesis.engines.kokoro import catalogue
-
             return EngineCatalog(
-                voices=frozenset(catalogue()),
-                settings=frozenset({"speed"}),
-                ignore_case=False,
-                default_voice=False,
-                blends=True,
-                phonemes=True,
+                voices=frozenset({"gmw/en-us"}),
+                variants=frozenset({"m3"}),
+                settings=Pyttsx3Engine(),
             )
+        if engine == "kokoro" and installed:
+            return engines.catalog("kokoro")
         if engine == "kokoro":
             return EngineCatalog(unavailable="the Kokoro engine is not installed: make kokoro")
         return EngineCatalog(unavailable=f"unknown engine '{engine}' (available: kokoro, pyttsx3)")

@@ -13,7 +13,6 @@ from typing import Any
 
 from narration.config.schema import (
     DEFAULT_ENGINE,
-    ENGINE_SETTINGS,
     TEMPLATE_FIELDS,
     Catalog,
     EngineCatalog,
@@ -156,7 +155,8 @@ def semantic_problems(
 
 
 def plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> Catalog:
-    """A catalog that knows the default engine's voices (when given) and nothing else."""
+    """A catalog that knows the default engine's voices and variants (when given) and
+    nothing else (no engine's settings: only the engines know those)."""
     plain = EngineCatalog(
         voices=frozenset(ids) if ids is not None else None,
         variants=frozenset(variants) if variants is not None else None,
@@ -165,7 +165,7 @@ def plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> 
     def catalog(engine: str) -> EngineCatalog:
         if engine == DEFAULT_ENGINE:
             return plain
-        return EngineCatalog(settings=frozenset(ENGINE_SETTINGS), blends=True, phonemes=True)
+        return EngineCatalog(blends=True, phonemes=True)
 
     return catalog
 
@@ -197,15 +197,8 @@ def _voice_problems(
     if info.unavailable:
         problem("engine", info.unavailable)
         return problems
-    for key in ENGINE_SETTINGS:
-        if key in voice and key not in info.settings:
-            hint = "; set speed (0.5-2)" if key == "rate" and "speed" in info.settings else ""
-            hint = (
-                "; set rate (words a minute)"
-                if key == "speed" and "rate" in info.settings
-                else hint
-            )
-            problem(key, f"{engine} voices have no {key}{hint}")
+    for key, message in info.setting_problems(voice):
+        problem(key, message)
     vid = voice.get("voice")
     if vid is None and not info.default_voice:
         problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
@@ -237,8 +230,7 @@ def _voice_problems(
     variant = voice.get("variant")
     variants = {v.lower() for v in info.variants} if info.variants is not None else None
     if (
-        "variant" in info.settings
-        and variants is not None
+        variants is not None
         and isinstance(variant, str)
         and variant.lstrip("+").lower() not in variants
     ):

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from narration.cluster import Cluster
     from narration.config import PodcastConfig, VoicesConfig
     from narration.synthesis.engines import Engine
-    from narration.synthesis.synth import WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
 Say = Callable[[str], None]
 
@@ -496,8 +496,9 @@ def _early_workers(project: Project, jobs: int | None) -> list[WorkerPool]:
     """Synthesis workers for each engine the voices file names and this machine has."""
     from narration.config import engines_named
     from narration.errors import SynthesisError
+    from narration.synthesis import ClipCache
     from narration.synthesis.engines import get_engine
-    from narration.synthesis.synth import ClipCache, WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
     pools: list[WorkerPool] = []
     try:
@@ -575,7 +576,7 @@ class _Run:
 def _build_locked(run: _Run) -> None:
     from narration.assembly.cover import generate_cover, write_cover
     from narration.progress import ProgressReporter, count, format_duration
-    from narration.synthesis.synth import ClipCache, synthesize
+    from narration.synthesis import ClipCache, synthesize
 
     checked, report, stage, show = run.checked, run.report, run.stage, run.show
     project, cast = checked.project, checked.cast
@@ -597,7 +598,7 @@ def _build_locked(run: _Run) -> None:
     from narration.pipeline.streaming import ChapterStream, Publisher, previous_episodes
     from narration.publishing.feed import LockEntry, write_feed
     from narration.publishing.page import write_page
-    from narration.synthesis.synth import ClipJob
+    from narration.synthesis import ClipJob
 
     requests = [
         ClipJob(line, part.voice, part.id, k)
@@ -922,9 +923,9 @@ def preview_clip(
     """Render one segment, or some text in a named voice, for auditioning."""
     from narration.assembly import audio
     from narration.casting import Lexicon
+    from narration.pipeline.playback import PreviewPiece, preview_pieces
     from narration.segmenting.sentences import split_sentences
     from narration.synthesis.engines import EngineSet
-    from narration.synthesis.synth import PreviewPiece, preview_pieces
 
     if out is not None and not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder for the preview (--out {out})")
@@ -1035,7 +1036,7 @@ def clean_project(project: Project, *, everything: bool) -> list[str]:
     configuration); refused while a build runs on the project, whose files these are."""
     from narration.pipeline.workspace import adopt_legacy, build_lock
     from narration.progress import count as plural
-    from narration.synthesis.synth import ClipCache
+    from narration.synthesis import ClipCache
 
     done = []
     work = project.work
