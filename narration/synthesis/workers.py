@@ -283,7 +283,8 @@ class WorkerPool:
         *,
         threads: int | None = None,
     ) -> None:
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        # the folder holding this narrate's `narration` package, so the workers import it
+        package_parent = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         self.engine_name = engine.name
