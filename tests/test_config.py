@@ -350,6 +350,34 @@ def test_each_engine_keeps_its_own_settings(tmp_path: Path) -> None:
     )
 
 
+def test_an_engine_checks_its_own_settings(tmp_path: Path) -> None:
+    """config knows no engine's settings: the engine's catalog carries the engine, which
+    says what its voices lack, in its own words."""
+    from types import MappingProxyType
+
+    from narration.config import EngineCatalog
+    from narration.synthesis.engines import Engine
+
+    class Paced(Engine):
+        name = "paced"
+        settings = frozenset({"rate"})
+        substitutes = MappingProxyType({"pitch": "rate (words a minute)"})
+
+    path = tmp_path / "voices.yaml"
+    path.write_text(
+        "voices:\n  narrator:\n    engine: paced\n    voice: x\n    rate: 150\n"
+        "    pitch: 40\n    speed: 1.2\ndefault: narrator\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_voices(path, catalog=lambda engine: EngineCatalog(settings=Paced()))
+    assert [str(p).split("voices.yaml:", 1)[1] for p in info.value.problems] == [
+        "6: voices.narrator.pitch: paced voices have no pitch; set rate (words a minute)",
+        "7: voices.narrator.speed: paced voices have no speed",
+    ]
+    assert load_voices(path, catalog=lambda engine: EngineCatalog()).voices["narrator"].rate == 150
+
+
 def test_unknown_kokoro_voice_in_a_blend_and_bad_weight(tmp_path: Path) -> None:
     text = KOKORO_CAST.replace("{bf_emma: 0.7, bf_isabella: 0.3}", "{bf_ema: 0.7, bf_isabella: 0}")
     problems = _kokoro_problems(text, tmp_path)

@@ -815,3 +815,47 @@ def test_clips_cached_before_digests_are_checked_once_and_given_one(tmp_path: Pa
     for clip in again:
         seal = clip.path.with_suffix(".sha256").read_text(encoding="ascii").split()
         assert seal[0] == hashlib.sha256(clip.path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the scheduler loop
+
+
+def test_keep_running_keeps_each_slot_fed_in_order_and_stops_at_an_error() -> None:
+    """narration.processes.keep_running, as synthesis drives its workers: `depth` tasks per
+    slot, each slot's oldest finished first, refilled as it finishes, `more` asked when all
+    are idle; an error from `finish` stops the loop."""
+    from collections import deque
+
+    from narration.processes import keep_running
+
+    queues = {"a": deque([1, 2, 3, 4, 5]), "b": deque([10])}
+    log: list[tuple[str, str, int]] = []
+    later = [deque([6])]
+
+    def more() -> bool:
+        if later:
+            queues["b"].extend(later.pop())
+            return True
+        return False
+
+    keep_running(
+        ["a", "b"],
+        lambda s: queues[s].popleft() if queues[s] else None,
+        lambda s, t: log.append(("start", s, t)),
+        lambda busy: busy,
+        lambda s, t: log.append(("finish", s, t)),
+        depth=2,
+        more=more,
+    )
+    starts = [(s, t) for what, s, t in log if what == "start"]
+    finishes = [(s, t) for what, s, t in log if what == "finish"]
+    assert starts[:3] == [("a", 1), ("a", 2), ("b", 10)]  # each slot filled to depth in turn
+    assert finishes[:3] == [("a", 1), ("b", 10), ("a", 2)]  # oldest first on each slot
+    assert log.index(("start", "a", 3)) == log.index(("finish", "a", 1)) + 1  # refilled at once
+    assert sorted(finishes) == sorted(starts) and ("b", 6) in finishes  # `more` brought it
+    with pytest.raises(SynthesisError, match="stop"):
+
+        def fail(slot: str, task: int) -> None:
+            raise SynthesisError("stop")
+
+        keep_running(["x"], lambda s: 1, lambda s, t: None, lambda busy: busy, fail)
