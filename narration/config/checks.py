@@ -7,7 +7,7 @@ import difflib
 import math
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -197,26 +197,10 @@ def _voice_problems(
     if info.unavailable:
         problem("engine", info.unavailable)
         return problems
-    for key, message in info.setting_problems(voice):
+    for key, message in info.setting_problems(voice):  # the engine knows its settings
         problem(key, message)
-    vid = voice.get("voice")
-    if vid is None and not info.default_voice:
-        problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
-        return problems
-    if isinstance(vid, dict):
-        if not info.blends:
-            problem("voice", f"{engine} voices cannot be blended; name one voice")
-            return problems
-        if not vid:
-            problem("voice", "a blend needs at least one voice")
-        parts = list(vid.items())
-        for part, weight in parts:
-            number = isinstance(weight, int | float) and not isinstance(weight, bool)
-            if number and not (math.isfinite(weight) and weight > 0):
-                problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
-    elif isinstance(vid, str):
-        parts = [(vid, 1.0)]
-    else:
+    parts = _voice_parts(voice.get("voice"), engine, info, problem)
+    if parts is None:
         return problems
     fold = str.lower if info.ignore_case else str
     known = {fold(v) for v in info.voices} if info.voices is not None else None
@@ -239,6 +223,30 @@ def _voice_problems(
             f"the engine has no variant '{variant}'{_close(variant.lstrip('+'), variants)}",
         )
     return problems
+
+
+def _voice_parts(
+    vid: Any, engine: str, info: EngineCatalog, problem: Callable[[str, str], None]
+) -> list[tuple[Any, Any]] | None:
+    """The voices a voice's `voice` names (one, or a blend's with their weights), what is
+    wrong with them as a blend told to `problem`; None when there is nothing more to check."""
+    if vid is None and not info.default_voice:
+        problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
+        return None
+    if isinstance(vid, str):
+        return [(vid, 1.0)]
+    if not isinstance(vid, dict):
+        return None
+    if not info.blends:
+        problem("voice", f"{engine} voices cannot be blended; name one voice")
+        return None
+    if not vid:
+        problem("voice", "a blend needs at least one voice")
+    for part, weight in vid.items():
+        number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if number and not (math.isfinite(weight) and weight > 0):
+            problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
+    return list(vid.items())
 
 
 def _lexicons(

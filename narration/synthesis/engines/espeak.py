@@ -1,7 +1,7 @@
 """The default engine: espeak-ng through pyttsx3's espeak driver, on the `espeakng-loader` wheel.
 
 Fast (hundreds of times real time) and robotic; 22,050 Hz. espeak-ng keeps state from one
-utterance to the next, so synth.py forks a child of a warmed worker per clip
+utterance to the next, so synthesis forks a child of a warmed worker per clip
 (`fork_per_clip`): every clip starts from the same state and a build gives the same bytes.
 
 Why the pyttsx3 engine does not use pyttsx3's `save_to_file` + `runAndWait` loop (measured

@@ -100,8 +100,8 @@ class FakeEngine(Engine):
     def list_voices(self) -> list[EngineVoice]:
         return list(self.VOICES)
 
-    #: Four of each gender, named as espeak-ng's first ones, for unit tests of casting (no
-    #: `list_variants`: voices.yaml's variants are not checked against the fake's).
+    #: Four of each gender, named as espeak-ng's first ones, for unit tests of casting (its
+    #: `list_variants` lists none: voices.yaml's variants are not checked against these).
     VARIANTS: tuple[EngineVariant, ...] = tuple(
         EngineVariant(f"{g[0]}{n}", f"{g}{n}", g, True)
         for g in ("female", "male")
