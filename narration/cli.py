@@ -18,6 +18,7 @@ import click
 
 from narration import __version__
 from narration.errors import NarrateError
+from narration.model import DEFAULT_ENGINE
 
 if TYPE_CHECKING:
     from narration.pipeline.project import Project
@@ -228,7 +229,7 @@ def open_project_dir(project_dir: Path | None, voices_file: Path | None = None) 
 @click.option(
     "--engine",
     "engine_name",
-    default="pyttsx3",
+    default=DEFAULT_ENGINE,
     show_default=True,
     help="Whose voices: pyttsx3 (espeak-ng) or kokoro.",
 )
@@ -244,8 +245,7 @@ def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
         for v in engine.list_voices()
         if lang is None or any(lg.lower().startswith(lang.lower()) for lg in v.languages)
     ]
-    list_variants = getattr(engine, "list_variants", None)
-    variants = list_variants() if callable(list_variants) else []
+    variants = engine.list_variants()
     if as_json:
         _echo_json(
             {
@@ -282,11 +282,8 @@ def voices(lang: str | None, engine_name: str, as_json: bool) -> None:
             ids = [f"{v.id}*" if v.castable else v.id for v in variants if v.gender == gender]
             if ids:
                 click.echo(f"  {gender or 'no gender'}: " + ", ".join(ids))
-    elif getattr(engine, "blends", False):
-        click.echo(
-            f"\n{len(found)} voices. In voices.yaml: engine: kokoro, voice: ID (or a blend, "
-            "voice: {bf_emma: 0.7, bf_isabella: 0.3}), speed: 0.5-2."
-        )
+    elif engine.usage:
+        click.echo(f"\n{len(found)} voices. {engine.usage}")
 
 
 @main.command()
@@ -325,7 +322,7 @@ def preview(
     )
     click.echo(str(path))
     if play:
-        from narration.synthesis.synth import play as play_clip
+        from narration.pipeline.playback import play as play_clip
 
         message = play_clip(path)
         if message:

@@ -228,6 +228,10 @@ class Speakers:
         return cached
 
 
+#: The engine a voice uses when voices.yaml names none: espeak-ng through pyttsx3.
+DEFAULT_ENGINE = "pyttsx3"
+
+
 @dataclass(frozen=True)
 class CastableVoice:
     """A voice an engine offers for casting characters automatically: a plain speaking voice
@@ -260,7 +264,7 @@ class Voice:
     rate: int  # words per minute (espeak-ng; Kokoro's pace follows `speed`)
     pitch: int  # 0-100 (espeak-ng only)
     volume: float  # 0-1
-    engine: str = "pyttsx3"  # which engine renders it: "pyttsx3" or "kokoro"
+    engine: str = DEFAULT_ENGINE  # which engine renders it: "pyttsx3" or "kokoro"
     speed: float = 1.0  # Kokoro's speed factor, 0.5-2 (espeak-ng uses `rate`)
 
     def settings(self) -> str:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from narration import layout
 from narration.cli import main
-from narration.synthesis import synth
+from narration.synthesis import workers as worker_processes
 
 from .support import build, copy_build, decode, lufs, new_project, products, true_peak_db
 
@@ -81,12 +81,12 @@ def test_rebuilds_do_only_what_changed(
     before = products(out)
     started: list[int] = []
 
-    class CountedPool(synth.WorkerPool):
+    class CountedPool(worker_processes.WorkerPool):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             started.append(len(self.workers))
 
-    monkeypatch.setattr(synth, "WorkerPool", CountedPool)
+    monkeypatch.setattr(worker_processes, "WorkerPool", CountedPool)
 
     again = build(root)
     assert again["totals"]["rendered"] == 0 and again["totals"]["encoded"] == 0
@@ -162,12 +162,12 @@ def test_a_refused_build_stops_its_early_workers_and_writes_nothing(
     voices.write_text(voices.read_text(encoding="utf-8") + "\nsurprise: 1\n", encoding="utf-8")
     procs: list[Any] = []
 
-    class RecordedPool(synth.WorkerPool):
+    class RecordedPool(worker_processes.WorkerPool):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             procs.extend(w.proc for w in self.workers)
 
-    monkeypatch.setattr(synth, "WorkerPool", RecordedPool)
+    monkeypatch.setattr(worker_processes, "WorkerPool", RecordedPool)
     monkeypatch.delenv(layout.CACHE_ENV, raising=False)  # the cache is .narrate/cache/clips
     result = CliRunner().invoke(main, ["build", "-p", str(root)])
     assert result.exit_code != 0 and "voices.yaml" in result.output, result.output

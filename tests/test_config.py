@@ -287,22 +287,21 @@ lexicon:
 
 
 def _catalog(installed: bool = True):
+    """The engines' own catalogs, espeak-ng's cut down to one voice and one variant."""
     from narration.config import EngineCatalog
+    from narration.synthesis.engines import EngineSet, Pyttsx3Engine
+
+    engines = EngineSet()
 
     def catalog(engine: str) -> EngineCatalog:
         if engine == "pyttsx3":
-            return EngineCatalog(voices=frozenset({"gmw/en-us"}), variants=frozenset({"m3"}))
-        if engine == "kokoro" and installed:
-            from narration.synthesis.engines.kokoro import catalogue
-
             return EngineCatalog(
-                voices=frozenset(catalogue()),
-                settings=frozenset({"speed"}),
-                ignore_case=False,
-                default_voice=False,
-                blends=True,
-                phonemes=True,
+                voices=frozenset({"gmw/en-us"}),
+                variants=frozenset({"m3"}),
+                settings=Pyttsx3Engine(),
             )
+        if engine == "kokoro" and installed:
+            return engines.catalog("kokoro")
         if engine == "kokoro":
             return EngineCatalog(unavailable="the Kokoro engine is not installed: make kokoro")
         return EngineCatalog(unavailable=f"unknown engine '{engine}' (available: kokoro, pyttsx3)")
@@ -349,6 +348,34 @@ def test_each_engine_keeps_its_own_settings(tmp_path: Path) -> None:
     assert any(
         "voices.serge.rate: kokoro voices have no rate; set speed (0.5-2)" in p for p in problems
     )
+
+
+def test_an_engine_checks_its_own_settings(tmp_path: Path) -> None:
+    """config knows no engine's settings: the engine's catalog carries the engine, which
+    says what its voices lack, in its own words."""
+    from types import MappingProxyType
+
+    from narration.config import EngineCatalog
+    from narration.synthesis.engines import Engine
+
+    class Paced(Engine):
+        name = "paced"
+        settings = frozenset({"rate"})
+        substitutes = MappingProxyType({"pitch": "rate (words a minute)"})
+
+    path = tmp_path / "voices.yaml"
+    path.write_text(
+        "voices:\n  narrator:\n    engine: paced\n    voice: x\n    rate: 150\n"
+        "    pitch: 40\n    speed: 1.2\ndefault: narrator\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_voices(path, catalog=lambda engine: EngineCatalog(settings=Paced()))
+    assert [str(p).split("voices.yaml:", 1)[1] for p in info.value.problems] == [
+        "6: voices.narrator.pitch: paced voices have no pitch; set rate (words a minute)",
+        "7: voices.narrator.speed: paced voices have no speed",
+    ]
+    assert load_voices(path, catalog=lambda engine: EngineCatalog()).voices["narrator"].rate == 150
 
 
 def test_unknown_kokoro_voice_in_a_blend_and_bad_weight(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from narration.errors import SynthesisError
 from narration.model import CastableVoice, Voice
+from narration.synthesis import check_clip, speech_bounds, speech_seconds
 from narration.synthesis.engines import (
     DEFAULT_VOICE,
     Engine,
@@ -27,7 +28,6 @@ from narration.synthesis.engines import (
     write_wav,
 )
 from narration.synthesis.engines import kokoro as kk
-from narration.synthesis.synth import check_clip, speech_bounds, speech_seconds
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it rests."
 

@@ -21,9 +21,9 @@ from mutagen.mp3 import MP3
 
 from narration.cli import main
 from narration.model import PHONEMES_CLOSE, PHONEMES_OPEN, Line, Voice
+from narration.synthesis import ClipCache, check_clip, clip_key, speech_seconds, synthesize
 from narration.synthesis.engines import KokoroEngine, Unrecoverable
 from narration.synthesis.engines import kokoro as kk
-from narration.synthesis.synth import ClipCache, check_clip, clip_key, speech_seconds, synthesize
 
 from .support import REPO, tree_digest
 

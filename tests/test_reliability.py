@@ -71,9 +71,8 @@ from narration.model import MAX_UTTERANCE
 from narration.pipeline.project import load_config, open_project
 from narration.publishing.page import read_vtt
 from narration.segmenting import segment_book
-from narration.synthesis import engines
+from narration.synthesis import ClipProblem, engines, wav_info
 from narration.synthesis.engines import FakeEngine
-from narration.synthesis.synth import ClipProblem, wav_info
 
 from .support import narrate_env
 

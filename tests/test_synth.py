@@ -27,21 +27,22 @@ from narration.errors import OutputError, SynthesisError
 from narration.layout import CACHE_ENV
 from narration.layout import cache_dir as default_cache_dir
 from narration.model import Clip, Line, Voice
+from narration.pipeline import playback
+from narration.pipeline.playback import play, preview_text
 from narration.progress import ProgressReporter, Work, format_duration
-from narration.synthesis import synth
-from narration.synthesis.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
-from narration.synthesis.synth import (
+from narration.synthesis import (
     ClipCache,
     ClipProblem,
     check_clip,
     clip_key,
-    play,
-    preview_text,
+    full_scale_samples,
     speech_bounds,
     speech_seconds,
     synthesize,
     wav_info,
 )
+from narration.synthesis import workers as worker_processes
+from narration.synthesis.engines import FakeEngine, Fault, Pyttsx3Engine, write_wav
 
 NARRATOR = Voice("narrator", "The Narrator", "gmw/en-us", 175, 50, 1.0)
 SERGE = Voice("serge", "Victor Serge", "gmw/en+m3", 190, 40, 0.9)
@@ -286,7 +287,7 @@ def test_second_build_renders_nothing_and_starts_no_worker(
     def no_workers(*args: object) -> None:
         raise AssertionError("a worker was started for a fully cached build")
 
-    monkeypatch.setattr(synth, "WorkerPool", no_workers)
+    monkeypatch.setattr(worker_processes, "WorkerPool", no_workers)
     started = time.monotonic()
     again = synthesize(book_jobs(), engine=engine, cache=cache, progress=lambda *a: calls.append(a))
     assert time.monotonic() - started < 0.5
@@ -320,7 +321,7 @@ def test_the_lean_fork_renders_what_os_fork_renders(tmp_path: Path) -> None:
         """
         import os, sys, threading
         from pathlib import Path
-        from narration.synthesis import synth
+        from narration.synthesis import workers as worker_processes
         from narration.synthesis.engines import Pyttsx3Engine
         from narration.model import Voice
         out = Path(sys.argv[1])
@@ -331,12 +332,12 @@ def test_the_lean_fork_renders_what_os_fork_renders(tmp_path: Path) -> None:
         real_fork = os.fork
         os.fork = lambda: forks.append(1) or real_fork()
         text = "Comrades, preserve revolutionary order!"
-        assert synth._render_in_child(engine, text, voice, out / "lean.wav") == (0, "")
+        assert worker_processes._render_in_child(engine, text, voice, out / "lean.wav") == (0, "")
         lean = len(forks)
         stop = threading.Event()
         other = threading.Thread(target=stop.wait)
         other.start()
-        assert synth._render_in_child(engine, text, voice, out / "os.wav") == (0, "")
+        assert worker_processes._render_in_child(engine, text, voice, out / "os.wav") == (0, "")
         stop.set()
         other.join()
         print(lean, len(forks))
@@ -362,8 +363,10 @@ def test_a_failed_fork_is_an_oserror_and_leaks_no_pipe(
         ctypes.set_errno(errno.EAGAIN)
         return -1
 
-    monkeypatch.setattr(synth, "_libc_fork", lambda: failing_fork)
-    monkeypatch.setattr(synth.os, "listdir", lambda path: ["1"])  # one thread: the lean path
+    monkeypatch.setattr(worker_processes, "_libc_fork", lambda: failing_fork)
+    monkeypatch.setattr(
+        worker_processes.os, "listdir", lambda path: ["1"]
+    )  # one thread: the lean path
 
     def open_fds() -> int:
         return sum(1 for _ in os.scandir("/proc/self/fd"))
@@ -371,7 +374,7 @@ def test_a_failed_fork_is_an_oserror_and_leaks_no_pipe(
     before = open_fds()
     for _ in range(3):
         with pytest.raises(BlockingIOError):
-            synth._render_in_child(engine, "Yes.", NARRATOR, tmp_path / "x.wav")
+            worker_processes._render_in_child(engine, "Yes.", NARRATOR, tmp_path / "x.wav")
     assert open_fds() == before
     assert not (tmp_path / "x.wav").exists()
 
@@ -381,12 +384,12 @@ def test_workers_started_early_render_the_same_bytes_and_are_the_callers_to_clos
 ) -> None:
     _, clips, _ = first_build
     cache = ClipCache(tmp_path / "early")
-    with synth.WorkerPool(engine, cache, 2) as workers:
+    with worker_processes.WorkerPool(engine, cache, 2) as workers:
 
         def no_new_workers(*args: object) -> None:
             raise AssertionError("synthesize started workers of its own")
 
-        monkeypatch.setattr(synth, "WorkerPool", no_new_workers)
+        monkeypatch.setattr(worker_processes, "WorkerPool", no_new_workers)
         fresh = synthesize(book_jobs(), engine=engine, cache=cache, workers=workers)
         assert all(w.proc.poll() is None for w in workers.workers)  # still the caller's
         procs = [w.proc for w in workers.workers]
@@ -399,7 +402,7 @@ def test_workers_never_given_a_clip_are_stopped_at_once(
 ) -> None:
     """A build starts its workers before its checks: a refused or fully cached build must
     not wait for them to finish starting, nor leave them behind."""
-    workers = synth.WorkerPool(engine, ClipCache(tmp_path / "unused"), 2)
+    workers = worker_processes.WorkerPool(engine, ClipCache(tmp_path / "unused"), 2)
     procs = [w.proc for w in workers.workers]
     started = time.monotonic()
     workers.close()
@@ -567,7 +570,7 @@ def a_sound_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: bool)
     devices.mkdir()
     if present:
         (devices / "pcmC0D0p").touch()
-    monkeypatch.setattr(synth, "SOUND_DEVICES", devices)
+    monkeypatch.setattr(playback, "SOUND_DEVICES", devices)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # no PulseAudio, no PipeWire
     monkeypatch.delenv("PULSE_SERVER", raising=False)
 
@@ -788,7 +791,7 @@ def test_full_scale_samples_counts_what_array_count_does(values: list[int], odd:
         samples.byteswap()
     pcm = samples.tobytes() + (b"\x7f" if odd else b"")
     expected = values.count(32767) + values.count(-32768)
-    assert synth.full_scale_samples(pcm) == expected
+    assert full_scale_samples(pcm) == expected
 
 
 def test_clips_cached_before_digests_are_checked_once_and_given_one(tmp_path: Path) -> None:
@@ -812,3 +815,47 @@ def test_clips_cached_before_digests_are_checked_once_and_given_one(tmp_path: Pa
     for clip in again:
         seal = clip.path.with_suffix(".sha256").read_text(encoding="ascii").split()
         assert seal[0] == hashlib.sha256(clip.path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the scheduler loop
+
+
+def test_keep_running_keeps_each_slot_fed_in_order_and_stops_at_an_error() -> None:
+    """narration.processes.keep_running, as synthesis drives its workers: `depth` tasks per
+    slot, each slot's oldest finished first, refilled as it finishes, `more` asked when all
+    are idle; an error from `finish` stops the loop."""
+    from collections import deque
+
+    from narration.processes import keep_running
+
+    queues = {"a": deque([1, 2, 3, 4, 5]), "b": deque([10])}
+    log: list[tuple[str, str, int]] = []
+    later = [deque([6])]
+
+    def more() -> bool:
+        if later:
+            queues["b"].extend(later.pop())
+            return True
+        return False
+
+    keep_running(
+        ["a", "b"],
+        lambda s: queues[s].popleft() if queues[s] else None,
+        lambda s, t: log.append(("start", s, t)),
+        lambda busy: busy,
+        lambda s, t: log.append(("finish", s, t)),
+        depth=2,
+        more=more,
+    )
+    starts = [(s, t) for what, s, t in log if what == "start"]
+    finishes = [(s, t) for what, s, t in log if what == "finish"]
+    assert starts[:3] == [("a", 1), ("a", 2), ("b", 10)]  # each slot filled to depth in turn
+    assert finishes[:3] == [("a", 1), ("b", 10), ("a", 2)]  # oldest first on each slot
+    assert log.index(("start", "a", 3)) == log.index(("finish", "a", 1)) + 1  # refilled at once
+    assert sorted(finishes) == sorted(starts) and ("b", 6) in finishes  # `more` brought it
+    with pytest.raises(SynthesisError, match="stop"):
+
+        def fail(slot: str, task: int) -> None:
+            raise SynthesisError("stop")
+
+        keep_running(["x"], lambda s: 1, lambda s, t: None, lambda busy: busy, fail)

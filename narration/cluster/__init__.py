@@ -34,7 +34,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,16 @@ from narration.assembly.mp3 import PieceJob, encode_piece
 from narration.assembly.state import FORMAT_VERSION, versions
 from narration.assembly.timeline import PIECE_CONTEXT, Piece
 from narration.errors import NarrateError, OutputError, SynthesisError
+from narration.processes import cores
+from narration.synthesis import (
+    ClipCache,
+    ClipTask,
+    Failed,
+    RemoteClip,
+    RenderResult,
+    WorkerPool,
+)
 from narration.synthesis.engines import Engine, get_engine
-from narration.synthesis.synth import ClipCache, ClipTask, WorkerPool
 
 #: The plugin's name on every worker begins so, followed by a digest of its engines' names
 #: and narrate's version: builds that render with the same engines share it.
@@ -117,9 +125,8 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
         self.root = tempfile.mkdtemp(prefix="narrate-clips-", dir=worker.local_directory)
         self.cache = ClipCache(Path(self.root))
         self.size = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         share = max(self.size, self.sharing.get(_host(str(worker.address)), 0))
-        self.threads = max(1, cores // share)
+        self.threads = max(1, cores() // share)
         for name in self.engines:
             try:
                 self.pools[name] = self._pool(name)
@@ -132,23 +139,21 @@ class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
     def _pool(self, name: str) -> WorkerPool:
         assert self.cache is not None
         engine = get_engine(name)
-        check = getattr(engine, "check_model", None)
-        if callable(check):
-            check()
+        engine.check_model()
         pool = WorkerPool(engine, self.cache, self.size, self.retries, threads=self.threads)
         pool.engine_version = engine.version
         pool.used = True
         return pool
 
-    def render(self, name: str, task: ClipTask) -> tuple[Any, ...]:
+    def render(self, name: str, task: ClipTask) -> RenderResult:
         """One clip on this worker's pool; a pool whose process died (the kernel's OOM
         killer, say) is started again once and the clip rendered on the new one."""
-        message = self.pools[name].render_one(task)
-        if message[0] != "ok" and any("worker died" in p for p in message[-1]):
+        result = self.pools[name].render_one(task)
+        if isinstance(result, Failed) and any("worker died" in p for p in result.problems):
             self.pools[name].close()
             self.pools[name] = self._pool(name)
-            message = self.pools[name].render_one(task)
-        return message
+            result = self.pools[name].render_one(task)
+        return result
 
     def teardown(self, worker: Any) -> None:
         for pool in self.pools.values():
@@ -204,43 +209,31 @@ def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -
     return replace(encoded, mp3=None), data
 
 
-def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> list[tuple[Any, ...]]:
-    """On a worker: render a batch of (engine, version, task); per clip ("ok", wav bytes,
-    their sha256, attempts, problems) or ("failed", None, None, attempts, problems). The
-    clip was checked as every fresh render is, by the pool that rendered it."""
+def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> list[RemoteClip]:
+    """On a worker: render a batch of (engine, version, task), each clip with its bytes
+    and their sha256 (none when it failed). The clip was checked as every fresh render
+    is, by the pool that rendered it."""
     from distributed import get_worker
 
     plugin: EnginePlugin = get_worker().plugins[plugin_name]
     assert plugin.cache is not None
-    out: list[tuple[Any, ...]] = []
+    out: list[RemoteClip] = []
     for name, version, task in batch:
         if plugin.versions.get(name) != version:  # its resource says it matches: a safety net
             have = plugin.versions.get(name)
             raise SynthesisError(f"this worker has {name} {have}, not {version}")
-        message = plugin.render(name, task)
-        status, attempts, problems = message[0], message[-2], message[-1]
-        if status != "ok":
-            out.append(("failed", None, None, attempts, problems))
+        result = plugin.render(name, task)
+        if isinstance(result, Failed):
+            out.append(RemoteClip(task, False, None, None, result.attempts, result.problems))
             continue
         wav = plugin.cache.path_for(task.key)
         try:
             data = wav.read_bytes()
-            out.append(("ok", data, hashlib.sha256(data).hexdigest(), attempts, problems))
+            digest = hashlib.sha256(data).hexdigest()
+            out.append(RemoteClip(task, True, data, digest, result.attempts, result.problems))
         finally:
             plugin.cache.discard(task.key)
     return out
-
-
-@dataclass(frozen=True)
-class RemoteResult:
-    """A clip rendered on the cluster, as this process receives it."""
-
-    task: ClipTask
-    ok: bool
-    wav: bytes | None
-    digest: str | None  # the sha256 the worker took of the clip it checked
-    attempts: int
-    problems: list[str]
 
 
 def local_cluster(workers: int) -> Any:
@@ -386,7 +379,7 @@ class Cluster:
                 + "; ".join(f"{a}: {w}" for a, w in sorted(self.refused.items()))
             )
 
-    def render(self, tasks: Sequence[tuple[str, ClipTask]]) -> Iterator[RemoteResult]:
+    def render(self, tasks: Sequence[tuple[str, ClipTask]]) -> Iterator[RemoteClip]:
         """Each (engine name, task) rendered on the cluster's usable workers, as they finish.
         Leaving early (an error, Ctrl-C) cancels what is left."""
         from distributed import as_completed
@@ -418,11 +411,7 @@ class Cluster:
                         f"clip {batch[0].key[:12]}: the cluster could not render it "
                         f"({_one_line(exc)})"
                     )
-                for task, (status, data, digest, attempts, problems) in zip(
-                    batch, result, strict=True
-                ):
-                    ok = status == "ok"
-                    yield RemoteResult(task, ok, data, digest, attempts, list(problems))
+                yield from result
         finally:
             pending = [f for f in futures if not f.done()]
             if pending:

@@ -15,8 +15,6 @@ from pydantic import ValidationError
 from narration.config.checks import plain_catalog, semantic_problems
 from narration.config.schema import (
     DEFAULT_ENGINE,
-    ENGINE_SETTINGS,
-    ESPEAK_SETTINGS,
     AnnounceConfig,
     AudioConfig,
     Catalog,
@@ -37,8 +35,6 @@ from narration.layout import VOICES_FILE
 
 __all__ = [
     "DEFAULT_ENGINE",
-    "ENGINE_SETTINGS",
-    "ESPEAK_SETTINGS",
     "AnnounceConfig",
     "AudioConfig",
     "Catalog",

@@ -7,13 +7,12 @@ import difflib
 import math
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from narration.config.schema import (
     DEFAULT_ENGINE,
-    ENGINE_SETTINGS,
     TEMPLATE_FIELDS,
     Catalog,
     EngineCatalog,
@@ -156,7 +155,8 @@ def semantic_problems(
 
 
 def plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> Catalog:
-    """A catalog that knows the default engine's voices (when given) and nothing else."""
+    """A catalog that knows the default engine's voices and variants (when given) and
+    nothing else (no engine's settings: only the engines know those)."""
     plain = EngineCatalog(
         voices=frozenset(ids) if ids is not None else None,
         variants=frozenset(variants) if variants is not None else None,
@@ -165,7 +165,7 @@ def plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> 
     def catalog(engine: str) -> EngineCatalog:
         if engine == DEFAULT_ENGINE:
             return plain
-        return EngineCatalog(settings=frozenset(ENGINE_SETTINGS), blends=True, phonemes=True)
+        return EngineCatalog(blends=True, phonemes=True)
 
     return catalog
 
@@ -197,33 +197,10 @@ def _voice_problems(
     if info.unavailable:
         problem("engine", info.unavailable)
         return problems
-    for key in ENGINE_SETTINGS:
-        if key in voice and key not in info.settings:
-            hint = "; set speed (0.5-2)" if key == "rate" and "speed" in info.settings else ""
-            hint = (
-                "; set rate (words a minute)"
-                if key == "speed" and "rate" in info.settings
-                else hint
-            )
-            problem(key, f"{engine} voices have no {key}{hint}")
-    vid = voice.get("voice")
-    if vid is None and not info.default_voice:
-        problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
-        return problems
-    if isinstance(vid, dict):
-        if not info.blends:
-            problem("voice", f"{engine} voices cannot be blended; name one voice")
-            return problems
-        if not vid:
-            problem("voice", "a blend needs at least one voice")
-        parts = list(vid.items())
-        for part, weight in parts:
-            number = isinstance(weight, int | float) and not isinstance(weight, bool)
-            if number and not (math.isfinite(weight) and weight > 0):
-                problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
-    elif isinstance(vid, str):
-        parts = [(vid, 1.0)]
-    else:
+    for key, message in info.setting_problems(voice):  # the engine knows its settings
+        problem(key, message)
+    parts = _voice_parts(voice.get("voice"), engine, info, problem)
+    if parts is None:
         return problems
     fold = str.lower if info.ignore_case else str
     known = {fold(v) for v in info.voices} if info.voices is not None else None
@@ -237,8 +214,7 @@ def _voice_problems(
     variant = voice.get("variant")
     variants = {v.lower() for v in info.variants} if info.variants is not None else None
     if (
-        "variant" in info.settings
-        and variants is not None
+        variants is not None
         and isinstance(variant, str)
         and variant.lstrip("+").lower() not in variants
     ):
@@ -247,6 +223,30 @@ def _voice_problems(
             f"the engine has no variant '{variant}'{_close(variant.lstrip('+'), variants)}",
         )
     return problems
+
+
+def _voice_parts(
+    vid: Any, engine: str, info: EngineCatalog, problem: Callable[[str, str], None]
+) -> list[tuple[Any, Any]] | None:
+    """The voices a voice's `voice` names (one, or a blend's with their weights), what is
+    wrong with them as a blend told to `problem`; None when there is nothing more to check."""
+    if vid is None and not info.default_voice:
+        problem("voice", f"name a {engine} voice (see `{narrate()} voices --engine {engine}`)")
+        return None
+    if isinstance(vid, str):
+        return [(vid, 1.0)]
+    if not isinstance(vid, dict):
+        return None
+    if not info.blends:
+        problem("voice", f"{engine} voices cannot be blended; name one voice")
+        return None
+    if not vid:
+        problem("voice", "a blend needs at least one voice")
+    for part, weight in vid.items():
+        number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if number and not (math.isfinite(weight) and weight > 0):
+            problem("voice", f"blend weight of '{part}' must be above 0 (got {weight!r})")
+    return list(vid.items())
 
 
 def _lexicons(

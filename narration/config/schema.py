@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from narration.model import Voice
+from narration.model import DEFAULT_ENGINE, Voice
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-#: The engine a voice uses when it names none, and its voice when it names none.
-DEFAULT_ENGINE = "pyttsx3"
-
-
+#: The voice of the default engine (model.DEFAULT_ENGINE) a voice uses when it names none.
 DEFAULT_VOICE = "gmw/en-us"
-
-
-#: Voice settings that only some engines have (each engine's catalog says which it takes),
-#: and those of espeak-ng's voices, which an engine that does not say takes.
-ENGINE_SETTINGS = ("variant", "rate", "pitch", "speed")
-
-
-ESPEAK_SETTINGS = frozenset({"variant", "rate", "pitch"})
 
 
 #: A lexicon entry: a respelling for every engine, or one per engine (`{kokoro: /kəˈlɒntaɪ/,
@@ -80,19 +69,33 @@ class VoiceConfig(_Strict):
         )
 
 
+class SettingsCheck(Protocol):
+    """What knows an engine's voice settings: the engine itself (synthesis's `Engine`)."""
+
+    def setting_problems(self, voice: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(setting, message) for each setting a voice of voices.yaml (as written) gives
+        that its engine does not take."""
+        ...
+
+
 @dataclass(frozen=True)
 class EngineCatalog:
-    """What voices.yaml is checked against for one engine (the build asks the engines)."""
+    """What voices.yaml is checked against for one engine, as the engine gives it (the build
+    passes each engine's in: synthesis's `EngineSet.catalog`)."""
 
     voices: frozenset[str] | None = None  # voice ids; None: not checked
     variants: frozenset[str] | None = None  # espeak-ng variants; None: not checked
-    #: which of ENGINE_SETTINGS its voices take
-    settings: frozenset[str] = ESPEAK_SETTINGS
+    #: the engine, which checks its voices' settings; None: they are not checked
+    settings: SettingsCheck | None = None
     ignore_case: bool = True  # whether voice ids match in any case
     default_voice: bool = True  # whether a voice may leave out `voice` (the engine's default)
     blends: bool = False  # whether a voice may be a weighted blend of voices
     phonemes: bool = False  # whether a lexicon entry may give phonemes (/.../)
     unavailable: str | None = None  # why it cannot be used here (not installed, unknown)
+
+    def setting_problems(self, voice: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What its engine says is wrong with a voice's settings (nothing when unknown)."""
+        return self.settings.setting_problems(voice) if self.settings is not None else []
 
 
 Catalog = Callable[[str], EngineCatalog]

@@ -59,7 +59,7 @@ from narration.processes import fork_server
 if TYPE_CHECKING:
     from narration.assembly import AssembledEpisode
     from narration.cluster import Cluster
-    from narration.synthesis.synth import WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from narration.cluster import Cluster
     from narration.config import PodcastConfig, VoicesConfig
     from narration.synthesis.engines import Engine
-    from narration.synthesis.synth import WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
 
 Say = Callable[[str], None]

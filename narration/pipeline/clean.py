@@ -15,7 +15,7 @@ def clean_project(project: Project, *, everything: bool) -> list[str]:
     configuration); refused while a build runs on the project, whose files these are."""
     from narration.pipeline.workspace import adopt_legacy, build_lock
     from narration.progress import count as plural
-    from narration.synthesis.synth import ClipCache
+    from narration.synthesis import ClipCache
 
     done = []
     work = project.work

@@ -19,7 +19,7 @@ from narration.processes import fork_server
 if TYPE_CHECKING:
     from narration.cluster import Cluster
     from narration.config import PodcastConfig
-    from narration.synthesis.synth import WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
 
 def scheduler_source(
@@ -72,8 +72,9 @@ def early_workers(project: Project, jobs: int | None) -> list[WorkerPool]:
     """Synthesis workers for each engine the voices file names and this machine has."""
     from narration.config import engines_named
     from narration.errors import SynthesisError
+    from narration.synthesis import ClipCache
     from narration.synthesis.engines import get_engine
-    from narration.synthesis.synth import ClipCache, WorkerPool
+    from narration.synthesis.workers import WorkerPool
 
     pools: list[WorkerPool] = []
     try:

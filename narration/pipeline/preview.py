@@ -36,9 +36,9 @@ def preview_clip(
     """Render one segment, or some text in a named voice, for auditioning."""
     from narration.assembly import audio
     from narration.casting import Lexicon
+    from narration.pipeline.playback import PreviewPiece, preview_pieces
     from narration.segmenting.sentences import split_sentences
     from narration.synthesis.engines import EngineSet
-    from narration.synthesis.synth import PreviewPiece, preview_pieces
 
     if out is not None and not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder for the preview (--out {out})")

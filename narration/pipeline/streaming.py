@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from narration.assembly.book import Offload
     from narration.progress import ProgressReporter
     from narration.publishing.feed import LockEntry
-    from narration.synthesis.synth import ClipCache, ClipJob
+    from narration.synthesis import ClipCache, ClipJob
 
 
 @dataclass
@@ -258,7 +258,7 @@ class Chapters:
 
     def requests(self) -> list[ClipJob]:
         """Every line of the book, in order, as synthesis takes them."""
-        from narration.synthesis.synth import ClipJob
+        from narration.synthesis import ClipJob
 
         return [
             ClipJob(line, part.voice, part.id, k)
@@ -273,7 +273,7 @@ class Chapters:
         from narration.assembly.pieces import PieceStore
         from narration.assembly.state import pieces_dir
         from narration.pipeline.streaming import ChapterStream
-        from narration.synthesis.synth import ClipCache
+        from narration.synthesis import ClipCache
 
         run = self.run
         stream = ChapterStream(self.cast, self._start, self.assemble, self.finished)
@@ -310,7 +310,7 @@ class Chapters:
     def _synthesise(self, stream: ChapterStream, cache: ClipCache) -> list[Clip]:
         """Every clip, handed to assembly chapter by chapter as it is rendered."""
         from narration.assembly.cover import generate_cover
-        from narration.synthesis.synth import synthesize
+        from narration.synthesis import synthesize
 
         run = self.run
         with ThreadPoolExecutor(max_workers=1) as background:
@@ -378,7 +378,7 @@ class Chapters:
         rendered again, and the book assembled again."""
         from narration.errors import ClipDamaged
         from narration.progress import count
-        from narration.synthesis.synth import synthesize
+        from narration.synthesis import synthesize
 
         try:
             try:

@@ -5,18 +5,20 @@
     fake.py     deterministic speech-like audio for unit tests of the later stages
 
 A voice in voices.yaml names its engine (`engine: kokoro`), and engines mix freely within a
-book. Another offline engine is added by implementing `Engine` in a module of its own and
-registering it in `ENGINES`; no other stage changes.
+book. Another offline engine is added by subclassing `Engine` in a module of its own (its
+defaults say what it cannot do) and registering it in `ENGINES`; no other stage changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from narration.errors import SynthesisError
+from narration.model import DEFAULT_ENGINE
 from narration.synthesis.engines.base import (
     CHANNELS,
+    ENGINE_SETTINGS,
     RENDER_REVISION,
     SAMPLE_WIDTH,
     Engine,
@@ -25,7 +27,6 @@ from narration.synthesis.engines.base import (
     EngineVoice,
     Unrecoverable,
     VoiceNotFound,
-    key_fields,
     list_voices,
     voice_matches_language,
     wav_header,
@@ -44,9 +45,6 @@ from narration.synthesis.engines.kokoro import KokoroEngine
 if TYPE_CHECKING:
     from narration.config import EngineCatalog, VoicesConfig
     from narration.model import CastableVoice
-
-#: The engine a voice uses when voices.yaml names none.
-DEFAULT_ENGINE = "pyttsx3"
 
 ENGINES: dict[str, Callable[[], Engine]] = {
     "pyttsx3": Pyttsx3Engine,
@@ -67,10 +65,6 @@ def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
         available = ", ".join(sorted(USER_ENGINES))
         raise SynthesisError(f"unknown engine '{name}' (available: {available})")
     return factory()
-
-
-def engine_names() -> Sequence[str]:
-    return sorted(ENGINES)
 
 
 class EngineSet:
@@ -97,22 +91,24 @@ class EngineSet:
         return self.made.get(name)
 
     def catalog(self, name: str) -> EngineCatalog:
-        from narration.config import ESPEAK_SETTINGS, EngineCatalog
+        """What voices.yaml's voices of engine `name` are checked against: its voices and
+        variants, what it can do, and the engine itself, which checks their settings."""
+        from narration.config import EngineCatalog
 
         if name not in self.catalogs:
             engine = self.get(name)
             if engine is None:
                 self.catalogs[name] = EngineCatalog(unavailable=self.why[name])
             else:
-                variants = getattr(engine, "list_variants", None)
+                variants = frozenset(v.id for v in engine.list_variants())
                 self.catalogs[name] = EngineCatalog(
                     voices=frozenset(v.id for v in engine.list_voices()),
-                    variants=frozenset(v.id for v in variants()) if callable(variants) else None,
-                    settings=frozenset(getattr(engine, "settings", ESPEAK_SETTINGS)),
-                    ignore_case=bool(getattr(engine, "ignore_case", True)),
-                    default_voice=bool(getattr(engine, "default_voice", True)),
-                    blends=bool(getattr(engine, "blends", False)),
-                    phonemes=bool(getattr(engine, "phonemes", False)),
+                    variants=variants or None,  # an engine with none: not checked
+                    settings=engine,
+                    ignore_case=engine.ignore_case,
+                    default_voice=engine.default_voice,
+                    blends=engine.blends,
+                    phonemes=engine.phonemes,
                 )
         return self.catalogs[name]
 
@@ -122,9 +118,7 @@ class EngineSet:
         engine = self.get(name)
         assert engine is not None  # the configuration's checks said it is there
         if name not in self.checked:
-            check = getattr(engine, "check_model", None)
-            if callable(check):
-                check()
+            engine.check_model()
             self.checked.add(name)
         return engine
 
@@ -144,6 +138,7 @@ __all__ = [
     "DEFAULT_ENGINE",
     "DEFAULT_VOICE",
     "ENGINES",
+    "ENGINE_SETTINGS",
     "RAND_SEED",
     "RENDER_REVISION",
     "SAMPLE_RATE",
@@ -161,9 +156,7 @@ __all__ = [
     "Pyttsx3Engine",
     "Unrecoverable",
     "VoiceNotFound",
-    "engine_names",
     "get_engine",
-    "key_fields",
     "list_voices",
     "voice_matches_language",
     "wav_header",

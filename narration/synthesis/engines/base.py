@@ -1,10 +1,12 @@
-"""What every engine shares: the interface synth.py renders through, its errors, WAV writing.
+"""What every engine shares: the `Engine` base class synthesis renders through, its errors,
+WAV writing.
 
 An engine lists its voices, renders one utterance with a Voice's settings to a mono 16-bit
 WAV at its own `sample_rate`, and names itself and its version (the version is part of every
 clip's cache key, so upgrading an engine re-renders instead of mixing old and new clips).
-Everything else about it (a model, a process model, its own voice settings) stays behind
-this interface: synth.py asks only the questions below, and no later stage asks any.
+What else it can do (variants, blends, phonemes, its own voice settings, a warm-up, a model
+to check) it declares on `Engine`, whose defaults say "nothing": nobody probes an engine for
+what it might have.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Literal
 
 from narration.errors import SynthesisError
 from narration.model import CastableVoice, Voice
@@ -56,12 +60,17 @@ class EngineVariant:
     castable: bool
 
 
-@runtime_checkable
-class Engine(Protocol):
-    """What synth.py needs from a speech engine.
+#: The settings of a voice in voices.yaml that only some engines take: each engine says
+#: which of them it has (`Engine.settings`), and a voice that gives another is refused.
+ENGINE_SETTINGS = ("variant", "rate", "pitch", "speed")
+
+
+class Engine:
+    """A speech engine, as synthesis renders through it and the rest of narrate asks of it:
+    what it can do, declared here with defaults that each engine overrides.
 
     `render` writes a mono 16-bit WAV at `sample_rate` to `path` (atomically) or raises,
-    in a worker process that called the engine's optional `warm_up(threads)` once.
+    in a worker process that called `warm_up(threads)` once.
 
     With `fork_per_clip` (espeak-ng, which keeps state from one utterance to the next), each
     render runs in a child forked from that warmed worker: forked without Python's at-fork
@@ -69,19 +78,35 @@ class Engine(Protocol):
     os._exit, so `render` must not rely on either. Without it (an engine that gives the same
     bytes whatever it rendered before), the worker renders every clip itself.
 
-    Optional: `key_fields(voice)`, what else shapes a voice's audio (a voice tensor's hash),
-    added to the clip's cache key; `words_per_minute(voice)`, its pace when that is not
-    `voice.rate`, for the check of a clip's length; `list_variants()`, voice variants
-    (EngineVariant) for voices.yaml; `check_model()`, a check of the engine's files a build
-    runs before it writes anything.
+    An engine is pickled to the workers: what it holds of the process it was made in (a
+    loaded model) stays behind (`__getstate__`).
     """
 
-    name: str
+    name: str  # what voices.yaml names as `engine`
+    #: everything besides the voice that shapes its audio; part of every clip's cache key
     version: str
-    sample_rate: int
-    fork_per_clip: bool
+    sample_rate: int = 22_050
+    #: render each clip in a child forked from the warmed worker (see the class's doc)
+    fork_per_clip: bool = False
+    #: which of ENGINE_SETTINGS its voices take
+    settings: frozenset[str] = frozenset()
+    #: for a setting it does not take, the one to set instead, as its error says it
+    substitutes: Mapping[str, str] = MappingProxyType({})
+    ignore_case: bool = True  # whether its voice ids match in any case
+    default_voice: bool = True  # whether a voice may leave out `voice` (the engine's default)
+    blends: bool = False  # whether a voice may be a weighted blend of its voices
+    phonemes: bool = False  # whether a lexicon entry may give it phonemes (/.../)
+    #: what `narrate voices` says after its voices when it lists no variants: how to write
+    #: one of them in voices.yaml
+    usage: str | None = None
 
-    def list_voices(self) -> list[EngineVoice]: ...
+    def list_voices(self) -> list[EngineVoice]:
+        raise NotImplementedError
+
+    def list_variants(self) -> list[EngineVariant]:
+        """Variants of its voices for voices.yaml (espeak-ng's `+m3`); none by default, and
+        then a voice's variant is not checked against any."""
+        return []
 
     def castable(self, language: str) -> list[CastableVoice]:
         """The plain voices of known gender that speak `language` ("en", "en-gb": any dialect
@@ -89,9 +114,37 @@ class Engine(Protocol):
         novelty voices. The female ones first, then the male ones, each ordered so that its
         first ones are the most distinct from each other (the cast takes them in order); the
         same list on every machine, whatever order the engine's files are listed in."""
-        ...
+        return []
 
-    def render(self, text: str, voice: Voice, path: Path) -> None: ...
+    def render(self, text: str, voice: Voice, path: Path) -> None:
+        raise NotImplementedError
+
+    def warm_up(self, threads: int = 1) -> None:
+        """Load what rendering needs, once per worker, with `threads` threads to use; by
+        default nothing to load."""
+
+    def check_model(self) -> None:
+        """Check the engine's files (a build does, before it writes anything); raise
+        Unrecoverable saying what is wrong. By default there is nothing to check."""
+
+    def key_fields(self, voice: Voice) -> dict[str, Any]:
+        """What else shapes this voice's audio (a voice tensor's hash), added to its clips'
+        cache keys; nothing by default, so those keys stay as they were."""
+        return {}
+
+    def words_per_minute(self, voice: Voice) -> int:
+        """The voice's pace, for the check of a clip's length: by default its rate."""
+        return int(voice.rate)
+
+    def setting_problems(self, voice: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(setting, message) for each of ENGINE_SETTINGS a voice of voices.yaml (as
+        written) gives and this engine does not take."""
+        problems = []
+        for key in ENGINE_SETTINGS:
+            if key in voice and key not in self.settings:
+                instead = f"; set {self.substitutes[key]}" if key in self.substitutes else ""
+                problems.append((key, f"{self.name} voices have no {key}{instead}"))
+        return problems
 
 
 class Unrecoverable(SynthesisError):
@@ -118,12 +171,6 @@ def list_voices(engine: Engine, lang: str | None = None) -> list[EngineVoice]:
     if lang:
         voices = [v for v in voices if voice_matches_language(v, lang)]
     return sorted(voices, key=lambda v: v.id)
-
-
-def key_fields(engine: Engine, voice: Voice) -> dict[str, Any]:
-    """What else the engine says shapes this voice's audio ({} for most engines)."""
-    fields = getattr(engine, "key_fields", None)
-    return dict(fields(voice)) if callable(fields) else {}
 
 
 def wav_header(frames: int, sample_rate: int) -> bytes:

@@ -1,7 +1,7 @@
 """The default engine: espeak-ng through pyttsx3's espeak driver, on the `espeakng-loader` wheel.
 
 Fast (hundreds of times real time) and robotic; 22,050 Hz. espeak-ng keeps state from one
-utterance to the next, so synth.py forks a child of a warmed worker per clip
+utterance to the next, so synthesis forks a child of a warmed worker per clip
 (`fork_per_clip`): every clip starts from the same state and a build gives the same bytes.
 
 Why the pyttsx3 engine does not use pyttsx3's `save_to_file` + `runAndWait` loop (measured
@@ -37,6 +37,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from narration.errors import SynthesisError
@@ -46,6 +47,7 @@ from narration.synthesis.engines.base import (
     CAST_GENDERS,
     RENDER_REVISION,
     SAMPLE_WIDTH,
+    Engine,
     EngineVariant,
     EngineVoice,
     VoiceNotFound,
@@ -98,6 +100,9 @@ MAX_ECHO = 30  # echo amplitude, %: f2-f5 and m2 have 10-15, Alicia 50, Marco 80
 MAX_FLUTTER = 14  # f1 has 8, aunty 12
 MIN_VOICING = 25  # whisper 17, whisperf 20, Annie 30
 MAX_BREATH = 15  # per formant: f5 up to 10, Demonic 100
+
+#: The voice settings espeak-ng's voices take (a variant, words a minute, a pitch).
+ESPEAK_SETTINGS = frozenset({"variant", "rate", "pitch"})
 
 _VARIANT_NUMBER = re.compile(r"^[mf]([0-9]+)$")
 
@@ -352,12 +357,14 @@ def _espeak() -> _Espeak:
         return _ESPEAK
 
 
-class Pyttsx3Engine:
+class Pyttsx3Engine(Engine):
     """pyttsx3's espeak driver on the espeak-ng of the `espeakng-loader` wheel (see module doc)."""
 
     name = "pyttsx3"
     sample_rate = SAMPLE_RATE
     fork_per_clip = True  # espeak-ng keeps state between utterances
+    settings = ESPEAK_SETTINGS
+    substitutes = MappingProxyType({"speed": "rate (words a minute)"})
 
     def __init__(self) -> None:
         self._version: str | None = None

@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING, Literal
 
 from narration.errors import SynthesisError
 from narration.model import CastableVoice, Voice
-from narration.synthesis.engines.base import RENDER_REVISION, EngineVariant, EngineVoice, write_wav
-from narration.synthesis.engines.espeak import pair_with_accents, rank_voices
+from narration.synthesis.engines.base import (
+    RENDER_REVISION,
+    Engine,
+    EngineVariant,
+    EngineVoice,
+    write_wav,
+)
+from narration.synthesis.engines.espeak import ESPEAK_SETTINGS, pair_with_accents, rank_voices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +52,7 @@ class Fault:
     times: int | None = None
 
 
-class FakeEngine:
+class FakeEngine(Engine):
     """Deterministic speech-like audio for unit tests of the stages after synthesis.
 
     Each word becomes a voiced syllable whose length follows the word and the voice's rate
@@ -60,6 +66,7 @@ class FakeEngine:
     version = f"fake 1; r{RENDER_REVISION}"
     sample_rate = SAMPLE_RATE
     fork_per_clip = True  # so the crash and kill-worker faults hit a child, as with espeak-ng
+    settings = ESPEAK_SETTINGS  # it stands in for espeak-ng
 
     VOICES: tuple[EngineVoice, ...] = (
         EngineVoice("gmw/en", "English (Great Britain)", ("en-gb", "en"), "male", "British"),
@@ -93,8 +100,8 @@ class FakeEngine:
     def list_voices(self) -> list[EngineVoice]:
         return list(self.VOICES)
 
-    #: Four of each gender, named as espeak-ng's first ones, for unit tests of casting (no
-    #: `list_variants`: voices.yaml's variants are not checked against the fake's).
+    #: Four of each gender, named as espeak-ng's first ones, for unit tests of casting (its
+    #: `list_variants` lists none: voices.yaml's variants are not checked against these).
     VARIANTS: tuple[EngineVariant, ...] = tuple(
         EngineVariant(f"{g[0]}{n}", f"{g}{n}", g, True)
         for g in ("female", "male")

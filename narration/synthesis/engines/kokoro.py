@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from narration.errors import SynthesisError
@@ -45,6 +46,7 @@ from narration.model import PHONEMES_CLOSE, PHONEMES_OPEN, CastableVoice, Voice
 from narration.synthesis.engines.base import (
     CAST_GENDERS,
     RENDER_REVISION,
+    Engine,
     EngineMissing,
     EngineVoice,
     Unrecoverable,
@@ -199,12 +201,6 @@ def parse_blend(engine_voice: str) -> list[tuple[str, float]]:
     return parts
 
 
-def unknown_voices(engine_voice: str) -> list[str]:
-    """The voice ids in a voice or blend that narrate does not ship."""
-    known = catalogue()
-    return [vid for vid, _ in parse_blend(engine_voice) if vid not in known]
-
-
 def missing_packages() -> list[str]:
     """What the `kokoro` extra would install and is not importable here."""
     names = ["onnxruntime", "kokoro_onnx", "phonemizer"]
@@ -298,17 +294,22 @@ def split_phonemes_marked(spoken: str) -> list[tuple[str, bool]]:
     return [(p, ph) for p, ph in pieces if p.strip()]
 
 
-class KokoroEngine:
+class KokoroEngine(Engine):
     """Kokoro-82M through kokoro-onnx's tokenizer and chunker and one onnxruntime session."""
 
     name = "kokoro"
     sample_rate = SAMPLE_RATE
     fork_per_clip = False  # deterministic without it: one session per worker, reused
-    settings = ("speed",)  # no variant, rate or pitch
+    settings = frozenset({"speed"})  # no variant, rate or pitch
+    substitutes = MappingProxyType({"rate": "speed (0.5-2)"})
     ignore_case = False  # voice ids are matched exactly, as the voice files are named
     default_voice = False  # a voice names its Kokoro voice
     blends = True  # a voice may be a weighted blend of voices
     phonemes = True  # a lexicon entry may give phonemes
+    usage = (
+        "In voices.yaml: engine: kokoro, voice: ID (or a blend, "
+        "voice: {bf_emma: 0.7, bf_isabella: 0.3}), speed: 0.5-2."
+    )
 
     def __init__(self) -> None:
         missing = missing_packages()
