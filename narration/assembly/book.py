@@ -11,7 +11,7 @@ from pathlib import Path
 from narration.assembly import timeline
 from narration.assembly.aac import aac_key
 from narration.assembly.chapter import ChapterJob, ChapterWork
-from narration.assembly.driver import Arrivals, Offload, cores, drive
+from narration.assembly.driver import Arrivals, Offload, drive
 from narration.assembly.pieces import PieceStore
 from narration.assembly.state import (
     AssembledEpisode,
@@ -25,6 +25,7 @@ from narration.config import AudioConfig, PausesConfig
 from narration.errors import OutputError
 from narration.layout import chapter_stem
 from narration.model import CastChapter, ChapterClips, Clip, Show
+from narration.processes import cores
 
 
 def assemble_chapter(

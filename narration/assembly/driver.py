@@ -5,6 +5,7 @@ as their clips are ready (`Arrivals`)."""
 from __future__ import annotations
 
 import ctypes
+import itertools
 import multiprocessing
 import os
 import signal
@@ -26,7 +27,7 @@ from narration.assembly.state import (
 from narration.assembly.timeline import Piece
 from narration.errors import OutputError
 from narration.model import Clip
-from narration.processes import fork_server
+from narration.processes import fork_server, keep_running
 
 
 def _processes() -> tuple[Any, tuple[int, int]]:
@@ -161,117 +162,160 @@ def drive(
     exist at once, whatever the book's length. `progress` hears of each chapter as soon as
     its files are written.
     """
-    works = list(waiting)
-    active: list[ChapterWork] = []
-    ready: dict[int, deque[Task]] = {}
+    tasks = _Tasks(waiting, progress, arrive, arrivals)
+    try:
+        tasks.admit()
+        if jobs <= 1 and offload is None:
+            _here(tasks)
+        else:
+            _on_processes(tasks, jobs, offload)
+    finally:
+        for work in tasks.works:
+            work.cleanup()
+    return tasks.works
 
-    def admit() -> None:
-        if arrive is not None:
-            new = arrive()
-            waiting.extend(new)
-            works.extend(new)
 
-    def next_task() -> Task | None:
-        for work in active:
-            if ready[id(work)]:
-                return ready[id(work)].popleft()
-        if waiting:
-            work = waiting.popleft()
-            active.append(work)
-            ready[id(work)] = deque(work.start())
-            return ready[id(work)].popleft()
+class _Tasks:
+    """The chapters' tasks in the order they are to run, and what each result makes ready."""
+
+    def __init__(
+        self,
+        waiting: deque[ChapterWork],
+        progress: Callable[[AssembledEpisode], None] | None,
+        arrive: Callable[[], list[ChapterWork]] | None,
+        arrivals: Arrivals | None,
+    ) -> None:
+        self.waiting, self.progress, self.arrive, self.arrivals = (
+            waiting,
+            progress,
+            arrive,
+            arrivals,
+        )
+        self.works = list(waiting)
+        self.active: list[ChapterWork] = []
+        self.ready: dict[int, deque[Task]] = {}
+        self.heard: set[int] = set()
+        self.held: deque[Task] = deque()  # taken in order, waiting for a slot that takes it
+
+    def admit(self) -> None:
+        """Chapters whose clips have arrived, as work."""
+        if self.arrive is not None:
+            new = self.arrive()
+            self.waiting.extend(new)
+            self.works.extend(new)
+
+    def take(self) -> Task | None:
+        """The next task: one held back, else a ready one of the oldest chapter started,
+        else the first of a new chapter's (its plan); None when none is ready now."""
+        if self.held:
+            return self.held.popleft()
+        for work in self.active:
+            if self.ready[id(work)]:
+                return self.ready[id(work)].popleft()
+        if self.waiting:
+            work = self.waiting.popleft()
+            self.active.append(work)
+            self.ready[id(work)] = deque(work.start())
+            return self.ready[id(work)].popleft()
         return None
 
-    heard: set[int] = set()
-
-    def finish(task: Task, result: Any) -> None:
+    def finish(self, task: Task, result: Any) -> None:
+        """A task's result: the tasks it makes ready; its chapter heard of as soon as its
+        files are written (its AAC for the audiobook may follow), so a build publishing
+        as it goes lists it without waiting for that."""
         work = task.work
-        ready[id(work)].extend(task.then(result))
-        # heard of as soon as its files are written (its AAC for the audiobook may follow),
-        # so a build publishing as it goes lists it without waiting for that
-        if work.made is not None and id(work) not in heard:
-            heard.add(id(work))
-            if progress:
-                progress(work.made)
+        self.ready[id(work)].extend(task.then(result))
+        if work.made is not None and id(work) not in self.heard:
+            self.heard.add(id(work))
+            if self.progress:
+                self.progress(work.made)
         if work.episode is not None:
-            active.remove(work)
+            self.active.remove(work)
 
-    def more_to_come() -> bool:
-        return arrivals is not None and not arrivals.finished
+    def coming(self) -> bool:
+        """Whether more chapters may still arrive."""
+        return self.arrivals is not None and not self.arrivals.finished
 
-    held: deque[Task] = deque()  # taken in order, waiting for a free slot
-    remote: set[Future[Any]] = set()
-
-    def submit(pool: ProcessPoolExecutor, inflight: dict[Future[Any], Task]) -> None:
-        """Send tasks in order while a slot is free for the next one."""
-        while (task := held.popleft() if held else next_task()) is not None:
-            job = task.piece
-            if offload is not None and job is not None and len(remote) < offload.slots:
-                future = offload.encode_piece(job.mix, job.index, job.piece)
-                remote.add(future)
-            elif len(inflight) - len(remote) < jobs:
-                future = pool.submit(task.run, task.arg)
-            else:
-                held.appendleft(task)
-                return
-            inflight[future] = task
-
-    try:
-        admit()
-        if jobs <= 1 and offload is None:
-            while True:
-                task = next_task()
-                if task is not None:
-                    finish(task, task.run(task.arg))
-                elif more_to_come():
-                    assert arrivals is not None
-                    arrivals.signal().result()
-                else:
-                    break
-                admit()
-            return works
-        context, parent = _processes()
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_pool_worker, initargs=parent
-        ) as pool:
-            inflight: dict[Future[Any], Task] = {}
-            try:
-                while True:
-                    submit(pool, inflight)
-                    if not inflight and not more_to_come():
-                        admit()  # the last arrivals, taken after the producer closed
-                        if not waiting:
-                            break
-                        continue
-                    watch: set[Future[Any]] = set(inflight)
-                    if more_to_come():
-                        assert arrivals is not None
-                        watch.add(arrivals.signal())
-                    done, _ = wait(watch, return_when=FIRST_COMPLETED)
-                    for future in [f for f in inflight if f in done]:  # in order sent
-                        task = inflight.pop(future)
-                        remote.discard(future)
-                        finish(task, future.result())
-                    admit()
-            except BrokenProcessPool:
-                raise OutputError(
-                    f"{task.work.mp3}: a process assembling it died "
-                    "(out of memory?); build again with --jobs 1"
-                ) from None
-            finally:
-                for future in inflight:
-                    future.cancel()
-                if offload is not None and inflight:
-                    offload.cancel()
-    finally:
-        for work in works:
-            work.cleanup()
-    return works
+    def more(self) -> bool:
+        """Nothing is running: wait for chapters to arrive, if more may; whether there is
+        work again."""
+        if self.coming():
+            assert self.arrivals is not None
+            self.arrivals.signal().result()
+            self.admit()
+            return True
+        self.admit()  # the last arrivals, taken after the producer closed
+        return bool(self.waiting)
 
 
-def cores() -> int:
-    """Cores this process may use (a container's CPU set, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+def _here(tasks: _Tasks) -> None:
+    """Every task in this process, one after the other."""
+    results: dict[str, Any] = {}
+
+    def start(slot: str, task: Task) -> None:
+        results[slot] = task.run(task.arg)
+
+    def ready(busy: list[str]) -> list[str]:
+        tasks.admit()
+        return busy
+
+    def finish(slot: str, task: Task) -> None:
+        tasks.finish(task, results.pop(slot))
+
+    keep_running(["here"], lambda _: tasks.take(), start, ready, finish, more=tasks.more)
+
+
+def _on_processes(tasks: _Tasks, jobs: int, offload: Offload | None) -> None:
+    """Every task on `jobs` processes forked for the build; pieces also on `offload`'s
+    slots, which are filled first. Results are taken in the order their tasks were sent."""
+    remote = [("there", k) for k in range(offload.slots if offload is not None else 0)]
+    slots = [*remote, *(("here", k) for k in range(jobs))]
+    futures: dict[tuple[str, int], Future[Any]] = {}
+    sent: dict[tuple[str, int], int] = {}  # the order tasks were sent in
+    order = itertools.count()
+
+    def take(slot: tuple[str, int]) -> Task | None:
+        task = tasks.take()
+        if task is not None and slot[0] == "there" and task.piece is None:
+            tasks.held.appendleft(task)  # not a piece: for this machine's processes
+            return None
+        return task
+
+    def start(slot: tuple[str, int], task: Task) -> None:
+        job = task.piece
+        if slot[0] == "there" and offload is not None and job is not None:
+            futures[slot] = offload.encode_piece(job.mix, job.index, job.piece)
+        else:
+            futures[slot] = pool.submit(task.run, task.arg)
+        sent[slot] = next(order)
+
+    def ready(busy: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        watch: set[Future[Any]] = {futures[slot] for slot in busy}
+        if tasks.coming():
+            assert tasks.arrivals is not None
+            watch.add(tasks.arrivals.signal())
+        wait(watch, return_when=FIRST_COMPLETED)
+        tasks.admit()
+        return sorted((slot for slot in busy if futures[slot].done()), key=sent.__getitem__)
+
+    def finish(slot: tuple[str, int], task: Task) -> None:
+        try:
+            result = futures.pop(slot).result()
+        except BrokenProcessPool:
+            raise OutputError(
+                f"{task.work.mp3}: a process assembling it died "
+                "(out of memory?); build again with --jobs 1"
+            ) from None
+        tasks.finish(task, result)
+
+    context, parent = _processes()
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_pool_worker, initargs=parent
+    ) as pool:
+        try:
+            keep_running(slots, take, start, ready, finish, more=tasks.more)
+        finally:
+            for future in futures.values():
+                future.cancel()
+            if offload is not None and futures:
+                offload.cancel()
