@@ -160,6 +160,22 @@ def test_a_cover_too_small_even_centred_on_a_square_is_refused_with_its_size(
     )
 
 
+def test_segments_refuses_a_setting_the_voices_engine_does_not_take(make_project) -> None:
+    """`narrate segments` reads only voices.yaml's `reading:`, yet checks the file as every
+    command does: the engines judge their voices' settings, not the configuration."""
+    root = make_project()
+    voices = root / "voices.yaml"
+    voices.write_text(
+        "voices:\n  narrator:\n    voice: gmw/en-us\n    speed: 1.2\ndefault: narrator\n"
+    )
+    result = run("segments", "-p", str(root))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: {voices}:4: voices.narrator.speed: pyttsx3 voices have no speed; "
+        "set rate (words a minute)"
+    )
+
+
 def test_init_scaffolds_a_project_that_checks(tmp_path: Path) -> None:
     root = tmp_path / "newbook"
     result = run("init", str(root))

@@ -130,11 +130,14 @@ def load_config(
     voice ids and variants when given."""
     from narration.config import load_podcast, load_voices
     from narration.errors import ConfigError
+    from narration.synthesis.engines import settings_catalog
 
     problems: list[Problem] = []
     voices = podcast = None
+    if catalog is None:
+        catalog = settings_catalog(engine_voice_ids, engine_variants)
     try:
-        voices = load_voices(project.voices_file, engine_voice_ids, engine_variants, catalog)
+        voices = load_voices(project.voices_file, catalog=catalog)
     except ConfigError as exc:
         problems += exc.problems
     try:
@@ -163,8 +166,9 @@ def load_book(
             warn(f"{project.display(path.parent)}/{path.name}: {why}")  # a link as named
     if voices is None and project.voices_file.is_file():
         from narration.config import load_voices
+        from narration.synthesis.engines import settings_catalog
 
-        voices = load_voices(project.voices_file)
+        voices = load_voices(project.voices_file, catalog=settings_catalog())
     reading = voices.reading if voices is not None else None
     options = ReadOptions(image_descriptions=bool(reading and reading.image_descriptions))
     book = segment_book(project.seeds, options)

@@ -11,7 +11,7 @@ defaults say what it cannot do) and registering it in `ENGINES`; no other stage 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from narration.errors import SynthesisError
@@ -43,7 +43,7 @@ from narration.synthesis.engines.fake import FakeEngine, Fault, FaultMode
 from narration.synthesis.engines.kokoro import KokoroEngine
 
 if TYPE_CHECKING:
-    from narration.config import EngineCatalog, VoicesConfig
+    from narration.config import Catalog, EngineCatalog, VoicesConfig
     from narration.model import CastableVoice
 
 ENGINES: dict[str, Callable[[], Engine]] = {
@@ -55,6 +55,27 @@ ENGINES: dict[str, Callable[[], Engine]] = {
 
 #: The engines voices.yaml may name.
 USER_ENGINES = ("kokoro", "pyttsx3")
+
+
+def settings_catalog(
+    ids: Iterable[str] | None = None, variants: Iterable[str] | None = None
+) -> Catalog:
+    """What voices.yaml is checked against where the engines are not asked for their voices
+    (`narrate segments` reads only its `reading:`): the default engine's settings, checked
+    by the engine, and its voice ids and variants when given; any other engine's voices as
+    they are written."""
+    from narration.config import EngineCatalog
+
+    plain = EngineCatalog(
+        voices=frozenset(ids) if ids is not None else None,
+        variants=frozenset(variants) if variants is not None else None,
+        settings=get_engine(DEFAULT_ENGINE),
+    )
+
+    def catalog(engine: str) -> EngineCatalog:
+        return plain if engine == DEFAULT_ENGINE else EngineCatalog(blends=True, phonemes=True)
+
+    return catalog
 
 
 def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
