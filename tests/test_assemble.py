@@ -36,6 +36,7 @@ from narration.assembly import (
     assemble_chapter,
     audio,
     chapter,
+    codec,
     iso639_2,
     levelling,
     pieces,
@@ -214,16 +215,16 @@ def built(
     cast = make_cast()
     clips = clips_for(cast, rendered)
     captured: list[list[np.ndarray]] = []
-    original = audio.Mp3Stream.write
+    original = codec.Mp3Stream.write
 
-    def capture(self: audio.Mp3Stream, x: np.ndarray) -> None:
+    def capture(self: codec.Mp3Stream, x: np.ndarray) -> None:
         if self.samples == 0:
             captured.append([])
         captured[-1].append(np.array(x, dtype=np.float32))
         original(self, x)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(audio.Mp3Stream, "write", capture)
+    mp.setattr(codec.Mp3Stream, "write", capture)
     try:
         episode = assemble_chapter(
             cast,
@@ -631,10 +632,10 @@ def test_an_interrupted_build_leaves_no_truncated_mp3(
     first = _small(rendered, tmp_path)
     before = _products(first)
 
-    def broken(self: audio.Mp3Stream, x: np.ndarray) -> None:
+    def broken(self: codec.Mp3Stream, x: np.ndarray) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(audio.Mp3Stream, "write", broken)
+    monkeypatch.setattr(codec.Mp3Stream, "write", broken)
     with pytest.raises(OutputError, match=r"02-serge\.mp3: No space left on device"):
         _small(rendered, tmp_path, PausesConfig(sentence=600))
     assert _products(first) == before  # the earlier build's files are whole
@@ -644,10 +645,10 @@ def test_an_interrupted_build_leaves_no_truncated_mp3(
 def test_an_encoder_failing_at_the_end_is_an_error_not_a_hang(
     tmp_path: Path, rendered: dict[tuple[str, int], Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: audio.Mp3Stream) -> None:
+    def broken(self: codec.Mp3Stream) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(audio.Mp3Stream, "close", broken)
+    monkeypatch.setattr(codec.Mp3Stream, "close", broken)
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -1118,12 +1119,12 @@ def test_pieces_join_into_one_clean_stream_with_exact_timings(
     raw = mutagen.mp3.MP3(parts.mp3)
     assert (raw.info.sample_rate, raw.info.bitrate, raw.info.channels) == (44100, 64000, 1)
     stream = _audio_frames(parts.mp3)
-    frames = audio.mp3_frames(stream)  # every byte after the tag is a frame, in order
+    frames = codec.mp3_frames(stream)  # every byte after the tag is a frame, in order
     assert b"Xing" not in stream and b"Info" not in stream
     # as many frames as one encoding of its timeline would make: the same timings
     for ep in (whole, parts):
         samples = round(ep.seconds * 44100) - audio.ENCODER_DELAY
-        assert audio.mp3_frames(_audio_frames(ep.mp3)) == math.ceil(samples / 1152) + 1
+        assert codec.mp3_frames(_audio_frames(ep.mp3)) == math.ceil(samples / 1152) + 1
     # the same cues, each moved by under half a frame for each cut before it
     cues, cues_whole = read_vtt(parts.vtt), read_vtt(whole.vtt)
     assert [(c.voice, c.text) for c in cues] == [(c.voice, c.text) for c in cues_whole]
@@ -1242,7 +1243,7 @@ def test_pieces_checked_again_after_a_high_decoded_peak(
         (ep,) = assemble_defaults([(cast, clips)], show, out, jobs)
         assert ep.pieces_encoded > ep.pieces >= 4  # some of them, again
         assert true_peak_db(decode(ep.mp3)) <= AudioConfig().true_peak
-        assert audio.mp3_frames(_audio_frames(ep.mp3)) * 1152 == decode(ep.mp3).size
+        assert codec.mp3_frames(_audio_frames(ep.mp3)) * 1152 == decode(ep.mp3).size
         assert sorted(p.name for p in out.iterdir()) == [
             "01-long.chapters.json",
             "01-long.mp3",

@@ -13,7 +13,7 @@ import pytest
 
 from narration.errors import SynthesisError
 from narration.model import CastableVoice, Voice
-from narration.synthesis import check_clip, speech_bounds, speech_seconds
+from narration.synthesis import check_clip, plausible_speech_seconds, speech_seconds
 from narration.synthesis.engines import (
     DEFAULT_VOICE,
     Engine,
@@ -260,7 +260,7 @@ def test_render_writes_a_22050_hz_mono_16_bit_wav_and_prints_nothing(
     engine.render(SENTENCE, voice(), out)
     samples, rate, channels, width = read_wav(out)
     assert (rate, channels, width) == (22050, 1, 2)
-    low, high = speech_bounds(SENTENCE, 175)
+    low, high = plausible_speech_seconds(SENTENCE, 175)
     assert low < speech_seconds(samples.tobytes()) < high
     assert np.abs(samples.astype(int)).max() > 8000  # real speech, not a whisper of noise
     check_clip(out, SENTENCE, 175)

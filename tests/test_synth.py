@@ -36,7 +36,7 @@ from narration.synthesis import (
     check_clip,
     clip_key,
     full_scale_samples,
-    speech_bounds,
+    plausible_speech_seconds,
     speech_seconds,
     synthesize,
     wav_info,
@@ -152,13 +152,21 @@ def test_wav_problems_are_named(tmp_path: Path) -> None:
 
 
 def test_speech_bounds_allow_numbers_abbreviations_and_wordless_text() -> None:
-    low, high = speech_bounds("Yes.", 175)
+    low, high = plausible_speech_seconds("Yes.", 175)
     assert 0 < low < 0.2 and high > 2.0
-    assert speech_bounds("…", 175)[0] == 0  # nothing to say: silence is fine
-    assert speech_bounds("* * *", 175)[1] >= 1.65 * 1.2  # espeak-ng names the stars: 1.65 s
+    assert plausible_speech_seconds("…", 175)[0] == 0  # nothing to say: silence is fine
+    assert (
+        plausible_speech_seconds("* * *", 175)[1] >= 1.65 * 1.2
+    )  # espeak-ng names the stars: 1.65 s
     # "1921" and "NKVD" take longer to say than one word each
-    assert speech_bounds("In 1921 the NKVD.", 175)[1] > speech_bounds("In the old house.", 175)[1]
-    slow, fast = speech_bounds("one two three four", 80), speech_bounds("one two three four", 450)
+    assert (
+        plausible_speech_seconds("In 1921 the NKVD.", 175)[1]
+        > plausible_speech_seconds("In the old house.", 175)[1]
+    )
+    slow, fast = (
+        plausible_speech_seconds("one two three four", 80),
+        plausible_speech_seconds("one two three four", 450),
+    )
     assert slow[0] > fast[0] * 5
 
 
@@ -181,7 +189,7 @@ def test_a_script_the_voice_spells_letter_by_letter_is_not_refused(
     spoken = []
     for text, clip in zip(texts, clips, strict=True):
         spoken.append(speech_seconds(clip.path.read_bytes()[wav_info(clip.path).data_offset :]))
-        low, high = speech_bounds(text, NARRATOR.rate)
+        low, high = plausible_speech_seconds(text, NARRATOR.rate)
         assert low <= spoken[-1] <= high / 2, text  # and with room to spare
     assert spoken[0] > 5  # really spelled out
 
@@ -262,7 +270,7 @@ def test_every_line_gets_a_verified_clip_in_order(
         assert clip.key == clip_key(ln.spoken, voice, Pyttsx3Engine())
         assert clip.path == cache.path_for(clip.key) and clip.sample_rate == 22050
         check_clip(clip.path, ln.spoken, voice.rate)
-        low, high = speech_bounds(ln.spoken, voice.rate)
+        low, high = plausible_speech_seconds(ln.spoken, voice.rate)
         assert low < clip.seconds < high + 1
     # the duplicate line is rendered once: only its first occurrence counts as rendered
     assert [c.rendered for c in clips] == [True] * 6 + [False]

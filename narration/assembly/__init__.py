@@ -14,6 +14,7 @@ The modules, in the order the work flows:
     timeline.py   the chapter's samples, cues and the pieces it is cut into
     plan.py       clips laid out with the pauses, cuts, chapter marks, voices matched
     levelling.py  gains on limited audio, and a piece rendered as it is heard
+    codec.py      MP3 in and out: LAME encoding, the decoded true peak, frames
     mp3.py        the MP3 writer: pieces encoded with LAME and joined, ID3 tags
     pieces.py     encoded pieces kept between builds by their content, for rebuilds
     aac.py        a chapter encoded to AAC for the audiobook (kept in the state folder)

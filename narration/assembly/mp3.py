@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from narration.assembly import audio as sig
+from narration.assembly import codec
 from narration.assembly.levelling import Mix, render
 from narration.assembly.timeline import Piece
 from narration.errors import OutputError
@@ -63,13 +64,13 @@ def encode_piece(job: PieceJob) -> Encoded:
     path = mix.piece_path(index)
     try:
         with open(path, "wb") as out:
-            mp3 = sig.Mp3Stream(out, mix.bitrate, LAME_QUALITY)
+            mp3 = codec.Mp3Stream(out, mix.bitrate, LAME_QUALITY)
             for y in render(mix, piece, piece.stop, measure=measure, source=source):
                 mp3.write(y)
             mp3.close()
         data = path.read_bytes()
-        frames = sig.mp3_frames(data)
-        peak = sig.decoded_true_peak(path, mix.true_peak)
+        frames = codec.mp3_frames(data)
+        peak = codec.decoded_true_peak(path, mix.true_peak)
     except (OSError, ValueError) as exc:
         raise OutputError(f"{mix.final}: {getattr(exc, 'strerror', None) or exc}") from None
     return Encoded(

@@ -3,7 +3,7 @@ workers, so the same bytes) to a WAV or an MP3, and `--play` plays that file wit
 player this machine has.
 
 The MP3 is encoded at the clip's own rate (22,050 Hz for espeak-ng) from its samples as
-they are: not by assembly's `Mp3Stream`, which encodes a levelled chapter at 44.1 kHz.
+they are: not by assembly's `codec.Mp3Stream`, which encodes a levelled chapter at 44.1 kHz.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from narration.synthesis.clips import (
     check_clip,
     clip_key,
     full_scale_samples,
-    speech_bounds,
+    plausible_speech_seconds,
     speech_seconds,
     wav_info,
 )
@@ -47,7 +47,7 @@ __all__ = [
     "full_scale_samples",
     "get_engine",
     "list_voices",
-    "speech_bounds",
+    "plausible_speech_seconds",
     "speech_seconds",
     "synthesize",
     "wav_info",

@@ -109,7 +109,7 @@ def parse_wav(head: bytes, size: int) -> WavInfo:
 _LETTERS = re.compile(r"[^\W\d_]+|\d+|[^\w\s]", re.UNICODE)
 
 
-def speech_bounds(spoken: str, rate: int) -> tuple[float, float]:
+def plausible_speech_seconds(spoken: str, rate: int) -> tuple[float, float]:
     """Shortest and longest plausible speech, in seconds, for `spoken` at `rate` wpm.
 
     Measured with espeak-ng on 250 sentences of the seeds and a novel at 80, 175 and 450 wpm
@@ -227,7 +227,7 @@ def check_clip(path: Path, spoken: str, rate: int, sample_rate: int = SAMPLE_RAT
         )
     if info.frames == 0:
         raise ClipProblem("empty WAV (no samples)")
-    low, high = speech_bounds(spoken, rate)
+    low, high = plausible_speech_seconds(spoken, rate)
     pcm = data[info.data_offset : info.data_offset + info.frames * info.sample_width]
     speech = speech_seconds(pcm, info.sample_rate)
     if speech < low or speech > high:
