@@ -2,17 +2,10 @@
 
 Every stage takes and returns these frozen dataclasses, so no stage can change what an
 earlier one decided, and each stage can be tested on its own by building them by hand.
-
-    segmenting/  seeds/*.txt, *.md        -> Book (Chapters of Segments, and what was removed)
-      speakers/  Book                     -> Speakers (characters, each quotation's speaker)
-    casting/     Book + Speakers          -> CastChapters (each part with its Voice and Lines;
-                 + voices.yaml               quotations in their characters' voices)
-    synthesis/   CastChapters             -> Clips (one verified WAV per Line, cached),
-                                             rendered by synthesis/engines/
-    assembly/    CastChapters + Clips     -> Episodes (tagged MP3s, VTT, JSON chapters),
-                                             the Audiobook (one M4B) and the ReadAlong
-                                             book (EPUB 3 with media overlays) when asked
-    publishing/  Episodes + podcast.yaml  -> feed.xml, index.html
+The stages and what each takes and gives are mapped once, in the README ("Inside: the
+pipeline"): reading gives texts, segmenting a Book (and Speakers), casting CastChapters,
+synthesis Clips (grouped as ChapterClips), assembly Episodes (an Audiobook, a ReadAlong),
+publishing the feed and the page.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ KOLLONTAI = Voice("kollontai", "Alexandra Kollontai", "gmw/en-gb-x-rp+f2", 165, 
 SERGE = Voice("serge", "Victor Serge", "gmw/en-gb-scotland+m7", 160, 32, 0.3)
 SERGE_SOURCE = Source("Victor Serge", "Memoirs of a Revolutionary", "1963")
 
-# (part id, kind, voice, lines); the quote's announcement precedes it, as cast.py makes it
+# (part id, kind, voice, lines); the quote's announcement precedes it, as casting makes it
 SCRIPT: tuple[tuple[str, str, Voice, tuple[str, ...]], ...] = (
     ("ch.announce", "announcement", NARRATOR, ("Chapter 1. The Workers' Opposition.",)),
     (

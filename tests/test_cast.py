@@ -12,6 +12,7 @@ from narration.casting import Lexicon, cast_book, cast_to_json, render_template
 from narration.cli import main
 from narration.config import load_voices
 from narration.model import Book, Chapter, Segment, Source, Span
+from narration.synthesis.engines import settings_catalog
 
 CONFIG = """\
 voices:
@@ -87,7 +88,7 @@ BOOK = Book(
 def config(tmp_path: Path):
     path = tmp_path / "voices.yaml"
     path.write_text(CONFIG, encoding="utf-8")
-    return load_voices(path)
+    return load_voices(path, catalog=settings_catalog())
 
 
 def parts_by_id(cast):
@@ -158,7 +159,7 @@ def test_dialogue_rule_splits_narration_at_speech_not_at_scare_quotes(tmp_path: 
     path = tmp_path / "voices.yaml"
     text = CONFIG.replace("rules:\n", "rules:\n  - {kind: dialogue, voice: dialogue}\n")
     path.write_text(text, encoding="utf-8")
-    config = load_voices(path)
+    config = load_voices(path, catalog=settings_catalog())
     said = '"Go home now," said Anna to the porter. "It is late."'
     book = Book(
         chapters=(

@@ -24,7 +24,7 @@ from narration.model import (
     Speakers,
 )
 from narration.segmenting.speakers import find_speakers
-from narration.synthesis.engines import EngineSet
+from narration.synthesis.engines import EngineSet, settings_catalog
 
 VOICES = """voices:
   narrator: {voice: gmw/en-us, variant: m3, rate: 160}
@@ -258,7 +258,7 @@ def test_one_quotation_s_speaker_is_set_by_its_part_id(tmp_path: Path) -> None:
 
 
 def test_seeds_voices_yaml_casts_no_character() -> None:
-    cfg = load_voices(Path(__file__).parents[1] / "voices.yaml")
+    cfg = load_voices(Path(__file__).parents[1] / "voices.yaml", catalog=settings_catalog())
     assert not cfg.characters.auto and not cfg.characters.voices and not cfg.characters.speakers
 
 

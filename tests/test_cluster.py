@@ -125,9 +125,9 @@ def test_an_unreachable_scheduler_is_one_line_and_leaves_output_alone(tmp_path: 
 def test_workers_without_the_engine_or_with_another_version_are_refused() -> None:
     versions = {"pyttsx3": "pyttsx3 2.99; espeak-ng 1.52"}
     reported = {
-        "tcp://127.0.0.1:1": {"versions": dict(versions), "problems": {}},
-        "tcp://127.0.0.1:2": {"versions": {"pyttsx3": "pyttsx3 2.99; espeak-ng 1.51"}},
-        "tcp://127.0.0.1:3": {"versions": {}, "problems": {"pyttsx3": "no libespeak-ng"}},
+        "tcp://127.0.0.1:1": cluster.WorkerFacts(dict(versions), {}),
+        "tcp://127.0.0.1:2": cluster.WorkerFacts({"pyttsx3": "pyttsx3 2.99; espeak-ng 1.51"}),
+        "tcp://127.0.0.1:3": cluster.WorkerFacts({}, {"pyttsx3": "no libespeak-ng"}),
     }
     good, refused = cluster.usable_workers(versions, reported)
     assert good == ["tcp://127.0.0.1:1"]

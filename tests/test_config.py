@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from narration.cli import main
 from narration.config import load_podcast, load_voices
 from narration.errors import ConfigError
+from narration.synthesis.engines import settings_catalog
 
 from .support import tree_digest
 
@@ -37,14 +38,14 @@ def _problems(text: str, tmp_path: Path, ids: list[str] | None = None) -> list[s
     path = tmp_path / "voices.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_voices(path, ids)
+        load_voices(path, catalog=settings_catalog(ids))
     return [str(p) for p in info.value.problems]
 
 
 def test_good_config_loads(tmp_path: Path) -> None:
     path = tmp_path / "voices.yaml"
     path.write_text(GOOD, encoding="utf-8")
-    config = load_voices(path, ["gmw/en-us", "gmw/en-gb-scotland"])
+    config = load_voices(path, catalog=settings_catalog(["gmw/en-us", "gmw/en-gb-scotland"]))
     assert config.voices["serge"].engine_voice == "gmw/en-gb-scotland+m7"
     assert config.pauses.sentence == 350 and config.audio.loudness == -19
 
@@ -255,7 +256,7 @@ def test_loader_never_crashes(tmp_path: Path, doc: object) -> None:
     text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
     path.write_text(text, encoding="utf-8")
     try:
-        load_voices(path, ["gmw/en-us"])
+        load_voices(path, catalog=settings_catalog(["gmw/en-us"]))
     except ConfigError as exc:
         assert str(exc)
     ppath = tmp_path / "podcast.yaml"
@@ -481,7 +482,7 @@ def test_the_seeds_kokoro_cast_gives_four_distinct_kokoro_voices(tmp_path: Path)
     assert set(voices) == {"narrator", "kollontai", "serge", "statement"}
     assert {v.engine for v in voices.values()} == {"kokoro"}
     assert len({v.engine_voice for v in voices.values()}) == 4
-    plain = load_voices(REPO / "voices.yaml")
+    plain = load_voices(REPO / "voices.yaml", catalog=settings_catalog())
     assert config.rules == plain.rules and config.announce == plain.announce
 
 

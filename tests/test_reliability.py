@@ -72,7 +72,7 @@ from narration.pipeline.project import load_config, open_project
 from narration.publishing.page import read_vtt
 from narration.segmenting import segment_book
 from narration.synthesis import ClipProblem, engines, wav_info
-from narration.synthesis.engines import FakeEngine
+from narration.synthesis.engines import FakeEngine, settings_catalog
 
 from .support import narrate_env
 
@@ -1041,7 +1041,9 @@ def test_hostile_text_through_segment_and_cast(tmp_path: Path) -> None:
     (seeds / "02-nasty.txt").write_text(NASTY, encoding="utf-8")
     (tmp_path / "voices.yaml").write_text(VOICES_YAML, encoding="utf-8")
     start = time.perf_counter()
-    cast = cast_book(segment_book(seeds), load_voices(tmp_path / "voices.yaml"))
+    cast = cast_book(
+        segment_book(seeds), load_voices(tmp_path / "voices.yaml", catalog=settings_catalog())
+    )
     seconds = time.perf_counter() - start
     assert seconds < 5.0, seconds
     lines = [line for cc in cast for part in cc.parts for line in part.lines]
@@ -1341,8 +1343,7 @@ def _check_config(root: Path, book: Any) -> None:
     try:
         voices, _ = load_config(
             open_project(root),
-            engine_voice_ids=["gmw/en-us", "gmw/en-gb-scotland"],
-            engine_variants=["m3", "m7", "f2"],
+            settings_catalog(["gmw/en-us", "gmw/en-gb-scotland"], ["m3", "m7", "f2"]),
         )
     except ConfigError as exc:
         assert exc.problems and str(exc)

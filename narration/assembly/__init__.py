@@ -10,7 +10,7 @@ and written with a WebVTT transcript and Podcasting 2.0 JSON chapters beside it.
 
 The modules, in the order the work flows:
 
-    audio.py      the signal processing: loudness, true peak, limiter, resampling, MP3
+    audio.py      the signal processing: loudness, true peak, limiter, resampling
     timeline.py   the chapter's samples, cues and the pieces it is cut into
     plan.py       clips laid out with the pauses, cuts, chapter marks, voices matched
     levelling.py  gains on limited audio, and a piece rendered as it is heard
@@ -26,6 +26,7 @@ The modules, in the order the work flows:
     chapter.py    one chapter's work, step by step
     driver.py     where the chapters' tasks run: processes, a cluster beside them
     book.py       the book's chapters, kept or made, in order
+    preload.py    what the fork server loads before it forks assembly's processes
 
 Every output is deterministic (same inputs, same bytes) and written atomically. A digest of
 all of a chapter's inputs is kept in the state folder (.narrate/state/), so a chapter whose

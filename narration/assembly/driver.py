@@ -209,6 +209,7 @@ class _Tasks:
         else the first of a new chapter's (its plan); None when none is ready now."""
         if self.held:
             return self.held.popleft()
+        self.admit()  # after the results before it were finished, as their chapters want
         for work in self.active:
             if self.ready[id(work)]:
                 return self.ready[id(work)].popleft()
@@ -256,13 +257,19 @@ def _here(tasks: _Tasks) -> None:
         results[slot] = task.run(task.arg)
 
     def ready(busy: list[str]) -> list[str]:
-        tasks.admit()
         return busy
 
     def finish(slot: str, task: Task) -> None:
         tasks.finish(task, results.pop(slot))
 
     keep_running(["here"], lambda _: tasks.take(), start, ready, finish, more=tasks.more)
+
+
+def died(task: Task) -> OutputError:
+    """A process of the pool died (the kernel killed it for memory, most likely)."""
+    return OutputError(
+        f"{task.work.mp3}: a process assembling it died (out of memory?); build again with --jobs 1"
+    )
 
 
 def _on_processes(tasks: _Tasks, jobs: int, offload: Offload | None) -> None:
@@ -286,7 +293,10 @@ def _on_processes(tasks: _Tasks, jobs: int, offload: Offload | None) -> None:
         if slot[0] == "there" and offload is not None and job is not None:
             futures[slot] = offload.encode_piece(job.mix, job.index, job.piece)
         else:
-            futures[slot] = pool.submit(task.run, task.arg)
+            try:
+                futures[slot] = pool.submit(task.run, task.arg)
+            except BrokenProcessPool:
+                raise died(task) from None
         sent[slot] = next(order)
 
     def ready(busy: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -295,17 +305,13 @@ def _on_processes(tasks: _Tasks, jobs: int, offload: Offload | None) -> None:
             assert tasks.arrivals is not None
             watch.add(tasks.arrivals.signal())
         wait(watch, return_when=FIRST_COMPLETED)
-        tasks.admit()
         return sorted((slot for slot in busy if futures[slot].done()), key=sent.__getitem__)
 
     def finish(slot: tuple[str, int], task: Task) -> None:
         try:
             result = futures.pop(slot).result()
         except BrokenProcessPool:
-            raise OutputError(
-                f"{task.work.mp3}: a process assembling it died "
-                "(out of memory?); build again with --jobs 1"
-            ) from None
+            raise died(task) from None
         tasks.finish(task, result)
 
     context, parent = _processes()

@@ -20,6 +20,10 @@ that lacks one of the build's engines, or has another version of it (another esp
 onnxruntime or model), is refused, named in a warning, and sent nothing: its clips would
 be other bytes. A worker killed mid-build loses nothing: the scheduler runs its tasks on
 another worker. Ctrl-C cancels the build's tasks on the cluster.
+
+A backend, not a stage: it renders behind synthesis's `RemoteRenderer` (`Cluster.render`)
+and encodes behind assembly's `Offload` (`PieceEncoder`); only the pipeline chooses it.
+What runs on the workers is `worker.py`.
 """
 
 from __future__ import annotations
@@ -28,40 +32,41 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from narration import __version__
 from narration.assembly.levelling import Mix
-from narration.assembly.mp3 import PieceJob, encode_piece
-from narration.assembly.state import FORMAT_VERSION, versions
+from narration.assembly.mp3 import Encoded
+from narration.assembly.state import FORMAT_VERSION
 from narration.assembly.timeline import PIECE_CONTEXT, Piece
-from narration.errors import NarrateError, OutputError, SynthesisError
-from narration.processes import cores
-from narration.synthesis import (
-    ClipCache,
-    ClipTask,
-    Failed,
-    RemoteClip,
-    RenderResult,
-    WorkerPool,
+from narration.cluster.worker import (
+    ASSEMBLY,
+    EncodedPiece,
+    EnginePlugin,
+    WorkerFacts,
+    _encode_piece,
+    _has_plugin,
+    _host,
+    _render,
+    _versions,
+    assembly_version,
+    resource,
 )
-from narration.synthesis.engines import Engine, get_engine
+from narration.errors import NarrateError, OutputError, SynthesisError
+from narration.synthesis import RemoteClip
+from narration.synthesis.engines import Engine
+from narration.synthesis.remote import RemoteTask
 
 #: The plugin's name on every worker begins so, followed by a digest of its engines' names
 #: and narrate's version: builds that render with the same engines share it.
 PLUGIN = "narrate-engines"
 #: How long connecting to a scheduler may take before the build says it is unreachable.
 CONNECT_TIMEOUT = "5s"
-#: The name the MP3 encoding libraries' versions go by among the engines'.
-ASSEMBLY = "MP3 encoding"
 #: Set to "all" to send pieces to workers on this machine too (see PieceEncoder.slots).
 PIECES_ENV = "NARRATE_CLUSTER_PIECES"
 #: At most this many clips to a task (see Cluster.render).
@@ -81,159 +86,6 @@ def distributed_missing() -> str | None:
     except ImportError:
         return "Dask distributed is not installed: pip install -e '.[dask]'"
     return None
-
-
-try:  # the plugin's base class, where the [dask] extra is installed
-    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
-except ImportError:  # pragma: no cover - Cluster.connect says what to install
-    _PluginBase = object  # type: ignore[assignment,misc]
-
-
-class EnginePlugin(_PluginBase):  # type: ignore[misc,valid-type]
-    """Loads the build's engines once on each worker, each in a narrate WorkerPool of the
-    worker's thread count, with a clip cache in the worker's own directory (clips leave it
-    as soon as they are sent back).
-
-    A worker whose engines loaded gets a resource named after their versions (and the MP3
-    encoding libraries'): the build's tasks ask for the resource of its own versions, so
-    only workers that give the same bytes run them, including workers that join or are
-    restarted later (the scheduler sets them up with the plugin too)."""
-
-    def __init__(
-        self, name: str, engines: Sequence[str], sharing: dict[str, int], retries: int
-    ) -> None:
-        self.name = name
-        self.engines = list(engines)
-        self.sharing = dict(sharing)  # host -> the threads of all its workers
-        self.threads = 1
-        self.retries = retries
-        self.pools: dict[str, WorkerPool] = {}
-        self.versions: dict[str, str] = {}
-        self.problems: dict[str, str] = {}
-        self.cache: ClipCache | None = None
-        self.root: str | None = None
-        self.size = 1
-
-    async def setup(self, worker: Any) -> None:
-        import asyncio
-
-        await asyncio.get_running_loop().run_in_executor(None, self._load, worker)
-        if not self.problems:
-            await worker.set_resources(**{resource(self.versions): self.size})
-
-    def _load(self, worker: Any) -> None:
-        self.root = tempfile.mkdtemp(prefix="narrate-clips-", dir=worker.local_directory)
-        self.cache = ClipCache(Path(self.root))
-        self.size = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
-        share = max(self.size, self.sharing.get(_host(str(worker.address)), 0))
-        self.threads = max(1, cores() // share)
-        for name in self.engines:
-            try:
-                self.pools[name] = self._pool(name)
-            except Exception as exc:  # the engine is missing or broken here: say so
-                self.problems[name] = str(exc).splitlines()[0] if str(exc) else repr(exc)
-                continue
-            self.versions[name] = self.pools[name].engine_version
-        self.versions[ASSEMBLY] = assembly_version()
-
-    def _pool(self, name: str) -> WorkerPool:
-        assert self.cache is not None
-        engine = get_engine(name)
-        engine.check_model()
-        pool = WorkerPool(engine, self.cache, self.size, self.retries, threads=self.threads)
-        pool.engine_version = engine.version
-        pool.used = True
-        return pool
-
-    def render(self, name: str, task: ClipTask) -> RenderResult:
-        """One clip on this worker's pool; a pool whose process died (the kernel's OOM
-        killer, say) is started again once and the clip rendered on the new one."""
-        result = self.pools[name].render_one(task)
-        if isinstance(result, Failed) and any("worker died" in p for p in result.problems):
-            self.pools[name].close()
-            self.pools[name] = self._pool(name)
-            result = self.pools[name].render_one(task)
-        return result
-
-    def teardown(self, worker: Any) -> None:
-        for pool in self.pools.values():
-            pool.close()
-        if self.root:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
-def resource(versions: dict[str, str]) -> str:
-    """The Dask resource a worker with these engine and library versions offers."""
-    blob = json.dumps(sorted(versions.items())).encode()
-    return f"narrate-{hashlib.sha256(blob).hexdigest()[:16]}"
-
-
-def assembly_version() -> str:
-    """What an MP3 piece's bytes depend on besides its samples: narrate's own assembly
-    (its version and output format) and the encoding libraries."""
-    libraries = ", ".join(f"{k} {v}" for k, v in sorted(versions().items()))
-    return f"narrate {__version__} format {FORMAT_VERSION}; {libraries}"
-
-
-def _has_plugin(name: str, dask_worker: Any) -> bool:
-    """On a worker: whether the plugin `name` is set up there."""
-    return name in dask_worker.plugins
-
-
-def _versions(name: str, dask_worker: Any) -> dict[str, Any]:
-    """On a worker (Client.run hands it over): the versions of the engines the plugin
-    `name` loaded and of the MP3 encoding libraries, and its problems."""
-    plugin = dask_worker.plugins.get(name)
-    if plugin is None:
-        return {"versions": {}, "problems": {"*": "the narrate plugin is not loaded"}}
-    return {"versions": dict(plugin.versions), "problems": dict(plugin.problems)}
-
-
-def _encode_piece(mix: Mix, index: int, piece: Piece, lo: int, samples: bytes) -> Any:
-    """On a worker: encode one piece of a chapter from the stretch of its timeline it reads
-    (its context included), as the build's own processes do; (Encoded, the MP3's bytes).
-
-    The stretch goes into a sparse file as long as the timeline, at its place, so the piece
-    is encoded by the very code a local build runs."""
-    try:
-        with tempfile.TemporaryDirectory(prefix="narrate-piece-") as folder:
-            timeline = Path(folder) / ".chapter.timeline.tmp0"
-            with open(timeline, "wb") as fh:
-                fh.truncate(2 * mix.total)
-                fh.seek(2 * lo)
-                fh.write(samples)
-            encoded = encode_piece(PieceJob(replace(mix, timeline=timeline), index, piece))
-            data = encoded.mp3.read_bytes()
-    except OSError as exc:  # this worker's disk
-        raise OutputError(f"{mix.final}: a worker could not encode a piece ({exc})") from None
-    return replace(encoded, mp3=None), data
-
-
-def _render(plugin_name: str, batch: Sequence[tuple[str, str, ClipTask]]) -> list[RemoteClip]:
-    """On a worker: render a batch of (engine, version, task), each clip with its bytes
-    and their sha256 (none when it failed). The clip was checked as every fresh render
-    is, by the pool that rendered it."""
-    from distributed import get_worker
-
-    plugin: EnginePlugin = get_worker().plugins[plugin_name]
-    assert plugin.cache is not None
-    out: list[RemoteClip] = []
-    for name, version, task in batch:
-        if plugin.versions.get(name) != version:  # its resource says it matches: a safety net
-            have = plugin.versions.get(name)
-            raise SynthesisError(f"this worker has {name} {have}, not {version}")
-        result = plugin.render(name, task)
-        if isinstance(result, Failed):
-            out.append(RemoteClip(task, False, None, None, result.attempts, result.problems))
-            continue
-        wav = plugin.cache.path_for(task.key)
-        try:
-            data = wav.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            out.append(RemoteClip(task, True, data, digest, result.attempts, result.problems))
-        finally:
-            plugin.cache.discard(task.key)
-    return out
 
 
 def local_cluster(workers: int) -> Any:
@@ -266,7 +118,7 @@ class Cluster:
         self.versions: dict[str, str] = {}
         self.wanted: tuple[dict[str, Engine], Callable[[str], None], int] | None = None
         self.loaded: list[str] | None = None  # the engines the workers have, once loaded
-        self._loading: tuple[list[str], Future[dict[str, Any]]] | None = None
+        self._loading: tuple[list[str], Future[dict[str, WorkerFacts]]] | None = None
         self.closed = False
 
     @classmethod
@@ -314,7 +166,7 @@ class Cluster:
             return
         blob = json.dumps([names, __version__, FORMAT_VERSION]).encode()
         self.plugin = f"{PLUGIN}-{hashlib.sha256(blob).hexdigest()[:12]}"
-        result: Future[dict[str, Any]] = Future()
+        result: Future[dict[str, WorkerFacts]] = Future()
         self._loading = (names, result)
 
         def load() -> None:
@@ -325,7 +177,7 @@ class Cluster:
 
         threading.Thread(target=load, name="narrate-cluster-load", daemon=True).start()
 
-    def _register(self, names: list[str], retries: int) -> dict[str, Any]:
+    def _register(self, names: list[str], retries: int) -> dict[str, WorkerFacts]:
         """Register the plugin for `names` on every worker; what each reports."""
         try:
             self.client.wait_for_workers(1, timeout=WORKER_WAIT)
@@ -379,8 +231,8 @@ class Cluster:
                 + "; ".join(f"{a}: {w}" for a, w in sorted(self.refused.items()))
             )
 
-    def render(self, tasks: Sequence[tuple[str, ClipTask]]) -> Iterator[RemoteClip]:
-        """Each (engine name, task) rendered on the cluster's usable workers, as they finish.
+    def render(self, tasks: Sequence[RemoteTask]) -> Iterator[RemoteClip]:
+        """Each task rendered on the cluster's usable workers, as they finish.
         Leaving early (an error, Ctrl-C) cancels what is left."""
         from distributed import as_completed
 
@@ -395,12 +247,13 @@ class Cluster:
             future = self.client.submit(
                 _render,
                 self.plugin,
-                [(name, self.versions[name], task) for name, task in batch],
-                key=f"narrate-clips-{batch[0][1].key}-{batch[0][1].index}",
+                {item.engine: self.versions[item.engine] for item in batch},
+                batch,
+                key=f"narrate-clips-{batch[0].task.key}-{batch[0].task.index}",
                 resources={self.resource: 1},
                 pure=False,
             )
-            futures[future] = [task for _, task in batch]
+            futures[future] = [item.task for item in batch]
         try:
             # results gathered in the background as tasks finish, not one round trip each
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
@@ -488,7 +341,7 @@ class PieceEncoder:
                 self._slots = 0
         return self._slots
 
-    def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Any]:
+    def encode_piece(self, mix: Mix, index: int, piece: Piece) -> Future[Encoded]:
         import numpy as np
 
         from narration.assembly.audio import RATE, Limiter
@@ -513,16 +366,16 @@ class PieceEncoder:
         )
         self.futures.add(remote)
         self.sent += 1
-        out: Future[Any] = Future()
+        out: Future[Encoded] = Future()
 
         def arrived(done: Any) -> None:
             self.futures.discard(done)
             if not out.set_running_or_notify_cancel():  # the build stopped waiting for it
                 return
             try:
-                encoded, data = done.result()
+                came: EncodedPiece = done.result()
                 path = mix.piece_path(index)
-                path.write_bytes(data)
+                path.write_bytes(came.mp3)
             except NarrateError as exc:  # the worker's own message, naming the MP3
                 out.set_exception(exc)
             except OSError as exc:
@@ -535,7 +388,7 @@ class PieceEncoder:
                     )
                 )
             else:
-                out.set_result(replace(encoded, mp3=path))
+                out.set_result(replace(came.encoded, mp3=path))
 
         remote.add_done_callback(arrived)
         return out
@@ -543,11 +396,6 @@ class PieceEncoder:
     def cancel(self) -> None:
         with contextlib.suppress(Exception):
             self.cluster.client.cancel(list(self.futures))
-
-
-def _host(address: str) -> str:
-    """'tcp://10.0.0.5:40335' -> '10.0.0.5'."""
-    return address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
 
 
 def _this_machine() -> set[str]:
@@ -564,13 +412,13 @@ def _this_machine() -> set[str]:
 
 
 def usable_workers(
-    versions: dict[str, str], reported: dict[str, dict[str, Any]]
+    versions: dict[str, str], reported: dict[str, WorkerFacts]
 ) -> tuple[list[str], dict[str, str]]:
     """Which workers have every engine at the build's version: (their addresses, and
     {address: why} for the others)."""
     good, refused = [], {}
     for address, facts in sorted(reported.items()):
-        have, problems = facts.get("versions", {}), facts.get("problems", {})
+        have, problems = facts.versions, facts.problems
         for name, version in versions.items():
             if name not in have:
                 why = problems.get(name) or problems.get("*") or "not installed"

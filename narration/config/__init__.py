@@ -7,12 +7,11 @@ fixes them all in one pass. Unknown keys are errors, with the closest valid key 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from narration.config.checks import plain_catalog, semantic_problems
+from narration.config.checks import semantic_problems
 from narration.config.schema import (
     DEFAULT_ENGINE,
     AnnounceConfig,
@@ -72,20 +71,15 @@ def engines_named(path: Path) -> list[str]:
     return [e for e in dict.fromkeys(found) if isinstance(e, str)]
 
 
-def load_voices(
-    path: Path,
-    engine_voice_ids: Iterable[str] | None = None,
-    engine_variants: Iterable[str] | None = None,
-    catalog: Catalog | None = None,
-) -> VoicesConfig:
+def load_voices(path: Path, *, catalog: Catalog) -> VoicesConfig:
     """Load and validate voices.yaml; raise ConfigError listing every problem found.
 
-    With a `catalog` of each engine's voices (or the default engine's voice ids and
-    variants), unknown voices are reported too, with the closest ids the engine has, and so
-    are engines that are not installed.
+    `catalog` gives, for each engine, what its voices are checked against (the engines
+    give it: synthesis's `EngineSet.catalog`, or `settings_catalog` where their voice lists
+    are not wanted): unknown voices are reported with the closest ids the engine has,
+    settings the engine does not take with what to set instead, and engines that are not
+    installed with how to get them.
     """
-    if catalog is None:
-        catalog = plain_catalog(engine_voice_ids, engine_variants)
     if not path.is_file():
         hint = f" (run `{narrate()} init` to create one)" if path.name == VOICES_FILE else ""
         raise ConfigError([Problem(path, None, f"not found{hint}")])

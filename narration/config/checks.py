@@ -154,22 +154,6 @@ def semantic_problems(
     return problems
 
 
-def plain_catalog(ids: Iterable[str] | None, variants: Iterable[str] | None) -> Catalog:
-    """A catalog that knows the default engine's voices and variants (when given) and
-    nothing else (no engine's settings: only the engines know those)."""
-    plain = EngineCatalog(
-        voices=frozenset(ids) if ids is not None else None,
-        variants=frozenset(variants) if variants is not None else None,
-    )
-
-    def catalog(engine: str) -> EngineCatalog:
-        if engine == DEFAULT_ENGINE:
-            return plain
-        return EngineCatalog(blends=True, phonemes=True)
-
-    return catalog
-
-
 def _close(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word.lower(), sorted(choices), n=3, cutoff=0.5)
     return f" (close: {', '.join(close)})" if close else ""

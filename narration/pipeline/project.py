@@ -120,14 +120,12 @@ def open_project(root: Path, voices: Path | None = None) -> Project:
 
 def load_config(
     project: Project,
-    engine_voice_ids: list[str] | None = None,
-    engine_variants: list[str] | None = None,
     catalog: Catalog | None = None,
 ) -> tuple[VoicesConfig, PodcastConfig]:
     """Both configuration files, validated together: all their problems in one error.
 
-    Voices are checked against `catalog` (each engine's voices), or the default engine's
-    voice ids and variants when given."""
+    Voices are checked against `catalog` (each engine's voices: `EngineSet.catalog`), else
+    against each engine's settings alone (`settings_catalog`)."""
     from narration.config import load_podcast, load_voices
     from narration.errors import ConfigError
     from narration.synthesis.engines import settings_catalog
@@ -135,7 +133,7 @@ def load_config(
     problems: list[Problem] = []
     voices = podcast = None
     if catalog is None:
-        catalog = settings_catalog(engine_voice_ids, engine_variants)
+        catalog = settings_catalog()
     try:
         voices = load_voices(project.voices_file, catalog=catalog)
     except ConfigError as exc:

@@ -10,6 +10,10 @@ chapter not reached yet (its files are still those it was published with). The l
 worked out for the whole book before the first episode is published, from the chapters'
 text, so each episode keeps the guid and date a build done in one piece gives it, and a
 chapter the build has not reached is never taken for a removed one.
+
+`Chapters` is that middle as the build runs it (synthesis, the cover, assembly, and the
+bit-rot retry); `ChapterStream` is assembly's thread and `Publisher` the feed and page
+written as episodes finish.
 """
 
 from __future__ import annotations
@@ -158,9 +162,6 @@ def previous_episodes(out_dir: Path, state_dir: Path) -> dict[str, Episode]:
     return published(out_dir, state_dir)
 
 
-__all__ = ["ChapterStream", "Publisher", "previous_episodes"]
-
-
 #: A chapter and its clips, grouped by part, as assembly takes them.
 Grouped = list[ChapterClips]
 
@@ -172,7 +173,6 @@ class Chapters:
     def __init__(self, run: BuildRun) -> None:
         from narration.assembly.sidecars import transcript_words
         from narration.fingerprint import sketch
-        from narration.pipeline.streaming import Publisher, previous_episodes
         from narration.progress import ProgressReporter
         from narration.publishing.feed import LockEntry
 
@@ -272,7 +272,6 @@ class Chapters:
         rest of assembly. Whatever ends the build early stops assembly and cleans up."""
         from narration.assembly.pieces import PieceStore
         from narration.assembly.state import pieces_dir
-        from narration.pipeline.streaming import ChapterStream
         from narration.synthesis import ClipCache
 
         run = self.run
@@ -417,3 +416,13 @@ def grouped_clips(cast: list[CastChapter], flat: list[Clip]) -> Grouped:
     """The clips in book order, grouped by chapter and segment as assembly takes them."""
     it = iter(flat)
     return [ChapterClips.grouped(cc, it) for cc in cast]
+
+
+__all__ = [
+    "ChapterStream",
+    "Chapters",
+    "Grouped",
+    "Publisher",
+    "grouped_clips",
+    "previous_episodes",
+]

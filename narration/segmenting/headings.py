@@ -283,7 +283,6 @@ def named_heading(line: str) -> bool:
     return len(re.findall(r"[^\W\d_]", s)) >= 3
 
 
-_LEADER = re.compile(r"(?:\s*\.\s*){2,}|\s{2,}|\t")
 _ENTRY_PAGE = re.compile(
     r"(?:(?:\s*\.){2,}\s*|\s{2,}|\t+|,\s*)(?:p\.\s*)?(?:\d{1,4}|[ivxlc]{1,6})\s*$"
 )

@@ -23,7 +23,7 @@ from narration.synthesis.clips import (
 )
 from narration.synthesis.engines import Engine, EngineVoice, get_engine, list_voices
 from narration.synthesis.jobs import ClipJob
-from narration.synthesis.remote import RemoteClip, RemoteRenderer
+from narration.synthesis.remote import RemoteClip, RemoteRenderer, RemoteTask
 from narration.synthesis.render import ProgressFn, synthesize
 from narration.synthesis.workers import ClipTask, Failed, Rendered, RenderResult, WorkerPool
 
@@ -38,6 +38,7 @@ __all__ = [
     "ProgressFn",
     "RemoteClip",
     "RemoteRenderer",
+    "RemoteTask",
     "RenderResult",
     "Rendered",
     "WavInfo",

@@ -32,11 +32,20 @@ class RemoteClip:
     problems: tuple[str, ...]
 
 
-class RemoteRenderer(Protocol):
-    """Where clips can be rendered besides this machine's workers: `render` takes (engine
-    name, task) pairs and yields each one's RemoteClip as it finishes."""
+@dataclass(frozen=True)
+class RemoteTask:
+    """A clip to render elsewhere: the engine (by name) and the task a local worker would
+    be given."""
 
-    def render(self, tasks: Sequence[tuple[str, ClipTask]]) -> Iterator[RemoteClip]: ...
+    engine: str
+    task: ClipTask
+
+
+class RemoteRenderer(Protocol):
+    """Where clips can be rendered besides this machine's workers: `render` takes tasks
+    and yields each one's RemoteClip as it finishes."""
+
+    def render(self, tasks: Sequence[RemoteTask]) -> Iterator[RemoteClip]: ...
 
 
 def render_remote(
@@ -51,13 +60,13 @@ def render_remote(
     cache; stop at the first that fails."""
     cache.ensure()
     owner: dict[int, tuple[Engine, ClipJob]] = {}
-    tasks: list[tuple[str, ClipTask]] = []
+    tasks: list[RemoteTask] = []
     for name, (engine, group) in todo.items():
         for task, job in group:
             owner[task.index] = (engine, job)
-            tasks.append((name, task))
+            tasks.append(RemoteTask(name, task))
     # group by group, the longest first within each, as locally: the last to finish are short
-    tasks.sort(key=lambda p: longest_first(owner[p[1].index][0], p[1], owner[p[1].index][1]))
+    tasks.sort(key=lambda r: longest_first(owner[r.task.index][0], r.task, owner[r.task.index][1]))
     for result in cluster.render(tasks):
         task = result.task
         job = owner[task.index][1]

@@ -2,8 +2,11 @@
 found from the text alone (offline, deterministic, no model).
 
     quotes.py      which quoted stretches are speech, and which pieces are one quotation
+    names.py       titles, word lists and the mentions of names in the text
     characters.py  names merged into characters, and their genders
+    evidence.py    the patterns that name a speaker ("said Ellen", a vocative)
     attribute.py   each quotation's speaker, with its evidence, by sieves
+    review.py      what `narrate characters` and `narrate speakers` show of them
 
 Contract: `find_speakers(book)` returns `Speakers`: the characters (most quoted first) and
 every quotation in reading order. It reads the Book only: it changes no segment, so no

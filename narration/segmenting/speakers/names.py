@@ -315,9 +315,6 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;]['\"”’)]*\s+|[\"“‘(—–]\s*
 PRONOUNS_MALE = frozenset(["he", "him", "his", "himself"])
 
 
-PRONOUNS_FEMALE = frozenset(["she", "her", "hers", "herself"])
-
-
 def title_gender(title: str | None) -> str | None:
     t = (title or "").rstrip(".")
     if t in MALE_TITLES:

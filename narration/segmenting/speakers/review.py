@@ -27,10 +27,6 @@ def character_json(c: Character) -> dict[str, Any]:
     }
 
 
-def characters_to_json(speakers: Speakers) -> dict[str, Any]:
-    return {"characters": [character_json(c) for c in speakers.characters]}
-
-
 def attributed(speakers: Speakers) -> int:
     """How many quotations have a speaker."""
     return sum(1 for q in speakers.quotations if q.speaker)
