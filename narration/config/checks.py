@@ -47,66 +47,99 @@ def _template_problem(template: str) -> str | None:
     return None
 
 
+Lines = dict[tuple[str | int, ...], int]
+
+
 def semantic_problems(
-    path: Path,
-    data: dict[str, Any],
-    lines: dict[tuple[str | int, ...], int],
-    catalog: Catalog,
+    path: Path, data: dict[str, Any], lines: Lines, catalog: Catalog
 ) -> list[Problem]:
     """Checks across fields, run on the raw mapping so they report even when the schema fails."""
-    problems: list[Problem] = []
-    voices = data.get("voices") if isinstance(data.get("voices"), dict) else {}
+    voices = _mapping(data.get("voices"))
     names = [str(n) for n in voices]
 
-    def check_ref(name: Any, loc: tuple[str | int, ...]) -> None:
+    def ref(name: Any, loc: tuple[str | int, ...]) -> list[Problem]:
+        """A voice named where voices.yaml does not define it."""
         if not isinstance(name, str) or name in voices:
-            return
+            return []
         hint = closest(name, names)
         msg = f"{location_of(loc)}: voice '{name}' is not defined under 'voices'"
         msg += f" (did you mean '{hint}'?)" if hint else f" (defined: {', '.join(names) or 'none'})"
-        problems.append(Problem(path, lines.get(loc), msg))
+        return [Problem(path, lines.get(loc), msg)]
 
-    check_ref(data.get("default"), ("default",))
-    announce = data.get("announce") if isinstance(data.get("announce"), dict) else {}
-    check_ref(announce.get("voice"), ("announce", "voice"))
+    announce = _mapping(data.get("announce"))
+    problems = ref(data.get("default"), ("default",))
+    problems += ref(announce.get("voice"), ("announce", "voice"))
     rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     for i, rule in enumerate(rules):
-        if not isinstance(rule, dict):
+        if isinstance(rule, dict):
+            problems += ref(rule.get("voice"), ("rules", i, "voice"))
+            problems += _rule_problems(path, lines, i, rule)
+    characters = _mapping(data.get("characters"))
+    for who, voice_name in _mapping(characters.get("voices")).items():
+        problems += ref(voice_name, ("characters", "voices", who))
+    problems += _characters_problems(path, lines, characters, catalog)
+    problems += _announce_problems(path, lines, announce)
+    for name, voice in voices.items():
+        if str(name).startswith(CHARACTER_VOICE):
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(("voices", name)),
+                    f"voices.{name}: {CHARACTER_VOICE}<name> names the voices narrate gives "
+                    "characters of its own accord; name this one otherwise",
+                )
+            )
+        if isinstance(voice, dict):
+            problems += _voice_problems(path, lines, str(name), voice, catalog)
+    for loc, lexicon in _lexicons(data, voices):
+        problems += _lexicon_problems(path, lines, loc, lexicon, catalog)
+    return problems
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _rule_problems(path: Path, lines: Lines, i: int, rule: dict[str, Any]) -> list[Problem]:
+    """A rule's author and work: meaningless on a dialogue rule, and must compile."""
+    problems = []
+    if rule.get("kind") == "dialogue":
+        # a dialogue rule matches quotations inside narration, which have no source:
+        # an author there would be ignored and the rule take all the dialogue
+        problems += [
+            Problem(
+                path,
+                lines.get(("rules", i, key)),
+                f"rules[{i}].{key}: a kind: dialogue rule matches no {key}; it gives "
+                "one voice to all the dialogue it matches (by file, chapter or id). "
+                f"{key} matches a quote block's source (kind: quote); "
+                f"`{narrate()} characters` lists who speaks the dialogue",
+            )
+            for key in ("author", "work")
+            if key in rule
+        ]
+    for key in ("author", "work"):
+        pattern = rule.get(key)
+        if not isinstance(pattern, str):
             continue
-        check_ref(rule.get("voice"), ("rules", i, "voice"))
-        if rule.get("kind") == "dialogue":
-            # a dialogue rule matches quotations inside narration, which have no source:
-            # an author there would be ignored and the rule take all the dialogue
-            problems += [
+        try:
+            regex_of(pattern)
+        except re.error as exc:
+            problems.append(
                 Problem(
                     path,
                     lines.get(("rules", i, key)),
-                    f"rules[{i}].{key}: a kind: dialogue rule matches no {key}; it gives "
-                    "one voice to all the dialogue it matches (by file, chapter or id). "
-                    f"{key} matches a quote block's source (kind: quote); "
-                    f"`{narrate()} characters` lists who speaks the dialogue",
+                    f"rules[{i}].{key}: regular expression {pattern} does not compile: {exc}",
                 )
-                for key in ("author", "work")
-                if key in rule
-            ]
-        for key in ("author", "work"):
-            pattern = rule.get(key)
-            if not isinstance(pattern, str):
-                continue
-            try:
-                regex_of(pattern)
-            except re.error as exc:
-                problems.append(
-                    Problem(
-                        path,
-                        lines.get(("rules", i, key)),
-                        f"rules[{i}].{key}: regular expression {pattern} does not compile: {exc}",
-                    )
-                )
-    characters = data.get("characters") if isinstance(data.get("characters"), dict) else {}
-    pinned = characters.get("voices") if isinstance(characters.get("voices"), dict) else {}
-    for who, voice_name in pinned.items():
-        check_ref(voice_name, ("characters", "voices", who))
+            )
+    return problems
+
+
+def _characters_problems(
+    path: Path, lines: Lines, characters: dict[str, Any], catalog: Catalog
+) -> list[Problem]:
+    """The characters' engine must be installed; each merge names two names or more."""
+    problems = []
     engine = characters.get("engine")
     if isinstance(engine, str) and (why := catalog(engine).unavailable):
         problems.append(
@@ -123,6 +156,12 @@ def semantic_problems(
                     "character: [Long John, Silver]",
                 )
             )
+    return problems
+
+
+def _announce_problems(path: Path, lines: Lines, announce: dict[str, Any]) -> list[Problem]:
+    """The announcements' templates fill plain fields only."""
+    problems = []
     for key in ("chapter", "quote"):
         tmpl = announce.get(key)
         if not isinstance(tmpl, str):
@@ -137,20 +176,6 @@ def semantic_problems(
                     "use {number} {title} {author} {work} {year}",
                 )
             )
-    for name, voice in voices.items():
-        if str(name).startswith(CHARACTER_VOICE):
-            problems.append(
-                Problem(
-                    path,
-                    lines.get(("voices", name)),
-                    f"voices.{name}: {CHARACTER_VOICE}<name> names the voices narrate gives "
-                    "characters of its own accord; name this one otherwise",
-                )
-            )
-        if isinstance(voice, dict):
-            problems += _voice_problems(path, lines, str(name), voice, catalog)
-    for loc, lexicon in _lexicons(data, voices):
-        problems += _lexicon_problems(path, lines, loc, lexicon, catalog)
     return problems
 
 
