@@ -20,6 +20,7 @@ The modules, in the order the work flows:
     aac.py        a chapter encoded to AAC for the audiobook (kept in the state folder)
     m4b.py        the M4B writer: the chapters' AAC joined, MP4 chapters and tags
     readalong.py  the read-along EPUB 3: each chapter's text, its MP3 and a media overlay
+    verse.py      verse found in a seed, so the read-along book keeps its lines
     sidecars.py   the WebVTT transcript, JSON chapters and description
     cover.py      the show's cover: the user's checked, or one drawn
     state.py      what each chapter was made from, to skip unchanged ones
