@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from narration import __version__
+from narration import DEFAULT_ENGINE, __version__
 from narration.errors import NarrateError
-from narration.model import DEFAULT_ENGINE
 
 if TYPE_CHECKING:
     from narration.pipeline.project import Project

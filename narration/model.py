@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from narration import DEFAULT_ENGINE
+
 SegmentKind = Literal["narration", "heading", "quote", "list_item"]
 #: How a chapter was found (`narrate segments --json`'s `found_by`): from the book's own
 #: contents list, a numbered heading ("CHAPTER IV", "STAVE ONE", "4)"), a named heading
@@ -219,10 +221,6 @@ class Speakers:
             cached = {k: tuple(v) for k, v in out.items()}
             object.__setattr__(self, "_by_segment", cached)
         return cached
-
-
-#: The engine a voice uses when voices.yaml names none: espeak-ng through pyttsx3.
-DEFAULT_ENGINE = "pyttsx3"
 
 
 @dataclass(frozen=True)
