@@ -305,7 +305,10 @@ def _on_processes(tasks: _Tasks, jobs: int, offload: Offload | None) -> None:
             assert tasks.arrivals is not None
             watch.add(tasks.arrivals.signal())
         wait(watch, return_when=FIRST_COMPLETED)
-        return sorted((slot for slot in busy if futures[slot].done()), key=sent.__getitem__)
+        done = sorted((slot for slot in busy if futures[slot].done()), key=sent.__getitem__)
+        if not done:  # woken by arrivals, with no result to finish first: take them now
+            tasks.admit()  # (else the signal stays set while every slot is busy: a spin)
+        return done
 
     def finish(slot: tuple[str, int], task: Task) -> None:
         try:
