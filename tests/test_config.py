@@ -290,9 +290,8 @@ lexicon:
 def _catalog(installed: bool = True):
     """The engines' own catalogs, espeak-ng's cut down to one voice and one variant."""
     from narration.config import EngineCatalog
-    from narration.synthesis.engines import EngineSet, Pyttsx3Engine
-
-    engines = EngineSet()
+    from narration.synthesis.engines import KokoroEngine, Pyttsx3Engine
+    from narration.synthesis.engines.kokoro import catalogue
 
     def catalog(engine: str) -> EngineCatalog:
         if engine == "pyttsx3":
@@ -301,8 +300,15 @@ def _catalog(installed: bool = True):
                 variants=frozenset({"m3"}),
                 settings=Pyttsx3Engine(),
             )
-        if engine == "kokoro" and installed:
-            return engines.catalog("kokoro")
+        if engine == "kokoro" and installed:  # its voices ship with narrate: no extra needed
+            return EngineCatalog(
+                voices=frozenset(catalogue()),
+                settings=KokoroEngine,
+                ignore_case=KokoroEngine.ignore_case,
+                default_voice=KokoroEngine.default_voice,
+                blends=KokoroEngine.blends,
+                phonemes=KokoroEngine.phonemes,
+            )
         if engine == "kokoro":
             return EngineCatalog(unavailable="the Kokoro engine is not installed: make kokoro")
         return EngineCatalog(unavailable=f"unknown engine '{engine}' (available: kokoro, pyttsx3)")

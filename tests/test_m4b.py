@@ -182,6 +182,14 @@ def test_the_m4b_is_the_mp3s_audio_at_mono_podcast_loudness(built: tuple[Path, d
         first += len(json.loads(mp3.with_suffix(".chapters.json").read_text())["chapters"])
 
 
+def own_clips(root: Path, tmp_path: Path) -> Path:
+    """A copy of the session build's clips for this test's builds to use and add to: the
+    session's cache stays the clips of the seeds alone (test_workspace counts them)."""
+    clips = tmp_path / "clips"
+    shutil.copytree(root / ".narrate" / "cache" / "clips", clips)
+    return clips
+
+
 @pytest.mark.slow
 def test_builds_give_the_same_m4b_and_a_rebuild_that_changes_nothing_keeps_it(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -199,7 +207,7 @@ def test_builds_give_the_same_m4b_and_a_rebuild_that_changes_nothing_keeps_it(
     other = new_project(tmp_path / "other")
     with open(other / "podcast.yaml", "a", encoding="utf-8") as fh:
         fh.write("\nm4b: true\n")
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(own_clips(root, tmp_path)))
     report = build(other, "-j", "1")
     assert report["audiobook"]["written"] is True
     assert (other / "output" / BOOK).read_bytes() == book.read_bytes()
@@ -217,7 +225,7 @@ def test_turned_on_later_only_the_audio_is_encoded_for_it(
     """A book built without the M4B, then with: the MP3s are kept as they are, and the M4B
     is the one a build with it from the start makes."""
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(own_clips(root, tmp_path)))
     other = new_project(tmp_path / "later")
     build(other)
     out = other / "output"
@@ -233,7 +241,7 @@ def test_a_changed_chapter_is_encoded_again_and_the_m4b_rebuilt(
     built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(own_clips(root, tmp_path)))
     other = tmp_path / "changed"
     shutil.copytree(root, other, ignore=shutil.ignore_patterns("cache", "lock"))
     state = other / ".narrate" / "state"
@@ -264,7 +272,7 @@ def test_a_chapter_aac_rotted_on_disk_is_refused_then_encoded_again(
     import os
 
     root, _ = built
-    monkeypatch.setenv("NARRATE_CACHE_DIR", str(root / ".narrate" / "cache" / "clips"))
+    monkeypatch.setenv("NARRATE_CACHE_DIR", str(own_clips(root, tmp_path)))
     other = tmp_path / "rot"
     shutil.copytree(root, other, ignore=shutil.ignore_patterns("cache", "lock"))
     out = other / "output"

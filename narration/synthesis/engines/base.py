@@ -136,14 +136,15 @@ class Engine:
         """The voice's pace, for the check of a clip's length: by default its rate."""
         return int(voice.rate)
 
-    def setting_problems(self, voice: Mapping[str, Any]) -> list[tuple[str, str]]:
+    @classmethod
+    def setting_problems(cls, voice: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(setting, message) for each of ENGINE_SETTINGS a voice of voices.yaml (as
         written) gives and this engine does not take."""
         problems = []
         for key in ENGINE_SETTINGS:
-            if key in voice and key not in self.settings:
-                instead = f"; set {self.substitutes[key]}" if key in self.substitutes else ""
-                problems.append((key, f"{self.name} voices have no {key}{instead}"))
+            if key in voice and key not in cls.settings:
+                instead = f"; set {cls.substitutes[key]}" if key in cls.substitutes else ""
+                problems.append((key, f"{cls.name} voices have no {key}{instead}"))
         return problems
 
 
