@@ -41,6 +41,7 @@ from narration.model import (
     Chapter,
     Line,
     Segment,
+    Source,
     Speakers,
     Voice,
     Within,
@@ -70,6 +71,20 @@ class _Caster:
 
     def announcer(self) -> Voice:
         return self.voices[self.config.announce.voice or self.config.default]
+
+    def announcement(
+        self, of: str, rule: str, text: str, source: Source | None = None
+    ) -> CastSegment:
+        """What the narrator says before `of` (a chapter or a quote block)."""
+        narrator = self.announcer()
+        return CastSegment(
+            id=f"{of}.announce",
+            kind="announcement",
+            voice=narrator,
+            rule=rule,
+            lines=self.lines(split_long(text), narrator),
+            source=source,
+        )
 
 
 def _build_caster(
@@ -143,14 +158,7 @@ def _chapter_announcement(chapter: Chapter, caster: _Caster) -> CastSegment | No
     )
     if not text:
         return None
-    narrator = caster.announcer()
-    return CastSegment(
-        id=f"{chapter.id}.announce",
-        kind="announcement",
-        voice=narrator,
-        rule="announce.chapter",
-        lines=caster.lines(split_long(text), narrator),
-    )
+    return caster.announcement(chapter.id, "announce.chapter", text)
 
 
 def _quote_announcement(
@@ -169,15 +177,7 @@ def _quote_announcement(
     text = render_template(template, {"author": src.author, "work": src.work, "year": year})
     if not text:
         return None
-    narrator = caster.announcer()
-    return CastSegment(
-        id=f"{segment.id}.announce",
-        kind="announcement",
-        voice=narrator,
-        rule="announce.quote",
-        lines=caster.lines(split_long(text), narrator),
-        source=src,
-    )
+    return caster.announcement(segment.id, "announce.quote", text, src)
 
 
 def cast_chapter(chapter: Chapter, config: VoicesConfig, caster: _Caster) -> CastChapter:
